@@ -1,0 +1,1 @@
+int udax_placeholder_media;

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * media.h - the device layer: a device-DAX character device (/dev/daxX.Y)
+ * or a regular file that emulates one, mapped once with libpmem2.
+ *
+ * Everything that makes stores durable goes through this layer (flush,
+ * drain, persist, memcpy_persist) so that the crash-emulation backend can
+ * see every fence.  Nothing here ever calls read()/write() on the device:
+ * a devdax has no such syscalls.
+ *
+ * Context: all functions are thread-safe once udax_media_open() returned;
+ * none of them sleep except open/close.
+ */
+#ifndef UDAX_MEDIA_H
+#define UDAX_MEDIA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct udax_media;
+
+enum udax_media_kind {
+	UDAX_MEDIA_DEVDAX = 1,	/* a kernel device-DAX character device */
+	UDAX_MEDIA_EMUL   = 2,	/* a regular file emulating one */
+};
+
+struct udax_media_opts {
+	const char *path;	/* /dev/daxX.Y or a regular file */
+	uint64_t emul_align;	/* emulation only: enforce this devdax alignment
+				 * (power of two >= 4096; 0 = page size) */
+	bool readonly;		/* map read-only; every store path refuses */
+	/*
+	 * Crash emulation (issue #6): stores reach the "durable image" only
+	 * when flushed and drained through this layer.  See
+	 * udax_media_crash_*() below.
+	 */
+	bool crash_emul;
+};
+
+/*
+ * udax_media_open() - open and map the whole device.
+ * Return: 0, or -errno with udax_errmsg() naming what is wrong (not a
+ * device or regular file, too small, bad alignment, libpmem2 failure).
+ */
+int udax_media_open(struct udax_media **out, const struct udax_media_opts *o);
+/* udax_media_close() - unmap and close; NULL-safe; clears *mp. */
+void udax_media_close(struct udax_media **mp);
+
+enum udax_media_kind udax_media_kind(const struct udax_media *m);
+/* Base address of the mapping: device offset 0. */
+void *udax_media_base(const struct udax_media *m);
+/* Usable size in bytes (a devdax's sysfs size; the file's size). */
+uint64_t udax_media_size(const struct udax_media *m);
+/* Mapping alignment every device mmap must respect (devdax `align`). */
+uint64_t udax_media_align(const struct udax_media *m);
+/* NUMA node of the device, or -1 when unknown. */
+int udax_media_numa_node(const struct udax_media *m);
+/* The descriptor the device was opened with (handed to direct-access clients). */
+int udax_media_fd(const struct udax_media *m);
+const char *udax_media_path(const struct udax_media *m);
+bool udax_media_readonly(const struct udax_media *m);
+/* True when the emulation file lives on tmpfs/shmem (io_uring can pin it). */
+bool udax_media_pinnable(const struct udax_media *m);
+
+/*
+ * udax_media_check_map() - may a client mmap the device at [off, off+len)?
+ * A real devdax silently maps offset 0's data for an unaligned offset, so
+ * every device mapping is checked here first.
+ * Return: 0, -EINVAL (not aligned to udax_media_align()), -ERANGE (past end).
+ */
+int udax_media_check_map(const struct udax_media *m, uint64_t off, uint64_t len);
+
+/* Offset of a pointer into the mapping, and back. */
+static inline uint64_t udax_media_off(const struct udax_media *m, const void *p)
+{
+	return (uint64_t)((const char *)p - (const char *)udax_media_base(m));
+}
+static inline void *udax_media_ptr(const struct udax_media *m, uint64_t off)
+{
+	return (char *)udax_media_base(m) + off;
+}
+
+/* Persistence primitives (libpmem2 underneath). */
+void udax_media_flush(struct udax_media *m, const void *addr, size_t len);
+void udax_media_drain(struct udax_media *m);
+void udax_media_persist(struct udax_media *m, const void *addr, size_t len);
+/* memcpy that leaves the destination durable on return. */
+void udax_media_memcpy_persist(struct udax_media *m, void *dst, const void *src, size_t len);
+/* memset that leaves the destination durable on return. */
+void udax_media_memset_persist(struct udax_media *m, void *dst, int c, size_t len);
+
+/*
+ * Crash emulation (only when opened with crash_emul).
+ * udax_media_crash_fences() - number of drains so far.
+ * udax_media_crash_set_trigger() - after the n-th drain (1-based), save the
+ *   durable image to @path and stop recording (0 disables).
+ * udax_media_crash_save() - write the current durable image to @path.
+ */
+uint64_t udax_media_crash_fences(const struct udax_media *m);
+int udax_media_crash_set_trigger(struct udax_media *m, uint64_t n, const char *path);
+int udax_media_crash_save(struct udax_media *m, const char *path);
+
+#endif /* UDAX_MEDIA_H */

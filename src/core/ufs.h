@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ufs.h - the udaxfs file system objects, as the FUSE daemon calls them.
+ *
+ * The daemon only decodes requests, calls these and replies.  Every call
+ * returns 0 (or a byte count) on success and -errno on failure.  Inode
+ * numbers are the FUSE node ids (the root is UFS_ROOT_INO == FUSE_ROOT_ID).
+ *
+ * Lookup counts: every call that returns a struct ufs_entry (lookup, create,
+ * mknod, mkdir, symlink, link, readdirplus) adds one to that inode's lookup
+ * count, exactly like the kernel's nlookup; ufs_forget() drops them.  An
+ * inode whose link count and lookup count and open count are all zero is
+ * evicted: break_layouts over the whole file, then its blocks and the inode
+ * are freed.  Unlinked-but-referenced inodes sit on an on-media orphan list
+ * so a crash cannot leak them.
+ *
+ * Permission checks are the kernel's (mounted with default_permissions); the
+ * core only uses the caller's identity for ownership of new objects and for
+ * the setgid-directory rule.
+ *
+ * Context: all calls are thread-safe; calls that free blocks may sleep in
+ * break_layouts and return -EINTR (interrupted) or -EBUSY (recall timeout),
+ * leaving the file unchanged.
+ */
+#ifndef UDAX_UFS_H
+#define UDAX_UFS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "dax.h"
+#include "media.h"
+
+#define UFS_ROOT_INO 1
+#define UFS_NAME_MAX 255
+#define UFS_SYMLINK_MAX 4095
+#define UFS_XATTR_NAME_MAX 255
+#define UFS_XATTR_SIZE_MAX 65536
+
+struct ufs;
+struct ufs_inode;
+
+/* Who is asking, and how to tell that they gave up. */
+struct ufs_ctx {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	mode_t umask;
+	struct udax_wait_ctx wait;	/* interrupt / timeout for break_layouts */
+};
+
+struct ufs_entry {
+	uint64_t ino;
+	uint64_t generation;
+	struct stat st;
+};
+
+struct ufs_mount_opts {
+	bool readonly;
+	enum udax_policy policy;
+	uint64_t recall_timeout_ns;
+	const struct udax_dax_ops *dax_ops;
+	void *dax_ops_arg;
+	/* print "using backup superblock" etc. here (NULL: stderr) */
+	void (*log)(void *arg, const char *msg);
+	void *log_arg;
+};
+
+/*
+ * ufs_mount() - validate the superblock (falling back to the backup, and
+ * saying so), replay/roll back the journal, reclaim orphans.
+ * Return: 0, or -errno with udax_errmsg() naming the structure and its
+ * offset (not udaxfs, newer version, truncated image, corrupted ...).
+ * Nothing is written to a device that fails validation.
+ */
+int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opts *o);
+/*
+ * ufs_unmount() - make everything durable, mark the file system clean.
+ * Inodes still referenced by pins are left on the orphan list, never freed
+ * under a pin.  Return: 0, or -EBUSY when pins are still live (the data is
+ * safe; the orphans are reclaimed at the next mount).
+ */
+int ufs_unmount(struct ufs **fsp);
+
+struct udax_media *ufs_media(struct ufs *fs);
+struct udax_dax *ufs_dax(struct ufs *fs);
+uint32_t ufs_block_size(const struct ufs *fs);
+
+/* ---- names ---- */
+int ufs_lookup(struct ufs *fs, uint64_t parent, const char *name, struct ufs_entry *e);
+void ufs_forget(struct ufs *fs, uint64_t ino, uint64_t nlookup);
+int ufs_getattr(struct ufs *fs, uint64_t ino, struct stat *st);
+
+/* Fields of struct ufs_setattr to apply. */
+#define UFS_SET_MODE      (1u << 0)
+#define UFS_SET_UID       (1u << 1)
+#define UFS_SET_GID       (1u << 2)
+#define UFS_SET_SIZE      (1u << 3)
+#define UFS_SET_ATIME     (1u << 4)
+#define UFS_SET_MTIME     (1u << 5)
+#define UFS_SET_ATIME_NOW (1u << 6)
+#define UFS_SET_MTIME_NOW (1u << 7)
+#define UFS_SET_CTIME     (1u << 8)
+struct ufs_setattr {
+	unsigned int valid;
+	mode_t mode;
+	uid_t uid;
+	gid_t gid;
+	uint64_t size;
+	struct timespec atime, mtime, ctime;
+};
+int ufs_setattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
+		const struct ufs_setattr *sa, struct stat *st);
+
+int ufs_mknod(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
+	      const char *name, mode_t mode, dev_t rdev, struct ufs_entry *e);
+int ufs_mkdir(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
+	      const char *name, mode_t mode, struct ufs_entry *e);
+int ufs_symlink(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
+		const char *name, const char *target, struct ufs_entry *e);
+/* Return: length of the target copied into buf (not NUL-terminated), or -errno. */
+ssize_t ufs_readlink(struct ufs *fs, uint64_t ino, char *buf, size_t size);
+int ufs_link(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
+	     uint64_t newparent, const char *newname, struct ufs_entry *e);
+int ufs_unlink(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name);
+int ufs_rmdir(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name);
+/* flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE (RENAME_WHITEOUT: -EINVAL). */
+int ufs_rename(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name,
+	       uint64_t newparent, const char *newname, unsigned int flags);
+
+/* ---- open files ---- */
+/* O_TRUNC truncates (break_layouts first). Counts an open reference. */
+int ufs_open(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int flags);
+/* Create and open a regular file (O_EXCL honoured). */
+int ufs_create(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
+	       const char *name, mode_t mode, int flags, struct ufs_entry *e);
+void ufs_release(struct ufs *fs, uint64_t ino);
+ssize_t ufs_read(struct ufs *fs, uint64_t ino, void *buf, size_t size, uint64_t off);
+ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
+		  const void *buf, size_t size, uint64_t off);
+int ufs_fsync(struct ufs *fs, uint64_t ino, bool datasync);
+/* FALLOC_FL_* modes: 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE,
+ * COLLAPSE_RANGE, INSERT_RANGE; anything else -EOPNOTSUPP. */
+int ufs_fallocate(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int mode,
+		  uint64_t off, uint64_t len);
+/* SEEK_DATA / SEEK_HOLE (and SEEK_SET/CUR/END are the kernel's).  Return the offset or -ENXIO. */
+int64_t ufs_lseek(struct ufs *fs, uint64_t ino, int64_t off, int whence);
+ssize_t ufs_copy_file_range(struct ufs *fs, const struct ufs_ctx *c,
+			    uint64_t ino_in, uint64_t off_in,
+			    uint64_t ino_out, uint64_t off_out, size_t len, unsigned int flags);
+
+/* ---- directories ---- */
+/*
+ * ufs_readdir() - emit entries starting at cookie @off (0 = start; "." and
+ * ".." included).  Cookies stay valid across concurrent changes.  For each
+ * entry @fill is called with the cookie of the *next* entry; a non-zero
+ * return stops (buffer full) without consuming that entry.  With @plus the
+ * entry's attributes are filled in and its lookup count is taken (only for
+ * entries the filler accepted; the core drops it again if fill refused).
+ * Return: 0 or -errno.
+ */
+typedef int (*ufs_fill_t)(void *arg, const char *name, const struct ufs_entry *e,
+			  uint64_t next_off);
+int ufs_readdir(struct ufs *fs, uint64_t dir, uint64_t off, bool plus,
+		ufs_fill_t fill, void *arg);
+int ufs_fsyncdir(struct ufs *fs, uint64_t dir);
+
+int ufs_statfs(struct ufs *fs, struct statvfs *sv);
+
+/* ---- extended attributes ---- */
+/* flags: 0, XATTR_CREATE, XATTR_REPLACE.  size 0 on get/list returns the size needed. */
+int ufs_setxattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, const char *name,
+		 const void *value, size_t size, int flags);
+ssize_t ufs_getxattr(struct ufs *fs, uint64_t ino, const char *name, void *value, size_t size);
+ssize_t ufs_listxattr(struct ufs *fs, uint64_t ino, char *list, size_t size);
+int ufs_removexattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, const char *name);
+
+/* ---- direct access (issue #4): the layout service's view of a file ---- */
+struct ufs_layout_seg {
+	uint64_t file_off;	/* byte offset in the file (aligned to 4 KiB << order) */
+	uint64_t dev_off;	/* byte offset on the device */
+	unsigned int order;	/* 0: one 4 KiB page; UDAX_HUGE_ORDER: 2 MiB */
+	struct udax_page *page;	/* its handle, with one UDAX_REF_MAP reference */
+};
+/*
+ * ufs_layout_grant() - allocate every block of [off, off+len) (page
+ * aligned), extend the file size to off+len if @write and it is smaller,
+ * track each page (a 2 MiB entry where file range and device run are both
+ * 2 MiB aligned) and take one UDAX_REF_MAP reference per segment, all under
+ * the inode's i_rwsem and its layout lock (shared), so that no truncate can
+ * free a block between allocation and tracking.
+ * @out must hold len / 4096 entries.  The caller drops the references with
+ * udax_page_put(seg.page, UDAX_REF_MAP).
+ * Return: number of segments, or -errno (-ENOSPC, -EFBIG, -EINVAL unaligned,
+ * -EBUSY a recall is under way on the file).
+ */
+int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
+		     uint64_t len, bool write, struct ufs_layout_seg *out, size_t max);
+/* The inode's udax_mapping (valid while the caller holds a lookup or open ref). */
+struct udax_mapping *ufs_mapping(struct ufs *fs, uint64_t ino);
+
+#endif /* UDAX_UFS_H */
