@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc.h - block and inode allocators over the on-media bitmaps.
+ *
+ * The block allocator keeps 2 MiB-aligned runs available for large files:
+ * it keeps a DRAM count of free blocks per 2 MiB chunk; requests smaller
+ * than a chunk are served from partly used chunks first, requests of a
+ * chunk or more take whole free chunks (2 MiB aligned), so huge direct
+ * mappings stay possible.  DRAM cost: 2 bytes per 2 MiB of device.
+ *
+ * Every bitmap change is made inside the caller's transaction.  The free
+ * path checks invariant I1 (udax_dax_assert_free(), always on) before a
+ * single bit is cleared.
+ */
+#ifndef UDAX_ALLOC_H
+#define UDAX_ALLOC_H
+
+#include <stdint.h>
+
+#include "dax.h"
+#include "format.h"
+#include "journal.h"
+#include "media.h"
+
+struct ufs_alloc;
+
+/* Scan the bitmaps and build the DRAM summary.  Return: 0, -ENOMEM, -EUCLEAN. */
+int ufs_alloc_open(struct ufs_alloc **out, struct udax_media *m, const struct ufs_super *sb,
+		   struct udax_dax *dax);
+void ufs_alloc_close(struct ufs_alloc **ap);
+
+#define UFS_ALLOC_HUGE 0x1	/* want a 2 MiB aligned run (goal ignored) */
+
+/*
+ * ufs_alloc_blocks() - allocate one contiguous run of between @min and
+ * @want blocks, preferably at @goal (0: no preference).
+ * Context: inside @tx.  Return: 0 with *pblk/*got set; -ENOSPC.
+ */
+int ufs_alloc_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t goal, uint32_t want,
+		     uint32_t min, unsigned int flags, uint64_t *pblk, uint32_t *got);
+/* Free a run.  Asserts I1 first.  Context: inside @tx.  Return: 0, -EINVAL (not allocated). */
+int ufs_free_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t pblk, uint32_t len);
+
+/* Inode slots.  Return: 0 with *ino; -ENOSPC. */
+int ufs_ialloc(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t *ino);
+int ufs_ifree(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t ino);
+
+uint64_t ufs_alloc_free_blocks(const struct ufs_alloc *a);
+uint64_t ufs_alloc_free_inodes(const struct ufs_alloc *a);
+/* Is block @pblk allocated in the bitmap?  (fsck and tests) */
+int ufs_alloc_test(const struct ufs_alloc *a, uint64_t pblk);
+
+#endif /* UDAX_ALLOC_H */

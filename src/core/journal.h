@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * journal.h - metadata transactions over the on-media undo log.
+ *
+ * Protocol (see format.h): before a metadata range is changed in place, its
+ * old bytes are appended to the log and made durable, then j_used is
+ * advanced with one 8-byte persisted store; commit persists every changed
+ * range, drains, and sets j_used = 0 (one 8-byte store).  A crash at any
+ * fence leaves either the old state (log non-empty: mount rolls it back in
+ * reverse order) or the new one (log empty).
+ *
+ * One transaction at a time per mount (the journal mutex); transactions are
+ * short and never wait for pins: break_layouts runs before ufs_tx_begin().
+ *
+ * Lock order: fs namespace lock -> inode i_rwsem -> layout lock ->
+ *   journal mutex -> allocator lock.
+ */
+#ifndef UDAX_JOURNAL_H
+#define UDAX_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "media.h"
+
+struct ufs_journal;
+struct ufs_tx;
+
+/*
+ * ufs_journal_open() - check the journal header of a validated superblock.
+ * Return: 0; -EUCLEAN with udax_errmsg() naming the journal and its offset
+ * when the header or a record is corrupt.
+ */
+int ufs_journal_open(struct ufs_journal **out, struct udax_media *m, const struct ufs_super *sb);
+void ufs_journal_close(struct ufs_journal **jp);
+/* Does the log hold an unfinished transaction? */
+bool ufs_journal_dirty(const struct ufs_journal *j);
+/*
+ * ufs_journal_recover() - roll back an unfinished transaction.  With
+ * @dry_run only validate and count.  Return: records rolled back (>= 0) or
+ * -EUCLEAN (corrupt record: nothing written).
+ */
+int ufs_journal_recover(struct ufs_journal *j, bool dry_run);
+
+/* Context: may sleep on the journal mutex. */
+struct ufs_tx *ufs_tx_begin(struct ufs_journal *j);
+/*
+ * ufs_tx_add() - log the old bytes of [ptr, ptr + len) (inside the device
+ * mapping) before the caller changes them.  Ranges already logged in this
+ * transaction are not logged twice.  Return: 0, -ENOSPC (log full: the
+ * caller must abort and retry with a smaller step), -EINVAL.
+ */
+int ufs_tx_add(struct ufs_tx *tx, void *ptr, size_t len);
+/* Bytes left in the log for this transaction. */
+size_t ufs_tx_room(const struct ufs_tx *tx);
+/* Make every logged range durable, then empty the log.  Frees tx. */
+void ufs_tx_commit(struct ufs_tx *tx);
+/* Restore every logged range from the log, then empty it.  Frees tx. */
+void ufs_tx_abort(struct ufs_tx *tx);
+
+#endif /* UDAX_JOURNAL_H */
