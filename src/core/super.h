@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * super.h - superblock validation and mkfs.
+ */
+#ifndef UDAX_SUPER_H
+#define UDAX_SUPER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "media.h"
+
+/*
+ * ufs_super_load() - find a valid superblock: the primary at block 0, else
+ * the backup at the last block (and *used_backup = true; the caller says
+ * so).  Checks magic, version, checksum, feature bits and that every region
+ * lies inside the device.  Never writes.
+ * Return: 0; -EINVAL "not a udaxfs file system" (no magic anywhere);
+ * -EPROTONOSUPPORT newer version or unknown incompat feature; -EUCLEAN
+ * corrupted (both copies bad); -EFBIG the device is smaller than the file
+ * system says (truncated image).  udax_errmsg() names the structure and
+ * its offset.
+ */
+int ufs_super_load(struct udax_media *m, struct ufs_super *out, bool *used_backup);
+/* Write @sb (checksum recomputed) to the primary and the backup, durably. */
+void ufs_super_write(struct udax_media *m, struct ufs_super *sb);
+uint32_t ufs_super_csum(const struct ufs_super *sb);
+
+struct ufs_mkfs_opts {
+	const char *label;		/* may be NULL */
+	uint64_t inode_ratio;		/* bytes per inode; 0 = default (16 KiB) */
+	uint64_t journal_bytes;		/* 0 = default (scaled, 4..64 MiB) */
+	const uint8_t *uuid;		/* 16 bytes, NULL = random */
+	bool force;			/* overwrite an existing signature */
+};
+/*
+ * ufs_mkfs() - write a fresh file system: superblocks, journal header,
+ * bitmaps, root directory.  Never touches the inode table or data area
+ * beyond what the root needs.  Refuses (-EEXIST, naming what it found) to
+ * overwrite a udaxfs or other recognisable signature unless opts->force.
+ * Return: 0, -ENOSPC (device too small), -EEXIST, -errno.
+ */
+int ufs_mkfs(struct udax_media *m, const struct ufs_mkfs_opts *o, struct ufs_super *out);
+/*
+ * ufs_probe_signature() - name a recognisable signature at the start of the
+ * device ("udaxfs", "ext4", "xfs", "btrfs", "swap", "PMDK pool", ...) or NULL.
+ */
+const char *ufs_probe_signature(struct udax_media *m);
+
+#endif /* UDAX_SUPER_H */
