@@ -39,6 +39,19 @@ struct udax_media_opts {
 };
 
 /*
+ * Crash emulation details (crash_emul = true; emulation files only):
+ *  - the working mapping is a private (copy-on-write) mapping of the file,
+ *    so the file itself is never modified: the same base image can be
+ *    reused for many runs;
+ *  - the "durable image" starts as the file's content and receives a
+ *    cache line only when it was flushed and then drained through this
+ *    layer; copies are 8-byte granular, so an aligned 8-byte store never
+ *    tears, larger stores may;
+ *  - direct-access clients that map the device fd themselves are not seen
+ *    (they would map the file, not the working copy): tests only.
+ */
+
+/*
  * udax_media_open() - open and map the whole device.
  * Return: 0, or -errno with udax_errmsg() naming what is wrong (not a
  * device or regular file, too small, bad alignment, libpmem2 failure).
@@ -100,5 +113,16 @@ void udax_media_memset_persist(struct udax_media *m, void *dst, int c, size_t le
 uint64_t udax_media_crash_fences(const struct udax_media *m);
 int udax_media_crash_set_trigger(struct udax_media *m, uint64_t n, const char *path);
 int udax_media_crash_save(struct udax_media *m, const char *path);
+
+/* Number of flushed cache lines not yet drained (crash mode; 0 otherwise). */
+uint64_t udax_media_crash_pending(const struct udax_media *m);
+
+/*
+ * NUMA-placed DRAM for large tables (bitmaps summaries, indexes): zeroed
+ * pages on @node when libnuma works and @node >= 0, anywhere otherwise.
+ * Free with the same length.  Return: the memory or NULL (ENOMEM).
+ */
+void *udax_numa_alloc(size_t len, int node);
+void udax_numa_free(void *p, size_t len);
 
 #endif /* UDAX_MEDIA_H */

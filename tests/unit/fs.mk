@@ -1,1 +1,11 @@
-# (filled in by its owner)
+# Unit tests of the device layer, superblock/mkfs, journal and allocator
+# (owner: H2a).
+H2A_TEST_CFLAGS = $(AM_CFLAGS) $(PMEM2_CFLAGS)
+H2A_TEST_LDADD = libudax-core.la
+EXTRA_DIST += tests/unit/test_helpers.h
+
+check_PROGRAMS += tests/unit/test_media
+TESTS += tests/unit/test_media
+tests_unit_test_media_SOURCES = tests/unit/test_media.c tests/unit/test_helpers.h
+tests_unit_test_media_CFLAGS = $(H2A_TEST_CFLAGS)
+tests_unit_test_media_LDADD = $(H2A_TEST_LDADD)

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_helpers.h - tiny counting assertions for the H2a unit tests
+ * (media, superblock, mkfs, journal, allocator, crash backend).
+ */
+#ifndef UDAX_TEST_HELPERS_H
+#define UDAX_TEST_HELPERS_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+static int t_fails, t_checks;
+
+#define CHECK(cond) do { \
+	t_checks++; \
+	if (!(cond)) { \
+		t_fails++; \
+		fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+	} \
+} while (0)
+#define CHECK_EQ(a, b) do { \
+	long long _a = (long long)(a), _b = (long long)(b); \
+	t_checks++; \
+	if (_a != _b) { \
+		t_fails++; \
+		fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld) [%s]\n", \
+			__FILE__, __LINE__, #a, #b, _a, _b, udax_errmsg()); \
+	} \
+} while (0)
+
+static inline int t_done(const char *name)
+{
+	printf("%s: %d checks, %d failed\n", name, t_checks, t_fails);
+	return t_fails ? 1 : 0;
+}
+
+/* A temporary emulation file of @size bytes in /dev/shm (sparse). */
+static inline void t_mkfile(char *path, size_t plen, const char *tag, unsigned long long size)
+{
+	int fd;
+
+	snprintf(path, plen, "/dev/shm/udax-h2a-%s-%d", tag, (int)getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+		perror(path);
+		exit(99);
+	}
+	close(fd);
+}
+
+/* crc32c of a whole file (to prove that nothing was written). */
+static inline uint32_t t_file_crc(const char *path)
+{
+	char buf[65536];
+	uint32_t crc = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		crc = udax_crc32c(crc, buf, (size_t)n);
+	close(fd);
+	return crc;
+}
+
+#endif
