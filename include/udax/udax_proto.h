@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * udax_proto.h - the wire format between libudax (client) and the udaxfs
+ * daemon's layout service.  Public (installed) so that other clients, the
+ * LD_PRELOAD shim and `udaxctl status` speak the same protocol.
+ *
+ * How a request is bound to an open file (why this shape):
+ *
+ *  1. The client issues the FUSE ioctl UDAX_IOC_HELLO on a descriptor of the
+ *     file (or of any file or directory on the mount).  The kernel only
+ *     delivers it for a descriptor the caller really holds, so the daemon
+ *     learns, from the kernel: the inode, the access mode the file was
+ *     opened with, and the caller's uid/gid.  The daemon answers with the
+ *     name of its layout socket and a one-time 128-bit ticket bound to
+ *     (inode, access mode, uid, gid).  The kernel's permission check at
+ *     open() is therefore what grants access.
+ *  2. The client connects once per process and mount to that (abstract)
+ *     unix socket and sends UDAX_REQ_MAP carrying the ticket.  The daemon
+ *     checks that the ticket is unused and fresh, that the peer's
+ *     SO_PEERCRED uid matches the ticket's, and that the uid/gid is allowed
+ *     direct access (mount option dax_allow).  It then allocates and tracks
+ *     the range and replies with device runs; the first reply that needs it
+ *     carries the device descriptor (SCM_RIGHTS; read-only if the
+ *     connection has only read-only layouts so far).
+ *
+ *  The socket name comes from the genuine daemon through the mount (step 1),
+ *  so a process squatting a similar abstract name cannot impersonate it.
+ *  Passing the file descriptor itself over SCM_RIGHTS was the alternative;
+ *  it costs the same round trips but makes the daemon close() a descriptor
+ *  of its own mount (a FLUSH request to itself) on every request.  The
+ *  socket (rather than FUSE poll notifications) is the recall channel
+ *  because the daemon must push recalls from break_layouts without blocking,
+ *  and because a socket EOF plus a pidfd tells it when a client has died.
+ *
+ * Framing: a SOCK_STREAM connection carrying messages, each a struct
+ * udax_msg header followed by hdr.len payload bytes.  Integers are in host
+ * byte order (the socket never leaves the machine).  Requests carry a
+ * client-chosen seq that the reply echoes; pushes (recalls) have seq 0.
+ * Replies have UDAX_MSG_REPLY in type and status = 0 or -errno; on error the
+ * payload may be a NUL-terminated human-readable reason.
+ *
+ * Messages:
+ *   UDAX_REQ_MAP     -> struct udax_map_req      <- struct udax_map_rep + runs
+ *   UDAX_REQ_PIN     -> struct udax_id_req        <- (empty) 0 / -EBUSY (recall under way)
+ *   UDAX_REQ_UNPIN   -> struct udax_id_req        <- (empty)
+ *   UDAX_REQ_UNMAP   -> struct udax_id_req        <- (empty)   drops the map references;
+ *                       pins taken through this layout stay until UNPIN (a pin outlives munmap)
+ *   UDAX_REQ_RETURN  -> struct udax_return_req    (no reply)  a recalled layout is given back:
+ *                       drops map and pin references of that layout
+ *   UDAX_REQ_STATUS  -> (empty)                   <- JSON text (see below)
+ *   UDAX_MSG_RECALL  <- struct udax_recall_msg    (daemon push)
+ */
+#ifndef UDAX_PROTO_H
+#define UDAX_PROTO_H
+
+#include <stdint.h>
+#include <linux/ioctl.h>
+
+#define UDAX_PROTO_VERSION 1
+#define UDAX_MSG_MAGIC 0x55444158u	/* "UDAX" */
+
+/* ---- step 1: FUSE ioctl on an open file of the mount ---- */
+#define UDAX_SOCK_NAME_MAX 108
+struct udax_ioc_hello {
+	uint32_t version;		/* in: UDAX_PROTO_VERSION; out: the daemon's */
+	uint32_t flags;			/* out: UDAX_HELLO_* */
+	uint64_t ino;			/* out: the inode the ticket is bound to */
+	uint8_t ticket[16];		/* out: one-time ticket, valid UDAX_TICKET_TTL_S */
+	char sock[UDAX_SOCK_NAME_MAX];	/* out: socket name; a leading '@' means abstract */
+	uint32_t media_kind;		/* out: 1 devdax (MAP_SYNC), 2 emulation */
+	uint32_t pinnable;		/* out: 1 if io_uring can pin the device pages */
+	uint64_t dev_size;		/* out: bytes */
+	uint64_t dev_align;		/* out: every device mapping is aligned to this */
+	uint64_t reserved[4];
+};
+#define UDAX_HELLO_WRITABLE	(1u << 0)	/* the descriptor was opened for writing */
+#define UDAX_HELLO_ALLOWED	(1u << 1)	/* the caller is allowed direct access */
+#define UDAX_TICKET_TTL_S	30
+
+#define UDAX_IOC_MAGIC 0xDA
+#define UDAX_IOC_HELLO _IOWR(UDAX_IOC_MAGIC, 1, struct udax_ioc_hello)
+
+/* ---- step 2: the socket ---- */
+enum udax_msg_type {
+	UDAX_REQ_MAP = 1,
+	UDAX_REQ_PIN = 2,
+	UDAX_REQ_UNPIN = 3,
+	UDAX_REQ_UNMAP = 4,
+	UDAX_REQ_RETURN = 5,
+	UDAX_REQ_STATUS = 6,
+	UDAX_MSG_RECALL = 16,
+};
+#define UDAX_MSG_REPLY	0x8000u		/* or'ed into the request's type */
+#define UDAX_MSG_MAX	(64u << 20)	/* largest payload either side accepts */
+
+struct udax_msg {
+	uint32_t magic;			/* UDAX_MSG_MAGIC */
+	uint16_t type;			/* enum udax_msg_type, | UDAX_MSG_REPLY */
+	uint16_t flags;			/* UDAX_MSGF_* */
+	uint32_t len;			/* payload bytes that follow */
+	uint32_t seq;			/* request id; 0 for pushes */
+	int32_t status;			/* replies: 0 or -errno */
+	uint32_t reserved;
+};
+#define UDAX_MSGF_FD	(1u << 0)	/* an SCM_RIGHTS descriptor rides on this message */
+
+#define UDAX_PROT_READ	1u
+#define UDAX_PROT_WRITE	2u
+
+struct udax_map_req {
+	uint8_t ticket[16];
+	uint64_t off;			/* file byte offset, page aligned */
+	uint64_t len;			/* bytes, page aligned, > 0 */
+	uint32_t prot;			/* UDAX_PROT_* */
+	uint32_t flags;			/* 0 */
+};
+
+struct udax_run {
+	uint64_t dev_off;		/* device byte offset (aligned to dev_align) */
+	uint64_t len;			/* bytes */
+};
+
+struct udax_map_rep {
+	uint64_t id;			/* layout id, unique per connection */
+	uint64_t ino;
+	uint64_t off, len;		/* the granted file range (the request's) */
+	uint32_t prot;			/* granted UDAX_PROT_* */
+	uint32_t nruns;			/* struct udax_run[nruns] follow, in file order */
+	uint32_t media_kind;		/* 1 devdax, 2 emulation */
+	uint32_t fd_access;		/* if UDAX_MSGF_FD: O_RDONLY or O_RDWR */
+	uint64_t dev_align;
+};
+
+struct udax_id_req {
+	uint64_t id;
+};
+
+struct udax_return_req {
+	uint64_t id;
+	uint64_t recall_seq;		/* the recall being answered */
+};
+
+struct udax_recall_msg {
+	uint64_t id;			/* the layout recalled (all of it) */
+	uint64_t recall_seq;
+	uint64_t ino;
+	uint64_t start, end;		/* page indexes of the break_layouts range, inclusive */
+};
+
+/*
+ * UDAX_REQ_STATUS reply: a NUL-terminated JSON document (any connected
+ * user may ask; other users' clients are shown without pid and comm unless
+ * the asker is root or allowed direct access):
+ *
+ * {"version":1,"pid":DAEMON_PID,"mountpoint":"/mnt",
+ *  "dax":{"tracked_entries":N,"live_handles":N,"busy_handles":N,"waiters":N,
+ *         "handle_bytes":N,"unsafe_frees":N},
+ *  "clients":[{"pid":P,"comm":"name","uid":U,"age_ns":N,"alive":true,
+ *              "layouts":[{"id":N,"ino":I,"off":O,"len":L,"writable":true,
+ *                          "mapped":true,"pins":N,"recalling":false,
+ *                          "age_ns":N,"pin_age_ns":N}]}],
+ *  "pages":[{"ino":I,"index":X,"pfn":F,"order":O,"refcount":R,"mapcount":M,
+ *            "pincount":P,"tracked":true,"age_ns":N}],
+ *  "waiters":[{"ino":I,"start":S,"end":E,"wait_index":X,"wait_pfn":F,
+ *              "refcount":R,"waiting_ns":N}]}
+ * "end" is printed as -1 for "to end of file".  "pages" is limited to
+ * pages with a non-zero refcount, at most 4096 of them.
+ */
+
+#endif /* UDAX_PROTO_H */
