@@ -3,16 +3,29 @@
  * layout.h - the daemon's layout service (issue #4): grants direct mappings
  * of file ranges to clients, tracks their pins, recalls them for
  * break_layouts.  Implemented in layout.c; the FUSE side (ops.c) only calls
- * these hooks.
+ * these hooks.  Protocol: include/udax/udax_proto.h.
+ *
+ * Threads: the service runs one event thread (socket, pidfds, recall
+ * queue), one notifier thread (fuse_lowlevel_notify_inval_inode, which may
+ * wait for write-back served by FUSE workers, so it never runs on the event
+ * thread or under a lock), and a short-lived thread per layout grant (a
+ * grant may wait for i_rwsem held by a truncate that itself waits for the
+ * event thread to process a layout return).
+ *
+ * Lock order: everything in dax.h ranks above the service lock: the recall
+ * hook is called with the layout lock held and takes the service lock; the
+ * service never calls into ufs/dax while holding it.
  */
 #ifndef UDAXD_LAYOUT_H
 #define UDAXD_LAYOUT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 struct udaxd;
 struct ufs;
+struct fuse_session;
 
 struct layout_opts {
 	const char *mountpoint;		/* absolute */
@@ -22,14 +35,34 @@ struct layout_opts {
 
 struct layout_service;
 
-/* Start the service (socket, threads).  Return 0 or -errno. */
+/* Start the service (socket, threads).  Return 0 or -errno (-EINVAL: bad dax_allow). */
 int layout_service_start(struct layout_service **out, struct ufs *fs, const struct layout_opts *o);
-/* Stop it: refuse new requests, drop nothing that is still pinned. */
+/* Stop it: refuse new requests, drop nothing that is still pinned.  NULL-safe; clears *lsp. */
 void layout_service_stop(struct layout_service **lsp);
-/* udax_dax_ops.recall: queue recalls for [start, end] of @ino; never blocks. */
+/*
+ * layout_set_session() - the FUSE session, for page-cache invalidation of a
+ * range when a writable layout is granted or returned (coherence between
+ * direct stores and reads through the mount).  Call after
+ * fuse_session_new(), before fuse_session_mount(); NULL to stop notifying
+ * (before fuse_session_destroy()).
+ */
+void layout_set_session(struct layout_service *ls, struct fuse_session *se);
+/*
+ * layout_recall() - udax_dax_ops.recall: queue recalls for page indexes
+ * [start, end] (end may be UDAX_END_OF_FILE) of @ino; never blocks.
+ * @arg is the struct layout_service * (NULL: the one running service).
+ * Context: called by break_layouts with the layout lock held.
+ */
 void layout_recall(void *arg, uint64_t ino, uint64_t start, uint64_t end);
+/*
+ * layout_ino_has_writable() - true while some client holds a writable
+ * layout of @ino; ops.c may open such files with direct_io (and no
+ * keep_cache) so reads through the mount never see stale cached pages.
+ */
+bool layout_ino_has_writable(struct layout_service *ls, uint64_t ino);
 /* FUSE ioctl on an open file (cmd from include/udax/udax_proto.h).
- * Fills *out (at most out_max bytes); return bytes or -errno. */
+ * Fills *out (at most out_max bytes); return bytes or -errno
+ * (-ENOTTY: not ours).  Never blocks; call from a FUSE worker. */
 int layout_ioctl(struct layout_service *ls, uint64_t ino, int open_flags, uid_t uid, gid_t gid,
 		 pid_t pid, unsigned int cmd, const void *in, size_t in_len, void *out, size_t out_max);
 
