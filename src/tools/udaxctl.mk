@@ -1,1 +1,27 @@
-# (filled in by its owner)
+# udaxctl: status and the truncate-under-DMA benchmark (issues #4, #5).
+bin_PROGRAMS += udaxctl
+udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_status.c \
+	src/tools/bench_truncate.c src/tools/bench_stats.c src/tools/bench_futex.c \
+	src/tools/bench_dma_none.c
+udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
+udaxctl_LDADD = libudax-core.la $(URING_LIBS) -lm
+
+# libfuse's passthrough_ll, the no-DMA peer the bench compares against.  Built
+# from the example libfuse3-dev installs (never copied into this tree); the
+# HAVE_* defines are what its own build sets, or it drops those operations.
+LIBFUSE_EXAMPLES ?= /usr/share/doc/libfuse3-dev/examples
+noinst_PROGRAMS += src/tools/bench-passthrough_ll
+nodist_src_tools_bench_passthrough_ll_SOURCES = src/tools/bench-passthrough_ll.c
+src_tools_bench_passthrough_ll_CPPFLAGS = -I$(LIBFUSE_EXAMPLES) -DHAVE_FALLOCATE -DHAVE_SETXATTR \
+	-DHAVE_UTIMENSAT -DHAVE_COPY_FILE_RANGE -DHAVE_POSIX_FALLOCATE
+src_tools_bench_passthrough_ll_CFLAGS = $(FUSE_CFLAGS) -w
+src_tools_bench_passthrough_ll_LDADD = $(FUSE_LIBS) -lpthread
+CLEANFILES += src/tools/bench-passthrough_ll.c
+src/tools/bench-passthrough_ll.c:
+	$(AM_V_GEN)$(MKDIR_P) src/tools; \
+	if test -f $(LIBFUSE_EXAMPLES)/passthrough_ll.c; then \
+		echo '#include "$(LIBFUSE_EXAMPLES)/passthrough_ll.c"' > $@; \
+	else \
+		printf '%s\n' '#include <stdio.h>' \
+		'int main(void) { fputs("passthrough_ll.c (libfuse3-dev examples) was not available at build time\\n", stderr); return 77; }' > $@; \
+	fi
