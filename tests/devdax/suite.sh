@@ -1,0 +1,264 @@
+#!/bin/sh
+# suite.sh - the udaxfs suite on one real device-DAX.  DESTROYS ITS CONTENTS.
+#
+# Usage: suite.sh DEVICE PHASE WORKDIR
+#   PHASE first  probe the device's rules (devdax-rules), mkfs, mount, run
+#                the POSIX tests and the smoke test, remount and check, run
+#                the direct-access tests, and leave a data set on the device
+#                whose checksums are printed as "UDAX-SUM <sha256>  <path>"
+#                (and "MARK <sum>" for the raw-device mark);
+#   PHASE again  the device after a reboot (or a second run): the data set
+#                must still be there, checked against $UDAX_EXPECT/sums
+#                (or $UDAX_EXPECT/mark when no udaxfs is built yet).
+# Runs in the QEMU guest's busybox (from guest-init.sh) or on the host
+# (run.sh with UDAX_DEVDAX=/dev/daxX.Y).  top_srcdir and top_builddir name
+# the trees; the guest has them at /udax/src and /udax/build.
+# Exit: 0 passed, 1 something failed.
+set -u
+
+dev=$1
+phase=$2
+work=$3
+src=${top_srcdir:?}
+bld=${top_builddir:?}
+expect=${UDAX_EXPECT:-/udax/expect}
+mnt=$work/mnt
+mkdir -p "$work" "$mnt"
+
+nfail=0
+ran=""
+skipped=""
+failed=""
+
+up() { cut -d' ' -f1 /proc/uptime; }
+step() { echo "==== $* (uptime $(up))"; }
+ok() { echo "ok   $*"; }
+fail() { echo "FAIL $*"; nfail=$((nfail + 1)); }
+record() {	# NAME RC: a test's outcome in the summary
+	case $2 in
+	0) ran="$ran $1" ;;
+	77) skipped="$skipped $1" ;;
+	*) failed="$failed $1"; nfail=$((nfail + 1)) ;;
+	esac
+}
+
+# prog NAME: the program NAME in the build tree (top level first).
+prog() {
+	if [ -x "$bld/$1" ]; then
+		echo "$bld/$1"
+		return 0
+	fi
+	find "$bld" -path "$bld/tests/devdax/cache" -prune -o -path '*/.libs' -prune -o \
+		-name "$1" -type f -perm -u+x -print 2>/dev/null | head -n1 | grep .
+}
+
+mounted() { grep -q " $mnt fuse" /proc/mounts; }
+
+# Mount udaxfs on the device; the daemon forks once the mount is up.
+fs_mount() {
+	"$udaxfs" "$dev" "$mnt" "$@" || return 1
+	mounted || { echo "udaxfs returned but $mnt is not mounted"; return 1; }
+}
+
+# Unmount and wait for the daemon to finish (it writes the clean flag).
+fs_umount() {
+	mounted || return 0
+	fusermount3 -u "$mnt" || umount "$mnt" || return 1
+	i=0
+	while pidof udaxfs lt-udaxfs >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -gt 100 ] && { echo "udaxfs still running 10 s after unmount"; return 1; }
+		sleep 0.1
+	done
+}
+
+fs_fsck() {
+	[ -n "$fsck" ] || return 0
+	if "$fsck" "$dev"; then ok "fsck.udaxfs: clean"; else fail "fsck.udaxfs $dev"; fi
+}
+
+# A file of N KiB of pseudo-random data.
+mkdata() { dd if=/dev/urandom of="$1" bs=1024 count="$2" 2>/dev/null; }
+
+# ---- the smoke test: what every file system must do --------------------
+smoke() {
+	d=$mnt/smoke
+	mkdir "$d" || { fail "smoke: mkdir"; return; }
+	echo "hello devdax" > "$d/a" && [ "$(cat "$d/a")" = "hello devdax" ] &&
+		ok "smoke: create, write, read" || fail "smoke: create/write/read"
+	mv "$d/a" "$d/b" && [ ! -e "$d/a" ] && [ "$(cat "$d/b")" = "hello devdax" ] &&
+		ok "smoke: rename" || fail "smoke: rename"
+	ln "$d/b" "$d/hard" && ln -s b "$d/sym" && [ "$(cat "$d/sym")" = "hello devdax" ] &&
+		[ "$(stat -c %h "$d/b")" = 2 ] && ok "smoke: link, symlink" || fail "smoke: link/symlink"
+	rm "$d/hard" "$d/sym" && rm "$d/b" && [ -z "$(ls "$d")" ] &&
+		ok "smoke: unlink" || fail "smoke: unlink"
+	mkdata "$work/big" 16384
+	cp "$work/big" "$d/big" && cmp "$work/big" "$d/big" &&
+		ok "smoke: 16 MiB file, same checksum" || fail "smoke: 16 MiB file differs"
+	truncate -s 3000000 "$d/big" && [ "$(stat -c %s "$d/big")" = 3000000 ] &&
+		head -c 3000000 "$work/big" | cmp - "$d/big" &&
+		ok "smoke: truncate down keeps the head" || fail "smoke: truncate down"
+	truncate -s 5000000 "$d/big" && [ "$(stat -c %s "$d/big")" = 5000000 ] &&
+		[ "$(tail -c 2000000 "$d/big" | tr -d '\000' | wc -c)" = 0 ] &&
+		ok "smoke: truncate up reads zeros" || fail "smoke: truncate up"
+	dd if="$work/big" of="$d/big" bs=4096 seek=100 count=10 conv=notrunc 2>/dev/null &&
+		dd if="$d/big" bs=4096 skip=100 count=10 2>/dev/null | cmp - "$work/big" -n 40960 &&
+		ok "smoke: overwrite inside a file" || fail "smoke: overwrite"
+	if command -v setfattr >/dev/null 2>&1; then
+		setfattr -n user.udax -v devdax "$d/big" &&
+			[ "$(getfattr --only-values -n user.udax "$d/big")" = devdax ] &&
+			setfattr -x user.udax "$d/big" && ! getfattr -n user.udax "$d/big" 2>/dev/null &&
+			ok "smoke: xattr set, get, remove" || fail "smoke: xattr"
+	else
+		echo "skip smoke: xattr (no setfattr: apt-get install attr)"
+	fi
+	mkdir -p "$d/x/y/z" && rmdir "$d/x/y/z" "$d/x/y" "$d/x" && ok "smoke: mkdir, rmdir" ||
+		fail "smoke: mkdir/rmdir"
+	df "$mnt" | tail -n1
+	rm -f "$d/big" && rmdir "$d" && ok "smoke: cleanup" || fail "smoke: cleanup"
+}
+
+# ---- the persistence data set ------------------------------------------
+persist_write() {
+	p=$mnt/persist
+	mkdir -p "$p/dir/sub" || { fail "persist: mkdir"; return; }
+	: > "$p/empty"
+	mkdata "$p/one-k" 1
+	head -c 4095 /dev/urandom > "$p/page-less-one"
+	mkdata "$p/page" 4
+	mkdata "$p/huge-plus" 2049
+	mkdata "$p/dir/sub/eight-m" 8192
+	echo "written in phase first on $(uname -r)" > "$p/dir/note"
+	ln -s ../page "$p/dir/link"
+	(cd "$mnt" && find persist -type f | sort | xargs sha256sum) > "$work/sums" ||
+		{ fail "persist: checksums"; return; }
+	sed 's/^/UDAX-SUM /' "$work/sums"
+	ok "persist: $(wc -l < "$work/sums") files written"
+}
+
+persist_check() {	# SUMS WHAT
+	if (cd "$mnt" && sha256sum -c "$1" >/dev/null); then
+		ok "persist: $2: $(wc -l < "$1") files intact"
+	else
+		(cd "$mnt" && sha256sum -c "$1")
+		fail "persist: $2: data differs"
+	fi
+	[ "$(readlink "$mnt/persist/dir/link")" = ../page ] && ok "persist: $2: symlink intact" ||
+		fail "persist: $2: symlink lost"
+}
+
+# ---- the POSIX integration tests (tests/fs), on the device --------------
+fs_tests() {
+	n=0
+	for t in "$src"/tests/fs/*.sh; do
+		[ -f "$t" ] || continue
+		n=$((n + 1))
+		name=fs/${t##*/}
+		step "$name"
+		sh=sh
+		head -n1 "$t" | grep -q bash && sh=bash
+		UDAX_DEVICE=$dev UDAX_TEST_TMP=$work $sh "$t" > "$work/fs.log" 2>&1
+		rc=$?
+		tail -n 40 "$work/fs.log"
+		echo "$name rc=$rc"
+		record "$name" $rc
+		fs_umount >/dev/null 2>&1
+	done
+	[ $n = 0 ] && echo "skip fs tests: tests/fs has no scripts yet"
+}
+
+# ---- direct access, pins, benches: programs listed in guest-tests.list ---
+listed_tests() {
+	list=$src/tests/devdax/guest-tests.list
+	[ -f "$list" ] || return 0
+	grep -v -e '^#' -e '^[[:space:]]*$' "$list" | while read -r name rest; do
+		p=$(prog "$name") || { echo "skip $name: not built"; echo "SKIPPED $name" >> "$work/listed"; continue; }
+		args=$(echo "$rest" | sed -e "s|@DEV@|$dev|g" -e "s|@MNT@|$mnt|g" -e "s|@WORK@|$work|g")
+		step "$name $args"
+		# shellcheck disable=SC2086
+		UDAX_DEVICE=$dev UDAX_MOUNT=$mnt "$p" $args
+		echo "RC $name $?" >> "$work/listed"
+	done
+	[ -f "$work/listed" ] || return 0
+	while read -r what name rc; do
+		case $what in
+		SKIPPED) skipped="$skipped $name" ;;
+		RC) echo "$name rc=$rc"; record "$name" "$rc" ;;
+		esac
+	done < "$work/listed"
+	rm -f "$work/listed"
+}
+
+# ------------------------------------------------------------------------
+rules=$(prog devdax-rules) || { echo "FAIL: devdax-rules is not built"; exit 1; }
+mkfs=$(prog mkfs.udaxfs) || mkfs=""
+udaxfs=$(prog udaxfs) || udaxfs=""
+fsck=$(prog fsck.udaxfs) || fsck=""
+have_fs=0
+[ -n "$mkfs" ] && [ -n "$udaxfs" ] && have_fs=1
+echo "device $dev, phase $phase; mkfs.udaxfs: ${mkfs:-not built}; udaxfs: ${udaxfs:-not built};" \
+	"fsck.udaxfs: ${fsck:-not built}"
+
+case $phase in
+first)
+	step "devdax-rules $dev"
+	"$rules" "$dev" "$work"
+	record devdax-rules $?
+	if [ $have_fs = 0 ]; then
+		echo "skip the file system part: mkfs.udaxfs and udaxfs are not both built"
+	else
+		fs_tests
+		step "mkfs.udaxfs $dev"
+		if ! "$mkfs" -f "$dev"; then
+			fail "mkfs.udaxfs $dev"
+		elif ! fs_mount; then
+			fail "mount udaxfs on $dev"
+		else
+			ok "mounted: $(grep " $mnt " /proc/mounts)"
+			step "smoke test"
+			smoke
+			step "persistence data set"
+			persist_write
+			fs_umount || fail "unmount"
+			fs_fsck
+			step "remount"
+			if fs_mount; then
+				persist_check "$work/sums" "after remount"
+				step "direct-access tests"
+				listed_tests
+				fs_umount || fail "unmount after the direct-access tests"
+				fs_fsck
+			else
+				fail "remount"
+			fi
+		fi
+	fi
+	;;
+again)
+	if [ $have_fs = 1 ] && [ -s "$expect/sums" ]; then
+		fs_fsck
+		step "mount the previous boot's file system"
+		if fs_mount; then
+			persist_check "$expect/sums" "after reboot"
+			echo "$(cat "$mnt/persist/dir/note" 2>/dev/null)"
+			fs_umount || fail "unmount"
+		else
+			fail "mount after reboot"
+		fi
+	elif [ -s "$expect/mark" ]; then
+		step "devdax-rules -c $dev"
+		"$rules" -c "$dev" "$(cat "$expect/mark")"
+		record devdax-rules-mark $?
+	else
+		fail "phase again: nothing to check (no $expect/sums or $expect/mark)"
+	fi
+	;;
+*)
+	echo "usage: suite.sh DEVICE first|again WORKDIR" >&2
+	exit 2
+	;;
+esac
+
+echo "SUMMARY ran:${ran:- none} skipped:${skipped:- none} failed:${failed:- none}"
+[ $nfail = 0 ] && echo "suite: PASS" || echo "suite: FAIL ($nfail)"
+[ $nfail = 0 ]
