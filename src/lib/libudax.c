@@ -1,0 +1,996 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libudax.c - the client library for direct access to udaxfs files.
+ *
+ * Objects:
+ *   struct uconn    one connection per (process, mount): the layout socket,
+ *                   the device descriptor the daemon handed over, the
+ *                   requests waiting for replies, the maps by id, and two
+ *                   threads: rx (reads every message: replies and recalls)
+ *                   and rc (runs recall handlers; a handler may call
+ *                   udax_unpin(), which waits for a reply that only rx can
+ *                   read, so handlers never run on rx).
+ *   struct udax_map one direct mapping: a contiguous range of the process
+ *                   mapping the device runs of a file range, a pmem2 map
+ *                   for the persist function, the pin state.
+ *
+ * Locks: g_lock (the connection list) -> map->mu -> conn->lock; conn->send
+ * only around one sendmsg of a whole message.  map->mu is never held while
+ * the application's recall handler runs.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libpmem2.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <udax/udax.h>
+#include <udax/udax_proto.h>
+
+#define UDAX_EXPORT __attribute__((visibility("default")))
+
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
+
+#define PAGE 4096ul
+#define PIN_MAX (1ul << 30)		/* io_uring's largest single fixed buffer */
+#define MAP_RETRIES 50			/* a grant racing a recall is refused with EBUSY */
+#define MAX_ORPHANS 64
+
+struct pending {
+	struct pending *next;
+	uint32_t seq;
+	bool done;
+	int status;
+	void *payload;
+	size_t len;
+	int fd;
+};
+
+struct orphan {
+	uint64_t id, seq;
+};
+
+struct uconn {
+	struct uconn *next;		/* g_conns; g_lock */
+	char name[UDAX_SOCK_NAME_MAX];
+	int sock;
+	pthread_mutex_t send;		/* one whole message at a time */
+	pthread_mutex_t lock;		/* everything below */
+	pthread_cond_t cond;		/* a reply arrived / rc work */
+	uint32_t seq;
+	bool dead;			/* rx saw EOF or a protocol error */
+	int dev_fd, dev_access;		/* -1, O_RDONLY, O_RDWR */
+	int dev_fd_old;			/* a read-only one replaced by dev_fd */
+	struct pending *pend;
+	struct udax_map *maps;		/* by id; recall targets */
+	struct udax_map *rc_head;	/* maps with a recall for rc */
+	struct orphan orphans[MAX_ORPHANS];	/* recalls for ids not registered yet */
+	unsigned int norphans;
+	pthread_t rx, rc;
+};
+
+struct udax_map {
+	struct udax_map *next;		/* conn->maps; conn->lock */
+	struct udax_map *rc_next;	/* conn->rc_head; conn->lock */
+	struct uconn *conn;
+	uint64_t id, ino;
+	uint64_t off, len;
+	int prot;
+	bool devdax;
+	char *addr;
+	size_t va_len;			/* reserved range (>= len, aligned) */
+	char *va;
+	struct pmem2_source *src;
+	struct pmem2_map *pm;
+	pmem2_persist_fn persist;
+	udax_recall_fn recall;
+	void *recall_arg;
+	unsigned int flags;
+	int efd;			/* UDAX_MAP_RECALL_FD: readable while a recall is pending */
+
+	pthread_mutex_t mu;		/* the fields below; never held across the handler */
+	pthread_cond_t mu_cond;		/* rc_busy cleared */
+	bool pinned, pin_any;
+	struct io_uring *ring;
+	unsigned int buf_index;
+	bool unmapped;			/* udax_map_unmap(): VA replaced, map refs dropped */
+	bool recalled;			/* layout given back */
+	/* conn->lock: */
+	bool recall_pending;
+	bool rc_queued, rc_busy;
+	uint64_t recall_seq;
+};
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct uconn *g_conns;		/* g_lock */
+static int g_sigbus_fd = -1;		/* an empty memfd: mapping it raises SIGBUS on access */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static __thread char t_err[256];
+
+/* ---- errors ---- */
+
+static int set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int set_err(int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t_err, sizeof(t_err), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+UDAX_EXPORT const char *udax_last_error(void)
+{
+	return t_err;
+}
+
+/* ---- process-wide state ---- */
+
+static void atfork_child(void)
+{
+	/*
+	 * The child has the parent's sockets but none of its threads: forget
+	 * the connections (their daemon records belong to the parent), so the
+	 * child's first udax_map_open() connects afresh.
+	 */
+	for (struct uconn *c = g_conns; c; c = c->next)
+		close(c->sock);
+	g_conns = NULL;
+	pthread_mutex_init(&g_lock, NULL);
+}
+
+static void once_init(void)
+{
+	g_sigbus_fd = (int)memfd_create("udax-recalled", MFD_CLOEXEC);
+	pthread_atfork(NULL, NULL, atfork_child);
+}
+
+/* ---- socket I/O ---- */
+
+/* Send one whole message.  Context: takes conn->send. */
+static int conn_send(struct uconn *c, uint16_t type, uint32_t seq, const void *p, size_t len)
+{
+	struct udax_msg h = {
+		.magic = UDAX_MSG_MAGIC, .type = type, .len = (uint32_t)len, .seq = seq,
+	};
+	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)p, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	size_t total = sizeof(h) + len, sent = 0;
+	int err = 0;
+
+	pthread_mutex_lock(&c->send);
+	while (sent < total) {
+		ssize_t n = sendmsg(c->sock, &mh, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		sent += (size_t)n;
+		/* advance the iovecs past what went out */
+		while (mh.msg_iovlen && (size_t)n >= mh.msg_iov[0].iov_len) {
+			n -= (ssize_t)mh.msg_iov[0].iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen) {
+			mh.msg_iov[0].iov_base = (char *)mh.msg_iov[0].iov_base + n;
+			mh.msg_iov[0].iov_len -= (size_t)n;
+		}
+	}
+	pthread_mutex_unlock(&c->send);
+	return err;
+}
+
+/* Read exactly @len bytes; collect a passed descriptor into *fd.  Return 0, -errno, -EPIPE at EOF. */
+static int read_full(int sock, void *buf, size_t len, int *fd)
+{
+	size_t got = 0;
+	while (got < len) {
+		union {
+			char b[CMSG_SPACE(sizeof(int) * 4)];
+			struct cmsghdr align;
+		} u;
+		struct iovec iov = { (char *)buf + got, len - got };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+				     .msg_control = u.b, .msg_controllen = sizeof(u.b) };
+		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EPIPE;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < nfd; i++) {
+				int f;
+				memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+				if (fd && *fd < 0)
+					*fd = f;
+				else
+					close(f);
+			}
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Queue @m for the recall thread or its eventfd.  Context: conn->lock held. */
+static void recall_deliver(struct uconn *c, struct udax_map *m, uint64_t seq)
+{
+	m->recall_pending = true;
+	m->recall_seq = seq;
+	if (m->flags & UDAX_MAP_RECALL_FD) {
+		uint64_t one = 1;
+		ssize_t r = write(m->efd, &one, sizeof(one));
+		(void)r;
+		return;
+	}
+	if (!m->rc_queued) {
+		m->rc_queued = true;
+		m->rc_next = c->rc_head;
+		c->rc_head = m;
+		pthread_cond_broadcast(&c->cond);
+	}
+}
+
+static void *rx_main(void *arg)
+{
+	struct uconn *c = arg;
+	for (;;) {
+		struct udax_msg h;
+		int fd = -1;
+		void *payload = NULL;
+		int err = read_full(c->sock, &h, sizeof(h), &fd);
+		if (!err && (h.magic != UDAX_MSG_MAGIC || h.len > UDAX_MSG_MAX))
+			err = -EPROTO;
+		if (!err && h.len) {
+			payload = malloc(h.len);
+			err = payload ? read_full(c->sock, payload, h.len, &fd) : -ENOMEM;
+		}
+		if (err) {
+			if (fd >= 0)
+				close(fd);
+			free(payload);
+			pthread_mutex_lock(&c->lock);
+			c->dead = true;
+			pthread_cond_broadcast(&c->cond);
+			pthread_mutex_unlock(&c->lock);
+			return NULL;
+		}
+		pthread_mutex_lock(&c->lock);
+		if (h.type == UDAX_MSG_RECALL && h.len >= sizeof(struct udax_recall_msg)) {
+			struct udax_recall_msg rm;
+			memcpy(&rm, payload, sizeof(rm));
+			struct udax_map *m = c->maps;
+			while (m && m->id != rm.id)
+				m = m->next;
+			if (m) {
+				recall_deliver(c, m, rm.recall_seq);
+			} else {
+				/* the MAP reply is still on its way to its caller */
+				unsigned int i = c->norphans < MAX_ORPHANS ? c->norphans++ :
+						 (unsigned int)(rm.id % MAX_ORPHANS);
+				c->orphans[i] = (struct orphan){ rm.id, rm.recall_seq };
+			}
+			free(payload);
+		} else if (h.type & UDAX_MSG_REPLY) {
+			struct pending *p = c->pend;
+			while (p && p->seq != h.seq)
+				p = p->next;
+			if (p) {
+				p->done = true;
+				p->status = h.status;
+				p->payload = payload;
+				p->len = h.len;
+				p->fd = fd;
+				fd = -1;
+				payload = NULL;
+				pthread_cond_broadcast(&c->cond);
+			}
+			free(payload);
+		} else {
+			free(payload);
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+/*
+ * Send a request and wait for its reply.  On success *rp holds the payload
+ * (caller frees) and *rfd a passed descriptor or -1.
+ * Return: the reply's status (0 or -errno) or a transport error.
+ */
+static int conn_call(struct uconn *c, uint16_t type, const void *p, size_t len,
+		     void **rp, size_t *rlen, int *rfd)
+{
+	struct pending pe = { .fd = -1 };
+	pthread_mutex_lock(&c->lock);
+	if (c->dead) {
+		pthread_mutex_unlock(&c->lock);
+		return set_err(-ENOTCONN, "the udaxfs daemon closed the connection");
+	}
+	pe.seq = ++c->seq ? c->seq : ++c->seq;
+	pe.next = c->pend;
+	c->pend = &pe;
+	pthread_mutex_unlock(&c->lock);
+
+	int err = conn_send(c, type, pe.seq, p, len);
+
+	pthread_mutex_lock(&c->lock);
+	while (!err && !pe.done && !c->dead)
+		pthread_cond_wait(&c->cond, &c->lock);
+	struct pending **pp = &c->pend;
+	while (*pp != &pe)
+		pp = &(*pp)->next;
+	*pp = pe.next;
+	pthread_mutex_unlock(&c->lock);
+	if (err)
+		return set_err(err, "sending to the udaxfs daemon: %s", strerror(-err));
+	if (!pe.done)
+		return set_err(-ENOTCONN, "the udaxfs daemon closed the connection");
+	if (pe.status < 0 && pe.len && pe.payload) {
+		((char *)pe.payload)[pe.len - 1] = 0;
+		set_err(pe.status, "%s", (char *)pe.payload);
+	} else if (pe.status < 0) {
+		set_err(pe.status, "udaxfs daemon: %s", strerror(-pe.status));
+	}
+	if (rp)
+		*rp = pe.payload;
+	else
+		free(pe.payload);
+	if (rlen)
+		*rlen = pe.len;
+	if (rfd)
+		*rfd = pe.fd;
+	else if (pe.fd >= 0)
+		close(pe.fd);
+	return pe.status;
+}
+
+/* Fire-and-forget message (RETURN). */
+static void conn_post(struct uconn *c, uint16_t type, const void *p, size_t len)
+{
+	conn_send(c, type, 0, p, len);
+}
+
+static int do_recall(struct udax_map *m);
+
+static void *rc_main(void *arg)
+{
+	struct uconn *c = arg;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (!c->rc_head && !c->dead)
+			pthread_cond_wait(&c->cond, &c->lock);
+		struct udax_map *m = c->rc_head;
+		if (!m)
+			break;
+		c->rc_head = m->rc_next;
+		m->rc_queued = false;
+		m->rc_busy = true;
+		pthread_mutex_unlock(&c->lock);
+		do_recall(m);
+		pthread_mutex_lock(&c->lock);
+		m->rc_busy = false;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* Find or open the connection to the daemon behind @name.  Context: takes g_lock. */
+static int conn_get(const char *name, struct uconn **out)
+{
+	pthread_mutex_lock(&g_lock);
+	for (struct uconn *c = g_conns; c; c = c->next) {
+		if (strcmp(c->name, name) == 0 && !c->dead) {
+			*out = c;
+			pthread_mutex_unlock(&g_lock);
+			return 0;
+		}
+	}
+	struct uconn *c = calloc(1, sizeof(*c));
+	int err;
+	if (!c) {
+		pthread_mutex_unlock(&g_lock);
+		return set_err(-ENOMEM, "out of memory");
+	}
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->dev_fd = -1;
+	c->dev_fd_old = -1;
+	c->dev_access = -1;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t nl = strnlen(name, sizeof(sa.sun_path) - 1);
+	memcpy(sa.sun_path, name, nl);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = 0;
+	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->sock < 0 ||
+	    connect(c->sock, (struct sockaddr *)&sa,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + nl)) < 0) {
+		err = set_err(-errno, "cannot connect to the udaxfs layout service %s: %s",
+			      name, strerror(errno));
+		goto fail;
+	}
+	pthread_mutex_init(&c->send, NULL);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	/* the library's threads must not take the application's signals */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = -pthread_create(&c->rx, NULL, rx_main, c);
+	if (!err) {
+		err = -pthread_create(&c->rc, NULL, rc_main, c);
+		if (err) {
+			shutdown(c->sock, SHUT_RDWR);
+			pthread_join(c->rx, NULL);
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		set_err(err, "cannot start the library threads");
+		goto fail;
+	}
+	pthread_detach(c->rx);
+	pthread_detach(c->rc);
+	c->next = g_conns;
+	g_conns = c;
+	*out = c;
+	pthread_mutex_unlock(&g_lock);
+	return 0;
+fail:
+	if (c->sock >= 0)
+		close(c->sock);
+	free(c);
+	pthread_mutex_unlock(&g_lock);
+	return err;
+}
+
+/* ---- mapping ---- */
+
+/* Replace [va, va+len) by a mapping that raises SIGBUS on access. */
+static int sigbus_range(void *va, size_t len)
+{
+	void *p = mmap(va, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, g_sigbus_fd, 0);
+	if (p == MAP_FAILED)
+		p = mmap(va, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nruns, int dev_fd)
+{
+	size_t align = m->devdax ? 2ul << 20 : PAGE;
+	if (m->len < align)
+		align = PAGE;
+	m->va_len = m->len + align;
+	m->va = mmap(NULL, m->va_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		     -1, 0);
+	if (m->va == MAP_FAILED) {
+		m->va = NULL;
+		return set_err(-errno, "reserving %zu bytes of address space: %s", m->va_len,
+			       strerror(errno));
+	}
+	m->addr = (char *)(((uintptr_t)m->va + align - 1) & ~(uintptr_t)(align - 1));
+	int prot = PROT_READ | ((m->prot & PROT_WRITE) ? PROT_WRITE : 0);
+	int flags = MAP_FIXED | (m->devdax ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED);
+	size_t pos = 0;
+	for (uint32_t i = 0; i < nruns; i++) {
+		if (pos + runs[i].len > m->len)
+			return set_err(-EPROTO, "the daemon's runs exceed the mapping");
+		void *p = mmap(m->addr + pos, runs[i].len, prot, flags, dev_fd,
+			       (off_t)runs[i].dev_off);
+		if (p == MAP_FAILED)
+			return set_err(-errno, "mapping device offset %#" PRIx64 ": %s",
+				       runs[i].dev_off, strerror(errno));
+		pos += runs[i].len;
+	}
+	if (pos != m->len)
+		return set_err(-EPROTO, "the daemon's runs cover %zu of %" PRIu64 " bytes", pos,
+			       m->len);
+	return 0;
+}
+
+static int setup_persist(struct udax_map *m, int dev_fd)
+{
+	if (!(m->prot & PROT_WRITE))
+		return 0;
+	int r = pmem2_source_from_fd(&m->src, dev_fd);
+	if (r)
+		return set_err(r < 0 && r > -4096 ? r : -EIO, "libpmem2: %s", pmem2_errormsg());
+	r = pmem2_map_from_existing(&m->pm, m->src, m->addr, m->len,
+				    m->devdax ? PMEM2_GRANULARITY_CACHE_LINE :
+						PMEM2_GRANULARITY_PAGE);
+	if (r)
+		return set_err(r < 0 && r > -4096 ? r : -EIO, "libpmem2: %s", pmem2_errormsg());
+	m->persist = pmem2_get_persist_fn(m->pm);
+	return 0;
+}
+
+static void map_free(struct udax_map *m)
+{
+	if (m->pm)
+		pmem2_map_delete(&m->pm);
+	if (m->src)
+		pmem2_source_delete(&m->src);
+	if (m->va)
+		munmap(m->va, m->va_len);
+	if (m->efd >= 0)
+		close(m->efd);
+	pthread_mutex_destroy(&m->mu);
+	pthread_cond_destroy(&m->mu_cond);
+	free(m);
+}
+
+/* Register @m with its connection so recalls reach it; claim an early recall. */
+static void map_register(struct uconn *c, struct udax_map *m)
+{
+	pthread_mutex_lock(&c->lock);
+	m->next = c->maps;
+	c->maps = m;
+	for (unsigned int i = 0; i < c->norphans; i++) {
+		if (c->orphans[i].id == m->id) {
+			recall_deliver(c, m, c->orphans[i].seq);
+			c->orphans[i] = c->orphans[--c->norphans];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void map_unregister(struct uconn *c, struct udax_map *m)
+{
+	pthread_mutex_lock(&c->lock);
+	struct udax_map **pp = &c->maps;
+	while (*pp && *pp != m)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = m->next;
+	/* take it off the recall queue and wait for a running handler */
+	struct udax_map **rp = &c->rc_head;
+	while (*rp && *rp != m)
+		rp = &(*rp)->rc_next;
+	if (*rp)
+		*rp = m->rc_next;
+	m->rc_queued = false;
+	while (m->rc_busy)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static int ask_hello(int fd, struct udax_ioc_hello *hello)
+{
+	memset(hello, 0, sizeof(*hello));
+	hello->version = UDAX_PROTO_VERSION;
+	if (ioctl(fd, UDAX_IOC_HELLO, hello) < 0) {
+		int e = errno;
+		if (e == ENOTTY || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP)
+			return set_err(-ENOTTY, "not a file on a udaxfs mount (no layout service)");
+		return set_err(-e, "UDAX_IOC_HELLO: %s", strerror(e));
+	}
+	if (hello->version != UDAX_PROTO_VERSION)
+		return set_err(-EPROTO, "udaxfs daemon speaks protocol %u, the library %u",
+			       hello->version, UDAX_PROTO_VERSION);
+	hello->sock[sizeof(hello->sock) - 1] = 0;
+	return 0;
+}
+
+UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t len, int prot,
+			      const struct udax_map_opts *o)
+{
+	struct udax_ioc_hello hello;
+	struct udax_map *m;
+	struct uconn *c = NULL;
+	void *rp = NULL;
+	size_t rlen = 0;
+	int rfd = -1, err, fl;
+
+	t_err[0] = 0;
+	if (!out)
+		return set_err(-EINVAL, "out is NULL");
+	*out = NULL;
+	if (off < 0 || len == 0 || (uint64_t)off % PAGE || len % PAGE ||
+	    !(prot & PROT_READ) || (prot & ~(PROT_READ | PROT_WRITE)))
+		return set_err(-EINVAL, "offset and length must be page multiples, "
+			       "prot PROT_READ or PROT_READ|PROT_WRITE");
+	if (o && (o->flags & ~UDAX_MAP_RECALL_FD))
+		return set_err(-EINVAL, "unknown flags %#x", o->flags);
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return set_err(-errno, "fcntl(F_GETFL): %s", strerror(errno));
+	if ((prot & PROT_WRITE) && (fl & O_ACCMODE) == O_RDONLY)
+		return set_err(-EACCES, "the file is open read-only: no writable mapping");
+	pthread_once(&g_once, once_init);
+	if (g_sigbus_fd < 0)
+		return set_err(-ENOMEM, "memfd_create failed");
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return set_err(-ENOMEM, "out of memory");
+	m->efd = -1;
+	m->prot = prot;
+	pthread_mutex_init(&m->mu, NULL);
+	pthread_cond_init(&m->mu_cond, NULL);
+	if (o) {
+		m->recall = o->recall;
+		m->recall_arg = o->recall_arg;
+		m->flags = o->flags;
+	}
+	if (m->flags & UDAX_MAP_RECALL_FD) {
+		m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (m->efd < 0) {
+			err = set_err(-errno, "eventfd: %s", strerror(errno));
+			goto fail;
+		}
+	}
+
+	struct udax_map_req rq = {
+		.off = (uint64_t)off, .len = len,
+		.prot = UDAX_PROT_READ | ((prot & PROT_WRITE) ? UDAX_PROT_WRITE : 0),
+	};
+	for (int attempt = 0;; attempt++) {
+		err = ask_hello(fd, &hello);
+		if (err)
+			goto fail;
+		if (!(hello.flags & UDAX_HELLO_ALLOWED) && getuid() != 0) {
+			/* the daemon decides; this only improves the message if it refuses */
+		}
+		err = conn_get(hello.sock, &c);
+		if (err)
+			goto fail;
+		memcpy(rq.ticket, hello.ticket, sizeof(rq.ticket));
+		err = conn_call(c, UDAX_REQ_MAP, &rq, sizeof(rq), &rp, &rlen, &rfd);
+		if (err != -EBUSY || attempt >= MAP_RETRIES)
+			break;
+		free(rp);
+		rp = NULL;
+		struct timespec ts = { 0, 1000000L * (attempt < 10 ? 1 : 10) };
+		nanosleep(&ts, NULL);
+	}
+	if (err)
+		goto fail;
+	struct udax_map_rep rep;
+	if (rlen < sizeof(rep)) {
+		err = set_err(-EPROTO, "short MAP reply");
+		goto fail;
+	}
+	memcpy(&rep, rp, sizeof(rep));
+	if (rlen < sizeof(rep) + (size_t)rep.nruns * sizeof(struct udax_run)) {
+		err = set_err(-EPROTO, "short MAP reply");
+		goto fail_layout;
+	}
+	m->conn = c;
+	m->id = rep.id;
+	m->ino = rep.ino;
+	m->off = rep.off;
+	m->len = rep.len;
+	m->devdax = rep.media_kind == 1;
+
+	pthread_mutex_lock(&c->lock);
+	if (rfd >= 0) {
+		/*
+		 * Upgraded from read-only to read-write.  Keep the old one open:
+		 * another thread may be mapping through it right now, and a
+		 * closed number could be reused by an unrelated file.
+		 */
+		if (c->dev_fd >= 0)
+			c->dev_fd_old = c->dev_fd;
+		c->dev_fd = rfd;
+		c->dev_access = (int)rep.fd_access;
+		rfd = -1;
+	}
+	int dev_fd = c->dev_fd;
+	pthread_mutex_unlock(&c->lock);
+	if (dev_fd < 0) {
+		err = set_err(-EPROTO, "the daemon sent no device descriptor");
+		goto fail_layout;
+	}
+	/* map_register first: a recall may come at any time from now */
+	map_register(c, m);
+	err = map_runs(m, (const struct udax_run *)((char *)rp + sizeof(rep)), rep.nruns, dev_fd);
+	if (!err)
+		err = setup_persist(m, dev_fd);
+	if (err)
+		goto fail_registered;
+	free(rp);
+	*out = m;
+	return 0;
+
+fail_registered:
+	map_unregister(c, m);
+fail_layout: {
+		struct udax_id_req ir = { rep.id };
+		char save[sizeof(t_err)];
+		memcpy(save, t_err, sizeof(save));
+		conn_call(c, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+		memcpy(t_err, save, sizeof(save));
+	}
+fail:
+	if (rfd >= 0)
+		close(rfd);
+	free(rp);
+	map_free(m);
+	return err;
+}
+
+UDAX_EXPORT void *udax_map_addr(const struct udax_map *m)
+{
+	return m ? m->addr : NULL;
+}
+
+UDAX_EXPORT size_t udax_map_len(const struct udax_map *m)
+{
+	return m ? (size_t)m->len : 0;
+}
+
+UDAX_EXPORT off_t udax_map_offset(const struct udax_map *m)
+{
+	return m ? (off_t)m->off : 0;
+}
+
+UDAX_EXPORT int udax_map_recalled(const struct udax_map *m)
+{
+	if (!m)
+		return 0;
+	pthread_mutex_lock((pthread_mutex_t *)&m->mu);
+	int r = m->recalled;
+	pthread_mutex_unlock((pthread_mutex_t *)&m->mu);
+	return r;
+}
+
+UDAX_EXPORT int udax_persist(struct udax_map *m, const void *addr, size_t len)
+{
+	if (!m)
+		return set_err(-EINVAL, "map is NULL");
+	const char *a = addr;
+	if (a < m->addr || len > m->len || a + len > m->addr + m->len)
+		return set_err(-EINVAL, "range is outside the mapping");
+	if (!m->persist)
+		return 0;		/* read-only: nothing to make durable */
+	m->persist(addr, len);
+	return 0;
+}
+
+/* Unregister the buffer from its ring.  Context: m->mu held. */
+static int unregister_buf(struct udax_map *m)
+{
+	int r;
+	if (m->pin_any) {
+		r = io_uring_unregister_buffers(m->ring);
+	} else {
+		struct iovec none = { NULL, 0 };
+		__u64 tag = 0;
+		r = io_uring_register_buffers_update_tag(m->ring, m->buf_index, &none, &tag, 1);
+		if (r > 0)
+			r = 0;
+	}
+	if (r < 0)
+		return set_err(r, "unregistering the io_uring buffer: %s", strerror(-r));
+	m->pinned = false;
+	return 0;
+}
+
+UDAX_EXPORT int udax_pin(struct udax_map *m, struct io_uring *ring, unsigned int *buf_index)
+{
+	int err;
+	if (!m || !ring || !buf_index)
+		return set_err(-EINVAL, "NULL argument");
+	if (m->len > PIN_MAX)
+		return set_err(-EINVAL, "io_uring fixed buffers are limited to 1 GiB");
+	pthread_mutex_lock(&m->mu);
+	if (m->recalled || m->unmapped) {
+		err = set_err(-ESTALE, "the layout was recalled or unmapped");
+		goto out;
+	}
+	if (m->pinned) {
+		err = set_err(-EBUSY, "the map is already pinned");
+		goto out;
+	}
+	struct udax_id_req ir = { m->id };
+	err = conn_call(m->conn, UDAX_REQ_PIN, &ir, sizeof(ir), NULL, NULL, NULL);
+	if (err) {
+		if (err == -EBUSY)
+			set_err(err, "a recall of this layout is under way: the pin is refused");
+		goto out;
+	}
+	struct iovec iov = { m->addr, m->len };
+	int r;
+	if (*buf_index == UDAX_PIN_ANY) {
+		r = io_uring_register_buffers(ring, &iov, 1);
+	} else {
+		__u64 tag = 0;
+		r = io_uring_register_buffers_update_tag(ring, *buf_index, &iov, &tag, 1);
+		if (r > 0)
+			r = 0;
+	}
+	if (r < 0) {
+		if (r == -EFAULT || r == -EOPNOTSUPP)
+			set_err(r, "io_uring cannot pin these pages (%s): an emulation file must "
+				"live on tmpfs (/dev/shm) for pins", strerror(-r));
+		else
+			set_err(r, "registering the io_uring buffer: %s", strerror(-r));
+		char save[sizeof(t_err)];
+		memcpy(save, t_err, sizeof(save));
+		conn_call(m->conn, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, NULL, NULL);
+		memcpy(t_err, save, sizeof(save));
+		err = r;
+		goto out;
+	}
+	m->pinned = true;
+	m->pin_any = *buf_index == UDAX_PIN_ANY;
+	m->ring = ring;
+	m->buf_index = m->pin_any ? 0 : *buf_index;
+	*buf_index = m->buf_index;
+out:
+	pthread_mutex_unlock(&m->mu);
+	return err;
+}
+
+UDAX_EXPORT int udax_unpin(struct udax_map *m, struct io_uring *ring)
+{
+	int err = 0;
+	if (!m)
+		return set_err(-EINVAL, "map is NULL");
+	pthread_mutex_lock(&m->mu);
+	if (!m->pinned) {
+		/* a recall unpinned it already: not an error */
+		if (!m->recalled)
+			err = set_err(-EINVAL, "the map is not pinned");
+		goto out;
+	}
+	if (ring && ring != m->ring) {
+		err = set_err(-EINVAL, "the map is pinned on another ring");
+		goto out;
+	}
+	err = unregister_buf(m);
+	if (err)
+		goto out;
+	struct udax_id_req ir = { m->id };
+	err = conn_call(m->conn, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, NULL, NULL);
+out:
+	pthread_mutex_unlock(&m->mu);
+	return err;
+}
+
+UDAX_EXPORT int udax_map_unmap(struct udax_map *m)
+{
+	int err = 0;
+	if (!m)
+		return set_err(-EINVAL, "map is NULL");
+	pthread_mutex_lock(&m->mu);
+	if (m->recalled || m->unmapped)
+		goto out;
+	err = sigbus_range(m->addr, m->len);
+	if (err) {
+		set_err(err, "replacing the mapping: %s", strerror(-err));
+		goto out;
+	}
+	m->unmapped = true;
+	struct udax_id_req ir = { m->id };
+	err = conn_call(m->conn, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+	if (!err && !m->pinned)
+		m->recalled = true;	/* the daemon forgot the layout: nothing left to return */
+out:
+	pthread_mutex_unlock(&m->mu);
+	return err;
+}
+
+/*
+ * Handle the pending recall of @m: the application's handler first (it
+ * stops and reaps DMA), then unregister, make the range raise SIGBUS, and
+ * give the layout back.
+ * Context: no lock held; the rc thread or udax_recall_process().
+ * Return: 1 handled, 0 nothing pending.
+ */
+static int do_recall(struct udax_map *m)
+{
+	struct uconn *c = m->conn;
+
+	pthread_mutex_lock(&c->lock);
+	bool pending = m->recall_pending;
+	uint64_t seq = m->recall_seq;
+	pthread_mutex_unlock(&c->lock);
+	if (!pending)
+		return 0;
+	pthread_mutex_lock(&m->mu);
+	bool done = m->recalled;
+	pthread_mutex_unlock(&m->mu);
+	if (!done && m->recall)
+		m->recall(m, m->recall_arg);
+
+	pthread_mutex_lock(&m->mu);
+	if (!m->recalled) {
+		if (m->pinned)
+			unregister_buf(m);	/* the handler promised: nothing in flight */
+		if (!m->unmapped)
+			sigbus_range(m->addr, m->len);
+		m->recalled = true;
+		struct udax_return_req rr = { m->id, seq };
+		conn_post(c, UDAX_REQ_RETURN, &rr, sizeof(rr));
+	}
+	pthread_mutex_unlock(&m->mu);
+	pthread_mutex_lock(&c->lock);
+	m->recall_pending = false;
+	pthread_mutex_unlock(&c->lock);
+	return 1;
+}
+
+UDAX_EXPORT int udax_recall_fd(struct udax_map *m)
+{
+	if (!m)
+		return set_err(-EINVAL, "map is NULL");
+	if (m->efd < 0)
+		return set_err(-EINVAL, "the map was opened without UDAX_MAP_RECALL_FD");
+	return m->efd;
+}
+
+UDAX_EXPORT int udax_recall_process(struct udax_map *m)
+{
+	if (!m)
+		return set_err(-EINVAL, "map is NULL");
+	if (m->efd >= 0) {
+		uint64_t v;
+		ssize_t r = read(m->efd, &v, sizeof(v));
+		(void)r;
+	}
+	return do_recall(m);
+}
+
+UDAX_EXPORT int udax_map_close(struct udax_map **mp)
+{
+	struct udax_map *m = mp ? *mp : NULL;
+	int err = 0;
+	if (!m)
+		return 0;
+	*mp = NULL;
+	struct uconn *c = m->conn;
+	map_unregister(c, m);
+	pthread_mutex_lock(&m->mu);
+	if (!m->recalled) {
+		struct udax_id_req ir = { m->id };
+		if (m->pinned) {
+			err = unregister_buf(m);
+			if (!err)
+				err = conn_call(c, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, NULL, NULL);
+		}
+		if (!m->unmapped) {
+			sigbus_range(m->addr, m->len);
+			int e = conn_call(c, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+			if (!err && e != -ESTALE)
+				err = e;
+		}
+	}
+	pthread_mutex_unlock(&m->mu);
+	map_free(m);
+	return err;
+}
