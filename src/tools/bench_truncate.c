@@ -75,6 +75,7 @@ struct result {
 	struct lat p_recall, p_seen, p_drained, p_unpin, p_returned, p_freed;
 	bool daemon_parts;		/* parts from the daemon's own timestamps */
 	unsigned int truncates;
+	unsigned int kicked;		/* truncates after which no recall arrived */
 	uint64_t corruptions, canary_pages, completions;
 	double dma_mib_s;
 	bool dma_ran;
@@ -541,7 +542,16 @@ static int run_dma(const char *mnt, struct result *r)
 		if (ret < 0)
 			goto out_kill;
 		w.recalls = it + 1;
-		ret = bench_wait(shm, all_returned, &w, 30 * SEC);
+		ret = bench_wait(shm, all_returned, &w, 2 * SEC);
+		if (ret == -ETIMEDOUT) {
+			/* no recall reached a client (a policy that does not send
+			 * them): stop the clients as a recall would */
+			for (unsigned int i = 0; i < nc; i++)
+				shm->c[i].kick = it + 1;
+			bench_ring(shm);
+			r->kicked++;
+			ret = bench_wait(shm, all_returned, &w, 30 * SEC);
+		}
 		if (ret == 0 && any_failed(&w))
 			ret = -EIO;
 		if (ret < 0)

@@ -91,6 +91,8 @@ struct bench_client {
 	volatile uint32_t epoch;	/* bumped each time streaming (re)starts */
 	volatile uint32_t resume;	/* written by the truncator: recalls it may recover from */
 	volatile uint32_t recalls;	/* recalls handled */
+	volatile uint32_t kick;		/* truncator: stop as if recalled once recalls < kick
+					 * (a policy that sent no recall) */
 	volatile uint64_t completions;	/* DMA completions reaped, total */
 	volatile uint64_t epoch_completions; /* ... since streaming last (re)started */
 	volatile uint64_t t_recall, t_drained, t_unpinned, t_returned;
@@ -127,6 +129,13 @@ struct bench_break {
 	uint64_t ino;
 	uint64_t t_start, t_recall_sent, t_last_unpin, t_idle, t_done, t_freed;
 };
+
+/* udaxctl_status.c: the layout socket.  Return a connected socket or -errno. */
+int ctl_daemon_connect(const char *path_on_mount);
+/* Send @type with @payload, wait for its reply; *rep is malloc'd (NUL-terminated). */
+int ctl_daemon_request(int sock, uint16_t type, const void *payload, uint32_t len,
+		       void **rep, uint32_t *rep_len);
+int udaxctl_fetch_breaks(int fd, struct bench_break *out, unsigned int max);
 
 /* bench_dma.c: the parts that need libudax.  All return 0 or -errno. */
 bool bdma_available(void);

@@ -1,13 +1,666 @@
 // SPDX-License-Identifier: MIT
-/* udaxctl_status.c - udaxctl status MOUNTPOINT [--json] (placeholder until libudax lands). */
+/*
+ * udaxctl_status.c - udaxctl status MOUNTPOINT [--json], and the client
+ * side of the layout socket that udaxctl uses (udax_proto.h): a HELLO
+ * ioctl on the mount point names the daemon's socket; UDAX_REQ_STATUS
+ * returns a JSON document, which --json prints as is and the default
+ * output turns into tables per client and per file.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <udax/udax_proto.h>
 
 #include "udaxctl.h"
 
+/* ---- the layout socket ---- */
+
+int ctl_daemon_connect(const char *path)
+{
+	struct udax_ioc_hello h = { .version = UDAX_PROTO_VERSION };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	socklen_t salen;
+	int fd, s, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = ioctl(fd, UDAX_IOC_HELLO, &h);
+	ret = ret < 0 ? -errno : 0;
+	close(fd);
+	if (ret < 0)
+		return ret;
+	h.sock[sizeof(h.sock) - 1] = '\0';
+	size_t n = strlen(h.sock);
+	if (n == 0 || n >= sizeof(sa.sun_path))
+		return -EPROTO;
+	memcpy(sa.sun_path, h.sock, n);
+	if (h.sock[0] == '@')
+		sa.sun_path[0] = '\0';	/* abstract name */
+	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (h.sock[0] == '@' ? 0 : 1));
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	if (connect(s, (struct sockaddr *)&sa, salen) < 0) {
+		ret = -errno;
+		close(s);
+		return ret;
+	}
+	return s;
+}
+
+static int read_full(int s, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = read(s, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -ECONNRESET;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int ctl_daemon_request(int s, uint16_t type, const void *payload, uint32_t len,
+		       void **rep, uint32_t *rep_len)
+{
+	static uint32_t seq;
+	struct udax_msg m = { .magic = UDAX_MSG_MAGIC, .type = type, .len = len, .seq = ++seq };
+	struct iovec iov[2] = { { &m, sizeof(m) }, { (void *)payload, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	int ret;
+
+	if (sendmsg(s, &mh, MSG_NOSIGNAL) != (ssize_t)(sizeof(m) + len))
+		return -errno ? -errno : -EIO;
+	for (;;) {
+		struct udax_msg r;
+		char *buf;
+
+		ret = read_full(s, &r, sizeof(r));
+		if (ret < 0)
+			return ret;
+		if (r.magic != UDAX_MSG_MAGIC || r.len > UDAX_MSG_MAX)
+			return -EPROTO;
+		buf = malloc((size_t)r.len + 1);
+		if (!buf)
+			return -ENOMEM;
+		ret = read_full(s, buf, r.len);
+		if (ret < 0) {
+			free(buf);
+			return ret;
+		}
+		buf[r.len] = '\0';
+		if (r.type != (type | UDAX_MSG_REPLY) || r.seq != m.seq) {
+			free(buf);	/* a push (recall) or someone else's reply */
+			continue;
+		}
+		if (r.status < 0) {
+			if (r.len)
+				fprintf(stderr, "udaxctl: daemon: %s\n", buf);
+			free(buf);
+			return r.status;
+		}
+		*rep = buf;
+		*rep_len = r.len;
+		return 0;
+	}
+}
+
+int udaxctl_fetch_breaks(int fd, struct bench_break *out, unsigned int max)
+{
+#ifdef UDAX_REQ_BREAKS
+	char path[64];
+	void *rep;
+	uint32_t len;
+	int s, ret;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	s = ctl_daemon_connect(path);
+	if (s < 0)
+		return s;
+	ret = ctl_daemon_request(s, UDAX_REQ_BREAKS, NULL, 0, &rep, &len);
+	close(s);
+	if (ret < 0)
+		return ret;
+	const struct udax_break_rec *b = rep;
+	unsigned int n = len / sizeof(*b), skip = n > max ? n - max : 0;
+	for (unsigned int i = skip; i < n; i++) {
+		struct bench_break *o = &out[i - skip];
+
+		o->ino = b[i].ino;
+		o->t_start = b[i].t_start;
+		o->t_recall_sent = b[i].t_recall_sent;
+		o->t_last_unpin = b[i].t_last_unpin;
+		o->t_idle = b[i].t_idle;
+		o->t_done = b[i].t_done;
+		o->t_freed = b[i].t_freed;
+	}
+	free(rep);
+	return (int)(n - skip);
+#else
+	(void)fd; (void)out; (void)max;
+	return -ENOSYS;
+#endif
+}
+
+/* ---- a small JSON reader, enough for the status document ---- */
+
+enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+struct jv {
+	enum jtype t;
+	double num;
+	bool b;
+	char *str;
+	struct jv **items;	/* array items, or object values */
+	char **keys;		/* object keys */
+	size_t n;
+};
+
+static void jfree(struct jv *v)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		jfree(v->items[i]);
+		if (v->keys)
+			free(v->keys[i]);
+	}
+	free(v->items);
+	free(v->keys);
+	free(v->str);
+	free(v);
+}
+
+static void skip_ws(const char **p)
+{
+	while (**p == ' ' || **p == '\n' || **p == '\t' || **p == '\r')
+		(*p)++;
+}
+
+static char *jparse_str(const char **p)
+{
+	const char *s = *p + 1;
+	size_t cap = 16, n = 0;
+	char *out = malloc(cap);
+
+	if (!out)
+		return NULL;
+	for (; *s && *s != '"'; s++) {
+		char c = *s;
+
+		if (c == '\\') {
+			s++;
+			switch (*s) {
+			case 'n': c = '\n'; break;
+			case 't': c = '\t'; break;
+			case 'r': c = '\r'; break;
+			case 'b': c = '\b'; break;
+			case 'f': c = '\f'; break;
+			case 'u': {
+				unsigned int u = 0;
+
+				if (sscanf(s + 1, "%4x", &u) != 1) {
+					free(out);
+					return NULL;
+				}
+				s += 4;
+				c = u < 0x80 ? (char)u : '?';
+				break;
+			}
+			case '\0': free(out); return NULL;
+			default: c = *s;
+			}
+		}
+		if (n + 2 > cap) {
+			char *nb = realloc(out, cap *= 2);
+
+			if (!nb) {
+				free(out);
+				return NULL;
+			}
+			out = nb;
+		}
+		out[n++] = c;
+	}
+	if (*s != '"') {
+		free(out);
+		return NULL;
+	}
+	out[n] = '\0';
+	*p = s + 1;
+	return out;
+}
+
+static struct jv *jparse(const char **p, int depth)
+{
+	struct jv *v = calloc(1, sizeof(*v));
+
+	if (!v || depth > 32)
+		goto bad;
+	skip_ws(p);
+	if (**p == '{' || **p == '[') {
+		bool obj = **p == '{';
+		char close = obj ? '}' : ']';
+
+		v->t = obj ? J_OBJ : J_ARR;
+		(*p)++;
+		skip_ws(p);
+		if (**p == close) {
+			(*p)++;
+			return v;
+		}
+		for (;;) {
+			char *key = NULL;
+
+			skip_ws(p);
+			if (obj) {
+				if (**p != '"' || !(key = jparse_str(p)))
+					goto bad;
+				skip_ws(p);
+				if (**p != ':') {
+					free(key);
+					goto bad;
+				}
+				(*p)++;
+			}
+			struct jv *it = jparse(p, depth + 1);
+			if (!it) {
+				free(key);
+				goto bad;
+			}
+			struct jv **ni = realloc(v->items, (v->n + 1) * sizeof(*ni));
+			char **nk = obj ? realloc(v->keys, (v->n + 1) * sizeof(*nk)) : NULL;
+			if (!ni || (obj && !nk)) {
+				free(ni ? ni : v->items);
+				v->items = NULL;
+				jfree(it);
+				free(key);
+				goto bad;
+			}
+			v->items = ni;
+			if (obj) {
+				v->keys = nk;
+				v->keys[v->n] = key;
+			}
+			v->items[v->n++] = it;
+			skip_ws(p);
+			if (**p == ',') {
+				(*p)++;
+				continue;
+			}
+			if (**p == close) {
+				(*p)++;
+				return v;
+			}
+			goto bad;
+		}
+	}
+	if (**p == '"') {
+		v->t = J_STR;
+		if (!(v->str = jparse_str(p)))
+			goto bad;
+		return v;
+	}
+	if (!strncmp(*p, "true", 4) || !strncmp(*p, "false", 5)) {
+		v->t = J_BOOL;
+		v->b = **p == 't';
+		*p += v->b ? 4 : 5;
+		return v;
+	}
+	if (!strncmp(*p, "null", 4)) {
+		*p += 4;
+		return v;
+	}
+	{
+		char *end;
+
+		v->t = J_NUM;
+		v->num = strtod(*p, &end);
+		if (end == *p)
+			goto bad;
+		*p = end;
+		return v;
+	}
+bad:
+	jfree(v);
+	return NULL;
+}
+
+static struct jv *jget(const struct jv *o, const char *key)
+{
+	if (!o || o->t != J_OBJ)
+		return NULL;
+	for (size_t i = 0; i < o->n; i++)
+		if (!strcmp(o->keys[i], key))
+			return o->items[i];
+	return NULL;
+}
+
+static double jnum(const struct jv *o, const char *key)
+{
+	struct jv *v = jget(o, key);
+
+	return v && v->t == J_NUM ? v->num : v && v->t == J_BOOL ? v->b : 0;
+}
+
+static const char *jstr(const struct jv *o, const char *key)
+{
+	struct jv *v = jget(o, key);
+
+	return v && v->t == J_STR ? v->str : "";
+}
+
+static bool jbool(const struct jv *o, const char *key)
+{
+	struct jv *v = jget(o, key);
+
+	return v && v->t == J_BOOL && v->b;
+}
+
+static size_t jlen(const struct jv *a)
+{
+	return a && a->t == J_ARR ? a->n : 0;
+}
+
+/* ---- the human-readable report ---- */
+
+static char *age(double ns, char *buf, size_t len)
+{
+	double s = ns / 1e9;
+
+	if (s < 1e-3)
+		snprintf(buf, len, "%.0fus", ns / 1e3);
+	else if (s < 1)
+		snprintf(buf, len, "%.1fms", ns / 1e6);
+	else if (s < 120)
+		snprintf(buf, len, "%.1fs", s);
+	else if (s < 7200)
+		snprintf(buf, len, "%.0fm%02.0fs", s / 60 - 0.5, s - 60 * (double)(long)(s / 60));
+	else
+		snprintf(buf, len, "%.1fh", s / 3600);
+	return buf;
+}
+
+/* ino -> path below the mount, for the per-file table (best effort, bounded) */
+static struct {
+	uint64_t *ino;
+	char **path;
+	size_t n, want;
+	size_t visited;
+	uint64_t *wanted;
+	size_t nwanted;
+	size_t mnt_len;
+} ipath;
+
+static int ipath_visit(const char *fpath, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)flag; (void)f;
+	if (++ipath.visited > 20000)
+		return 1;
+	for (size_t i = 0; i < ipath.nwanted; i++) {
+		if (ipath.wanted[i] != (uint64_t)st->st_ino)
+			continue;
+		uint64_t *ni = realloc(ipath.ino, (ipath.n + 1) * sizeof(*ni));
+		char **np = realloc(ipath.path, (ipath.n + 1) * sizeof(*np));
+		if (ni)
+			ipath.ino = ni;
+		if (np)
+			ipath.path = np;
+		if (!ni || !np)
+			return 1;
+		ipath.ino[ipath.n] = (uint64_t)st->st_ino;
+		ipath.path[ipath.n++] = strdup(fpath + ipath.mnt_len);
+	}
+	return 0;
+}
+
+static const char *ino_path(uint64_t ino)
+{
+	for (size_t i = 0; i < ipath.n; i++)
+		if (ipath.ino[i] == ino && ipath.path[i])
+			return ipath.path[i][0] ? ipath.path[i] : "/";
+	return "?";
+}
+
+static void want_ino(uint64_t ino)
+{
+	for (size_t i = 0; i < ipath.nwanted; i++)
+		if (ipath.wanted[i] == ino)
+			return;
+	uint64_t *n = realloc(ipath.wanted, (ipath.nwanted + 1) * sizeof(*n));
+	if (!n)
+		return;
+	ipath.wanted = n;
+	ipath.wanted[ipath.nwanted++] = ino;
+}
+
+static void print_human(const char *mnt, const struct jv *doc)
+{
+	struct jv *dax = jget(doc, "dax"), *clients = jget(doc, "clients");
+	struct jv *pages = jget(doc, "pages"), *waiters = jget(doc, "waiters");
+	char a1[32], a2[32];
+
+	printf("udaxfs %s, daemon pid %.0f\n", mnt, jnum(doc, "pid"));
+	printf("  tracked entries %.0f, live handles %.0f, busy %.0f, waiting truncates %.0f, "
+	       "handle memory %.0f bytes%s\n",
+	       jnum(dax, "tracked_entries"), jnum(dax, "live_handles"), jnum(dax, "busy_handles"),
+	       jnum(dax, "waiters"), jnum(dax, "handle_bytes"),
+	       jnum(dax, "unsafe_frees") ? " (UNSAFE policy: blocks freed under pins)" : "");
+
+	/* collect the inodes for the per-file table */
+	for (size_t c = 0; c < jlen(clients); c++) {
+		struct jv *ls = jget(clients->items[c], "layouts");
+
+		for (size_t l = 0; l < jlen(ls); l++)
+			want_ino((uint64_t)jnum(ls->items[l], "ino"));
+	}
+	for (size_t i = 0; i < jlen(pages); i++)
+		want_ino((uint64_t)jnum(pages->items[i], "ino"));
+	for (size_t i = 0; i < jlen(waiters); i++)
+		want_ino((uint64_t)jnum(waiters->items[i], "ino"));
+	if (ipath.nwanted) {
+		ipath.mnt_len = strlen(mnt);
+		while (ipath.mnt_len > 1 && mnt[ipath.mnt_len - 1] == '/')
+			ipath.mnt_len--;
+		nftw(mnt, ipath_visit, 16, FTW_PHYS | FTW_MOUNT);
+	}
+
+	printf("\nclients: %zu\n", jlen(clients));
+	if (jlen(clients))
+		printf("  %-8s %-16s %-6s %-9s %7s %5s  %s\n", "PID", "COMMAND", "UID", "AGE",
+		       "LAYOUTS", "PINS", "STATE");
+	for (size_t c = 0; c < jlen(clients); c++) {
+		struct jv *cl = clients->items[c], *ls = jget(cl, "layouts");
+		double pins = 0;
+
+		for (size_t l = 0; l < jlen(ls); l++)
+			pins += jnum(ls->items[l], "pins");
+		struct jv *pidv = jget(cl, "pid");
+		char pid[24];
+		if (pidv && pidv->t == J_NUM)
+			snprintf(pid, sizeof(pid), "%.0f", pidv->num);
+		else
+			snprintf(pid, sizeof(pid), "-");
+		printf("  %-8s %-16s %-6.0f %-9s %7zu %5.0f  %s\n", pid,
+		       jstr(cl, "comm")[0] ? jstr(cl, "comm") : "-", jnum(cl, "uid"),
+		       age(jnum(cl, "age_ns"), a1, sizeof(a1)), jlen(ls), pins,
+		       jbool(cl, "alive") ? "alive" : "exited (references held until released)");
+	}
+
+	printf("\nlayouts:\n");
+	size_t nl = 0;
+	for (size_t c = 0; c < jlen(clients); c++) {
+		struct jv *cl = clients->items[c], *ls = jget(cl, "layouts");
+
+		for (size_t l = 0; l < jlen(ls); l++) {
+			struct jv *L = ls->items[l];
+
+			if (!nl++)
+				printf("  %-8s %-10s %-24s %12s %12s %-3s %-6s %4s %-9s %-9s %s\n", "PID",
+				       "INO", "FILE", "OFFSET", "LENGTH", "RW", "MAPPED", "PINS",
+				       "AGE", "PIN AGE", "STATE");
+			struct jv *pidv = jget(cl, "pid");
+			char pid[24];
+			if (pidv && pidv->t == J_NUM)
+				snprintf(pid, sizeof(pid), "%.0f", pidv->num);
+			else
+				snprintf(pid, sizeof(pid), "-");
+			uint64_t ino = (uint64_t)jnum(L, "ino");
+			printf("  %-8s %-10llu %-24s %12.0f %12.0f %-3s %-6s %4.0f %-9s %-9s %s\n", pid,
+			       (unsigned long long)ino, ino_path(ino), jnum(L, "off"), jnum(L, "len"),
+			       jbool(L, "writable") ? "rw" : "r", jbool(L, "mapped") ? "yes" : "no",
+			       jnum(L, "pins"), age(jnum(L, "age_ns"), a1, sizeof(a1)),
+			       jnum(L, "pins") ? age(jnum(L, "pin_age_ns"), a2, sizeof(a2)) : "-",
+			       jbool(L, "recalling") ? "recalling" : "");
+		}
+	}
+	if (!nl)
+		printf("  (none)\n");
+
+	/* per file: pages with references, and who waits on them */
+	printf("\nfiles with referenced pages:\n");
+	size_t nf = 0;
+	for (size_t w = 0; w < ipath.nwanted; w++) {
+		uint64_t ino = ipath.wanted[w];
+		double np = 0, pins = 0, maps = 0, refs = 0, oldest = 0;
+		size_t nw = 0;
+		double longest = 0;
+
+		for (size_t i = 0; i < jlen(pages); i++) {
+			struct jv *P = pages->items[i];
+
+			if ((uint64_t)jnum(P, "ino") != ino)
+				continue;
+			np += 1;
+			pins += jnum(P, "pincount");
+			maps += jnum(P, "mapcount");
+			refs += jnum(P, "refcount");
+			if (jnum(P, "age_ns") > oldest)
+				oldest = jnum(P, "age_ns");
+		}
+		for (size_t i = 0; i < jlen(waiters); i++)
+			if ((uint64_t)jnum(waiters->items[i], "ino") == ino) {
+				nw++;
+				if (jnum(waiters->items[i], "waiting_ns") > longest)
+					longest = jnum(waiters->items[i], "waiting_ns");
+			}
+		if (!np && !nw)
+			continue;
+		if (!nf++)
+			printf("  %-10s %-24s %6s %8s %8s %8s %-9s %7s %s\n", "INO", "FILE", "PAGES",
+			       "REFS", "MAPS", "PINS", "OLDEST", "WAITERS", "LONGEST WAIT");
+		printf("  %-10llu %-24s %6.0f %8.0f %8.0f %8.0f %-9s %7zu %s\n",
+		       (unsigned long long)ino, ino_path(ino), np, refs, maps, pins,
+		       age(oldest, a1, sizeof(a1)), nw, nw ? age(longest, a2, sizeof(a2)) : "-");
+	}
+	if (!nf)
+		printf("  (none)\n");
+
+	printf("\nwaiters (truncate / punch / unlink waiting for pages to go idle):\n");
+	for (size_t i = 0; i < jlen(waiters); i++) {
+		struct jv *W = waiters->items[i];
+		uint64_t ino = (uint64_t)jnum(W, "ino");
+		double end = jnum(W, "end");
+		char e[32];
+
+		if (end < 0)
+			snprintf(e, sizeof(e), "EOF");
+		else
+			snprintf(e, sizeof(e), "%.0f", end);
+		printf("  ino %llu (%s) pages %.0f..%s: waiting %s on page %.0f (pfn %.0f, refcount %.0f)\n",
+		       (unsigned long long)ino, ino_path(ino), jnum(W, "start"), e,
+		       age(jnum(W, "waiting_ns"), a1, sizeof(a1)), jnum(W, "wait_index"),
+		       jnum(W, "wait_pfn"), jnum(W, "refcount"));
+	}
+	if (!jlen(waiters))
+		printf("  (none)\n");
+}
+
 int udaxctl_status(int argc, char **argv)
 {
-	(void)argc; (void)argv;
-	fprintf(stderr, "udaxctl status: not built yet\n");
-	return 1;
+	static const struct option lo[] = { { "json", 0, 0, 'j' }, { "help", 0, 0, 'h' },
+					    { 0, 0, 0, 0 } };
+	bool json = false;
+	const char *mnt;
+	char type[256] = "";
+	void *rep = NULL;
+	uint32_t len;
+	int c, s, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
+		if (c == 'j') {
+			json = true;
+		} else if (c == 'h') {
+			printf("usage: udaxctl status MOUNTPOINT [--json]\n");
+			return 0;
+		} else {
+			fprintf(stderr, "usage: udaxctl status MOUNTPOINT [--json]\n");
+			return 2;
+		}
+	}
+	if (optind + 1 != argc) {
+		fprintf(stderr, "usage: udaxctl status MOUNTPOINT [--json]\n");
+		return 2;
+	}
+	mnt = argv[optind];
+	ret = ctl_is_udaxfs_mount(mnt, type, sizeof(type));
+	if (ret <= 0) {
+		if (ret < 0)
+			fprintf(stderr, "udaxctl status: %s: %s\n", mnt, strerror(-ret));
+		else if (type[0])
+			fprintf(stderr, "udaxctl status: %s is not a udaxfs mount (it is %s)\n", mnt,
+				type);
+		else
+			fprintf(stderr, "udaxctl status: %s is not a mount point (no udaxfs mounted there)\n",
+				mnt);
+		return 1;
+	}
+	s = ctl_daemon_connect(mnt);
+	if (s < 0) {
+		fprintf(stderr, "udaxctl status: %s: cannot reach the daemon's layout service: %s\n",
+			mnt, strerror(-s));
+		return 1;
+	}
+	ret = ctl_daemon_request(s, UDAX_REQ_STATUS, NULL, 0, &rep, &len);
+	close(s);
+	if (ret < 0) {
+		fprintf(stderr, "udaxctl status: %s: status request failed: %s\n", mnt, strerror(-ret));
+		return 1;
+	}
+	const char *p = rep;
+	struct jv *doc = jparse(&p, 0);
+	if (!doc || doc->t != J_OBJ) {
+		fprintf(stderr, "udaxctl status: %s: the daemon's status is not valid JSON\n", mnt);
+		jfree(doc);
+		free(rep);
+		return 1;
+	}
+	if (json) {
+		fputs(rep, stdout);
+		if (len && ((char *)rep)[strlen(rep) - 1] != '\n')
+			putchar('\n');
+	} else {
+		print_human(mnt, doc);
+	}
+	jfree(doc);
+	free(rep);
+	return 0;
 }
