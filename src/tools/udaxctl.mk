@@ -1,10 +1,20 @@
 # udaxctl: status and the truncate-under-DMA benchmark (issues #4, #5).
 bin_PROGRAMS += udaxctl
-udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_status.c \
+udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_status.c src/tools/udaxctl_pin.c \
 	src/tools/bench_truncate.c src/tools/bench_stats.c src/tools/bench_futex.c \
-	src/tools/bench_dma_none.c
+	src/tools/bench_dma.c
 udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
-udaxctl_LDADD = libudax-core.la $(URING_LIBS) -lm
+udaxctl_LDADD = libudax.la libudax-core.la $(URING_LIBS) -lm
+EXTRA_DIST += src/tools/bench_dma_none.c
+
+# libudax-preload.so: LD_PRELOAD shim giving unmodified programs direct
+# mappings of udaxfs files (issue #4 part 7).  Its source lives with the
+# library; its build lines live here (H7's fragment).
+lib_LTLIBRARIES += libudax-preload.la
+libudax_preload_la_SOURCES = src/lib/preload.c
+libudax_preload_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+libudax_preload_la_LIBADD = libudax.la -ldl -lpthread
+libudax_preload_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined
 
 # libfuse's passthrough_ll, the no-DMA peer the bench compares against.  Built
 # from the example libfuse3-dev installs (never copied into this tree); the

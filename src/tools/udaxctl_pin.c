@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+/*
+ * udaxctl_pin.c - udaxctl pin FILE [--offset O] [--length L] [--seconds N]:
+ * map a range of a udaxfs file with libudax and register it as an io_uring
+ * fixed buffer, then hold the pin until the time is up, a signal arrives,
+ * or the layout is recalled.  Shows what udaxctl status reports and how a
+ * truncate waits; the tests use it as a pin holder.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <liburing.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <udax/udax.h>
+
+#include "util.h"
+#include "udaxctl.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_sig(int s)
+{
+	(void)s;
+	stop = 1;
+}
+
+int udaxctl_pin(int argc, char **argv)
+{
+	static const struct option lo[] = { { "offset", 1, 0, 'o' }, { "length", 1, 0, 'l' },
+					    { "seconds", 1, 0, 's' }, { "help", 0, 0, 'h' },
+					    { 0, 0, 0, 0 } };
+	struct udax_map_opts mo = { .flags = UDAX_MAP_RECALL_FD };
+	uint64_t off = 0, len = 0;
+	double secs = 0;
+	struct udax_map *map = NULL;
+	struct io_uring ring;
+	unsigned int idx = UDAX_PIN_ANY;
+	struct stat st;
+	int c, fd, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "o:l:s:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			if (udax_parse_size(optarg, &off) < 0)
+				goto usage;
+			break;
+		case 'l':
+			if (udax_parse_size(optarg, &len) < 0)
+				goto usage;
+			break;
+		case 's':
+			secs = atof(optarg);
+			break;
+		case 'h':
+			printf("usage: udaxctl pin FILE [--offset O] [--length L] [--seconds N]\n");
+			return 0;
+		default:
+			goto usage;
+		}
+	}
+	if (optind + 1 != argc)
+		goto usage;
+	fd = open(argv[optind], O_RDWR);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "udaxctl pin: %s: %s\n", argv[optind], strerror(errno));
+		return 1;
+	}
+	if (!len)
+		len = st.st_size > (off_t)off ? (uint64_t)st.st_size - off : 0;
+	len = UDAX_ALIGN_UP(len, 4096);
+	if (!len) {
+		fprintf(stderr, "udaxctl pin: nothing to pin (empty file: give --length)\n");
+		return 1;
+	}
+	ret = io_uring_queue_init(4, &ring, 0);
+	if (ret < 0) {
+		fprintf(stderr, "udaxctl pin: io_uring: %s\n", strerror(-ret));
+		return 1;
+	}
+	ret = udax_map_open(&map, fd, (off_t)off, len, PROT_READ | PROT_WRITE, &mo);
+	if (ret == 0)
+		ret = udax_pin(map, &ring, &idx);
+	if (ret < 0) {
+		fprintf(stderr, "udaxctl pin: %s: %s: %s\n", argv[optind], strerror(-ret),
+			udax_last_error());
+		udax_map_close(&map);
+		return 1;
+	}
+	signal(SIGINT, on_sig);
+	signal(SIGTERM, on_sig);
+	printf("pinned %s [%llu, +%llu) as fixed buffer %u, pid %d\n", argv[optind],
+	       (unsigned long long)off, (unsigned long long)len, idx, (int)getpid());
+	fflush(stdout);
+	uint64_t end = secs > 0 ? ctl_now_ns() + (uint64_t)(secs * 1e9) : UINT64_MAX;
+	struct pollfd p = { .fd = udax_recall_fd(map), .events = POLLIN };
+	while (!stop && ctl_now_ns() < end) {
+		if (poll(&p, 1, 100) == 1) {
+			printf("recalled: unpinning and giving the layout back\n");
+			fflush(stdout);
+			udax_unpin(map, &ring);
+			udax_recall_process(map);
+			break;
+		}
+	}
+	udax_map_close(&map);
+	io_uring_queue_exit(&ring);
+	close(fd);
+	return 0;
+usage:
+	fprintf(stderr, "usage: udaxctl pin FILE [--offset O] [--length L] [--seconds N]\n");
+	return 2;
+}
