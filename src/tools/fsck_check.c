@@ -917,7 +917,35 @@ static bool check_xattr_block(struct fsck *f, uint64_t blk, char *why, size_t wl
 }
 
 /*
- * check_inode() - pass 1 for one allocated inode.
+ * clear_inode() - free a garbage inode (repairs only): its slot and its
+ * inode bitmap bit.  It has marked no block (pass 1 marks only sound
+ * inodes), so its blocks show up as leaked and pass 5 frees those no
+ * other inode uses.  Directory entries naming it are cleared in pass 2.
+ */
+static void clear_inode(struct fsck *f, uint64_t ino)
+{
+	struct ufs_dinode di;
+
+	memset(&di, 0, sizeof(di));
+	write_inode(f, ino, &di);
+	write_bit(f, f->sb.s_ibitmap_start, ino, false);
+	f->istate[ino] = IS_FREED;
+}
+
+/* Report an unusable inode; with repairs, clear it (never the root). */
+static void bad_inode(struct fsck *f, uint64_t ino, const char *why)
+{
+	if (problem(f, ino != ROOT_INO, "inode %" PRIu64 " (offset %" PRIu64 "): %s%s", ino,
+		    ino_off(f, ino), why, ino != ROOT_INO ? "; clear the inode" : ""))
+		clear_inode(f, ino);
+	else
+		f->istate[ino] |= IS_BADTREE;
+}
+
+/*
+ * check_inode() - pass 1 for one allocated inode: everything that can be
+ * judged from the inode alone.  The tree is validated first and its
+ * blocks are recorded only when it is sound.
  */
 static void check_inode(struct fsck *f, uint64_t ino)
 {
@@ -925,75 +953,77 @@ static void check_inode(struct fsck *f, uint64_t ino)
 	uint64_t ioff = ino_off(f, ino);
 	struct tree_walk w;
 	uint64_t counted = 0;
-	bool csum_ok, other_bad = false;
-	char why[160];
+	bool csum_ok, dirty = false;
+	char why[200];
 
 	read_inode(f, ino, &di);
 	f->istate[ino] |= IS_ALLOC;
 	f->st.inodes++;
 	csum_ok = ufs_inode_csum(&di) == di.i_checksum;
-	if (di.i_mode == 0) {
-		/* bitmap says allocated, slot says free: pass 5 decides */
-		return;
-	}
+	if (di.i_mode == 0)
+		return;		/* bitmap says allocated, slot says free: pass 5 */
 	if (!mode_ok(di.i_mode)) {
-		problem(f, false, "inode %" PRIu64 " (offset %" PRIu64 "): bad mode 0%o", ino, ioff,
-			di.i_mode);
+		snprintf(why, sizeof(why), "bad mode 0%o", di.i_mode);
+		bad_inode(f, ino, why);
 		return;
 	}
-	if (!csum_ok)
-		verbose(f, "udaxfs: inode %" PRIu64 ": checksum mismatch", ino);
-	if (S_ISDIR(di.i_mode))
-		f->istate[ino] |= IS_DIR;
-
 	memset(&w, 0, sizeof(w));
-	w.mark = true;
 	if (has_tree(di.i_mode, di.i_flags)) {
 		if (walk_tree(f, ino, &di, &w) < 0 || w.bad) {
-			f->istate[ino] |= IS_BADTREE;
-			problem(f, false, "inode %" PRIu64 " (offset %" PRIu64 "): %s", ino, ioff, w.why);
-			if (S_ISDIR(di.i_mode))
-				f->istate[ino] &= ~IS_DIR;
+			bad_inode(f, ino, w.why);
 			return;
 		}
 		counted = w.nblocks;
 	} else if (S_ISLNK(di.i_mode)) {
 		if (di.i_size == 0 || di.i_size >= sizeof(di.i_u.symlink) ||
-		    di.i_u.symlink[di.i_size] != '\0' ||
-		    memchr(di.i_u.symlink, 0, di.i_size)) {
-			problem(f, false, "inode %" PRIu64 " (offset %" PRIu64
-				"): inline symlink of size %" PRIu64 " malformed", ino, ioff, di.i_size);
-			other_bad = true;
-		}
-	}
-
-	if (S_ISDIR(di.i_mode)) {
-		if (di.i_size % BS || (di.i_size == 0 && ino != ROOT_INO) ||
-		    w.max_end != di.i_size / BS ||
-		    w.nblocks != di.i_size / BS) {
-			problem(f, false, "directory inode %" PRIu64 " (offset %" PRIu64 "): size %"
-				PRIu64 " does not match its %" PRIu64 " blocks (holes or tail)", ino,
-				ioff, di.i_size, w.nblocks);
-			f->istate[ino] |= IS_BADTREE;
-			f->istate[ino] &= ~IS_DIR;
+		    di.i_u.symlink[di.i_size] != '\0' || memchr(di.i_u.symlink, 0, di.i_size)) {
+			snprintf(why, sizeof(why), "inline symlink of size %" PRIu64 " malformed",
+				 di.i_size);
+			bad_inode(f, ino, why);
 			return;
 		}
-	} else if (S_ISLNK(di.i_mode) && !(di.i_flags & UFS_INODE_FL_INLINE_SYMLINK)) {
-		if (di.i_size == 0 || di.i_size > 4095u || w.max_end > 1) {
-			problem(f, false, "symlink inode %" PRIu64 " (offset %" PRIu64 "): size %" PRIu64,
-				ino, ioff, di.i_size);
-			other_bad = true;
-		}
 	}
-
+	if (S_ISDIR(di.i_mode) &&
+	    (di.i_size % BS || (di.i_size == 0 && ino != ROOT_INO) ||
+	     w.max_end != di.i_size / BS || w.nblocks != di.i_size / BS)) {
+		snprintf(why, sizeof(why), "directory size %" PRIu64 " does not match its %" PRIu64
+			 " blocks (holes or tail)", di.i_size, w.nblocks);
+		bad_inode(f, ino, why);
+		return;
+	}
+	if (S_ISLNK(di.i_mode) && !(di.i_flags & UFS_INODE_FL_INLINE_SYMLINK) &&
+	    (di.i_size == 0 || di.i_size > 4095u || w.max_end > 1)) {
+		snprintf(why, sizeof(why), "symlink size %" PRIu64, di.i_size);
+		bad_inode(f, ino, why);
+		return;
+	}
+	if (!csum_ok) {
+		if (!problem(f, true, "inode %" PRIu64 " (offset %" PRIu64 "): bad checksum", ino,
+			     ioff)) {
+			f->istate[ino] |= IS_BADTREE;	/* mount refuses it: treat as unusable */
+			return;
+		}
+		dirty = true;
+	}
+	/* sound: record its blocks */
+	if (has_tree(di.i_mode, di.i_flags)) {
+		memset(&w, 0, sizeof(w));
+		w.mark = true;
+		walk_tree(f, ino, &di, &w);
+		if (w.bad)
+			problem(f, false, "inode %" PRIu64 " (offset %" PRIu64 "): %s", ino, ioff,
+				w.why);
+	}
 	if (di.i_xattr_block) {
-		if (!data_range_ok(f, di.i_xattr_block, 1) ||
-		    !check_xattr_block(f, di.i_xattr_block, why, sizeof(why))) {
-			if (!data_range_ok(f, di.i_xattr_block, 1))
-				snprintf(why, sizeof(why), "outside the data area");
-			problem(f, false, "inode %" PRIu64 ": xattr block %" PRIu64 ": %s", ino,
-				di.i_xattr_block, why);
-			other_bad = true;
+		bool in = data_range_ok(f, di.i_xattr_block, 1);
+
+		if (!in || !check_xattr_block(f, di.i_xattr_block, why, sizeof(why))) {
+			if (problem(f, true, "inode %" PRIu64 ": xattr block %" PRIu64 ": %s; drop "
+				    "the extended attributes", ino, di.i_xattr_block,
+				    in ? why : "outside the data area")) {
+				di.i_xattr_block = 0;
+				dirty = true;
+			}
 		} else {
 			counted++;
 			if (mark_used(f, di.i_xattr_block, 1))
@@ -1002,30 +1032,27 @@ static void check_inode(struct fsck *f, uint64_t ino)
 		}
 	}
 	if (di.i_flags & ~(uint32_t)(UFS_INODE_FL_INLINE_SYMLINK | UFS_INODE_FL_ORPHAN)) {
-		problem(f, false, "inode %" PRIu64 ": unknown flags 0x%x", ino, di.i_flags);
-		other_bad = true;
-	}
-	if (other_bad)
-		return;
-	if (!csum_ok) {
-		if (problem(f, true, "inode %" PRIu64 " (offset %" PRIu64 "): bad checksum", ino,
-			    ioff))
-			write_inode(f, ino, &di);
-		else
-			return;
+		if (problem(f, true, "inode %" PRIu64 ": unknown flags 0x%x", ino, di.i_flags)) {
+			di.i_flags &= UFS_INODE_FL_INLINE_SYMLINK | UFS_INODE_FL_ORPHAN;
+			dirty = true;
+		}
 	}
 	if (di.i_blocks != counted) {
 		if (problem(f, true, "inode %" PRIu64 ": i_blocks %" PRIu64 ", counted %" PRIu64,
 			    ino, di.i_blocks, counted)) {
 			di.i_blocks = counted;
-			write_inode(f, ino, &di);
+			dirty = true;
 		}
 	}
+	if (dirty)
+		write_inode(f, ino, &di);
 	f->istate[ino] |= IS_VALID;
-	if (S_ISDIR(di.i_mode))
+	if (S_ISDIR(di.i_mode)) {
+		f->istate[ino] |= IS_DIR;
 		f->st.dirs++;
-	else
+	} else {
 		f->st.files++;
+	}
 }
 
 static void pass1(struct fsck *f)
@@ -1320,9 +1347,7 @@ static void reclaim_inode(struct fsck *f, uint64_t ino)
 	}
 	if (di.i_xattr_block && !bit_test(f->dup, di.i_xattr_block))
 		bit_clear(f->used, di.i_xattr_block);
-	memset(&di, 0, sizeof(di));
-	write_inode(f, ino, &di);
-	f->istate[ino] = IS_FREED;
+	clear_inode(f, ino);
 }
 
 /*
@@ -1588,12 +1613,7 @@ static void pass5(struct fsck *f)
 	for (ino = 1; ino < f->ninodes; ino++) {
 		uint8_t s = f->istate[ino];
 
-		if (s & IS_FREED) {
-			write_bit(f, f->sb.s_ibitmap_start, ino, false);
-			f->st.free_inodes++;
-			continue;
-		}
-		if (!(s & IS_ALLOC)) {
+		if (!(s & IS_ALLOC) || (s & IS_FREED)) {
 			f->st.free_inodes++;
 			continue;
 		}

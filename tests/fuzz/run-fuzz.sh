@@ -1,0 +1,70 @@
+#!/bin/sh
+# run-fuzz: build the libFuzzer target with clang (ASan + libFuzzer) from
+# the core's source list, regenerate the base image and seed corpus, and
+# fuzz for UDAX_FUZZ_SECONDS (default 30).  Any crash, leak or sanitizer
+# report fails the test; the reproducer is kept in
+# $top_builddir/tests/fuzz/artifacts/ and the grown corpus in
+# $top_builddir/tests/fuzz/corpus/ (fuzz-replay.sh replays both).
+# Exit 77 only when clang or its libFuzzer runtime is missing.
+set -u
+b=${top_builddir:-.}
+s=${top_srcdir:-$(dirname "$0")/../..}
+CLANG=${UDAX_CLANG:-$(command -v clang || true)}
+secs=${UDAX_FUZZ_SECONDS:-30}
+[ -n "$CLANG" ] || { echo "SKIP: clang not found"; exit 77; }
+out="$b/tests/fuzz"
+mkdir -p "$out/artifacts" "$out/corpus"
+
+# the core's sources, from the Makefile (UDAX_CORE_SOURCES), else every src/core/*.c
+srcs=""
+for f in ${UDAX_CORE_SOURCES:-}; do
+	case $f in *.c) srcs="$srcs $s/$f";; esac
+done
+[ -n "$srcs" ] || srcs=$(ls "$s"/src/core/*.c)
+srcs="$srcs $s/src/tools/fsck_check.c $s/tests/fuzz/fuzz_image.c"
+libs=${UDAX_CORE_LIBS:--lpmem2 -lnuma -luring}
+
+bin="$out/fuzz_image_libfuzzer"
+need=1
+if [ -x "$bin" ]; then
+	need=0
+	for f in $srcs "$s"/src/core/*.h "$s"/src/tools/fsck_check.h "$s"/tests/fuzz/fuzz_image.h; do
+		[ "$f" -nt "$bin" ] && { need=1; break; }
+	done
+fi
+if [ $need = 1 ]; then
+	echo "building $bin with $CLANG"
+	# probe the libFuzzer runtime first: missing runtime = honest skip
+	printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n){return 0;}\n' \
+		>"$out/probe.c"
+	if ! "$CLANG" -fsanitize=fuzzer "$out/probe.c" -o "$out/probe" 2>/dev/null; then
+		rm -f "$out/probe.c" "$out/probe"
+		echo "SKIP: $CLANG cannot link libFuzzer programs"; exit 77
+	fi
+	rm -f "$out/probe.c" "$out/probe"
+	# shellcheck disable=SC2086
+	"$CLANG" -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address \
+		-DUDAX_LIBFUZZER -D_GNU_SOURCE -I"$b" -I"$s/include" -I"$s/src/core" \
+		-I"$s/src/tools" -I"$s/tests/fuzz" -w $srcs -o "$bin.tmp" $libs -lpthread \
+		|| { echo "FAIL: cannot build the fuzz target"; exit 1; }
+	mv "$bin.tmp" "$bin"
+fi
+
+work=$(mktemp -d /dev/shm/udax-h6-fuzz.XXXXXX) || exit 77
+trap 'rm -rf "$work"' EXIT INT TERM
+"$b/tests/fuzz/fuzz_mkbase" "$work/base.img" "$work/seeds" || { echo "FAIL: fuzz_mkbase"; exit 1; }
+cp "$work"/seeds/* "$out/corpus/" 2>/dev/null
+export UDAX_FUZZ_BASE="$work/base.img"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"
+echo "fuzzing for $secs s"
+"$bin" -max_total_time="$secs" -max_len=8192 -timeout=20 -rss_limit_mb=2048 \
+	-artifact_prefix="$out/artifacts/" -print_final_stats=1 \
+	"$out/corpus" 2>"$work/log"
+rc=$?
+grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss)' "$work/log"
+if [ $rc != 0 ]; then
+	tail -n 80 "$work/log"
+	echo "FAIL: the fuzzer found a crash (exit $rc); reproducer in $out/artifacts/"
+	exit 1
+fi
+exit 0
