@@ -50,6 +50,11 @@ if [ -n "${UDAX_DEVDAX_KERNEL:-}" ]; then
 		say "UDAX_DEVDAX_KERNEL=$k: unreadable, or no $root/lib/modules/$kver"
 		exit 77
 	fi
+	# an unpacked package has no modules.dep yet
+	if [ ! -f "$root/lib/modules/$kver/modules.dep" ] && ! prepare_tree "$root" "$kver"; then
+		say "depmod -b $root $kver failed"
+		exit 77
+	fi
 	emit "$kver" "$k" "$root"
 fi
 

@@ -7,9 +7,11 @@
 #   udax.phase=again     the same NVDIMM rebooted: the namespace must be found
 #                        on the media, the data of the first boot still there
 #   udax.shell=1         drop to a shell at the end (debugging by hand)
+#   udax.fstests=a,b     run only these tests of tests/fs (default: all)
 # The verdict leaves through isa-debug-exit (I/O port 0xf4): QEMU exits with
 # (v << 1) | 1, v = 0 passed, 1 failed, 77 nothing could be tested.
-export PATH=/udax/build:/bin:/sbin:/usr/bin:/usr/sbin
+# GNU tools (/usr) before busybox's applets (/bin)
+export PATH=/udax/build:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TMPDIR=/tmp
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -35,6 +37,7 @@ for a in $(cat /proc/cmdline); do
 	udax.align=*) align=${a#*=} ;;
 	udax.phase=*) phase=${a#*=} ;;
 	udax.shell=*) shell=${a#*=} ;;
+	udax.fstests=*) export UDAX_FS_TESTS=${a#*=} ;;
 	esac
 done
 echo "GUEST-INIT-START kernel=$(uname -r) align=$align phase=$phase uptime=$(up)"

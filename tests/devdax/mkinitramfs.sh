@@ -36,7 +36,7 @@ for t in cpio gzip depmod modprobe ndctl daxctl fusermount3; do
 done
 
 root=$(mktemp -d "${TMPDIR:-/tmp}/udax-h4-initramfs.XXXXXX")
-trap 'rm -rf "$root"' EXIT
+trap 'rm -rf "$root" "$root.elfs"' EXIT
 mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/dev" \
 	"$root/proc" "$root/sys" "$root/tmp" "$root/run" "$root/mnt" "$root/etc" \
 	"$root/lib/x86_64-linux-gnu" "$root/lib64" "$root/root" \
@@ -56,10 +56,23 @@ LD_LIBRARY_PATH=$(find "$bld" -path "$bld/tests/devdax/cache" -prune -o \
 	-type d -name .libs -print | tr '\n' ':')${LD_LIBRARY_PATH:-}
 export LD_LIBRARY_PATH
 
-# copy_libs FILE: the libraries ldd resolves for FILE, and the loader.
-# Libraries from the build tree go where the guest's loader looks by default.
+# copy_bin FILE DEST: an ELF; its libraries are copied at the end, for
+# all ELFs at once (one ldd run instead of one per program).
+elfs=$root.elfs
+: > "$elfs"
+copy_bin() {
+	mkdir -p "$root${2%/*}"
+	rm -f "$root$2"
+	cp -L "$1" "$root$2"
+	echo "$1" >> "$elfs"
+}
+
+# copy_libs: the libraries ldd resolves for every ELF listed, and the
+# loader.  Libraries from the build tree go where the guest's loader looks
+# by default.
 copy_libs() {
-	ldd "$1" 2>/dev/null | awk '/=>/ { print $3 } !/=>/ && $1 ~ /^\// { print $1 }' |
+	tr '\n' '\0' < "$elfs" | xargs -0 ldd 2>/dev/null |
+	awk '/=>/ { print $3 } !/=>/ && $1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u |
 	while read -r lib; do
 		[ -f "$lib" ] || continue
 		case $lib in
@@ -72,19 +85,20 @@ copy_libs() {
 	done
 }
 
-# copy_bin FILE DEST: an ELF and its libraries.
-copy_bin() {
-	mkdir -p "$root${2%/*}"
-	rm -f "$root$2"
-	cp -L "$1" "$root$2"
-	copy_libs "$1"
-}
-
-for b in ndctl daxctl fusermount3 mount.fuse3 bash setfattr getfattr; do
-	p=$(command -v $b 2>/dev/null) || continue
+for b in ndctl daxctl fusermount3 mount.fuse3; do
+	p=$(command -v $b) || continue
 	copy_bin "$p" "$p"
-	# the busybox applets live in /bin; give the real tool precedence there
-	case $p in /bin/*) ;; *) rm -f "$root/bin/$b"; ln -s "$p" "$root/bin/$b" ;; esac
+done
+# A GNU userland beside busybox, for shell tests written on a Debian host
+# (realpath -m, setpriv, dd status=none, stat -c, sha256sum...): the
+# guest's tests put /usr/bin before busybox's /bin.  About 3 MB compressed.
+gnu=$(dpkg -L coreutils 2>/dev/null | grep -E '^/usr/bin/[^/]+$')
+for b in $gnu bash find xargs grep sed awk diff cmp setpriv fallocate mountpoint \
+	setfattr getfattr xxd od; do
+	case $b in /*) p=$b ;; *) p=$(command -v $b 2>/dev/null) || continue ;; esac
+	[ -f "$p" ] || continue
+	case $p in /bin/*|/sbin/*) p=/usr$p ;; esac
+	copy_bin "$p" "$p"
 done
 cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
 
@@ -113,16 +127,18 @@ fi
 
 # The build tree's programs: ELF files and libtool wrappers (whose real ELF
 # lives in .libs/).  Object files and libraries are not executable.
-(cd "$bld" && find . -path ./tests/devdax/cache -prune -o -path '*/.libs' -prune -o \
-	-type f -perm -u+x ! -name '*.so*' ! -name '*.sh' ! -name config.status \
-	! -name libtool ! -name 'config.*' -print) |
+# Only the top level and src/ tests/ contrib/: not a distcheck's tree.
+(cd "$bld" && { find . -maxdepth 1 -type f -perm -u+x
+	find src tests contrib -path tests/devdax/cache -prune -o -path 'tests/devdax/run.*' \
+		-prune -o -path '*/.libs' -prune -o -type f -perm -u+x -print 2>/dev/null; } |
+	grep -v -e '\.so' -e '\.sh$' -e '/config\.' -e '^\./libtool$') |
 while read -r rel; do
 	rel=${rel#./}
 	f=$bld/$rel
 	case $(head -c 4 "$f" | od -An -c | tr -d ' ') in
 	177ELF) real=$f ;;
 	*)
-		grep -q 'libtool' "$f" 2>/dev/null || continue
+		grep -q 'temporary wrapper script' "$f" 2>/dev/null || continue
 		d=${f%/*}/.libs
 		b=${f##*/}
 		if [ -f "$d/$b" ]; then real=$d/$b
@@ -136,8 +152,10 @@ done
 find "$bld" -path "$bld/tests/devdax/cache" -prune -o -path '*/.libs/*.so*' -print 2>/dev/null |
 while read -r lib; do
 	cp -L "$lib" "$root/lib/x86_64-linux-gnu/${lib##*/}"
-	copy_libs "$lib"
+	echo "$lib" >> "$elfs"
 done
+copy_libs
+rm -f "$elfs"
 
 # the source tree's tests (shell tests read their data from top_srcdir)
 (cd "$src" && find tests -type f \( -name '*.sh' -o -name '*.list' -o -name '*.txt' \

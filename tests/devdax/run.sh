@@ -19,6 +19,7 @@
 #                        UDAX_DEVDAX_MODROOT/lib/modules/KVER, default /)
 #   UDAX_DEVDAX_BOOTS    which boots to run (default "2M 2M-again 4K")
 #   UDAX_DEVDAX_TIMEOUT  seconds one boot may take (default 300)
+#   UDAX_DEVDAX_FS_TESTS which tests of tests/fs run (comma list; default all)
 #   UDAX_DEVDAX_NVSIZE   NVDIMM size, a multiple of 16M (default 256M)
 #   UDAX_DEVDAX_ACCEL    tcg (default) or kvm
 #   UDAX_DEVDAX_KEEP=1   keep the work directory (images, initramfs, logs)
@@ -73,6 +74,7 @@ if [ -n "${UDAX_DEVDAX:-}" ]; then
 		command -v $t >/dev/null 2>&1 || skip "no $t on this host"
 	done
 	mkdir -p "$work/expect"
+	[ -n "${UDAX_DEVDAX_FS_TESTS:-}" ] && export UDAX_FS_TESTS=$UDAX_DEVDAX_FS_TESTS
 	t0=$(now)
 	sh "$top_srcdir/tests/devdax/suite.sh" "$UDAX_DEVDAX" first "$work/first" 2>&1 | tee "$work/first.log"
 	rc=$(grep -c '^suite: PASS' "$work/first.log")
@@ -111,6 +113,7 @@ esac
 printf 'initramfs built in %.1f s\n' "$(since "$t0")"
 
 nvsize=${UDAX_DEVDAX_NVSIZE:-256M}
+fstests=${UDAX_DEVDAX_FS_TESTS:+ udax.fstests=$UDAX_DEVDAX_FS_TESTS}
 timeout_s=${UDAX_DEVDAX_TIMEOUT:-300}
 case ${UDAX_DEVDAX_ACCEL:-tcg} in
 kvm) accel="-accel kvm -cpu host" ;;
@@ -130,7 +133,7 @@ boot() {
 			-object memory-backend-file,id=nv0,share=on,mem-path="$1",size="$nvsize",align=2M \
 			-device nvdimm,memdev=nv0,id=nvdimm0 \
 			-kernel "$KERNEL" -initrd "$4" \
-			-append "console=ttyS0 panic=-1 quiet loglevel=4 udax.align=$2 udax.phase=$3" \
+			-append "console=ttyS0 panic=-1 quiet loglevel=4 udax.align=$2 udax.phase=$3$fstests" \
 			-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 			-display none -vga none -nic none -monitor none -serial stdio -no-reboot \
 			< /dev/null 2>&1
