@@ -806,6 +806,11 @@ static void print_table(FILE *f)
 			fprintf(f, " %14.0f", R[idx[i]].dma_mib_s);
 		fputc('\n', f);
 		for (int i = 0; i < n; i++)
+			if (R[idx[i]].kicked)
+				fprintf(f, "  note (%s): %u truncates returned and no recall reached the "
+					"clients within 2 s; the bench stopped them\n", R[idx[i]].bc.policy,
+					R[idx[i]].kicked);
+		for (int i = 0; i < n; i++)
 			if (R[idx[i]].note[0])
 				fprintf(f, "  note (%s): %s\n", R[idx[i]].bc.policy, R[idx[i]].note);
 	}
@@ -843,10 +848,12 @@ static void json_case(FILE *f, struct result *r)
 	struct pct p;
 
 	fprintf(f, "{\"truncates\": %u, \"corruptions\": %llu, \"canary_pages_checked\": %llu, "
-		"\"dma_completions\": %llu, \"dma_mib_s\": %.1f, \"dma_ran\": %s, \"daemon_parts\": %s, ",
+		"\"dma_completions\": %llu, \"dma_mib_s\": %.1f, \"dma_ran\": %s, \"daemon_parts\": %s, "
+		"\"no_recall\": %u, ",
 		r->truncates, (unsigned long long)r->corruptions,
 		(unsigned long long)r->canary_pages, (unsigned long long)r->completions,
-		r->dma_mib_s, r->dma_ran ? "true" : "false", r->daemon_parts ? "true" : "false");
+		r->dma_mib_s, r->dma_ran ? "true" : "false", r->daemon_parts ? "true" : "false",
+		r->kicked);
 	fprintf(f, "\"params\": {\"file_size\": %llu, \"pinned\": %llu, \"qd\": %llu, "
 		"\"io_size\": %llu, \"clients\": %llu, \"dma\": \"%s\", \"shrink_to\": \"%s\"}, ",
 		(unsigned long long)r->bc.file_size, (unsigned long long)r->bc.pinned,

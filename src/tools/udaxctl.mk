@@ -35,3 +35,5 @@ src/tools/bench-passthrough_ll.c:
 		printf '%s\n' '#include <stdio.h>' \
 		'int main(void) { fputs("passthrough_ll.c (libfuse3-dev examples) was not available at build time\\n", stderr); return 77; }' > $@; \
 	fi
+
+dist_man_MANS += man/udaxctl.8 man/libudax-preload.7
