@@ -1,0 +1,160 @@
+#!/bin/bash
+# fs-bench.sh - udaxfs beside libfuse's passthrough_ll (over tmpfs, with
+# -o writeback) and beside tmpfs itself, in one run:
+#   fio: 4 KiB random read and random write (psync), 1 MiB sequential read
+#        and write, on one file of 1 GiB, time-based;
+#   metaloop: create+write+close, stat and unlink of 20k files.
+# Prints one table with the ratio udaxfs / passthrough_ll per row (higher
+# is better for udaxfs on every row).  Not part of make check.
+#
+# usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
+#   -t  seconds per fio job (default 10)      -q  quick: -t 3 -s 256M -n 5000
+#   -s  fio file size (default 1G)            -n  files in the metadata loop (20000)
+#   -B  where udaxfs and mkfs.udaxfs were built (default: this tree's build,
+#       else PATH)
+#   -j  also write the table as JSON to this file
+# Needs: root, fio, a C compiler, libfuse3-dev (its examples), /dev/fuse.
+set -euo pipefail
+
+secs=10 size=1G nfiles=20000 build="" json=""
+while getopts "t:s:n:B:j:qh" opt; do
+	case $opt in
+	t) secs=$OPTARG;;
+	s) size=$OPTARG;;
+	n) nfiles=$OPTARG;;
+	B) build=$OPTARG;;
+	j) json=$OPTARG;;
+	q) secs=3 size=256M nfiles=5000;;
+	*) sed -n '2,17p' "$0"; exit 2;;
+	esac
+done
+
+here=$(cd "$(dirname "$0")" && pwd)
+die() { echo "fs-bench: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root (mounts with allow_other)"
+[ -c /dev/fuse ] || die "/dev/fuse is missing"
+command -v fio >/dev/null || die "fio is not installed (apt-get install fio)"
+cc=${CC:-cc}
+command -v "$cc" >/dev/null || die "no C compiler ($cc)"
+
+if [ -z "$build" ]; then
+	for d in "$here/../.." "$here/../../build" "$PWD"; do
+		[ -x "$d/udaxfs" ] && [ -x "$d/mkfs.udaxfs" ] && { build=$(cd "$d" && pwd); break; }
+	done
+fi
+if [ -n "$build" ]; then
+	UDAXFS=$build/udaxfs MKFS=$build/mkfs.udaxfs
+else
+	UDAXFS=$(command -v udaxfs) || die "udaxfs not found: give -B BUILDDIR"
+	MKFS=$(command -v mkfs.udaxfs) || die "mkfs.udaxfs not found"
+fi
+
+ex=/usr/share/doc/libfuse3-dev/examples
+[ -e "$ex/passthrough_ll.c" ] || [ -e "$ex/passthrough_ll.c.gz" ] ||
+	die "$ex/passthrough_ll.c missing (apt-get install libfuse3-dev)"
+
+W=$(mktemp -d /dev/shm/udax-fs-bench.XXXXXX)
+PT=$W/pt UD=$W/ud TM=$W/tmpfs
+cleanup() {
+	for m in "$PT" "$UD"; do
+		if grep -q " $m " /proc/self/mounts; then
+			fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || true
+		fi
+	done
+	sleep 0.3
+	rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# ---- build the peer and the metadata loop ----
+mkdir -p "$W/src"
+for f in passthrough_ll.c passthrough_helpers.h; do
+	if [ -e "$ex/$f" ]; then cp "$ex/$f" "$W/src/"; else zcat "$ex/$f.gz" >"$W/src/$f"; fi
+done
+# Outside libfuse's tree these must be given, or passthrough_ll silently
+# drops fallocate, xattrs, utimensat and copy_file_range.
+"$cc" -O2 -w -DHAVE_FALLOCATE -DHAVE_SETXATTR -DHAVE_UTIMENSAT -DHAVE_COPY_FILE_RANGE \
+	-DHAVE_POSIX_FALLOCATE -I"$W/src" -o "$W/passthrough_ll" "$W/src/passthrough_ll.c" \
+	$(pkg-config --cflags --libs fuse3) -lpthread || die "cannot build passthrough_ll"
+"$cc" -O2 -Wall -o "$W/metaloop" "$here/metaloop.c" || die "cannot build metaloop"
+
+# ---- the three file systems ----
+to_bytes() { numfmt --from=iec "$1"; }
+img_bytes=$(( $(to_bytes "$size") * 2 + 1024 * 1024 * 1024 ))
+mkdir -p "$PT" "$UD" "$TM" "$W/ptsrc"
+"$MKFS" -s "$img_bytes" "$W/udax.img" >/dev/null
+"$UDAXFS" "$W/udax.img" "$UD" -o allow_other
+"$W/passthrough_ll" -o writeback,source="$W/ptsrc",allow_other "$PT"
+for m in "$PT" "$UD"; do
+	grep -q " $m " /proc/self/mounts || die "$m did not mount"
+done
+
+declare -A R	# R[fs,row] = number
+rows=("randread 4k psync (IOPS)" "randwrite 4k psync (IOPS)"
+      "seqread 1M (MiB/s)" "seqwrite 1M (MiB/s)"
+      "create+write+close (ops/s)" "stat (ops/s)" "unlink (ops/s)")
+
+# fio_job FS DIR NAME RW BS -> value (IOPS or MiB/s)
+fio_job() {
+	local fs=$1 dir=$2 row=$3 rw=$4 bs=$5 out
+	out=$(fio --name=b --filename="$dir/bench.dat" --size="$size" --rw="$rw" --bs="$bs" \
+		--ioengine=psync --time_based --runtime="$secs" --ramp_time=1 \
+		--minimal 2>/dev/null) || die "fio $rw on $fs failed"
+	# terse v3: field 7/8 = read KiB/s / IOPS, 48/49 = write KiB/s / IOPS
+	case $rw in
+	randread) R[$fs,$row]=$(echo "$out" | cut -d';' -f8);;
+	randwrite) R[$fs,$row]=$(echo "$out" | cut -d';' -f49);;
+	read) R[$fs,$row]=$(echo "$out" | cut -d';' -f7 | awk '{ printf "%.0f", $1 / 1024 }');;
+	write) R[$fs,$row]=$(echo "$out" | cut -d';' -f48 | awk '{ printf "%.0f", $1 / 1024 }');;
+	esac
+}
+
+run_fs() {	# FS DIR
+	local fs=$1 dir=$2 line
+	echo "== $fs ($dir)" >&2
+	# lay the file out once (not timed), then the four jobs
+	fio --name=layout --filename="$dir/bench.dat" --size="$size" --rw=write --bs=1M \
+		--ioengine=psync --minimal >/dev/null 2>&1 || die "fio layout on $fs failed"
+	fio_job "$fs" "$dir" "${rows[3]}" write 1M
+	fio_job "$fs" "$dir" "${rows[2]}" read 1M
+	fio_job "$fs" "$dir" "${rows[1]}" randwrite 4k
+	fio_job "$fs" "$dir" "${rows[0]}" randread 4k
+	rm -f "$dir/bench.dat"
+	mkdir -p "$dir/meta"
+	while read -r phase n t ops; do
+		case $phase in
+		create*) R[$fs,${rows[4]}]=$ops;;
+		stat) R[$fs,${rows[5]}]=$ops;;
+		unlink) R[$fs,${rows[6]}]=$ops;;
+		esac
+	done < <("$W/metaloop" "$dir/meta" "$nfiles")
+	rmdir "$dir/meta"
+}
+
+run_fs tmpfs "$TM"
+run_fs passthrough_ll "$PT"
+run_fs udaxfs "$UD"
+
+echo
+printf 'udaxfs %s vs passthrough_ll -o writeback over tmpfs, and tmpfs; fio %s s per job, %s file, %s files\n' \
+	"$("$UDAXFS" -V | awk '{ print $2 }')" "$secs" "$size" "$nfiles"
+printf 'kernel %s, %s CPUs\n\n' "$(uname -r)" "$(nproc)"
+printf '%-28s %12s %15s %12s %14s\n' "row" "tmpfs" "passthrough_ll" "udaxfs" "udaxfs/pt_ll"
+for row in "${rows[@]}"; do
+	t=${R[tmpfs,$row]:-0} p=${R[passthrough_ll,$row]:-0} u=${R[udaxfs,$row]:-0}
+	printf '%-28s %12s %15s %12s %14s\n' "$row" "$t" "$p" "$u" \
+		"$(awk -v u="$u" -v p="$p" 'BEGIN { if (p > 0) printf "%.2f", u / p; else print "-" }')"
+done
+if [ -n "$json" ]; then
+	{
+		echo "["
+		sep=""
+		for row in "${rows[@]}"; do
+			printf '%s  {"row": "%s", "tmpfs": %s, "passthrough_ll": %s, "udaxfs": %s}' "$sep" \
+				"$row" "${R[tmpfs,$row]:-0}" "${R[passthrough_ll,$row]:-0}" "${R[udaxfs,$row]:-0}"
+			sep=$',\n'
+		done
+		printf '\n]\n'
+	} >"$json"
+fi

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon.h - the udaxfs FUSE daemon: options, the per-mount state shared by
+ * the FUSE operation handlers (ops.c), and start-up (main.c).
+ *
+ * The daemon only decodes requests, calls the core (src/core/ufs.h) and
+ * replies.  It holds no lock of its own around a core call, so every
+ * request is replied to exactly once, never while holding a lock.
+ */
+#ifndef UDAXD_DAEMON_H
+#define UDAXD_DAEMON_H
+
+#define FUSE_USE_VERSION 314
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "dax.h"
+#include "ufs.h"
+
+struct layout_service;
+
+/* Everything the command line says.  Filled by udaxd_parse_args(). */
+struct udaxd_opts {
+	const char *device;		/* DEVICE argument (as given) */
+	const char *mountpoint;		/* MOUNTPOINT argument (as given) */
+	char *mountpoint_abs;		/* realpath() of it, for the layout service */
+	bool foreground;		/* -f */
+	bool debug;			/* -d: libfuse request trace, implies -f */
+	bool single_thread;		/* -s */
+	bool readonly;			/* -o ro */
+	bool show_help, show_version;	/* -h, -V */
+	uint64_t emul_align;		/* -o emul_align=SIZE (0 = page size) */
+	enum udax_policy policy;	/* -o dax_policy= */
+	uint64_t recall_timeout_ms;	/* -o recall_timeout=MS (0 = forever) */
+	char *dax_allow;		/* -o dax_allow=LIST (NULL: root + owner) */
+	unsigned int max_threads;	/* -o max_threads=N (0: libfuse default) */
+	char *fuse_opts;		/* the comma list handed to libfuse */
+};
+
+/*
+ * udaxd_parse_args() - parse argv into @o.  Our own mount options are
+ * consumed; standard ones are kept in o->fuse_opts for libfuse; the ones
+ * mount(8)/mount.fuse3 pass for their own use (_netdev, nofail, x-*, ...)
+ * are dropped.  An unknown option is an error.
+ * Return: 0, or -EINVAL after printing one line naming what is wrong.
+ */
+int udaxd_parse_args(int argc, char **argv, struct udaxd_opts *o);
+void udaxd_free_opts(struct udaxd_opts *o);
+void udaxd_usage(FILE *out, const char *prog);
+
+/* The per-mount state every handler reaches through fuse_req_userdata(). */
+struct udaxd {
+	struct ufs *fs;			/* set before the session starts; const after */
+	struct udax_media *media;
+	struct fuse_session *se;
+	const struct udaxd_opts *opts;
+	/*
+	 * The layout service (issue #4); NULL when it is not running.  Read
+	 * with an atomic load: break_layouts may call the recall hook from
+	 * any thread, including during ufs_unmount() after the service has
+	 * been stopped.
+	 */
+	struct layout_service *ls;
+	double attr_timeout;		/* seconds the kernel may cache attributes */
+	double entry_timeout;		/* ... names, and negative lookups */
+	int unmount_rc;			/* what ufs_unmount() said (op_destroy) */
+};
+
+extern const struct fuse_lowlevel_ops udaxd_ops;
+
+/* udax_dax_ops.recall trampoline: forwards to the layout service if running. */
+void udaxd_recall(void *arg, uint64_t ino, uint64_t start, uint64_t end);
+
+#endif /* UDAXD_DAEMON_H */
