@@ -48,6 +48,8 @@
  *   UDAX_REQ_RETURN  -> struct udax_return_req    (no reply)  a recalled layout is given back:
  *                       drops map and pin references of that layout
  *   UDAX_REQ_STATUS  -> (empty)                   <- JSON text (see below)
+ *   UDAX_REQ_BREAKS  -> (empty)                   <- struct udax_break_rec[n] (see below);
+ *                       -ENOSYS from a daemon that does not keep them
  *   UDAX_MSG_RECALL  <- struct udax_recall_msg    (daemon push)
  */
 #ifndef UDAX_PROTO_H
@@ -88,6 +90,7 @@ enum udax_msg_type {
 	UDAX_REQ_UNMAP = 4,
 	UDAX_REQ_RETURN = 5,
 	UDAX_REQ_STATUS = 6,
+	UDAX_REQ_BREAKS = 7,
 	UDAX_MSG_RECALL = 16,
 };
 #define UDAX_MSG_REPLY	0x8000u		/* or'ed into the request's type */
@@ -166,5 +169,29 @@ struct udax_recall_msg {
  * "end" is printed as -1 for "to end of file".  "pages" is limited to
  * pages with a non-zero refcount, at most 4096 of them.
  */
+
+/*
+ * UDAX_REQ_BREAKS reply: the daemon-side timestamps of the most recent
+ * break_layouts calls made for truncate / punch / zero / collapse / unlink
+ * (at most UDAX_BREAKS_MAX, oldest first), for `udaxctl bench
+ * truncate-dma`.  Times are CLOCK_MONOTONIC nanoseconds (the same clock
+ * as the clients'), 0 when not reached; the first five are the fields of
+ * struct udax_break_stats (src/core/dax.h); t_freed is when the file
+ * system call that freed the blocks returned.
+ */
+#define UDAX_BREAKS_MAX 4096
+struct udax_break_rec {
+	uint64_t ino;
+	uint64_t start, end;		/* page indexes, inclusive; end UINT64_MAX: EOF */
+	uint64_t t_start;		/* layout lock taken */
+	uint64_t t_recall_sent;		/* first recall queued */
+	uint64_t t_last_unpin;		/* the put that made the range idle */
+	uint64_t t_idle;		/* a full pass found nothing busy */
+	uint64_t t_done;		/* entries deleted */
+	uint64_t t_freed;		/* blocks freed, the operation about to reply */
+	uint32_t passes, waits;
+	int32_t result;			/* 0 or -errno of the operation */
+	uint32_t reserved;
+};
 
 #endif /* UDAX_PROTO_H */

@@ -434,6 +434,53 @@ static const char *client_error(struct bench_shm *shm, unsigned int n)
 	return NULL;
 }
 
+/* Daemon-side moments per truncate (0: not reported). */
+struct daemon_times {
+	uint64_t *recall, *unpin, *freed;
+	unsigned int matched;
+	int err;
+};
+
+/*
+ * Fetch the daemon's recent break_layouts timestamps and give each truncate
+ * in [from, to) the one that started inside its call (the bench file's
+ * inode first).  Return @to (the next one to match).
+ */
+static unsigned int fetch_daemon(int fd, const uint64_t *t0s, const uint64_t *t1s,
+				 unsigned int from, unsigned int to, struct daemon_times *dd)
+{
+	struct bench_break *bs;
+	struct stat st;
+	int got;
+
+	if (from >= to || dd->err == -ENOSYS || fstat(fd, &st) < 0)
+		return to;
+	bs = calloc(4096, sizeof(*bs));
+	if (!bs)
+		return to;
+	got = bdma_break_stats(fd, bs, 4096);
+	if (got < 0)
+		dd->err = got;
+	for (unsigned int it = from; it < to && got > 0; it++) {
+		const struct bench_break *best = NULL;
+
+		for (int k = 0; k < got; k++) {
+			if (bs[k].t_start < t0s[it] || bs[k].t_start > t1s[it])
+				continue;
+			if (!best || (bs[k].ino == (uint64_t)st.st_ino && best->ino != (uint64_t)st.st_ino))
+				best = &bs[k];
+		}
+		if (!best)
+			continue;
+		dd->recall[it] = best->t_recall_sent;
+		dd->unpin[it] = best->t_last_unpin;
+		dd->freed[it] = best->t_freed ? best->t_freed : best->t_done;
+		dd->matched++;
+	}
+	free(bs);
+	return to;
+}
+
 static int run_dma(const char *mnt, struct result *r)
 {
 	const struct bench_case *bc = &r->bc;
@@ -445,6 +492,8 @@ static int run_dma(const char *mnt, struct result *r)
 	uint32_t seq = 0;
 	struct lat recall_ns = { 0 };
 	uint64_t *t0s = NULL, *t1s = NULL, *unpins = NULL, *drains = NULL, *seens = NULL;
+	struct daemon_times dd_s = { 0 }, *dd = &dd_s;
+	unsigned int fetched = 0;
 	int fd = -1, ret;
 
 	snprintf(path, sizeof(path), "%s/%s-dma", mnt, O.tag);
@@ -492,7 +541,10 @@ static int run_dma(const char *mnt, struct result *r)
 	unpins = calloc(O.iterations, sizeof(*unpins));
 	drains = calloc(O.iterations, sizeof(*drains));
 	seens = calloc(O.iterations, sizeof(*seens));
-	if (!t0s || !t1s || !unpins || !drains || !seens) {
+	dd->recall = calloc(O.iterations, sizeof(uint64_t));
+	dd->unpin = calloc(O.iterations, sizeof(uint64_t));
+	dd->freed = calloc(O.iterations, sizeof(uint64_t));
+	if (!t0s || !t1s || !unpins || !drains || !seens || !dd->recall || !dd->unpin || !dd->freed) {
 		ret = -ENOMEM;
 		goto out_shm;
 	}
@@ -579,6 +631,9 @@ static int run_dma(const char *mnt, struct result *r)
 		ret = refill(fd, bc->file_size);
 		if (ret < 0)
 			goto out_kill;
+		/* the daemon keeps the last UDAX_BREAKS_MAX: collect before they roll over */
+		if (r->truncates - fetched >= 512)
+			fetched = fetch_daemon(fd, t0s, t1s, fetched, r->truncates, dd);
 		for (unsigned int i = 0; i < nc; i++)
 			shm->c[i].resume = it + 1;
 		bench_ring(shm);
@@ -600,43 +655,29 @@ static int run_dma(const char *mnt, struct result *r)
 	r->dma_ran = true;
 
 	/* parts: the daemon's timestamps when it keeps them, else the client's */
-	{
-		unsigned int n = r->truncates;
-		struct bench_break *bs = calloc(n ? n : 1, sizeof(*bs));
-		int got = bs ? bdma_break_stats(fd, bs, n) : -ENOMEM;
-		unsigned int k = 0;
+	fetch_daemon(fd, t0s, t1s, fetched, r->truncates, dd);
+	r->daemon_parts = dd->matched > 0;
+	for (unsigned int it = 0; it < r->truncates; it++) {
+		uint64_t t0 = t0s[it], t1 = t1s[it];
+		uint64_t unpin = dd->unpin[it] ? dd->unpin[it] : unpins[it];
 
-		r->daemon_parts = got > 0;
-		for (unsigned int it = 0; it < n; it++) {
-			uint64_t t0 = t0s[it], t1 = t1s[it];
-			const struct bench_break *b = NULL;
-			uint64_t unpin = unpins[it];
-
-			/* match the break that started inside this truncate call */
-			while (got > 0 && k < (unsigned int)got && bs[k].t_start < t0)
-				k++;
-			if (got > 0 && k < (unsigned int)got && bs[k].t_start <= t1)
-				b = &bs[k];
 #define REL(t) ((t) > t0 ? (double)((t) - t0) / 1000.0 : 0.0)
-			if (b) {
-				lat_add(&r->p_recall, REL(b->t_recall_sent));
-				if (b->t_last_unpin)
-					unpin = b->t_last_unpin;
-				if (b->t_freed)
-					lat_add(&r->p_freed, REL(b->t_freed));
-				else if (b->t_done)
-					lat_add(&r->p_freed, REL(b->t_done));
-			}
-			if (seens[it] != UINT64_MAX)
-				lat_add(&r->p_seen, REL(seens[it]));
-			lat_add(&r->p_drained, REL(drains[it]));
-			lat_add(&r->p_unpin, REL(unpin));
-			lat_add(&r->p_returned, REL(t1));
-			lat_add(&recall_ns, unpin && unpin < t1 ? (double)(t1 - unpin) / 1000.0 : 0.0);
+		if (dd->recall[it])
+			lat_add(&r->p_recall, REL(dd->recall[it]));
+		if (dd->freed[it])
+			lat_add(&r->p_freed, REL(dd->freed[it]));
+		if (seens[it] != UINT64_MAX)
+			lat_add(&r->p_seen, REL(seens[it]));
+		lat_add(&r->p_drained, REL(drains[it]));
+		lat_add(&r->p_unpin, REL(unpin));
+		lat_add(&r->p_returned, REL(t1));
+		lat_add(&recall_ns, unpin && unpin < t1 ? (double)(t1 - unpin) / 1000.0 : 0.0);
 #undef REL
-		}
-		free(bs);
 	}
+	if (!r->daemon_parts)
+		snprintf(r->note, sizeof(r->note), "the daemon reports no break_layouts timestamps "
+			 "(%s): last unpin is when the client's udax_unpin() returned",
+			 dd->err ? strerror(-dd->err) : "none matched");
 	/* mechanism: last unpin -> truncate returned, minus a no-DMA truncate's round trip */
 	{
 		struct pct nd;
@@ -678,6 +719,9 @@ out_shm:
 	free(unpins);
 	free(drains);
 	free(seens);
+	free(dd->recall);
+	free(dd->unpin);
+	free(dd->freed);
 	munmap(shm, sizeof(*shm));
 out_file:
 	if (fd >= 0)

@@ -127,7 +127,7 @@ int bench_wait(struct bench_shm *shm, bool (*cond)(void *arg), void *arg, uint64
 
 /* Daemon-side timestamps of one break_layouts (CLOCK_MONOTONIC ns). */
 struct bench_break {
-	uint64_t ino;
+	uint64_t ino, start, end;
 	uint64_t t_start, t_recall_sent, t_last_unpin, t_idle, t_done, t_freed;
 };
 

@@ -151,6 +151,8 @@ int udaxctl_fetch_breaks(int fd, struct bench_break *out, unsigned int max)
 		o->t_idle = b[i].t_idle;
 		o->t_done = b[i].t_done;
 		o->t_freed = b[i].t_freed;
+		o->start = b[i].start;
+		o->end = b[i].end;
 	}
 	free(rep);
 	return (int)(n - skip);
