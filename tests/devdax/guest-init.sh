@@ -25,7 +25,7 @@ verdict() {
 	echo "GUEST-VERDICT $1 uptime=$(up)"
 	sync
 	[ "$shell" = 1 ] && setsid cttyhack sh
-	printf "\\$(printf %o "$1")" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+	printf "\\$(printf %o "$1")" | dd of=/dev/port bs=1 seek=244 count=1 conv=notrunc 2>/dev/null
 	poweroff -f
 }
 

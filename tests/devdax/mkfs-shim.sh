@@ -1,16 +1,18 @@
 #!/bin/sh
-# mkfs-shim.sh - stands in for mkfs.udaxfs while suite.sh runs the tests of
-# tests/fs on a real device.  Those tests make emulation images with
-# `mkfs.udaxfs -s SIZE FILE`; the first image of at least UDAX_SHIM_MIN
-# (128 MiB) that a test makes becomes the device instead: the device is
-# formatted (-f, no -s) and FILE is made a symlink to it, so the test mounts,
-# fills and remounts the real device-DAX.  Smaller images (ENOSPC tests,
-# corrupted-image tests) stay emulation files.  Any other call goes to the
-# real mkfs.udaxfs unchanged.
+# mkfs-shim.sh - stands in for mkfs.udaxfs while suite.sh runs other
+# helpers' tests (tests/fs, tests/dma) on a real device.  Those tests make
+# emulation images: `mkfs.udaxfs -s SIZE FILE`, or a FILE they sized
+# themselves.  When the image is at least UDAX_SHIM_MIN (128 MiB) and the
+# device is not in use, the device replaces it: FILE becomes a symlink to
+# the device, which is formatted (-f, without -s), so the test mounts,
+# fills, pins and remounts the real device-DAX.  Smaller images (ENOSPC,
+# corrupted-image tests) and a second image while the device is busy stay
+# emulation files.  Every other call reaches the real mkfs.udaxfs unchanged.
 #
 # Environment: UDAX_DEVICE (the device), UDAX_REAL_MKFS (the real program).
 set -u
 real=${UDAX_REAL_MKFS:?}
+dev=${UDAX_DEVICE:-}
 
 size=""
 file=""
@@ -31,29 +33,39 @@ bytes() {	# SIZE with an optional K/M/G suffix -> bytes (0 if unknown)
 	esac
 }
 
-used=${file%/*}/.udax-devdax-shim
-if [ -z "${UDAX_DEVICE:-}" ] || [ -z "$size" ] || [ -z "$file" ] || [ -e "$used" ] ||
-   [ "$(bytes "$size")" -lt "$(bytes "${UDAX_SHIM_MIN:-128M}")" ]; then
+# busy: does a process hold the device open (a mounted daemon)?
+busy() {
+	for fd in /proc/[0-9]*/fd/*; do
+		[ "$(readlink "$fd" 2>/dev/null)" = "$dev" ] && return 0
+	done
+	return 1
+}
+
+want=0
+if [ -n "$size" ]; then
+	want=$(bytes "$size")
+elif [ -f "$file" ] && [ ! -L "$file" ]; then
+	want=$(stat -c %s "$file")
+fi
+if [ -z "$dev" ] || [ -z "$file" ] || [ "$want" -lt "$(bytes "${UDAX_SHIM_MIN:-128M}")" ] ||
+   [ "$file" = "$dev" ] || busy; then
 	exec "$real" "$@"
 fi
 
-# the same options, minus -s SIZE, on the device
+# the same options, minus -s SIZE and -f, on the device
 n=$#
 skip=0
-i=0
 for a in "$@"; do
-	i=$((i + 1))
 	if [ $skip = 1 ]; then skip=0; continue; fi
 	case $a in
 	-s) skip=1; continue ;;
 	-f) continue ;;
 	esac
-	[ "$a" = "$file" ] && a=$UDAX_DEVICE
+	[ "$a" = "$file" ] && a=$dev
 	set -- "$@" "$a"
 done
 shift $n
-touch "$used"
 rm -f "$file"
-ln -s "$UDAX_DEVICE" "$file"
-echo "mkfs-shim: $file is $UDAX_DEVICE (asked for a $size image)" >&2
+ln -s "$dev" "$file"
+echo "mkfs-shim: $file is $dev (the test asked for a $want-byte image)" >&2
 exec "$real" -f "$@"

@@ -147,11 +147,11 @@ persist_check() {	# SUMS WHAT
 		fail "persist: $2: symlink lost"
 }
 
-# ---- the POSIX integration tests (tests/fs), on the device --------------
-# Those tests make emulation images with mkfs.udaxfs -s; they run against a
-# copy of the build tree whose mkfs.udaxfs is mkfs-shim.sh, which formats
-# the device instead for each test's first large image.
-fs_tests() {
+# ---- other helpers' tests, on the device ----------------------------------
+# They make emulation images with mkfs.udaxfs; they run against a copy of
+# the build tree whose mkfs.udaxfs is mkfs-shim.sh, which hands them the
+# device instead of each large image (see there).
+make_shim() {
 	shim=$work/shim
 	rm -rf "$shim"
 	mkdir -p "$shim"
@@ -161,51 +161,66 @@ fs_tests() {
 	rm -f "$shim/mkfs.udaxfs"
 	printf '#!/bin/sh\nexec sh "%s" "$@"\n' "$src/tests/devdax/mkfs-shim.sh" > "$shim/mkfs.udaxfs"
 	chmod 755 "$shim/mkfs.udaxfs"
+}
+
+# run_other NAME COMMAND...: one test of another helper, its log condensed
+run_other() {
+	name=$1
+	shift
+	step "$name"
+	t0=$(up)
+	UDAX_DEVICE=$dev UDAX_MOUNT=$mnt UDAX_REAL_MKFS=$mkfs top_builddir=$shim \
+		"$@" > "$work/other.log" 2>&1
+	rc=$?
+	grep -v -e '^ok' -e '^PASS' "$work/other.log" | tail -n 60
+	echo "$name rc=$rc: $(grep -c -e '^ok' -e '^PASS' "$work/other.log") ok lines," \
+		"$(grep -c FAIL "$work/other.log") FAIL lines;" \
+		"on the device: $(grep -q mkfs-shim "$work/other.log" && echo yes || echo no);" \
+		"$(awk "BEGIN { print $(up) - $t0 }") s"
+	record "$name" $rc
+}
+
+# the POSIX integration tests (tests/fs/*.sh; UDAX_FS_TESTS picks some)
+fs_tests() {
 	n=0
 	for t in "$src"/tests/fs/*.sh; do
 		[ -f "$t" ] || continue
 		head -n1 "$t" | grep -q '^#!' || continue	# lib.sh is sourced, not run
 		name=${t##*/}
 		name=${name%.sh}
-		if [ -n "${UDAX_FS_TESTS:-}" ]; then
-			echo ",$UDAX_FS_TESTS," | grep -q ",$name," || { echo "skip fs/$name: not in UDAX_FS_TESTS"; continue; }
+		if [ -n "${UDAX_FS_TESTS:-}" ] &&
+		   ! echo ",$UDAX_FS_TESTS," | grep -q ",$name,"; then
+			echo "skip fs/$name: not in UDAX_FS_TESTS"
+			continue
 		fi
 		n=$((n + 1))
-		step "fs/$name"
 		sh=sh
 		head -n1 "$t" | grep -q bash && sh=bash
-		t0=$(up)
-		UDAX_DEVICE=$dev UDAX_REAL_MKFS=$mkfs top_builddir=$shim $sh "$t" > "$work/fs.log" 2>&1
-		rc=$?
-		grep -v '^ok' "$work/fs.log" | tail -n 60
-		echo "fs/$name rc=$rc: $(grep -c '^ok' "$work/fs.log") checks ok, $(grep -c FAIL "$work/fs.log") failed;" \
-			"on the device: $(grep -q mkfs-shim "$work/fs.log" && echo yes || echo no);" \
-			"$(awk "BEGIN { print $(up) - $t0 }") s"
-		record "fs/$name" $rc
+		run_other "fs/$name" $sh "$t"
 	done
 	[ $n = 0 ] && echo "skip fs tests: tests/fs has no scripts yet"
 }
 
-# ---- direct access, pins, benches: programs listed in guest-tests.list ---
+# Programs of guest-tests.list: those whose arguments name @MNT@ run on our
+# mounted file system (listed_tests mounted); the others mount the device
+# themselves through the shim (listed_tests free).
 listed_tests() {
 	list=$src/tests/devdax/guest-tests.list
 	[ -f "$list" ] || return 0
-	grep -v -e '^#' -e '^[[:space:]]*$' "$list" | while read -r name rest; do
-		p=$(prog "$name") || { echo "skip $name: not built"; echo "SKIPPED $name" >> "$work/listed"; continue; }
-		args=$(echo "$rest" | sed -e "s|@DEV@|$dev|g" -e "s|@MNT@|$mnt|g" -e "s|@WORK@|$work|g")
-		step "$name $args"
-		# shellcheck disable=SC2086
-		UDAX_DEVICE=$dev UDAX_MOUNT=$mnt "$p" $args
-		echo "RC $name $?" >> "$work/listed"
-	done
-	[ -f "$work/listed" ] || return 0
-	while read -r what name rc; do
-		case $what in
-		SKIPPED) skipped="$skipped $name" ;;
-		RC) echo "$name rc=$rc"; record "$name" "$rc" ;;
+	grep -v -e '^#' -e '^[[:space:]]*$' "$list" > "$work/list"
+	while read -r name rest; do
+		case $rest in *@MNT@*) where=mounted ;; *) where=free ;; esac
+		[ "$where" = "$1" ] || continue
+		case $name in
+		*.sh)	# a shell test of the source tree
+			p="sh $src/$name"
+			[ -f "$src/$name" ] || { echo "skip $name: not in the tree"; skipped="$skipped $name"; continue; } ;;
+		*)	p=$(prog "$name") || { echo "skip $name: not built"; skipped="$skipped $name"; continue; } ;;
 		esac
-	done < "$work/listed"
-	rm -f "$work/listed"
+		args=$(echo "$rest" | sed -e "s|@DEV@|$dev|g" -e "s|@MNT@|$mnt|g" -e "s|@WORK@|$work|g")
+		# shellcheck disable=SC2086
+		run_other "$name" $p $args < /dev/null
+	done < "$work/list"
 }
 
 # ------------------------------------------------------------------------
@@ -226,7 +241,9 @@ first)
 	if [ $have_fs = 0 ]; then
 		echo "skip the file system part: mkfs.udaxfs and udaxfs are not both built"
 	else
+		make_shim
 		fs_tests
+		listed_tests free
 		step "mkfs.udaxfs $dev"
 		if ! "$mkfs" -f "$dev"; then
 			fail "mkfs.udaxfs $dev"
@@ -243,9 +260,8 @@ first)
 			step "remount"
 			if fs_mount; then
 				persist_check "$work/sums" "after remount"
-				step "direct-access tests"
-				listed_tests
-				fs_umount || fail "unmount after the direct-access tests"
+				listed_tests mounted
+				fs_umount || fail "unmount after the tests on the mount"
 				fs_fsck
 			else
 				fail "remount"
