@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dma_coherence - data stored through a direct mapping is what read()
+ * through the mount returns, and data written through the mount is what the
+ * mapping shows; both survive a remount.  Also: a writable mapping past EOF
+ * extends the file; a file that is not on udaxfs is refused with ENOTTY.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <udax/udax.h>
+
+#include "harness.h"
+
+#define LEN (1u << 20)
+
+static unsigned char pat(size_t i, unsigned int gen)
+{
+	return (unsigned char)((i / 4096) * 13 + (i % 251) + gen * 7 + 1);
+}
+
+int main(void)
+{
+	struct fsmount fm;
+	struct udax_map *m = NULL;
+	unsigned char *buf = malloc(LEN);
+	int err;
+
+	t_require_env();
+	t_mount(&fm, "coh", 64u << 20, NULL);
+	if (!buf)
+		t_die("out of memory");
+
+	/* not a udaxfs file */
+	int other = open("/dev/shm", O_RDONLY | O_DIRECTORY);
+	err = udax_map_open(&m, other, 0, 4096, PROT_READ, NULL);
+	CHECK(err == -ENOTTY, "map of a /dev/shm directory: %d (%s)", err, udax_last_error());
+	close(other);
+
+	int fd = open(t_path(&fm, "a"), O_RDWR | O_CREAT, 0644);
+	if (fd < 0)
+		t_die("open: %s", strerror(errno));
+
+	/* 1: stores through the mapping, read() through the mount */
+	err = udax_map_open(&m, fd, 0, LEN, PROT_READ | PROT_WRITE, NULL);
+	if (err)
+		t_die("udax_map_open: %d %s", err, udax_last_error());
+	CHECK(udax_map_len(m) == LEN, "len %zu", udax_map_len(m));
+	struct stat st;
+	fstat(fd, &st);
+	CHECK(st.st_size == LEN, "a writable mapping extends the file: size %lld",
+	      (long long)st.st_size);
+	unsigned char *p = udax_map_addr(m);
+	for (size_t i = 0; i < LEN; i++)
+		p[i] = pat(i, 1);
+	CHECK(udax_persist(m, p, LEN) == 0, "persist: %s", udax_last_error());
+	CHECK(udax_persist(m, p + LEN, 1) == -EINVAL, "persist outside the map is refused");
+	memset(buf, 0, LEN);
+	CHECK(pread(fd, buf, LEN, 0) == LEN, "pread: %s", strerror(errno));
+	size_t bad = 0;
+	for (size_t i = 0; i < LEN; i++)
+		bad += buf[i] != pat(i, 1);
+	CHECK(bad == 0, "%zu bytes read through the mount differ from the direct stores", bad);
+
+	/* 2: write() through the mount, seen in the mapping (after fsync:
+	 * write-back caching may hold it until then) */
+	for (size_t i = 0; i < 65536; i++)
+		buf[i] = pat(i, 2);
+	CHECK(pwrite(fd, buf, 65536, 131072) == 65536, "pwrite: %s", strerror(errno));
+	CHECK(fsync(fd) == 0, "fsync: %s", strerror(errno));
+	bad = 0;
+	for (size_t i = 0; i < 65536; i++)
+		bad += p[131072 + i] != pat(i, 2);
+	CHECK(bad == 0, "%zu bytes in the mapping differ from what write() stored", bad);
+	CHECK(udax_map_close(&m) == 0, "close: %s", udax_last_error());
+	CHECK(m == NULL, "close clears the pointer");
+	close(fd);
+
+	/* 3: both survive a remount; a read-only mapping shows them */
+	t_remount(&fm);
+	fd = open(t_path(&fm, "a"), O_RDONLY);
+	if (fd < 0)
+		t_die("open after remount: %s", strerror(errno));
+	err = udax_map_open(&m, fd, 0, LEN, PROT_READ, NULL);
+	if (err)
+		t_die("read-only udax_map_open: %d %s", err, udax_last_error());
+	p = udax_map_addr(m);
+	bad = 0;
+	for (size_t i = 0; i < LEN; i++) {
+		unsigned char want = i >= 131072 && i < 131072 + 65536 ? pat(i - 131072, 2) :
+									 pat(i, 1);
+		bad += p[i] != want;
+	}
+	CHECK(bad == 0, "%zu bytes differ after remount", bad);
+	CHECK(pread(fd, buf, 4096, 0) == 4096 && buf[5] == pat(5, 1), "read after remount");
+	udax_map_close(&m);
+	close(fd);
+	free(buf);
+	return t_exit();
+}

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dma_kill - a client killed (SIGKILL) in the middle of DMA: the daemon
+ * drops its references once the process has exited (pidfd), a truncate
+ * that was waiting for them completes, and after unlink no block leaks
+ * (the free block count returns to what it was before the file existed).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <udax/udax.h>
+
+#include "harness.h"
+
+#define LEN (4u << 20)
+
+static const struct fsmount *g_fm;
+static int g_ready[2];
+
+static int dma_client(void *arg)
+{
+	(void)arg;
+	struct io_uring ring;
+	struct udax_map *m = NULL;
+	/* never answers recalls: only its death releases the pages */
+	struct udax_map_opts mo = { .flags = UDAX_MAP_RECALL_FD };
+	if (io_uring_queue_init(16, &ring, 0) < 0)
+		return 77;
+	int fd = open(t_path(g_fm, "victim"), O_RDWR);
+	if (udax_map_open(&m, fd, 0, LEN, PROT_READ | PROT_WRITE, &mo)) {
+		fprintf(stderr, "client: %s\n", udax_last_error());
+		return 3;
+	}
+	memset(udax_map_addr(m), 0x11, LEN);
+	unsigned int bi = UDAX_PIN_ANY;
+	if (udax_pin(m, &ring, &bi)) {
+		fprintf(stderr, "client: %s\n", udax_last_error());
+		return 4;
+	}
+	struct dma d = { .ring = &ring, .src_fd = t_pattern_file(65536, 0xD5),
+			 .buf = udax_map_addr(m), .len = LEN, .io = 65536, .qd = 8, .bi = bi,
+			 .seed = 3 };
+	char c = 'r';
+	if (write(g_ready[1], &c, 1) != 1)
+		return 5;
+	for (;;) {
+		dma_submit(&d);
+		dma_reap(&d, 1);
+	}
+}
+
+static int truncater(void *arg)
+{
+	(void)arg;
+	int fd = open(t_path(g_fm, "victim"), O_RDWR);
+	return ftruncate(fd, 0) == 0 ? 0 : 1;
+}
+
+int main(void)
+{
+	struct fsmount fm;
+	struct io_uring probe;
+
+	t_require_env();
+	t_uring_init(&probe, 4);
+	io_uring_queue_exit(&probe);
+	t_mount(&fm, "kill", 64u << 20, NULL);
+	g_fm = &fm;
+	if (pipe(g_ready) < 0)
+		t_die("pipe");
+
+	uint64_t free0 = t_free_blocks(&fm);
+	int fd = open(t_path(&fm, "victim"), O_RDWR | O_CREAT, 0644);
+	close(fd);
+	pid_t client = t_fork(dma_client, NULL);
+	char c;
+	if (read(g_ready[0], &c, 1) != 1) {
+		int rc = t_wait(client, 5000);
+		if (rc == 77)
+			t_skip("io_uring refused in the client");
+		t_die("the DMA client failed to start (status %d)", rc);
+	}
+	uint64_t free1 = t_free_blocks(&fm);
+	CHECK(free1 + LEN / 4096 <= free0 + 16, "the mapping allocated: free %llu -> %llu",
+	      (unsigned long long)free0, (unsigned long long)free1);
+	t_sleep_ms(100);
+
+	/* a truncate waits for the live client... */
+	pid_t tr = t_fork(truncater, NULL);
+	t_sleep_ms(200);
+	CHECK(t_wait(tr, 0) == -ETIMEDOUT, "the truncate did not wait for the live client");
+	/* ...and completes once it is killed mid-DMA */
+	uint64_t t_kill = t_now_ns();
+	kill(client, SIGKILL);
+	int rc = t_wait(client, 10000);
+	CHECK(rc == 128 + SIGKILL, "client status %d", rc);
+	rc = t_wait(tr, 10000);
+	CHECK(rc == 0, "truncate after the client died: status %d", rc);
+	printf("truncate completed %.3f ms after SIGKILL of the DMA client\n",
+	       (double)(t_now_ns() - t_kill) / 1e6);
+
+	CHECK(unlink(t_path(&fm, "victim")) == 0, "unlink: %s", strerror(errno));
+	uint64_t free2 = 0;
+	for (int i = 0; i < 500; i++) {
+		free2 = t_free_blocks(&fm);
+		if (free2 == free0)
+			break;
+		t_sleep_ms(10);
+	}
+	CHECK(free2 == free0, "blocks leaked: free %llu before, %llu after",
+	      (unsigned long long)free0, (unsigned long long)free2);
+	return t_exit();
+}
