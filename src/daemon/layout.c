@@ -148,6 +148,9 @@ struct layout_service {
 	bool stopping;
 	struct fuse_session *se;	/* ls->lock */
 
+	struct udax_break_rec *breaks;	/* ring of UDAX_BREAKS_MAX; ls->lock */
+	unsigned int breaks_head, breaks_n;	/* ls->lock */
+
 	pthread_t ev_thread;
 	pthread_t inval_thread;
 	pthread_cond_t inval_cond;	/* ls->lock */
@@ -858,6 +861,44 @@ static void req_status(struct layout_service *ls, struct lclient *asker, const s
 	free(sb.p);
 }
 
+/* ---- break records (UDAX_REQ_BREAKS) ---- */
+
+void layout_note_break(struct layout_service *ls, uint64_t ino,
+		       const struct udax_break_stats *bs, int rc, uint64_t t_freed)
+{
+	if (!ls || !bs)
+		return;
+	struct udax_break_rec r = {
+		.ino = ino, .start = 0, .end = UINT64_MAX,
+		.t_start = bs->t_start, .t_recall_sent = bs->t_recall_sent,
+		.t_last_unpin = bs->t_last_unpin, .t_idle = bs->t_idle, .t_done = bs->t_done,
+		.t_freed = t_freed, .passes = bs->passes, .waits = bs->waits, .result = rc,
+	};
+	pthread_mutex_lock(&ls->lock);
+	if (ls->breaks) {
+		unsigned int i = (ls->breaks_head + ls->breaks_n) % UDAX_BREAKS_MAX;
+		ls->breaks[i] = r;
+		if (ls->breaks_n < UDAX_BREAKS_MAX)
+			ls->breaks_n++;
+		else
+			ls->breaks_head = (ls->breaks_head + 1) % UDAX_BREAKS_MAX;
+	}
+	pthread_mutex_unlock(&ls->lock);
+}
+
+static void req_breaks(struct layout_service *ls, struct lclient *cl, const struct udax_msg *h)
+{
+	pthread_mutex_lock(&ls->lock);
+	unsigned int n = ls->breaks_n, first = UDAX_BREAKS_MAX - ls->breaks_head;
+	if (first > n)
+		first = n;
+	/* oldest first: the ring may wrap, so send it as two pieces */
+	queue_msg(cl, UDAX_REQ_BREAKS | UDAX_MSG_REPLY, h->seq, ls->breaks ? 0 : -ENOSYS, -1,
+		  ls->breaks + ls->breaks_head, first * sizeof(struct udax_break_rec),
+		  ls->breaks, (n - first) * sizeof(struct udax_break_rec));
+	pthread_mutex_unlock(&ls->lock);
+}
+
 /* ---- the event thread ---- */
 
 static void dispatch(struct layout_service *ls, struct lclient *cl, const struct udax_msg *h,
@@ -875,6 +916,9 @@ static void dispatch(struct layout_service *ls, struct lclient *cl, const struct
 		break;
 	case UDAX_REQ_STATUS:
 		req_status(ls, cl, h);
+		break;
+	case UDAX_REQ_BREAKS:
+		req_breaks(ls, cl, h);
 		break;
 	default:
 		pthread_mutex_lock(&ls->lock);
@@ -1268,6 +1312,7 @@ int layout_service_start(struct layout_service **out, struct ufs *fs, const stru
 		goto fail_free;
 	pthread_mutex_init(&ls->lock, NULL);
 	pthread_cond_init(&ls->inval_cond, NULL);
+	ls->breaks = calloc(UDAX_BREAKS_MAX, sizeof(*ls->breaks));	/* NULL: -ENOSYS */
 
 	ls->dev_rw = udax_media_fd(ls->media);
 	char path[64];
@@ -1330,6 +1375,7 @@ fail_fds:
 		close(ls->dev_ro);
 	pthread_cond_destroy(&ls->inval_cond);
 	pthread_mutex_destroy(&ls->lock);
+	free(ls->breaks);
 fail_free:
 	free(ls);
 	return err;
@@ -1407,5 +1453,6 @@ void layout_service_stop(struct layout_service **lsp)
 		close(ls->dev_ro);
 	pthread_cond_destroy(&ls->inval_cond);
 	pthread_mutex_destroy(&ls->lock);
+	free(ls->breaks);
 	free(ls);
 }

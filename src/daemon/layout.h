@@ -26,6 +26,7 @@
 struct udaxd;
 struct ufs;
 struct fuse_session;
+struct udax_break_stats;
 
 struct layout_opts {
 	const char *mountpoint;		/* absolute */
@@ -60,6 +61,16 @@ void layout_recall(void *arg, uint64_t ino, uint64_t start, uint64_t end);
  * keep_cache) so reads through the mount never see stale cached pages.
  */
 bool layout_ino_has_writable(struct layout_service *ls, uint64_t ino);
+/*
+ * layout_note_break() - remember the daemon-side timestamps of one
+ * break_layouts made for truncate/punch/zero/collapse/insert/unlink of @ino
+ * (@rc: the operation's result, @t_freed: when it returned), for
+ * UDAX_REQ_BREAKS (udaxctl bench truncate-dma).  A ring of
+ * UDAX_BREAKS_MAX; never blocks long.  NULL @ls: ignored.
+ * Context: any thread, no lock held.
+ */
+void layout_note_break(struct layout_service *ls, uint64_t ino,
+		       const struct udax_break_stats *bs, int rc, uint64_t t_freed);
 /* FUSE ioctl on an open file (cmd from include/udax/udax_proto.h).
  * Fills *out (at most out_max bytes); return bytes or -errno
  * (-ENOTTY: not ours).  Never blocks; call from a FUSE worker. */
