@@ -54,6 +54,7 @@
 #define IS_REACHED	0x10	/* directory reachable from root */
 #define IS_FREED	0x20	/* reclaimed by this run */
 #define IS_BADTREE	0x40	/* extent tree unusable */
+#define IS_ONLIST	0x80	/* reached from the orphan list head (pass 1 pre-walk) */
 
 struct ovl_blk {
 	uint64_t blk;
@@ -983,7 +984,12 @@ static void check_inode(struct fsck *f, uint64_t ino)
 			return;
 		}
 	}
-	if (S_ISDIR(di.i_mode) &&
+	/*
+	 * An unlinked inode being evicted loses its blocks from the end over
+	 * several transactions while its size stays: on the orphan list, any
+	 * size goes (mount finishes the eviction).
+	 */
+	if (S_ISDIR(di.i_mode) && !((f->istate[ino] & IS_ONLIST) && di.i_nlink == 0) &&
 	    (di.i_size % BS || (di.i_size == 0 && ino != ROOT_INO) ||
 	     w.max_end != di.i_size / BS || w.nblocks != di.i_size / BS)) {
 		snprintf(why, sizeof(why), "directory size %" PRIu64 " does not match its %" PRIu64
@@ -992,6 +998,7 @@ static void check_inode(struct fsck *f, uint64_t ino)
 		return;
 	}
 	if (S_ISLNK(di.i_mode) && !(di.i_flags & UFS_INODE_FL_INLINE_SYMLINK) &&
+	    !((f->istate[ino] & IS_ONLIST) && di.i_nlink == 0) &&
 	    (di.i_size == 0 || di.i_size > 4095u || w.max_end > 1)) {
 		snprintf(why, sizeof(why), "symlink size %" PRIu64, di.i_size);
 		bad_inode(f, ino, why);
@@ -1057,9 +1064,18 @@ static void check_inode(struct fsck *f, uint64_t ino)
 
 static void pass1(struct fsck *f)
 {
-	uint64_t ino;
+	uint64_t ino, steps;
 
 	verbose(f, "udaxfs: pass 1: inodes, extent trees, xattr blocks");
+	/* which inodes the orphan list reaches (judged properly in pass 3) */
+	for (ino = f->sb.s_orphan_head, steps = 0; ino && ino < f->ninodes && steps < f->ninodes &&
+	     !(f->istate[ino] & IS_ONLIST); steps++) {
+		struct ufs_dinode di;
+
+		f->istate[ino] |= IS_ONLIST;
+		read_inode(f, ino, &di);
+		ino = di.i_orphan_next;
+	}
 	/* metadata: superblocks, journal, bitmaps, inode table, alignment gap */
 	mark_used(f, 0, f->sb.s_data_start);
 	mark_used(f, f->nblocks - 1, 1);
@@ -1094,6 +1110,7 @@ struct dname {
 struct dir_walk {
 	uint64_t dir;
 	uint64_t parent;	/* b_parent of block 0 */
+	bool bad_block0;	/* its header cannot be trusted */
 	struct dname *names;
 	size_t n, cap;
 	char *arena;
@@ -1162,6 +1179,8 @@ static void check_dir_block(struct fsck *f, struct dir_walk *d, uint64_t lblk, u
 	if (h.b_magic != UFS_DIRBLK_MAGIC) {
 		problem(f, false, "directory %" PRIu64 ": block %" PRIu64 " (offset %" PRIu64
 			"): bad magic 0x%04x", d->dir, lblk, pblk * BS, h.b_magic);
+		if (lblk == 0)
+			d->bad_block0 = true;
 		return;
 	}
 	if (lblk == 0)
@@ -1297,7 +1316,9 @@ static void check_dir(struct fsck *f, uint64_t dir)
 		}
 	}
 	/* b_parent is checked in pass 4, once every parent is known */
-	if (d.parent != UINT64_MAX)
+	if (d.bad_block0)
+		f->bparent[dir] = UINT64_MAX;	/* unknown: not checked, never rewritten */
+	else if (d.parent != UINT64_MAX)
 		f->bparent[dir] = d.parent;
 	else if (dir == ROOT_INO)
 		f->bparent[dir] = ROOT_INO;	/* an empty root has no block 0 (format.h) */
@@ -1378,9 +1399,9 @@ static void unmark_nodes(struct fsck *f, const struct ufs_extent_hdr *hdr, const
 
 static void pass3(struct fsck *f)
 {
-	uint64_t ino, steps, cur, head;
+	uint64_t ino, steps, cur, head, i, *list;
 	struct ufs_dinode di;
-	bool list_ok = true;
+	bool list_bad = false;
 
 	verbose(f, "udaxfs: pass 3: connectivity and the orphan list");
 	if (!(f->istate[ROOT_INO] & IS_VALID) || !(f->istate[ROOT_INO] & IS_DIR)) {
@@ -1402,57 +1423,63 @@ static void pass3(struct fsck *f)
 				f->istate[p] |= IS_REACHED;
 		}
 	}
-	/* the orphan list */
+	/* the orphan list: what mount's reclaim will walk */
 	head = f->sb.s_orphan_head;
+	list = calloc(udax_min(f->ninodes, (uint64_t)1 << 20), sizeof(*list));
 	for (cur = head, steps = 0; cur; steps++) {
-		if (cur >= f->ninodes || !(f->istate[cur] & IS_ALLOC) || steps > f->ninodes ||
-		    (f->istate[cur] & IS_ORPHAN)) {
-			problem(f, false, "orphan list: bad link to inode %" PRIu64 " after %" PRIu64
-				" entries", cur, steps);
-			list_ok = false;
+		const char *why = NULL;
+
+		if (cur >= f->ninodes || !(f->istate[cur] & IS_ALLOC))
+			why = "is not an allocated inode";
+		else if (f->istate[cur] & IS_ORPHAN)
+			why = "is part of a loop";
+		else if (!(f->istate[cur] & IS_VALID))
+			why = "is unusable";
+		if (!why) {
+			read_inode(f, cur, &di);
+			if (!(di.i_flags & UFS_INODE_FL_ORPHAN))
+				why = "is not marked as an orphan";
+		}
+		if (why || !list || steps >= ((uint64_t)1 << 20)) {
+			problem(f, true, "orphan list: inode %" PRIu64 " (entry %" PRIu64 ") %s; "
+				"mount would cut the list there", cur, steps, why ? why : "too far");
+			list_bad = true;
 			break;
 		}
 		f->istate[cur] |= IS_ORPHAN;
-		f->st.orphans++;
-		read_inode(f, cur, &di);
-		if (!(f->istate[cur] & IS_VALID))
-			list_ok = false;
-		else if (!(di.i_flags & UFS_INODE_FL_ORPHAN))
-			verbose(f, "udaxfs: orphan %" PRIu64 " lacks the orphan flag", cur);
+		list[f->st.orphans++] = cur;
 		cur = di.i_orphan_next;
 	}
 	if (f->st.orphans)
 		say(f, "udaxfs: %" PRIu64 " inode%s on the orphan list (mount reclaims them)",
 		    f->st.orphans, f->st.orphans == 1 ? "" : "s");
-	/* reclaim orphans (repairs only, and only a sound list) */
-	if (f->st.orphans && list_ok && f->can_write && f->o.repair == FSCK_REPAIR_YES) {
-		bool all = true;
-
-		for (cur = head; cur; cur = di.i_orphan_next) {
+	/*
+	 * -y: do what mount would: free the unlinked ones, take the linked ones
+	 * off the list, empty the list.
+	 */
+	if ((f->st.orphans || list_bad) && f->can_write && f->o.repair == FSCK_REPAIR_YES && list) {
+		for (i = 0; i < f->st.orphans; i++) {
+			cur = list[i];
 			read_inode(f, cur, &di);
-			if (di.i_nlink != 0 || f->refs[cur] != 0) {
-				all = false;
-				continue;
-			}
-			{
-				struct ufs_dinode keep = di;
-
+			if (di.i_nlink == 0 && f->refs[cur] == 0) {
 				if (has_tree(di.i_mode, di.i_flags))
-					unmark_nodes(f, &keep.i_u.tree.hdr,
-						     (const uint8_t *)keep.i_u.tree.ext, MAX_TREE_DEPTH);
+					unmark_nodes(f, &di.i_u.tree.hdr,
+						     (const uint8_t *)di.i_u.tree.ext, MAX_TREE_DEPTH);
 				reclaim_inode(f, cur);
-				di = keep;
+				verbose(f, "udaxfs: orphan %" PRIu64 " reclaimed", cur);
+			} else {
+				di.i_flags &= ~(uint32_t)UFS_INODE_FL_ORPHAN;
+				di.i_orphan_next = 0;
+				write_inode(f, cur, &di);
+				f->istate[cur] &= ~IS_ORPHAN;
+				verbose(f, "udaxfs: orphan %" PRIu64 " is linked: taken off the list", cur);
 			}
-			verbose(f, "udaxfs: orphan %" PRIu64 " reclaimed", cur);
 		}
-		if (all) {
-			f->sb.s_orphan_head = 0;
-			super_write_both(f, &f->sb);
-			f->status |= FSCK_CORRECTED;
-		} else {
-			problem(f, false, "orphan list holds linked inodes; list kept");
-		}
+		f->sb.s_orphan_head = 0;
+		super_write_both(f, &f->sb);
+		f->status |= FSCK_CORRECTED;
 	}
+	free(list);
 }
 
 /* ---------------------------------------------------------------- link counts */
@@ -1497,7 +1524,8 @@ static void pass4(struct fsck *f)
 					"the root", ino);
 				continue;
 			}
-			if ((s & IS_REACHED) && f->bparent[ino] != f->parent[ino]) {
+			if ((s & IS_REACHED) && f->bparent[ino] != UINT64_MAX &&
+			    f->bparent[ino] != f->parent[ino]) {
 				uint64_t pb = 0;
 
 				if (problem(f, true, "directory %" PRIu64 ": parent recorded as %"

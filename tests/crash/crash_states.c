@@ -68,6 +68,11 @@
 #define IMG_SIZE (8u * 1024 * 1024)
 
 static bool verbose;
+static uint64_t nfail_printed;
+static const char *op_names[] = {
+	"create", "write", "fsync", "rename", "link", "unlink", "truncate", "fallocate",
+	"punch", "mkdir", "rmdir", "setxattr", "symlink", "create+hold", "release",
+};
 static char base_path[256], state_path[256];
 static const struct ufs_ctx root_ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
 
@@ -335,6 +340,7 @@ static const struct op workload[] = {
 #define NOPS (sizeof(workload) / sizeof(workload[0]))
 
 static uint64_t held_ino;
+static uint64_t op_failed[NOPS + 1], op_states[NOPS + 1];
 
 static int run_op(struct ufs *fs, const struct op *o)
 {
@@ -634,6 +640,7 @@ static int check_state(const struct record *rec, uint64_t n, const char *keep)
 		return -1;
 	while (k < NOPS && rec->fences_after[k] <= n && n > rec->fences_mount)
 		k++;
+	op_states[k]++;
 	if (run_fsck("on the crash image", n))
 		fail = 1;
 	if (udax_media_open(&m, &mo)) {
@@ -652,12 +659,18 @@ static int check_state(const struct record *rec, uint64_t n, const char *keep)
 		bool data_op = k < NOPS && workload[k].data;
 
 		if (!(data_op && (!strcmp(meta, rec->meta[k]) || !strcmp(meta, rec->meta[k + 1])))) {
-			fprintf(stderr, "crash: fence %" PRIu64 ": state is neither after op %zu nor "
-				"after op %zu\n--- found:\n%s--- after op %zu:\n%s", n, k, k + 1,
-				full, k, rec->full[k]);
-			if (k < NOPS)
-				fprintf(stderr, "--- after op %zu:\n%s", k + 1, rec->full[k + 1]);
+			fprintf(stderr, "crash: fence %" PRIu64 ": op %zu (%s %s) not atomic: the state "
+				"is neither before nor after it\n", n, k, k < NOPS ?
+				op_names[workload[k].kind] : "unmount", k < NOPS ? workload[k].a : "");
+			if (nfail_printed++ < 3) {
+				fprintf(stderr, "--- found:\n%s--- before op %zu:\n%s", full, k,
+					rec->full[k]);
+				if (k < NOPS)
+					fprintf(stderr, "--- after op %zu:\n%s", k, rec->full[k + 1]);
+			}
 			fail = 1;
+			if (k < NOPS)
+				op_failed[k]++;
 		}
 	}
 	if (ufs_unmount(&fs)) {
@@ -693,7 +706,7 @@ int main(int argc, char **argv)
 	struct ufs_mkfs_opts mk = { .force = true, .journal_bytes = 256 * 1024 };
 	struct udax_media *m = NULL;
 	struct record rec;
-	uint64_t max_states = 300, seed = 0, n, checked = 0, failed = 0;
+	uint64_t max_states = 300, seed = 0, n, checked = 0, failed = 0, max_fail = 50;
 	uint8_t *pick = NULL;
 	const char *keep = getenv("UDAX_CRASH_KEEP");
 	bool all = false;
@@ -701,8 +714,9 @@ int main(int argc, char **argv)
 	size_t i;
 
 	memset(&rec, 0, sizeof(rec));
-	while ((c = getopt(argc, argv, "n:s:avk:")) != -1) {
+	while ((c = getopt(argc, argv, "n:s:avk:f:")) != -1) {
 		switch (c) {
+		case 'f': max_fail = strtoull(optarg, NULL, 0); break;
 		case 'n': max_states = strtoull(optarg, NULL, 0); break;
 		case 's': seed = strtoull(optarg, NULL, 0); break;
 		case 'a': all = true; break;
@@ -775,11 +789,16 @@ int main(int argc, char **argv)
 		}
 		checked++;
 		failed += (uint64_t)r;
-		if (failed >= 5) {
-			fprintf(stderr, "crash: stopping after 5 failing states\n");
+		if (failed >= max_fail) {
+			fprintf(stderr, "crash: stopping after %" PRIu64 " failing states\n", failed);
 			break;
 		}
 	}
+	for (i = 0; i <= NOPS; i++)
+		if (op_failed[i])
+			printf("crash: op %zu (%s %s): %" PRIu64 " of %" PRIu64 " crash states inside "
+			       "it failed\n", i, i < NOPS ? op_names[workload[i].kind] : "unmount",
+			       i < NOPS ? workload[i].a : "", op_failed[i], op_states[i]);
 	printf("crash: checked %" PRIu64 " crash states, %" PRIu64 " failed\n", checked, failed);
 	ret = failed ? 1 : 0;
 out:
