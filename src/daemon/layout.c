@@ -19,7 +19,11 @@
  * can name another connection's layout.  When a connection ends, nothing
  * is dropped until its process has exited (the pidfd polls readable): only
  * then has the kernel cancelled its io_uring requests and released its
- * long-term pins.
+ * long-term pins.  (io_uring's worker threads belong to the client's thread
+ * group, so no READ_FIXED is still copying into the pages once the pidfd
+ * polls readable.  A real device's DMA is cancelled by the ring's exit
+ * work, which runs asynchronously: with real hardware a grace period, or a
+ * kernel interface reporting pin counts, would be needed as well.)
  *
  * Lifetime rule that keeps ufs_mapping() valid: an lmap in state ACTIVE
  * always holds references (map or pin) on its pages, so its inode cannot be
@@ -338,20 +342,29 @@ static void put_segs(struct lmap *lm, enum udax_ref kind, unsigned int times)
 			udax_page_put(lm->segs[i].page, kind);
 }
 
-/* Take one pin reference on every segment, or none.  Context: no ls->lock. */
+/* Take one pin reference on every segment, or none.
+ * Context: event thread, no ls->lock; takes the layout lock shared. */
 static int pin_segs(struct layout_service *ls, struct lmap *lm)
 {
 	struct udax_mapping *m = ufs_mapping(ls->fs, lm->ino);
 	if (!m)
 		return -ESTALE;
+	/*
+	 * Under the layout lock (shared): break_layouts sets "recalling" with
+	 * it held exclusively, so a pin either lands before its scan (and is
+	 * seen busy) or is refused.
+	 */
+	udax_layout_lock_shared(m);
 	for (size_t i = 0; i < lm->nseg; i++) {
 		int err = udax_pin_get(m, lm->segs[i].page);
 		if (err) {
 			while (i--)
 				udax_page_put(lm->segs[i].page, UDAX_REF_PIN);
+			udax_layout_unlock_shared(m);
 			return err;
 		}
 	}
+	udax_layout_unlock_shared(m);
 	return 0;
 }
 
