@@ -44,6 +44,16 @@
 #define UFS_HUGE_SIZE		(2u * 1024 * 1024)
 #define UFS_HUGE_BLOCKS		(UFS_HUGE_SIZE / UFS_BLOCK_SIZE)
 #define UFS_MIN_BLOCKS		1024	/* 4 MiB: smallest device mkfs accepts */
+/*
+ * Inode numbers are inode table slot numbers.  Slot 0 is never used (its
+ * bitmap bit is set at mkfs); slot 1 is the root directory.  mkfs makes the
+ * root an empty directory with NO blocks (i_size 0, i_blocks 0, an empty
+ * inline extent root, mode 040755, nlink 2, owner 0:0 unless mkfs was told
+ * otherwise); the directory code allocates its first block on the first
+ * insert.  A directory without blocks has the root as parent only if it is
+ * the root; every other directory gets its block 0 when it is created.
+ */
+#define UFS_ROOT_INO		1
 
 /* feature bits: a mount refuses unknown incompat bits, mounts read-only on
  * unknown ro_compat bits, ignores unknown compat bits. */
@@ -86,23 +96,39 @@ static_assert(sizeof(struct ufs_super) <= UFS_BLOCK_SIZE, "superblock fits a blo
 
 /* ---- journal (undo log) ---- */
 #define UFS_JOURNAL_MAGIC	0x4c4e524a53465855ULL	/* "UXFSJRNL" */
+/*
+ * The journal region starts with this header (first 64 bytes of its first
+ * block); records follow from byte UFS_JOURNAL_REC_START of the region to
+ * its end.  j_used and j_seq are each changed with one 8-byte store, so
+ * they are not covered by the checksum.
+ *
+ *  - ufs_tx_add(): when the log is empty, j_seq is first bumped (same
+ *    fence as the record); the record (header + old bytes) is written at
+ *    UFS_JOURNAL_REC_START + j_used and made durable; then j_used grows to
+ *    cover it (8-byte store, made durable).  Only then does the caller
+ *    change the range in place.
+ *  - commit: flush every logged range, drain, then j_used = 0 (durable).
+ *  - recovery (j_used != 0): every record in [0, j_used) must have a good
+ *    checksum and r_seq == j_seq; they are applied in reverse order, then
+ *    j_used = 0.  A bad record: -EUCLEAN, nothing written.
+ */
 struct ufs_journal_head {
-	uint64_t j_magic;
-	uint64_t j_seq;			/* transaction sequence, bumped at each commit */
-	uint64_t j_used;		/* bytes of records after this header that are
-					 * valid; 0 = log empty.  Updated with one
-					 * 8-byte store after the records are durable. */
-	uint32_t j_pad;
-	uint32_t j_checksum;		/* crc32c of j_magic..j_pad (with j_used = 0
-					 * semantics: see journal.c) */
+	uint64_t j_magic;		/* UFS_JOURNAL_MAGIC */
+	uint64_t j_seq;			/* sequence of the current/last transaction */
+	uint64_t j_used;		/* bytes of valid records; 0 = log empty */
+	uint32_t j_pad;			/* 0 */
+	uint32_t j_checksum;		/* crc32c of j_magic then j_pad (12 bytes) */
 };
+#define UFS_JOURNAL_REC_START	64
 /* A record: header then the old bytes, padded to 8 bytes. */
 struct ufs_journal_rec {
-	uint64_t r_dev_off;		/* where the old bytes lived */
-	uint32_t r_len;			/* how many */
-	uint32_t r_crc;			/* crc32c of r_dev_off, r_len and the bytes */
+	uint64_t r_dev_off;		/* where the old bytes lived (device offset) */
+	uint32_t r_len;			/* how many, >= 1 */
+	uint32_t r_crc;			/* crc32c of this header (r_crc = 0), then the bytes */
 	uint64_t r_seq;			/* j_seq of the transaction that wrote it */
 };
+static_assert(sizeof(struct ufs_journal_rec) == 24, "journal record header is 24 bytes");
+#define UFS_JOURNAL_REC_SIZE(len) (sizeof(struct ufs_journal_rec) + (((len) + 7u) & ~7ull))
 
 /* ---- inodes ---- */
 #define UFS_INODE_FL_INLINE_SYMLINK 0x1	/* symlink target stored in i_u.symlink */
@@ -205,5 +231,11 @@ struct ufs_xattr_ent {
 	uint16_t e_value_len;
 	char     e_data[];		/* name then value, entry padded to 4 bytes */
 };
+
+/* Device offset of inode slot @ino (the superblock must be validated). */
+static inline uint64_t ufs_inode_off(const struct ufs_super *sb, uint64_t ino)
+{
+	return sb->s_itable_start * UFS_BLOCK_SIZE + ino * UFS_INODE_SIZE;
+}
 
 #endif /* UDAX_FORMAT_H */

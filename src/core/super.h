@@ -20,12 +20,17 @@
  * -EPROTONOSUPPORT newer version or unknown incompat feature; -EUCLEAN
  * corrupted (both copies bad); -EFBIG the device is smaller than the file
  * system says (truncated image).  udax_errmsg() names the structure and
- * its offset.
+ * its offset.  When the backup was used, udax_errmsg() says why the
+ * primary was refused (the caller prints it).
  */
 int ufs_super_load(struct udax_media *m, struct ufs_super *out, bool *used_backup);
 /* Write @sb (checksum recomputed) to the primary and the backup, durably. */
 void ufs_super_write(struct udax_media *m, struct ufs_super *sb);
 uint32_t ufs_super_csum(const struct ufs_super *sb);
+/* crc32c of an inode with i_checksum taken as 0 (format.h). */
+uint32_t ufs_inode_csum(const struct ufs_dinode *di);
+/* crc32c of a journal head's static fields (format.h). */
+uint32_t ufs_journal_head_csum(const struct ufs_journal_head *jh);
 
 struct ufs_mkfs_opts {
 	const char *label;		/* may be NULL */
@@ -33,6 +38,7 @@ struct ufs_mkfs_opts {
 	uint64_t journal_bytes;		/* 0 = default (scaled, 4..64 MiB) */
 	const uint8_t *uuid;		/* 16 bytes, NULL = random */
 	bool force;			/* overwrite an existing signature */
+	uint32_t root_uid, root_gid;	/* owner of the root directory (default 0:0) */
 };
 /*
  * ufs_mkfs() - write a fresh file system: superblocks, journal header,

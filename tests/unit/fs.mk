@@ -9,3 +9,9 @@ TESTS += tests/unit/test_media
 tests_unit_test_media_SOURCES = tests/unit/test_media.c tests/unit/test_helpers.h
 tests_unit_test_media_CFLAGS = $(H2A_TEST_CFLAGS)
 tests_unit_test_media_LDADD = $(H2A_TEST_LDADD)
+
+check_PROGRAMS += tests/unit/test_super
+TESTS += tests/unit/test_super
+tests_unit_test_super_SOURCES = tests/unit/test_super.c tests/unit/test_helpers.h
+tests_unit_test_super_CFLAGS = $(H2A_TEST_CFLAGS)
+tests_unit_test_super_LDADD = $(H2A_TEST_LDADD)
