@@ -22,8 +22,21 @@
  * Lock order (outermost first), written here once for the whole tree:
  *   fs inode i_rwsem  ->  mapping layout lock  ->  mapping xarray lock
  *     ->  dax pfn-index lock  ->  wait-table bucket lock
- * Page-handle reference puts take no lock that ranks above the wait table,
- * so an unpin can always make progress while break_layouts waits.
+ * The pfn-index lock (d->pfns.lock) also protects handle lifetime (the
+ * handle slab, the TRACKED flag, waiter holds) and the list of sleeping
+ * break_layouts calls.  It is a leaf-like mutex: held only for short
+ * sections, never while sleeping, never while calling a hook.
+ * Page-handle reference puts take no lock but that one (and only for the
+ * put that drops the last reference), so an unpin can always make
+ * progress while break_layouts waits: break_layouts sleeps with the layout
+ * lock dropped and holds no dax lock while asleep.
+ *
+ * Waiting.  A break_layouts waiting for a page sleeps on a futex on the
+ * handle's refcount word after setting a WAITERS bit in that same word
+ * (so registration and re-test are one atomic step and the final put, which
+ * clears the bit and wakes, cannot be missed).  Entry-lock waiters sleep on
+ * a word of their own, queued in a hashed wait table keyed by (mapping,
+ * first index of the entry) before the entry is re-tested.
  *
  * Invariant I1 (always on): a block is returned to the allocator only when
  * its pfn is untracked, its refcount is 0, and the owning inode's layout lock
@@ -46,6 +59,30 @@
 
 struct udax_dax;
 struct udax_page;
+
+/*
+ * Mapping entry values (what the per-inode xarray holds, as value entries):
+ * pfn << UDAX_ENTRY_SHIFT | flags.  An EMPTY entry is a locked placeholder
+ * (no pfn yet); a ZERO entry maps no device block (no handle).
+ */
+#define UDAX_ENTRY_LOCKED 0x1ULL
+#define UDAX_ENTRY_HUGE   0x2ULL
+#define UDAX_ENTRY_ZERO   0x4ULL
+#define UDAX_ENTRY_EMPTY  0x8ULL
+#define UDAX_ENTRY_SHIFT  4
+static inline uint64_t udax_entry_mk(uint64_t pfn, uint64_t flags)
+{
+	return (pfn << UDAX_ENTRY_SHIFT) | flags;
+}
+static inline uint64_t udax_entry_pfn(uint64_t e) { return e >> UDAX_ENTRY_SHIFT; }
+static inline bool udax_entry_locked(uint64_t e) { return e & UDAX_ENTRY_LOCKED; }
+static inline bool udax_entry_huge(uint64_t e) { return e & UDAX_ENTRY_HUGE; }
+static inline bool udax_entry_zero(uint64_t e) { return e & UDAX_ENTRY_ZERO; }
+static inline bool udax_entry_empty(uint64_t e) { return e & UDAX_ENTRY_EMPTY; }
+static inline unsigned int udax_entry_order(uint64_t e)
+{
+	return udax_entry_huge(e) ? UDAX_HUGE_ORDER : 0;
+}
 
 enum udax_policy {
 	UDAX_POLICY_DEFAULT = 0,	/* scan, wait with lock dropped, rescan, delete, free */
@@ -154,6 +191,34 @@ void udax_page_put(struct udax_page *p, enum udax_ref kind);
  */
 int udax_pin_get(struct udax_mapping *m, struct udax_page *p);
 
+/* Current reference count (for tests and introspection; racy by nature). */
+uint32_t udax_page_refcount(const struct udax_page *p);
+
+/*
+ * Entry locks (the kernel's grab_mapping_entry / dax_unlock_entry).
+ *
+ * udax_entry_grab() - lock the entry covering @index, waiting while another
+ * thread holds it; when nothing is there insert a locked EMPTY placeholder
+ * of @order (0 or UDAX_HUGE_ORDER) at the aligned index.
+ * Context: no xarray or dax lock held (the layout lock may be); may sleep.
+ * Return: 0 and *entryp (the locked entry, LOCKED set); -EEXIST if @order is
+ * huge and smaller entries already sit in the aligned range (small entries
+ * are never upgraded), or a huge entry is asked for where a small one is;
+ * -ENOMEM.
+ */
+int udax_entry_grab(struct udax_mapping *m, uint64_t index, unsigned int order,
+		    uint64_t *entryp);
+/*
+ * udax_entry_unlock() - store @entry (LOCKED ignored) over the locked entry
+ * covering @index and wake one exclusive waiter (and every non-exclusive
+ * one).  An EMPTY @entry deletes the placeholder instead (wakes all).
+ */
+void udax_entry_unlock(struct udax_mapping *m, uint64_t index, uint64_t entry);
+/* udax_entry_delete() - erase the locked entry covering @index, wake all. */
+void udax_entry_delete(struct udax_mapping *m, uint64_t index);
+/* Return: the entry value covering @index (0 if none).  Takes the xa lock. */
+uint64_t udax_entry_peek(struct udax_mapping *m, uint64_t index);
+
 struct udax_page_info {
 	uint64_t ino, index, pfn;
 	unsigned int order;
@@ -173,6 +238,24 @@ void udax_page_info(const struct udax_page *p, struct udax_page_info *out);
  * retaken while waiting and is held again on return, whatever the result.
  * Return: 0 (range idle and untracked); -EINTR (interrupted) or -EBUSY
  * (recall timeout): nothing was deleted, the file is unchanged.
+ *
+ * Policies:
+ *  DEFAULT: entries are deleted only by a pass that found every handle in
+ *    the range idle (refcount 0, mappings included: recall is asynchronous,
+ *    so a mapped page is busy until its client returned the layout).
+ *  UNTRACK_FIRST (the 2024 linux-mm proposal): after waiting for locked
+ *    entries, delete the entries and untrack the handles at once, then wait
+ *    for each referenced handle's refcount to reach 0.  Handles stay alive
+ *    (and in the pfn index, so I1 still protects their blocks) until then.
+ *    On -EINTR/-EBUSY the entries are gone but "the file is unchanged"
+ *    still holds for what the file shows: size and data are untouched
+ *    because the caller frees nothing; the next grant re-tracks the range
+ *    and adopts the still-live handle (same owner, same pfn).  What is lost
+ *    is only the tracking, which is a cache of the layout.
+ *  UNSAFE: no waiting for references (locked entries are still waited
+ *    for): entries deleted, referenced handles left as orphans; the free
+ *    path then counts the I1 violation (stats.unsafe_frees) and detaches
+ *    the orphans instead of aborting.  For the benchmark's demonstration.
  */
 int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
 		       const struct udax_wait_ctx *w);
@@ -194,9 +277,17 @@ struct udax_dax_stats {
 	uint64_t waiters;		/* break_layouts calls sleeping now */
 	uint64_t handle_bytes;		/* DRAM used by handles and index nodes */
 	uint64_t unsafe_frees;		/* I1 violations allowed by the unsafe policy */
+	uint64_t entry_waiters;		/* threads sleeping on an entry lock */
+	uint64_t entry_wakeups;		/* entry-lock waiters woken so far */
 };
 void udax_dax_stats(struct udax_dax *d, struct udax_dax_stats *out);
-/* Calls @cb for each live handle; stops early when cb returns non-zero. */
+/* Bytes used by one mapping's entry tree (DRAM accounting). */
+size_t udax_mapping_mem_bytes(struct udax_mapping *m);
+/*
+ * Calls @cb for each live handle; stops early when cb returns non-zero and
+ * returns that value.  Context: @cb runs with the pfn-index lock held: it
+ * must not call back into the dax layer (copy what it needs).
+ */
 int udax_dax_foreach_handle(struct udax_dax *d,
 			    int (*cb)(const struct udax_page_info *pi, void *arg), void *arg);
 struct udax_waiter_info {
@@ -204,7 +295,9 @@ struct udax_waiter_info {
 	uint64_t wait_index, wait_pfn;	/* the busy page it sleeps on */
 	uint32_t refcount;		/* that page's refcount now */
 	uint64_t waiting_ns;		/* how long it has waited so far */
+	bool entry_lock;		/* waits for a locked entry, not a page */
 };
+/* As udax_dax_foreach_handle, for break_layouts calls sleeping now. */
 int udax_dax_foreach_waiter(struct udax_dax *d,
 			    int (*cb)(const struct udax_waiter_info *wi, void *arg), void *arg);
 

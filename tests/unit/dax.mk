@@ -1,1 +1,20 @@
-# (filled in by its owner)
+# Unit tests and the benchmark of the DAX core (issue #3).
+EXTRA_DIST += tests/unit/dax_test.h
+
+check_PROGRAMS += tests/unit/test_xarray
+TESTS += tests/unit/test_xarray
+tests_unit_test_xarray_SOURCES = tests/unit/test_xarray.c tests/unit/dax_test.h
+tests_unit_test_xarray_LDADD = libudax-core.la
+
+# The same tests over the same xarray.c built with 4-slot nodes: deep trees.
+check_PROGRAMS += tests/unit/test_xarray_deep
+TESTS += tests/unit/test_xarray_deep
+tests_unit_test_xarray_deep_SOURCES = tests/unit/test_xarray.c tests/unit/dax_test.h \
+	src/core/xarray.c src/core/util.c
+tests_unit_test_xarray_deep_CPPFLAGS = $(AM_CPPFLAGS) -DXA_CHUNK_SHIFT=2 -DTEST_DEEP
+tests_unit_test_xarray_deep_LDADD = -lpthread
+
+check_PROGRAMS += tests/unit/test_dax
+TESTS += tests/unit/test_dax
+tests_unit_test_dax_SOURCES = tests/unit/test_dax.c tests/unit/dax_test.h
+tests_unit_test_dax_LDADD = libudax-core.la

@@ -1,0 +1,907 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dax.c - mapping entries, entry locks and their wait table, the busy scan,
+ * break_layouts and its policies, the free-path invariant, introspection.
+ * See dax.h for the model, the lock order and the contracts.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "dax_int.h"
+
+/* ---- policies ---- */
+static const char *const udax_policy_names[] = {
+	[UDAX_POLICY_DEFAULT] = "default",
+	[UDAX_POLICY_UNTRACK_FIRST] = "untrack-first",
+	[UDAX_POLICY_UNSAFE] = "unsafe",
+};
+
+const char *udax_policy_name(enum udax_policy p)
+{
+	if ((unsigned int)p >= UDAX_ARRAY_SIZE(udax_policy_names))
+		return "unknown";
+	return udax_policy_names[p];
+}
+
+int udax_policy_parse(const char *name, enum udax_policy *out)
+{
+	unsigned int i;
+
+	for (i = 0; name && i < UDAX_ARRAY_SIZE(udax_policy_names); i++) {
+		if (!strcasecmp(name, udax_policy_names[i])) {
+			*out = (enum udax_policy)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ---- the per-mount object ---- */
+int udax_dax_new(struct udax_dax **out, const struct udax_dax_opts *o)
+{
+	struct udax_dax *d;
+	unsigned int i;
+
+	*out = NULL;
+	if (o && (unsigned int)o->policy > UDAX_POLICY_UNSAFE)
+		return -EINVAL;
+	d = aligned_alloc(64, UDAX_ALIGN_UP(sizeof(*d), 64));
+	if (!d)
+		return -ENOMEM;
+	memset(d, 0, sizeof(*d));
+	if (o)
+		d->opts = *o;
+	else
+		d->opts.numa_node = -1;
+	d->epoch_ns = udax_now_ns();
+	xa_init(&d->pfns);
+	xa_init_shared(&d->pfns_huge, &d->pfns);
+	for (i = 0; i < UDAX_WAIT_BUCKETS; i++)
+		pthread_mutex_init(&d->buckets[i].lock, NULL);
+	*out = d;
+	return 0;
+}
+
+void udax_dax_delete(struct udax_dax **dp)
+{
+	struct udax_dax *d = dp ? *dp : NULL;
+	unsigned int i;
+
+	if (!d)
+		return;
+	xa_lock(&d->pfns);
+	UDAX_BUG_ON(d->live_handles != 0);
+	UDAX_BUG_ON(d->waiters != NULL);
+	udax_handle_chunks_free(d);
+	xa_unlock(&d->pfns);
+	xa_destroy(&d->pfns_huge);
+	xa_destroy(&d->pfns);
+	for (i = 0; i < UDAX_WAIT_BUCKETS; i++) {
+		UDAX_BUG_ON(d->buckets[i].head != NULL);
+		pthread_mutex_destroy(&d->buckets[i].lock);
+	}
+	free(d);
+	*dp = NULL;
+}
+
+enum udax_policy udax_dax_policy(const struct udax_dax *d)
+{
+	return d->opts.policy;
+}
+
+/* ---- the per-inode mapping ---- */
+int udax_mapping_init(struct udax_mapping *m, struct udax_dax *dax, uint64_t ino)
+{
+	pthread_rwlockattr_t a;
+	int r;
+
+	m->dax = dax;
+	m->ino = ino;
+	m->recalling = 0;
+	xa_init(&m->entries);
+	pthread_rwlockattr_init(&a);
+	/* A truncate must not starve behind a stream of layout grants. */
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	r = pthread_rwlock_init(&m->layout_lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	if (r) {
+		xa_destroy(&m->entries);
+		return -r;
+	}
+	return 0;
+}
+
+void udax_mapping_destroy(struct udax_mapping *m)
+{
+	UDAX_BUG_ON(!xa_empty(&m->entries));
+	xa_destroy(&m->entries);
+	pthread_rwlock_destroy(&m->layout_lock);
+}
+
+void udax_layout_lock_shared(struct udax_mapping *m)
+{
+	pthread_rwlock_rdlock(&m->layout_lock);
+}
+
+void udax_layout_unlock_shared(struct udax_mapping *m)
+{
+	pthread_rwlock_unlock(&m->layout_lock);
+}
+
+void udax_layout_lock_excl(struct udax_mapping *m)
+{
+	pthread_rwlock_wrlock(&m->layout_lock);
+}
+
+void udax_layout_unlock_excl(struct udax_mapping *m)
+{
+	pthread_rwlock_unlock(&m->layout_lock);
+}
+
+size_t udax_mapping_mem_bytes(struct udax_mapping *m)
+{
+	return xa_mem_bytes(&m->entries);
+}
+
+static inline bool udax_recalling(const struct udax_mapping *m)
+{
+	return __atomic_load_n(&m->recalling, __ATOMIC_ACQUIRE) != 0;
+}
+
+/* ---- entry values ---- */
+static inline uint64_t udax_xa_to_entry(const void *e)
+{
+	return (uint64_t)xa_to_value(e);
+}
+static inline void *udax_entry_to_xa(uint64_t v)
+{
+	return xa_mk_value((unsigned long)v);
+}
+
+/* ---- the entry wait table ---- */
+static struct udax_wait_bucket *udax_bucket(struct udax_dax *d, const struct udax_mapping *m,
+					    uint64_t index)
+{
+	uint64_t h = ((uint64_t)(uintptr_t)m >> 4) * 0x9E3779B97F4A7C15ULL;
+
+	h ^= index * 0xC2B2AE3D27D4EB4FULL;
+	h ^= h >> 29;
+	return &d->buckets[(h * 0x9E3779B97F4A7C15ULL) >> 56 & (UDAX_WAIT_BUCKETS - 1)];
+}
+
+/*
+ * Queue @ew for the entry (m, index).  Context: the mapping's xa lock held,
+ * and the entry seen LOCKED under it: the unlocker changes the entry under
+ * that lock first, so its wake comes after this and cannot be lost.
+ */
+static void udax_ewait_queue(struct udax_dax *d, struct udax_ewait *ew)
+{
+	struct udax_wait_bucket *b = udax_bucket(d, ew->m, ew->index);
+
+	__atomic_store_n(&ew->woken, 0, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&b->lock);
+	ew->next = NULL;
+	ew->prev = b->tail;
+	if (b->tail)
+		b->tail->next = ew;
+	else
+		b->head = ew;
+	b->tail = ew;
+	ew->queued = true;
+	__atomic_add_fetch(&b->nwaiters, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&b->lock);
+	__atomic_add_fetch(&d->entry_waiters, 1, __ATOMIC_RELAXED);
+}
+
+static void udax_ewait_unqueue_locked(struct udax_wait_bucket *b, struct udax_ewait *ew)
+{
+	if (!ew->queued)
+		return;
+	if (ew->prev)
+		ew->prev->next = ew->next;
+	else
+		b->head = ew->next;
+	if (ew->next)
+		ew->next->prev = ew->prev;
+	else
+		b->tail = ew->prev;
+	ew->queued = false;
+	__atomic_sub_fetch(&b->nwaiters, 1, __ATOMIC_RELEASE);
+}
+
+/* Leave the queue (if a waker did not already take us off).  Return: woken. */
+static uint32_t udax_ewait_finish(struct udax_dax *d, struct udax_ewait *ew)
+{
+	struct udax_wait_bucket *b = udax_bucket(d, ew->m, ew->index);
+	uint32_t woken;
+
+	pthread_mutex_lock(&b->lock);
+	udax_ewait_unqueue_locked(b, ew);
+	woken = __atomic_load_n(&ew->woken, __ATOMIC_ACQUIRE);
+	pthread_mutex_unlock(&b->lock);
+	__atomic_sub_fetch(&d->entry_waiters, 1, __ATOMIC_RELAXED);
+	return woken;
+}
+
+/*
+ * Wake waiters of (m, index): UDAX_WAKE_ONE wakes every non-exclusive
+ * waiter and the first exclusive one (an unlock), UDAX_WAKE_ALL everyone
+ * (the entry was deleted or replaced).
+ * Context: any lock up to the mapping's xa lock may be held.
+ */
+static void udax_entry_wake(struct udax_dax *d, struct udax_mapping *m, uint64_t index,
+			    uint32_t mode)
+{
+	struct udax_wait_bucket *b = udax_bucket(d, m, index);
+	struct udax_ewait *ew, *next;
+	bool one_done = false;
+
+	if (!__atomic_load_n(&b->nwaiters, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&b->lock);
+	for (ew = b->head; ew; ew = next) {
+		next = ew->next;
+		if (ew->m != m || ew->index != index)
+			continue;
+		if (ew->excl && mode == UDAX_WAKE_ONE) {
+			if (one_done)
+				continue;
+			one_done = true;
+		}
+		udax_ewait_unqueue_locked(b, ew);
+		__atomic_add_fetch(&d->entry_wakeups, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&ew->woken, mode, __ATOMIC_RELEASE);
+		/* Still under the bucket lock: ew cannot have gone away. */
+		udax_futex_wake(&ew->woken, 1);
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+/*
+ * Sleep until @ew is woken.  With @w, interruptible and bounded by
+ * @deadline.  Return: 0 (woken), -EINTR, -EBUSY.
+ */
+static int udax_ewait_sleep(struct udax_ewait *ew, const struct udax_wait_ctx *w,
+			    uint64_t deadline)
+{
+	uint64_t slice;
+	int r;
+
+	for (;;) {
+		if (__atomic_load_n(&ew->woken, __ATOMIC_ACQUIRE))
+			return 0;
+		r = udax_wait_check(w, deadline, &slice);
+		if (r)
+			return r;
+		udax_futex_wait(&ew->woken, 0, slice);
+	}
+}
+
+/* ---- entry locks ---- */
+int udax_entry_grab(struct udax_mapping *m, uint64_t index, unsigned int order,
+		    uint64_t *entryp)
+{
+	struct udax_dax *d = m->dax;
+	struct xarray *xa = &m->entries;
+	uint64_t aligned, v;
+	unsigned long first = 0;
+	unsigned int eorder = 0;
+	bool woken_one = false;
+	void *e;
+	int r;
+
+	if (order != 0 && order != UDAX_HUGE_ORDER)
+		return -EINVAL;
+	aligned = index & ~((1ULL << order) - 1);
+	xa_lock(xa);
+	for (;;) {
+		e = __xa_load_extent(xa, index, &first, &eorder);
+		if (e) {
+			v = udax_xa_to_entry(e);
+			if (udax_entry_locked(v)) {
+				struct udax_ewait ew = { .m = m, .index = first, .excl = true };
+
+				udax_ewait_queue(d, &ew);
+				xa_unlock(xa);
+				udax_ewait_sleep(&ew, NULL, 0);
+				woken_one = udax_ewait_finish(d, &ew) == UDAX_WAKE_ONE;
+				xa_lock(xa);
+				continue;
+			}
+			if (eorder < order) {
+				r = -EEXIST;
+				break;
+			}
+			v |= UDAX_ENTRY_LOCKED;
+			/* Same extent: needs no memory, never drops the lock. */
+			__xa_store_order(xa, first, eorder, udax_entry_to_xa(v), 0);
+			*entryp = v;
+			xa_unlock(xa);
+			return 0;
+		}
+		v = UDAX_ENTRY_EMPTY | UDAX_ENTRY_LOCKED | (order ? UDAX_ENTRY_HUGE : 0);
+		r = __xa_insert_order(xa, aligned, order, udax_entry_to_xa(v));
+		if (r == -EEXIST && __xa_load(xa, index))
+			continue;	/* raced while the lock was dropped to allocate */
+		if (r)
+			break;
+		*entryp = v;
+		xa_unlock(xa);
+		return 0;
+	}
+	xa_unlock(xa);
+	/* We were handed the lock by an unlock but do not take it: pass it on. */
+	if (woken_one)
+		udax_entry_wake(d, m, first, UDAX_WAKE_ONE);
+	return r;
+}
+
+void udax_entry_unlock(struct udax_mapping *m, uint64_t index, uint64_t entry)
+{
+	struct xarray *xa = &m->entries;
+	unsigned long first = 0;
+	unsigned int order = 0;
+	void *e;
+
+	if (udax_entry_empty(entry)) {
+		udax_entry_delete(m, index);
+		return;
+	}
+	xa_lock(xa);
+	e = __xa_load_extent(xa, index, &first, &order);
+	UDAX_BUG_ON(!e || !udax_entry_locked(udax_xa_to_entry(e)));
+	UDAX_BUG_ON(udax_entry_order(entry) != order);
+	__xa_store_order(xa, first, order, udax_entry_to_xa(entry & ~UDAX_ENTRY_LOCKED), 0);
+	xa_unlock(xa);
+	udax_entry_wake(m->dax, m, first, UDAX_WAKE_ONE);
+}
+
+void udax_entry_delete(struct udax_mapping *m, uint64_t index)
+{
+	struct xarray *xa = &m->entries;
+	unsigned long first = 0;
+	unsigned int order = 0;
+	void *e;
+
+	xa_lock(xa);
+	e = __xa_load_extent(xa, index, &first, &order);
+	UDAX_BUG_ON(!e || !udax_entry_locked(udax_xa_to_entry(e)));
+	__xa_erase(xa, first);
+	xa_unlock(xa);
+	udax_entry_wake(m->dax, m, first, UDAX_WAKE_ALL);
+}
+
+uint64_t udax_entry_peek(struct udax_mapping *m, uint64_t index)
+{
+	void *e = xa_load(&m->entries, index);
+
+	return e ? udax_xa_to_entry(e) : 0;
+}
+
+/* ---- tracking ---- */
+
+/*
+ * The first live handle (in the index) covering a pfn of [pfn, pfn + n).
+ * Context: pfn-index lock held.
+ */
+static struct udax_page *udax_pfn_busy_locked(struct udax_dax *d, uint64_t pfn, uint64_t n)
+{
+	unsigned long last, idx;
+	struct udax_page *p;
+
+	if (!n)
+		return NULL;
+	last = pfn + n - 1 >= pfn ? (unsigned long)(pfn + n - 1) : ~0UL;
+	idx = (unsigned long)pfn;
+	p = __xa_find(&d->pfns, &idx, last, XA_PRESENT, NULL);
+	if (p)
+		return p;
+	idx = (unsigned long)(pfn >> UDAX_HUGE_ORDER);
+	return __xa_find(&d->pfns_huge, &idx, last >> UDAX_HUGE_ORDER, XA_PRESENT, NULL);
+}
+
+/* Call @fn for every handle in the index.  Context: pfn-index lock held. */
+static int udax_for_each_handle_locked(struct udax_dax *d,
+				       int (*fn)(struct udax_page *p, void *arg), void *arg)
+{
+	struct xarray *trees[2] = { &d->pfns, &d->pfns_huge };
+	struct udax_page *p;
+	int r;
+
+	for (unsigned int t = 0; t < 2; t++) {
+		unsigned long idx = 0;
+
+		while ((p = __xa_find(trees[t], &idx, ~0UL, XA_PRESENT, NULL))) {
+			r = fn(p, arg);
+			if (r)
+				return r;
+			if (idx == ~0UL)
+				break;
+			idx++;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Create (or re-adopt) the handle for a new entry, with one ref of @kind.
+ * Context: no xa lock held; the entry is locked (EMPTY placeholder).
+ */
+static int udax_handle_create(struct udax_mapping *m, uint64_t index, uint64_t pfn,
+			      unsigned int order, enum udax_ref kind, struct udax_page **out)
+{
+	struct udax_dax *d = m->dax;
+	struct udax_page *p;
+	int r;
+
+	unsigned long key;
+	struct xarray *tree = udax_pfn_tree(d, order, pfn, &key);
+
+	xa_lock(&d->pfns);
+	for (;;) {
+		p = __xa_load(tree, key);
+		if (p) {
+			/* An untracked handle still referenced (untrack-first policy). */
+			if (!(udax_page_flags(p) & UDAX_PG_TRACKED) &&
+			    udax_u64(p->ino) == m->ino && udax_u64(p->index) == index &&
+			    p->order == order) {
+				__atomic_or_fetch(&p->flags, UDAX_PG_TRACKED, __ATOMIC_RELAXED);
+				udax_page_get(p, kind);
+				r = 0;
+				break;
+			}
+			r = -EEXIST;
+			break;
+		}
+		if (udax_pfn_busy_locked(d, pfn, 1ULL << order)) {
+			r = -EEXIST;
+			break;
+		}
+		p = udax_handle_alloc(d);
+		if (!p) {
+			r = -ENOMEM;
+			break;
+		}
+		p->order = (uint8_t)order;
+		udax_set_u64(p->ino, m->ino);
+		udax_set_u64(p->index, index);
+		udax_set_u64(p->pfn, pfn);
+		p->born_ms = (uint32_t)((udax_now_ns() - d->epoch_ns) / 1000000ULL);
+		p->flags = UDAX_PG_TRACKED;
+		p->refcount = 1;
+		if (kind == UDAX_REF_MAP)
+			p->mapcount = 1;
+		else if (kind == UDAX_REF_PIN)
+			p->pincount = 1;
+		d->live_handles++;
+		/* May drop the pfn lock to allocate: p is ours, not yet visible. */
+		r = __xa_insert_order(tree, key, 0, p);
+		if (r) {
+			p->flags = UDAX_PG_DETACHED;
+			udax_handle_free_locked(d, p);
+			if (r == -EEXIST)
+				continue;
+			break;
+		}
+		break;
+	}
+	xa_unlock(&d->pfns);
+	if (!r)
+		*out = p;
+	return r;
+}
+
+/* The handle of a tracked entry.  Context: pfn-index lock held. */
+static struct udax_page *udax_handle_lookup_locked(struct udax_dax *d, uint64_t entry)
+{
+	uint64_t pfn = udax_entry_pfn(entry);
+	unsigned long key;
+	struct xarray *tree = udax_pfn_tree(d, udax_entry_order(entry), pfn, &key);
+	struct udax_page *p = __xa_load(tree, key);
+
+	UDAX_BUG_ON(!p || udax_u64(p->pfn) != pfn);
+	return p;
+}
+
+int udax_track(struct udax_mapping *m, uint64_t index, uint64_t pfn,
+	       unsigned int order, enum udax_ref kind, struct udax_page **out)
+{
+	struct udax_dax *d = m->dax;
+	uint64_t e, want;
+	struct udax_page *p;
+	int r;
+
+	if (order != 0 && order != UDAX_HUGE_ORDER)
+		return -EINVAL;
+	if ((index | pfn) & ((1ULL << order) - 1))
+		return -EINVAL;
+	if (udax_recalling(m))
+		return -EBUSY;
+	r = udax_entry_grab(m, index, order, &e);
+	if (r)
+		return r;
+	if (udax_entry_empty(e)) {
+		r = udax_handle_create(m, index, pfn, order, kind, &p);
+		if (r) {
+			udax_entry_delete(m, index);
+			return r;
+		}
+		__atomic_add_fetch(&d->tracked_entries, 1, __ATOMIC_RELAXED);
+		udax_entry_unlock(m, index, udax_entry_mk(pfn, order ? UDAX_ENTRY_HUGE : 0));
+		*out = p;
+		return 0;
+	}
+	want = udax_entry_mk(pfn, (order ? UDAX_ENTRY_HUGE : 0) | UDAX_ENTRY_LOCKED);
+	if (e != want) {
+		udax_entry_unlock(m, index, e);
+		return -EEXIST;
+	}
+	xa_lock(&d->pfns);
+	p = udax_handle_lookup_locked(d, e);
+	udax_page_get(p, kind);
+	xa_unlock(&d->pfns);
+	udax_entry_unlock(m, index, e);
+	*out = p;
+	return 0;
+}
+
+int udax_pin_get(struct udax_mapping *m, struct udax_page *p)
+{
+	if (udax_recalling(m))
+		return -EBUSY;
+	udax_page_get(p, UDAX_REF_PIN);
+	return 0;
+}
+
+/* ---- break_layouts ---- */
+enum udax_scan { UDAX_SCAN_CLEAN, UDAX_SCAN_BUSY, UDAX_SCAN_LOCKED };
+
+/*
+ * One pass over the tracked entries of [start, end].  Stops at the first
+ * locked entry (queues @ew on it: it will be waited on, then the same slot
+ * reloaded by the next pass) or, with @check_busy, at the first handle with
+ * a non-zero refcount (takes a hold on it).  Counts busy handles in *nbusy
+ * when not stopping on them.
+ * Context: the mapping's xa lock held; takes the pfn-index lock.
+ */
+static enum udax_scan udax_bl_scan(struct udax_mapping *m, uint64_t start, uint64_t end,
+				   bool check_busy, struct udax_page **busyp,
+				   struct udax_ewait *ew, uint64_t *idxp, size_t *nbusy)
+{
+	struct udax_dax *d = m->dax;
+	enum udax_scan res = UDAX_SCAN_CLEAN;
+	struct xa_cursor c;
+	uint64_t v;
+	void *e;
+
+	*nbusy = 0;
+	xa_cursor_init(&c, &m->entries, start, end, XA_PRESENT);
+	xa_lock(&d->pfns);
+	while ((e = __xa_cursor_next(&c))) {
+		struct udax_page *p;
+
+		v = udax_xa_to_entry(e);
+		if (udax_entry_locked(v)) {
+			ew->m = m;
+			ew->index = c.index;
+			ew->excl = false;
+			/* Lock order: xa -> pfn -> bucket; queued before the xa unlock. */
+			udax_ewait_queue(d, ew);
+			*idxp = c.index;
+			res = UDAX_SCAN_LOCKED;
+			break;
+		}
+		if (udax_entry_zero(v) || udax_entry_empty(v))
+			continue;
+		p = udax_handle_lookup_locked(d, v);
+		if (!udax_page_refcount(p))
+			continue;
+		if (check_busy) {
+			p->holds++;
+			*busyp = p;
+			*idxp = c.index;
+			res = UDAX_SCAN_BUSY;
+			break;
+		}
+		(*nbusy)++;
+	}
+	xa_unlock(&d->pfns);
+	return res;
+}
+
+/*
+ * Delete every entry of [start, end] and untrack its handle.  Idle handles
+ * are freed; referenced ones (only possible under the untrack-first and
+ * unsafe policies) stay alive, and with @held get a hold and are returned
+ * in @held (room for @nheld of them, counted by the scan just before).
+ * Context: the mapping's xa lock held, nothing locked in the range.
+ */
+static size_t udax_bl_delete(struct udax_mapping *m, uint64_t start, uint64_t end,
+			     struct udax_page **held, size_t nheld)
+{
+	struct udax_dax *d = m->dax;
+	struct xa_cursor c;
+	size_t n = 0, deleted = 0;
+	void *e;
+
+	xa_cursor_init(&c, &m->entries, start, end, XA_PRESENT);
+	xa_lock(&d->pfns);
+	while ((e = __xa_cursor_next(&c))) {
+		uint64_t v = udax_xa_to_entry(e);
+		struct udax_page *p;
+
+		UDAX_BUG_ON(udax_entry_locked(v));
+		__xa_erase(&m->entries, c.index);
+		xa_cursor_pause(&c);
+		deleted++;
+		udax_entry_wake(d, m, c.index, UDAX_WAKE_ALL);
+		if (udax_entry_zero(v) || udax_entry_empty(v))
+			continue;
+		p = udax_handle_lookup_locked(d, v);
+		__atomic_and_fetch(&p->flags, (uint8_t)~UDAX_PG_TRACKED, __ATOMIC_RELAXED);
+		if (held && udax_page_refcount(p) && n < nheld) {
+			p->holds++;
+			held[n++] = p;
+			continue;
+		}
+		udax_handle_maybe_free_locked(d, p);
+	}
+	xa_unlock(&d->pfns);
+	__atomic_sub_fetch(&d->tracked_entries, deleted, __ATOMIC_RELAXED);
+	return n;
+}
+
+static void udax_unhold(struct udax_dax *d, struct udax_page *p)
+{
+	xa_lock(&d->pfns);
+	UDAX_BUG_ON(p->holds == 0);
+	p->holds--;
+	udax_handle_maybe_free_locked(d, p);
+	xa_unlock(&d->pfns);
+}
+
+/* Wait for the locked entry @ew is queued on, lock dropped.  0/-EINTR/-EBUSY. */
+static int udax_bl_wait_entry(struct udax_mapping *m, struct udax_ewait *ew,
+			      struct udax_bwait *bw, const struct udax_wait_ctx *w,
+			      uint64_t deadline)
+{
+	struct udax_dax *d = m->dax;
+	int r;
+
+	xa_lock(&d->pfns);
+	bw->page = NULL;
+	bw->word = &ew->woken;
+	bw->wait_index = ew->index;
+	bw->wait_pfn = 0;
+	bw->t_begin = udax_now_ns();
+	udax_bwait_link_locked(d, bw);
+	xa_unlock(&d->pfns);
+	r = udax_ewait_sleep(ew, w, deadline);
+	udax_ewait_finish(d, ew);
+	xa_lock(&d->pfns);
+	udax_bwait_unlink_locked(d, bw);
+	bw->word = NULL;
+	xa_unlock(&d->pfns);
+	return r;
+}
+
+int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
+		       const struct udax_wait_ctx *w)
+{
+	struct udax_dax *d = m->dax;
+	enum udax_policy policy = d->opts.policy;
+	struct udax_break_stats st = { 0 };
+	struct udax_bwait bw = { .m = m, .start = start, .end = end };
+	struct udax_page **held = NULL;
+	size_t nheld = 0, i;
+	uint64_t timeout, deadline = 0;
+	int r = 0;
+
+	st.t_start = udax_now_ns();
+	if (start > end)
+		goto out_nolock;
+	timeout = w && w->timeout_ns ? w->timeout_ns : d->opts.recall_timeout_ns;
+	if (timeout)
+		deadline = st.t_start + timeout;
+	__atomic_add_fetch(&m->recalling, 1, __ATOMIC_ACQ_REL);
+	for (;;) {
+		struct udax_ewait ew = { 0 };
+		struct udax_page *busy = NULL;
+		enum udax_scan res;
+		uint64_t idx = 0;
+		size_t nbusy;
+
+		st.passes++;
+		if (d->opts.ops && d->opts.ops->recall)
+			d->opts.ops->recall(d->opts.ops_arg, m->ino, start, end);
+		if (!st.t_recall_sent)
+			st.t_recall_sent = udax_now_ns();
+		xa_lock(&m->entries);
+		res = udax_bl_scan(m, start, end, policy == UDAX_POLICY_DEFAULT, &busy, &ew,
+				   &idx, &nbusy);
+		if (res == UDAX_SCAN_CLEAN) {
+			if (policy == UDAX_POLICY_UNTRACK_FIRST && nbusy) {
+				held = calloc(nbusy, sizeof(*held));
+				if (!held) {
+					xa_unlock(&m->entries);
+					r = -ENOMEM;
+					break;
+				}
+			}
+			if (policy == UDAX_POLICY_DEFAULT)
+				st.t_idle = udax_now_ns();
+			nheld = udax_bl_delete(m, start, end, held, nbusy);
+			xa_unlock(&m->entries);
+			break;
+		}
+		xa_unlock(&m->entries);
+		st.waits++;
+		udax_layout_unlock_excl(m);
+		bw.wait_index = idx;
+		if (res == UDAX_SCAN_BUSY) {
+			r = udax_page_wait_idle(d, busy, &bw, w, deadline);
+			if (!r && bw.t_unpin > st.t_last_unpin)
+				st.t_last_unpin = bw.t_unpin;
+		} else {
+			r = udax_bl_wait_entry(m, &ew, &bw, w, deadline);
+		}
+		udax_layout_lock_excl(m);
+		if (r)
+			break;
+	}
+	if (!r && nheld) {
+		/* Untrack-first: entries are gone; now wait for the references. */
+		udax_layout_unlock_excl(m);
+		for (i = 0; i < nheld; i++) {
+			bw.wait_index = udax_u64(held[i]->index);
+			if (!r) {
+				st.waits++;
+				r = udax_page_wait_idle(d, held[i], &bw, w, deadline);
+				if (!r && bw.t_unpin > st.t_last_unpin)
+					st.t_last_unpin = bw.t_unpin;
+			} else {
+				udax_unhold(d, held[i]);
+			}
+		}
+		udax_layout_lock_excl(m);
+	}
+	if (!r && policy != UDAX_POLICY_DEFAULT)
+		st.t_idle = udax_now_ns();
+	free(held);
+	__atomic_sub_fetch(&m->recalling, 1, __ATOMIC_ACQ_REL);
+out_nolock:
+	st.t_done = udax_now_ns();
+	if (w && w->stats)
+		*w->stats = st;
+	return r;
+}
+
+/* ---- the free path ---- */
+void udax_dax_assert_free(struct udax_dax *d, uint64_t pfn, uint64_t npages)
+{
+	struct udax_page *p;
+	bool busy;
+
+	xa_lock(&d->pfns);
+	p = udax_pfn_busy_locked(d, pfn, npages);
+	busy = p != NULL;
+	if (busy && d->opts.policy == UDAX_POLICY_UNSAFE) {
+		__atomic_add_fetch(&d->unsafe_frees, 1, __ATOMIC_RELAXED);
+		/* Let the block be reused: orphans leave the index, live on. */
+		while ((p = udax_pfn_busy_locked(d, pfn, npages))) {
+			if (udax_page_flags(p) & UDAX_PG_TRACKED)
+				break;	/* a tracked block: nothing we can do */
+			unsigned long key;
+			struct xarray *tree = udax_pfn_tree(d, p->order, udax_u64(p->pfn), &key);
+
+			__xa_erase(tree, key);
+			__atomic_or_fetch(&p->flags, UDAX_PG_DETACHED, __ATOMIC_RELAXED);
+		}
+		busy = false;
+	}
+	xa_unlock(&d->pfns);
+	/* I1: a tracked or referenced block must never reach the allocator. */
+	UDAX_BUG_ON(busy);
+}
+
+bool udax_dax_pfn_busy(struct udax_dax *d, uint64_t pfn, uint64_t npages)
+{
+	bool busy;
+
+	xa_lock(&d->pfns);
+	busy = udax_pfn_busy_locked(d, pfn, npages) != NULL;
+	xa_unlock(&d->pfns);
+	return busy;
+}
+
+/* ---- wake-ups for interruption ---- */
+void udax_dax_kick(struct udax_dax *d)
+{
+	struct udax_bwait *bw;
+
+	xa_lock(&d->pfns);
+	for (bw = d->waiters; bw; bw = bw->next)
+		if (bw->word)
+			udax_futex_wake(bw->word, INT_MAX);
+	xa_unlock(&d->pfns);
+}
+
+/* ---- introspection ---- */
+static int udax_count_busy(struct udax_page *p, void *arg)
+{
+	if (udax_page_refcount(p))
+		(*(uint64_t *)arg)++;
+	return 0;
+}
+
+void udax_dax_stats(struct udax_dax *d, struct udax_dax_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->tracked_entries = __atomic_load_n(&d->tracked_entries, __ATOMIC_RELAXED);
+	out->unsafe_frees = __atomic_load_n(&d->unsafe_frees, __ATOMIC_RELAXED);
+	out->entry_waiters = __atomic_load_n(&d->entry_waiters, __ATOMIC_RELAXED);
+	out->entry_wakeups = __atomic_load_n(&d->entry_wakeups, __ATOMIC_RELAXED);
+	xa_lock(&d->pfns);
+	out->live_handles = d->live_handles;
+	out->waiters = d->nwaiters;
+	out->handle_bytes = d->nr_chunks * UDAX_CHUNK_BYTES +
+		(d->pfns.nr_nodes + d->pfns_huge.nr_nodes) * xa_node_size();
+	udax_for_each_handle_locked(d, udax_count_busy, &out->busy_handles);
+	xa_unlock(&d->pfns);
+}
+
+struct udax_foreach {
+	int (*cb)(const struct udax_page_info *pi, void *arg);
+	void *arg;
+};
+
+static int udax_foreach_one(struct udax_page *p, void *arg)
+{
+	struct udax_foreach *f = arg;
+	struct udax_page_info pi;
+
+	udax_page_info(p, &pi);
+	return f->cb(&pi, f->arg);
+}
+
+int udax_dax_foreach_handle(struct udax_dax *d,
+			    int (*cb)(const struct udax_page_info *pi, void *arg), void *arg)
+{
+	struct udax_foreach f = { cb, arg };
+	int r;
+
+	xa_lock(&d->pfns);
+	r = udax_for_each_handle_locked(d, udax_foreach_one, &f);
+	xa_unlock(&d->pfns);
+	return r;
+}
+
+int udax_dax_foreach_waiter(struct udax_dax *d,
+			    int (*cb)(const struct udax_waiter_info *wi, void *arg), void *arg)
+{
+	struct udax_waiter_info wi;
+	struct udax_bwait *bw;
+	uint64_t now = udax_now_ns();
+	int r = 0;
+
+	xa_lock(&d->pfns);
+	for (bw = d->waiters; bw && !r; bw = bw->next) {
+		memset(&wi, 0, sizeof(wi));
+		wi.ino = bw->m->ino;
+		wi.start = bw->start;
+		wi.end = bw->end;
+		wi.wait_index = bw->wait_index;
+		wi.wait_pfn = bw->wait_pfn;
+		wi.refcount = bw->page ? udax_page_refcount(bw->page) : 0;
+		wi.waiting_ns = now > bw->t_begin ? now - bw->t_begin : 0;
+		wi.entry_lock = bw->page == NULL;
+		r = cb(&wi, arg);
+	}
+	xa_unlock(&d->pfns);
+	return r;
+}

@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * page.c - page handles: references, the handle slab, and the wait for a
+ * handle to become idle.
+ *
+ * Lifetime.  A handle is created by udax_track() and lives in the pfn index
+ * while any of these hold: it is TRACKED (an entry points at it), its
+ * refcount is non-zero, or a sleeping break_layouts holds it ("holds").
+ * Whoever makes the last of them false, under the pfn-index lock, frees it.
+ * The put that drops the last reference therefore takes the pfn-index lock;
+ * every other put is one lock-free compare-and-swap.
+ *
+ * Why no wake-up is lost.  The waiter sets UDAX_PG_WAITERS in the refcount
+ * word with a compare-and-swap that also proves the count is still
+ * non-zero, then sleeps with FUTEX_WAIT on exactly that value: if the count
+ * changed in between, the kernel returns at once and the waiter re-tests.
+ * The final put decrements (the word changes, so a waiter not yet asleep
+ * will not sleep), sees the WAITERS bit it now owns, clears it and wakes
+ * every sleeper on the word.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dax_int.h"
+
+int udax_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_ns)
+{
+	struct timespec ts, *tsp = NULL;
+	long r;
+
+	if (timeout_ns) {
+		ts.tv_sec = (time_t)(timeout_ns / 1000000000ULL);
+		ts.tv_nsec = (long)(timeout_ns % 1000000000ULL);
+		tsp = &ts;
+	}
+	r = syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
+	return r < 0 ? -errno : 0;
+}
+
+void udax_futex_wake(uint32_t *word, int n)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* ---- the slab ---- */
+static inline struct udax_chunk *udax_chunk_of(const struct udax_page *p)
+{
+	return (struct udax_chunk *)((uintptr_t)p & ~(UDAX_CHUNK_BYTES - 1));
+}
+
+struct udax_dax *udax_page_dax(const struct udax_page *p)
+{
+	return udax_chunk_of(p)->dax;
+}
+
+static void udax_chunk_link(struct udax_dax *d, struct udax_chunk *c)
+{
+	c->prev = NULL;
+	c->next = d->partial;
+	if (d->partial)
+		d->partial->prev = c;
+	d->partial = c;
+}
+
+static void udax_chunk_unlink(struct udax_dax *d, struct udax_chunk *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		d->partial = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
+
+struct udax_page *udax_handle_alloc(struct udax_dax *d)
+{
+	struct udax_chunk *c = d->partial;
+	struct udax_page *p;
+	uint32_t slot;
+
+	if (!c) {
+		c = aligned_alloc(UDAX_CHUNK_BYTES, UDAX_CHUNK_BYTES);
+		if (!c)
+			return NULL;
+		memset(c, 0, sizeof(*c));
+		c->dax = d;
+		c->nfree = UDAX_CHUNK_PAGES;
+		c->free_head = UINT32_MAX;
+		udax_chunk_link(d, c);
+		d->nr_chunks++;
+	}
+	if (c->free_head != UINT32_MAX) {
+		slot = c->free_head;
+		c->free_head = __atomic_load_n(&c->pages[slot].refcount, __ATOMIC_RELAXED);
+	} else {
+		slot = c->nr_init++;
+	}
+	if (--c->nfree == 0)
+		udax_chunk_unlink(d, c);
+	p = &c->pages[slot];
+	memset(p, 0, sizeof(*p));
+	return p;
+}
+
+/* Return a slot to its chunk (the handle is out of the index). */
+static void udax_handle_release(struct udax_dax *d, struct udax_page *p)
+{
+	struct udax_chunk *c = udax_chunk_of(p);
+	uint32_t slot = (uint32_t)(p - c->pages);
+
+	__atomic_store_n(&p->refcount, c->free_head, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->flags, 0, __ATOMIC_RELAXED);
+	c->free_head = slot;
+	if (++c->nfree == 1)
+		udax_chunk_link(d, c);
+	if (c->nfree == UDAX_CHUNK_PAGES) {
+		udax_chunk_unlink(d, c);
+		free(c);
+		d->nr_chunks--;
+	}
+}
+
+void udax_handle_free_locked(struct udax_dax *d, struct udax_page *p)
+{
+	if (!(udax_page_flags(p) & UDAX_PG_DETACHED)) {
+		unsigned long key;
+		struct xarray *xa = udax_pfn_tree(d, p->order, udax_u64(p->pfn), &key);
+		void *old = __xa_erase(xa, key);
+
+		UDAX_BUG_ON(old != p);
+	}
+	d->live_handles--;
+	udax_handle_release(d, p);
+}
+
+void udax_handle_maybe_free_locked(struct udax_dax *d, struct udax_page *p)
+{
+	if ((udax_page_flags(p) & UDAX_PG_TRACKED) || p->holds ||
+	    (__atomic_load_n(&p->refcount, __ATOMIC_ACQUIRE) & UDAX_PG_REFS))
+		return;
+	udax_handle_free_locked(d, p);
+}
+
+void udax_handle_chunks_free(struct udax_dax *d)
+{
+	while (d->partial) {
+		struct udax_chunk *c = d->partial;
+
+		udax_chunk_unlink(d, c);
+		free(c);
+		d->nr_chunks--;
+	}
+}
+
+/* ---- references ---- */
+uint32_t udax_page_refcount(const struct udax_page *p)
+{
+	return __atomic_load_n(&p->refcount, __ATOMIC_ACQUIRE) & UDAX_PG_REFS;
+}
+
+void udax_page_get(struct udax_page *p, enum udax_ref kind)
+{
+	uint32_t old = __atomic_fetch_add(&p->refcount, 1, __ATOMIC_ACQ_REL);
+
+	UDAX_BUG_ON((old & UDAX_PG_REFS) == UDAX_PG_REFS);
+	if (kind == UDAX_REF_MAP)
+		__atomic_add_fetch(&p->mapcount, 1, __ATOMIC_RELAXED);
+	else if (kind == UDAX_REF_PIN)
+		__atomic_add_fetch(&p->pincount, 1, __ATOMIC_RELAXED);
+}
+
+/* The final put: under the pfn-index lock so lifetime decisions serialise. */
+static void udax_page_put_final(struct udax_page *p)
+{
+	struct udax_dax *d = udax_page_dax(p);
+	uint32_t old;
+
+	xa_lock(&d->pfns);
+	old = __atomic_fetch_sub(&p->refcount, 1, __ATOMIC_ACQ_REL);
+	UDAX_BUG_ON((old & UDAX_PG_REFS) == 0);
+	if ((old & UDAX_PG_REFS) == 1) {
+		if (old & UDAX_PG_WAITERS) {
+			struct udax_bwait *bw;
+			uint64_t now = udax_now_ns();
+
+			__atomic_and_fetch(&p->refcount, ~UDAX_PG_WAITERS, __ATOMIC_RELEASE);
+			for (bw = d->waiters; bw; bw = bw->next)
+				if (bw->page == p)
+					bw->t_unpin = now;
+			udax_futex_wake(&p->refcount, INT_MAX);
+		}
+		udax_handle_maybe_free_locked(d, p);
+	}
+	xa_unlock(&d->pfns);
+}
+
+void udax_page_put(struct udax_page *p, enum udax_ref kind)
+{
+	uint32_t v, old;
+
+	if (kind == UDAX_REF_MAP) {
+		old = __atomic_fetch_sub(&p->mapcount, 1, __ATOMIC_RELAXED);
+		UDAX_BUG_ON(old == 0);
+	} else if (kind == UDAX_REF_PIN) {
+		old = __atomic_fetch_sub(&p->pincount, 1, __ATOMIC_RELAXED);
+		UDAX_BUG_ON(old == 0);
+	}
+	v = __atomic_load_n(&p->refcount, __ATOMIC_RELAXED);
+	for (;;) {
+		UDAX_BUG_ON((v & UDAX_PG_REFS) == 0);
+		if ((v & UDAX_PG_REFS) == 1)
+			break;
+		if (__atomic_compare_exchange_n(&p->refcount, &v, v - 1, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			return;
+	}
+	udax_page_put_final(p);
+}
+
+void udax_page_info(const struct udax_page *p, struct udax_page_info *out)
+{
+	struct udax_dax *d = udax_page_dax(p);
+	uint32_t now_ms = (uint32_t)((udax_now_ns() - d->epoch_ns) / 1000000ULL);
+
+	out->ino = udax_u64(p->ino);
+	out->index = udax_u64(p->index);
+	out->pfn = udax_u64(p->pfn);
+	out->order = p->order;
+	out->refcount = udax_page_refcount(p);
+	out->mapcount = __atomic_load_n(&p->mapcount, __ATOMIC_RELAXED);
+	out->pincount = __atomic_load_n(&p->pincount, __ATOMIC_RELAXED);
+	out->tracked = udax_page_flags(p) & UDAX_PG_TRACKED;
+	out->age_ns = (uint64_t)(uint32_t)(now_ms - p->born_ms) * 1000000ULL;
+}
+
+/* ---- waiting ---- */
+#define UDAX_POLL_NS 5000000ULL	/* re-check interruption this often */
+
+int udax_wait_check(const struct udax_wait_ctx *w, uint64_t deadline, uint64_t *slice)
+{
+	bool poll = w && !w->uninterruptible && w->interrupted;
+	uint64_t now;
+
+	*slice = 0;
+	if (poll && w->interrupted(w->arg))
+		return -EINTR;
+	if (deadline) {
+		now = udax_now_ns();
+		if (now >= deadline)
+			return -EBUSY;
+		*slice = deadline - now;
+	}
+	if (poll && (!*slice || *slice > UDAX_POLL_NS))
+		*slice = UDAX_POLL_NS;
+	return 0;
+}
+
+void udax_bwait_link_locked(struct udax_dax *d, struct udax_bwait *bw)
+{
+	bw->prev = NULL;
+	bw->next = d->waiters;
+	if (d->waiters)
+		d->waiters->prev = bw;
+	d->waiters = bw;
+	d->nwaiters++;
+	bw->linked = true;
+}
+
+void udax_bwait_unlink_locked(struct udax_dax *d, struct udax_bwait *bw)
+{
+	if (!bw->linked)
+		return;
+	if (bw->prev)
+		bw->prev->next = bw->next;
+	else
+		d->waiters = bw->next;
+	if (bw->next)
+		bw->next->prev = bw->prev;
+	d->nwaiters--;
+	bw->linked = false;
+}
+
+int udax_page_wait_idle(struct udax_dax *d, struct udax_page *p, struct udax_bwait *bw,
+			const struct udax_wait_ctx *w, uint64_t deadline)
+{
+	uint64_t slice;
+	uint32_t v;
+	int r;
+
+	xa_lock(&d->pfns);
+	bw->page = p;
+	bw->word = &p->refcount;
+	bw->wait_pfn = udax_u64(p->pfn);
+	bw->t_begin = udax_now_ns();
+	bw->t_unpin = 0;
+	udax_bwait_link_locked(d, bw);
+	xa_unlock(&d->pfns);
+
+	for (;;) {
+		v = __atomic_load_n(&p->refcount, __ATOMIC_ACQUIRE);
+		if (!(v & UDAX_PG_REFS)) {
+			r = 0;
+			break;
+		}
+		r = udax_wait_check(w, deadline, &slice);
+		if (r)
+			break;
+		if (!(v & UDAX_PG_WAITERS)) {
+			if (!__atomic_compare_exchange_n(&p->refcount, &v, v | UDAX_PG_WAITERS,
+							 false, __ATOMIC_ACQ_REL,
+							 __ATOMIC_ACQUIRE))
+				continue;
+			v |= UDAX_PG_WAITERS;
+		}
+		udax_futex_wait(&p->refcount, v, slice);
+	}
+
+	xa_lock(&d->pfns);
+	udax_bwait_unlink_locked(d, bw);
+	bw->page = NULL;
+	bw->word = NULL;
+	UDAX_BUG_ON(p->holds == 0);
+	p->holds--;
+	udax_handle_maybe_free_locked(d, p);
+	xa_unlock(&d->pfns);
+	return r;
+}
