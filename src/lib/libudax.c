@@ -526,6 +526,14 @@ static int setup_persist(struct udax_map *m, int dev_fd)
 {
 	if (!(m->prot & PROT_WRITE))
 		return 0;
+	/*
+	 * An emulation file has page granularity: persisting is msync of the
+	 * pages, as libpmem2 does for its own maps.  We do not go through
+	 * pmem2_map_from_existing() there: libpmem2 1.12.1's page persist on
+	 * such a map loops forever on msync(addr, 0) (measured here).
+	 */
+	if (!m->devdax)
+		return 0;
 	int r = pmem2_source_from_fd(&m->src, dev_fd);
 	if (r)
 		return set_err(r < 0 && r > -4096 ? r : -EIO, "libpmem2: %s", pmem2_errormsg());
@@ -776,9 +784,16 @@ UDAX_EXPORT int udax_persist(struct udax_map *m, const void *addr, size_t len)
 	const char *a = addr;
 	if (a < m->addr || len > m->len || a + len > m->addr + m->len)
 		return set_err(-EINVAL, "range is outside the mapping");
-	if (!m->persist)
+	if (!(m->prot & PROT_WRITE))
 		return 0;		/* read-only: nothing to make durable */
-	m->persist(addr, len);
+	if (m->persist) {
+		m->persist(addr, len);	/* devdax: cache-line flushes + fence */
+		return 0;
+	}
+	uintptr_t start = (uintptr_t)a & ~(uintptr_t)(PAGE - 1);
+	uintptr_t end = ((uintptr_t)a + len + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+	if (end > start && msync((void *)start, end - start, MS_SYNC) < 0)
+		return set_err(-errno, "msync: %s", strerror(errno));
 	return 0;
 }
 
