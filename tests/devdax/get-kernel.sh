@@ -19,6 +19,7 @@
 #  4. an installed /boot/vmlinuz-* with its /lib/modules tree.
 # io_uring fixed buffers over a devdax mapping need >= 6.5: older kernels
 # boot, and the guest skips the pin tests with a reason.
+# UDAX_DEVDAX_NOFETCH=1 forbids the download (step 3).
 set -u
 
 cache=${1:?usage: get-kernel.sh CACHE_DIR}
@@ -142,5 +143,9 @@ for k in $(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V -r); do
 		emit "$kver" "$k" /
 	fi
 done
-say "no guest kernel: download from the Debian mirror failed and /boot has none readable"
+if [ "${UDAX_DEVDAX_NOFETCH:-0}" = 1 ]; then
+	say "no guest kernel: none in $cache, none in /boot, and UDAX_DEVDAX_NOFETCH=1"
+else
+	say "no guest kernel: download from the Debian mirror failed and /boot has none readable"
+fi
 exit 77

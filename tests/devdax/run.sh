@@ -15,6 +15,7 @@
 #   UDAX_DEVDAX          a host device-DAX to test instead of a QEMU guest
 #   UDAX_DEVDAX_CACHE    where the guest kernel is kept
 #                        (default $top_builddir/tests/devdax/cache)
+#   UDAX_DEVDAX_NOFETCH=1 never download a kernel
 #   UDAX_DEVDAX_KERNEL   use this vmlinuz-KVER (modules in
 #                        UDAX_DEVDAX_MODROOT/lib/modules/KVER, default /)
 #   UDAX_DEVDAX_BOOTS    which boots to run (default "2M 2M-again 4K")
