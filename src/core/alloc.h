@@ -34,7 +34,7 @@ void ufs_alloc_close(struct ufs_alloc **ap);
 /*
  * ufs_alloc_blocks() - allocate one contiguous run of between @min and
  * @want blocks, preferably at @goal (0: no preference).
- * Context: inside @tx.  Return: 0 with *pblk/*got set; -ENOSPC.
+ * Context: inside @tx.  Return: 0 with *pblk and *got set; -ENOSPC.
  */
 int ufs_alloc_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t goal, uint32_t want,
 		     uint32_t min, unsigned int flags, uint64_t *pblk, uint32_t *got);

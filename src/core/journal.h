@@ -60,4 +60,25 @@ void ufs_tx_commit(struct ufs_tx *tx);
 /* Restore every logged range from the log, then empty it.  Frees tx. */
 void ufs_tx_abort(struct ufs_tx *tx);
 
+/* The journal a transaction belongs to. */
+struct ufs_journal *ufs_tx_journal(struct ufs_tx *tx);
+
+/*
+ * Hooks for DRAM state that mirrors journaled media (the allocator's free
+ * counts, an inode cache): called with the journal mutex held, at the end
+ * of every transaction.  restored() is called for each range an abort
+ * rolled back (after all of them were restored); end() once per
+ * transaction, after commit or abort.  Neither may start a transaction.
+ * Return: 0, -ENOSPC (too many hooks: 8 at most).
+ */
+struct ufs_tx_hooks {
+	void (*restored)(void *arg, uint64_t dev_off, uint64_t len);
+	void (*end)(void *arg, bool committed);
+};
+int ufs_journal_add_hooks(struct ufs_journal *j, const struct ufs_tx_hooks *h, void *arg);
+void ufs_journal_remove_hooks(struct ufs_journal *j, const struct ufs_tx_hooks *h, void *arg);
+
+/* Transactions committed or aborted since open (statistics, tests). */
+uint64_t ufs_journal_commits(const struct ufs_journal *j);
+
 #endif /* UDAX_JOURNAL_H */

@@ -15,3 +15,9 @@ TESTS += tests/unit/test_super
 tests_unit_test_super_SOURCES = tests/unit/test_super.c tests/unit/test_helpers.h
 tests_unit_test_super_CFLAGS = $(H2A_TEST_CFLAGS)
 tests_unit_test_super_LDADD = $(H2A_TEST_LDADD)
+
+check_PROGRAMS += tests/unit/test_journal
+TESTS += tests/unit/test_journal
+tests_unit_test_journal_SOURCES = tests/unit/test_journal.c tests/unit/test_helpers.h
+tests_unit_test_journal_CFLAGS = $(H2A_TEST_CFLAGS)
+tests_unit_test_journal_LDADD = $(H2A_TEST_LDADD)

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_journal: undo-log transactions.  Commit keeps new bytes; abort
+ * restores old ones; ranges logged twice cost nothing; a log overflow is
+ * -ENOSPC; a crash at EVERY fence of a transaction (crash backend) leaves,
+ * after recovery, either all old or all new bytes; a corrupt record is
+ * reported (-EUCLEAN, offset named) and nothing is written.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+#include "journal.h"
+#include "super.h"
+#include "test_helpers.h"
+
+#define MIB (1024ULL * 1024)
+#define BS 4096
+
+static char base[128];
+static struct ufs_super sb;
+
+struct fsh {
+	struct udax_media *m;
+	struct ufs_journal *j;
+};
+
+static int fs_open(struct fsh *f, const char *path, bool crash, bool ro)
+{
+	struct udax_media_opts o = { .path = path, .crash_emul = crash, .readonly = ro };
+	bool backup;
+	int ret;
+
+	memset(f, 0, sizeof(*f));
+	ret = udax_media_open(&f->m, &o);
+	if (!ret)
+		ret = ufs_super_load(f->m, &sb, &backup);
+	if (!ret)
+		ret = ufs_journal_open(&f->j, f->m, &sb);
+	if (ret)
+		fprintf(stderr, "fs_open %s: %d %s\n", path, ret, udax_errmsg());
+	return ret;
+}
+
+static void fs_close(struct fsh *f)
+{
+	ufs_journal_close(&f->j);
+	udax_media_close(&f->m);
+}
+
+static char *blk(struct fsh *f, uint64_t b)
+{
+	return udax_media_ptr(f->m, b * BS);
+}
+
+static void check_commit_abort(void)
+{
+	struct fsh f;
+	struct ufs_tx *tx;
+	size_t room;
+	char *p;
+
+	if (fs_open(&f, base, false, false))
+		return;
+	CHECK(!ufs_journal_dirty(f.j));
+	CHECK_EQ(ufs_journal_recover(f.j, false), 0);
+	p = blk(&f, sb.s_data_start);
+	memset(p, 'a', 256);
+
+	tx = ufs_tx_begin(f.j);
+	room = ufs_tx_room(tx);
+	CHECK_EQ(ufs_tx_add(tx, p, 100), 0);
+	CHECK(ufs_journal_dirty(f.j));
+	CHECK_EQ(ufs_tx_room(tx), room - 24 - 104);
+	CHECK_EQ(ufs_tx_add(tx, p + 10, 50), 0);	/* inside: nothing more */
+	CHECK_EQ(ufs_tx_room(tx), room - 24 - 104);
+	CHECK_EQ(ufs_tx_add(tx, p + 50, 100), 0);	/* logs only [100, 150) */
+	CHECK_EQ(ufs_tx_room(tx), room - 2 * 24 - 104 - 56);
+	CHECK_EQ(ufs_tx_add(tx, p, 150), 0);
+	CHECK_EQ(ufs_tx_room(tx), room - 2 * 24 - 104 - 56);
+	memset(p, 'b', 150);
+	ufs_tx_commit(tx);
+	CHECK(!ufs_journal_dirty(f.j));
+	CHECK(p[0] == 'b' && p[149] == 'b' && p[150] == 'a');
+
+	tx = ufs_tx_begin(f.j);
+	CHECK_EQ(ufs_tx_add(tx, p + 200, 8), 0);
+	CHECK_EQ(ufs_tx_add(tx, p, 8), 0);
+	CHECK_EQ(ufs_tx_add(tx, p + 4, 200), 0);	/* spans both and the gap */
+	memset(p, 'c', 204);
+	ufs_tx_abort(tx);
+	CHECK(!ufs_journal_dirty(f.j));
+	CHECK(p[0] == 'b' && p[149] == 'b' && p[150] == 'a' && p[255] == 'a');
+
+	/* overflow: -ENOSPC, the caller aborts and nothing changed */
+	tx = ufs_tx_begin(f.j);
+	CHECK_EQ(ufs_tx_add(tx, blk(&f, sb.s_data_start + 1), sb.s_journal_blocks * BS), -ENOSPC);
+	CHECK_EQ(ufs_tx_add(tx, blk(&f, sb.s_journal_start), 8), -EINVAL);	/* the log itself */
+	ufs_tx_abort(tx);
+	tx = ufs_tx_begin(f.j);
+	ufs_tx_commit(tx);		/* empty transaction */
+	CHECK_EQ(ufs_journal_commits(f.j), 4);
+	fs_close(&f);
+}
+
+/* One transaction over three ranges; save the durable image at fence @k. */
+static uint64_t run_tx(const char *img, uint64_t k)
+{
+	struct fsh f;
+	struct ufs_tx *tx;
+	uint64_t fences;
+	char *p, *q;
+
+	if (fs_open(&f, base, true, false))
+		return 0;
+	if (k)
+		udax_media_crash_set_trigger(f.m, k, img);
+	p = blk(&f, sb.s_data_start);
+	q = blk(&f, sb.s_data_start + 7);
+	tx = ufs_tx_begin(f.j);
+	CHECK_EQ(ufs_tx_add(tx, p, 150), 0);
+	memset(p, 'N', 150);
+	udax_media_persist(f.m, p, 150);	/* worst case: new bytes reach media early */
+	CHECK_EQ(ufs_tx_add(tx, q, 4096), 0);
+	memset(q, 'N', 4096);
+	/* a superblock field too */
+	CHECK_EQ(ufs_tx_add(tx, &((struct ufs_super *)udax_media_base(f.m))->s_mount_count, 8), 0);
+	((struct ufs_super *)udax_media_base(f.m))->s_mount_count = 77;
+	ufs_tx_commit(tx);
+	fences = udax_media_crash_fences(f.m);
+	fs_close(&f);
+	return fences;
+}
+
+static void check_crash_every_fence(void)
+{
+	char img[160];
+	uint64_t n, k, rolled = 0, kept = 0;
+
+	snprintf(img, sizeof(img), "%s.crash", base);
+	n = run_tx(NULL, 0);
+	CHECK(n >= 6);
+	for (k = 1; k <= n; k++) {
+		struct fsh f;
+		int r;
+		char *p, *q;
+		uint64_t i, nn = 0, oo = 0;
+
+		unlink(img);
+		run_tx(img, k);
+		if (fs_open(&f, img, false, false))
+			continue;
+		r = ufs_journal_recover(f.j, false);
+		CHECK(r >= 0);
+		CHECK(!ufs_journal_dirty(f.j));
+		if (r > 0)
+			rolled++;
+		p = blk(&f, sb.s_data_start);
+		q = blk(&f, sb.s_data_start + 7);
+		for (i = 0; i < 150; i++)
+			p[i] == 'N' ? nn++ : oo++;
+		for (i = 0; i < 4096; i++)
+			q[i] == 'N' ? nn++ : oo++;
+		if (((struct ufs_super *)udax_media_base(f.m))->s_mount_count == 77)
+			nn++;
+		else
+			oo++;
+		/* atomic: all new or all old */
+		if (!(nn == 0 || oo == 0)) printf("  fence %" PRIu64 ": %" PRIu64 " new, %" PRIu64 " old bytes, recover %d\n", k, nn, oo, r);
+		CHECK(nn == 0 || oo == 0);
+		if (oo == 0)
+			kept++;
+		fs_close(&f);
+	}
+	printf("  crash states checked: %" PRIu64 " (rolled back %" PRIu64 ", committed %" PRIu64 ")\n",
+	       n, rolled, kept);
+	CHECK(rolled > 0);
+	CHECK(kept > 0);
+	unlink(img);
+}
+
+static void check_corrupt_record(void)
+{
+	char img[160];
+	struct fsh f;
+	uint32_t crc;
+	int fd;
+
+	snprintf(img, sizeof(img), "%s.corrupt", base);
+	run_tx(img, 5);		/* mid-transaction: the log holds records */
+	if (fs_open(&f, img, false, true))
+		return;
+	CHECK(ufs_journal_dirty(f.j));
+	CHECK(ufs_journal_recover(f.j, true) > 0);	/* dry run on a read-only device */
+	CHECK_EQ(ufs_journal_recover(f.j, false), -EROFS);
+	fs_close(&f);
+	/* flip one byte of the first record's saved bytes */
+	fd = open(img, O_RDWR);
+	{
+		char c;
+		off_t off = (off_t)(sb.s_journal_start * BS + UFS_JOURNAL_REC_START + 24 + 3);
+
+		CHECK(pread(fd, &c, 1, off) == 1);
+		c ^= 0x40;
+		CHECK(pwrite(fd, &c, 1, off) == 1);
+	}
+	close(fd);
+	crc = t_file_crc(img);
+	if (fs_open(&f, img, false, false))
+		return;
+	CHECK_EQ(ufs_journal_recover(f.j, false), -EUCLEAN);
+	CHECK(strstr(udax_errmsg(), "journal record at offset") != NULL);
+	printf("  corrupt record: %s\n", udax_errmsg());
+	fs_close(&f);
+	CHECK_EQ(t_file_crc(img), crc);
+	unlink(img);
+}
+
+int main(void)
+{
+	struct udax_media_opts o = { 0 };
+	struct udax_media *m = NULL;
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	t_mkfile(base, sizeof(base), "jrnl", 16 * MIB);
+	o.path = base;
+	if (udax_media_open(&m, &o) || ufs_mkfs(m, NULL, &sb)) {
+		fprintf(stderr, "setup: %s\n", udax_errmsg());
+		return 99;
+	}
+	udax_media_close(&m);
+	check_commit_abort();
+	check_crash_every_fence();
+	check_corrupt_record();
+	unlink(base);
+	return t_done("test_journal");
+}
