@@ -665,6 +665,45 @@ static void udax_unhold(struct udax_dax *d, struct udax_page *p)
 	xa_unlock(&d->pfns);
 }
 
+/*
+ * Undo an untrack-first break that was interrupted: put back the entries
+ * of the handles still referenced (each held by us) and drop the holds.
+ * The layout lock has been held exclusively since the entries were
+ * deleted, so their slots are still free.
+ * Context: layout lock held exclusively; may sleep to allocate.
+ */
+static void udax_bl_retrack(struct udax_mapping *m, struct udax_page **held, size_t n)
+{
+	struct udax_dax *d = m->dax;
+
+	for (size_t i = 0; i < n; i++) {
+		struct udax_page *p = held[i];
+		uint64_t index = udax_u64(p->index), pfn = udax_u64(p->pfn);
+		uint64_t e = udax_entry_mk(pfn, p->order ? UDAX_ENTRY_HUGE : 0);
+		int r;
+
+		/* Nothing can have taken the slot; only memory can fail. */
+		while ((r = xa_insert_order(&m->entries, index, p->order,
+					    udax_entry_to_xa(e))) == -ENOMEM)
+			udax_futex_wait(&(uint32_t){ 0 }, 0, 1000000ULL);
+		UDAX_BUG_ON(r != 0);
+		xa_lock(&m->entries);
+		xa_lock(&d->pfns);
+		if (udax_page_flags(p) & UDAX_PG_DETACHED) {
+			/* Went idle meanwhile: no need to track it. */
+			__xa_erase(&m->entries, index);
+		} else {
+			__atomic_or_fetch(&p->flags, UDAX_PG_TRACKED, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&d->tracked_entries, 1, __ATOMIC_RELAXED);
+		}
+		UDAX_BUG_ON(p->holds == 0);
+		p->holds--;
+		udax_handle_maybe_free_locked(d, p);
+		xa_unlock(&d->pfns);
+		xa_unlock(&m->entries);
+	}
+}
+
 /* Wait for the locked entry @ew is queued on, lock dropped.  0/-EINTR/-EBUSY. */
 static int udax_bl_wait_entry(struct udax_mapping *m, struct udax_ewait *ew,
 			      struct udax_bwait *bw, const struct udax_wait_ctx *w,
@@ -699,7 +738,7 @@ int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
 	struct udax_bwait bw = { .m = m, .start = start, .end = end };
 	struct udax_page **held = NULL;
 	size_t nheld = 0, i;
-	uint64_t timeout, deadline = 0;
+	uint64_t timeout, deadline = 0, pos;
 	int r = 0;
 
 	st.t_start = udax_now_ns();
@@ -709,6 +748,14 @@ int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
 	if (timeout)
 		deadline = st.t_start + timeout;
 	__atomic_add_fetch(&m->recalling, 1, __ATOMIC_ACQ_REL);
+	/*
+	 * A pass starts with a recall at @start.  After a wait the scan goes
+	 * on from the entry it waited on (reloading that same slot) rather
+	 * than from @start, so n busy pages cost n waits, not n full scans;
+	 * but only a pass that went from @start to @end without waiting may
+	 * delete anything.
+	 */
+	pos = start;
 	for (;;) {
 		struct udax_ewait ew = { 0 };
 		struct udax_page *busy = NULL;
@@ -716,14 +763,21 @@ int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
 		uint64_t idx = 0;
 		size_t nbusy;
 
-		st.passes++;
-		if (d->opts.ops && d->opts.ops->recall)
-			d->opts.ops->recall(d->opts.ops_arg, m->ino, start, end);
-		if (!st.t_recall_sent)
-			st.t_recall_sent = udax_now_ns();
+		if (pos == start) {
+			st.passes++;
+			if (d->opts.ops && d->opts.ops->recall)
+				d->opts.ops->recall(d->opts.ops_arg, m->ino, start, end);
+			if (!st.t_recall_sent)
+				st.t_recall_sent = udax_now_ns();
+		}
 		xa_lock(&m->entries);
-		res = udax_bl_scan(m, start, end, policy == UDAX_POLICY_DEFAULT, &busy, &ew,
+		res = udax_bl_scan(m, pos, end, policy == UDAX_POLICY_DEFAULT, &busy, &ew,
 				   &idx, &nbusy);
+		if (res == UDAX_SCAN_CLEAN && pos != start) {
+			xa_unlock(&m->entries);
+			pos = start;	/* resumed pass done: now a full one */
+			continue;
+		}
 		if (res == UDAX_SCAN_CLEAN) {
 			if (policy == UDAX_POLICY_UNTRACK_FIRST && nbusy) {
 				held = calloc(nbusy, sizeof(*held));
@@ -744,7 +798,7 @@ int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
 		udax_layout_unlock_excl(m);
 		bw.wait_index = idx;
 		if (res == UDAX_SCAN_BUSY) {
-			r = udax_page_wait_idle(d, busy, &bw, w, deadline);
+			r = udax_page_wait_idle(d, busy, &bw, w, deadline, false);
 			if (!r && bw.t_unpin > st.t_last_unpin)
 				st.t_last_unpin = bw.t_unpin;
 		} else {
@@ -753,22 +807,31 @@ int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
 		udax_layout_lock_excl(m);
 		if (r)
 			break;
+		/* Reload the same slot (a huge entry may start before @start). */
+		pos = udax_max(idx, start);
 	}
 	if (!r && nheld) {
-		/* Untrack-first: entries are gone; now wait for the references. */
-		udax_layout_unlock_excl(m);
+		/*
+		 * Untrack-first: the entries are gone, so nothing in the
+		 * mapping says these blocks are still referenced.  Wait with
+		 * the layout lock held (as the kernel waits holding its
+		 * invalidate lock), so no other break_layouts can find the
+		 * range empty and free what is still under DMA; puts take no
+		 * layout lock, so they make progress.
+		 */
 		for (i = 0; i < nheld; i++) {
 			bw.wait_index = udax_u64(held[i]->index);
-			if (!r) {
-				st.waits++;
-				r = udax_page_wait_idle(d, held[i], &bw, w, deadline);
-				if (!r && bw.t_unpin > st.t_last_unpin)
-					st.t_last_unpin = bw.t_unpin;
-			} else {
-				udax_unhold(d, held[i]);
-			}
+			st.waits++;
+			r = udax_page_wait_idle(d, held[i], &bw, w, deadline, true);
+			if (r)
+				break;
+			if (bw.t_unpin > st.t_last_unpin)
+				st.t_last_unpin = bw.t_unpin;
+			udax_unhold(d, held[i]);
 		}
-		udax_layout_lock_excl(m);
+		/* Interrupted: track again what is still referenced. */
+		if (r)
+			udax_bl_retrack(m, held + i, nheld - i);
 	}
 	if (!r && policy != UDAX_POLICY_DEFAULT)
 		st.t_idle = udax_now_ns();

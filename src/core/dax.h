@@ -235,7 +235,8 @@ void udax_page_info(const struct udax_page *p, struct udax_page_info *out);
  * never skips a locked entry), waits with the layout lock dropped, rescans,
  * then deletes the entries.
  * Context: caller holds the layout lock exclusively; it is dropped and
- * retaken while waiting and is held again on return, whatever the result.
+ * retaken while waiting (except by UNTRACK_FIRST, see below) and is held
+ * again on return, whatever the result.  Sleeps.
  * Return: 0 (range idle and untracked); -EINTR (interrupted) or -EBUSY
  * (recall timeout): nothing was deleted, the file is unchanged.
  *
@@ -247,11 +248,15 @@ void udax_page_info(const struct udax_page *p, struct udax_page_info *out);
  *    entries, delete the entries and untrack the handles at once, then wait
  *    for each referenced handle's refcount to reach 0.  Handles stay alive
  *    (and in the pfn index, so I1 still protects their blocks) until then.
- *    On -EINTR/-EBUSY the entries are gone but "the file is unchanged"
- *    still holds for what the file shows: size and data are untouched
- *    because the caller frees nothing; the next grant re-tracks the range
- *    and adopts the still-live handle (same owner, same pfn).  What is lost
- *    is only the tracking, which is a cache of the layout.
+ *    Once the entries are gone nothing in the mapping shows that the range
+ *    is still referenced, so this wait keeps the layout lock held (as the
+ *    kernel keeps its invalidate lock): otherwise a second truncate would
+ *    find the range empty, return 0, and its caller would free blocks
+ *    under DMA (the stress test caught exactly that).  Puts take no layout
+ *    lock, so they still make progress; pin grants wait on the lock.
+ *    On -EINTR/-EBUSY the entries of the handles still referenced are put
+ *    back (retracked), so "the file is unchanged" holds here too; entries
+ *    of pages that went idle meanwhile are not, which only drops a cache.
  *  UNSAFE: no waiting for references (locked entries are still waited
  *    for): entries deleted, referenced handles left as orphans; the free
  *    path then counts the I1 violation (stats.unsafe_frees) and detaches

@@ -143,11 +143,11 @@ void udax_handle_chunks_free(struct udax_dax *d);
 
 /*
  * Sleep until @p's refcount is 0.  The caller took a hold on @p (pfn lock);
- * this drops it.  @bw is registered in d->waiters meanwhile.
+ * this drops it unless @keep_hold.  @bw is registered in d->waiters meanwhile.
  * Return: 0, -EINTR, -EBUSY (deadline, CLOCK_MONOTONIC ns; 0 = none).
  */
 int udax_page_wait_idle(struct udax_dax *d, struct udax_page *p, struct udax_bwait *bw,
-			const struct udax_wait_ctx *w, uint64_t deadline);
+			const struct udax_wait_ctx *w, uint64_t deadline, bool keep_hold);
 /* 0, -EINTR or -EBUSY; and the futex timeout to use (0 = forever). */
 int udax_wait_check(const struct udax_wait_ctx *w, uint64_t deadline, uint64_t *slice);
 void udax_bwait_link_locked(struct udax_dax *d, struct udax_bwait *bw);

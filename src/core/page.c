@@ -142,11 +142,34 @@ void udax_handle_free_locked(struct udax_dax *d, struct udax_page *p)
 	udax_handle_release(d, p);
 }
 
+/* Take @p out of the pfn index; it lives on for whoever holds it. */
+static void udax_handle_detach_locked(struct udax_dax *d, struct udax_page *p)
+{
+	unsigned long key;
+	struct xarray *xa;
+
+	if (udax_page_flags(p) & UDAX_PG_DETACHED)
+		return;
+	xa = udax_pfn_tree(d, p->order, udax_u64(p->pfn), &key);
+	UDAX_BUG_ON(__xa_erase(xa, key) != p);
+	__atomic_or_fetch(&p->flags, UDAX_PG_DETACHED, __ATOMIC_RELAXED);
+}
+
+/*
+ * An untracked handle with no reference is idle: its block may be freed
+ * and reused at once.  If a sleeping waiter still holds its memory, it
+ * leaves the pfn index now (so the free path and a new handle for the
+ * reused pfn do not see it) and is freed when the last hold goes.
+ */
 void udax_handle_maybe_free_locked(struct udax_dax *d, struct udax_page *p)
 {
-	if ((udax_page_flags(p) & UDAX_PG_TRACKED) || p->holds ||
+	if ((udax_page_flags(p) & UDAX_PG_TRACKED) ||
 	    (__atomic_load_n(&p->refcount, __ATOMIC_ACQUIRE) & UDAX_PG_REFS))
 		return;
+	if (p->holds) {
+		udax_handle_detach_locked(d, p);
+		return;
+	}
 	udax_handle_free_locked(d, p);
 }
 
@@ -290,7 +313,7 @@ void udax_bwait_unlink_locked(struct udax_dax *d, struct udax_bwait *bw)
 }
 
 int udax_page_wait_idle(struct udax_dax *d, struct udax_page *p, struct udax_bwait *bw,
-			const struct udax_wait_ctx *w, uint64_t deadline)
+			const struct udax_wait_ctx *w, uint64_t deadline, bool keep_hold)
 {
 	uint64_t slice;
 	uint32_t v;
@@ -328,9 +351,11 @@ int udax_page_wait_idle(struct udax_dax *d, struct udax_page *p, struct udax_bwa
 	udax_bwait_unlink_locked(d, bw);
 	bw->page = NULL;
 	bw->word = NULL;
-	UDAX_BUG_ON(p->holds == 0);
-	p->holds--;
-	udax_handle_maybe_free_locked(d, p);
+	if (!keep_hold) {
+		UDAX_BUG_ON(p->holds == 0);
+		p->holds--;
+		udax_handle_maybe_free_locked(d, p);
+	}
 	xa_unlock(&d->pfns);
 	return r;
 }

@@ -18,3 +18,8 @@ check_PROGRAMS += tests/unit/test_dax
 TESTS += tests/unit/test_dax
 tests_unit_test_dax_SOURCES = tests/unit/test_dax.c tests/unit/dax_test.h
 tests_unit_test_dax_LDADD = libudax-core.la
+
+check_PROGRAMS += tests/unit/test_dax_stress
+TESTS += tests/unit/test_dax_stress
+tests_unit_test_dax_stress_SOURCES = tests/unit/test_dax_stress.c tests/unit/dax_test.h
+tests_unit_test_dax_stress_LDADD = libudax-core.la
