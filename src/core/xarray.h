@@ -88,7 +88,7 @@ static inline bool xa_is_internal(const void *entry)
 /* Error entries: internal entries holding a small negative errno. */
 static inline void *xa_mk_err(int err)
 {
-	return (void *)(((long)err << 2) | 2L);
+	return (void *)(((unsigned long)(long)err << 2) | 2UL);
 }
 static inline bool xa_is_err(const void *entry)
 {
@@ -97,7 +97,7 @@ static inline bool xa_is_err(const void *entry)
 /* Return: the -errno held by an error entry, else 0. */
 static inline int xa_err(const void *entry)
 {
-	return xa_is_err(entry) ? (int)((long)entry >> 2) : 0;
+	return xa_is_err(entry) ? (int)(((long)entry - 2) / 4) : 0;
 }
 
 /* ---- lifetime ---- */
