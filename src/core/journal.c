@@ -48,7 +48,10 @@ struct ufs_journal {
 	uint64_t area_len;
 	uint64_t j_off, j_len;		/* the journal region (excluded from logging) */
 	uint64_t dev_len;		/* file system size in bytes */
-	pthread_mutex_t lock;		/* serialises transactions; protects tx, hooks, commits */
+	pthread_mutex_t lock;		/* serialises transactions; protects tx, commits */
+	/* protects hooks/nhooks; nests inside lock (hooks are added from
+	 * inside a transaction by the allocator) */
+	pthread_mutex_t hook_lock;
 	struct ufs_tx tx;
 	struct {
 		const struct ufs_tx_hooks *h;
@@ -102,6 +105,7 @@ int ufs_journal_open(struct ufs_journal **out, struct udax_media *m, const struc
 		return -EUCLEAN;
 	}
 	pthread_mutex_init(&j->lock, NULL);
+	pthread_mutex_init(&j->hook_lock, NULL);
 	j->tx.j = j;
 	*out = j;
 	return 0;
@@ -114,6 +118,7 @@ void ufs_journal_close(struct ufs_journal **jp)
 	if (!j)
 		return;
 	pthread_mutex_destroy(&j->lock);
+	pthread_mutex_destroy(&j->hook_lock);
 	free(j->tx.ranges);
 	free(j->tx.recs);
 	free(j);
@@ -205,6 +210,7 @@ static void rollback(struct ufs_journal *j, bool hooks)
 	log_empty(j);
 	if (!hooks)
 		return;
+	pthread_mutex_lock(&j->hook_lock);
 	for (i = 0; i < tx->nrecs; i++) {
 		const struct ufs_journal_rec *r = (const void *)(j->area + tx->recs[i]);
 
@@ -212,6 +218,7 @@ static void rollback(struct ufs_journal *j, bool hooks)
 			if (j->hooks[k].h->restored)
 				j->hooks[k].h->restored(j->hooks[k].arg, r->r_dev_off, r->r_len);
 	}
+	pthread_mutex_unlock(&j->hook_lock);
 }
 
 int ufs_journal_recover(struct ufs_journal *j, bool dry_run)
@@ -244,7 +251,7 @@ int ufs_journal_add_hooks(struct ufs_journal *j, const struct ufs_tx_hooks *h, v
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&j->lock);
+	pthread_mutex_lock(&j->hook_lock);
 	if (j->nhooks == UFS_JOURNAL_MAX_HOOKS) {
 		ret = -ENOSPC;
 	} else {
@@ -252,7 +259,7 @@ int ufs_journal_add_hooks(struct ufs_journal *j, const struct ufs_tx_hooks *h, v
 		j->hooks[j->nhooks].arg = arg;
 		j->nhooks++;
 	}
-	pthread_mutex_unlock(&j->lock);
+	pthread_mutex_unlock(&j->hook_lock);
 	return ret;
 }
 
@@ -260,14 +267,14 @@ void ufs_journal_remove_hooks(struct ufs_journal *j, const struct ufs_tx_hooks *
 {
 	unsigned int i;
 
-	pthread_mutex_lock(&j->lock);
+	pthread_mutex_lock(&j->hook_lock);
 	for (i = 0; i < j->nhooks; i++) {
 		if (j->hooks[i].h == h && j->hooks[i].arg == arg) {
 			j->hooks[i] = j->hooks[--j->nhooks];
 			break;
 		}
 	}
-	pthread_mutex_unlock(&j->lock);
+	pthread_mutex_unlock(&j->hook_lock);
 }
 
 struct ufs_tx *ufs_tx_begin(struct ufs_journal *j)
@@ -458,9 +465,11 @@ static void tx_end(struct ufs_journal *j, bool committed)
 {
 	unsigned int k;
 
+	pthread_mutex_lock(&j->hook_lock);
 	for (k = 0; k < j->nhooks; k++)
 		if (j->hooks[k].h->end)
 			j->hooks[k].h->end(j->hooks[k].arg, committed);
+	pthread_mutex_unlock(&j->hook_lock);
 	j->commits++;
 	pthread_mutex_unlock(&j->lock);
 }

@@ -69,6 +69,8 @@ struct ufs_journal *ufs_tx_journal(struct ufs_tx *tx);
  * of every transaction.  restored() is called for each range an abort
  * rolled back (after all of them were restored); end() once per
  * transaction, after commit or abort.  Neither may start a transaction.
+ * Hooks may be added from inside a transaction (the allocator registers
+ * itself on the first transaction it sees).
  * Return: 0, -ENOSPC (too many hooks: 8 at most).
  */
 struct ufs_tx_hooks {

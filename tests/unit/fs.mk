@@ -21,3 +21,9 @@ TESTS += tests/unit/test_journal
 tests_unit_test_journal_SOURCES = tests/unit/test_journal.c tests/unit/test_helpers.h
 tests_unit_test_journal_CFLAGS = $(H2A_TEST_CFLAGS)
 tests_unit_test_journal_LDADD = $(H2A_TEST_LDADD)
+
+check_PROGRAMS += tests/unit/test_alloc
+TESTS += tests/unit/test_alloc
+tests_unit_test_alloc_SOURCES = tests/unit/test_alloc.c tests/unit/test_helpers.h
+tests_unit_test_alloc_CFLAGS = $(H2A_TEST_CFLAGS)
+tests_unit_test_alloc_LDADD = $(H2A_TEST_LDADD)
