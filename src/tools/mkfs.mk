@@ -1,1 +1,5 @@
-# (filled in by its owner)
+# mkfs.udaxfs and the format/mkfs man pages (owner: H2a).
+sbin_PROGRAMS += mkfs.udaxfs
+mkfs_udaxfs_SOURCES = src/tools/mkfs.c
+mkfs_udaxfs_CFLAGS = $(AM_CFLAGS) $(PMEM2_CFLAGS)
+mkfs_udaxfs_LDADD = libudax-core.la
