@@ -180,8 +180,13 @@ int udax_track(struct udax_mapping *m, uint64_t index, uint64_t pfn,
 /*
  * udax_page_get()/udax_page_put() - take/drop a reference of @kind.
  * The put that brings refcount to 0 wakes every waiter on the handle and,
- * if the pfn is no longer tracked, frees the handle.
- * Context: any; never sleeps; takes no lock above the wait table.
+ * if the pfn is no longer tracked, frees the handle.  The caller of get
+ * must already hold a reference on @p, or have found @p through a tracked
+ * entry under the layout lock (udax_track does that).
+ * Context: any; never sleeps.  A put is one compare-and-swap, except the
+ * final one, which takes the pfn-index lock (a leaf lock, never held
+ * while sleeping): no layout, xarray or entry lock, so unpins always make
+ * progress while break_layouts waits.
  */
 void udax_page_get(struct udax_page *p, enum udax_ref kind);
 void udax_page_put(struct udax_page *p, enum udax_ref kind);

@@ -23,3 +23,9 @@ check_PROGRAMS += tests/unit/test_dax_stress
 TESTS += tests/unit/test_dax_stress
 tests_unit_test_dax_stress_SOURCES = tests/unit/test_dax_stress.c tests/unit/dax_test.h
 tests_unit_test_dax_stress_LDADD = libudax-core.la
+
+# bench-dax: xarray loads/s, break_layouts cost vs tracked entries, DRAM
+# per tracked page, and the unpin -> return wake path.  Not run by make check.
+noinst_PROGRAMS += bench-dax
+bench_dax_SOURCES = tests/unit/bench_dax.c
+bench_dax_LDADD = libudax-core.la
