@@ -27,3 +27,6 @@ TESTS += tests/unit/test_alloc
 tests_unit_test_alloc_SOURCES = tests/unit/test_alloc.c tests/unit/test_helpers.h
 tests_unit_test_alloc_CFLAGS = $(H2A_TEST_CFLAGS)
 tests_unit_test_alloc_LDADD = $(H2A_TEST_LDADD)
+
+TESTS += tests/unit/mkfs-tool.sh
+EXTRA_DIST += tests/unit/mkfs-tool.sh
