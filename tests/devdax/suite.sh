@@ -238,6 +238,14 @@ first)
 	step "devdax-rules $dev"
 	"$rules" "$dev" "$work"
 	record devdax-rules $?
+	if [ $have_fs = 0 ] && [ -n "$mkfs" ]; then
+		# mkfs alone: it must format the real device; boot 2 checks the
+		# file system is still recognised
+		step "mkfs.udaxfs $dev (no udaxfs built yet)"
+		"$mkfs" -f "$dev"
+		record mkfs.udaxfs $?
+		fs_fsck
+	fi
 	if [ $have_fs = 0 ]; then
 		echo "skip the file system part: mkfs.udaxfs and udaxfs are not both built"
 	else
@@ -279,6 +287,23 @@ again)
 			fs_umount || fail "unmount"
 		else
 			fail "mount after reboot"
+		fi
+	elif [ -n "$mkfs" ]; then
+		# only mkfs ran in boot 1: its file system must still be recognised
+		if [ -n "$fsck" ]; then
+			fs_fsck
+		else
+			step "mkfs.udaxfs $dev without -f must refuse: the file system persisted"
+			out=$("$mkfs" "$dev" 2>&1)
+			rc=$?
+			echo "$out"
+			if [ $rc != 0 ] && echo "$out" | grep -q udaxfs; then
+				echo "ok   the previous boot's udaxfs is still on $dev"
+				record mkfs-signature-persisted 0
+			else
+				echo "FAIL no udaxfs found on $dev after the reboot"
+				record mkfs-signature-persisted 1
+			fi
 		fi
 	elif [ -s "$expect/mark" ]; then
 		step "devdax-rules -c $dev"
