@@ -636,8 +636,7 @@ static size_t udax_bl_delete(struct udax_mapping *m, uint64_t start, uint64_t en
 		struct udax_page *p;
 
 		UDAX_BUG_ON(udax_entry_locked(v));
-		__xa_erase(&m->entries, c.index);
-		xa_cursor_pause(&c);
+		__xa_cursor_erase(&c);
 		deleted++;
 		udax_entry_wake(d, m, c.index, UDAX_WAKE_ALL);
 		if (udax_entry_zero(v) || udax_entry_empty(v))

@@ -270,6 +270,7 @@ void xa_init(struct xarray *xa)
 	xa->lockp = &xa->lock;
 	xa->head = NULL;
 	xa->nr_nodes = 0;
+	xa->node_gen = 0;
 }
 
 void xa_init_shared(struct xarray *xa, struct xarray *owner)
@@ -295,6 +296,7 @@ void xa_destroy(struct xarray *xa)
 		xa_free_subtree(xa->head);
 	xa->head = NULL;
 	xa->nr_nodes = 0;
+	xa->node_gen++;
 	xa_unlock(xa);
 	pthread_mutex_destroy(&xa->lock);
 }
@@ -404,6 +406,7 @@ static void xa_trim(struct xarray *xa, struct xa_node *node)
 		}
 		xa_node_free(node);
 		xa->nr_nodes--;
+		xa->node_gen++;
 		node = parent;
 	}
 	/* Shrink: a root holding only a child in slot 0 is one level too tall. */
@@ -415,6 +418,7 @@ static void xa_trim(struct xarray *xa, struct xa_node *node)
 		xa->head = child;
 		xa_node_free(node);
 		xa->nr_nodes--;
+		xa->node_gen++;
 	}
 }
 
@@ -580,29 +584,104 @@ void xa_cursor_init(struct xa_cursor *c, struct xarray *xa, unsigned long start,
 	c->order = 0;
 	c->filter = filter;
 	c->done = start > max;
+	c->node = NULL;
+	c->gen = 0;
 }
 
-void *__xa_cursor_next(struct xa_cursor *c)
+/* Record the entry found at @node/@off (first index @first). */
+static void *xa_cursor_found(struct xa_cursor *c, struct xa_node *node, unsigned int off,
+			     unsigned long first, void *e)
 {
-	unsigned long idx = c->next, end;
-	unsigned int order = 0;
-	void *e;
+	unsigned long end;
 
-	if (c->done)
-		return NULL;
-	e = __xa_find(c->xa, &idx, c->max, c->filter, &order);
-	if (!e) {
-		c->done = true;
-		return NULL;
-	}
-	c->index = idx;
-	c->order = order;
-	end = idx + xa_order_mask(order);
+	c->index = first;
+	c->order = xa_entry_order(node, off);
+	c->node = node;
+	c->gen = c->xa->node_gen;
+	end = first + xa_order_mask(c->order);
 	if (end >= c->max || end == ~0UL)
 		c->done = true;
 	else
 		c->next = end + 1;
 	return e;
+}
+
+/*
+ * Step along the cached leaf.  Return: the next entry, NULL at the end of
+ * the walk (c->done set), or XA_CURSOR_SLOW when a descent is needed.
+ */
+#define XA_CURSOR_SLOW ((void *)(uintptr_t)6)
+static void *xa_cursor_step(struct xa_cursor *c)
+{
+	struct xa_node *node = c->node;
+	unsigned long span = xa_span_mask(node->shift);
+	bool any = c->filter >= XA_MAX_MARKS;
+	unsigned int off;
+
+	if ((c->next & ~span) != (c->index & ~span))
+		return XA_CURSOR_SLOW;		/* next is past this leaf */
+	off = (c->next >> node->shift) & XA_CHUNK_MASK;
+	if (xa_is_sibling(node->slots[off]))
+		return XA_CURSOR_SLOW;		/* something new covers next */
+	for (; off < XA_CHUNK_SIZE; off++) {
+		void *e = node->slots[off];
+		unsigned long first;
+
+		if (!e || xa_is_sibling(e))
+			continue;
+		if (xa_is_node(e))
+			return XA_CURSOR_SLOW;
+		if (!any && !xa_mark_test(node, off, c->filter))
+			continue;
+		first = xa_slot_index(node, c->index, off);
+		if (first > c->max) {
+			c->done = true;
+			return NULL;
+		}
+		return xa_cursor_found(c, node, off, first, e);
+	}
+	/* End of this leaf: continue after it. */
+	if (span == ~0UL || (c->index | span) >= c->max) {
+		c->done = true;
+		return NULL;
+	}
+	c->next = (c->index | span) + 1;
+	return XA_CURSOR_SLOW;
+}
+
+void *__xa_cursor_next(struct xa_cursor *c)
+{
+	struct xa_node *node;
+	unsigned long first;
+	unsigned int off;
+	void *e;
+
+	if (c->done)
+		return NULL;
+	if (c->node && c->gen == c->xa->node_gen) {
+		e = xa_cursor_step(c);
+		if (e != XA_CURSOR_SLOW)
+			return e;
+	}
+	e = xa_find_node(c->xa, c->next, c->max, c->filter, &node, &off, &first);
+	if (!e) {
+		c->done = true;
+		c->node = NULL;
+		return NULL;
+	}
+	return xa_cursor_found(c, node, off, first, e);
+}
+
+void *__xa_cursor_erase(struct xa_cursor *c)
+{
+	struct xa_node *node = c->node;
+	unsigned int off;
+
+	if (!node || c->gen != c->xa->node_gen)
+		return __xa_erase(c->xa, c->index);
+	off = (c->index >> node->shift) & XA_CHUNK_MASK;
+	UDAX_BUG_ON(!node->slots[off] || xa_is_internal(node->slots[off]));
+	return xa_delete_entry(c->xa, node, off);
 }
 
 /* ---- marks (public) ---- */

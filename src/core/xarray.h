@@ -66,6 +66,7 @@ struct xarray {
 	pthread_mutex_t *lockp;		/* &lock, or another tree's (xa_init_shared) */
 	struct xa_node *head;		/* root node or NULL; *lockp */
 	unsigned long nr_nodes;		/* nodes in this tree; *lockp */
+	unsigned long node_gen;		/* bumped when a node is freed; *lockp */
 };
 
 /* ---- entry encoding ---- */
@@ -190,8 +191,11 @@ void *xa_find_after(struct xarray *xa, unsigned long *indexp, unsigned long max,
  * holds xa->lock across __xa_cursor_next() calls, and may drop it between
  * two calls after xa_cursor_pause(); the walk then resumes after the last
  * entry returned (entries stored or erased meanwhile are seen or not seen
- * according to where they lie).  The cursor keeps no node pointers, so
- * pausing costs nothing; the call documents where the lock is dropped.
+ * according to where they lie).  Erasing entries (even the one just
+ * returned) between calls with the lock held is allowed.  The cursor
+ * remembers the leaf it is in and steps along its slots, re-descending
+ * from the root only at the end of a leaf or after a node was freed
+ * (xa->node_gen changed), so a walk costs about one slot per entry.
  */
 struct xa_cursor {
 	struct xarray *xa;
@@ -201,11 +205,15 @@ struct xa_cursor {
 	unsigned int order;		/* its order */
 	xa_mark_t filter;
 	bool done;
+	struct xa_node *node;		/* leaf of the last entry; NULL after pause */
+	unsigned long gen;		/* xa->node_gen when node was cached */
 };
 void xa_cursor_init(struct xa_cursor *c, struct xarray *xa, unsigned long start,
 		    unsigned long max, xa_mark_t filter);
 void *__xa_cursor_next(struct xa_cursor *c);
-static inline void xa_cursor_pause(struct xa_cursor *c) { (void)c; }
+/* Erase the entry last returned (no descent when the leaf is cached). */
+void *__xa_cursor_erase(struct xa_cursor *c);
+static inline void xa_cursor_pause(struct xa_cursor *c) { c->node = NULL; }
 
 #define xa_for_each_range(xa, index, entry, start, last)			\
 	for ((index) = (start), (entry) = xa_find((xa), &(index), (last), XA_PRESENT); \

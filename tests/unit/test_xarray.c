@@ -422,6 +422,58 @@ static void check_cursor_pause(void)
 	xa_destroy(&xa);
 }
 
+/* Erase each entry the cursor returns, lock held throughout: every entry
+ * is seen exactly once even as leaves empty and are freed under it. */
+static void check_cursor_erase_walk(void)
+{
+	struct xarray xa;
+	struct xa_cursor c;
+	unsigned long n = 0, want = 0, last = 0;
+	void *e;
+
+	xa_init(&xa);
+	for (unsigned long i = 0; i < 20000; i += 3, want++)
+		xa_store(&xa, i, val(i));
+	for (unsigned long i = 1UL << 20; i < (1UL << 20) + 64 * 512; i += 512, want++)
+		xa_store_order(&xa, i, 9, val(i), 0);
+	xa_store(&xa, 1UL << 40, val(1UL << 40));
+	want++;
+	xa_cursor_init(&c, &xa, 0, ~0UL, XA_PRESENT);
+	xa_lock(&xa);
+	while ((e = __xa_cursor_next(&c))) {
+		CHECK(xa_to_value(e) == c.index);
+		CHECK(n == 0 || c.index > last);
+		last = c.index;
+		if (n % 2)
+			CHECK(__xa_erase(&xa, c.index) == e);
+		else
+			CHECK(__xa_cursor_erase(&c) == e);
+		n++;
+	}
+	xa_unlock(&xa);
+	CHECK_EQ(n, want);
+	CHECK(xa_empty(&xa));
+	/* A marked walk over a sub-range, without erasing. */
+	for (unsigned long i = 0; i < 5000; i++) {
+		xa_store(&xa, i, val(i));
+		if (i % 10 == 0)
+			xa_set_mark(&xa, i, XA_MARK_1);
+	}
+	n = 0;
+	xa_cursor_init(&c, &xa, 95, 4005, XA_MARK_1);
+	xa_lock(&xa);
+	while ((e = __xa_cursor_next(&c))) {
+		CHECK(c.index % 10 == 0 && c.index >= 95 && c.index <= 4005);
+		n++;
+	}
+	xa_unlock(&xa);
+	CHECK_EQ(n, (4000 - 100) / 10 + 1);
+	for (unsigned long i = 0; i < 5000; i++)
+		xa_erase(&xa, i);
+	CHECK(xa_empty(&xa));
+	xa_destroy(&xa);
+}
+
 /* Random operations against the model. */
 static void model_ops(struct xarray *xa, struct model *m, unsigned int nops, bool enomem_ok)
 {
@@ -706,6 +758,7 @@ int main(void)
 	RUN(check_multiorder);
 	RUN(check_marks);
 	RUN(check_cursor_pause);
+	RUN(check_cursor_erase_walk);
 	RUN(check_model_random);
 	RUN(check_deep);
 	RUN(check_enomem);
