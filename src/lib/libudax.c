@@ -671,9 +671,6 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 		err = ask_hello(fd, &hello);
 		if (err)
 			goto fail;
-		if (!(hello.flags & UDAX_HELLO_ALLOWED) && getuid() != 0) {
-			/* the daemon decides; this only improves the message if it refuses */
-		}
 		err = conn_get(hello.sock, &c);
 		if (err)
 			goto fail;
