@@ -35,7 +35,10 @@ for t in cpio gzip depmod modprobe ndctl daxctl fusermount3; do
 	command -v $t >/dev/null 2>&1 || { say "SKIP: no $t"; exit 77; }
 done
 
-root=$(mktemp -d "${TMPDIR:-/tmp}/udax-h4-initramfs.XXXXXX")
+# stage in memory when we can: the tree is about 40 MB of small files
+stage=${TMPDIR:-/tmp}
+[ -w /dev/shm ] && stage=/dev/shm
+root=$(mktemp -d "$stage/udax-h4-initramfs.XXXXXX")
 trap 'rm -rf "$root" "$root.elfs"' EXIT
 mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/dev" \
 	"$root/proc" "$root/sys" "$root/tmp" "$root/run" "$root/mnt" "$root/etc" \
