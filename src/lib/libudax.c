@@ -54,6 +54,7 @@
 #endif
 
 #define PAGE 4096ul
+#define UDAX_IS_POW2_(x) ((x) != 0 && ((x) & ((x) - 1)) == 0)
 #define PIN_MAX (1ul << 30)		/* io_uring's largest single fixed buffer */
 #define MAP_RETRIES 50			/* a grant racing a recall is refused with EBUSY */
 #define MAX_ORPHANS 64
@@ -96,10 +97,12 @@ struct udax_map {
 	struct udax_map *rc_next;	/* conn->rc_head; conn->lock */
 	struct uconn *conn;
 	uint64_t id, ino;
-	uint64_t off, len;
+	uint64_t off, len;		/* what the caller asked for */
+	uint64_t goff, glen;		/* the granted range (aligned to the device) */
 	int prot;
 	bool devdax;
-	char *addr;
+	char *addr;			/* off's address, inside [base, base + glen) */
+	char *base;
 	size_t va_len;			/* reserved range (>= len, aligned) */
 	char *va;
 	struct pmem2_source *src;
@@ -492,9 +495,9 @@ static int sigbus_range(void *va, size_t len)
 static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nruns, int dev_fd)
 {
 	size_t align = m->devdax ? 2ul << 20 : PAGE;
-	if (m->len < align)
+	if (m->glen < align)
 		align = PAGE;
-	m->va_len = m->len + align;
+	m->va_len = m->glen + align;
 	m->va = mmap(NULL, m->va_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		     -1, 0);
 	if (m->va == MAP_FAILED) {
@@ -502,23 +505,24 @@ static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nr
 		return set_err(-errno, "reserving %zu bytes of address space: %s", m->va_len,
 			       strerror(errno));
 	}
-	m->addr = (char *)(((uintptr_t)m->va + align - 1) & ~(uintptr_t)(align - 1));
+	m->base = (char *)(((uintptr_t)m->va + align - 1) & ~(uintptr_t)(align - 1));
+	m->addr = m->base + (m->off - m->goff);
 	int prot = PROT_READ | ((m->prot & PROT_WRITE) ? PROT_WRITE : 0);
 	int flags = MAP_FIXED | (m->devdax ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED);
 	size_t pos = 0;
 	for (uint32_t i = 0; i < nruns; i++) {
-		if (pos + runs[i].len > m->len)
+		if (pos + runs[i].len > m->glen)
 			return set_err(-EPROTO, "the daemon's runs exceed the mapping");
-		void *p = mmap(m->addr + pos, runs[i].len, prot, flags, dev_fd,
+		void *p = mmap(m->base + pos, runs[i].len, prot, flags, dev_fd,
 			       (off_t)runs[i].dev_off);
 		if (p == MAP_FAILED)
 			return set_err(-errno, "mapping device offset %#" PRIx64 ": %s",
 				       runs[i].dev_off, strerror(errno));
 		pos += runs[i].len;
 	}
-	if (pos != m->len)
+	if (pos != m->glen)
 		return set_err(-EPROTO, "the daemon's runs cover %zu of %" PRIu64 " bytes", pos,
-			       m->len);
+			       m->glen);
 	return 0;
 }
 
@@ -537,7 +541,7 @@ static int setup_persist(struct udax_map *m, int dev_fd)
 	int r = pmem2_source_from_fd(&m->src, dev_fd);
 	if (r)
 		return set_err(r < 0 && r > -4096 ? r : -EIO, "libpmem2: %s", pmem2_errormsg());
-	r = pmem2_map_from_existing(&m->pm, m->src, m->addr, m->len,
+	r = pmem2_map_from_existing(&m->pm, m->src, m->base, m->glen,
 				    m->devdax ? PMEM2_GRANULARITY_CACHE_LINE :
 						PMEM2_GRANULARITY_PAGE);
 	if (r)
@@ -664,13 +668,21 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 	}
 
 	struct udax_map_req rq = {
-		.off = (uint64_t)off, .len = len,
 		.prot = UDAX_PROT_READ | ((prot & PROT_WRITE) ? UDAX_PROT_WRITE : 0),
 	};
 	for (int attempt = 0;; attempt++) {
 		err = ask_hello(fd, &hello);
 		if (err)
 			goto fail;
+		/*
+		 * A device-DAX refuses mappings not aligned to its `align`
+		 * (often 2 MiB): ask for the aligned range around the request
+		 * and show the caller its part of it.
+		 */
+		uint64_t al = hello.dev_align > PAGE && UDAX_IS_POW2_(hello.dev_align) ?
+			      hello.dev_align : PAGE;
+		rq.off = (uint64_t)off & ~(al - 1);
+		rq.len = (((uint64_t)off + len + al - 1) & ~(al - 1)) - rq.off;
 		err = conn_get(hello.sock, &c);
 		if (err)
 			goto fail;
@@ -698,8 +710,14 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 	m->conn = c;
 	m->id = rep.id;
 	m->ino = rep.ino;
-	m->off = rep.off;
-	m->len = rep.len;
+	m->off = (uint64_t)off;
+	m->len = len;
+	m->goff = rep.off;
+	m->glen = rep.len;
+	if (m->goff > m->off || m->goff + m->glen < m->off + m->len) {
+		err = set_err(-EPROTO, "the daemon granted a range that misses the request");
+		goto fail_layout;
+	}
 	m->devdax = rep.media_kind == 1;
 
 	pthread_mutex_lock(&c->lock);
@@ -903,7 +921,7 @@ UDAX_EXPORT int udax_map_unmap(struct udax_map *m)
 	pthread_mutex_lock(&m->mu);
 	if (m->recalled || m->unmapped)
 		goto out;
-	err = sigbus_range(m->addr, m->len);
+	err = sigbus_range(m->base, m->glen);
 	if (err) {
 		set_err(err, "replacing the mapping: %s", strerror(-err));
 		goto out;
@@ -946,7 +964,7 @@ static int do_recall(struct udax_map *m)
 		if (m->pinned)
 			unregister_buf(m);	/* the handler promised: nothing in flight */
 		if (!m->unmapped)
-			sigbus_range(m->addr, m->len);
+			sigbus_range(m->base, m->glen);
 		m->recalled = true;
 		struct udax_return_req rr = { m->id, seq };
 		conn_post(c, UDAX_REQ_RETURN, &rr, sizeof(rr));
@@ -997,7 +1015,7 @@ UDAX_EXPORT int udax_map_close(struct udax_map **mp)
 				err = conn_call(c, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, NULL, NULL);
 		}
 		if (!m->unmapped) {
-			sigbus_range(m->addr, m->len);
+			sigbus_range(m->base, m->glen);
 			int e = conn_call(c, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
 			if (!err && e != -ESTALE)
 				err = e;
