@@ -7,7 +7,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -966,4 +968,59 @@ int udax_dax_foreach_waiter(struct udax_dax *d,
 	}
 	xa_unlock(&d->pfns);
 	return r;
+}
+
+/* ---- a human-readable summary of busy pages ---- */
+#define UDAX_REPORT_MAX 4
+struct udax_report {
+	uint64_t busy;
+	struct udax_page_info oldest[UDAX_REPORT_MAX];	/* by age, oldest first */
+	unsigned int n;
+};
+
+static int udax_report_one(const struct udax_page_info *pi, void *arg)
+{
+	struct udax_report *r = arg;
+	unsigned int i;
+
+	if (!pi->refcount)
+		return 0;
+	r->busy++;
+	for (i = r->n; i > 0 && r->oldest[i - 1].age_ns < pi->age_ns; i--)
+		if (i < UDAX_REPORT_MAX)
+			r->oldest[i] = r->oldest[i - 1];
+	if (i < UDAX_REPORT_MAX) {
+		r->oldest[i] = *pi;
+		if (r->n < UDAX_REPORT_MAX)
+			r->n++;
+	}
+	return 0;
+}
+
+uint64_t udax_dax_busy_report(struct udax_dax *d, char *buf, size_t len)
+{
+	struct udax_report r = { 0 };
+	size_t off = 0;
+	int k;
+
+	udax_dax_foreach_handle(d, udax_report_one, &r);
+	if (!len)
+		return r.busy;
+	buf[0] = '\0';
+	k = snprintf(buf, len, "%" PRIu64 " page%s in use", r.busy, r.busy == 1 ? "" : "s");
+	for (unsigned int i = 0; i < r.n && k >= 0 && (size_t)k < len - off; i++) {
+		const struct udax_page_info *pi = &r.oldest[i];
+
+		off += (size_t)k;
+		k = snprintf(buf + off, len - off,
+			     "%s ino %" PRIu64 " index %" PRIu64 " pfn %#" PRIx64 "%s refs %u "
+			     "(mapped %u, pinned %u) for %.1f s", i ? ";" : ":", pi->ino,
+			     pi->index, pi->pfn, pi->order ? " (2 MiB)" : "", pi->refcount,
+			     pi->mapcount, pi->pincount, (double)pi->age_ns / 1e9);
+	}
+	if (r.busy > r.n && k >= 0 && (size_t)k < len - off) {
+		off += (size_t)k;
+		snprintf(buf + off, len - off, "; ...");
+	}
+	return r.busy;
 }

@@ -307,6 +307,14 @@ struct udax_waiter_info {
 	uint64_t waiting_ns;		/* how long it has waited so far */
 	bool entry_lock;		/* waits for a locked entry, not a page */
 };
+/*
+ * udax_dax_busy_report() - one line saying what keeps blocks busy, for
+ * unmount's refusal and for logs, e.g. "2 pages in use: ino 12 index 7
+ * pfn 0x1a refs 2 (mapped 1, pinned 1) for 4.1 s; ...".  Lists the oldest
+ * few; truncated to @len (always NUL-terminated when @len > 0).
+ * Return: the number of handles with a non-zero refcount.
+ */
+uint64_t udax_dax_busy_report(struct udax_dax *d, char *buf, size_t len);
 /* As udax_dax_foreach_handle, for break_layouts calls sleeping now. */
 int udax_dax_foreach_waiter(struct udax_dax *d,
 			    int (*cb)(const struct udax_waiter_info *wi, void *arg), void *arg);

@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +129,39 @@ static bool assert_free_fires(struct udax_dax *d, uint64_t pfn, uint64_t n)
 }
 
 /* ---- checks ---- */
+
+/* I1 is always on: without a handler, freeing a busy block aborts. */
+static void check_i1_aborts(void)
+{
+	struct udax_dax *d = dax_new(UDAX_POLICY_DEFAULT, NULL, NULL);
+	struct udax_mapping m;
+	struct udax_page *p;
+	int status = 0;
+	pid_t pid;
+
+	udax_mapping_init(&m, d, 99);
+	udax_layout_lock_shared(&m);
+	CHECK_EQ(udax_track(&m, 0, 123, 0, UDAX_REF_PIN, &p), 0);
+	udax_layout_unlock_shared(&m);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		/* The allocator's free path, on a pinned block. */
+		freopen("/dev/null", "w", stderr);
+		udax_dax_assert_free(d, 123, 1);
+		_exit(0);
+	}
+	CHECK(pid > 0);
+	waitpid(pid, &status, 0);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+	/* An idle untracked neighbour is fine. */
+	udax_dax_assert_free(d, 124, 1);
+	udax_page_put(p, UDAX_REF_PIN);
+	CHECK_EQ(do_break(&m, 0, EOF_, NULL), 0);
+	udax_dax_assert_free(d, 123, 1);
+	udax_mapping_destroy(&m);
+	udax_dax_delete(&d);
+}
 static void check_policy_names(void)
 {
 	enum udax_policy p;
@@ -816,6 +851,17 @@ static void check_introspection_and_dram(void)
 	CHECK_EQ(n[1], small / 2);
 	CHECK_EQ(stats(d).busy_handles, small / 2);
 	CHECK_EQ(stats(d).tracked_entries, small);
+	{
+		char msg[512], tiny[8];
+
+		CHECK_EQ(udax_dax_busy_report(d, msg, sizeof(msg)), small / 2);
+		CHECK(!strncmp(msg, "16384 pages in use: ino 17 index ", 33));
+		CHECK(strstr(msg, "mapped 1, pinned 0") && strstr(msg, "; ...") &&
+		      strlen(msg) < sizeof(msg));
+		printf("  %s\n", msg);
+		CHECK_EQ(udax_dax_busy_report(d, tiny, sizeof(tiny)), small / 2);
+		CHECK_EQ(strlen(tiny), sizeof(tiny) - 1);
+	}
 	per = (double)(stats(d).handle_bytes + udax_mapping_mem_bytes(&m)) / (double)small;
 	printf("  DRAM per tracked 4 KiB page: %.1f bytes\n", per);
 	CHECK(per <= 64.0);
@@ -824,6 +870,12 @@ static void check_introspection_and_dram(void)
 	CHECK_EQ(do_break(&m, 0, EOF_, NULL), 0);
 	CHECK_EQ(stats(d).handle_bytes, 0);
 	CHECK_EQ(udax_mapping_mem_bytes(&m), 0);
+	{
+		char msg[64];
+
+		CHECK_EQ(udax_dax_busy_report(d, msg, sizeof(msg)), 0);
+		CHECK(!strcmp(msg, "0 pages in use"));
+	}
 	/* Huge entries: one handle and one entry per 2 MiB. */
 	for (uint64_t i = 0; i < huge; i++)
 		CHECK_EQ(track(&m, i << UDAX_HUGE_ORDER, (1ULL << 30) + (i << UDAX_HUGE_ORDER),
@@ -845,6 +897,7 @@ int main(void)
 {
 	RUN(check_policy_names);
 	RUN(check_lifecycle);
+	RUN(check_i1_aborts);
 	RUN(check_huge);
 	RUN(check_pin_outlives_mapping);
 	RUN(check_locked_entry_waited);
