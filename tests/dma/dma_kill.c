@@ -4,6 +4,9 @@
  * drops its references once the process has exited (pidfd), a truncate
  * that was waiting for them completes, and after unlink no block leaks
  * (the free block count returns to what it was before the file existed).
+ * And not before: a client that closes its connection but lives on keeps
+ * its references (its io_uring could still be using the pages) until it
+ * exits.
  */
 #include "config.h"
 
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include <udax/udax.h>
+#include <udax/udax_proto.h>
 
 #include "harness.h"
 
@@ -55,6 +59,35 @@ static int dma_client(void *arg)
 		dma_submit(&d);
 		dma_reap(&d, 1);
 	}
+}
+
+static int g_go[2];
+
+/* Takes a layout over the raw protocol, hangs up, and lives on until told. */
+static int hangup_client(void *arg)
+{
+	(void)arg;
+	struct udax_ioc_hello h;
+	int fd = open(t_path(g_fm, "victim2"), O_RDWR);
+	if (fd < 0 || proto_hello(fd, &h))
+		return 3;
+	int s = proto_connect(h.sock);
+	struct udax_map_req rq = { .off = 0, .len = 65536, .prot = UDAX_PROT_READ | UDAX_PROT_WRITE };
+	memcpy(rq.ticket, h.ticket, sizeof(rq.ticket));
+	if (s < 0 || proto_call(s, UDAX_REQ_MAP, &rq, sizeof(rq), NULL, 0, NULL))
+		return 4;
+	close(s);
+	char c = 'r';
+	if (write(g_ready[1], &c, 1) != 1 || read(g_go[0], &c, 1) != 1)
+		return 5;
+	return 0;
+}
+
+static int truncater2(void *arg)
+{
+	(void)arg;
+	int fd = open(t_path(g_fm, "victim2"), O_RDWR);
+	return ftruncate(fd, 0) == 0 ? 0 : 1;
 }
 
 static int truncater(void *arg)
@@ -119,5 +152,24 @@ int main(void)
 	}
 	CHECK(free2 == free0, "blocks leaked: free %llu before, %llu after",
 	      (unsigned long long)free0, (unsigned long long)free2);
+
+	/* not before exit: a hung-up but living client keeps its references */
+	fd = open(t_path(&fm, "victim2"), O_RDWR | O_CREAT, 0644);
+	close(fd);
+	if (pipe(g_go) < 0)
+		t_die("pipe");
+	pid_t hup = t_fork(hangup_client, NULL);
+	if (read(g_ready[0], &c, 1) != 1)
+		t_die("the hang-up client failed (status %d)", t_wait(hup, 5000));
+	tr = t_fork(truncater2, NULL);
+	t_sleep_ms(300);
+	CHECK(t_wait(tr, 0) == -ETIMEDOUT,
+	      "references were dropped at hang-up, before the client exited");
+	uint64_t t_exit_req = t_now_ns();
+	CHECK(write(g_go[1], &c, 1) == 1, "go");
+	CHECK(t_wait(hup, 5000) == 0, "hang-up client status");
+	CHECK(t_wait(tr, 10000) == 0, "truncate after the hung-up client exited");
+	printf("truncate completed %.3f ms after the hung-up client was told to exit\n",
+	       (double)(t_now_ns() - t_exit_req) / 1e6);
 	return t_exit();
 }
