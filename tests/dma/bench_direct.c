@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <udax/udax.h>
+#include <udax/udax_proto.h>
 
 #include "harness.h"
 
@@ -208,6 +209,35 @@ int main(int argc, char **argv)
 	printf("  4 KiB store+persist (median) udax %5.0f ns   raw %5.0f ns; ratio %.3f  "
 	       "(target <= 1.10: %s)\n", lu[PERSIST_ROUNDS / 2], lr[PERSIST_ROUNDS / 2],
 	       lat_ratio, lat_ratio <= 1.10 ? "met" : "MISSED");
+
+	/*
+	 * The control path, to back the choice of channel (libudax(7)): a
+	 * FUSE ioctl round trip (how a request is bound to the open file), a
+	 * round trip on the layout socket (pins, recalls), and a whole
+	 * map + unmap of 4 KiB.
+	 */
+	enum { CTL_OPS = 2000 };
+	struct udax_ioc_hello h;
+	uint64_t t0 = t_now_ns();
+	for (int i = 0; i < CTL_OPS; i++)
+		proto_hello(fd, &h);
+	double ioctl_us = (double)(t_now_ns() - t0) / CTL_OPS / 1e3;
+	int s = proto_connect(h.sock);
+	struct udax_id_req ir = { UINT64_MAX };
+	t0 = t_now_ns();
+	for (int i = 0; i < CTL_OPS; i++)
+		proto_call(s, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, 0, NULL);
+	double sock_us = (double)(t_now_ns() - t0) / CTL_OPS / 1e3;
+	close(s);
+	t0 = t_now_ns();
+	for (int i = 0; i < CTL_OPS / 4; i++) {
+		struct udax_map *m2 = NULL;
+		if (udax_map_open(&m2, fd, 0, PG, PROT_READ | PROT_WRITE, NULL) == 0)
+			udax_map_close(&m2);
+	}
+	double map_us = (double)(t_now_ns() - t0) / (CTL_OPS / 4) / 1e3;
+	printf("  control path: FUSE ioctl round trip %.1f us, layout socket round trip %.1f us, "
+	       "map+unmap of 4 KiB %.1f us\n", ioctl_us, sock_us, map_us);
 
 	pmem2_map_delete(&pm);
 	pmem2_source_delete(&src);
