@@ -523,6 +523,13 @@ static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nr
 	if (pos != m->glen)
 		return set_err(-EPROTO, "the daemon's runs cover %zu of %" PRIu64 " bytes", pos,
 			       m->glen);
+	/*
+	 * A child of fork() would keep the device pages mapped after a recall
+	 * replaced them here, and could reach a block after it was freed and
+	 * reused.  Children do not inherit direct mappings.
+	 */
+	if (madvise(m->va, m->va_len, MADV_DONTFORK) < 0)
+		return set_err(-errno, "madvise(MADV_DONTFORK): %s", strerror(errno));
 	return 0;
 }
 

@@ -3,12 +3,16 @@
  * dma_coherence - data stored through a direct mapping is what read()
  * through the mount returns, and data written through the mount is what the
  * mapping shows; both survive a remount.  Also: a writable mapping past EOF
- * extends the file; a file that is not on udaxfs is refused with ENOTTY.
+ * extends the file; a file that is not on udaxfs is refused with ENOTTY;
+ * a child of fork() does not inherit the direct mapping (its copy would
+ * outlive a recall and reach reused blocks).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,6 +28,30 @@
 static unsigned char pat(size_t i, unsigned int gen)
 {
 	return (unsigned char)((i / 4096) * 13 + (i % 251) + gen * 7 + 1);
+}
+
+static sigjmp_buf g_jb;
+static void on_fault(int sig)
+{
+	(void)sig;
+	siglongjmp(g_jb, 1);
+}
+
+static volatile unsigned char *g_child_p;
+
+/* 0: the mapping faulted in the child (not inherited); 1: it was readable. */
+static int child_touch(void *arg)
+{
+	(void)arg;
+	struct sigaction sa = { .sa_handler = on_fault };
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	if (sigsetjmp(g_jb, 1) == 0) {
+		unsigned char c = g_child_p[0];
+		(void)c;
+		return 1;
+	}
+	return 0;
 }
 
 int main(void)
@@ -79,6 +107,9 @@ int main(void)
 	for (size_t i = 0; i < 65536; i++)
 		bad += p[131072 + i] != pat(i, 2);
 	CHECK(bad == 0, "%zu bytes in the mapping differ from what write() stored", bad);
+	g_child_p = p;
+	CHECK(t_wait(t_fork(child_touch, NULL), 10000) == 0,
+	      "a forked child can still reach the direct mapping");
 	CHECK(udax_map_close(&m) == 0, "close: %s", udax_last_error());
 	CHECK(m == NULL, "close clears the pointer");
 	close(fd);
