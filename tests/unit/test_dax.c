@@ -828,6 +828,67 @@ static void check_unsafe(void)
 	udax_dax_delete(&d);
 }
 
+/* ---- memory failure inside udax_track ---- */
+static long fail_from, fail_to, alloc_calls;	/* fail calls in [from, to] */
+
+static void *fail_alloc(size_t size, bool may_block, void *arg)
+{
+	long n = __atomic_add_fetch(&alloc_calls, 1, __ATOMIC_RELAXED);
+
+	(void)may_block;
+	(void)arg;
+	return n >= fail_from && n <= fail_to ? NULL : malloc(size);
+}
+
+static void fail_free(void *p, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	free(p);
+}
+
+/*
+ * Every node allocation udax_track makes (entry tree, pfn index) fails in
+ * turn, both attempts (lock held, then lock dropped): -ENOMEM, and
+ * nothing is left behind: no placeholder entry, no handle, no DRAM.
+ */
+static void check_track_enomem(void)
+{
+	static const struct xa_alloc_ops ops = { fail_alloc, fail_free, NULL };
+	struct udax_dax *d = dax_new(UDAX_POLICY_DEFAULT, NULL, NULL);
+	struct udax_mapping m;
+	struct udax_page *p;
+	int nfail = 0;
+
+	udax_mapping_init(&m, d, 18);
+	xa_set_alloc_ops(&ops);
+	for (long k = 1; k <= 8; k++) {
+		int r;
+
+		alloc_calls = 0;
+		fail_from = k;
+		fail_to = k + 1;
+		r = track(&m, 1ULL << 30, 777, 0, UDAX_REF_MAP, &p);
+		if (r == -ENOMEM) {
+			nfail++;
+			CHECK_EQ(udax_entry_peek(&m, 1ULL << 30), 0);
+			CHECK_EQ(stats(d).live_handles, 0);
+			CHECK_EQ(stats(d).tracked_entries, 0);
+			CHECK_EQ(stats(d).handle_bytes, 0);
+			CHECK_EQ(udax_mapping_mem_bytes(&m), 0);
+			CHECK(!udax_dax_pfn_busy(d, 777, 1));
+			continue;
+		}
+		CHECK_EQ(r, 0);
+		udax_page_put(p, UDAX_REF_MAP);
+		CHECK_EQ(do_break(&m, 0, EOF_, NULL), 0);
+	}
+	xa_set_alloc_ops(NULL);
+	CHECK(nfail >= 2);	/* the entry tree's and the pfn index's nodes */
+	udax_mapping_destroy(&m);
+	udax_dax_delete(&d);
+}
+
 /* ---- introspection and DRAM accounting ---- */
 static int count_cb(const struct udax_page_info *pi, void *arg)
 {
@@ -917,6 +978,7 @@ int main(void)
 	RUN(check_recall_hook);
 	RUN(check_untrack_first);
 	RUN(check_unsafe);
+	RUN(check_track_enomem);
 	RUN(check_introspection_and_dram);
 	return test_report("test_dax");
 }
