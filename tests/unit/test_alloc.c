@@ -196,6 +196,19 @@ static void check_i1(void)
 	CHECK_EQ(bugs, 1);		/* I1 fired */
 	CHECK_EQ(ufs_alloc_test(a, p), 1);	/* and the block is still allocated */
 	printf("  I1 fired on freeing a tracked block: %s\n", bugs == 1 ? "yes" : "no");
+	/* the proper way: drop the reference, break layouts, then free */
+	{
+		struct udax_wait_ctx wc = { .uninterruptible = true };
+
+		udax_page_put(pg, UDAX_REF_MAP);
+		CHECK_EQ(udax_break_layouts(&map, 0, UDAX_END_OF_FILE, &wc), 0);
+		CHECK_EQ(put(p, 1), 0);
+		CHECK_EQ(ufs_alloc_test(a, p), 0);
+	}
+	udax_layout_unlock_excl(&map);
+	udax_mapping_destroy(&map);
+	ufs_alloc_close(&a);
+	udax_dax_delete(&dax);
 }
 
 int main(void)
@@ -216,7 +229,7 @@ int main(void)
 	check_basic();
 	check_huge_after_small();
 	check_full();
-	check_i1();
+	check_i1();		/* closes a */
 	ufs_alloc_close(&a);
 	ufs_journal_close(&j);
 	udax_media_close(&m);
