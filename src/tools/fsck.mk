@@ -1,1 +1,9 @@
-# (filled in by its owner)
+# fsck.udaxfs (issue #6; owner: H6).  The checker is a convenience library
+# so the crash tests and the fuzzer run the very same code.
+noinst_LTLIBRARIES += libudax-fsck.la
+libudax_fsck_la_SOURCES = src/tools/fsck_check.c src/tools/fsck_check.h
+sbin_PROGRAMS += fsck.udaxfs
+fsck_udaxfs_SOURCES = src/tools/fsck.c
+fsck_udaxfs_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/tools
+fsck_udaxfs_LDADD = libudax-fsck.la libudax-core.la
+dist_man_MANS += man/fsck.udaxfs.8
