@@ -571,17 +571,35 @@ out:
 
 uint64_t ufs_alloc_free_blocks(const struct ufs_alloc *a)
 {
-	return __atomic_load_n(&a->free_blocks, __ATOMIC_RELAXED);
+	struct ufs_alloc *w = (struct ufs_alloc *)a;	/* the lock is not part of the value */
+	uint64_t n;
+
+	pthread_mutex_lock(&w->lock);
+	n = a->free_blocks;
+	pthread_mutex_unlock(&w->lock);
+	return n;
 }
 
 uint64_t ufs_alloc_free_inodes(const struct ufs_alloc *a)
 {
-	return __atomic_load_n(&a->free_inodes, __ATOMIC_RELAXED);
+	struct ufs_alloc *w = (struct ufs_alloc *)a;
+	uint64_t n;
+
+	pthread_mutex_lock(&w->lock);
+	n = a->free_inodes;
+	pthread_mutex_unlock(&w->lock);
+	return n;
 }
 
 int ufs_alloc_test(const struct ufs_alloc *a, uint64_t pblk)
 {
+	struct ufs_alloc *w = (struct ufs_alloc *)a;
+	int r;
+
 	if (pblk >= a->nblocks)
 		return -EINVAL;
-	return bit_test(a->bbm, pblk) ? 1 : 0;
+	pthread_mutex_lock(&w->lock);
+	r = bit_test(a->bbm, pblk) ? 1 : 0;
+	pthread_mutex_unlock(&w->lock);
+	return r;
 }

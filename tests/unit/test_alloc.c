@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 
 #include "alloc.h"
@@ -157,6 +158,49 @@ static void check_full(void)
 	CHECK_EQ(ufs_alloc_free_inodes(a), sb.s_inode_count - 2);
 }
 
+/* Two threads allocate and free in their own transactions; statfs-style
+ * counters are read concurrently.  At the end everything is free again. */
+static void *churn(void *arg)
+{
+	unsigned int seed = (unsigned int)(uintptr_t)arg;
+	uint64_t held[64][2];
+	int i, n = 0, k;
+
+	for (i = 0; i < 3000; i++) {
+		uint32_t want = 1 + (uint32_t)(rand_r(&seed) % 700), got;
+		uint64_t p;
+
+		if (n < 64 && one(0, want, 1, 0, &p, &got) == 0) {
+			held[n][0] = p;
+			held[n][1] = got;
+			n++;
+		}
+		if (n && (rand_r(&seed) & 1)) {
+			k = (int)(rand_r(&seed) % (unsigned int)n);
+			CHECK_EQ(put(held[k][0], (uint32_t)held[k][1]), 0);
+			held[k][0] = held[n - 1][0];
+			held[k][1] = held[n - 1][1];
+			n--;
+		}
+		(void)ufs_alloc_free_blocks(a);
+	}
+	while (n--)
+		CHECK_EQ(put(held[n][0], (uint32_t)held[n][1]), 0);
+	return NULL;
+}
+
+static void check_threads(void)
+{
+	uint64_t total = ufs_alloc_free_blocks(a);
+	pthread_t t1, t2;
+
+	pthread_create(&t1, NULL, churn, (void *)1);
+	pthread_create(&t2, NULL, churn, (void *)2);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	CHECK_EQ(ufs_alloc_free_blocks(a), total);
+}
+
 static jmp_buf bug_jmp;
 static int bugs;
 
@@ -229,6 +273,7 @@ int main(void)
 	check_basic();
 	check_huge_after_small();
 	check_full();
+	check_threads();
 	check_i1();		/* closes a */
 	ufs_alloc_close(&a);
 	ufs_journal_close(&j);

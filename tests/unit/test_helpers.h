@@ -18,17 +18,17 @@
 static int t_fails, t_checks;
 
 #define CHECK(cond) do { \
-	t_checks++; \
+	__atomic_add_fetch(&t_checks, 1, __ATOMIC_RELAXED); \
 	if (!(cond)) { \
-		t_fails++; \
+		__atomic_add_fetch(&t_fails, 1, __ATOMIC_RELAXED); \
 		fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
 	} \
 } while (0)
 #define CHECK_EQ(a, b) do { \
 	long long _a = (long long)(a), _b = (long long)(b); \
-	t_checks++; \
+	__atomic_add_fetch(&t_checks, 1, __ATOMIC_RELAXED); \
 	if (_a != _b) { \
-		t_fails++; \
+		__atomic_add_fetch(&t_fails, 1, __ATOMIC_RELAXED); \
 		fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld) [%s]\n", \
 			__FILE__, __LINE__, #a, #b, _a, _b, udax_errmsg()); \
 	} \
