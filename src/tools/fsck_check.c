@@ -71,6 +71,8 @@ struct fsck {
 	FILE *out;
 	struct fsck_stats st;
 	int status;
+	const char *prog_pass;		/* -C: last line printed */
+	unsigned int prog_pct;
 
 	struct ufs_super sb;		/* the trusted copy */
 	uint64_t nblocks;		/* s_blocks_count (<= dev_blocks) */
@@ -162,11 +164,18 @@ static bool problem(struct fsck *f, bool fixable, const char *fmt, ...)
 
 static void progress(struct fsck *f, const char *pass, uint64_t done, uint64_t total)
 {
+	unsigned int pct;
+
 	if (!f->o.progress || f->o.quiet || total == 0)
 		return;
 	if (done != total && (done & 0xffff))
 		return;
-	fprintf(stderr, "\rudaxfs: %s: %3u%%", pass, (unsigned)(done * 100 / total));
+	pct = (unsigned int)(done * 100 / total);
+	if (pass == f->prog_pass && pct == f->prog_pct)
+		return;
+	f->prog_pass = pass;
+	f->prog_pct = pct;
+	fprintf(stderr, "\rudaxfs: %s: %3u%%", pass, pct);
 	if (done == total)
 		fputc('\n', stderr);
 	fflush(stderr);

@@ -531,16 +531,17 @@ static void check_daemon(const struct ccase *c)
 		 mnt, log_path);
 	st = system(cmd);
 	if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 124) {
+		char out[4096] = "";
+		size_t n = 0;
 		FILE *f = fopen(log_path, "r");
-		char line[512] = "";
 
 		if (f) {
-			if (!fgets(line, sizeof(line), f))
-				line[0] = '\0';
+			n = fread(out, 1, sizeof(out) - 1, f);
 			fclose(f);
 		}
-		printf("  daemon refused: %s", line);
-		if (!strstr(line, c->keyword))
+		out[n] = '\0';
+		printf("  daemon refused (exit %d): %s", WEXITSTATUS(st), out);
+		if (!strstr(out, c->keyword))
 			fail("%s: the daemon's message does not name '%s'", c->name, c->keyword);
 	} else {
 		fail("%s: the daemon did not refuse the image", c->name);

@@ -42,6 +42,8 @@ static struct {
 	uint64_t start, len;
 } regions[UDAX_FUZZ_NREGIONS];
 static const struct ufs_ctx fuzz_ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
+/* UDAX_FUZZ_MODE: "fsck" (checker only), "ro" (no writes through the fs), default all */
+static bool mode_fsck_only, mode_no_write;
 
 static void silent_log(void *arg, const char *msg)
 {
@@ -88,6 +90,10 @@ int udax_fuzz_init(const char *base_path)
 	regions[5].len = 128 * UFS_BLOCK_SIZE;	/* where the base image's blocks are */
 	regions[6].start = UDAX_FUZZ_IMAGE_SIZE - UFS_BLOCK_SIZE;
 	regions[6].len = sizeof(struct ufs_super);
+	if (getenv("UDAX_FUZZ_MODE")) {
+		mode_fsck_only = !strcmp(getenv("UDAX_FUZZ_MODE"), "fsck");
+		mode_no_write = !strcmp(getenv("UDAX_FUZZ_MODE"), "ro");
+	}
 	work_fd = memfd_create("udax-fuzz", MFD_CLOEXEC);
 	if (work_fd < 0)
 		return -errno;
@@ -202,7 +208,8 @@ static void exercise(struct ufs *fs)
 
 	walk(fs, UFS_ROOT_INO, 0, &budget);
 	ufs_statfs(fs, &sv);
-	if (ufs_create(fs, &fuzz_ctx, UFS_ROOT_INO, "fuzz-new", 0644, O_RDWR | O_CREAT, &e) == 0) {
+	if (!mode_no_write &&
+	    ufs_create(fs, &fuzz_ctx, UFS_ROOT_INO, "fuzz-new", 0644, O_RDWR | O_CREAT, &e) == 0) {
 		memset(buf, 0x5a, sizeof(buf));
 		ufs_write(fs, &fuzz_ctx, e.ino, buf, sizeof(buf), 0);
 		ufs_setxattr(fs, &fuzz_ctx, e.ino, "user.fuzz", "v", 1, 0);
@@ -231,7 +238,7 @@ int udax_fuzz_one(const uint8_t *data, size_t size)
 		udax_media_close(&m);
 	}
 	/* 2. mount, use, unmount */
-	if (udax_media_open(&m, &rw) == 0) {
+	if (!mode_fsck_only && udax_media_open(&m, &rw) == 0) {
 		if (ufs_mount(&fs, m, &mo) == 0) {
 			exercise(fs);
 			ufs_unmount(&fs);

@@ -55,9 +55,9 @@ trap 'rm -rf "$work"' EXIT INT TERM
 "$b/tests/fuzz/fuzz_mkbase" "$work/base.img" "$work/seeds" || { echo "FAIL: fuzz_mkbase"; exit 1; }
 cp "$work"/seeds/* "$out/corpus/" 2>/dev/null
 export UDAX_FUZZ_BASE="$work/base.img"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=0}"
 echo "fuzzing for $secs s"
-"$bin" -max_total_time="$secs" -max_len=8192 -timeout=20 -rss_limit_mb=2048 \
+"$bin" -max_total_time="$secs" -max_len=16384 -timeout=20 -rss_limit_mb=2048 \
 	-artifact_prefix="$out/artifacts/" -print_final_stats=1 \
 	"$out/corpus" 2>"$work/log"
 rc=$?
