@@ -589,11 +589,6 @@ static enum udax_scan udax_bl_scan(struct udax_mapping *m, uint64_t start, uint6
 
 		v = udax_xa_to_entry(e);
 		if (udax_entry_locked(v)) {
-			ew->m = m;
-			ew->index = c.index;
-			ew->excl = false;
-			/* Lock order: xa -> pfn -> bucket; queued before the xa unlock. */
-			udax_ewait_queue(d, ew);
 			*idxp = c.index;
 			res = UDAX_SCAN_LOCKED;
 			break;
@@ -613,6 +608,13 @@ static enum udax_scan udax_bl_scan(struct udax_mapping *m, uint64_t start, uint6
 		(*nbusy)++;
 	}
 	xa_unlock(&d->pfns);
+	if (res == UDAX_SCAN_LOCKED) {
+		/* Queued under the xa lock, before the holder can unlock it. */
+		ew->m = m;
+		ew->index = *idxp;
+		ew->excl = false;
+		udax_ewait_queue(d, ew);
+	}
 	return res;
 }
 
@@ -623,38 +625,61 @@ static enum udax_scan udax_bl_scan(struct udax_mapping *m, uint64_t start, uint6
  * in @held (room for @nheld of them, counted by the scan just before).
  * Context: the mapping's xa lock held, nothing locked in the range.
  */
-static size_t udax_bl_delete(struct udax_mapping *m, uint64_t start, uint64_t end,
-			     struct udax_page **held, size_t nheld)
+/* Untrack the handles of a batch of deleted entries.  Context: pfn lock. */
+struct udax_untrack {
+	struct udax_page **held;
+	size_t nheld, n;
+	uint64_t v[64];
+	unsigned int nv;
+};
+
+static void udax_untrack_batch(struct udax_dax *d, struct udax_untrack *u)
 {
-	struct udax_dax *d = m->dax;
-	struct xa_cursor c;
-	size_t n = 0, deleted = 0;
-	void *e;
-
-	xa_cursor_init(&c, &m->entries, start, end, XA_PRESENT);
+	if (!u->nv)
+		return;
 	xa_lock(&d->pfns);
-	while ((e = __xa_cursor_next(&c))) {
-		uint64_t v = udax_xa_to_entry(e);
-		struct udax_page *p;
+	for (unsigned int i = 0; i < u->nv; i++) {
+		struct udax_page *p = udax_handle_lookup_locked(d, u->v[i]);
 
-		UDAX_BUG_ON(udax_entry_locked(v));
-		__xa_cursor_erase(&c);
-		deleted++;
-		udax_entry_wake(d, m, c.index, UDAX_WAKE_ALL);
-		if (udax_entry_zero(v) || udax_entry_empty(v))
-			continue;
-		p = udax_handle_lookup_locked(d, v);
 		__atomic_and_fetch(&p->flags, (uint8_t)~UDAX_PG_TRACKED, __ATOMIC_RELAXED);
-		if (held && udax_page_refcount(p) && n < nheld) {
+		if (u->held && udax_page_refcount(p) && u->n < u->nheld) {
 			p->holds++;
-			held[n++] = p;
+			u->held[u->n++] = p;
 			continue;
 		}
 		udax_handle_maybe_free_locked(d, p);
 	}
 	xa_unlock(&d->pfns);
+	u->nv = 0;
+}
+
+static size_t udax_bl_delete(struct udax_mapping *m, uint64_t start, uint64_t end,
+			     struct udax_page **held, size_t nheld)
+{
+	struct udax_dax *d = m->dax;
+	struct udax_untrack u = { .held = held, .nheld = nheld };
+	struct xa_cursor c;
+	size_t deleted = 0;
+	void *e;
+
+	xa_cursor_init(&c, &m->entries, start, end, XA_PRESENT);
+	while ((e = __xa_cursor_next(&c))) {
+		uint64_t v = udax_xa_to_entry(e);
+
+		UDAX_BUG_ON(udax_entry_locked(v));
+		__xa_cursor_erase(&c);
+		deleted++;
+		/* Bucket lock under the xa lock only: the pfn lock is innermost. */
+		udax_entry_wake(d, m, c.index, UDAX_WAKE_ALL);
+		if (udax_entry_zero(v) || udax_entry_empty(v))
+			continue;
+		u.v[u.nv++] = v;
+		if (u.nv == UDAX_ARRAY_SIZE(u.v))
+			udax_untrack_batch(d, &u);
+	}
+	udax_untrack_batch(d, &u);
 	__atomic_sub_fetch(&d->tracked_entries, deleted, __ATOMIC_RELAXED);
-	return n;
+	return u.n;
 }
 
 static void udax_unhold(struct udax_dax *d, struct udax_page *p)

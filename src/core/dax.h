@@ -21,16 +21,18 @@
  *
  * Lock order (outermost first), written here once for the whole tree:
  *   fs inode i_rwsem  ->  mapping layout lock  ->  mapping xarray lock
- *     ->  dax pfn-index lock  ->  wait-table bucket lock
+ *     ->  wait-table bucket lock  ->  dax pfn-index lock
+ * (the bucket and pfn-index locks are never held together today; the
+ * order says which may be taken inside which.)
  * The pfn-index lock (d->pfns.lock) also protects handle lifetime (the
  * handle slab, the TRACKED flag, waiter holds) and the list of sleeping
- * break_layouts calls.  It is a leaf-like mutex: held only for short
+ * break_layouts calls.  It is the innermost lock: held only for short
  * sections, never while sleeping, never while calling a hook.
  * Page-handle reference puts take no lock but that one (and only for the
- * put that drops the last reference), so an unpin can always make
- * progress while break_layouts waits: break_layouts holds no dax or
- * xarray lock while asleep, and (except under UDAX_POLICY_UNTRACK_FIRST)
- * not the layout lock either.
+ * put that drops the last reference; it ranks below the wait table), so
+ * an unpin can always make progress while break_layouts waits:
+ * break_layouts holds no dax or xarray lock while asleep, and (except
+ * under UDAX_POLICY_UNTRACK_FIRST) not the layout lock either.
  *
  * Handle lifetime.  A handle lives while it is tracked, referenced, or
  * held by a sleeping break_layouts (so the word it sleeps on stays valid);
@@ -197,9 +199,9 @@ int udax_track(struct udax_mapping *m, uint64_t index, uint64_t pfn,
  * must already hold a reference on @p, or have found @p through a tracked
  * entry under the layout lock (udax_track does that).
  * Context: any; never sleeps.  A put is one compare-and-swap, except the
- * final one, which takes the pfn-index lock (a leaf lock, never held
- * while sleeping): no layout, xarray or entry lock, so unpins always make
- * progress while break_layouts waits.
+ * final one, which takes the pfn-index lock (the innermost lock, below
+ * the wait table, never held while sleeping): no layout, xarray or entry
+ * lock, so unpins always make progress while break_layouts waits.
  */
 void udax_page_get(struct udax_page *p, enum udax_ref kind);
 void udax_page_put(struct udax_page *p, enum udax_ref kind);
