@@ -114,6 +114,8 @@ uint64_t udax_media_crash_fences(const struct udax_media *m);
 int udax_media_crash_set_trigger(struct udax_media *m, uint64_t n, const char *path);
 int udax_media_crash_save(struct udax_media *m, const char *path);
 
+/* Was the device opened with crash_emul? */
+bool udax_media_crash_mode(const struct udax_media *m);
 /* Number of flushed cache lines not yet drained (crash mode; 0 otherwise). */
 uint64_t udax_media_crash_pending(const struct udax_media *m);
 

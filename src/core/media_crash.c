@@ -201,6 +201,11 @@ uint64_t udax_media_crash_fences(const struct udax_media *m)
 	return n;
 }
 
+bool udax_media_crash_mode(const struct udax_media *m)
+{
+	return m->crash != NULL;
+}
+
 uint64_t udax_media_crash_pending(const struct udax_media *m)
 {
 	struct udax_crash *c = m->crash;

@@ -357,7 +357,8 @@ int ufs_mkfs(struct udax_media *m, const struct ufs_mkfs_opts *o, struct ufs_sup
 	static const struct ufs_mkfs_opts defaults;
 	const char *path = udax_media_path(m);
 	uint64_t blocks = udax_media_size(m) / BS;
-	bool sparse_ok = udax_media_kind(m) == UDAX_MEDIA_EMUL;
+	/* file holes read as zero, except in a crash-mode working copy */
+	bool sparse_ok = udax_media_kind(m) == UDAX_MEDIA_EMUL && !udax_media_crash_mode(m);
 	struct ufs_journal_head jh;
 	struct ufs_dinode root;
 	struct ufs_super sb;

@@ -49,6 +49,7 @@ static void check_open_basic(void)
 	CHECK_EQ(udax_media_check_map(m, 4 * MIB, 8 * MIB), -ERANGE);
 	CHECK_EQ(udax_media_check_map(m, 8 * MIB, 4096), -ERANGE);
 	CHECK_EQ(udax_media_crash_fences(m), 0);
+	CHECK(!udax_media_crash_mode(m));
 	CHECK_EQ(udax_media_crash_set_trigger(m, 1, "/dev/null"), -EINVAL);
 	udax_media_close(&m);
 	CHECK(m == NULL);
@@ -157,6 +158,7 @@ static void check_crash_backend(void)
 	CHECK_EQ(udax_media_open(&m, &o), 0);
 	if (!m)
 		return;
+	CHECK(udax_media_crash_mode(m));
 	p = udax_media_base(m);
 	w = (volatile uint64_t *)p;
 

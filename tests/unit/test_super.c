@@ -212,6 +212,37 @@ static void check_signatures(void)
 	unlink(path);
 }
 
+/* mkfs in crash mode: the saved durable image is a valid file system */
+static void check_mkfs_crash_mode(void)
+{
+	struct udax_media_opts o = { .crash_emul = true };
+	struct ufs_mkfs_opts mo = { .force = true, .label = "crash" };
+	struct udax_media *m;
+	struct ufs_super sb, sb2;
+	char path[128], img[160];
+	bool backup;
+
+	t_mkfile(path, sizeof(path), "crashmk", 16 * MIB);
+	snprintf(img, sizeof(img), "%s.img", path);
+	m = open_media(path, false);
+	if (!m)
+		return;
+	CHECK_EQ(ufs_mkfs(m, NULL, &sb), 0);	/* an old file system underneath */
+	udax_media_close(&m);
+	o.path = path;
+	CHECK_EQ(udax_media_open(&m, &o), 0);
+	if (!m)
+		return;
+	CHECK_EQ(ufs_mkfs(m, &mo, &sb), 0);
+	CHECK_EQ(udax_media_crash_save(m, img), 0);
+	udax_media_close(&m);
+	CHECK_EQ(load_ro(img, &sb2, &backup), 0);
+	CHECK(!strcmp(sb2.s_label, "crash"));
+	CHECK(!memcmp(sb.s_uuid, sb2.s_uuid, 16));
+	unlink(img);
+	unlink(path);
+}
+
 static void check_mkfs_1tib(void)
 {
 	struct ufs_super sb, sb2;
@@ -253,6 +284,7 @@ int main(void)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	check_round_trip();
 	check_signatures();
+	check_mkfs_crash_mode();
 	check_mkfs_1tib();
 	return t_done("test_super");
 }
