@@ -13,7 +13,8 @@
  * short and never wait for pins: break_layouts runs before ufs_tx_begin().
  *
  * Lock order: fs namespace lock -> inode i_rwsem -> layout lock ->
- *   journal mutex -> allocator lock.
+ *   journal mutex -> journal hook lock -> allocator lock.
+ * (The hook lock only guards the hook table; hooks run under it.)
  */
 #ifndef UDAX_JOURNAL_H
 #define UDAX_JOURNAL_H

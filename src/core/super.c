@@ -95,7 +95,7 @@ static int super_check(const struct ufs_super *sb, uint64_t off, uint64_t dev_si
 		    sb->s_itable_start, sb->s_itable_blocks);
 	end = sb->s_itable_start + sb->s_itable_blocks;
 	if (sb->s_data_start < end || sb->s_data_start % UFS_HUGE_BLOCKS ||
-	    sb->s_data_start + UFS_MIN_DATA_BLOCKS > sb->s_blocks_count - 1)
+	    sb->s_data_start > sb->s_blocks_count - 1 - UFS_MIN_DATA_BLOCKS)
 		BAD(-EUCLEAN, "data start %" PRIu64 " invalid", sb->s_data_start);
 	if (sb->s_root_ino != UFS_ROOT_INO)
 		BAD(-EUCLEAN, "root inode %" PRIu64 " is not %u", sb->s_root_ino, UFS_ROOT_INO);
