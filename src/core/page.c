@@ -205,6 +205,8 @@ void udax_page_get(struct udax_page *p, enum udax_ref kind)
 static void udax_page_put_final(struct udax_page *p)
 {
 	struct udax_dax *d = udax_page_dax(p);
+	uint32_t *word = &p->refcount;	/* only an address after the unlock */
+	bool wake = false;
 	uint32_t old;
 
 	xa_lock(&d->pfns);
@@ -219,11 +221,20 @@ static void udax_page_put_final(struct udax_page *p)
 			for (bw = d->waiters; bw; bw = bw->next)
 				if (bw->page == p)
 					bw->t_unpin = now;
-			udax_futex_wake(&p->refcount, INT_MAX);
+			wake = true;
 		}
 		udax_handle_maybe_free_locked(d, p);
 	}
 	xa_unlock(&d->pfns);
+	/*
+	 * Wake after the unlock, so the waiter does not run straight into the
+	 * lock we hold.  @p may be gone by now (the waiter saw the count drop,
+	 * dropped its hold and freed it): FUTEX_WAKE only hashes the address,
+	 * never touches the memory, and every waiter re-tests after a wake,
+	 * so at worst some other sleeper on a reused address wakes for nothing.
+	 */
+	if (wake)
+		udax_futex_wake(word, INT_MAX);
 }
 
 void udax_page_put(struct udax_page *p, enum udax_ref kind)
