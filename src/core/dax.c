@@ -599,6 +599,7 @@ static enum udax_scan udax_bl_scan(struct udax_mapping *m, uint64_t start, uint6
 		if (!udax_page_refcount(p))
 			continue;
 		if (check_busy) {
+			UDAX_BUG_ON(p->holds == UINT16_MAX);
 			p->holds++;
 			*busyp = p;
 			*idxp = c.index;
@@ -643,6 +644,7 @@ static void udax_untrack_batch(struct udax_dax *d, struct udax_untrack *u)
 
 		__atomic_and_fetch(&p->flags, (uint8_t)~UDAX_PG_TRACKED, __ATOMIC_RELAXED);
 		if (u->held && udax_page_refcount(p) && u->n < u->nheld) {
+			UDAX_BUG_ON(p->holds == UINT16_MAX);
 			p->holds++;
 			u->held[u->n++] = p;
 			continue;
