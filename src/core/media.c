@@ -27,6 +27,64 @@
 
 #define UDAX_MEDIA_MIN_SIZE (4 * UDAX_MIB)
 
+/* ---- CPU persistence for tmpfs emulation (x86-64; elsewhere libpmem2) ---- */
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+enum { FL_CLFLUSH, FL_CLFLUSHOPT, FL_CLWB };
+static int cpu_flush_kind = -1;
+
+static int cpu_flush_probe(void)
+{
+	unsigned int a, b, c, d;
+
+	if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+		if (b & (1u << 24))
+			return FL_CLWB;
+		if (b & (1u << 23))
+			return FL_CLFLUSHOPT;
+	}
+	return FL_CLFLUSH;
+}
+
+static void cpu_flush(const void *addr, size_t len)
+{
+	uintptr_t p = (uintptr_t)addr & ~(uintptr_t)(UDAX_CACHELINE - 1);
+	uintptr_t end = (uintptr_t)addr + len;
+
+	switch (cpu_flush_kind) {
+	case FL_CLWB:
+		for (; p < end; p += UDAX_CACHELINE)
+			__asm__ volatile("clwb %0" : "+m"(*(volatile char *)p));
+		break;
+	case FL_CLFLUSHOPT:
+		for (; p < end; p += UDAX_CACHELINE)
+			__asm__ volatile("clflushopt %0" : "+m"(*(volatile char *)p));
+		break;
+	default:
+		for (; p < end; p += UDAX_CACHELINE)
+			__asm__ volatile("clflush %0" : "+m"(*(volatile char *)p));
+		break;
+	}
+}
+
+static void cpu_drain(void)
+{
+	__asm__ volatile("sfence" ::: "memory");
+}
+
+static bool cpu_persist_available(void)
+{
+	if (cpu_flush_kind < 0)
+		cpu_flush_kind = cpu_flush_probe();
+	return true;
+}
+#else
+static void cpu_flush(const void *addr, size_t len) { (void)addr; (void)len; }
+static void cpu_drain(void) { __sync_synchronize(); }
+static bool cpu_persist_available(void) { return false; }
+#endif
+
 /* Read one unsigned or signed decimal/hex number from a sysfs file. */
 static int sysfs_read_num(const char *dir, const char *name, long long *out)
 {
@@ -251,6 +309,8 @@ int udax_media_open(struct udax_media **out, const struct udax_media_opts *o)
 		if (ret)
 			goto err_close;
 	}
+	m->cpu_persist = m->kind == UDAX_MEDIA_EMUL && m->pinnable && !o->emul_msync &&
+			 !m->crash && cpu_persist_available();
 	ret = media_map(m);
 	if (ret)
 		goto err_map;
@@ -308,9 +368,20 @@ int udax_media_check_map(const struct udax_media *m, uint64_t off, uint64_t len)
 	return 0;
 }
 
-void udax_media_flush(struct udax_media *m, const void *addr, size_t len)
+const char *udax_media_persist_mode(const struct udax_media *m)
 {
 	if (m->crash)
+		return "crash";
+	if (m->cpu_persist)
+		return "cpu";
+	return m->kind == UDAX_MEDIA_DEVDAX ? "pmem2" : "msync";
+}
+
+void udax_media_flush(struct udax_media *m, const void *addr, size_t len)
+{
+	if (m->cpu_persist)
+		cpu_flush(addr, len);
+	else if (m->crash)
 		udax_crash_flush(m, addr, len);
 	else
 		m->flush(addr, len);
@@ -318,7 +389,9 @@ void udax_media_flush(struct udax_media *m, const void *addr, size_t len)
 
 void udax_media_drain(struct udax_media *m)
 {
-	if (m->crash)
+	if (m->cpu_persist)
+		cpu_drain();
+	else if (m->crash)
 		udax_crash_drain(m);
 	else
 		m->drain();
@@ -326,7 +399,10 @@ void udax_media_drain(struct udax_media *m)
 
 void udax_media_persist(struct udax_media *m, const void *addr, size_t len)
 {
-	if (m->crash) {
+	if (m->cpu_persist) {
+		cpu_flush(addr, len);
+		cpu_drain();
+	} else if (m->crash) {
 		udax_crash_flush(m, addr, len);
 		udax_crash_drain(m);
 	} else {
@@ -337,7 +413,7 @@ void udax_media_persist(struct udax_media *m, const void *addr, size_t len)
 void udax_media_memcpy_persist(struct udax_media *m, void *dst, const void *src, size_t len)
 {
 	UDAX_BUG_ON(m->readonly);
-	if (m->crash) {
+	if (m->crash || m->cpu_persist) {
 		memcpy(dst, src, len);
 		udax_media_persist(m, dst, len);
 	} else {
@@ -348,7 +424,7 @@ void udax_media_memcpy_persist(struct udax_media *m, void *dst, const void *src,
 void udax_media_memset_persist(struct udax_media *m, void *dst, int c, size_t len)
 {
 	UDAX_BUG_ON(m->readonly);
-	if (m->crash) {
+	if (m->crash || m->cpu_persist) {
 		memset(dst, c, len);
 		udax_media_persist(m, dst, len);
 	} else {

@@ -44,6 +44,7 @@ struct udax_media {
 	pmem2_memcpy_fn memcpy_fn;
 	pmem2_memset_fn memset_fn;
 	struct udax_crash *crash;	/* NULL unless crash_emul */
+	bool cpu_persist;		/* tmpfs emulation: CPU flushes, not msync */
 };
 
 int udax_crash_init(struct udax_media *m);

@@ -34,6 +34,9 @@ static void check_open_basic(void)
 	CHECK_EQ(udax_media_align(m), 4096);
 	CHECK_EQ(udax_media_numa_node(m), -1);
 	CHECK(udax_media_pinnable(m));	/* /dev/shm is tmpfs */
+#if defined(__x86_64__)
+	CHECK(!strcmp(udax_media_persist_mode(m), "cpu"));
+#endif
 	CHECK(!udax_media_readonly(m));
 	p = udax_media_base(m);
 	udax_media_memcpy_persist(m, p + 4096, "hello", 6);
@@ -65,12 +68,22 @@ static void check_open_basic(void)
 		close(fd);
 	}
 
+	/* libpmem2's msync path on request */
+	o.emul_msync = true;
+	CHECK_EQ(udax_media_open(&m, &o), 0);
+	if (m) {
+		CHECK(!strcmp(udax_media_persist_mode(m), "msync"));
+		udax_media_memcpy_persist(m, (char *)udax_media_base(m) + 4096, "HELLO", 6);
+		udax_media_close(&m);
+	}
+	o.emul_msync = false;
+
 	/* read-only: opens, maps, reads */
 	o.readonly = true;
 	CHECK_EQ(udax_media_open(&m, &o), 0);
 	if (m) {
 		CHECK(udax_media_readonly(m));
-		CHECK(!memcmp((char *)udax_media_base(m) + 4096, "hello", 6));
+		CHECK(!memcmp((char *)udax_media_base(m) + 4096, "HELLO", 6));
 		udax_media_close(&m);
 	}
 	unlink(path);
@@ -159,6 +172,7 @@ static void check_crash_backend(void)
 	if (!m)
 		return;
 	CHECK(udax_media_crash_mode(m));
+	CHECK(!strcmp(udax_media_persist_mode(m), "crash"));
 	p = udax_media_base(m);
 	w = (volatile uint64_t *)p;
 
