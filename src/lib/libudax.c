@@ -101,6 +101,7 @@ struct udax_map {
 	uint64_t goff, glen;		/* the granted range (aligned to the device) */
 	int prot;
 	bool devdax;
+	bool pinnable;			/* emulation on tmpfs */
 	char *addr;			/* off's address, inside [base, base + glen) */
 	char *base;
 	size_t va_len;			/* reserved range (>= len, aligned) */
@@ -538,19 +539,22 @@ static int setup_persist(struct udax_map *m, int dev_fd)
 	if (!(m->prot & PROT_WRITE))
 		return 0;
 	/*
-	 * An emulation file has page granularity: persisting is msync of the
-	 * pages, as libpmem2 does for its own maps.  We do not go through
-	 * pmem2_map_from_existing() there: libpmem2 1.12.1's page persist on
-	 * such a map loops forever on msync(addr, 0) (measured here).
+	 * A devdax (MAP_SYNC) and an emulation file on tmpfs persist with CPU
+	 * cache-line flushes + fence, libpmem2's functions: on tmpfs msync()
+	 * does nothing (shmem has no write-back) yet costs ~700 ns, and the
+	 * daemon's media layer flushes the same way, so the emulation costs
+	 * what a device would.  Any other emulation file has page granularity:
+	 * msync of the pages, done by us in udax_persist() because libpmem2
+	 * 1.12.1's page persist on a pmem2_map_from_existing() map loops
+	 * forever on msync(addr, 0) (seen here under gdb/strace).
 	 */
-	if (!m->devdax)
+	if (!m->devdax && !m->pinnable)
 		return 0;
 	int r = pmem2_source_from_fd(&m->src, dev_fd);
 	if (r)
 		return set_err(r < 0 && r > -4096 ? r : -EIO, "libpmem2: %s", pmem2_errormsg());
 	r = pmem2_map_from_existing(&m->pm, m->src, m->base, m->glen,
-				    m->devdax ? PMEM2_GRANULARITY_CACHE_LINE :
-						PMEM2_GRANULARITY_PAGE);
+				    PMEM2_GRANULARITY_CACHE_LINE);
 	if (r)
 		return set_err(r < 0 && r > -4096 ? r : -EIO, "libpmem2: %s", pmem2_errormsg());
 	m->persist = pmem2_get_persist_fn(m->pm);
@@ -726,6 +730,7 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 		goto fail_layout;
 	}
 	m->devdax = rep.media_kind == 1;
+	m->pinnable = hello.pinnable != 0;
 
 	pthread_mutex_lock(&c->lock);
 	if (rfd >= 0) {
@@ -809,7 +814,7 @@ UDAX_EXPORT int udax_persist(struct udax_map *m, const void *addr, size_t len)
 	if (!(m->prot & PROT_WRITE))
 		return 0;		/* read-only: nothing to make durable */
 	if (m->persist) {
-		m->persist(addr, len);	/* devdax: cache-line flushes + fence */
+		m->persist(addr, len);	/* cache-line flushes + fence */
 		return 0;
 	}
 	uintptr_t start = (uintptr_t)a & ~(uintptr_t)(PAGE - 1);

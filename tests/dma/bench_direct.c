@@ -202,7 +202,8 @@ int main(int argc, char **argv)
 	double lat_ratio = lu[PERSIST_ROUNDS / 2] / lr[PERSIST_ROUNDS / 2];
 
 	printf("bench_direct: %zu MiB in %zu device run(s), pinned to cpu %d, emulation on "
-	       "/dev/shm (persist granularity: page)\n", len >> 20, nr, cpu);
+	       "/dev/shm\n  (persist: udax = cache-line flush + fence; raw = libpmem2's "
+	       "function for the file, page granularity = msync)\n", len >> 20, nr, cpu);
 	printf("  memcpy bandwidth (best) udax %6.2f GiB/s   raw %6.2f GiB/s; median per-round "
 	       "ratio %.3f  (target >= 0.90: %s)\n", bu[ROUNDS - 1], br[ROUNDS - 1], bw_ratio,
 	       bw_ratio >= 0.90 ? "met" : "MISSED");
