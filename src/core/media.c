@@ -30,6 +30,7 @@
 /* ---- CPU persistence for tmpfs emulation (x86-64; elsewhere libpmem2) ---- */
 #if defined(__x86_64__)
 #include <cpuid.h>
+#include <emmintrin.h>
 
 enum { FL_CLFLUSH, FL_CLFLUSHOPT, FL_CLWB };
 static int cpu_flush_kind = -1;
@@ -73,6 +74,54 @@ static void cpu_drain(void)
 	__asm__ volatile("sfence" ::: "memory");
 }
 
+/*
+ * Copies of at least this many bytes use non-temporal stores, which
+ * bypass the cache (no write-back needed afterwards, as libpmem2 does on a
+ * device-DAX); smaller ones are cached stores plus write-back.
+ */
+#define NT_THRESHOLD 256
+
+/* Non-temporal memcpy/memset; the caller drains.  Unaligned edges are
+ * stored normally and written back. */
+static void nt_copy(char *d, const char *s, int c, size_t len, bool set)
+{
+	size_t head = (size_t)(-(uintptr_t)d & (UDAX_CACHELINE - 1));
+	__m128i v = _mm_set1_epi8((char)c);
+	size_t body;
+
+	if (head > len)
+		head = len;
+	if (head) {
+		set ? memset(d, c, head) : memcpy(d, s, head);
+		cpu_flush(d, head);
+		d += head;
+		s += set ? 0 : head;
+		len -= head;
+	}
+	body = len & ~(size_t)(UDAX_CACHELINE - 1);
+	for (size_t i = 0; i < body; i += UDAX_CACHELINE) {
+		__m128i a0 = v, a1 = v, a2 = v, a3 = v;
+
+		if (!set) {
+			a0 = _mm_loadu_si128((const __m128i *)(s + i));
+			a1 = _mm_loadu_si128((const __m128i *)(s + i + 16));
+			a2 = _mm_loadu_si128((const __m128i *)(s + i + 32));
+			a3 = _mm_loadu_si128((const __m128i *)(s + i + 48));
+		}
+		_mm_stream_si128((__m128i *)(d + i), a0);
+		_mm_stream_si128((__m128i *)(d + i + 16), a1);
+		_mm_stream_si128((__m128i *)(d + i + 32), a2);
+		_mm_stream_si128((__m128i *)(d + i + 48), a3);
+	}
+	d += body;
+	s += set ? 0 : body;
+	len -= body;
+	if (len) {
+		set ? memset(d, c, len) : memcpy(d, s, len);
+		cpu_flush(d, len);
+	}
+}
+
 static bool cpu_persist_available(void)
 {
 	if (cpu_flush_kind < 0)
@@ -80,9 +129,14 @@ static bool cpu_persist_available(void)
 	return true;
 }
 #else
+#define NT_THRESHOLD SIZE_MAX
 static void cpu_flush(const void *addr, size_t len) { (void)addr; (void)len; }
 static void cpu_drain(void) { __sync_synchronize(); }
 static bool cpu_persist_available(void) { return false; }
+static void nt_copy(char *d, const char *s, int c, size_t len, bool set)
+{
+	(void)d; (void)s; (void)c; (void)len; (void)set;
+}
 #endif
 
 /* Read one unsigned or signed decimal/hex number from a sysfs file. */
@@ -413,7 +467,10 @@ void udax_media_persist(struct udax_media *m, const void *addr, size_t len)
 void udax_media_memcpy_persist(struct udax_media *m, void *dst, const void *src, size_t len)
 {
 	UDAX_BUG_ON(m->readonly);
-	if (m->crash || m->cpu_persist) {
+	if (m->cpu_persist && len >= NT_THRESHOLD) {
+		nt_copy(dst, src, 0, len, false);
+		cpu_drain();
+	} else if (m->crash || m->cpu_persist) {
 		memcpy(dst, src, len);
 		udax_media_persist(m, dst, len);
 	} else {
@@ -424,7 +481,10 @@ void udax_media_memcpy_persist(struct udax_media *m, void *dst, const void *src,
 void udax_media_memset_persist(struct udax_media *m, void *dst, int c, size_t len)
 {
 	UDAX_BUG_ON(m->readonly);
-	if (m->crash || m->cpu_persist) {
+	if (m->cpu_persist && len >= NT_THRESHOLD) {
+		nt_copy(dst, NULL, c, len, true);
+		cpu_drain();
+	} else if (m->crash || m->cpu_persist) {
 		memset(dst, c, len);
 		udax_media_persist(m, dst, len);
 	} else {

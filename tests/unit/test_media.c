@@ -45,6 +45,29 @@ static void check_open_basic(void)
 	udax_media_persist(m, p + 12288, 1);
 	udax_media_flush(m, p, 64);
 	udax_media_drain(m);
+	/* big copies take the non-temporal path: unaligned edges included */
+	{
+		static char src[70000];
+		size_t i, off, len;
+		int bad = 0;
+
+		for (i = 0; i < sizeof(src); i++)
+			src[i] = (char)(i * 7 + 3);
+		for (off = 0; off < 70; off += 13) {
+			for (len = 250; len < 70000; len = len * 3 + 1) {
+				char *d = p + (1 << 20) + off;
+
+				memset(d - 1, 0x11, len + 2);
+				udax_media_memcpy_persist(m, d, src, len);
+				bad += memcmp(d, src, len) != 0 || d[-1] != 0x11 || d[len] != 0x11;
+				udax_media_memset_persist(m, d, 0x77, len);
+				for (i = 0; i < len; i++)
+					bad += d[i] != 0x77;
+				bad += d[-1] != 0x11 || d[len] != 0x11;
+			}
+		}
+		CHECK_EQ(bad, 0);
+	}
 	CHECK_EQ(udax_media_check_map(m, 0, 4096), 0);
 	CHECK_EQ(udax_media_check_map(m, 100, 4096), -EINVAL);
 	CHECK_EQ(udax_media_check_map(m, 4096, 100), -EINVAL);
