@@ -330,16 +330,20 @@ static uint64_t find_chunks(const struct ufs_alloc *a, uint64_t k, uint64_t from
 }
 
 /*
- * find_small() - a run for a request smaller than a chunk: first a run of
- * @want in a partly used chunk (from the hint on), else the start of a
- * whole free chunk, else the longest run >= @min seen.
+ * find_small() - a run for a request smaller than a chunk, searching from
+ * chunk @start: first a run of @want in a partly used chunk, else the
+ * start of a whole free chunk, else the longest run >= @min seen.  At most
+ * @budget partly used chunks are searched bit by bit before a whole chunk
+ * is preferred, so a fragmented device does not cost a full bitmap scan
+ * per allocation while free chunks remain (0 = no limit).
  */
-static bool find_small(struct ufs_alloc *a, uint64_t want, uint64_t min, uint64_t *pblk,
-		       uint64_t *got)
+static bool find_small(struct ufs_alloc *a, uint64_t start, uint64_t want, uint64_t min,
+		       unsigned int budget, uint64_t *pblk, uint64_t *got)
 {
 	uint64_t c, i, best = 0, best_len = 0, whole = UINT64_MAX;
+	unsigned int scanned = 0;
 
-	for (i = 0, c = a->small_hint; i < a->nchunks; i++, c = (c + 1) % a->nchunks) {
+	for (i = 0, c = start; i < a->nchunks; i++, c = (c + 1) % a->nchunks) {
 		uint64_t b, end;
 
 		if (a->chunk_free[c] == 0)
@@ -347,10 +351,13 @@ static bool find_small(struct ufs_alloc *a, uint64_t want, uint64_t min, uint64_
 		if (chunk_whole(a, c)) {
 			if (whole == UINT64_MAX)
 				whole = c;
+			if (budget && scanned >= budget)
+				break;
 			continue;
 		}
-		if (a->chunk_free[c] < min)
+		if (a->chunk_free[c] < min || (budget && scanned >= budget))
 			continue;
+		scanned++;
 		b = udax_max(c * CHUNK, a->data_start);
 		end = udax_min((c + 1) * CHUNK, a->data_end);
 		while (b < end) {
@@ -380,6 +387,8 @@ static bool find_small(struct ufs_alloc *a, uint64_t want, uint64_t min, uint64_
 		a->small_hint = whole;
 		return true;
 	}
+	if (budget && scanned >= budget)
+		return find_small(a, start, want, min, 0, pblk, got);
 	if (best_len >= min) {
 		*pblk = best;
 		*got = best_len;
@@ -435,7 +444,8 @@ int ufs_alloc_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t goal, uint
 		uint64_t w = udax_min((uint64_t)want, (uint64_t)CHUNK - 1);
 
 		if (min <= w)
-			found = find_small(a, w, min, &p, &n);
+			found = find_small(a, goal && goal < a->nblocks ? goal / CHUNK : a->small_hint,
+					   w, min, 64, &p, &n);
 	}
 	if (!found) {
 		ret = -ENOSPC;
