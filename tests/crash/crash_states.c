@@ -72,8 +72,9 @@ static uint64_t nfail_printed;
 static const char *op_names[] = {
 	"create", "write", "fsync", "rename", "link", "unlink", "truncate", "fallocate",
 	"punch", "mkdir", "rmdir", "setxattr", "symlink", "create+hold", "release",
+	"removexattr",
 };
-static char base_path[256], state_path[256];
+static char base_path[256], state_path[256], repair_path[300];
 static const struct ufs_ctx root_ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
 
 /* ---------------------------------------------------------------- strings */
@@ -288,8 +289,9 @@ static void pattern(uint8_t *buf, size_t len, unsigned seed, uint64_t off)
 
 enum op_kind {
 	OP_CREATE, OP_WRITE, OP_FSYNC, OP_RENAME, OP_LINK, OP_UNLINK, OP_TRUNC, OP_FALLOC,
-	OP_PUNCH, OP_MKDIR, OP_RMDIR, OP_SETXATTR, OP_SYMLINK, OP_HOLD, OP_RELEASE,
+	OP_PUNCH, OP_MKDIR, OP_RMDIR, OP_SETXATTR, OP_SYMLINK, OP_HOLD, OP_RELEASE, OP_RMXATTR,
 };
+#define XATTR_REPLACE_ 2	/* flags field: setxattr with XATTR_REPLACE, expected to fail */
 
 struct op {
 	enum op_kind kind;
@@ -336,6 +338,22 @@ static const struct op workload[] = {
 	{ OP_UNLINK, "/d1/b2" },
 	{ OP_RENAME, "/d1/d2", "/d3", 0, 0, RENAME_NOREPLACE },
 	{ OP_RENAME, "/d3", "/d1", 0, 0, RENAME_EXCHANGE },	/* exchange two directories */
+	/* a fragmented file: the fifth extent splits the inode's extent root */
+	{ OP_CREATE, "/frag" },
+	{ OP_WRITE, "/frag", NULL, 0, 4096, 7, true },
+	{ OP_WRITE, "/frag", NULL, 8192, 4096, 8, true },
+	{ OP_WRITE, "/frag", NULL, 16384, 4096, 9, true },
+	{ OP_WRITE, "/frag", NULL, 24576, 4096, 10, true },
+	{ OP_WRITE, "/frag", NULL, 32768, 4096, 11, true },
+	{ OP_WRITE, "/frag", NULL, 40960, 4096, 12, true },
+	{ OP_PUNCH, "/frag", NULL, 8192, 16384, 0, true },
+	{ OP_SETXATTR, "/frag", "user.r", 0, 0, XATTR_REPLACE_ },	/* absent: fails, no change */
+	{ OP_SETXATTR, "/frag", "user.r" },
+	{ OP_RMXATTR, "/frag", "user.r" },
+	{ OP_MKDIR, "/e1" },
+	{ OP_MKDIR, "/e2" },
+	{ OP_RENAME, "/e1", "/e2", 0, 0, 0 },		/* replaces an empty directory */
+	{ OP_UNLINK, "/frag" },
 };
 #define NOPS (sizeof(workload) / sizeof(workload[0]))
 
@@ -415,7 +433,7 @@ static int run_op(struct ufs *fs, const struct op *o)
 	r = get(fs, o->a, &ino);
 	if (r)
 		return r;
-	if (o->kind != OP_SETXATTR && o->kind != OP_TRUNC) {
+	if (o->kind != OP_SETXATTR && o->kind != OP_TRUNC && o->kind != OP_RMXATTR) {
 		r = ufs_open(fs, c, ino, O_RDWR);
 		if (r) {
 			ufs_forget(fs, ino, 1);
@@ -451,12 +469,20 @@ static int run_op(struct ufs *fs, const struct op *o)
 				  o->len);
 		break;
 	case OP_SETXATTR:
-		r = ufs_setxattr(fs, c, ino, o->b, "value", 5, XATTR_CREATE);
+		if (o->flags == XATTR_REPLACE_) {
+			r = ufs_setxattr(fs, c, ino, o->b, "value", 5, 2 /* XATTR_REPLACE */);
+			r = r == -ENODATA ? 0 : (r ? r : -EEXIST);
+		} else {
+			r = ufs_setxattr(fs, c, ino, o->b, "value", 5, XATTR_CREATE);
+		}
+		break;
+	case OP_RMXATTR:
+		r = ufs_removexattr(fs, c, ino, o->b);
 		break;
 	default:
 		r = -EINVAL;
 	}
-	if (o->kind != OP_SETXATTR && o->kind != OP_TRUNC)
+	if (o->kind != OP_SETXATTR && o->kind != OP_TRUNC && o->kind != OP_RMXATTR)
 		ufs_release(fs, ino);
 	ufs_forget(fs, ino, 1);
 	return r;
@@ -595,20 +621,32 @@ static int replay_to(uint64_t n)
 	return 0;
 }
 
-static int run_fsck(const char *when, uint64_t n)
+static int run_fsck(const char *path, bool repair, const char *when, uint64_t n)
 {
-	struct fsck_opts o = { .repair = FSCK_REPAIR_NO, .quiet = !verbose, .force = true,
-			       .out = stderr };
+	struct fsck_opts o = { .repair = repair ? FSCK_REPAIR_YES : FSCK_REPAIR_NO,
+			       .quiet = !verbose, .force = true, .out = stderr };
 	struct fsck_stats st;
-	int rc = udax_fsck_path(state_path, &o, &st);
+	int rc = udax_fsck_path(path, &o, &st);
 
-	if (rc != 0) {
-		fprintf(stderr, "crash: fence %" PRIu64 ": fsck -n %s: exit %d, %" PRIu64
-			" errors:\n", n, when, rc, st.errors);
-		o.quiet = false;
-		udax_fsck_path(state_path, &o, &st);
+	/* -y may say "corrected" (a rollback, orphans); -n must find nothing */
+	if (rc != 0 && !(repair && rc == FSCK_CORRECTED)) {
+		fprintf(stderr, "crash: fence %" PRIu64 ": fsck %s %s: exit %d, %" PRIu64
+			" errors:\n", n, repair ? "-y" : "-n", when, rc, st.errors);
+		if (!repair) {
+			o.quiet = false;
+			udax_fsck_path(path, &o, &st);
+		}
+		return 1;
 	}
-	return rc;
+	return 0;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", from, to);
+	return system(cmd) == 0 ? 0 : -1;
 }
 
 static void keep_image(const char *keep, uint64_t n)
@@ -624,43 +662,38 @@ static void keep_image(const char *keep, uint64_t n)
 }
 
 /*
- * check_state() - crash at fence @n and judge the image.
- * Return: 0 pass, 1 fail, -1 infrastructure failure.
+ * judge() - mount @path and compare its namespace with the states before
+ * and after op @k.  Return: 0 pass, 1 fail.
  */
-static int check_state(const struct record *rec, uint64_t n, const char *keep)
+static int judge(const char *path, const char *how, const struct record *rec, size_t k,
+		 uint64_t n)
 {
-	struct udax_media_opts mo = { .path = state_path };
+	struct udax_media_opts mo = { .path = path };
 	struct udax_media *m = NULL;
 	struct ufs *fs = NULL;
 	char *full = NULL, *meta = NULL;
-	size_t k = 0;		/* completed ops */
 	int fail = 0;
 
-	if (replay_to(n))
-		return -1;
-	while (k < NOPS && rec->fences_after[k] <= n && n > rec->fences_mount)
-		k++;
-	op_states[k]++;
-	if (run_fsck("on the crash image", n))
-		fail = 1;
 	if (udax_media_open(&m, &mo)) {
-		fprintf(stderr, "crash: open %s: %s\n", state_path, udax_errmsg());
-		return -1;
+		fprintf(stderr, "crash: open %s: %s\n", path, udax_errmsg());
+		return 1;
 	}
 	if (mount_fs(m, &fs)) {
-		fprintf(stderr, "crash: fence %" PRIu64 " (after op %zu): mount failed\n", n, k);
-		fail = 1;
-		goto out;
+		fprintf(stderr, "crash: fence %" PRIu64 " (after op %zu, %s): mount failed\n", n, k,
+			how);
+		udax_media_close(&m);
+		return 1;
 	}
 	if (state_of(fs, &full, &meta)) {
-		fprintf(stderr, "crash: fence %" PRIu64 ": walking the namespace failed\n", n);
+		fprintf(stderr, "crash: fence %" PRIu64 " (%s): walking the namespace failed\n", n,
+			how);
 		fail = 1;
 	} else if (strcmp(full, rec->full[k]) && (k == NOPS || strcmp(full, rec->full[k + 1]))) {
 		bool data_op = k < NOPS && workload[k].data;
 
 		if (!(data_op && (!strcmp(meta, rec->meta[k]) || !strcmp(meta, rec->meta[k + 1])))) {
-			fprintf(stderr, "crash: fence %" PRIu64 ": op %zu (%s %s) not atomic: the state "
-				"is neither before nor after it\n", n, k, k < NOPS ?
+			fprintf(stderr, "crash: fence %" PRIu64 " (%s): op %zu (%s %s) not atomic: the "
+				"state is neither before nor after it\n", n, how, k, k < NOPS ?
 				op_names[workload[k].kind] : "unmount", k < NOPS ? workload[k].a : "");
 			if (nfail_printed++ < 3) {
 				fprintf(stderr, "--- found:\n%s--- before op %zu:\n%s", full, k,
@@ -669,25 +702,53 @@ static int check_state(const struct record *rec, uint64_t n, const char *keep)
 					fprintf(stderr, "--- after op %zu:\n%s", k, rec->full[k + 1]);
 			}
 			fail = 1;
-			if (k < NOPS)
-				op_failed[k]++;
 		}
 	}
 	if (ufs_unmount(&fs)) {
-		fprintf(stderr, "crash: fence %" PRIu64 ": unmount failed\n", n);
+		fprintf(stderr, "crash: fence %" PRIu64 " (%s): unmount failed\n", n, how);
 		fail = 1;
 	}
 	udax_media_close(&m);
-	if (!fail && run_fsck("after mount and unmount", n))
-		fail = 1;
-out:
-	if (fs)
-		ufs_unmount(&fs);
-	udax_media_close(&m);
-	if (fail)
-		keep_image(keep, n);
 	free(full);
 	free(meta);
+	return fail;
+}
+
+/*
+ * check_state() - crash at fence @n and judge the image twice: as mount
+ * recovers it, and as fsck -y repairs it.
+ * Return: 0 pass, 1 fail, -1 infrastructure failure.
+ */
+static int check_state(const struct record *rec, uint64_t n, const char *keep)
+{
+	size_t k = 0;		/* completed ops */
+	int fail = 0, f2;
+
+	if (replay_to(n))
+		return -1;
+	while (k < NOPS && rec->fences_after[k] <= n && n > rec->fences_mount)
+		k++;
+	op_states[k]++;
+	fail |= run_fsck(state_path, false, "on the crash image", n);
+	/* fsck -y recovers like mount does */
+	if (copy_file(state_path, repair_path))
+		return -1;
+	f2 = run_fsck(repair_path, true, "on the crash image", n);
+	if (!f2)
+		f2 = run_fsck(repair_path, false, "after fsck -y", n);
+	if (!f2)
+		f2 = judge(repair_path, "after fsck -y", rec, k, n);
+	fail |= f2;
+	/* mount recovers */
+	f2 = judge(state_path, "mount", rec, k, n);
+	if (!f2)
+		f2 = run_fsck(state_path, false, "after mount and unmount", n);
+	fail |= f2;
+	if (fail) {
+		keep_image(keep, n);
+		if (k < NOPS)
+			op_failed[k]++;
+	}
 	return fail;
 }
 
@@ -735,6 +796,7 @@ int main(int argc, char **argv)
 	rng_state = seed | 1;
 	snprintf(base_path, sizeof(base_path), "/dev/shm/udax-h6-crash-%d.base", (int)getpid());
 	snprintf(state_path, sizeof(state_path), "/dev/shm/udax-h6-crash-%d.state", (int)getpid());
+	snprintf(repair_path, sizeof(repair_path), "%s.y", state_path);
 
 	fd = open(base_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0) {
@@ -810,5 +872,6 @@ out:
 	udax_media_close(&m);
 	unlink(base_path);
 	unlink(state_path);
+	unlink(repair_path);
 	return ret;
 }

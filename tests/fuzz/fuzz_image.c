@@ -32,6 +32,7 @@
 #include "fsck_check.h"
 #include "fuzz_image.h"
 #include "media.h"
+#include "super.h"
 #include "ufs.h"
 #include "util.h"
 
@@ -101,9 +102,54 @@ int udax_fuzz_init(const char *base_path)
 	return 0;
 }
 
+/*
+ * fix_checksums() - recompute every checksum the patches may have broken
+ * (superblocks, journal header, the inodes and extent nodes of the base
+ * image's regions), so inputs get past checksum checks into the code
+ * behind them.
+ */
+static void fix_checksums(void)
+{
+	struct ufs_super sb;
+	struct ufs_journal_head jh;
+	uint64_t off, jo;
+
+	memcpy(&sb, work_img, sizeof(sb));
+	sb.s_checksum = ufs_super_csum(&sb);
+	memcpy(work_img, &sb, sizeof(sb));
+	memcpy(&sb, work_img + regions[6].start, sizeof(sb));
+	sb.s_checksum = ufs_super_csum(&sb);
+	memcpy(work_img + regions[6].start, &sb, sizeof(sb));
+	jo = regions[1].start;
+	memcpy(&jh, work_img + jo, sizeof(jh));
+	jh.j_checksum = ufs_journal_head_csum(&jh);
+	memcpy(work_img + jo, &jh, sizeof(jh));
+	for (off = regions[4].start; off < regions[4].start + regions[4].len; off += UFS_INODE_SIZE) {
+		struct ufs_dinode di;
+
+		memcpy(&di, work_img + off, sizeof(di));
+		if (!di.i_mode)
+			continue;
+		di.i_checksum = ufs_inode_csum(&di);
+		memcpy(work_img + off, &di, sizeof(di));
+	}
+	for (off = regions[5].start; off < regions[5].start + regions[5].len; off += UFS_BLOCK_SIZE) {
+		struct ufs_extent_hdr h;
+
+		memcpy(&h, work_img + off, sizeof(h));
+		if (h.h_magic != UFS_EXT_MAGIC || h.h_depth > 8)
+			continue;
+		h.h_checksum = 0;
+		memcpy(work_img + off, &h, sizeof(h));
+		h.h_checksum = udax_crc32c(0, work_img + off, UFS_BLOCK_SIZE);
+		memcpy(work_img + off, &h, sizeof(h));
+	}
+}
+
 static void apply_patches(const uint8_t *data, size_t size)
 {
 	size_t pos = 0;
+	bool fix = false;
 
 	memcpy(work_img, base_img, UDAX_FUZZ_IMAGE_SIZE);
 	while (pos + 7 <= size) {
@@ -116,10 +162,11 @@ static void apply_patches(const uint8_t *data, size_t size)
 		pos += 7;
 		if (len > size - pos)
 			len = size - pos;
+		fix |= (op & 0x80) != 0;
 		if (op & 1) {
 			at = off % UDAX_FUZZ_IMAGE_SIZE;
 		} else {
-			unsigned r = (op >> 1) % UDAX_FUZZ_NREGIONS;
+			unsigned r = ((op & 0x7f) >> 1) % UDAX_FUZZ_NREGIONS;
 
 			at = regions[r].start + off % regions[r].len;
 		}
@@ -128,6 +175,8 @@ static void apply_patches(const uint8_t *data, size_t size)
 		memcpy(work_img + at, data + pos, len);
 		pos += len;
 	}
+	if (fix)
+		fix_checksums();
 }
 
 static int write_image(void)

@@ -10,9 +10,12 @@
  *
  *   patch := op:u8  off:u32le  len:u16le  bytes[len]
  *   op & 1      absolute device offset (off mod image size)
- *   otherwise   region (op >> 1) % UDAX_FUZZ_NREGIONS (superblock, journal,
- *               inode bitmap, block bitmap, inode table, data area, backup
- *               superblock), offset off mod the region's size
+ *   otherwise   region ((op & 0x7f) >> 1) % UDAX_FUZZ_NREGIONS (superblock,
+ *               journal, inode bitmap, block bitmap, inode table, data area,
+ *               backup superblock), offset off mod the region's size
+ *   op & 0x80   after all patches, recompute the checksums (superblocks,
+ *               journal header, inodes, extent nodes) so the input reaches
+ *               the code behind the checksum checks
  *
  * A truncated last patch is applied as far as it goes.
  */

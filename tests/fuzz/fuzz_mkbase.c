@@ -273,6 +273,10 @@ int main(int argc, char **argv)
 			len = put_patch(out, off, junk, i % 2 ? 8 : 2);
 			snprintf(name, sizeof(name), "corrupt-%s", spots[i].name);
 			write_seed(argv[2], name, out, len);
+			/* the same with checksums recomputed: past the checksum checks */
+			out[0] |= 0x80;
+			snprintf(name, sizeof(name), "corrupt-%s-csum", spots[i].name);
+			write_seed(argv[2], name, out, len);
 		}
 	}
 	printf("fuzz_mkbase: base image %s, seeds in %s (%" PRIu64 " fences in the crash workload)\n",
