@@ -53,7 +53,7 @@ static void cpu_flush(const void *addr, size_t len)
 	uintptr_t p = (uintptr_t)addr & ~(uintptr_t)(UDAX_CACHELINE - 1);
 	uintptr_t end = (uintptr_t)addr + len;
 
-	switch (cpu_flush_kind) {
+	switch (__atomic_load_n(&cpu_flush_kind, __ATOMIC_RELAXED)) {
 	case FL_CLWB:
 		for (; p < end; p += UDAX_CACHELINE)
 			__asm__ volatile("clwb %0" : "+m"(*(volatile char *)p));
@@ -124,8 +124,9 @@ static void nt_copy(char *d, const char *s, int c, size_t len, bool set)
 
 static bool cpu_persist_available(void)
 {
-	if (cpu_flush_kind < 0)
-		cpu_flush_kind = cpu_flush_probe();
+	/* every opener computes the same value: a racy first store is benign */
+	if (__atomic_load_n(&cpu_flush_kind, __ATOMIC_RELAXED) < 0)
+		__atomic_store_n(&cpu_flush_kind, cpu_flush_probe(), __ATOMIC_RELAXED);
 	return true;
 }
 #else
