@@ -1747,6 +1747,13 @@ int udax_fsck_media(struct udax_media *m, const struct fsck_opts *opts, struct f
 	pass3(&f);
 	pass4(&f);
 	pass5(&f);
+	/* a crashed file system that is now sound is marked clean, as e2fsck does */
+	if (f.can_write && opts->repair == FSCK_REPAIR_YES && !(f.status & FSCK_UNCORRECTED) &&
+	    f.sb.s_state != UFS_STATE_CLEAN) {
+		f.sb.s_state = UFS_STATE_CLEAN;
+		super_write_both(&f, &f.sb);
+		verbose(&f, "udaxfs: marked clean");
+	}
 	r = f.status;
 	if (!opts->quiet) {
 		char a[32], b[32];
@@ -1787,6 +1794,9 @@ int udax_fsck_path(const char *path, const struct fsck_opts *opts, struct fsck_s
 		udax_media_close(&m);
 		return FSCK_OPERATIONAL;
 	}
+	if (mo.readonly && flock(udax_media_fd(m), LOCK_SH | LOCK_NB) < 0 && !opts->quiet)
+		fprintf(out, "udaxfs: warning: %s is in use (mounted?): it may change while it is "
+			"checked\n", path);
 	r = udax_fsck_media(m, opts, st);
 	udax_media_close(&m);
 	return r;
