@@ -880,7 +880,7 @@ static int walk_tree(struct fsck *f, uint64_t ino, const struct ufs_dinode *di, 
 
 /* ---- xattr block ---- */
 
-static bool check_xattr_block(struct fsck *f, uint64_t blk, char *why, size_t wl)
+static bool check_xattr_block(struct fsck *f, uint64_t blk, char *why, size_t wl, bool *csum_only)
 {
 	const uint8_t *p = fsck_blk(f, blk);
 	struct ufs_xattr_hdr h;
@@ -922,6 +922,12 @@ static bool check_xattr_block(struct fsck *f, uint64_t blk, char *why, size_t wl
 			return false;
 		}
 		pos += len;
+	}
+	if (udax_crc32c(0, b + sizeof(h), h.x_used) != h.x_checksum) {
+		snprintf(why, wl, "bad checksum");
+		if (csum_only)
+			*csum_only = true;
+		return false;
 	}
 	return true;
 }
@@ -1033,7 +1039,22 @@ static void check_inode(struct fsck *f, uint64_t ino)
 	if (di.i_xattr_block) {
 		bool in = data_range_ok(f, di.i_xattr_block, 1);
 
-		if (!in || !check_xattr_block(f, di.i_xattr_block, why, sizeof(why))) {
+		bool csum_only = false;
+
+		if (in && !check_xattr_block(f, di.i_xattr_block, why, sizeof(why), &csum_only) &&
+		    csum_only) {
+			if (problem(f, true, "inode %" PRIu64 ": xattr block %" PRIu64 ": bad checksum",
+				    ino, di.i_xattr_block)) {
+				struct ufs_xattr_hdr xh;
+
+				fsck_read(f, di.i_xattr_block * BS, &xh, sizeof(xh));
+				xh.x_checksum = udax_crc32c(0, fsck_blk(f, di.i_xattr_block) + sizeof(xh),
+							    xh.x_used);
+				fsck_write(f, di.i_xattr_block * BS, &xh, sizeof(xh));
+			}
+		}
+		if (!in || (!csum_only && !check_xattr_block(f, di.i_xattr_block, why, sizeof(why),
+							     NULL))) {
 			if (problem(f, true, "inode %" PRIu64 ": xattr block %" PRIu64 ": %s; drop "
 				    "the extended attributes", ino, di.i_xattr_block,
 				    in ? why : "outside the data area")) {

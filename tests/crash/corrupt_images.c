@@ -289,6 +289,25 @@ static void c_extent_range(void)
 	put_inode(ino_f2, &di, true);
 }
 
+static void c_xattr_csum(void)
+{
+	struct ufs_dinode di;
+	uint8_t b = 'Z';
+
+	get_inode(ino_f2, &di);
+	if (!di.i_xattr_block) {
+		fail("f2 has no xattr block (format changed?)");
+		return;
+	}
+	/* the value "1" of user.x: the last used byte of the block */
+	{
+		struct ufs_xattr_hdr h;
+
+		peek(di.i_xattr_block * BS, &h, sizeof(h));
+		poke(di.i_xattr_block * BS + sizeof(h) + h.x_used - 1, &b, 1);
+	}
+}
+
 static uint64_t dir_block0(void)
 {
 	struct ufs_dinode di;
@@ -396,6 +415,7 @@ static const struct ccase cases[] = {
 	{ "inode checksum", c_inode_csum, MOUNTS, NULL, 4, 1 },
 	{ "inode nlink", c_inode_nlink, MOUNTS, NULL, 4, 1 },
 	{ "extent out of range", c_extent_range, MOUNTS, NULL, 4, 1 },
+	{ "xattr checksum", c_xattr_csum, MOUNTS, NULL, 4, 1 },
 	{ "directory block magic", c_dir_magic, MOUNTS, NULL, 4, 4 },
 	{ "dirent type", c_dirent_type, MOUNTS, NULL, 4, 1 },
 	/* the entry is cleared, its inode is then in no directory: no
