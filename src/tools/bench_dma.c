@@ -151,7 +151,7 @@ static int stream(struct client *c)
 	if (ret < 0)
 		return ret;
 	me->epoch++;
-	me->state = BC_STREAMING;
+	__atomic_store_n(&me->state, BC_STREAMING, __ATOMIC_SEQ_CST);
 	bench_ring(c->shm);
 
 	while (c->inflight || poll_armed) {
@@ -264,8 +264,10 @@ int bdma_client_main(struct bench_shm *shm, unsigned int idx, const struct bench
 		ret = stream(&c);
 		if (ret < 0)
 			return cfail(&c, ret, "DMA stream");
-		c.me->recalls = round + 1;
-		c.me->state = BC_RETURNED;
+		/* state first: once recalls moves, the truncator may go on and must
+		 * not mistake this client for one still streaming */
+		__atomic_store_n(&c.me->state, BC_RETURNED, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&c.me->recalls, round + 1, __ATOMIC_SEQ_CST);
 		bench_ring(shm);
 	}
 	io_uring_queue_exit(&c.ring);
