@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fuzz_image.h"
 
@@ -20,6 +22,8 @@ static int replay_file(const char *path, unsigned long *count)
 	FILE *f = fopen(path, "rb");
 	uint8_t *buf;
 	long len;
+	pid_t pid;
+	int st;
 
 	if (!f) {
 		fprintf(stderr, "fuzz_replay: %s: %s\n", path, strerror(errno));
@@ -35,9 +39,25 @@ static int replay_file(const char *path, unsigned long *count)
 		return 1;
 	}
 	fclose(f);
-	udax_fuzz_one(buf, (size_t)len);
+	/* each input in a child: one crash does not hide the next */
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		udax_fuzz_one(buf, (size_t)len);
+		_exit(0);
+	}
 	free(buf);
 	(*count)++;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0) {
+		fprintf(stderr, "fuzz_replay: fork: %s\n", strerror(errno));
+		return 1;
+	}
+	if (WIFSIGNALED(st) || WEXITSTATUS(st)) {
+		printf("fuzz_replay: CRASH on %s (%s %d)\n", path,
+		       WIFSIGNALED(st) ? "signal" : "exit", WIFSIGNALED(st) ? WTERMSIG(st) :
+		       WEXITSTATUS(st));
+		return 1;
+	}
 	return 0;
 }
 
@@ -77,6 +97,6 @@ int main(int argc, char **argv)
 			rc |= replay_file(argv[i], &count);
 		}
 	}
-	printf("fuzz_replay: replayed %lu inputs\n", count);
+	printf("fuzz_replay: replayed %lu inputs%s\n", count, rc ? ", some crashed" : "");
 	return rc;
 }
