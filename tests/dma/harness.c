@@ -104,7 +104,7 @@ static int run(const char *const argv[])
 		int null = open("/dev/null", O_WRONLY);
 		if (null >= 0)
 			dup2(null, STDOUT_FILENO);	/* keep stderr: it says why */
-		execv(argv[0], (char *const *)argv);
+		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	int st;
@@ -166,7 +166,7 @@ static void do_umount(struct fsmount *fm)
 {
 	if (!fm->mounted)
 		return;
-	const char *um[] = { "/bin/fusermount3", "-u", fm->mnt, NULL };
+	const char *um[] = { "fusermount3", "-u", fm->mnt, NULL };
 	for (int i = 0; i < 100; i++) {
 		if (run(um) == 0)
 			break;
