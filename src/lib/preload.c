@@ -7,7 +7,7 @@
  * MAP_SHARED_VALIDATE|MAP_SYNC (which FUSE alone refuses with EOPNOTSUPP),
  * gets a direct mapping of the device pages through libudax, at the address
  * the caller asked for (MAP_FIXED honoured).  munmap() gives the layout
- * back, msync() is udax_persist(), mremap() of such a mapping may shrink it
+ * back, msync() is a CPU cache flush, mremap() of such a mapping may shrink it
  * but not grow or move it (ENOMEM, as the kernel says when it cannot).
  * Every other mapping goes straight to the C library.  See libudax-preload(7).
  *
@@ -24,8 +24,21 @@
  * is given back when the last part of it is unmapped; the address range is
  * reusable once the whole mapping has been unmapped.
  *
- * Thread safety: the mapping table has one mutex; calls made by libudax
- * itself (it maps the device) pass straight through (a per-thread flag).
+ * Why the shim speaks udax_proto.h itself instead of calling libudax:
+ * libpmem2 and libpmem reserve an address range and then map the file
+ * MAP_FIXED into it, so the mapping must land exactly there; and libudax
+ * registers its tmpfs maps with libpmem2 (pmem2_map_from_existing), which
+ * makes the application's own pmem2_map_new() of the same range fail with
+ * PMEM2_E_MAP_EXISTS.  The client below is small: HELLO ioctl, one socket
+ * per daemon, MAP with the ticket, UNMAP on munmap, RETURN on a recall.
+ *
+ * Recalls: a reader thread per connection replaces a recalled range with
+ * the empty memfd (SIGBUS on access, as after a kernel truncate) and gives
+ * the layout back.  The program is not told; it sees SIGBUS if it touches
+ * the range again.
+ *
+ * Thread safety: the mapping table and the connections have one mutex;
+ * calls made by the shim itself pass straight through (a per-thread flag).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -34,17 +47,22 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <udax/udax.h>
+#include <udax/udax_proto.h>
 
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
@@ -55,9 +73,6 @@
 #define FUSE_SUPER_MAGIC_ 0x65735546
 #define EXPORT __attribute__((visibility("default")))
 
-/* Placement: newer libudax has it; without it MAP_FIXED requests pass through. */
-extern int udax_map_open_at(struct udax_map **out, void *addr, int fd, off_t off, size_t len,
-			    int prot, const struct udax_map_opts *o) __attribute__((weak));
 
 typedef void *(*mmap_fn)(void *, size_t, int, int, int, off_t);
 typedef int (*munmap_fn)(void *, size_t);
@@ -78,7 +93,9 @@ struct pmap {
 	size_t len;			/* caller's range, page rounded */
 	size_t granted;			/* [addr, addr+granted) is the direct mapping */
 	size_t live;			/* bytes of the range not yet munmapped */
-	struct udax_map *map;		/* NULL once given back */
+	struct conn *conn;		/* NULL once the layout is given back */
+	uint64_t id;			/* layout id on that connection */
+	bool devdax;
 	pid_t pid;			/* the process that made it (fork) */
 	struct pmap *next;
 };
@@ -196,17 +213,332 @@ static int sigbus_back(void *addr, size_t len, int prot)
 	return p == MAP_FAILED ? -errno : 0;
 }
 
+/* ---- the layout protocol (udax_proto.h) ---- */
+
+struct conn {
+	char name[UDAX_SOCK_NAME_MAX];
+	int sock;
+	int dev_fd;			/* the latest device descriptor received */
+	pthread_mutex_t send;		/* one request at a time */
+	pthread_mutex_t lock;		/* the reply slot below */
+	pthread_cond_t cond;
+	uint32_t want_seq;		/* lock */
+	bool have_reply, dead;		/* lock */
+	struct udax_msg rh;		/* lock */
+	void *rp;			/* lock: malloc'd payload */
+	int rfd;			/* lock: a descriptor that came with it */
+	uint32_t seq;			/* send */
+	struct conn *next;		/* tbl_lock */
+};
+static struct conn *conns;		/* tbl_lock */
+
+static int send_msg(struct conn *c, uint16_t type, uint32_t seq, const void *p, uint32_t len)
+{
+	struct udax_msg h = { .magic = UDAX_MSG_MAGIC, .type = type, .len = len, .seq = seq };
+	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)p, len } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+
+	return sendmsg(c->sock, &mh, MSG_NOSIGNAL) == (ssize_t)(sizeof(h) + len) ? 0 : -EIO;
+}
+
+/* Read exactly @len bytes; pick up an SCM_RIGHTS descriptor on the way. */
+static int recv_full(int sock, void *buf, size_t len, int *fd)
+{
+	char *p = buf;
+
+	while (len) {
+		union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+		struct iovec iov = { p, len };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+				     .msg_controllen = sizeof(cm.b) };
+		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -ECONNRESET;
+		for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
+			if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS && fd) {
+				if (*fd >= 0)
+					close(*fd);
+				memcpy(fd, CMSG_DATA(h), sizeof(int));
+			}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void recall(struct conn *c, const struct udax_recall_msg *r);
+
+static void *reader(void *arg)
+{
+	struct conn *c = arg;
+
+	in_shim++;
+	for (;;) {
+		struct udax_msg h;
+		int fd = -1;
+		void *p = NULL;
+
+		if (recv_full(c->sock, &h, sizeof(h), &fd) < 0 || h.magic != UDAX_MSG_MAGIC ||
+		    h.len > UDAX_MSG_MAX)
+			break;
+		p = malloc((size_t)h.len + 1);
+		if (!p || recv_full(c->sock, p, h.len, &fd) < 0) {
+			free(p);
+			break;
+		}
+		if (h.type == UDAX_MSG_RECALL && h.len >= sizeof(struct udax_recall_msg)) {
+			recall(c, p);
+			free(p);
+			continue;
+		}
+		pthread_mutex_lock(&c->lock);
+		if ((h.type & UDAX_MSG_REPLY) && h.seq == c->want_seq && !c->have_reply) {
+			c->rh = h;
+			c->rp = p;
+			c->rfd = fd;
+			c->have_reply = true;
+			pthread_cond_broadcast(&c->cond);
+			p = NULL;
+			fd = -1;
+		}
+		pthread_mutex_unlock(&c->lock);
+		free(p);
+		if (fd >= 0)
+			close(fd);
+	}
+	pthread_mutex_lock(&c->lock);
+	c->dead = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+/* One request, its reply.  Return the reply's status; *rp / *rfd on success. */
+static int call(struct conn *c, uint16_t type, const void *p, uint32_t len, void **rp,
+		uint32_t *rlen, int *rfd)
+{
+	int ret;
+
+	pthread_mutex_lock(&c->send);
+	pthread_mutex_lock(&c->lock);
+	c->want_seq = ++c->seq;
+	c->have_reply = false;
+	pthread_mutex_unlock(&c->lock);
+	ret = send_msg(c, type, c->seq, p, len);
+	pthread_mutex_lock(&c->lock);
+	while (ret == 0 && !c->have_reply && !c->dead)
+		pthread_cond_wait(&c->cond, &c->lock);
+	if (ret == 0 && !c->have_reply)
+		ret = -ECONNRESET;
+	if (ret == 0) {
+		ret = c->rh.status;
+		if (ret == 0 && rp) {
+			*rp = c->rp;
+			*rlen = c->rh.len;
+			c->rp = NULL;
+		} else if (ret < 0 && c->rh.len) {
+			((char *)c->rp)[c->rh.len] = '\0';
+			dbg("daemon: %s", (char *)c->rp);
+		}
+		free(c->rp);
+		c->rp = NULL;
+		if (rfd)
+			*rfd = c->rfd;
+		else if (c->rfd >= 0)
+			close(c->rfd);
+		c->rfd = -1;
+		c->have_reply = false;
+	}
+	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&c->send);
+	return ret;
+}
+
+/* The connection to the daemon behind @name (one per process and daemon). */
+static struct conn *conn_get(const char *name)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct conn *c;
+	pthread_t t;
+	size_t nl = strnlen(name, sizeof(sa.sun_path) - 1);
+
+	pthread_mutex_lock(&tbl_lock);
+	for (c = conns; c; c = c->next)
+		if (!strcmp(c->name, name) && !c->dead)
+			break;
+	if (c) {
+		pthread_mutex_unlock(&tbl_lock);
+		return c;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto out;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->dev_fd = c->rfd = -1;
+	memcpy(sa.sun_path, name, nl);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa,
+				   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + nl)) < 0) {
+		dbg("connecting to %s: %s", name, strerror(errno));
+		goto fail;
+	}
+	pthread_mutex_init(&c->send, NULL);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	if (pthread_create(&t, NULL, reader, c) != 0)
+		goto fail;
+	pthread_detach(t);
+	c->next = conns;
+	conns = c;
+	goto out;
+fail:
+	if (c->sock >= 0)
+		close(c->sock);
+	free(c);
+	c = NULL;
+out:
+	pthread_mutex_unlock(&tbl_lock);
+	return c;
+}
+
+/* A recall: make the range SIGBUS, then give the layout back.  Reader thread. */
+static void recall(struct conn *c, const struct udax_recall_msg *r)
+{
+	struct udax_return_req rr = { .id = r->id, .recall_seq = r->recall_seq };
+
+	pthread_mutex_lock(&tbl_lock);
+	for (struct pmap *pm = tbl; pm; pm = pm->next) {
+		if (pm->conn != c || pm->id != r->id)
+			continue;
+		if (pm->granted)
+			sigbus_back(pm->addr, pm->granted, PROT_READ);
+		pm->conn = NULL;	/* nothing to UNMAP at munmap */
+		dbg("recalled %p+%zu: SIGBUS from now on", (void *)pm->addr, pm->granted);
+	}
+	pthread_mutex_unlock(&tbl_lock);
+	send_msg(c, UDAX_REQ_RETURN, 0, &rr, sizeof(rr));
+}
+
+/*
+ * Ask for [off, off+len) of @fd and map it at exactly @at.  Return 0 and the
+ * layout's connection and id, -EPERM / -ENOTTY (not allowed / not ours: the
+ * caller passes through), or -errno.
+ */
+static int layout_map(int fd, char *at, off_t off, size_t len, bool write, struct conn **cp,
+		      uint64_t *id, bool *devdax)
+{
+	struct udax_ioc_hello hello = { .version = UDAX_PROTO_VERSION };
+	struct udax_map_req rq = { .off = (uint64_t)off, .len = len,
+				   .prot = UDAX_PROT_READ | (write ? UDAX_PROT_WRITE : 0) };
+	struct udax_map_rep rep;
+	struct conn *c;
+	void *rp = NULL;
+	uint32_t rlen = 0;
+	int rfd = -1, ret;
+
+	for (int attempt = 0;; attempt++) {
+		if (ioctl(fd, UDAX_IOC_HELLO, &hello) < 0)
+			return errno == EPERM || errno == EACCES ? -EPERM : -ENOTTY;
+		if (!(hello.flags & UDAX_HELLO_ALLOWED))
+			return -EPERM;
+		hello.sock[sizeof(hello.sock) - 1] = '\0';
+		c = conn_get(hello.sock);
+		if (!c)
+			return -ECONNREFUSED;
+		memcpy(rq.ticket, hello.ticket, sizeof(rq.ticket));
+		ret = call(c, UDAX_REQ_MAP, &rq, sizeof(rq), &rp, &rlen, &rfd);
+		if (ret != -EBUSY || attempt > 200)
+			break;
+		usleep(attempt < 10 ? 1000 : 10000);	/* a recall is under way */
+	}
+	if (ret < 0)
+		return ret;
+	if (rlen < sizeof(rep)) {
+		free(rp);
+		return -EPROTO;
+	}
+	memcpy(&rep, rp, sizeof(rep));
+	const struct udax_run *runs = (const struct udax_run *)((char *)rp + sizeof(rep));
+	struct udax_id_req ir = { .id = rep.id };
+	if (rlen < sizeof(rep) + (size_t)rep.nruns * sizeof(*runs) || rep.off != (uint64_t)off ||
+	    rep.len != len) {
+		ret = -EPROTO;	/* a granted range other than the one asked for */
+		goto fail;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (rfd >= 0)
+		c->dev_fd = rfd;	/* an older one stays open: mappings may use it */
+	int dev = c->dev_fd;
+	pthread_mutex_unlock(&c->lock);
+	if (dev < 0) {
+		ret = -EPROTO;
+		goto fail;
+	}
+	int prot = PROT_READ | (write ? PROT_WRITE : 0);
+	int flags = MAP_FIXED | (rep.media_kind == 1 ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED);
+	size_t pos = 0;
+	for (uint32_t i = 0; i < rep.nruns; i++) {
+		if (pos + runs[i].len > len ||
+		    real_mmap(at + pos, runs[i].len, prot, flags, dev, (off_t)runs[i].dev_off) ==
+		    MAP_FAILED) {
+			ret = pos + runs[i].len > len ? -EPROTO : -errno;
+			goto fail;
+		}
+		pos += runs[i].len;
+	}
+	if (pos != len) {
+		ret = -EPROTO;
+		goto fail;
+	}
+	free(rp);
+	*cp = c;
+	*id = rep.id;
+	*devdax = rep.media_kind == 1;
+	return 0;
+fail:
+	free(rp);
+	call(c, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+	return ret;
+}
+
+/* Give a layout back (munmap).  The range must already be replaced. */
+static void layout_unmap(struct conn *c, uint64_t id)
+{
+	struct udax_id_req ir = { .id = id };
+
+	call(c, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+}
+
+/* msync on a direct mapping: write the CPU caches back, then fence. */
+static void persist(const void *addr, size_t len)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	for (uintptr_t p = (uintptr_t)addr & ~(uintptr_t)63; p < (uintptr_t)addr + len; p += 64)
+		__builtin_ia32_clflush((const void *)p);
+	__builtin_ia32_sfence();
+#else
+	real_msync((void *)((uintptr_t)addr & ~(uintptr_t)(page_size - 1)),
+		   len + ((uintptr_t)addr & (uintptr_t)(page_size - 1)), MS_SYNC);
+#endif
+}
+
 /*
  * The direct path.  Return the address, or MAP_FAILED with errno set;
  * *pass = true when the caller should fall back to the C library (not
- * allowed direct access, or no placement support for a MAP_FIXED request).
+ * allowed direct access).
  */
 static void *direct_mmap(void *addr, size_t length, int prot, int flags, int fd, off_t off,
 			 const struct stat *st, bool *pass)
 {
 	size_t len = round_up(length), granted;
-	bool fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE);
-	struct udax_map *map = NULL;
+	bool fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE), devdax = false;
+	struct conn *c = NULL;
+	uint64_t id = 0;
 	struct pmap *pm;
 	char *base;
 	int ret, accmode = fcntl(fd, F_GETFL) & O_ACCMODE;
@@ -220,11 +552,6 @@ static void *direct_mmap(void *addr, size_t length, int prot, int flags, int fd,
 		errno = EACCES;		/* what the kernel says for MAP_SHARED */
 		return MAP_FAILED;
 	}
-	if (fixed && !udax_map_open_at) {
-		dbg("MAP_FIXED needs udax_map_open_at(), not in this libudax: passing through");
-		*pass = true;
-		return MAP_FAILED;
-	}
 	/* grant only up to EOF rounded to a page (see the header comment) */
 	uint64_t eof = round_up((size_t)st->st_size);
 	granted = (uint64_t)off >= eof ? 0 : (size_t)((eof - (uint64_t)off) < len ? eof - (uint64_t)off : len);
@@ -232,12 +559,10 @@ static void *direct_mmap(void *addr, size_t length, int prot, int flags, int fd,
 	/* the whole range first: the caller's address, or one we reserve */
 	if (fixed) {
 		base = addr;
-		if ((flags & MAP_FIXED_NOREPLACE) && !(flags & MAP_FIXED)) {
-			void *p = real_mmap(addr, len, PROT_NONE,
-					    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-			if (p == MAP_FAILED)
-				return MAP_FAILED;
-		}
+		if (!(flags & MAP_FIXED) &&
+		    real_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+			      -1, 0) == MAP_FAILED)
+			return MAP_FAILED;
 	} else {
 		base = real_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 				 -1, 0);
@@ -245,56 +570,40 @@ static void *direct_mmap(void *addr, size_t length, int prot, int flags, int fd,
 			return MAP_FAILED;
 	}
 	if (granted) {
-		int uprot = PROT_READ | (prot & PROT_WRITE);
-
-		if (udax_map_open_at)
-			ret = udax_map_open_at(&map, base, fd, off, granted, uprot, NULL);
-		else
-			ret = udax_map_open(&map, fd, off, granted, uprot, NULL);
+		ret = layout_map(fd, base, off, granted, prot & PROT_WRITE, &c, &id, &devdax);
 		if (ret < 0) {
-			dbg("udax_map_open(off %lld, len %zu): %s: %s", (long long)off, granted,
-			    strerror(-ret), udax_last_error());
+			dbg("layout of off %lld len %zu: %s", (long long)off, granted, strerror(-ret));
 			if (!fixed)
 				real_munmap(base, len);
 			/* not allowed direct access: the ordinary FUSE path */
-			*pass = ret == -EPERM || ret == -ENOTTY || ret == -EOPNOTSUPP;
+			*pass = ret == -EPERM || ret == -ENOTTY;
 			errno = -ret;
 			return MAP_FAILED;
 		}
-		if (!udax_map_open_at) {
-			/* no placement: use the library's own address */
-			real_munmap(base, len);
-			base = udax_map_addr(map);
-			if (granted < len) {
-				/* the tail must sit right after it: reserve and check */
-				void *t = real_mmap(base + granted, len - granted, PROT_NONE,
-						    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-				if (t == MAP_FAILED) {
-					udax_map_close(&map);
-					errno = ENOMEM;
-					return MAP_FAILED;
-				}
-			}
-		}
 		if ((prot & ~(PROT_READ | PROT_WRITE)) || !(prot & PROT_READ))
 			mprotect(base, granted, prot);
+		/* as libudax does: a child must not keep the device pages after a
+		 * recall here replaced them (it could reach reused blocks) */
+		madvise(base, granted, MADV_DONTFORK);
 	}
 	if (granted < len && sigbus_back(base + granted, len - granted, prot) < 0) {
 		int e = errno;
 
-		udax_map_close(&map);
+		if (c)
+			layout_unmap(c, id);
 		errno = e;
 		return MAP_FAILED;
 	}
 	pm = calloc(1, sizeof(*pm));
 	if (!pm) {
-		udax_map_close(&map);
+		if (c)
+			layout_unmap(c, id);
 		real_munmap(base, len);
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
 	*pm = (struct pmap){ .addr = base, .len = len, .granted = granted, .live = len,
-			     .map = map, .pid = getpid() };
+			     .conn = c, .id = id, .devdax = devdax, .pid = getpid() };
 	pthread_mutex_lock(&tbl_lock);
 	pm->next = tbl;
 	tbl = pm;
@@ -343,14 +652,13 @@ EXPORT void *mmap64(void *addr, size_t length, int prot, int flags, int fd, off_
 	return shim_mmap(real_mmap64, addr, length, prot, flags, fd, off);
 }
 
-/* Give back the layout of @pm and free it.  Context: tbl_lock not held. */
+/* Unmap @pm's range and give its layout back.  Context: tbl_lock not held. */
 static void pmap_close(struct pmap *pm)
 {
-	if (pm->map && pm->pid == getpid()) {
-		in_shim++;
-		udax_map_close(&pm->map);	/* unmaps [addr, addr+granted) */
-		in_shim--;
-	}
+	/* address space first, so no access can reach the blocks once they go */
+	real_munmap(pm->addr, pm->len);
+	if (pm->conn && pm->pid == getpid())
+		layout_unmap(pm->conn, pm->id);
 	free(pm);
 }
 
@@ -407,7 +715,6 @@ EXPORT int munmap(void *addr, size_t length)
 
 		dbg("munmap %p+%zu: layout given back", (void *)b, l);
 		pmap_close(done);
-		real_munmap(b, l);	/* the tail and any partial reservations */
 		done = n;
 	}
 	/* and whatever else the caller asked to unmap */
@@ -428,14 +735,13 @@ static struct pmap *find(char *a, size_t len)
 EXPORT int msync(void *addr, size_t length, int flags)
 {
 	struct pmap *pm;
-	int ret;
 
 	resolve();
 	if (in_shim || !tbl)
 		return real_msync(addr, length, flags);
 	pthread_mutex_lock(&tbl_lock);
 	pm = find(addr, length);
-	if (!pm || !pm->map) {
+	if (!pm) {
 		pthread_mutex_unlock(&tbl_lock);
 		return real_msync(addr, length, flags);
 	}
@@ -451,14 +757,9 @@ EXPORT int msync(void *addr, size_t length, int flags)
 	char *g_end = pm->addr + pm->granted;
 	if ((char *)addr + l > g_end)
 		l = (char *)addr >= g_end ? 0 : (size_t)(g_end - (char *)addr);
-	in_shim++;
-	ret = l ? udax_persist(pm->map, addr, l) : 0;
-	in_shim--;
+	if (l && pm->conn)
+		persist(addr, l);
 	pthread_mutex_unlock(&tbl_lock);
-	if (ret < 0) {
-		errno = -ret;
-		return -1;
-	}
 	return 0;
 }
 

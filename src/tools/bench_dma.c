@@ -217,12 +217,16 @@ static int stream(struct client *c)
 	ret = udax_recall_process(c->map);
 	if (ret < 0)
 		return ret;
+	/* the layout is back (UDAX_REQ_RETURN has no reply): the daemon's final
+	 * put - the map references - follows this moment */
+	me->t_returned = ctl_now_ns();
 	if (c->pinned) {
 		/* no recall was pending (forced stop): unpin by hand */
 		on_recall(c->map, c);
 	}
+	if (me->t_unpinned > me->t_returned)
+		me->t_returned = me->t_unpinned;
 	udax_map_close(&c->map);
-	me->t_returned = ctl_now_ns();
 	return 0;
 }
 

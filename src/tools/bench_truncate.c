@@ -618,7 +618,8 @@ static int run_dma(const char *mnt, struct result *r)
 		t1s[it] = t1;
 		uint64_t lu = 0, ld = 0, ls = UINT64_MAX;
 		for (unsigned int i = 0; i < nc; i++) {
-			lu = udax_max(lu, shm->c[i].t_unpinned);
+			/* the client's last act: unpin, then give the layout back */
+			lu = udax_max(lu, udax_max(shm->c[i].t_unpinned, shm->c[i].t_returned));
 			ld = udax_max(ld, shm->c[i].t_drained);
 			ls = udax_min(ls, shm->c[i].t_recall);
 		}
@@ -676,7 +677,7 @@ static int run_dma(const char *mnt, struct result *r)
 	}
 	if (!r->daemon_parts)
 		snprintf(r->note, sizeof(r->note), "the daemon reports no break_layouts timestamps "
-			 "(%s): last unpin is when the client's udax_unpin() returned",
+			 "(%s): last unpin is when the client had unpinned and returned the layout",
 			 dd->err ? strerror(-dd->err) : "none matched");
 	/* mechanism: last unpin -> truncate returned, minus a no-DMA truncate's round trip */
 	{
