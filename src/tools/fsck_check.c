@@ -71,6 +71,7 @@ struct fsck {
 	FILE *out;
 	struct fsck_stats st;
 	int status;
+	bool dir_damaged;		/* a directory block could not be read */
 	const char *prog_pass;		/* -C: last line printed */
 	unsigned int prog_pct;
 
@@ -951,6 +952,11 @@ static void clear_inode(struct fsck *f, uint64_t ino)
 /* Report an unusable inode; with repairs, clear it (never the root). */
 static void bad_inode(struct fsck *f, uint64_t ino, const char *why)
 {
+	struct ufs_dinode di;
+
+	read_inode(f, ino, &di);
+	if (S_ISDIR(di.i_mode))
+		f->dir_damaged = true;
 	if (problem(f, ino != ROOT_INO, "inode %" PRIu64 " (offset %" PRIu64 "): %s%s", ino,
 		    ino_off(f, ino), why, ino != ROOT_INO ? "; clear the inode" : ""))
 		clear_inode(f, ino);
@@ -1211,6 +1217,7 @@ static void check_dir_block(struct fsck *f, struct dir_walk *d, uint64_t lblk, u
 			"): bad magic 0x%04x", d->dir, lblk, pblk * BS, h.b_magic);
 		if (lblk == 0)
 			d->bad_block0 = true;
+		f->dir_damaged = true;
 		return;
 	}
 	if (lblk == 0)
@@ -1223,6 +1230,7 @@ static void check_dir_block(struct fsck *f, struct dir_walk *d, uint64_t lblk, u
 		if (pos + sizeof(e) > BS) {
 			problem(f, false, "directory %" PRIu64 ": block %" PRIu64 " (offset %" PRIu64
 				"): record chain ends at %u", d->dir, lblk, pblk * BS, pos);
+			f->dir_damaged = true;
 			return;
 		}
 		memcpy(&e, b + pos, sizeof(e));
@@ -1230,6 +1238,7 @@ static void check_dir_block(struct fsck *f, struct dir_walk *d, uint64_t lblk, u
 		    (e.d_ino && e.d_rec_len < UFS_DIRENT_SIZE(e.d_name_len))) {
 			problem(f, false, "directory %" PRIu64 ": record at offset %" PRIu64
 				": bad rec_len %u", d->dir, eoff, e.d_rec_len);
+			f->dir_damaged = true;
 			return;
 		}
 		pos += e.d_rec_len;
@@ -1427,6 +1436,151 @@ static void unmark_nodes(struct fsck *f, const struct ufs_extent_hdr *hdr, const
 	}
 }
 
+/* ---- reconnecting unattached inodes into the root directory ---- */
+
+/* The name hash dir.c keeps in d_hash (format.h): crc32c of the name, never 0. */
+static uint32_t name_hash(const char *name, size_t len)
+{
+	uint32_t h = udax_crc32c(0, name, len);
+
+	return h ? h : 1;
+}
+
+struct blk_list {
+	uint64_t pblk[256];
+	unsigned int n;
+};
+
+static int collect_fn(struct fsck *f, uint64_t ino, const struct ufs_extent *e, void *arg)
+{
+	struct blk_list *l = arg;
+	uint32_t i;
+
+	for (i = 0; i < e->e_len && l->n < UDAX_ARRAY_SIZE(l->pblk); i++)
+		l->pblk[l->n++] = e->e_pblk + i;
+	return 0;
+}
+
+/*
+ * add_root_entry() - add "#<ino>" to the root directory in free record
+ * space (never allocates: a full root is left alone).  The new record is
+ * written before the record that makes it visible.
+ * Return: 0, -ENOSPC.
+ */
+static int add_root_entry(struct fsck *f, uint64_t ino, uint32_t mode)
+{
+	struct ufs_dinode root;
+	struct tree_walk w;
+	struct blk_list *l = calloc(1, sizeof(*l));
+	char name[32];
+	uint8_t rec[sizeof(struct ufs_dirent) + 32];
+	struct ufs_dirent ne;
+	unsigned int len, need, i;
+	int ret = -ENOSPC;
+
+	if (!l)
+		return -ENOMEM;
+	len = (unsigned int)snprintf(name, sizeof(name), "#%" PRIu64, ino);
+	need = UFS_DIRENT_SIZE(len);
+	read_inode(f, ROOT_INO, &root);
+	memset(&w, 0, sizeof(w));
+	w.fn = collect_fn;
+	w.arg = l;
+	walk_tree(f, ROOT_INO, &root, &w);
+	for (i = 0; i < l->n && ret; i++) {
+		uint8_t b[BS];
+		uint32_t pos;
+
+		memcpy(b, fsck_blk(f, l->pblk[i]), BS);
+		if (((struct ufs_dirblk_hdr *)b)->b_magic != UFS_DIRBLK_MAGIC)
+			continue;
+		for (pos = sizeof(struct ufs_dirblk_hdr); pos + sizeof(ne) <= BS;) {
+			struct ufs_dirent e;
+			uint32_t used;
+
+			memcpy(&e, b + pos, sizeof(e));
+			if (e.d_rec_len < sizeof(e) || e.d_rec_len % 8 || e.d_rec_len > BS - pos)
+				break;
+			used = e.d_ino ? UFS_DIRENT_SIZE(e.d_name_len) : 0;
+			if (e.d_rec_len >= used + need) {
+				uint64_t at = l->pblk[i] * BS + pos + used;
+
+				memset(&ne, 0, sizeof(ne));
+				ne.d_rec_len = (uint16_t)(e.d_rec_len - used);
+				ne.d_name_len = (uint8_t)len;
+				ne.d_type = (uint8_t)mode_dtype(mode);
+				ne.d_hash = name_hash(name, len);
+				memcpy(rec, &ne, sizeof(ne));
+				memcpy(rec + sizeof(ne), name, len);
+				fsck_write(f, at, rec, sizeof(ne) + len);	/* d_ino still 0 */
+				if (used) {
+					uint16_t rl = (uint16_t)used;
+
+					fsck_write(f, l->pblk[i] * BS + pos +
+						   offsetof(struct ufs_dirent, d_rec_len), &rl, 2);
+				}
+				fsck_write(f, at, &ino, sizeof(ino));		/* now visible */
+				ret = 0;
+				break;
+			}
+			pos += e.d_rec_len;
+		}
+	}
+	free(l);
+	return ret;
+}
+
+/*
+ * reconnect() - pass 3 under -y: give inodes that no directory names (and
+ * that are not unlinked orphans) a name in the root, as e2fsck does with
+ * lost+found.  Directories in a cycle of their own are left alone.
+ */
+static void reconnect(struct fsck *f)
+{
+	uint64_t ino, p, depth;
+	struct ufs_dinode di;
+
+	for (ino = 2; ino < f->ninodes; ino++) {
+		uint8_t s = f->istate[ino];
+		bool dir = s & IS_DIR;
+
+		if (!(s & IS_VALID) || (s & IS_ORPHAN) || (dir ? (s & IS_REACHED) || f->parent[ino]
+							   : f->refs[ino] != 0))
+			continue;
+		read_inode(f, ino, &di);
+		if (di.i_nlink == 0)
+			continue;	/* unlinked but not on the orphan list: pass 4 */
+		if (!problem(f, !f->dir_damaged, "%s %" PRIu64 " (nlink %u) is in no directory; %s",
+			     dir ? "directory" : "inode", ino, di.i_nlink, f->dir_damaged ?
+			     "a damaged directory may still name it: not reconnected" :
+			     "reconnect it in the root directory as #<inode>"))
+			continue;
+		if (add_root_entry(f, ino, di.i_mode)) {
+			say(f, "udaxfs: no room in the root directory for /#%" PRIu64, ino);
+			f->st.fixed--;
+			f->status |= FSCK_UNCORRECTED;
+			continue;
+		}
+		f->refs[ino]++;
+		if (dir) {
+			f->parent[ino] = ROOT_INO;
+			f->subdirs[ROOT_INO]++;
+			f->istate[ino] |= IS_REACHED;
+		}
+	}
+	/* directories below a reconnected one are reachable now */
+	for (ino = 2; ino < f->ninodes; ino++) {
+		if ((f->istate[ino] & (IS_VALID | IS_DIR)) != (IS_VALID | IS_DIR))
+			continue;
+		for (p = ino, depth = 0; p && !(f->istate[p] & IS_REACHED) && depth < f->ninodes;
+		     depth++)
+			p = f->parent[p];
+		if (p && (f->istate[p] & IS_REACHED))
+			for (p = ino; !(f->istate[p] & IS_REACHED); p = f->parent[p])
+				f->istate[p] |= IS_REACHED;
+	}
+}
+
 static void pass3(struct fsck *f)
 {
 	uint64_t ino, steps, cur, head, i, *list;
@@ -1510,6 +1664,8 @@ static void pass3(struct fsck *f)
 		f->status |= FSCK_CORRECTED;
 	}
 	free(list);
+	if (f->can_write && f->o.repair != FSCK_REPAIR_NO)
+		reconnect(f);
 }
 
 /* ---------------------------------------------------------------- link counts */
