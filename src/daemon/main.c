@@ -71,7 +71,10 @@ static void core_log(void *arg, const char *msg)
 
 	while (n && msg[n - 1] == '\n')
 		n--;
-	say(LOG_WARNING, "%s: %.*s", o->device, (int)n, msg);
+	if (strncmp(msg, o->device, strlen(o->device)) == 0)
+		say(LOG_WARNING, "%.*s", (int)n, msg);	/* it names the device itself */
+	else
+		say(LOG_WARNING, "%s: %.*s", o->device, (int)n, msg);
 }
 
 /*

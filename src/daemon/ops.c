@@ -732,9 +732,10 @@ static bool is_dot(const char *name)
 /*
  * dir_filler() - ufs_fill_t: add one entry to the reply buffer.
  * For readdirplus, "." and ".." go out without a node id: the kernel takes
- * no lookup for them (fs/fuse/readdir.c skips them), so the lookup the core
- * took is remembered and dropped after ufs_readdir() returns (not here: the
- * core may hold the directory's lock).
+ * no lookup for them (fs/fuse/readdir.c skips them).  The core passes them
+ * with ino 0 and takes no lookup; should it ever set ino (and so take one),
+ * that lookup is dropped after ufs_readdir() returns (not here: the core
+ * holds the directory's lock).
  * Context: called by ufs_readdir() with core locks held; takes none.
  * Return: 0, or 1 when the buffer is full (entry not consumed).
  */
@@ -775,7 +776,8 @@ static int dir_filler(void *arg, const char *name, const struct ufs_entry *ue,
 		return 1;
 	f->pos += len;
 	if (dot) {
-		if (f->ndots < UDAX_ARRAY_SIZE(f->dots))
+		/* a core that took a lookup for a dot (ino set) gets it back */
+		if (ue->ino && f->ndots < UDAX_ARRAY_SIZE(f->dots))
 			f->dots[f->ndots++] = ue->ino;
 	} else {
 		f->inos[f->ninos++] = ue->ino;
@@ -949,8 +951,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct udaxd *d = udaxd_of(req);
 	bool root = req_is_root(req);
+	char *buf = NULL;
 	ssize_t n;
-	char *buf;
 	int tries;
 
 	if (root) {

@@ -268,7 +268,7 @@ int udaxd_parse_args(int argc, char **argv, struct udaxd_opts *o)
 
 		if (strcmp(a, "-o") == 0) {
 			if (++i == argc)
-				return bad("%s: option -o needs an argument", "-o");
+				return bad("%s", "option -o needs an argument");
 			rc = parse_list(o, argv[i], &have_fsname);
 		} else if (strncmp(a, "-o", 2) == 0) {
 			rc = parse_list(o, a + 2, &have_fsname);
