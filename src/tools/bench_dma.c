@@ -369,10 +369,5 @@ int bdma_checker_main(struct bench_shm *shm, const char *canary_path)
 
 int bdma_break_stats(int fd, struct bench_break *out, unsigned int max)
 {
-#ifdef UDAX_REQ_BREAKS
 	return udaxctl_fetch_breaks(fd, out, max);
-#else
-	(void)fd; (void)out; (void)max;
-	return -ENOSYS;
-#endif
 }

@@ -125,7 +125,6 @@ int ctl_daemon_request(int s, uint16_t type, const void *payload, uint32_t len,
 
 int udaxctl_fetch_breaks(int fd, struct bench_break *out, unsigned int max)
 {
-#ifdef UDAX_REQ_BREAKS
 	char path[64];
 	void *rep;
 	uint32_t len;
@@ -156,10 +155,6 @@ int udaxctl_fetch_breaks(int fd, struct bench_break *out, unsigned int max)
 	}
 	free(rep);
 	return (int)(n - skip);
-#else
-	(void)fd; (void)out; (void)max;
-	return -ENOSYS;
-#endif
 }
 
 /* ---- a small JSON reader, enough for the status document ---- */
