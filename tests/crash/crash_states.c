@@ -301,6 +301,9 @@ struct op {
 	bool data;		/* changes file data: data may be torn while in flight */
 };
 
+#define LONGNAME(n) "/m/a-long-name-so-that-the-directory-needs-several-blocks-" \
+	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-" #n
+
 static const struct op workload[] = {
 	{ OP_MKDIR, "/d1" },
 	{ OP_CREATE, "/d1/a" },
@@ -354,6 +357,54 @@ static const struct op workload[] = {
 	{ OP_MKDIR, "/e2" },
 	{ OP_RENAME, "/e1", "/e2", 0, 0, 0 },		/* replaces an empty directory */
 	{ OP_UNLINK, "/frag" },
+	/* a directory over several blocks (long names), with holes after unlinks */
+	{ OP_MKDIR, "/m" },
+	{ OP_CREATE, LONGNAME(0) },
+	{ OP_CREATE, LONGNAME(1) },
+	{ OP_CREATE, LONGNAME(2) },
+	{ OP_CREATE, LONGNAME(3) },
+	{ OP_CREATE, LONGNAME(4) },
+	{ OP_CREATE, LONGNAME(5) },
+	{ OP_CREATE, LONGNAME(6) },
+	{ OP_CREATE, LONGNAME(7) },
+	{ OP_CREATE, LONGNAME(8) },
+	{ OP_CREATE, LONGNAME(9) },
+	{ OP_CREATE, LONGNAME(10) },
+	{ OP_CREATE, LONGNAME(11) },
+	{ OP_CREATE, LONGNAME(12) },
+	{ OP_CREATE, LONGNAME(13) },
+	{ OP_CREATE, LONGNAME(14) },
+	{ OP_CREATE, LONGNAME(15) },
+	{ OP_CREATE, LONGNAME(16) },
+	{ OP_CREATE, LONGNAME(17) },
+	{ OP_CREATE, LONGNAME(18) },
+	{ OP_CREATE, LONGNAME(19) },
+	{ OP_CREATE, LONGNAME(20) },
+	{ OP_CREATE, LONGNAME(21) },
+	{ OP_CREATE, LONGNAME(22) },
+	{ OP_CREATE, LONGNAME(23) },
+	{ OP_CREATE, LONGNAME(24) },
+	{ OP_CREATE, LONGNAME(25) },
+	{ OP_CREATE, LONGNAME(26) },
+	{ OP_CREATE, LONGNAME(27) },
+	{ OP_CREATE, LONGNAME(28) },
+	{ OP_CREATE, LONGNAME(29) },
+	{ OP_UNLINK, LONGNAME(0) },
+	{ OP_UNLINK, LONGNAME(3) },
+	{ OP_UNLINK, LONGNAME(6) },
+	{ OP_UNLINK, LONGNAME(9) },
+	{ OP_UNLINK, LONGNAME(12) },
+	{ OP_UNLINK, LONGNAME(15) },
+	{ OP_UNLINK, LONGNAME(18) },
+	{ OP_UNLINK, LONGNAME(21) },
+	{ OP_UNLINK, LONGNAME(24) },
+	{ OP_UNLINK, LONGNAME(27) },
+	{ OP_RENAME, LONGNAME(1), "/moved-out", 0, 0, 0 },
+	/* a large file: 2 MiB-aligned allocation, then a punch across extents */
+	{ OP_CREATE, "/huge" },
+	{ OP_WRITE, "/huge", NULL, 0, 2621440, 13, true },
+	{ OP_PUNCH, "/huge", NULL, 1048576, 1048576, 0, true },
+	{ OP_UNLINK, "/huge" },
 };
 #define NOPS (sizeof(workload) / sizeof(workload[0]))
 
