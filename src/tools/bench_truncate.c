@@ -58,6 +58,7 @@ struct opts {
 	bool shrink_half;
 	bool json, quiet;
 	const char *plot;
+	const char *json_file;		/* --json-file: the JSON also goes here */
 	uint64_t device_size;
 	const char *source_dir;
 	const char *passthrough;	/* path to passthrough_ll */
@@ -1085,6 +1086,7 @@ static void help(void)
 "  --source-dir DIR     tmpfs directory for the DMA source file (default /dev/shm)\n"
 "  --passthrough-ll P   libfuse passthrough_ll binary; --no-passthrough skips it\n"
 "  --json               print one JSON object instead of the table\n"
+"  --json-file FILE     also write the JSON object to FILE\n"
 "  --plot FILE          latency CDF, PNG or SVG by extension (needs gnuplot)\n"
 "  --quiet              no progress line\n", BENCH_MAX_CLIENTS);
 }
@@ -1117,7 +1119,7 @@ static void parse(int argc, char **argv)
 {
 	enum { O_ITER = 256, O_NODMA, O_POLICY, O_PINNED, O_QD, O_IO, O_CLIENTS, O_FILE, O_DMA,
 	       O_SHRINK, O_FROUNDS, O_FCPUS, O_DEVSZ, O_RTMO, O_SRC, O_PT, O_NOPT, O_JSON,
-	       O_PLOT, O_QUIET, O_HELP };
+	       O_PLOT, O_QUIET, O_HELP, O_JSONF };
 	static const struct option lo[] = {
 		{ "iterations", 1, 0, O_ITER }, { "nodma-iterations", 1, 0, O_NODMA },
 		{ "policy", 1, 0, O_POLICY }, { "pinned", 1, 0, O_PINNED }, { "qd", 1, 0, O_QD },
@@ -1128,6 +1130,7 @@ static void parse(int argc, char **argv)
 		{ "source-dir", 1, 0, O_SRC }, { "passthrough-ll", 1, 0, O_PT },
 		{ "no-passthrough", 0, 0, O_NOPT }, { "json", 0, 0, O_JSON },
 		{ "plot", 1, 0, O_PLOT }, { "quiet", 0, 0, O_QUIET }, { "help", 0, 0, O_HELP },
+		{ "json-file", 1, 0, O_JSONF },
 		{ 0, 0, 0, 0 } };
 	char *pol = "default";
 	int c;
@@ -1180,6 +1183,7 @@ static void parse(int argc, char **argv)
 		case O_NOPT: O.no_passthrough = true; break;
 		case O_JSON: O.json = true; break;
 		case O_PLOT: O.plot = optarg; break;
+		case O_JSONF: O.json_file = optarg; break;
 		case O_QUIET: O.quiet = true; break;
 		case O_HELP: case 'h': help(); exit(0);
 		default: die_usage("bad option");
@@ -1314,6 +1318,17 @@ int bench_truncate_dma(int argc, char **argv)
 	else
 		print_table(stdout);
 	fflush(stdout);
+	if (O.json_file) {
+		FILE *jf = fopen(O.json_file, "w");
+
+		if (jf) {
+			print_json_full(jf);
+			if (fclose(jf) != 0)
+				jf = NULL;
+		}
+		if (!jf)
+			fprintf(stderr, "udaxctl bench: %s: %s\n", O.json_file, strerror(errno));
+	}
 	if (O.plot && nres)
 		if ((rc = write_plot(O.plot)) < 0)
 			fprintf(stderr, "udaxctl bench: plot %s not written: %s\n", O.plot, strerror(-rc));
