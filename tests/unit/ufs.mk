@@ -1,1 +1,19 @@
-# (filled in by its owner)
+# Unit tests of the ufs.h layer (owner: H2b): every operation and its error
+# codes, remount persistence, orphan reclaim after a simulated crash,
+# break_layouts on every freeing path, an fsx-like model check, and a
+# 100k-entry directory.  Emulation files live in /dev/shm (udax-h2b-*).
+H2B_TEST_CFLAGS = $(AM_CFLAGS) $(PMEM2_CFLAGS)
+H2B_TEST_LDADD = libudax-core.la
+EXTRA_DIST += tests/unit/test_ufs.h
+
+check_PROGRAMS += tests/unit/test_ufs tests/unit/test_ufs_fsx tests/unit/test_ufs_bigdir
+TESTS += tests/unit/test_ufs tests/unit/test_ufs_fsx tests/unit/test_ufs_bigdir
+tests_unit_test_ufs_SOURCES = tests/unit/test_ufs.c tests/unit/test_ufs.h
+tests_unit_test_ufs_CFLAGS = $(H2B_TEST_CFLAGS)
+tests_unit_test_ufs_LDADD = $(H2B_TEST_LDADD)
+tests_unit_test_ufs_fsx_SOURCES = tests/unit/test_ufs_fsx.c tests/unit/test_ufs.h
+tests_unit_test_ufs_fsx_CFLAGS = $(H2B_TEST_CFLAGS)
+tests_unit_test_ufs_fsx_LDADD = $(H2B_TEST_LDADD)
+tests_unit_test_ufs_bigdir_SOURCES = tests/unit/test_ufs_bigdir.c tests/unit/test_ufs.h
+tests_unit_test_ufs_bigdir_CFLAGS = $(H2B_TEST_CFLAGS)
+tests_unit_test_ufs_bigdir_LDADD = $(H2B_TEST_LDADD)

@@ -1,0 +1,1020 @@
+// SPDX-License-Identifier: MIT
+/*
+ * inode.c - file data and attributes: open/release, read/write, truncate,
+ * fallocate, lseek, copy_file_range, getattr/setattr, eviction and the
+ * layout grants of the direct-access path.
+ *
+ * Every path that frees blocks follows the same shape (DESIGN.md §2):
+ *   i_rwsem exclusive -> layout lock exclusive + udax_break_layouts(range)
+ *   -> transactions that unmap and free -> layout unlock -> i_rwsem unlock
+ * so the blocks are untracked and idle (I1) when ufs_free_blocks() sees
+ * them, and an interrupted or timed-out wait leaves the file unchanged.
+ *
+ * Data is written in place with persisting stores before the transaction
+ * that makes fresh blocks reachable commits, so a crash never exposes a
+ * stale block, and write() data is durable when it returns.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ufs_int.h"
+
+static const struct udax_wait_ctx wait_default;
+
+static const struct udax_wait_ctx *wctx(const struct ufs_ctx *c)
+{
+	return c ? &c->wait : &wait_default;
+}
+
+int ufs_break(struct ufs_inode *ip, uint64_t first, uint64_t last, const struct udax_wait_ctx *w)
+{
+	int rc;
+
+	udax_layout_lock_excl(&ip->map);
+	rc = udax_break_layouts(&ip->map, first, last, w ? w : &wait_default);
+	if (rc)
+		udax_layout_unlock_excl(&ip->map);
+	return rc;
+}
+
+static inline uint64_t blocks_up(uint64_t bytes)
+{
+	return (bytes + UFS_BLOCK_SIZE - 1) >> UFS_BLOCK_SHIFT;
+}
+
+/*
+ * Walk the mapped pieces of the byte range [off, off + len): @fn gets the
+ * device address (NULL for a hole), the file offset and the length.
+ * Context: i_rwsem held.
+ */
+static int for_each_piece(struct ufs_inode *ip, uint64_t off, uint64_t len,
+			  int (*fn)(void *arg, char *dev, uint64_t foff, uint64_t n), void *arg)
+{
+	struct ufs *fs = ip->fs;
+	uint64_t pos = off, end = off + len;
+	int rc;
+
+	while (pos < end) {
+		struct ufs_extent e;
+		uint64_t lblk = pos >> UFS_BLOCK_SHIFT, n;
+		char *dev = NULL;
+
+		rc = ufs_ext_find(ip, lblk, &e);
+		if (rc < 0)
+			return rc;
+		if (rc == 1) {
+			n = ((e.e_lblk + e.e_len) << UFS_BLOCK_SHIFT) - pos;
+			dev = (char *)ufs_blk(fs, e.e_pblk + (lblk - e.e_lblk)) +
+			      (pos & (UFS_BLOCK_SIZE - 1));
+		} else if (e.e_len) {
+			n = (e.e_lblk << UFS_BLOCK_SHIFT) - pos;
+		} else {
+			n = end - pos;
+		}
+		n = udax_min(n, end - pos);
+		if (!n) {
+			udax_seterr("inode %llu: extent lookup of block %llu went backwards",
+				    (unsigned long long)ip->ino, (unsigned long long)lblk);
+			return -EUCLEAN;
+		}
+		rc = fn(arg, dev, pos, n);
+		if (rc)
+			return rc;
+		pos += n;
+	}
+	return 0;
+}
+
+struct copy_arg {
+	struct ufs *fs;
+	char *buf;
+	uint64_t base;		/* file offset of buf[0] */
+};
+
+static int piece_read(void *arg, char *dev, uint64_t foff, uint64_t n)
+{
+	struct copy_arg *a = arg;
+
+	if (dev)
+		memcpy(a->buf + (foff - a->base), dev, n);
+	else
+		memset(a->buf + (foff - a->base), 0, n);
+	return 0;
+}
+
+static int piece_write(void *arg, char *dev, uint64_t foff, uint64_t n)
+{
+	struct copy_arg *a = arg;
+
+	if (!dev)
+		return -EIO;	/* the caller allocated every block first */
+	udax_media_memcpy_persist(a->fs->m, dev, a->buf + (foff - a->base), n);
+	return 0;
+}
+
+static int piece_zero(void *arg, char *dev, uint64_t foff, uint64_t n)
+{
+	struct copy_arg *a = arg;
+
+	(void)foff;
+	if (dev)
+		udax_media_memset_persist(a->fs->m, dev, 0, n);
+	return 0;
+}
+
+/* Zero mapped bytes of [off, off + len). */
+static int zero_mapped(struct ufs_inode *ip, uint64_t off, uint64_t len)
+{
+	struct copy_arg a = { .fs = ip->fs };
+
+	if (!len)
+		return 0;
+	return for_each_piece(ip, off, len, piece_zero, &a);
+}
+
+/*
+ * The size grows from @old to @new: bytes after the old end of file in its
+ * last block may hold what a direct-access client stored past EOF; zero
+ * them as the kernel does before they become visible.
+ */
+static int zero_past_eof(struct ufs_inode *ip, uint64_t old, uint64_t new)
+{
+	uint64_t end;
+
+	if (new <= old || !(old & (UFS_BLOCK_SIZE - 1)))
+		return 0;
+	end = udax_min(new, UDAX_ALIGN_UP(old, (uint64_t)UFS_BLOCK_SIZE));
+	return zero_mapped(ip, old, end - old);
+}
+
+static void set_size(struct ufs_inode *ip, uint64_t size)
+{
+	ip->di->i_size = size;
+}
+
+/*
+ * Unmap and free [first, end) blocks in as many transactions as the
+ * journal needs, from the end.  When @shrink, i_size follows the removal
+ * down (never below @floor) so every step is a consistent file.
+ * Context: i_rwsem and the layout lock held exclusively, range untracked.
+ */
+static int remove_blocks(struct ufs_inode *ip, uint64_t first, uint64_t end, bool shrink,
+			 uint64_t floor)
+{
+	struct ufs *fs = ip->fs;
+	int rc = 0;
+
+	while (end > first) {
+		uint64_t next;
+		struct utx t;
+
+		rc = utx_begin(fs, &t);
+		if (!rc)
+			rc = utx_inode(&t, ip);
+		if (!rc)
+			rc = ufs_ext_remove(&t, ip, first, end, &next);
+		if (rc) {
+			utx_abort(&t);
+			return rc;
+		}
+		if (shrink) {
+			uint64_t sz = udax_max(floor, next << UFS_BLOCK_SHIFT);
+
+			if (sz < ip->di->i_size)
+				set_size(ip, sz);
+		}
+		utx_commit(&t);
+		UDAX_BUG_ON(next >= end);
+		end = next;
+	}
+	return 0;
+}
+
+int ufs_truncate(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx *w)
+{
+	struct ufs *fs = ip->fs;
+	uint64_t old = ip->di->i_size, nb = blocks_up(size);
+	struct ufs_extent e;
+	struct utx t;
+	int rc;
+
+	if (size > UFS_MAX_FILE_SIZE)
+		return -EFBIG;
+	if (fs->ro)
+		return -EROFS;
+	rc = ufs_ext_find(ip, nb, &e);
+	if (rc < 0)
+		return rc;
+	if (rc == 1 || e.e_len || size < old) {
+		/* blocks past the new end: a layout may reach past EOF, so to EOF */
+		rc = ufs_break(ip, nb, UDAX_END_OF_FILE, w);
+		if (rc)
+			return rc;
+		if (size & (UFS_BLOCK_SIZE - 1))
+			rc = zero_mapped(ip, size, UFS_BLOCK_SIZE - (size & (UFS_BLOCK_SIZE - 1)));
+		if (!rc)
+			rc = remove_blocks(ip, nb, UFS_MAX_FILE_BLOCKS, true, size);
+		udax_layout_unlock_excl(&ip->map);
+		if (rc)
+			return rc;
+	} else {
+		rc = zero_past_eof(ip, old, size);
+		if (rc)
+			return rc;
+	}
+	rc = utx_begin(fs, &t);
+	if (!rc)
+		rc = utx_inode(&t, ip);
+	if (rc) {
+		utx_abort(&t);
+		return rc;
+	}
+	set_size(ip, size);
+	ufs_touch(ip, false, true, true);
+	utx_commit(&t);
+	return 0;
+}
+
+int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w)
+{
+	struct ufs *fs = ip->fs;
+	struct utx t;
+	int rc;
+
+	pthread_rwlock_wrlock(&ip->rwsem);
+	rc = ufs_break(ip, 0, UDAX_END_OF_FILE, w);
+	if (rc)
+		goto out;
+	if (!(ip->di->i_flags & UFS_INODE_FL_INLINE_SYMLINK))
+		rc = remove_blocks(ip, 0, UFS_MAX_FILE_BLOCKS, false, 0);
+	if (rc)
+		goto out_layout;
+	/* nobody can find it any more: the slot may be reused after commit */
+	ufs_icache_unhash(ip);
+	rc = utx_begin(fs, &t);
+	if (!rc)
+		rc = utx_inode(&t, ip);
+	if (!rc)
+		rc = ufs_xattr_free(&t, ip);
+	if (!rc)
+		rc = ufs_orphan_del(&t, ip);
+	if (!rc)
+		rc = ufs_ifree(fs->a, t.tx, ip->ino);
+	if (rc) {
+		utx_abort(&t);
+		goto out_layout;
+	}
+	memset(ip->di, 0, sizeof(*ip->di));
+	utx_commit(&t);
+out_layout:
+	udax_layout_unlock_excl(&ip->map);
+out:
+	pthread_rwlock_unlock(&ip->rwsem);
+	return rc;
+}
+
+/* ---- attributes ---- */
+
+int ufs_getattr(struct ufs *fs, uint64_t ino, struct stat *st)
+{
+	struct ufs_inode *ip;
+	int rc = ufs_iget(fs, ino, &ip);
+
+	if (rc)
+		return rc;
+	pthread_rwlock_rdlock(&ip->rwsem);
+	ufs_fill_stat(ip, st);
+	pthread_rwlock_unlock(&ip->rwsem);
+	ufs_iput(ip);
+	return 0;
+}
+
+static void set_ts(uint64_t *sec, uint32_t *nsec, const struct timespec *ts)
+{
+	*sec = (uint64_t)ts->tv_sec;
+	*nsec = (uint32_t)ts->tv_nsec;
+}
+
+int ufs_setattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
+		const struct ufs_setattr *sa, struct stat *st)
+{
+	struct ufs_inode *ip;
+	struct ufs_dinode *di;
+	struct timespec now;
+	struct utx t;
+	int rc;
+
+	rc = ufs_iget(fs, ino, &ip);
+	if (rc)
+		return rc;
+	di = ip->di;
+	if (fs->ro && (sa->valid & ~0u)) {
+		rc = -EROFS;
+		goto out;
+	}
+	pthread_rwlock_wrlock(&ip->rwsem);
+	if (sa->valid & UFS_SET_SIZE) {
+		if (ufs_isdir(ip))
+			rc = -EISDIR;
+		else if (!ufs_isreg(ip))
+			rc = -EINVAL;
+		else
+			rc = ufs_truncate(ip, sa->size, wctx(c));
+		if (rc)
+			goto out_unlock;
+	}
+	if (sa->valid & ~UFS_SET_SIZE) {
+		rc = utx_begin(fs, &t);
+		if (!rc)
+			rc = utx_inode(&t, ip);
+		if (rc) {
+			utx_abort(&t);
+			goto out_unlock;
+		}
+		udax_now_ts(&now);
+		if (sa->valid & UFS_SET_MODE)
+			di->i_mode = (di->i_mode & S_IFMT) | (sa->mode & 07777);
+		if (sa->valid & (UFS_SET_UID | UFS_SET_GID)) {
+			if (sa->valid & UFS_SET_UID)
+				di->i_uid = sa->uid;
+			if (sa->valid & UFS_SET_GID)
+				di->i_gid = sa->gid;
+			/* chown kills setuid, and setgid when it means "set group id" */
+			if (!(sa->valid & UFS_SET_MODE) && S_ISREG(di->i_mode)) {
+				di->i_mode &= ~(uint32_t)S_ISUID;
+				if (di->i_mode & S_IXGRP)
+					di->i_mode &= ~(uint32_t)S_ISGID;
+			}
+		}
+		if (sa->valid & UFS_SET_ATIME_NOW)
+			set_ts(&di->i_atime_sec, &di->i_atime_nsec, &now);
+		else if (sa->valid & UFS_SET_ATIME)
+			set_ts(&di->i_atime_sec, &di->i_atime_nsec, &sa->atime);
+		if (sa->valid & UFS_SET_MTIME_NOW)
+			set_ts(&di->i_mtime_sec, &di->i_mtime_nsec, &now);
+		else if (sa->valid & UFS_SET_MTIME)
+			set_ts(&di->i_mtime_sec, &di->i_mtime_nsec, &sa->mtime);
+		if (sa->valid & UFS_SET_CTIME)
+			set_ts(&di->i_ctime_sec, &di->i_ctime_nsec, &sa->ctime);
+		else
+			set_ts(&di->i_ctime_sec, &di->i_ctime_nsec, &now);
+		utx_commit(&t);
+	}
+	if (st)
+		ufs_fill_stat(ip, st);
+out_unlock:
+	pthread_rwlock_unlock(&ip->rwsem);
+out:
+	ufs_iput(ip);
+	return rc;
+}
+
+/* ---- open files ---- */
+
+int ufs_open(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int flags)
+{
+	struct ufs_inode *ip;
+	int rc, acc = flags & O_ACCMODE;
+
+	rc = ufs_iget(fs, ino, &ip);
+	if (rc)
+		return rc;
+	if (ufs_isdir(ip) && acc != O_RDONLY) {
+		ufs_iput(ip);
+		return -EISDIR;
+	}
+	if (fs->ro && acc != O_RDONLY) {
+		ufs_iput(ip);
+		return -EROFS;
+	}
+	pthread_mutex_lock(&fs->icache_lock);
+	ip->nopen++;
+	pthread_mutex_unlock(&fs->icache_lock);
+	if ((flags & O_TRUNC) && ufs_isreg(ip) && acc != O_RDONLY) {
+		pthread_rwlock_wrlock(&ip->rwsem);
+		rc = ufs_truncate(ip, 0, wctx(c));
+		pthread_rwlock_unlock(&ip->rwsem);
+		if (rc) {
+			pthread_mutex_lock(&fs->icache_lock);
+			ip->nopen--;
+			pthread_mutex_unlock(&fs->icache_lock);
+		}
+	}
+	ufs_iput(ip);
+	return rc;
+}
+
+/* Find a cached inode and take a call reference (no load). */
+static struct ufs_inode *icache_peek(struct ufs *fs, uint64_t ino)
+{
+	struct ufs_inode *ip;
+
+	if (ufs_iget(fs, ino, &ip))
+		return NULL;
+	return ip;
+}
+
+void ufs_release(struct ufs *fs, uint64_t ino)
+{
+	struct ufs_inode *ip = icache_peek(fs, ino);
+
+	if (!ip)
+		return;
+	pthread_mutex_lock(&fs->icache_lock);
+	if (ip->nopen)
+		ip->nopen--;
+	pthread_mutex_unlock(&fs->icache_lock);
+	ufs_iput(ip);
+}
+
+void ufs_forget(struct ufs *fs, uint64_t ino, uint64_t nlookup)
+{
+	struct ufs_inode *ip = icache_peek(fs, ino);
+
+	if (!ip)
+		return;
+	pthread_mutex_lock(&fs->icache_lock);
+	ip->nlookup -= udax_min(nlookup, ip->nlookup);
+	pthread_mutex_unlock(&fs->icache_lock);
+	ufs_iput(ip);
+}
+
+ssize_t ufs_read(struct ufs *fs, uint64_t ino, void *buf, size_t size, uint64_t off)
+{
+	struct copy_arg a = { .fs = fs, .buf = buf, .base = off };
+	struct ufs_inode *ip;
+	uint64_t isize;
+	ssize_t rc;
+
+	rc = ufs_iget(fs, ino, &ip);
+	if (rc)
+		return rc;
+	if (ufs_isdir(ip)) {
+		ufs_iput(ip);
+		return -EISDIR;
+	}
+	pthread_rwlock_rdlock(&ip->rwsem);
+	isize = ip->di->i_size;
+	if (off >= isize || !size) {
+		rc = 0;
+	} else {
+		size = (size_t)udax_min((uint64_t)size, isize - off);
+		rc = for_each_piece(ip, off, size, piece_read, &a);
+		if (!rc)
+			rc = (ssize_t)size;
+	}
+	pthread_rwlock_unlock(&ip->rwsem);
+	ufs_iput(ip);
+	return rc;
+}
+
+/*
+ * Write one step (at most UFS_STEP_BLOCKS blocks) in one transaction.
+ * Return: bytes written (may be short on ENOSPC) or -errno.
+ */
+static ssize_t write_step(struct ufs_inode *ip, const char *buf, uint64_t len, uint64_t off)
+{
+	struct ufs *fs = ip->fs;
+	struct copy_arg a = { .fs = fs, .buf = (char *)buf, .base = off };
+	uint64_t b0 = off >> UFS_BLOCK_SHIFT, b1 = blocks_up(off + len), old = ip->di->i_size;
+	struct utx t;
+	int64_t got;
+	int rc;
+
+	rc = utx_begin(fs, &t);
+	if (!rc)
+		rc = utx_inode(&t, ip);
+	if (!rc)
+		rc = zero_past_eof(ip, old, off);
+	if (rc) {
+		utx_abort(&t);
+		return rc;
+	}
+	got = ufs_ext_alloc(&t, ip, b0, b1 - b0, off, off + len);
+	if (got < 0) {
+		utx_abort(&t);
+		return got;
+	}
+	if ((uint64_t)got < b1 - b0)
+		len = ((b0 + (uint64_t)got) << UFS_BLOCK_SHIFT) > off ?
+		      ((b0 + (uint64_t)got) << UFS_BLOCK_SHIFT) - off : 0;
+	if (len) {
+		rc = for_each_piece(ip, off, len, piece_write, &a);
+		if (rc) {
+			utx_commit(&t);
+			return rc;
+		}
+		if (off + len > old)
+			set_size(ip, off + len);
+		ufs_touch(ip, false, true, true);
+	}
+	utx_commit(&t);
+	return len ? (ssize_t)len : -ENOSPC;
+}
+
+ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
+		  const void *buf, size_t size, uint64_t off)
+{
+	struct ufs_inode *ip;
+	uint64_t done = 0;
+	ssize_t rc = 0;
+
+	(void)c;
+	if (fs->ro)
+		return -EROFS;
+	if (off >= UFS_MAX_FILE_SIZE)
+		return size ? -EFBIG : 0;
+	if (size > UFS_MAX_FILE_SIZE - off)
+		size = (size_t)(UFS_MAX_FILE_SIZE - off);
+	rc = ufs_iget(fs, ino, &ip);
+	if (rc)
+		return rc;
+	if (!ufs_isreg(ip)) {
+		ufs_iput(ip);
+		return ufs_isdir(ip) ? -EISDIR : -EINVAL;
+	}
+	pthread_rwlock_wrlock(&ip->rwsem);
+	while (done < size) {
+		uint64_t pos = off + done;
+		uint64_t max = ((uint64_t)UFS_STEP_BLOCKS << UFS_BLOCK_SHIFT) -
+			       (pos & (UFS_BLOCK_SIZE - 1));
+		uint64_t n = udax_min((uint64_t)size - done, max);
+
+		rc = write_step(ip, (const char *)buf + done, n, pos);
+		if (rc < 0)
+			break;
+		done += (uint64_t)rc;
+		if ((uint64_t)rc < n)
+			break;
+	}
+	pthread_rwlock_unlock(&ip->rwsem);
+	ufs_iput(ip);
+	return done ? (ssize_t)done : (rc < 0 ? rc : 0);
+}
+
+int ufs_fsync(struct ufs *fs, uint64_t ino, bool datasync)
+{
+	struct ufs_inode *ip;
+	int rc;
+
+	(void)datasync;
+	rc = ufs_iget(fs, ino, &ip);
+	if (rc)
+		return rc;
+	/* data went out with persisting stores, metadata with committed
+	 * transactions: what is left is the final fence */
+	udax_media_drain(fs->m);
+	ufs_iput(ip);
+	return 0;
+}
+
+/* ---- fallocate ---- */
+
+/* Allocate (zeroed) every hole of [b0, b1), growing the size to @newsize if larger. */
+static int alloc_range(struct ufs_inode *ip, uint64_t b0, uint64_t b1, uint64_t newsize)
+{
+	struct ufs *fs = ip->fs;
+	uint64_t cur = b0;
+	int rc = 0;
+
+	while (cur < b1 || (cur == b1 && newsize > ip->di->i_size)) {
+		uint64_t n = udax_min(b1 - cur, (uint64_t)UFS_STEP_BLOCKS);
+		uint64_t old = ip->di->i_size;
+		struct utx t;
+		int64_t got = 0;
+
+		rc = utx_begin(fs, &t);
+		if (!rc)
+			rc = utx_inode(&t, ip);
+		if (rc) {
+			utx_abort(&t);
+			return rc;
+		}
+		if (n) {
+			got = ufs_ext_alloc(&t, ip, cur, n, 0, 0);
+			if (got < 0) {
+				utx_abort(&t);
+				return (int)got;
+			}
+		}
+		cur += (uint64_t)got;
+		if (newsize > old) {
+			uint64_t sz = udax_min(newsize, cur << UFS_BLOCK_SHIFT);
+
+			if (cur >= b1)
+				sz = newsize;
+			if (sz > old) {
+				rc = zero_past_eof(ip, old, sz);
+				set_size(ip, sz);
+			}
+		}
+		ufs_touch(ip, false, newsize > old, true);
+		utx_commit(&t);
+		if ((uint64_t)got < n)
+			return -ENOSPC;
+		if (!n)
+			break;
+	}
+	return rc;
+}
+
+static int touch_tx(struct ufs_inode *ip, bool m, uint64_t newsize)
+{
+	struct utx t;
+	int rc;
+
+	rc = utx_begin(ip->fs, &t);
+	if (!rc)
+		rc = utx_inode(&t, ip);
+	if (rc) {
+		utx_abort(&t);
+		return rc;
+	}
+	if (newsize != ip->di->i_size)
+		set_size(ip, newsize);
+	ufs_touch(ip, false, m, true);
+	utx_commit(&t);
+	return 0;
+}
+
+static int do_punch(struct ufs_inode *ip, uint64_t off, uint64_t len,
+		    const struct udax_wait_ctx *w)
+{
+	uint64_t end = off + len, fb = blocks_up(off), lb = end >> UFS_BLOCK_SHIFT;
+	int rc;
+
+	if (fb >= lb) {
+		/* inside one block (or two partial ones): zero in place */
+		rc = zero_mapped(ip, off, len);
+	} else {
+		rc = ufs_break(ip, off >> UFS_BLOCK_SHIFT, (end - 1) >> UFS_BLOCK_SHIFT, w);
+		if (rc)
+			return rc;
+		rc = zero_mapped(ip, off, (fb << UFS_BLOCK_SHIFT) - off);
+		if (!rc)
+			rc = zero_mapped(ip, lb << UFS_BLOCK_SHIFT, end - (lb << UFS_BLOCK_SHIFT));
+		if (!rc)
+			rc = remove_blocks(ip, fb, lb, false, 0);
+		udax_layout_unlock_excl(&ip->map);
+	}
+	if (rc)
+		return rc;
+	return touch_tx(ip, true, ip->di->i_size);
+}
+
+static int do_zero(struct ufs_inode *ip, uint64_t off, uint64_t len, bool keep,
+		   const struct udax_wait_ctx *w)
+{
+	uint64_t end = off + len, b0 = off >> UFS_BLOCK_SHIFT, b1 = blocks_up(end);
+	uint64_t newsize = keep ? ip->di->i_size : udax_max(ip->di->i_size, end);
+	int rc;
+
+	rc = ufs_break(ip, b0, b1 - 1, w);
+	if (rc)
+		return rc;
+	rc = zero_mapped(ip, off, len);
+	udax_layout_unlock_excl(&ip->map);
+	if (!rc)
+		rc = alloc_range(ip, b0, b1, newsize);
+	if (!rc)
+		rc = touch_tx(ip, true, udax_max(newsize, ip->di->i_size));
+	return rc;
+}
+
+static int do_collapse(struct ufs_inode *ip, uint64_t off, uint64_t len,
+		       const struct udax_wait_ctx *w)
+{
+	uint64_t ob = off >> UFS_BLOCK_SHIFT, nb = len >> UFS_BLOCK_SHIFT;
+	struct utx t;
+	int rc;
+
+	if (off + len >= ip->di->i_size)
+		return -EINVAL;
+	rc = ufs_break(ip, ob, UDAX_END_OF_FILE, w);
+	if (rc)
+		return rc;
+	rc = remove_blocks(ip, ob, ob + nb, false, 0);
+	if (rc)
+		goto out;
+	rc = utx_begin(ip->fs, &t);
+	if (!rc)
+		rc = utx_inode(&t, ip);
+	if (!rc)
+		rc = ufs_ext_shift(&t, ip, ob + nb, -(int64_t)nb);
+	if (rc) {
+		utx_abort(&t);
+		goto out;
+	}
+	set_size(ip, ip->di->i_size - len);
+	ufs_touch(ip, false, true, true);
+	utx_commit(&t);
+out:
+	udax_layout_unlock_excl(&ip->map);
+	return rc;
+}
+
+static int do_insert(struct ufs_inode *ip, uint64_t off, uint64_t len,
+		     const struct udax_wait_ctx *w)
+{
+	uint64_t ob = off >> UFS_BLOCK_SHIFT, nb = len >> UFS_BLOCK_SHIFT;
+	struct utx t;
+	int rc;
+
+	if (off >= ip->di->i_size)
+		return -EINVAL;
+	if (ip->di->i_size + len > UFS_MAX_FILE_SIZE)
+		return -EFBIG;
+	rc = ufs_break(ip, ob, UDAX_END_OF_FILE, w);
+	if (rc)
+		return rc;
+	rc = utx_begin(ip->fs, &t);
+	if (!rc)
+		rc = utx_inode(&t, ip);
+	if (!rc)
+		rc = ufs_ext_split(&t, ip, ob);
+	if (!rc)
+		rc = ufs_ext_shift(&t, ip, ob, (int64_t)nb);
+	if (rc) {
+		utx_abort(&t);
+		goto out;
+	}
+	set_size(ip, ip->di->i_size + len);
+	ufs_touch(ip, false, true, true);
+	utx_commit(&t);
+out:
+	udax_layout_unlock_excl(&ip->map);
+	return rc;
+}
+
+int ufs_fallocate(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int mode,
+		  uint64_t off, uint64_t len)
+{
+	const struct udax_wait_ctx *w = wctx(c);
+	struct ufs_inode *ip;
+	int rc;
+
+	switch (mode) {
+	case 0:
+	case FALLOC_FL_KEEP_SIZE:
+	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+	case FALLOC_FL_ZERO_RANGE:
+	case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
+		break;
+	case FALLOC_FL_COLLAPSE_RANGE:
+	case FALLOC_FL_INSERT_RANGE:
+		if ((off | len) & (UFS_BLOCK_SIZE - 1))
+			return -EINVAL;
+		break;
+	default:
+		return -EOPNOTSUPP;
+	}
+	if (!len)
+		return -EINVAL;
+	if (off > UFS_MAX_FILE_SIZE || len > UFS_MAX_FILE_SIZE - off)
+		return -EFBIG;
+	if (fs->ro)
+		return -EROFS;
+	rc = ufs_iget(fs, ino, &ip);
+	if (rc)
+		return rc;
+	if (!ufs_isreg(ip)) {
+		rc = ufs_isdir(ip) ? -EISDIR : -ENODEV;
+		goto out;
+	}
+	pthread_rwlock_wrlock(&ip->rwsem);
+	switch (mode) {
+	case 0:
+	case FALLOC_FL_KEEP_SIZE:
+		rc = alloc_range(ip, off >> UFS_BLOCK_SHIFT, blocks_up(off + len),
+				 mode ? ip->di->i_size : udax_max(ip->di->i_size, off + len));
+		break;
+	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+		rc = do_punch(ip, off, len, w);
+		break;
+	case FALLOC_FL_ZERO_RANGE:
+	case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
+		rc = do_zero(ip, off, len, mode & FALLOC_FL_KEEP_SIZE, w);
+		break;
+	case FALLOC_FL_COLLAPSE_RANGE:
+		rc = do_collapse(ip, off, len, w);
+		break;
+	case FALLOC_FL_INSERT_RANGE:
+		rc = do_insert(ip, off, len, w);
+		break;
+	}
+	pthread_rwlock_unlock(&ip->rwsem);
+out:
+	ufs_iput(ip);
+	return rc;
+}
+
+int64_t ufs_lseek(struct ufs *fs, uint64_t ino, int64_t off, int whence)
+{
+	struct ufs_inode *ip;
+	struct ufs_extent e;
+	uint64_t size, b;
+	int64_t rc;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (off < 0)
+		return -ENXIO;
+	rc = ufs_iget(fs, ino, &ip);
+	if (rc)
+		return rc;
+	pthread_rwlock_rdlock(&ip->rwsem);
+	size = ip->di->i_size;
+	if ((uint64_t)off >= size) {
+		rc = -ENXIO;
+		goto out;
+	}
+	b = (uint64_t)off >> UFS_BLOCK_SHIFT;
+	if (whence == SEEK_DATA) {
+		rc = ufs_ext_find(ip, b, &e);
+		if (rc < 0)
+			goto out;
+		if (rc == 1)
+			rc = off;
+		else if (e.e_len && (e.e_lblk << UFS_BLOCK_SHIFT) < size)
+			rc = (int64_t)(e.e_lblk << UFS_BLOCK_SHIFT);
+		else
+			rc = -ENXIO;
+		goto out;
+	}
+	for (;;) {
+		rc = ufs_ext_find(ip, b, &e);
+		if (rc < 0)
+			goto out;
+		if (rc == 0)
+			break;
+		b = e.e_lblk + e.e_len;
+		if ((b << UFS_BLOCK_SHIFT) >= size)
+			break;
+	}
+	rc = (int64_t)udax_min(udax_max((uint64_t)off, b << UFS_BLOCK_SHIFT), size);
+out:
+	pthread_rwlock_unlock(&ip->rwsem);
+	ufs_iput(ip);
+	return rc;
+}
+
+#define CFR_CHUNK (1u << 20)
+#define CFR_MAX (64u << 20)
+
+ssize_t ufs_copy_file_range(struct ufs *fs, const struct ufs_ctx *c,
+			    uint64_t ino_in, uint64_t off_in,
+			    uint64_t ino_out, uint64_t off_out, size_t len, unsigned int flags)
+{
+	size_t done = 0;
+	ssize_t rc = 0;
+	char *buf;
+
+	if (flags)
+		return -EINVAL;
+	if (ino_in == ino_out && off_in < off_out + len && off_out < off_in + len)
+		return -EINVAL;
+	len = udax_min(len, (size_t)CFR_MAX);
+	buf = malloc(udax_min(len, (size_t)CFR_CHUNK) + 1);
+	if (!buf)
+		return -ENOMEM;
+	while (done < len) {
+		size_t n = udax_min(len - done, (size_t)CFR_CHUNK);
+		ssize_t r = ufs_read(fs, ino_in, buf, n, off_in + done), wr;
+
+		if (r <= 0) {
+			rc = r;
+			break;
+		}
+		wr = ufs_write(fs, c, ino_out, buf, (size_t)r, off_out + done);
+		if (wr < 0) {
+			rc = wr;
+			break;
+		}
+		done += (size_t)wr;
+		if (wr < r || (size_t)r < n)
+			break;
+	}
+	free(buf);
+	return done ? (ssize_t)done : rc;
+}
+
+/* ---- direct access ---- */
+
+static void put_segs(struct ufs_layout_seg *out, int n)
+{
+	while (n-- > 0)
+		udax_page_put(out[n].page, UDAX_REF_MAP);
+}
+
+int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
+		     uint64_t len, bool write, struct ufs_layout_seg *out, size_t max)
+{
+	uint64_t b0 = off >> UFS_BLOCK_SHIFT, b1 = (off + len) >> UFS_BLOCK_SHIFT, idx;
+	struct ufs_inode *ip;
+	int rc, nseg = 0;
+
+	(void)c;
+	if (!len || ((off | len) & (UFS_BLOCK_SIZE - 1)) || max < len / UFS_BLOCK_SIZE)
+		return -EINVAL;
+	if (off > UFS_MAX_FILE_SIZE || len > UFS_MAX_FILE_SIZE - off)
+		return -EFBIG;
+	rc = ufs_iget(fs, ino, &ip);
+	if (rc)
+		return rc;
+	if (!ufs_isreg(ip)) {
+		ufs_iput(ip);
+		return ufs_isdir(ip) ? -EISDIR : -EINVAL;
+	}
+	pthread_rwlock_wrlock(&ip->rwsem);
+	udax_layout_lock_shared(&ip->map);
+	if (__atomic_load_n(&ip->map.recalling, __ATOMIC_ACQUIRE)) {
+		rc = -EBUSY;
+		goto out;
+	}
+	rc = 0;
+	if (!fs->ro) {
+		uint64_t newsize = write ? udax_max(ip->di->i_size, off + len) : ip->di->i_size;
+
+		rc = alloc_range(ip, b0, b1, newsize);
+	} else if (write) {
+		rc = -EROFS;
+	}
+	if (rc)
+		goto out;
+	for (idx = b0; idx < b1;) {
+		uint64_t hidx = idx & ~(uint64_t)(UFS_HUGE_BLOCKS - 1), pfn, hpfn;
+		struct udax_page *pg;
+		struct ufs_extent e;
+		bool huge_ok;
+
+		rc = ufs_ext_find(ip, idx, &e);
+		if (rc != 1) {
+			rc = rc < 0 ? rc : -EIO;	/* read-only mount with a hole */
+			goto fail;
+		}
+		pfn = e.e_pblk + (idx - e.e_lblk);
+		hpfn = e.e_pblk + (hidx - e.e_lblk);
+		huge_ok = e.e_lblk <= hidx && hidx + UFS_HUGE_BLOCKS <= e.e_lblk + e.e_len &&
+			  hpfn % UFS_HUGE_BLOCKS == 0;
+		rc = -EEXIST;
+		if (huge_ok && idx == hidx && hidx + UFS_HUGE_BLOCKS <= b1)
+			rc = udax_track(&ip->map, hidx, hpfn, UDAX_HUGE_ORDER, UDAX_REF_MAP, &pg);
+		if (rc == 0) {
+			out[nseg].order = UDAX_HUGE_ORDER;
+			out[nseg].file_off = hidx << UFS_BLOCK_SHIFT;
+			out[nseg].dev_off = hpfn << UFS_BLOCK_SHIFT;
+			out[nseg++].page = pg;
+			idx = hidx + UFS_HUGE_BLOCKS;
+			continue;
+		}
+		if (rc != -EEXIST)
+			goto fail;
+		rc = udax_track(&ip->map, idx, pfn, 0, UDAX_REF_MAP, &pg);
+		if (rc == -EEXIST && huge_ok) {
+			/* a 2 MiB entry already covers it: hand that one out */
+			rc = udax_track(&ip->map, hidx, hpfn, UDAX_HUGE_ORDER, UDAX_REF_MAP, &pg);
+			if (rc == 0) {
+				out[nseg].order = UDAX_HUGE_ORDER;
+				out[nseg].file_off = hidx << UFS_BLOCK_SHIFT;
+				out[nseg].dev_off = hpfn << UFS_BLOCK_SHIFT;
+				out[nseg++].page = pg;
+				idx = hidx + UFS_HUGE_BLOCKS;
+				continue;
+			}
+		}
+		if (rc)
+			goto fail;
+		out[nseg].order = 0;
+		out[nseg].file_off = idx << UFS_BLOCK_SHIFT;
+		out[nseg].dev_off = pfn << UFS_BLOCK_SHIFT;
+		out[nseg++].page = pg;
+		idx++;
+	}
+	rc = nseg;
+	goto out;
+fail:
+	put_segs(out, nseg);
+out:
+	udax_layout_unlock_shared(&ip->map);
+	pthread_rwlock_unlock(&ip->rwsem);
+	ufs_iput(ip);
+	return rc;
+}
+
+struct udax_mapping *ufs_mapping(struct ufs *fs, uint64_t ino)
+{
+	struct ufs_inode *ip;
+	struct udax_mapping *m;
+
+	if (ufs_iget(fs, ino, &ip))
+		return NULL;
+	m = &ip->map;
+	/* the caller's lookup or open reference keeps the inode cached */
+	ufs_iput(ip);
+	return m;
+}

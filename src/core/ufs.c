@@ -1,0 +1,851 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ufs.c - mount/unmount, the transaction wrapper, the DRAM inode cache,
+ * inode creation and eviction, the orphan list, statfs.
+ *
+ * An inode lives in the cache from its first use until unmount, or until it
+ * is evicted (nlink == 0, no lookup, no open, no call in progress).  The
+ * struct ufs_inode points straight at its slot in the device mapping: every
+ * change of a dinode happens inside a transaction (only one runs at a time,
+ * under the journal mutex), so the checksum is recomputed at commit.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ufs_int.h"
+
+static const struct udax_wait_ctx wait_forever = { .uninterruptible = true };
+
+/* ---- transactions ---- */
+
+int utx_begin(struct ufs *fs, struct utx *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->fs = fs;
+	if (fs->ro)
+		return -EROFS;
+	t->tx = ufs_tx_begin(fs->j);
+	if (!t->tx)
+		return -ENOMEM;
+	return 0;
+}
+
+int utx_add(struct utx *t, void *ptr, size_t len)
+{
+	return ufs_tx_add(t->tx, ptr, len);
+}
+
+int utx_dinode(struct utx *t, struct ufs_dinode *di)
+{
+	unsigned int i;
+	int rc;
+
+	for (i = 0; i < t->ndinodes; i++)
+		if (t->dinodes[i] == di)
+			return 0;
+	UDAX_BUG_ON(t->ndinodes == UDAX_ARRAY_SIZE(t->dinodes));
+	rc = ufs_tx_add(t->tx, di, sizeof(*di));
+	if (rc)
+		return rc;
+	t->dinodes[t->ndinodes++] = di;
+	return 0;
+}
+
+int utx_node(struct utx *t, uint64_t blk)
+{
+	int rc;
+
+	if (t->nblks && t->blks[t->nblks - 1] == blk)
+		return 0;
+	rc = ufs_tx_add(t->tx, ufs_blk(t->fs, blk), UFS_BLOCK_SIZE);
+	if (rc)
+		return rc;
+	if (t->nblks == t->capblks) {
+		size_t cap = t->capblks ? t->capblks * 2 : 16;
+		uint64_t *n = realloc(t->blks, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		t->blks = n;
+		t->capblks = cap;
+	}
+	t->blks[t->nblks++] = blk;
+	return 0;
+}
+
+int utx_super(struct utx *t)
+{
+	int rc;
+
+	if (t->super)
+		return 0;
+	rc = ufs_tx_add(t->tx, t->fs->base, sizeof(struct ufs_super));
+	if (!rc)
+		t->super = true;
+	return rc;
+}
+
+size_t utx_room(struct utx *t)
+{
+	return ufs_tx_room(t->tx);
+}
+
+uint32_t ufs_node_csum(const void *blk)
+{
+	static const uint8_t zero[4];
+	const char *b = blk;
+	uint32_t crc;
+
+	crc = udax_crc32c(0, b, offsetof(struct ufs_extent_hdr, h_checksum));
+	crc = udax_crc32c(crc, zero, 4);
+	return udax_crc32c(crc, b + offsetof(struct ufs_extent_hdr, h_pad),
+			   UFS_BLOCK_SIZE - offsetof(struct ufs_extent_hdr, h_pad));
+}
+
+uint32_t ufs_dinode_csum(const struct ufs_dinode *di)
+{
+	return ufs_inode_csum(di);
+}
+
+void utx_commit(struct utx *t)
+{
+	unsigned int i;
+	size_t k;
+
+	for (i = 0; i < t->ndinodes; i++)
+		t->dinodes[i]->i_checksum = ufs_inode_csum(t->dinodes[i]);
+	for (k = 0; k < t->nblks; k++) {
+		struct ufs_extent_hdr *h = ufs_blk(t->fs, t->blks[k]);
+
+		if (h->h_magic == UFS_EXT_MAGIC)
+			h->h_checksum = ufs_node_csum(h);
+	}
+	if (t->super) {
+		struct ufs_super *p = (struct ufs_super *)t->fs->base;
+
+		p->s_checksum = ufs_super_csum(p);
+	}
+	ufs_tx_commit(t->tx);
+	free(t->blks);
+	t->tx = NULL;
+	t->blks = NULL;
+}
+
+void utx_abort(struct utx *t)
+{
+	if (t->tx)
+		ufs_tx_abort(t->tx);
+	free(t->blks);
+	t->tx = NULL;
+	t->blks = NULL;
+}
+
+/* ---- the inode cache ---- */
+
+struct ufs_dinode *ufs_dinode_ptr(struct ufs *fs, uint64_t ino)
+{
+	return (struct ufs_dinode *)(fs->base + ufs_inode_off(&fs->sb, ino));
+}
+
+static inline uint64_t ihash(struct ufs *fs, uint64_t ino)
+{
+	return (ino * 0x9E3779B97F4A7C15ULL >> 20) & (fs->ihash_size - 1);
+}
+
+/* Context: icache_lock held. */
+static struct ufs_inode *icache_find(struct ufs *fs, uint64_t ino)
+{
+	struct ufs_inode *ip;
+
+	for (ip = fs->ihash[ihash(fs, ino)]; ip; ip = ip->hnext)
+		if (ip->ino == ino)
+			return ip;
+	return NULL;
+}
+
+/* Context: icache_lock held. */
+static void icache_insert(struct ufs *fs, struct ufs_inode *ip)
+{
+	uint64_t h = ihash(fs, ip->ino);
+
+	ip->hnext = fs->ihash[h];
+	fs->ihash[h] = ip;
+	ip->hashed = true;
+	fs->icount++;
+}
+
+/* Context: icache_lock held. */
+static void icache_remove(struct ufs *fs, struct ufs_inode *ip)
+{
+	struct ufs_inode **pp;
+
+	if (!ip->hashed)
+		return;
+	for (pp = &fs->ihash[ihash(fs, ip->ino)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == ip) {
+			*pp = ip->hnext;
+			ip->hashed = false;
+			fs->icount--;
+			return;
+		}
+	}
+}
+
+static void inode_free(struct ufs_inode *ip);
+
+void ufs_icache_unhash(struct ufs_inode *ip)
+{
+	pthread_mutex_lock(&ip->fs->icache_lock);
+	icache_remove(ip->fs, ip);
+	pthread_mutex_unlock(&ip->fs->icache_lock);
+}
+
+void ufs_inew_undo(struct ufs_inode *ip)
+{
+	ufs_icache_unhash(ip);
+	inode_free(ip);
+}
+
+static struct ufs_inode *inode_alloc(struct ufs *fs, uint64_t ino)
+{
+	struct ufs_inode *ip = calloc(1, sizeof(*ip));
+
+	if (!ip)
+		return NULL;
+	ip->fs = fs;
+	ip->ino = ino;
+	ip->di = ufs_dinode_ptr(fs, ino);
+	pthread_rwlock_init(&ip->rwsem, NULL);
+	if (udax_mapping_init(&ip->map, fs->dax, ino)) {
+		pthread_rwlock_destroy(&ip->rwsem);
+		free(ip);
+		return NULL;
+	}
+	return ip;
+}
+
+static void inode_free(struct ufs_inode *ip)
+{
+	if (!ip)
+		return;
+	ufs_dix_free(ip);
+	udax_mapping_destroy(&ip->map);
+	pthread_rwlock_destroy(&ip->rwsem);
+	free(ip);
+}
+
+int ufs_iget(struct ufs *fs, uint64_t ino, struct ufs_inode **out)
+{
+	struct ufs_inode *ip, *other;
+	struct ufs_dinode *di;
+
+	if (ino == 0 || ino >= fs->sb.s_inode_count)
+		return -ENOENT;
+	pthread_mutex_lock(&fs->icache_lock);
+	ip = icache_find(fs, ino);
+	if (ip && !ip->evicting) {
+		ip->ref++;
+		pthread_mutex_unlock(&fs->icache_lock);
+		*out = ip;
+		return 0;
+	}
+	pthread_mutex_unlock(&fs->icache_lock);
+	if (ip)
+		return -ENOENT;
+	di = ufs_dinode_ptr(fs, ino);
+	if (di->i_mode == 0)
+		return -ENOENT;
+	if (di->i_checksum != ufs_inode_csum(di)) {
+		udax_seterr("inode %" PRIu64 " (device offset %" PRIu64 "): bad checksum",
+			    ino, ufs_inode_off(&fs->sb, ino));
+		return -EUCLEAN;
+	}
+	ip = inode_alloc(fs, ino);
+	if (!ip)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->icache_lock);
+	other = icache_find(fs, ino);
+	if (other) {
+		if (other->evicting) {
+			pthread_mutex_unlock(&fs->icache_lock);
+			inode_free(ip);
+			return -ENOENT;
+		}
+		other->ref++;
+		pthread_mutex_unlock(&fs->icache_lock);
+		inode_free(ip);
+		*out = other;
+		return 0;
+	}
+	ip->ref = 1;
+	icache_insert(fs, ip);
+	pthread_mutex_unlock(&fs->icache_lock);
+	*out = ip;
+	return 0;
+}
+
+void ufs_nlookup_inc(struct ufs_inode *ip)
+{
+	pthread_mutex_lock(&ip->fs->icache_lock);
+	ip->nlookup++;
+	pthread_mutex_unlock(&ip->fs->icache_lock);
+}
+
+void ufs_iput_ctx(struct ufs_inode *ip, const struct udax_wait_ctx *w)
+{
+	struct ufs *fs;
+	bool evict;
+
+	if (!ip)
+		return;
+	fs = ip->fs;
+	pthread_mutex_lock(&fs->icache_lock);
+	UDAX_BUG_ON(ip->ref == 0);
+	ip->ref--;
+	evict = !ip->ref && !ip->nlookup && !ip->nopen && !ip->evicting &&
+		ip->di->i_nlink == 0 && !fs->ro;
+	if (evict) {
+		ip->evicting = true;
+		ip->ref++;
+	} else if (!ip->ref && !ip->nlookup && !ip->nopen && !ip->evicting &&
+		   ip->di->i_nlink && !S_ISDIR(ip->di->i_mode) && xa_empty(&ip->map.entries)) {
+		/* unused and nothing tracked: drop it from DRAM (directories stay, with their index) */
+		icache_remove(fs, ip);
+		pthread_mutex_unlock(&fs->icache_lock);
+		inode_free(ip);
+		return;
+	}
+	pthread_mutex_unlock(&fs->icache_lock);
+	if (!evict)
+		return;
+	if (ufs_evict(ip, w ? w : &wait_forever)) {
+		/* stays an orphan; retried at the next put or at unmount/mount */
+		pthread_mutex_lock(&fs->icache_lock);
+		ip->evicting = false;
+		ip->ref--;
+		pthread_mutex_unlock(&fs->icache_lock);
+		return;
+	}
+	inode_free(ip);
+}
+
+void ufs_iput(struct ufs_inode *ip)
+{
+	ufs_iput_ctx(ip, NULL);
+}
+
+void ufs_touch(struct ufs_inode *ip, bool a, bool m, bool c)
+{
+	struct ufs_dinode *di = ip->di;
+	struct timespec ts;
+
+	udax_now_ts(&ts);
+	if (a) {
+		di->i_atime_sec = (uint64_t)ts.tv_sec;
+		di->i_atime_nsec = (uint32_t)ts.tv_nsec;
+	}
+	if (m) {
+		di->i_mtime_sec = (uint64_t)ts.tv_sec;
+		di->i_mtime_nsec = (uint32_t)ts.tv_nsec;
+	}
+	if (c) {
+		di->i_ctime_sec = (uint64_t)ts.tv_sec;
+		di->i_ctime_nsec = (uint32_t)ts.tv_nsec;
+	}
+}
+
+int ufs_inew(struct ufs *fs, struct utx *t, const struct ufs_ctx *c, struct ufs_inode *dir,
+	     mode_t mode, dev_t rdev, struct ufs_inode **out)
+{
+	struct ufs_dinode *di;
+	struct ufs_inode *ip;
+	struct timespec ts;
+	uint64_t ino;
+	int rc;
+
+	rc = ufs_ialloc(fs->a, t->tx, &ino);
+	if (rc)
+		return rc;
+	di = ufs_dinode_ptr(fs, ino);
+	rc = utx_dinode(t, di);
+	if (rc)
+		return rc;
+	memset(di, 0, sizeof(*di));
+	di->i_uid = c->uid;
+	di->i_gid = c->gid;
+	if (dir && (dir->di->i_mode & S_ISGID)) {
+		di->i_gid = dir->di->i_gid;
+		if (S_ISDIR(mode))
+			mode |= S_ISGID;
+		else if (c->uid != 0 && c->gid != di->i_gid && (mode & S_IXGRP))
+			mode &= ~(mode_t)S_ISGID;
+	}
+	di->i_mode = mode;
+	di->i_nlink = S_ISDIR(mode) ? 2 : 1;
+	udax_now_ts(&ts);
+	di->i_atime_sec = di->i_mtime_sec = di->i_ctime_sec = di->i_crtime_sec =
+		(uint64_t)ts.tv_sec;
+	di->i_atime_nsec = di->i_mtime_nsec = di->i_ctime_nsec = di->i_crtime_nsec =
+		(uint32_t)ts.tv_nsec;
+	di->i_rdev = rdev;
+	di->i_generation = ++fs->gen_next;
+	ufs_ext_init(di);
+	ip = inode_alloc(fs, ino);
+	if (!ip)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->icache_lock);
+	UDAX_BUG_ON(icache_find(fs, ino) != NULL);
+	ip->ref = 1;
+	icache_insert(fs, ip);
+	pthread_mutex_unlock(&fs->icache_lock);
+	*out = ip;
+	return 0;
+}
+
+/* ---- the orphan list ---- */
+
+static struct ufs_super *primary(struct ufs *fs)
+{
+	return (struct ufs_super *)fs->base;
+}
+
+int ufs_orphan_add(struct utx *t, struct ufs_inode *ip)
+{
+	struct ufs *fs = t->fs;
+	int rc;
+
+	if (ip->di->i_flags & UFS_INODE_FL_ORPHAN)
+		return 0;
+	rc = utx_super(t);
+	if (!rc)
+		rc = utx_inode(t, ip);
+	if (rc)
+		return rc;
+	ip->di->i_orphan_next = primary(fs)->s_orphan_head;
+	ip->di->i_flags |= UFS_INODE_FL_ORPHAN;
+	primary(fs)->s_orphan_head = ip->ino;
+	fs->sb.s_orphan_head = ip->ino;
+	return 0;
+}
+
+int ufs_orphan_del(struct utx *t, struct ufs_inode *ip)
+{
+	struct ufs *fs = t->fs;
+	uint64_t cur, steps = 0;
+	int rc;
+
+	if (!(ip->di->i_flags & UFS_INODE_FL_ORPHAN))
+		return 0;
+	rc = utx_inode(t, ip);
+	if (rc)
+		return rc;
+	if (primary(fs)->s_orphan_head == ip->ino) {
+		rc = utx_super(t);
+		if (rc)
+			return rc;
+		primary(fs)->s_orphan_head = ip->di->i_orphan_next;
+		fs->sb.s_orphan_head = ip->di->i_orphan_next;
+	} else {
+		for (cur = primary(fs)->s_orphan_head; cur && steps < fs->sb.s_inode_count;
+		     steps++) {
+			struct ufs_dinode *cdi;
+
+			if (cur >= fs->sb.s_inode_count)
+				break;
+			cdi = ufs_dinode_ptr(fs, cur);
+			if (cdi->i_orphan_next == ip->ino) {
+				rc = utx_dinode(t, cdi);
+				if (rc)
+					return rc;
+				cdi->i_orphan_next = ip->di->i_orphan_next;
+				break;
+			}
+			cur = cdi->i_orphan_next;
+		}
+	}
+	ip->di->i_orphan_next = 0;
+	ip->di->i_flags &= ~UFS_INODE_FL_ORPHAN;
+	return 0;
+}
+
+/* ---- stat ---- */
+
+void ufs_fill_stat(struct ufs_inode *ip, struct stat *st)
+{
+	struct ufs_dinode *di = ip->di;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ip->ino;
+	st->st_mode = di->i_mode;
+	st->st_nlink = di->i_nlink;
+	st->st_uid = di->i_uid;
+	st->st_gid = di->i_gid;
+	st->st_rdev = di->i_rdev;
+	st->st_size = (off_t)di->i_size;
+	st->st_blksize = UFS_BLOCK_SIZE;
+	st->st_blocks = (blkcnt_t)(di->i_blocks * (UFS_BLOCK_SIZE / 512));
+	st->st_atim.tv_sec = (time_t)di->i_atime_sec;
+	st->st_atim.tv_nsec = di->i_atime_nsec;
+	st->st_mtim.tv_sec = (time_t)di->i_mtime_sec;
+	st->st_mtim.tv_nsec = di->i_mtime_nsec;
+	st->st_ctim.tv_sec = (time_t)di->i_ctime_sec;
+	st->st_ctim.tv_nsec = di->i_ctime_nsec;
+}
+
+void ufs_fill_entry(struct ufs_inode *ip, struct ufs_entry *e)
+{
+	e->ino = ip->ino;
+	e->generation = ip->di->i_generation;
+	ufs_fill_stat(ip, &e->st);
+}
+
+int ufs_statfs(struct ufs *fs, struct statvfs *sv)
+{
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = UFS_BLOCK_SIZE;
+	sv->f_frsize = UFS_BLOCK_SIZE;
+	sv->f_blocks = fs->sb.s_blocks_count;
+	sv->f_bfree = ufs_alloc_free_blocks(fs->a);
+	sv->f_bavail = sv->f_bfree;
+	sv->f_files = fs->sb.s_inode_count - 1;
+	sv->f_ffree = ufs_alloc_free_inodes(fs->a);
+	sv->f_favail = sv->f_ffree;
+	memcpy(&sv->f_fsid, fs->sb.s_uuid, sizeof(sv->f_fsid));
+	sv->f_namemax = UFS_NAME_MAX;
+	if (fs->ro)
+		sv->f_flag |= ST_RDONLY;
+	return 0;
+}
+
+struct udax_media *ufs_media(struct ufs *fs)
+{
+	return fs->m;
+}
+
+struct udax_dax *ufs_dax(struct ufs *fs)
+{
+	return fs->dax;
+}
+
+uint32_t ufs_block_size(const struct ufs *fs)
+{
+	return fs->sb.s_block_size;
+}
+
+/* ---- mount / unmount ---- */
+
+static void fs_log(struct ufs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fs_log(struct ufs *fs, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (fs->log)
+		fs->log(fs->log_arg, buf);
+	else
+		fprintf(stderr, "udaxfs: %s\n", buf);
+}
+
+/* Cut the orphan list (it points somewhere it should not): fsck reclaims the rest. */
+static int orphans_cut(struct ufs *fs, uint64_t ino, const char *why)
+{
+	struct utx t;
+	int rc;
+
+	fs_log(fs, "orphan list: inode %" PRIu64 " %s; list truncated (run fsck)", ino, why);
+	rc = utx_begin(fs, &t);
+	if (!rc)
+		rc = utx_super(&t);
+	if (rc) {
+		utx_abort(&t);
+		return rc;
+	}
+	primary(fs)->s_orphan_head = 0;
+	fs->sb.s_orphan_head = 0;
+	utx_commit(&t);
+	return 0;
+}
+
+/* Free the inodes left on the orphan list by a crash (or a busy unmount). */
+static int orphans_reclaim(struct ufs *fs)
+{
+	uint64_t n = 0;
+
+	while (fs->sb.s_orphan_head) {
+		uint64_t ino = fs->sb.s_orphan_head;
+		struct ufs_inode *ip;
+		int rc;
+
+		if (++n > fs->sb.s_inode_count)
+			return orphans_cut(fs, ino, "is part of a loop");
+		rc = ufs_iget(fs, ino, &ip);
+		if (rc)
+			return orphans_cut(fs, ino, "cannot be read");
+		if (!(ip->di->i_flags & UFS_INODE_FL_ORPHAN)) {
+			ufs_iput(ip);
+			return orphans_cut(fs, ino, "is not marked as an orphan");
+		}
+		if (ip->di->i_nlink) {
+			struct utx t;
+
+			/* linked again before the crash: just take it off the list */
+			rc = utx_begin(fs, &t);
+			if (!rc)
+				rc = ufs_orphan_del(&t, ip);
+			if (rc) {
+				utx_abort(&t);
+				ufs_iput(ip);
+				return rc;
+			}
+			utx_commit(&t);
+			ufs_iput(ip);
+			continue;
+		}
+		pthread_mutex_lock(&fs->icache_lock);
+		ip->evicting = true;
+		pthread_mutex_unlock(&fs->icache_lock);
+		rc = ufs_evict(ip, &wait_forever);
+		if (rc)
+			return rc;
+		inode_free(ip);
+	}
+	if (n)
+		fs_log(fs, "reclaimed %" PRIu64 " orphan inode%s", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+static void fs_free(struct ufs *fs)
+{
+	uint64_t i;
+
+	if (!fs)
+		return;
+	if (fs->ihash) {
+		for (i = 0; i < fs->ihash_size; i++) {
+			while (fs->ihash[i]) {
+				struct ufs_inode *ip = fs->ihash[i];
+
+				fs->ihash[i] = ip->hnext;
+				inode_free(ip);
+			}
+		}
+		free(fs->ihash);
+	}
+	ufs_alloc_close(&fs->a);
+	ufs_journal_close(&fs->j);
+	udax_dax_delete(&fs->dax);
+	pthread_rwlock_destroy(&fs->ns_lock);
+	pthread_mutex_destroy(&fs->dix_lock);
+	pthread_mutex_destroy(&fs->icache_lock);
+	free(fs);
+}
+
+int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opts *o)
+{
+	static const struct ufs_mount_opts defaults;
+	struct udax_dax_opts dopts;
+	struct ufs_inode *root;
+	struct ufs *fs;
+	bool backup = false;
+	int rc;
+
+	if (!o)
+		o = &defaults;
+	*out = NULL;
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	fs->m = m;
+	fs->base = udax_media_base(m);
+	fs->log = o->log;
+	fs->log_arg = o->log_arg;
+	fs->ro = o->readonly || udax_media_readonly(m);
+	pthread_rwlock_init(&fs->ns_lock, NULL);
+	pthread_mutex_init(&fs->dix_lock, NULL);
+	pthread_mutex_init(&fs->icache_lock, NULL);
+	fs->ihash_size = 1u << 16;
+	fs->ihash = calloc(fs->ihash_size, sizeof(*fs->ihash));
+	if (!fs->ihash) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+
+	rc = ufs_super_load(m, &fs->sb, &backup);
+	if (rc)
+		goto out_free;
+	if (backup)
+		fs_log(fs, "primary superblock unusable (%s); using the backup at block %" PRIu64,
+		       udax_errmsg(), fs->sb.s_blocks_count - 1);
+	if (fs->sb.s_feat_ro_compat & ~UFS_FEAT_RO_COMPAT_SUPPORTED) {
+		if (!fs->ro)
+			fs_log(fs, "unknown read-only features 0x%x: mounting read-only",
+			       fs->sb.s_feat_ro_compat & ~UFS_FEAT_RO_COMPAT_SUPPORTED);
+		fs->ro = true;
+	}
+	rc = ufs_journal_open(&fs->j, m, &fs->sb);
+	if (rc)
+		goto out_free;
+	if (ufs_journal_dirty(fs->j)) {
+		if (fs->ro) {
+			rc = ufs_journal_recover(fs->j, true);
+			if (rc < 0)
+				goto out_free;
+			udax_seterr("journal holds an unfinished transaction: mount read-write once to roll it back");
+			rc = -EROFS;
+			goto out_free;
+		}
+		rc = ufs_journal_recover(fs->j, false);
+		if (rc < 0)
+			goto out_free;
+		fs_log(fs, "journal: rolled back an unfinished transaction (%d records)", rc);
+	}
+	if (backup && !fs->ro) {
+		/* repair the primary from the backup: the device validated */
+		ufs_super_write(m, &fs->sb);
+	}
+	/* the primary carries the orphan list (changed in place by transactions);
+	 * a backup copy's may be stale: fsck reclaims what it would have freed */
+	if (backup)
+		fs->sb.s_orphan_head = 0;
+	else
+		fs->sb.s_orphan_head = primary(fs)->s_orphan_head;
+
+	memset(&dopts, 0, sizeof(dopts));
+	dopts.policy = o->policy;
+	dopts.recall_timeout_ns = o->recall_timeout_ns;
+	dopts.ops = o->dax_ops;
+	dopts.ops_arg = o->dax_ops_arg;
+	dopts.numa_node = udax_media_numa_node(m);
+	rc = udax_dax_new(&fs->dax, &dopts);
+	if (rc)
+		goto out_free;
+	fs->unmount_timeout_ns = o->recall_timeout_ns ? o->recall_timeout_ns : 2000000000ULL;
+	rc = ufs_alloc_open(&fs->a, m, &fs->sb, fs->dax);
+	if (rc)
+		goto out_free;
+	fs->gen_next = (uint64_t)udax_now_ns();
+
+	rc = ufs_iget(fs, UFS_ROOT_INO, &root);
+	if (rc) {
+		udax_seterr("root inode: %s", udax_errmsg());
+		rc = -EUCLEAN;
+		goto out_free;
+	}
+	if (!ufs_isdir(root)) {
+		ufs_iput(root);
+		udax_seterr("root inode (device offset %" PRIu64 ") is not a directory",
+			    ufs_inode_off(&fs->sb, UFS_ROOT_INO));
+		rc = -EUCLEAN;
+		goto out_free;
+	}
+	ufs_iput(root);
+
+	if (!fs->ro) {
+		rc = orphans_reclaim(fs);
+		if (rc)
+			goto out_free;
+		fs->sb.s_state = UFS_STATE_MOUNTED;
+		fs->sb.s_mount_time = (uint64_t)time(NULL);
+		fs->sb.s_mount_count++;
+		ufs_super_write(m, &fs->sb);
+	}
+	*out = fs;
+	return 0;
+
+out_free:
+	fs_free(fs);
+	return rc;
+}
+
+/* Collect every cached inode (with a reference) so they can be worked on unlocked. */
+static struct ufs_inode **icache_snapshot(struct ufs *fs, size_t *n)
+{
+	struct ufs_inode **v, *ip;
+	size_t k = 0;
+	uint64_t i;
+
+	pthread_mutex_lock(&fs->icache_lock);
+	v = malloc((fs->icount + 1) * sizeof(*v));
+	if (v) {
+		for (i = 0; i < fs->ihash_size; i++)
+			for (ip = fs->ihash[i]; ip; ip = ip->hnext)
+				if (!ip->evicting) {
+					ip->ref++;
+					v[k++] = ip;
+				}
+	}
+	pthread_mutex_unlock(&fs->icache_lock);
+	*n = k;
+	return v;
+}
+
+int ufs_unmount(struct ufs **fsp)
+{
+	struct ufs *fs = fsp ? *fsp : NULL;
+	struct udax_wait_ctx w = { 0 };
+	struct ufs_inode **v;
+	bool busy = false;
+	size_t n, i;
+
+	if (!fs)
+		return 0;
+	w.timeout_ns = fs->unmount_timeout_ns;
+	v = icache_snapshot(fs, &n);
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		struct ufs_inode *ip = v[i];
+
+		if (ip->di->i_nlink == 0 && !fs->ro) {
+			/* the kernel will never forget it now */
+			pthread_mutex_lock(&fs->icache_lock);
+			ip->nlookup = 0;
+			ip->nopen = 0;
+			pthread_mutex_unlock(&fs->icache_lock);
+			ufs_iput_ctx(ip, &w);
+			continue;
+		}
+		pthread_rwlock_wrlock(&ip->rwsem);
+		if (ufs_break(ip, 0, UDAX_END_OF_FILE, &w))
+			busy = true;
+		else
+			udax_layout_unlock_excl(&ip->map);
+		pthread_rwlock_unlock(&ip->rwsem);
+		ufs_iput(ip);
+	}
+	free(v);
+	/* anything still cached with nlink 0 was busy */
+	v = icache_snapshot(fs, &n);
+	for (i = 0; v && i < n; i++) {
+		if (v[i]->di->i_nlink == 0)
+			busy = true;
+		pthread_mutex_lock(&fs->icache_lock);
+		v[i]->ref--;
+		pthread_mutex_unlock(&fs->icache_lock);
+	}
+	free(v);
+	if (!fs->ro) {
+		udax_media_drain(fs->m);
+		fs->sb.s_orphan_head = primary(fs)->s_orphan_head;
+		fs->sb.s_free_blocks_hint = ufs_alloc_free_blocks(fs->a);
+		fs->sb.s_free_inodes_hint = ufs_alloc_free_inodes(fs->a);
+		fs->sb.s_write_time = (uint64_t)time(NULL);
+		if (!busy)
+			fs->sb.s_state = UFS_STATE_CLEAN;
+		ufs_super_write(fs->m, &fs->sb);
+	}
+	if (busy) {
+		udax_seterr("pages are still referenced (pins or mappings): left mounted; "
+			    "unlinked files stay on the orphan list");
+		return -EBUSY;
+	}
+	fs_free(fs);
+	*fsp = NULL;
+	return 0;
+}

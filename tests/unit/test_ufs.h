@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_ufs.h - helpers for the ufs.h unit tests: counting checks, an
+ * emulation file in /dev/shm, mkfs + mount in one call.
+ */
+#ifndef UDAX_TEST_UFS_H
+#define UDAX_TEST_UFS_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "super.h"
+#include "ufs.h"
+#include "util.h"
+
+static int t_fails, t_checks;
+
+#define CHECK(cond) do { \
+	t_checks++; \
+	if (!(cond)) { \
+		t_fails++; \
+		fprintf(stderr, "%s:%d: CHECK failed: %s [%s]\n", __FILE__, __LINE__, #cond, \
+			udax_errmsg()); \
+	} \
+} while (0)
+#define CHECK_EQ(a, b) do { \
+	long long _a = (long long)(a), _b = (long long)(b); \
+	t_checks++; \
+	if (_a != _b) { \
+		t_fails++; \
+		fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld) [%s]\n", \
+			__FILE__, __LINE__, #a, #b, _a, _b, udax_errmsg()); \
+	} \
+} while (0)
+/* fatal: the rest of the test cannot run */
+#define REQUIRE(cond) do { \
+	if (!(cond)) { \
+		fprintf(stderr, "%s:%d: REQUIRE failed: %s [%s]\n", __FILE__, __LINE__, #cond, \
+			udax_errmsg()); \
+		exit(1); \
+	} \
+} while (0)
+
+static inline int t_done(const char *name)
+{
+	printf("%s: %d checks, %d failed\n", name, t_checks, t_fails);
+	return t_fails ? 1 : 0;
+}
+
+struct t_fs {
+	char path[256];
+	struct udax_media *m;
+	struct ufs *fs;
+	struct ufs_ctx c;
+};
+
+static inline void t_log(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "[ufs] %s\n", msg);
+}
+
+static inline void t_open_media(struct t_fs *t)
+{
+	struct udax_media_opts mo = { .path = t->path };
+
+	REQUIRE(udax_media_open(&t->m, &mo) == 0);
+}
+
+static inline int t_mount(struct t_fs *t)
+{
+	struct ufs_mount_opts o = { .log = t_log };
+
+	return ufs_mount(&t->fs, t->m, &o);
+}
+
+/* A fresh file system of @size bytes on /dev/shm, mounted. */
+static uint64_t t_inode_ratio;	/* 0: mkfs default */
+
+static inline void t_setup(struct t_fs *t, const char *tag, uint64_t size)
+{
+	struct ufs_mkfs_opts mk = { .label = tag, .inode_ratio = t_inode_ratio };
+	struct ufs_super sb;
+	int fd;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->path, sizeof(t->path), "/dev/shm/udax-h2b-%s-%d", tag, (int)getpid());
+	fd = open(t->path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	REQUIRE(fd >= 0 && ftruncate(fd, (off_t)size) == 0);
+	close(fd);
+	t_open_media(t);
+	REQUIRE(ufs_mkfs(t->m, &mk, &sb) == 0);
+	REQUIRE(t_mount(t) == 0);
+	t->c.uid = 0;
+	t->c.gid = 0;
+	t->c.umask = 022;
+}
+
+static inline void t_remount(struct t_fs *t)
+{
+	REQUIRE(ufs_unmount(&t->fs) == 0);
+	udax_media_close(&t->m);
+	t_open_media(t);
+	REQUIRE(t_mount(t) == 0);
+}
+
+static inline void t_teardown(struct t_fs *t)
+{
+	if (t->fs)
+		CHECK_EQ(ufs_unmount(&t->fs), 0);
+	udax_media_close(&t->m);
+	unlink(t->path);
+}
+
+#endif /* UDAX_TEST_UFS_H */
