@@ -239,7 +239,7 @@ static int node_alloc(struct utx *t, struct ufs_inode *ip, unsigned int depth, u
 	rc = ufs_alloc_blocks(fs->a, t->tx, goal, 1, 1, 0, blk, &got);
 	if (rc)
 		return rc;
-	rc = utx_node(t, *blk);
+	rc = utx_node_fresh(t, *blk);
 	if (rc)
 		return rc;
 	h = ufs_blk(fs, *blk);
@@ -613,8 +613,9 @@ static uint64_t shift_key(uint64_t key, uint64_t from, int64_t delta)
 	return key;
 }
 
+/* Shift keys under @h; with @cost, only count the bytes that would be logged. */
 static int shift_node(struct utx *t, struct ufs_inode *ip, struct ufs_extent_hdr *h,
-		      uint64_t blk, uint64_t from, int64_t delta)
+		      uint64_t blk, uint64_t from, int64_t delta, size_t *cost)
 {
 	uint64_t lo = delta < 0 ? from - (uint64_t)(-delta) : from;
 	bool logged = false;
@@ -631,7 +632,7 @@ static int shift_node(struct utx *t, struct ufs_inode *ip, struct ufs_extent_hdr
 			if (i + 1 >= (int)h->h_entries || n_key(h, i + 1) > lo) {
 				rc = node_get(ip, cblk, h->h_depth - 1, &c);
 				if (!rc)
-					rc = shift_node(t, ip, c, cblk, from, delta);
+					rc = shift_node(t, ip, c, cblk, from, delta, cost);
 				if (rc)
 					return rc;
 			}
@@ -639,11 +640,17 @@ static int shift_node(struct utx *t, struct ufs_inode *ip, struct ufs_extent_hdr
 		if (nk == key)
 			continue;
 		if (!logged) {
-			rc = node_log(t, ip, blk);
-			if (rc)
-				return rc;
+			if (cost) {
+				*cost += (blk ? UFS_BLOCK_SIZE : UFS_INODE_SIZE) + 64;
+			} else {
+				rc = node_log(t, ip, blk);
+				if (rc)
+					return rc;
+			}
 			logged = true;
 		}
+		if (cost)
+			continue;
 		if (h->h_depth)
 			n_idx(h)[i].x_lblk = nk;
 		else
@@ -658,7 +665,17 @@ int ufs_ext_shift(struct utx *t, struct ufs_inode *ip, uint64_t from, int64_t de
 
 	if (rc)
 		return rc;
-	return shift_node(t, ip, root_of(ip), 0, from, delta);
+	return shift_node(t, ip, root_of(ip), 0, from, delta, NULL);
+}
+
+int ufs_ext_shift_cost(struct ufs_inode *ip, uint64_t from, int64_t delta, size_t *bytes)
+{
+	int rc = root_check(ip);
+
+	*bytes = 0;
+	if (rc)
+		return rc;
+	return shift_node(NULL, ip, root_of(ip), 0, from, delta, bytes);
 }
 
 static int check_node(struct ufs_inode *ip, struct ufs_extent_hdr *h, uint64_t blk,

@@ -686,6 +686,34 @@ static int do_zero(struct ufs_inode *ip, uint64_t off, uint64_t len, bool keep,
 	return rc;
 }
 
+/*
+ * Collapse and insert shift every extent after the range in one
+ * transaction (a half-shifted file would not be a consistent state): refuse
+ * up front, with the file unchanged, when the journal could not hold it.
+ */
+static int shift_fits(struct ufs_inode *ip, uint64_t from, int64_t delta)
+{
+	size_t cost, room;
+	struct utx t;
+	int rc;
+
+	rc = ufs_ext_shift_cost(ip, from, delta, &cost);
+	if (rc)
+		return rc;
+	rc = utx_begin(ip->fs, &t);
+	if (rc)
+		return rc;
+	room = utx_room(&t);
+	utx_abort(&t);
+	/* + a split (two leaves, an index and a fresh node) and the inode */
+	if (cost + 4 * UFS_BLOCK_SIZE + 1024 > room) {
+		udax_seterr("inode %llu: shifting its extents needs %zu bytes of journal, %zu free",
+			    (unsigned long long)ip->ino, cost, room);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 static int do_collapse(struct ufs_inode *ip, uint64_t off, uint64_t len,
 		       const struct udax_wait_ctx *w)
 {
@@ -695,6 +723,9 @@ static int do_collapse(struct ufs_inode *ip, uint64_t off, uint64_t len,
 
 	if (off + len >= ip->di->i_size)
 		return -EINVAL;
+	rc = shift_fits(ip, ob + nb, -(int64_t)nb);
+	if (rc)
+		return rc;
 	rc = ufs_break(ip, ob, UDAX_END_OF_FILE, w);
 	if (rc)
 		return rc;
@@ -729,6 +760,9 @@ static int do_insert(struct ufs_inode *ip, uint64_t off, uint64_t len,
 		return -EINVAL;
 	if (ip->di->i_size + len > UFS_MAX_FILE_SIZE)
 		return -EFBIG;
+	rc = shift_fits(ip, ob, (int64_t)nb);
+	if (rc)
+		return rc;
 	rc = ufs_break(ip, ob, UDAX_END_OF_FILE, w);
 	if (rc)
 		return rc;

@@ -54,15 +54,17 @@ int utx_dinode(struct utx *t, struct ufs_dinode *di)
 	return 0;
 }
 
-int utx_node(struct utx *t, uint64_t blk)
+static int utx_node_rec(struct utx *t, uint64_t blk, bool log)
 {
 	int rc;
 
 	if (t->nblks && t->blks[t->nblks - 1] == blk)
 		return 0;
-	rc = ufs_tx_add(t->tx, ufs_blk(t->fs, blk), UFS_BLOCK_SIZE);
-	if (rc)
-		return rc;
+	if (log) {
+		rc = ufs_tx_add(t->tx, ufs_blk(t->fs, blk), UFS_BLOCK_SIZE);
+		if (rc)
+			return rc;
+	}
 	if (t->nblks == t->capblks) {
 		size_t cap = t->capblks ? t->capblks * 2 : 16;
 		uint64_t *n = realloc(t->blks, cap * sizeof(*n));
@@ -74,6 +76,16 @@ int utx_node(struct utx *t, uint64_t blk)
 	}
 	t->blks[t->nblks++] = blk;
 	return 0;
+}
+
+int utx_node(struct utx *t, uint64_t blk)
+{
+	return utx_node_rec(t, blk, true);
+}
+
+int utx_node_fresh(struct utx *t, uint64_t blk)
+{
+	return utx_node_rec(t, blk, false);
 }
 
 int utx_super(struct utx *t)
@@ -122,7 +134,11 @@ void utx_commit(struct utx *t)
 
 		if (h->h_magic == UFS_EXT_MAGIC)
 			h->h_checksum = ufs_node_csum(h);
+		/* fresh nodes were not logged, so the journal will not flush them */
+		udax_media_flush(t->fs->m, h, UFS_BLOCK_SIZE);
 	}
+	if (t->nblks)
+		udax_media_drain(t->fs->m);
 	if (t->super) {
 		struct ufs_super *p = (struct ufs_super *)t->fs->base;
 

@@ -81,8 +81,11 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 /*
  * ufs_unmount() - make everything durable, mark the file system clean.
  * Inodes still referenced by pins are left on the orphan list, never freed
- * under a pin.  Return: 0, or -EBUSY when pins are still live (the data is
- * safe; the orphans are reclaimed at the next mount).
+ * under a pin.  Return: 0 (*fsp freed and cleared), or -EBUSY when pages
+ * are still referenced after the recall timeout (2 s when the mount set
+ * none): the data is safe, the unlinked files stay on the orphan list (the
+ * next mount reclaims them), the state stays MOUNTED, and *fsp is left
+ * valid so the caller may retry once the pins drain, or just exit.
  */
 int ufs_unmount(struct ufs **fsp);
 
@@ -161,6 +164,10 @@ ssize_t ufs_copy_file_range(struct ufs *fs, const struct ufs_ctx *c,
  * return stops (buffer full) without consuming that entry.  With @plus the
  * entry's attributes are filled in and its lookup count is taken (only for
  * entries the filler accepted; the core drops it again if fill refused).
+ * "." and ".." come first (cookies 1 and 2) with e->ino == 0 and no lookup
+ * count taken (st.st_ino and st.st_mode are set); other cookies are the
+ * record's byte position in the directory + 3, so an entry that stays is
+ * returned exactly once even while others are created and removed.
  * Return: 0 or -errno.
  */
 typedef int (*ufs_fill_t)(void *arg, const char *name, const struct ufs_entry *e,
@@ -191,8 +198,11 @@ struct ufs_layout_seg {
  * aligned), extend the file size to off+len if @write and it is smaller,
  * track each page (a 2 MiB entry where file range and device run are both
  * 2 MiB aligned) and take one UDAX_REF_MAP reference per segment, all under
- * the inode's i_rwsem and its layout lock (shared), so that no truncate can
- * free a block between allocation and tracking.
+ * the inode's i_rwsem (exclusive: it may allocate) and its layout lock
+ * (shared), so that no truncate can free a block between allocation and
+ * tracking.  Fresh blocks are zeroed.  When a small entry is already
+ * tracked where a 2 MiB one could go (or the reverse), the existing entry's
+ * order is used, so a huge segment may cover more than [off, off+len).
  * @out must hold len / 4096 entries.  The caller drops the references with
  * udax_page_put(seg.page, UDAX_REF_MAP).
  * Return: number of segments, or -errno (-ENOSPC, -EFBIG, -EINVAL unaligned,

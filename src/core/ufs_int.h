@@ -116,6 +116,9 @@ static inline int utx_inode(struct utx *t, struct ufs_inode *ip)
 	return utx_dinode(t, ip->di);
 }
 int utx_node(struct utx *t, uint64_t blk);
+/* A node block allocated in this transaction: checksummed and flushed at
+ * commit, not logged (unreachable if the transaction rolls back). */
+int utx_node_fresh(struct utx *t, uint64_t blk);
 int utx_super(struct utx *t);
 size_t utx_room(struct utx *t);
 void utx_commit(struct utx *t);
@@ -185,6 +188,8 @@ int ufs_ext_split(struct utx *t, struct ufs_inode *ip, uint64_t lblk);
 /* Add @delta (may be negative) to every extent and key with lblk >= @from
  * (keys inside [from + delta, from) for negative delta become from + delta). */
 int ufs_ext_shift(struct utx *t, struct ufs_inode *ip, uint64_t from, int64_t delta);
+/* Journal bytes ufs_ext_shift() would log (it runs in one transaction). */
+int ufs_ext_shift_cost(struct ufs_inode *ip, uint64_t from, int64_t delta, size_t *bytes);
 /* Number of extents (tests, fsck-ish checks). Call ufs_ext_check for structure. */
 int ufs_ext_check(struct ufs_inode *ip, uint64_t *nextents);
 /* Print the tree (debugging, tests). */

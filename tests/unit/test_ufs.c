@@ -860,6 +860,95 @@ static void test_enospc(void)
 	free(b);
 }
 
+/* crc32c of the whole image: proves a read-only mount writes nothing */
+static uint32_t image_crc(void)
+{
+	return udax_crc32c(0, udax_media_base(T.m), udax_media_size(T.m));
+}
+
+static void test_readonly(void)
+{
+	struct ufs_setattr sa = { .valid = UFS_SET_MODE, .mode = 0600 };
+	struct ufs_entry e;
+	uint32_t crc;
+	uint64_t f;
+	char buf[16];
+
+	f = mkfile(UFS_ROOT_INO, "ro-file");
+	CHECK_EQ(ufs_write(FS, C, f, "data", 4, 0), 4);
+	REQUIRE(ufs_unmount(&T.fs) == 0);
+	crc = image_crc();
+	t_readonly = true;
+	REQUIRE(t_mount(&T) == 0);
+	CHECK_EQ(ino_of(UFS_ROOT_INO, "ro-file"), f);
+	CHECK_EQ(ufs_read(FS, f, buf, sizeof(buf), 0), 4);
+	CHECK_EQ(ufs_write(FS, C, f, "x", 1, 0), -EROFS);
+	CHECK_EQ(ufs_create(FS, C, UFS_ROOT_INO, "new", 0644, O_RDWR, &e), -EROFS);
+	CHECK_EQ(ufs_mkdir(FS, C, UFS_ROOT_INO, "newd", 0755, &e), -EROFS);
+	CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, "ro-file"), -EROFS);
+	CHECK_EQ(ufs_setattr(FS, C, f, &sa, NULL), -EROFS);
+	CHECK_EQ(ufs_setxattr(FS, C, f, "user.x", "1", 1, 0), -EROFS);
+	CHECK_EQ(ufs_open(FS, C, f, O_RDWR), -EROFS);
+	CHECK_EQ(ufs_open(FS, C, f, O_RDONLY), 0);
+	ufs_release(FS, f);
+	CHECK_EQ(ufs_fallocate(FS, C, f, 0, 0, 4096), -EROFS);
+	CHECK_EQ(ufs_unmount(&T.fs), 0);
+	CHECK_EQ(image_crc(), crc);
+	t_readonly = false;
+	REQUIRE(t_mount(&T) == 0);
+	CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, "ro-file"), 0);
+}
+
+/* A tiny journal: big truncates and punches go in several transactions. */
+static void test_small_journal(void)
+{
+	struct t_fs save = T;
+	struct statvfs sv0, sv1;
+	uint64_t a, b, i, n = 0;
+	char blk[4096];
+	int rc;
+
+	t_journal_bytes = 64 * 1024;
+	t_setup(&T, "ufs-smalljournal", 64 * MiB);
+	t_journal_bytes = 0;
+	a = mkfile(UFS_ROOT_INO, "a");
+	CHECK_EQ(ufs_statfs(FS, &sv0), 0);	/* the root's first block is taken */
+	b = mkfile(UFS_ROOT_INO, "b");
+	for (i = 0; i < 2000; i++) {
+		fill_pattern(blk, sizeof(blk), (unsigned int)i);
+		CHECK_EQ(ufs_write(FS, C, a, blk, 4096, i * 8192), 4096);
+		CHECK_EQ(ufs_write(FS, C, b, blk, 4096, i * 8192), 4096);
+	}
+	CHECK_EQ(extents_of(a, &n), 0);
+	CHECK_EQ(n, 2000);
+	/* a collapse that shifts ~2000 extents does not fit 64 KiB: refused, unchanged */
+	rc = ufs_fallocate(FS, C, a, FALLOC_FL_COLLAPSE_RANGE, 0, 8192);
+	CHECK(rc == 0 || rc == -ENOSPC);
+	if (rc == -ENOSPC) {
+		char r[4096];
+
+		fill_pattern(blk, sizeof(blk), 0);
+		CHECK_EQ(ufs_read(FS, a, r, 4096, 0), 4096);
+		CHECK(!memcmp(r, blk, 4096));
+		CHECK_EQ(st_of(a).st_size, 1999 * 8192 + 4096);
+	}
+	CHECK_EQ(ufs_fallocate(FS, C, b, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096,
+			       1000 * 8192), 0);
+	CHECK_EQ(extents_of(b, &n), 0);
+	CHECK_EQ(n, 1000);
+	CHECK_EQ(ufs_open(FS, C, a, O_RDWR | O_TRUNC), 0);
+	ufs_release(FS, a);
+	CHECK_EQ(st_of(a).st_blocks, 0);
+	CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, "b"), 0);
+	CHECK_EQ(ufs_statfs(FS, &sv1), 0);
+	CHECK_EQ(sv1.f_bfree, sv0.f_bfree);
+	t_remount(&T);
+	CHECK_EQ(ufs_statfs(FS, &sv1), 0);
+	CHECK_EQ(sv1.f_bfree, sv0.f_bfree);
+	t_teardown(&T);
+	T = save;
+}
+
 int main(void)
 {
 	t_setup(&T, "ufs", 192 * MiB);
@@ -877,6 +966,8 @@ int main(void)
 	test_break_layouts();
 	test_unmount_busy();
 	test_enospc();
+	test_readonly();
+	test_small_journal();
 	t_teardown(&T);
 	return t_done("test_ufs");
 }

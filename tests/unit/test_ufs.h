@@ -73,19 +73,23 @@ static inline void t_open_media(struct t_fs *t)
 	REQUIRE(udax_media_open(&t->m, &mo) == 0);
 }
 
+static bool t_readonly;
+
 static inline int t_mount(struct t_fs *t)
 {
-	struct ufs_mount_opts o = { .log = t_log };
+	struct ufs_mount_opts o = { .log = t_log, .readonly = t_readonly };
 
 	return ufs_mount(&t->fs, t->m, &o);
 }
 
 /* A fresh file system of @size bytes on /dev/shm, mounted. */
 static uint64_t t_inode_ratio;	/* 0: mkfs default */
+static uint64_t t_journal_bytes;	/* 0: mkfs default */
 
 static inline void t_setup(struct t_fs *t, const char *tag, uint64_t size)
 {
-	struct ufs_mkfs_opts mk = { .label = tag, .inode_ratio = t_inode_ratio };
+	struct ufs_mkfs_opts mk = { .label = tag, .inode_ratio = t_inode_ratio,
+				     .journal_bytes = t_journal_bytes };
 	struct ufs_super sb;
 	int fd;
 
