@@ -723,8 +723,10 @@ static int judge(const char *path, const char *how, const struct record *rec, si
 	struct udax_media *m = NULL;
 	struct ufs *fs = NULL;
 	char *full = NULL, *meta = NULL;
+	struct statvfs sv;
 	int fail = 0;
 
+	memset(&sv, 0, sizeof(sv));
 	if (udax_media_open(&m, &mo)) {
 		fprintf(stderr, "crash: open %s: %s\n", path, udax_errmsg());
 		return 1;
@@ -755,6 +757,10 @@ static int judge(const char *path, const char *how, const struct record *rec, si
 			fail = 1;
 		}
 	}
+	if (ufs_statfs(fs, &sv)) {
+		fprintf(stderr, "crash: fence %" PRIu64 " (%s): statfs failed\n", n, how);
+		fail = 1;
+	}
 	if (ufs_unmount(&fs)) {
 		fprintf(stderr, "crash: fence %" PRIu64 " (%s): unmount failed\n", n, how);
 		fail = 1;
@@ -762,6 +768,18 @@ static int judge(const char *path, const char *how, const struct record *rec, si
 	udax_media_close(&m);
 	free(full);
 	free(meta);
+	/* what the allocator counted after recovery is what the bitmap says */
+	if (!fail) {
+		struct fsck_opts o = { .repair = FSCK_REPAIR_NO, .quiet = true, .force = true };
+		struct fsck_stats st;
+
+		if (udax_fsck_path(path, &o, &st) == 0 && st.free_blocks != sv.f_bfree) {
+			fprintf(stderr, "crash: fence %" PRIu64 " (%s): statfs says %" PRIu64 " free "
+				"blocks, the bitmap %" PRIu64 "\n", n, how, (uint64_t)sv.f_bfree,
+				st.free_blocks);
+			fail = 1;
+		}
+	}
 	return fail;
 }
 
