@@ -104,7 +104,7 @@ static int arm_recall_poll(struct client *c)
 	return 0;
 }
 
-/* Map and pin [0, pinned); retry while a truncate is still recalling. */
+/* Map and pin [pin_off, pin_off + pinned); retry while a truncate is still recalling. */
 static int map_and_pin(struct client *c)
 {
 	struct udax_map_opts mo = { .recall = on_recall, .recall_arg = c,
@@ -112,7 +112,8 @@ static int map_and_pin(struct client *c)
 	int ret;
 
 	for (int tries = 0;; tries++) {
-		ret = udax_map_open(&c->map, c->fd, 0, c->bc->pinned, PROT_READ | PROT_WRITE, &mo);
+		ret = udax_map_open(&c->map, c->fd, (off_t)c->bc->pin_off, c->bc->pinned,
+				    PROT_READ | PROT_WRITE, &mo);
 		if (ret == 0) {
 			unsigned int idx = UDAX_PIN_ANY;
 

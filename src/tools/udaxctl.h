@@ -71,6 +71,8 @@ void fx_wake(volatile uint32_t *w);
 struct bench_case {
 	const char *policy;
 	uint64_t pinned, qd, io_size, clients, file_size;
+	uint64_t pin_off;		/* clients map [pin_off, pin_off + pinned): inside
+					 * the part each truncate cuts off */
 	bool dma_write;			/* WRITE_FIXED (read the pages) instead of READ_FIXED */
 };
 
