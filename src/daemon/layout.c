@@ -65,6 +65,10 @@
 #define MAX_ALLOW 64
 #define MAX_GROUPS 64
 #define STATUS_MAX_PAGES 4096
+/* A client that does not read its replies loses its connection past this. */
+#define OUT_MAX_BYTES (64u << 20)
+/* Grants in flight per client (each has a thread). */
+#define MAX_GRANTS 32
 
 struct ticket {
 	uint8_t key[16];
@@ -122,6 +126,8 @@ struct lclient {
 	char *in;			/* event thread */
 	size_t in_len, in_cap;
 	struct outbuf *out_head, *out_tail;	/* ls->lock */
+	size_t out_bytes;		/* queued; ls->lock */
+	bool overflow;			/* out_bytes would pass OUT_MAX_BYTES; ls->lock */
 };
 
 struct inval {
@@ -241,8 +247,12 @@ static bool allowed(const struct layout_service *ls, uid_t uid, gid_t gid,
 static int queue_msg(struct lclient *cl, uint16_t type, uint32_t seq, int32_t status,
 		     int fd, const void *p1, size_t l1, const void *p2, size_t l2)
 {
-	if (cl->eof)
+	if (cl->eof || cl->overflow)
 		return 0;
+	if (cl->out_bytes + sizeof(struct udax_msg) + l1 + l2 > OUT_MAX_BYTES) {
+		cl->overflow = true;	/* the event thread hangs up on it */
+		return -ENOBUFS;
+	}
 	struct outbuf *ob = malloc(sizeof(*ob) + sizeof(struct udax_msg) + l1 + l2);
 	if (!ob)
 		return -ENOMEM;
@@ -259,6 +269,7 @@ static int queue_msg(struct lclient *cl, uint16_t type, uint32_t seq, int32_t st
 	ob->off = 0;
 	ob->fd = fd;
 	ob->next = NULL;
+	cl->out_bytes += ob->len;
 	if (cl->out_tail)
 		cl->out_tail->next = ob;
 	else
@@ -592,6 +603,10 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 	}
 	if (ls->stopping) {
 		queue_err(cl, UDAX_REQ_MAP, h->seq, -ESHUTDOWN, "the file system is unmounting");
+		goto out;
+	}
+	if (cl->grants >= MAX_GRANTS) {
+		queue_err(cl, UDAX_REQ_MAP, h->seq, -EAGAIN, "too many layout requests in flight");
 		goto out;
 	}
 	struct lmap *lm = calloc(1, sizeof(*lm));
@@ -951,6 +966,7 @@ static void client_eof(struct layout_service *ls, struct lclient *cl)
 	cl->eof = true;
 	struct outbuf *ob = cl->out_head;
 	cl->out_head = cl->out_tail = NULL;
+	cl->out_bytes = 0;
 	pthread_mutex_unlock(&ls->lock);
 	while (ob) {
 		struct outbuf *n = ob->next;
@@ -1049,11 +1065,16 @@ static void client_flush(struct layout_service *ls, struct lclient *cl)
 			cl->out_head = ob->next;
 			if (!cl->out_head)
 				cl->out_tail = NULL;
+			cl->out_bytes -= ob->len;
 			free(ob);
 		}
 	}
-	bool want = cl->out_head != NULL;
+	bool want = cl->out_head != NULL, overflow = cl->overflow;
 	pthread_mutex_unlock(&ls->lock);
+	if (overflow) {
+		client_eof(ls, cl);
+		return;
+	}
 	if (want != cl->want_out) {
 		struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = cl };
 		epoll_ctl(ls->epfd, EPOLL_CTL_MOD, cl->sock, &ev);
