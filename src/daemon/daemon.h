@@ -68,7 +68,19 @@ struct udaxd {
 	double attr_timeout;		/* seconds the kernel may cache attributes */
 	double entry_timeout;		/* ... names, and negative lookups */
 	int unmount_rc;			/* what ufs_unmount() said (op_destroy) */
+	bool no_opendir;		/* kernel opens dirs without OPENDIR (op_init) */
+	/* kio.c: the INIT request's id while its reply is pending, and
+	 * whether the kernel offered FUSE_HANDLE_KILLPRIV_V2 (INIT only) */
+	uint64_t kio_init_unique;
+	bool kio_offered;
+	/* negotiated: the daemon kills set-ID bits itself.  Atomic. */
+	bool killpriv_v2;
 };
+
+/* kio.c: what the request being handled on this thread asked for */
+#define UDAXD_REQ_KILL_SUIDGID	(1u << 0)	/* caller lacks CAP_FSETID */
+unsigned int udaxd_req_flags(void);
+int udaxd_kio_attach(struct udaxd *d);
 
 extern const struct fuse_lowlevel_ops udaxd_ops;
 

@@ -311,6 +311,12 @@ static int run(struct udaxd_opts *o, int parent_fd)
 		goto out_session;
 	if (fuse_session_mount(d.se, o->mountpoint_abs))
 		goto out_signals;	/* libfuse said why */
+	rc = udaxd_kio_attach(&d);
+	if (rc) {
+		say(LOG_ERR, "%s: %s", o->mountpoint, strerror(-rc));
+		fuse_session_unmount(d.se);
+		goto out_signals;
+	}
 
 	if (parent_fd >= 0) {
 		notify_parent(&parent_fd, 0);

@@ -849,6 +849,11 @@ static void perm_child(void *arg)
 	close(fd);
 	OK(stat(path("%s/shared/mine", d), &st));
 	CHECK(!(st.st_mode & S_ISUID));
+	/* so does truncating it, and set-group-ID goes with group execute */
+	OK(chmod(path("%s/shared/mine", d), 06775));
+	OK(truncate(path("%s/shared/mine", d), 0));
+	OK(stat(path("%s/shared/mine", d), &st));
+	CHECK(!(st.st_mode & (S_ISUID | S_ISGID)));
 	OK(unlink(path("%s/shared/mine", d)));
 }
 
@@ -867,6 +872,26 @@ static void test_perm(const char *d)
 	OK(chmod(path("%s/shared", d), 01777));
 	OK(write_file(path("%s/shared/roots", d), "r", 1, 0666));
 	CHECK(as_user(NOBODY, perm_child, &a));
+
+	/* root (CAP_FSETID) keeps set-ID bits on write; a file capability
+	 * goes on any write, as the VFS does it */
+	{
+		/* struct vfs_cap_data, revision 2: cap_net_bind_service permitted */
+		uint32_t cap[5] = { 0x02000000, 1u << 10, 0, 0, 0 };
+		struct stat st;
+		int fd;
+
+		OK(write_file(path("%s/suid", d), "x", 1, 0755));
+		OK(chmod(path("%s/suid", d), 06755));
+		OK(setxattr(path("%s/suid", d), "security.capability", cap, sizeof(cap), 0));
+		CHECK(getxattr(path("%s/suid", d), "security.capability", NULL, 0) == sizeof(cap));
+		fd = OK(open(path("%s/suid", d), O_WRONLY));
+		CHECK(write(fd, "y", 1) == 1);
+		close(fd);
+		OK(stat(path("%s/suid", d), &st));
+		CHECK((st.st_mode & 07777) == 06755);
+		ERR(getxattr(path("%s/suid", d), "security.capability", NULL, 0), ENODATA);
+	}
 }
 
 static void test_statfs(const char *d)
