@@ -66,16 +66,15 @@ static const char *ename(int e)
 	if (!(cond)) \
 		fail(__LINE__, "%s", #cond); \
 } while (0)
-/* expr must not return -1 */
-#define OK(expr) ({ \
-	long _r; \
-	checks++; \
-	errno = 0; \
-	_r = (long)(expr); \
-	if (_r == -1) \
-		fail(__LINE__, "%s: %s", #expr, ename(errno)); \
-	_r; \
-})
+/* expr must not return -1 (a function, so OK() nests: OK(close(OK(open(...))))) */
+static long ok_(long r, const char *expr, int line)
+{
+	checks++;
+	if (r == -1)
+		fail(line, "%s: %s", expr, ename(errno));
+	return r;
+}
+#define OK(expr) (errno = 0, ok_((long)(expr), #expr, __LINE__))
 /* expr must return -1 with errno == err */
 #define ERR(expr, err) do { \
 	long _r; \
