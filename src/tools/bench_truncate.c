@@ -72,6 +72,7 @@ struct opts {
 struct result {
 	struct bench_case bc;
 	struct lat under, nodma, mech;
+	struct lat unpin_ret;		/* last unpin -> truncate returned, raw */
 	/* parts, relative to the truncate call (us) */
 	struct lat p_recall, p_seen, p_drained, p_unpin, p_returned, p_freed;
 	bool daemon_parts;		/* parts from the daemon's own timestamps */
@@ -685,8 +686,10 @@ static int run_dma(const char *mnt, struct result *r)
 		struct pct nd;
 
 		lat_pct(&r->nodma, &nd);
-		for (size_t i = 0; i < recall_ns.n; i++)
+		for (size_t i = 0; i < recall_ns.n; i++) {
+			lat_add(&r->unpin_ret, recall_ns.v[i]);
 			lat_add(&r->mech, udax_max(0.0, recall_ns.v[i] - nd.p50));
+		}
 	}
 	ret = 0;
 
@@ -833,6 +836,7 @@ static void print_table(FILE *f)
 		ROWS(under, "truncate under DMA", true);
 		ROWS(nodma, "truncate, no DMA", true);
 		ROWS(mech, "mechanism", true);
+		ROWS(unpin_ret, "last unpin -> return", false);
 		fprintf(f, "  parts (from truncate call):\n");
 		ROWS(p_recall, " recall sent (daemon)", false);
 		ROWS(p_seen, " recall seen (client)", false);
@@ -914,6 +918,7 @@ static void json_case(FILE *f, struct result *r)
 	J("truncate_under_dma_us", under);
 	J("truncate_no_dma_us", nodma);
 	J("mechanism_us", mech);
+	J("unpin_to_return_us", unpin_ret);
 	fprintf(f, "\"parts_us\": {");
 	J("recall_sent", p_recall);
 	J("recall_seen", p_seen);
