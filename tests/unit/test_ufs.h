@@ -119,7 +119,10 @@ static inline void t_teardown(struct t_fs *t)
 	if (t->fs)
 		CHECK_EQ(ufs_unmount(&t->fs), 0);
 	udax_media_close(&t->m);
-	unlink(t->path);
+	if (getenv("UDAX_TEST_KEEP"))
+		fprintf(stderr, "kept %s\n", t->path);
+	else
+		unlink(t->path);
 }
 
 #endif /* UDAX_TEST_UFS_H */

@@ -6,8 +6,10 @@ H2B_TEST_CFLAGS = $(AM_CFLAGS) $(PMEM2_CFLAGS)
 H2B_TEST_LDADD = libudax-core.la
 EXTRA_DIST += tests/unit/test_ufs.h
 
-check_PROGRAMS += tests/unit/test_ufs tests/unit/test_ufs_fsx tests/unit/test_ufs_bigdir
-TESTS += tests/unit/test_ufs tests/unit/test_ufs_fsx tests/unit/test_ufs_bigdir
+check_PROGRAMS += tests/unit/test_ufs tests/unit/test_ufs_fsx tests/unit/test_ufs_bigdir \
+	tests/unit/test_ufs_mt
+TESTS += tests/unit/test_ufs tests/unit/test_ufs_fsx tests/unit/test_ufs_bigdir \
+	tests/unit/test_ufs_mt
 tests_unit_test_ufs_SOURCES = tests/unit/test_ufs.c tests/unit/test_ufs.h
 tests_unit_test_ufs_CFLAGS = $(H2B_TEST_CFLAGS)
 tests_unit_test_ufs_LDADD = $(H2B_TEST_LDADD)
@@ -17,3 +19,6 @@ tests_unit_test_ufs_fsx_LDADD = $(H2B_TEST_LDADD)
 tests_unit_test_ufs_bigdir_SOURCES = tests/unit/test_ufs_bigdir.c tests/unit/test_ufs.h
 tests_unit_test_ufs_bigdir_CFLAGS = $(H2B_TEST_CFLAGS)
 tests_unit_test_ufs_bigdir_LDADD = $(H2B_TEST_LDADD)
+tests_unit_test_ufs_mt_SOURCES = tests/unit/test_ufs_mt.c tests/unit/test_ufs.h
+tests_unit_test_ufs_mt_CFLAGS = $(H2B_TEST_CFLAGS)
+tests_unit_test_ufs_mt_LDADD = $(H2B_TEST_LDADD)
