@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -712,6 +713,18 @@ static void keep_image(const char *keep, uint64_t n)
 		fprintf(stderr, "crash: image kept in %s/crash-fence-%" PRIu64 ".img\n", keep, n);
 }
 
+/* How many ops completed before fence @n (the next one was in flight). */
+static size_t op_in_flight(const struct record *rec, uint64_t n)
+{
+	size_t k = 0;
+
+	while (k < NOPS && rec->fences_after[k] <= n && n > rec->fences_mount)
+		k++;
+	return k;
+}
+
+static int check_state_failed;
+
 /*
  * judge() - mount @path and compare its namespace with the states before
  * and after op @k.  Return: 0 pass, 1 fail.
@@ -790,14 +803,11 @@ static int judge(const char *path, const char *how, const struct record *rec, si
  */
 static int check_state(const struct record *rec, uint64_t n, const char *keep)
 {
-	size_t k = 0;		/* completed ops */
+	size_t k = op_in_flight(rec, n);		/* completed ops */
 	int fail = 0, f2;
 
 	if (replay_to(n))
 		return -1;
-	while (k < NOPS && rec->fences_after[k] <= n && n > rec->fences_mount)
-		k++;
-	op_states[k]++;
 	fail |= run_fsck(state_path, false, "on the crash image", n);
 	/* fsck -y recovers like mount does */
 	if (copy_file(state_path, repair_path))
@@ -813,11 +823,9 @@ static int check_state(const struct record *rec, uint64_t n, const char *keep)
 	if (!f2)
 		f2 = run_fsck(state_path, false, "after mount and unmount", n);
 	fail |= f2;
-	if (fail) {
+	if (fail)
 		keep_image(keep, n);
-		if (k < NOPS)
-			op_failed[k]++;
-	}
+	check_state_failed = fail;
 	return fail;
 }
 
@@ -909,11 +917,36 @@ int main(int argc, char **argv)
 		}
 	}
 	for (n = 1; n <= rec.fences_total; n++) {
-		int r;
+		int r, wst;
+		pid_t pid;
+		size_t k;
 
 		if (!pick[n])
 			continue;
-		r = check_state(&rec, n, keep);
+		/* in a child: a crash while recovering one state is that state's failure */
+		fflush(stdout);
+		fflush(stderr);
+		pid = fork();
+		if (pid == 0)
+			_exit(check_state(&rec, n, keep) < 0 ? 2 : check_state_failed);
+		if (pid < 0 || waitpid(pid, &wst, 0) < 0) {
+			r = -1;
+		} else if (WIFEXITED(wst) && WEXITSTATUS(wst) <= 1) {
+			r = WEXITSTATUS(wst);
+		} else if (WIFEXITED(wst) && WEXITSTATUS(wst) == 2) {
+			r = -1;
+		} else {
+			fprintf(stderr, "crash: fence %" PRIu64 ": the check crashed (%s %d)\n", n,
+				WIFSIGNALED(wst) ? "signal" : "exit", WIFSIGNALED(wst) ?
+				WTERMSIG(wst) : WEXITSTATUS(wst));
+			r = 1;
+		}
+		k = op_in_flight(&rec, n);
+		op_states[k]++;
+		if (r == 1 && k < NOPS)
+			op_failed[k]++;
+		if (r == 1)
+			nfail_printed++;	/* the child printed its details */
 		if (r < 0) {
 			fprintf(stderr, "crash: infrastructure failure at fence %" PRIu64 "\n", n);
 			goto out;
