@@ -54,6 +54,8 @@
 #define IS_REACHED	0x10	/* directory reachable from root */
 #define IS_FREED	0x20	/* reclaimed by this run */
 #define IS_BADTREE	0x40	/* extent tree unusable */
+#define BPARENT_UNKNOWN	UINT32_MAX		/* block 0 unreadable */
+#define BPARENT_BAD	(UINT32_MAX - 1)	/* b_parent beyond any inode */
 #define IS_ONLIST	0x80	/* reached from the orphan list head (pass 1 pre-walk) */
 
 struct ovl_blk {
@@ -89,8 +91,9 @@ struct fsck {
 	uint8_t *istate;		/* per inode slot */
 	uint32_t *refs;			/* directory entries naming the inode */
 	uint32_t *subdirs;		/* per directory: child directories */
-	uint64_t *parent;		/* per directory: the directory naming it */
-	uint64_t *bparent;		/* per directory: b_parent of its block 0 */
+	/* inode numbers fit 32 bits (udax_fsck_media refuses more slots) */
+	uint32_t *parent;		/* per directory: the directory naming it */
+	uint32_t *bparent;		/* per directory: b_parent of its block 0 (clamped) */
 };
 
 /* ---------------------------------------------------------------- output */
@@ -1347,18 +1350,18 @@ static void check_dir(struct fsck *f, uint64_t dir)
 			f->subdirs[dir]++;
 			if (f->parent[n->ino]) {
 				problem(f, false, "directory %" PRIu64 " has a second name '%.*s' in "
-					"directory %" PRIu64 " (first in %" PRIu64 ")", n->ino,
+					"directory %" PRIu64 " (first in %" PRIu32 ")", n->ino,
 					(int)n->len, d.arena + n->pos, dir, f->parent[n->ino]);
 			} else {
-				f->parent[n->ino] = dir;
+				f->parent[n->ino] = (uint32_t)dir;
 			}
 		}
 	}
 	/* b_parent is checked in pass 4, once every parent is known */
 	if (d.bad_block0)
-		f->bparent[dir] = UINT64_MAX;	/* unknown: not checked, never rewritten */
+		f->bparent[dir] = BPARENT_UNKNOWN;	/* not checked, never rewritten */
 	else if (d.parent != UINT64_MAX)
-		f->bparent[dir] = d.parent;
+		f->bparent[dir] = (uint32_t)udax_min(d.parent, (uint64_t)BPARENT_BAD);
 	else if (dir == ROOT_INO)
 		f->bparent[dir] = ROOT_INO;	/* an empty root has no block 0 (format.h) */
 out:
@@ -1710,15 +1713,18 @@ static void pass4(struct fsck *f)
 					"the root", ino);
 				continue;
 			}
-			if ((s & IS_REACHED) && f->bparent[ino] != UINT64_MAX &&
+			if ((s & IS_REACHED) && f->bparent[ino] != BPARENT_UNKNOWN &&
 			    f->bparent[ino] != f->parent[ino]) {
 				uint64_t pb = 0;
 
 				if (problem(f, true, "directory %" PRIu64 ": parent recorded as %"
-					    PRIu64 ", named in %" PRIu64, ino, f->bparent[ino],
-					    f->parent[ino]) && dir_block0(f, ino, &di, &pb) == 0)
+					    PRIu32 ", named in %" PRIu32, ino, f->bparent[ino],
+					    f->parent[ino]) && dir_block0(f, ino, &di, &pb) == 0) {
+					uint64_t par = f->parent[ino];
+
 					fsck_write(f, pb * BS + offsetof(struct ufs_dirblk_hdr, b_parent),
-						   &f->parent[ino], sizeof(uint64_t));
+						   &par, sizeof(par));
+				}
 			}
 			if (s & IS_ORPHAN && di.i_nlink == 0)
 				continue;
@@ -1906,6 +1912,11 @@ int udax_fsck_media(struct udax_media *m, const struct fsck_opts *opts, struct f
 	r = check_journal(&f);
 	if (r)
 		goto out;
+	if (f.ninodes >= BPARENT_BAD) {
+		say(&f, "udaxfs: %" PRIu64 " inode slots: more than this fsck handles", f.ninodes);
+		r = FSCK_OPERATIONAL;
+		goto out;
+	}
 	f.used = calloc(f.nblocks / 8 + 1, 1);
 	f.dup = calloc(f.nblocks / 8 + 1, 1);
 	f.istate = calloc(f.ninodes, 1);
