@@ -186,6 +186,17 @@ static int ep_step_leaf(struct ufs_inode *ip, struct epath *p, bool next)
 	return 0;
 }
 
+/* A leaf extent must map data blocks inside the device. */
+static int ext_valid(struct ufs_inode *ip, uint64_t blk, const struct ufs_extent *x)
+{
+	const struct ufs_super *sb = &ip->fs->sb;
+
+	if (!x->e_len || x->e_pblk < sb->s_data_start || x->e_pblk >= sb->s_blocks_count ||
+	    x->e_len > sb->s_blocks_count - x->e_pblk || x->e_lblk >= UFS_MAX_FILE_BLOCKS)
+		return corrupt(ip, blk, "extent maps blocks outside the data area");
+	return 0;
+}
+
 int ufs_ext_find(struct ufs_inode *ip, uint64_t lblk, struct ufs_extent *e)
 {
 	struct epath p;
@@ -202,6 +213,9 @@ int ufs_ext_find(struct ufs_inode *ip, uint64_t lblk, struct ufs_extent *e)
 		struct ufs_extent *x = &n_ext(leaf)[s];
 
 		if (lblk < x->e_lblk + x->e_len) {
+			rc = ext_valid(ip, p.lv[p.depth].blk, x);
+			if (rc)
+				return rc;
 			*e = *x;
 			return 1;
 		}
@@ -540,6 +554,9 @@ int ufs_ext_remove(struct utx *t, struct ufs_inode *ip, uint64_t start, uint64_t
 		}
 		e = &n_ext(p.lv[p.depth].h)[s];
 		old = *e;
+		rc = ext_valid(ip, p.lv[p.depth].blk, &old);
+		if (rc)
+			break;
 		eend = old.e_lblk + old.e_len;
 		if (eend <= start) {
 			cur = start;

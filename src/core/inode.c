@@ -158,47 +158,92 @@ static void set_size(struct ufs_inode *ip, uint64_t size)
 }
 
 /*
+ * How the last step of remove_blocks() finishes the operation inside its
+ * own transaction, so that an operation that fits one transaction is atomic
+ * across a crash.
+ */
+struct rm_finish {
+	bool shrink;		/* i_size follows the removal down (not below size) */
+	bool setsize;		/* the last step sets i_size = size */
+	uint64_t size;
+	bool touch;		/* mtime and ctime on the last step */
+	/* collapse: shift extents after the range down in the last step */
+	bool shift;
+	uint64_t shift_from;
+	int64_t shift_delta;
+	size_t shift_cost;
+};
+
+/*
  * Unmap and free [first, end) blocks in as many transactions as the
- * journal needs, from the end.  When @shrink, i_size follows the removal
- * down (never below @floor) so every step is a consistent file.
+ * journal needs, from the end.  Every step is a consistent file: with
+ * f->shrink, i_size follows the removal down (never below f->size); the
+ * last step applies the rest of @f (final size, times, collapse shift) in
+ * its own transaction, so a removal that fits one transaction is atomic.
+ * @f may be NULL.
  * Context: i_rwsem and the layout lock held exclusively, range untracked.
  */
-static int remove_blocks(struct ufs_inode *ip, uint64_t first, uint64_t end, bool shrink,
-			 uint64_t floor)
+static int remove_blocks(struct ufs_inode *ip, uint64_t first, uint64_t end,
+			 const struct rm_finish *f)
 {
 	struct ufs *fs = ip->fs;
 	int rc = 0;
 
-	while (end > first) {
-		uint64_t next;
+	for (;;) {
+		uint64_t next = first;
 		struct utx t;
 
 		rc = utx_begin(fs, &t);
 		if (!rc)
 			rc = utx_inode(&t, ip);
-		if (!rc)
+		if (!rc && end > first)
 			rc = ufs_ext_remove(&t, ip, first, end, &next);
 		if (rc) {
 			utx_abort(&t);
 			return rc;
 		}
-		if (shrink) {
-			uint64_t sz = udax_max(floor, next << UFS_BLOCK_SHIFT);
+		if (next > first) {
+			/* an intermediate step */
+			if (f && f->shrink) {
+				uint64_t sz = udax_max(f->size, next << UFS_BLOCK_SHIFT);
 
-			if (sz < ip->di->i_size)
-				set_size(ip, sz);
+				if (sz < ip->di->i_size)
+					set_size(ip, sz);
+			}
+			utx_commit(&t);
+			UDAX_BUG_ON(next >= end);
+			end = next;
+			continue;
 		}
+		if (f && f->shift) {
+			if (utx_room(&t) < f->shift_cost + 4 * UFS_BLOCK_SIZE + 1024) {
+				/* the shift gets a transaction of its own */
+				utx_commit(&t);
+				rc = utx_begin(fs, &t);
+				if (!rc)
+					rc = utx_inode(&t, ip);
+			}
+			if (!rc)
+				rc = ufs_ext_shift(&t, ip, f->shift_from, f->shift_delta);
+			if (rc) {
+				utx_abort(&t);
+				return rc;
+			}
+		}
+		if (f && f->setsize)
+			set_size(ip, f->size);
+		if (f && f->touch)
+			ufs_touch(ip, false, true, true);
 		utx_commit(&t);
-		UDAX_BUG_ON(next >= end);
-		end = next;
+		return 0;
 	}
-	return 0;
 }
 
 int ufs_truncate(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx *w)
 {
 	struct ufs *fs = ip->fs;
 	uint64_t old = ip->di->i_size, nb = blocks_up(size);
+	struct rm_finish fin = { .shrink = true, .setsize = true, .size = size, .touch = true };
 	struct ufs_extent e;
 	struct utx t;
 	int rc;
@@ -210,34 +255,36 @@ int ufs_truncate(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx
 	rc = ufs_ext_find(ip, nb, &e);
 	if (rc < 0)
 		return rc;
-	if (rc == 1 || e.e_len || size < old) {
+	if (rc == 1 || e.e_len) {
 		/* blocks past the new end: a layout may reach past EOF, so to EOF */
 		rc = ufs_break(ip, nb, UDAX_END_OF_FILE, w);
 		if (rc)
 			return rc;
-		if (size & (UFS_BLOCK_SIZE - 1))
-			rc = zero_mapped(ip, size, UFS_BLOCK_SIZE - (size & (UFS_BLOCK_SIZE - 1)));
-		if (!rc)
-			rc = remove_blocks(ip, nb, UFS_MAX_FILE_BLOCKS, true, size);
+		rc = remove_blocks(ip, nb, UFS_MAX_FILE_BLOCKS, &fin);
 		udax_layout_unlock_excl(&ip->map);
-		if (rc)
-			return rc;
 	} else {
-		rc = zero_past_eof(ip, old, size);
-		if (rc)
+		rc = utx_begin(fs, &t);
+		if (!rc)
+			rc = utx_inode(&t, ip);
+		/* growing: bytes past the old EOF (invisible until commit) become zeros */
+		if (!rc)
+			rc = zero_past_eof(ip, old, size);
+		if (rc) {
+			utx_abort(&t);
 			return rc;
+		}
+		set_size(ip, size);
+		ufs_touch(ip, false, true, true);
+		utx_commit(&t);
 	}
-	rc = utx_begin(fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, ip);
-	if (rc) {
-		utx_abort(&t);
-		return rc;
-	}
-	set_size(ip, size);
-	ufs_touch(ip, false, true, true);
-	utx_commit(&t);
-	return 0;
+	/*
+	 * The tail of a partial last block is zeroed after the commit: it is
+	 * past EOF by then (a crash before it leaves bytes that zero_past_eof()
+	 * clears before the size grows again), and mapped readers see zeros.
+	 */
+	if (!rc && size < old && (size & (UFS_BLOCK_SIZE - 1)))
+		rc = zero_mapped(ip, size, UFS_BLOCK_SIZE - (size & (UFS_BLOCK_SIZE - 1)));
+	return rc;
 }
 
 int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w)
@@ -251,7 +298,7 @@ int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 	if (rc)
 		goto out;
 	if (!(ip->di->i_flags & UFS_INODE_FL_INLINE_SYMLINK))
-		rc = remove_blocks(ip, 0, UFS_MAX_FILE_BLOCKS, false, 0);
+		rc = remove_blocks(ip, 0, UFS_MAX_FILE_BLOCKS, NULL);
 	if (rc)
 		goto out_layout;
 	/* nobody can find it any more: the slot may be reused after commit */
@@ -652,6 +699,8 @@ static int do_punch(struct ufs_inode *ip, uint64_t off, uint64_t len,
 		/* inside one block (or two partial ones): zero in place */
 		rc = zero_mapped(ip, off, len);
 	} else {
+		struct rm_finish fin = { .touch = true };
+
 		rc = ufs_break(ip, off >> UFS_BLOCK_SHIFT, (end - 1) >> UFS_BLOCK_SHIFT, w);
 		if (rc)
 			return rc;
@@ -659,8 +708,9 @@ static int do_punch(struct ufs_inode *ip, uint64_t off, uint64_t len,
 		if (!rc)
 			rc = zero_mapped(ip, lb << UFS_BLOCK_SHIFT, end - (lb << UFS_BLOCK_SHIFT));
 		if (!rc)
-			rc = remove_blocks(ip, fb, lb, false, 0);
+			rc = remove_blocks(ip, fb, lb, &fin);
 		udax_layout_unlock_excl(&ip->map);
+		return rc;
 	}
 	if (rc)
 		return rc;
@@ -691,7 +741,7 @@ static int do_zero(struct ufs_inode *ip, uint64_t off, uint64_t len, bool keep,
  * transaction (a half-shifted file would not be a consistent state): refuse
  * up front, with the file unchanged, when the journal could not hold it.
  */
-static int shift_fits(struct ufs_inode *ip, uint64_t from, int64_t delta)
+static int shift_fits(struct ufs_inode *ip, uint64_t from, int64_t delta, size_t *costp)
 {
 	size_t cost, room;
 	struct utx t;
@@ -711,6 +761,8 @@ static int shift_fits(struct ufs_inode *ip, uint64_t from, int64_t delta)
 			    (unsigned long long)ip->ino, cost, room);
 		return -ENOSPC;
 	}
+	if (costp)
+		*costp = cost;
 	return 0;
 }
 
@@ -718,33 +770,23 @@ static int do_collapse(struct ufs_inode *ip, uint64_t off, uint64_t len,
 		       const struct udax_wait_ctx *w)
 {
 	uint64_t ob = off >> UFS_BLOCK_SHIFT, nb = len >> UFS_BLOCK_SHIFT;
-	struct utx t;
+	struct rm_finish fin = {
+		.setsize = true, .size = ip->di->i_size - len, .touch = true,
+		.shift = true, .shift_from = ob + nb, .shift_delta = -(int64_t)nb,
+	};
 	int rc;
 
 	if (off + len >= ip->di->i_size)
 		return -EINVAL;
-	rc = shift_fits(ip, ob + nb, -(int64_t)nb);
+	rc = shift_fits(ip, ob + nb, -(int64_t)nb, &fin.shift_cost);
 	if (rc)
 		return rc;
 	rc = ufs_break(ip, ob, UDAX_END_OF_FILE, w);
 	if (rc)
 		return rc;
-	rc = remove_blocks(ip, ob, ob + nb, false, 0);
-	if (rc)
-		goto out;
-	rc = utx_begin(ip->fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, ip);
-	if (!rc)
-		rc = ufs_ext_shift(&t, ip, ob + nb, -(int64_t)nb);
-	if (rc) {
-		utx_abort(&t);
-		goto out;
-	}
-	set_size(ip, ip->di->i_size - len);
-	ufs_touch(ip, false, true, true);
-	utx_commit(&t);
-out:
+	/* the range goes first (steps keep the size), then the shift and the
+	 * new size together with the last step when they fit */
+	rc = remove_blocks(ip, ob, ob + nb, &fin);
 	udax_layout_unlock_excl(&ip->map);
 	return rc;
 }
@@ -760,7 +802,7 @@ static int do_insert(struct ufs_inode *ip, uint64_t off, uint64_t len,
 		return -EINVAL;
 	if (ip->di->i_size + len > UFS_MAX_FILE_SIZE)
 		return -EFBIG;
-	rc = shift_fits(ip, ob, (int64_t)nb);
+	rc = shift_fits(ip, ob, (int64_t)nb, NULL);
 	if (rc)
 		return rc;
 	rc = ufs_break(ip, ob, UDAX_END_OF_FILE, w);

@@ -385,6 +385,15 @@ int ufs_inew(struct ufs *fs, struct utx *t, const struct ufs_ctx *c, struct ufs_
 	rc = ufs_ialloc(fs->a, t->tx, &ino);
 	if (rc)
 		return rc;
+	pthread_mutex_lock(&fs->icache_lock);
+	ip = icache_find(fs, ino);
+	pthread_mutex_unlock(&fs->icache_lock);
+	if (ip) {
+		/* the bitmap calls a live inode free: never hand it out twice */
+		udax_seterr("inode bitmap (block %" PRIu64 "): inode %" PRIu64
+			    " is in use but marked free; run fsck", fs->sb.s_ibitmap_start, ino);
+		return -EUCLEAN;
+	}
 	di = ufs_dinode_ptr(fs, ino);
 	rc = utx_dinode(t, di);
 	if (rc)
@@ -413,7 +422,7 @@ int ufs_inew(struct ufs *fs, struct utx *t, const struct ufs_ctx *c, struct ufs_
 	if (!ip)
 		return -ENOMEM;
 	pthread_mutex_lock(&fs->icache_lock);
-	UDAX_BUG_ON(icache_find(fs, ino) != NULL);
+	UDAX_BUG_ON(icache_find(fs, ino) != NULL);	/* checked above, under the journal */
 	ip->ref = 1;
 	icache_insert(fs, ip);
 	pthread_mutex_unlock(&fs->icache_lock);

@@ -950,6 +950,29 @@ static void test_small_journal(void)
 	t_remount(&T);
 	CHECK_EQ(ufs_statfs(FS, &sv1), 0);
 	CHECK_EQ(sv1.f_bfree, sv0.f_bfree);
+	/* out of inodes: -ENOSPC, and every one comes back */
+	{
+		struct ufs_entry e;
+		char name[32];
+		uint64_t made = 0;
+
+		for (;;) {
+			snprintf(name, sizeof(name), "i%llu", (unsigned long long)made);
+			rc = ufs_mknod(FS, C, UFS_ROOT_INO, name, S_IFREG | 0600, 0, &e);
+			if (rc)
+				break;
+			ufs_forget(FS, e.ino, 1);
+			made++;
+		}
+		CHECK_EQ(rc, -ENOSPC);
+		CHECK_EQ(made, sv1.f_ffree);
+		while (made-- > 0) {
+			snprintf(name, sizeof(name), "i%llu", (unsigned long long)made);
+			CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, name), 0);
+		}
+		CHECK_EQ(ufs_statfs(FS, &sv0), 0);
+		CHECK_EQ(sv0.f_ffree, sv1.f_ffree);
+	}
 	t_teardown(&T);
 	T = save;
 }
