@@ -22,11 +22,18 @@
  *        flight only the metadata must match (data stores are not atomic);
  *        everything written before the crash fence is there (state k holds
  *        all data of completed writes, and writes are durable on return);
- *      - after unmount, fsck -n is still clean.
+ *      - after unmount, fsck -n is still clean and statfs's free blocks
+ *        (the allocator after recovery) equal the bitmap's;
+ *      - a copy of the crash image repaired by fsck -y alone (journal
+ *        rollback, orphan reclaim) passes the same namespace check.
+ *    Each state is checked in a child process: a crash while recovering
+ *    one state fails that state, and the run goes on.
  *
- * Usage: crash_states [-n MAX_STATES] [-s SEED] [-a] [-v] [-k KEEP_DIR]
- *   -a  every fence (crash-long.sh); default: at most 300 (make check).
- *   env UDAX_CRASH_STATES overrides -n.
+ * Usage: crash_states [-n MAX_STATES] [-s SEED] [-a] [-v] [-k KEEP_DIR] [-f MAX_FAIL]
+ *   -a  every fence (crash-long.sh); default: at most 300 (make check),
+ *       the last fence of every op plus a seeded random sample.
+ *   env UDAX_CRASH_STATES overrides -n, UDAX_CRASH_SEED the seed,
+ *   UDAX_CRASH_KEEP where failing images are kept.
  * Prints how many crash states it checked.  Exit 0 pass, 1 fail, 77 skip.
  */
 #include "config.h"
