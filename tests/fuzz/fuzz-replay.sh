@@ -11,5 +11,11 @@ trap 'rm -rf "$work"' EXIT INT TERM
 set -- "$work/seeds"
 [ -d "$s/tests/fuzz/regressions" ] && set -- "$@" "$s/tests/fuzz/regressions"
 [ -d "$b/tests/fuzz/corpus" ] && set -- "$@" "$b/tests/fuzz/corpus"
-"$b/tests/fuzz/fuzz_replay" "$work/base.img" "$@" || { echo "FAIL: a replayed input crashed the target"; exit 1; }
+if ! "$b/tests/fuzz/fuzz_replay" "$work/base.img" "$@"; then
+	mkdir -p "$b/tests/fuzz/artifacts"
+	cp "$work/base.img" "$b/tests/fuzz/artifacts/replay-base.img"
+	echo "FAIL: a replayed input crashed the target; the base image is in"
+	echo "  $b/tests/fuzz/artifacts/replay-base.img (fuzz_replay BASE INPUT reproduces)"
+	exit 1
+fi
 exit 0

@@ -64,7 +64,10 @@ rc=$?
 grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss)' "$work/log"
 if [ $rc != 0 ]; then
 	tail -n 80 "$work/log"
-	echo "FAIL: the fuzzer found a crash (exit $rc); reproducer in $out/artifacts/"
+	cp "$work/base.img" "$out/artifacts/base.img"
+	echo "FAIL: the fuzzer found a crash (exit $rc); reproduce with"
+	echo "  $b/tests/fuzz/fuzz_replay $out/artifacts/base.img $out/artifacts/<crash-file>"
+	echo "(inputs patch that base image; fuzz-replay.sh also replays them on a fresh one)"
 	exit 1
 fi
 exit 0
