@@ -1,7 +1,8 @@
 #!/bin/sh
-# fuzz-replay: replay the seed corpus (regenerated here by fuzz_mkbase) and
-# any saved regression inputs through the fuzz target, built with the
-# normal compiler.  Runs even without clang.  Exit 0 pass, 1 fail, 77 skip.
+# fuzz-replay: replay the seed corpus (regenerated here by fuzz_mkbase), the
+# committed regression inputs (tests/fuzz/regressions) and what earlier
+# fuzzing runs found, through the fuzz target built with the normal
+# compiler.  Runs even without clang.  Exit 0 pass, 1 fail, 77 skip.
 set -u
 b=${top_builddir:-.}
 s=${top_srcdir:-$(dirname "$0")/../..}
@@ -10,7 +11,11 @@ trap 'rm -rf "$work"' EXIT INT TERM
 "$b/tests/fuzz/fuzz_mkbase" "$work/base.img" "$work/seeds" || { echo "FAIL: fuzz_mkbase"; exit 1; }
 set -- "$work/seeds"
 [ -d "$s/tests/fuzz/regressions" ] && set -- "$@" "$s/tests/fuzz/regressions"
-[ -d "$b/tests/fuzz/corpus" ] && set -- "$@" "$b/tests/fuzz/corpus"
+# what earlier run-fuzz.sh runs found (their corpus only with UDAX_FUZZ_REPLAY_CORPUS=1)
+for f in "$b"/tests/fuzz/artifacts/crash-* "$b"/tests/fuzz/artifacts/timeout-*; do
+	[ -f "$f" ] && set -- "$@" "$f"
+done
+[ "${UDAX_FUZZ_REPLAY_CORPUS:-0}" = 1 ] && [ -d "$b/tests/fuzz/corpus" ] && set -- "$@" "$b/tests/fuzz/corpus"
 if ! "$b/tests/fuzz/fuzz_replay" "$work/base.img" "$@"; then
 	mkdir -p "$b/tests/fuzz/artifacts"
 	cp "$work/base.img" "$b/tests/fuzz/artifacts/replay-base.img"
