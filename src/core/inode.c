@@ -20,6 +20,7 @@
 #include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ufs_int.h"
@@ -987,6 +988,31 @@ static void put_segs(struct ufs_layout_seg *out, int n)
 		udax_page_put(out[n].page, UDAX_REF_MAP);
 }
 
+/*
+ * Take i_rwsem for a grant, but never wait behind a break_layouts that is
+ * waiting for clients: the layout service that asks for this grant may be
+ * the very thread that must deliver their unpins (deadlock).  While a
+ * recall is under way the answer is -EBUSY, as udax_track() would give.
+ * Every breaker holds i_rwsem, so once we have it none is running.
+ */
+static int grant_lock(struct ufs_inode *ip)
+{
+	for (;;) {
+		struct timespec ts;
+
+		if (__atomic_load_n(&ip->map.recalling, __ATOMIC_ACQUIRE))
+			return -EBUSY;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (!pthread_rwlock_timedwrlock(&ip->rwsem, &ts))
+			return 0;
+	}
+}
+
 int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
 		     uint64_t len, bool write, struct ufs_layout_seg *out, size_t max)
 {
@@ -1006,12 +1032,12 @@ int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint
 		ufs_iput(ip);
 		return ufs_isdir(ip) ? -EISDIR : -EINVAL;
 	}
-	pthread_rwlock_wrlock(&ip->rwsem);
-	udax_layout_lock_shared(&ip->map);
-	if (__atomic_load_n(&ip->map.recalling, __ATOMIC_ACQUIRE)) {
-		rc = -EBUSY;
-		goto out;
+	rc = grant_lock(ip);
+	if (rc) {
+		ufs_iput(ip);
+		return rc;
 	}
+	udax_layout_lock_shared(&ip->map);
 	rc = 0;
 	if (!fs->ro) {
 		uint64_t newsize = write ? udax_max(ip->di->i_size, off + len) : ip->di->i_size;

@@ -707,6 +707,28 @@ static void *hold_then_put(void *arg)
 	return NULL;
 }
 
+/* a grant asked while a truncate waits for a holder: -EBUSY, not a wait */
+struct granter {
+	uint64_t ino;
+	int rc;
+	uint64_t took_ns;
+};
+
+static void *grant_during_recall(void *arg)
+{
+	struct granter *g = arg;
+	struct ufs_layout_seg seg[1];
+	uint64_t t0;
+
+	usleep(50 * 1000);
+	t0 = udax_now_ns();
+	g->rc = ufs_layout_grant(FS, C, g->ino, 0, 4096, false, seg, 1);
+	g->took_ns = udax_now_ns() - t0;
+	if (g->rc > 0)
+		udax_page_put(seg[0].page, UDAX_REF_MAP);
+	return NULL;
+}
+
 static int always_interrupted(void *arg)
 {
 	(void)arg;
@@ -759,10 +781,19 @@ static void test_break_layouts(void)
 	h.page = seg[1].page;
 	h.delay_ms = 150;
 	pthread_create(&th, NULL, hold_then_put, &h);
-	t0 = udax_now_ns();
-	sa.size = 0;
-	CHECK_EQ(ufs_setattr(FS, C, f, &sa, NULL), 0);
-	t1 = udax_now_ns();
+	{
+		struct granter g = { .ino = f };
+		pthread_t gt;
+
+		pthread_create(&gt, NULL, grant_during_recall, &g);
+		t0 = udax_now_ns();
+		sa.size = 0;
+		CHECK_EQ(ufs_setattr(FS, C, f, &sa, NULL), 0);
+		t1 = udax_now_ns();
+		pthread_join(gt, NULL);
+		CHECK_EQ(g.rc, -EBUSY);
+		CHECK(g.took_ns < 80 * 1000 * 1000);
+	}
 	pthread_join(th, NULL);
 	CHECK(t1 >= h.put_ns);
 	printf("truncate waited %.1f ms for the holder (put %.1f ms after start)\n",
