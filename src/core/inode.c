@@ -302,8 +302,6 @@ int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 		rc = remove_blocks(ip, 0, UFS_MAX_FILE_BLOCKS, NULL);
 	if (rc)
 		goto out_layout;
-	/* nobody can find it any more: the slot may be reused after commit */
-	ufs_icache_unhash(ip);
 	rc = utx_begin(fs, &t);
 	if (!rc)
 		rc = utx_inode(&t, ip);
@@ -319,6 +317,12 @@ int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 	}
 	memset(ip->di, 0, sizeof(*ip->di));
 	utx_commit(&t);
+	/*
+	 * Unhashed only now: until here ufs_iget() finds it evicting and says
+	 * -ENOENT instead of loading the half-freed slot.  A ufs_inew() that
+	 * got the slot in between takes the stale entry out itself.
+	 */
+	ufs_icache_unhash(ip);
 out_layout:
 	udax_layout_unlock_excl(&ip->map);
 out:

@@ -387,6 +387,11 @@ int ufs_inew(struct ufs *fs, struct utx *t, const struct ufs_ctx *c, struct ufs_
 		return rc;
 	pthread_mutex_lock(&fs->icache_lock);
 	ip = icache_find(fs, ino);
+	if (ip && ip->evicting) {
+		/* freed by a committed eviction that has not unhashed it yet */
+		icache_remove(fs, ip);
+		ip = NULL;
+	}
 	pthread_mutex_unlock(&fs->icache_lock);
 	if (ip) {
 		/* the bitmap calls a live inode free: never hand it out twice */
