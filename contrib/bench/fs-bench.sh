@@ -110,31 +110,36 @@ fio_job() {
 	esac
 }
 
-run_fs() {	# FS DIR
-	local fs=$1 dir=$2 line
-	echo "== $fs ($dir)" >&2
-	# lay the file out once (not timed), then the four jobs
-	fio --name=layout --filename="$dir/bench.dat" --size="$size" --rw=write --bs=1M \
+# Row by row (each job on the three file systems back to back), so that
+# a change in machine load hits all three columns of a row alike.
+declare -A DIR=([tmpfs]=$TM [passthrough_ll]=$PT [udaxfs]=$UD)
+fss=(tmpfs passthrough_ll udaxfs)
+for fs in "${fss[@]}"; do
+	echo "== laying out $size on $fs" >&2
+	fio --name=layout --filename="${DIR[$fs]}/bench.dat" --size="$size" --rw=write --bs=1M \
 		--ioengine=psync --minimal >/dev/null 2>&1 || die "fio layout on $fs failed"
-	fio_job "$fs" "$dir" "${rows[3]}" write 1M
-	fio_job "$fs" "$dir" "${rows[2]}" read 1M
-	fio_job "$fs" "$dir" "${rows[1]}" randwrite 4k
-	fio_job "$fs" "$dir" "${rows[0]}" randread 4k
-	rm -f "$dir/bench.dat"
-	mkdir -p "$dir/meta"
+done
+jobs=("${rows[3]}|write|1M" "${rows[2]}|read|1M" "${rows[1]}|randwrite|4k" "${rows[0]}|randread|4k")
+for j in "${jobs[@]}"; do
+	IFS='|' read -r row rw bs <<<"$j"
+	for fs in "${fss[@]}"; do
+		echo "== $row on $fs" >&2
+		fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" "$bs"
+	done
+done
+for fs in "${fss[@]}"; do
+	rm -f "${DIR[$fs]}/bench.dat"
+	mkdir -p "${DIR[$fs]}/meta"
+	echo "== metadata loop on $fs" >&2
 	while read -r phase n t ops; do
 		case $phase in
 		create*) R[$fs,${rows[4]}]=$ops;;
 		stat) R[$fs,${rows[5]}]=$ops;;
 		unlink) R[$fs,${rows[6]}]=$ops;;
 		esac
-	done < <("$W/metaloop" "$dir/meta" "$nfiles")
-	rmdir "$dir/meta"
-}
-
-run_fs tmpfs "$TM"
-run_fs passthrough_ll "$PT"
-run_fs udaxfs "$UD"
+	done < <("$W/metaloop" "${DIR[$fs]}/meta" "$nfiles")
+	rmdir "${DIR[$fs]}/meta"
+done
 
 echo
 printf 'udaxfs %s vs passthrough_ll -o writeback over tmpfs, and tmpfs; fio %s s per job, %s file, %s files\n' \

@@ -38,6 +38,8 @@ struct udaxd_opts {
 	uint64_t recall_timeout_ms;	/* -o recall_timeout=MS (0 = forever) */
 	char *dax_allow;		/* -o dax_allow=LIST (NULL: root + owner) */
 	unsigned int max_threads;	/* -o max_threads=N (0: libfuse default) */
+	uint64_t poll_us;		/* -o poll_us=N: adaptive polling (0: off) */
+	bool libfuse_mt;		/* -o libfuse_mt: libfuse's worker pool instead */
 	char *fuse_opts;		/* the comma list handed to libfuse */
 };
 
@@ -69,6 +71,7 @@ struct udaxd {
 	double entry_timeout;		/* ... names, and negative lookups */
 	int unmount_rc;			/* what ufs_unmount() said (op_destroy) */
 	bool no_opendir;		/* kernel opens dirs without OPENDIR (op_init) */
+	uint64_t poll_ns;		/* kio.c: poll /dev/fuse this long before sleeping */
 	/* kio.c: the INIT request's id while its reply is pending, and
 	 * whether the kernel offered FUSE_HANDLE_KILLPRIV_V2 (INIT only) */
 	uint64_t kio_init_unique;
@@ -81,6 +84,8 @@ struct udaxd {
 #define UDAXD_REQ_KILL_SUIDGID	(1u << 0)	/* caller lacks CAP_FSETID */
 unsigned int udaxd_req_flags(void);
 int udaxd_kio_attach(struct udaxd *d);
+/* loop.c: one hot reader, more only while one is blocked */
+int udaxd_loop(struct fuse_session *se, unsigned int max_threads);
 
 extern const struct fuse_lowlevel_ops udaxd_ops;
 

@@ -208,6 +208,8 @@ static int serve(struct udaxd *d, const struct udaxd_opts *o)
 
 	if (o->single_thread)
 		return fuse_session_loop(d->se);
+	if (!o->libfuse_mt)
+		return udaxd_loop(d->se, o->max_threads);
 	cfg = fuse_loop_cfg_create();
 	if (!cfg)
 		return -ENOMEM;
@@ -238,6 +240,7 @@ static int run(struct udaxd_opts *o, int parent_fd)
 
 	memset(&d, 0, sizeof(d));
 	d.opts = o;
+	d.poll_ns = o->poll_us * 1000;
 	d.attr_timeout = 1.0;
 	d.entry_timeout = 1.0;
 

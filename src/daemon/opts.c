@@ -168,6 +168,16 @@ static int parse_one(struct udaxd_opts *o, const char *opt, bool *have_fsname)
 		o->dax_allow = strdup(v + 1);
 		return o->dax_allow ? 0 : -ENOMEM;
 	}
+	if (strcmp(opt, "libfuse_mt") == 0) {
+		o->libfuse_mt = true;
+		return 0;
+	}
+	if (strncmp(opt, "poll_us=", 8) == 0) {
+		if (parse_u64(v + 1, &n) || n > 1000000)
+			return bad("poll_us=%s: not a number of microseconds up to 1000000", v + 1);
+		o->poll_us = n;
+		return 0;
+	}
 	if (strncmp(opt, "max_threads=", 12) == 0) {
 		if (parse_u64(v + 1, &n) || n < 1 || n > 1024)
 			return bad("max_threads=%s: not a number from 1 to 1024", v + 1);
@@ -245,7 +255,9 @@ void udaxd_usage(FILE *out, const char *prog)
 "                            with EBUSY (0: wait, interruptibly, forever)\n"
 "     dax_allow=LIST         who may map the device directly, e.g.\n"
 "                            uid:1000,gid:100 (default: root and the owner)\n"
-"     max_threads=N          at most N worker threads\n"
+"     max_threads=N          at most N worker threads (default 64)\n"
+"     libfuse_mt             libfuse's thread pool instead of our loop\n"
+"     poll_us=N              poll /dev/fuse N us before sleeping (0)\n"
 "     and the usual: nosuid, nodev, noexec, noatime, auto_unmount, fsname=...\n"
 "\n"
 "See udaxfs(8).\n", prog);
