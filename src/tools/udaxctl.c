@@ -188,7 +188,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: udaxctl status MOUNTPOINT [--json]\n"
-		"       udaxctl pin FILE [--offset O] [--length L] [--seconds N]\n"
+		"       udaxctl pin FILE [--offset O] [--length L] [--seconds N] [--ignore-recall]\n"
 		"       udaxctl bench truncate-dma [MOUNTPOINT] [options]   (see --help there)\n"
 		"       udaxctl --version | --help\n");
 }

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * udaxctl_pin.c - udaxctl pin FILE [--offset O] [--length L] [--seconds N]:
+ * udaxctl_pin.c - udaxctl pin FILE [--offset O] [--length L] [--seconds N] [--ignore-recall]:
  * map a range of a udaxfs file with libudax and register it as an io_uring
  * fixed buffer, then hold the pin until the time is up, a signal arrives,
- * or the layout is recalled.  Shows what udaxctl status reports and how a
- * truncate waits; the tests use it as a pin holder.
+ * or the layout is recalled (with --ignore-recall it keeps the pin through
+ * a recall: the truncate then waits until it exits).  Shows what udaxctl
+ * status reports and how a truncate waits; the tests use it as a pin holder.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,8 +37,9 @@ static void on_sig(int s)
 int udaxctl_pin(int argc, char **argv)
 {
 	static const struct option lo[] = { { "offset", 1, 0, 'o' }, { "length", 1, 0, 'l' },
-					    { "seconds", 1, 0, 's' }, { "help", 0, 0, 'h' },
-					    { 0, 0, 0, 0 } };
+					    { "seconds", 1, 0, 's' }, { "ignore-recall", 0, 0, 'i' },
+					    { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+	bool ignore = false;
 	struct udax_map_opts mo = { .flags = UDAX_MAP_RECALL_FD };
 	uint64_t off = 0, len = 0;
 	double secs = 0;
@@ -48,8 +50,11 @@ int udaxctl_pin(int argc, char **argv)
 	int c, fd, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:l:s:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:l:s:ih", lo, NULL)) != -1) {
 		switch (c) {
+		case 'i':
+			ignore = true;
+			break;
 		case 'o':
 			if (udax_parse_size(optarg, &off) < 0)
 				goto usage;
@@ -62,7 +67,7 @@ int udaxctl_pin(int argc, char **argv)
 			secs = atof(optarg);
 			break;
 		case 'h':
-			printf("usage: udaxctl pin FILE [--offset O] [--length L] [--seconds N]\n");
+			printf("usage: udaxctl pin FILE [--offset O] [--length L] [--seconds N] [--ignore-recall]\n");
 			return 0;
 		default:
 			goto usage;
@@ -103,20 +108,31 @@ int udaxctl_pin(int argc, char **argv)
 	fflush(stdout);
 	uint64_t end = secs > 0 ? ctl_now_ns() + (uint64_t)(secs * 1e9) : UINT64_MAX;
 	struct pollfd p = { .fd = udax_recall_fd(map), .events = POLLIN };
+	bool told = false;
 	while (!stop && ctl_now_ns() < end) {
-		if (poll(&p, 1, 100) == 1) {
-			printf("recalled: unpinning and giving the layout back\n");
-			fflush(stdout);
-			udax_unpin(map, &ring);
-			udax_recall_process(map);
-			break;
+		if (poll(&p, 1, 100) != 1)
+			continue;
+		if (ignore) {
+			/* a client that never answers: the truncate waits (status shows it) */
+			if (!told) {
+				printf("recalled: ignoring it, holding the pin\n");
+				fflush(stdout);
+			}
+			told = true;
+			usleep(100000);
+			continue;
 		}
+		printf("recalled: unpinning and giving the layout back\n");
+		fflush(stdout);
+		udax_unpin(map, &ring);
+		udax_recall_process(map);
+		break;
 	}
 	udax_map_close(&map);
 	io_uring_queue_exit(&ring);
 	close(fd);
 	return 0;
 usage:
-	fprintf(stderr, "usage: udaxctl pin FILE [--offset O] [--length L] [--seconds N]\n");
+	fprintf(stderr, "usage: udaxctl pin FILE [--offset O] [--length L] [--seconds N] [--ignore-recall]\n");
 	return 2;
 }

@@ -19,6 +19,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <udax/udax_proto.h>
@@ -406,6 +409,8 @@ static struct {
 	size_t mnt_len;
 } ipath;
 
+static FILE *ipath_out;		/* the resolving child streams its finds here */
+
 static int ipath_visit(const char *fpath, const struct stat *st, int flag, struct FTW *f)
 {
 	(void)flag; (void)f;
@@ -424,8 +429,90 @@ static int ipath_visit(const char *fpath, const struct stat *st, int flag, struc
 			return 1;
 		ipath.ino[ipath.n] = (uint64_t)st->st_ino;
 		ipath.path[ipath.n++] = strdup(fpath + ipath.mnt_len);
+		if (ipath_out) {
+			fprintf(ipath_out, "%llu %s\n", (unsigned long long)st->st_ino,
+				fpath + ipath.mnt_len);
+			fflush(ipath_out);
+		}
 	}
 	return 0;
+}
+
+/*
+ * Find the names of the wanted inodes, in a child with a deadline: a stat()
+ * of a file whose truncate is waiting for a pin blocks until the truncate
+ * ends (the daemon holds the inode's lock meanwhile), and that is exactly
+ * when status is wanted.  Names not found in time print as "?".
+ */
+static void resolve_paths(const char *mnt)
+{
+	int pfd[2];
+	pid_t pid;
+
+	ipath.mnt_len = strlen(mnt);
+	while (ipath.mnt_len > 1 && mnt[ipath.mnt_len - 1] == '/')
+		ipath.mnt_len--;
+	if (pipe(pfd) < 0)
+		return;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return;
+	}
+	if (pid == 0) {
+		FILE *o;
+
+		close(pfd[0]);
+		o = fdopen(pfd[1], "w");
+		ipath_out = o;
+		if (o) {
+			nftw(mnt, ipath_visit, 16, FTW_PHYS | FTW_MOUNT);
+			fclose(o);
+		}
+		_exit(0);
+	}
+	close(pfd[1]);
+	char buf[65536];
+	size_t got = 0;
+	uint64_t end = ctl_now_ns() + 1000000000ull;
+	for (;;) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		uint64_t now = ctl_now_ns();
+
+		if (now >= end || got + 1 >= sizeof(buf))
+			break;
+		if (poll(&p, 1, (int)((end - now) / 1000000 + 1)) <= 0)
+			break;
+		ssize_t n = read(pfd[0], buf + got, sizeof(buf) - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(pfd[0]);
+	kill(pid, SIGKILL);	/* a child stuck on a blocked stat() */
+	waitpid(pid, NULL, 0);
+	buf[got] = '\0';
+	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(l, ' ');
+		uint64_t *ni;
+		char **np;
+
+		if (!sp)
+			continue;
+		*sp = '\0';
+		ni = realloc(ipath.ino, (ipath.n + 1) * sizeof(*ni));
+		if (ni)
+			ipath.ino = ni;
+		np = realloc(ipath.path, (ipath.n + 1) * sizeof(*np));
+		if (np)
+			ipath.path = np;
+		if (!ni || !np)
+			break;
+		ipath.ino[ipath.n] = strtoull(l, NULL, 10);
+		ipath.path[ipath.n++] = strdup(sp + 1);
+	}
 }
 
 static const char *ino_path(uint64_t ino)
@@ -480,12 +567,8 @@ static void print_human(const char *mnt, const struct jv *doc)
 		want_ino((uint64_t)jnum(pages->items[i], "ino"));
 	for (size_t i = 0; i < jlen(waiters); i++)
 		want_ino((uint64_t)jnum(waiters->items[i], "ino"));
-	if (ipath.nwanted) {
-		ipath.mnt_len = strlen(mnt);
-		while (ipath.mnt_len > 1 && mnt[ipath.mnt_len - 1] == '/')
-			ipath.mnt_len--;
-		nftw(mnt, ipath_visit, 16, FTW_PHYS | FTW_MOUNT);
-	}
+	if (ipath.nwanted)
+		resolve_paths(mnt);
 
 	size_t ncl = 0;
 	for (size_t c = 0; c < jlen(clients); c++)

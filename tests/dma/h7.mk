@@ -4,9 +4,9 @@ tests_dma_preload_semantics_SOURCES = tests/dma/preload_semantics.c
 tests_dma_preload_pmem2_SOURCES = tests/dma/preload_pmem2.c
 tests_dma_preload_pmem2_CFLAGS = $(AM_CFLAGS) $(PMEM2_CFLAGS)
 tests_dma_preload_pmem2_LDADD = $(PMEM2_LIBS)
-TESTS += tests/dma/status_pins.sh tests/dma/preload_pmem2.sh tests/dma/preload_pmempool.sh \
+TESTS += tests/dma/status_pins.sh tests/dma/status_waiters.sh tests/dma/preload_pmem2.sh tests/dma/preload_pmempool.sh \
 	tests/dma/preload_semantics.sh \
 	tests/dma/bench_policies.sh
-EXTRA_DIST += tests/dma/status_pins.sh tests/dma/preload_pmem2.sh tests/dma/preload_pmempool.sh \
+EXTRA_DIST += tests/dma/status_pins.sh tests/dma/status_waiters.sh tests/dma/preload_pmem2.sh tests/dma/preload_pmempool.sh \
 	tests/dma/preload_semantics.sh \
 	tests/dma/bench_policies.sh tests/dma/bench_common.sh
