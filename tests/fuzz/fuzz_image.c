@@ -45,6 +45,8 @@ static struct {
 static const struct ufs_ctx fuzz_ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
 /* UDAX_FUZZ_MODE: "fsck" (checker only), "ro" (no writes through the fs), default all */
 static bool mode_fsck_only, mode_no_write;
+/* UDAX_FUZZ_STRICT_UNMOUNT=1: a failed unmount is a finding */
+static bool strict_unmount;
 
 static void silent_log(void *arg, const char *msg)
 {
@@ -95,6 +97,8 @@ int udax_fuzz_init(const char *base_path)
 		mode_fsck_only = !strcmp(getenv("UDAX_FUZZ_MODE"), "fsck");
 		mode_no_write = !strcmp(getenv("UDAX_FUZZ_MODE"), "ro");
 	}
+	strict_unmount = getenv("UDAX_FUZZ_STRICT_UNMOUNT") &&
+			 !strcmp(getenv("UDAX_FUZZ_STRICT_UNMOUNT"), "1");
 	work_fd = memfd_create("udax-fuzz", MFD_CLOEXEC);
 	if (work_fd < 0)
 		return -errno;
@@ -290,7 +294,14 @@ int udax_fuzz_one(const uint8_t *data, size_t size)
 	if (!mode_fsck_only && udax_media_open(&m, &rw) == 0) {
 		if (ufs_mount(&fs, m, &mo) == 0) {
 			exercise(fs);
-			ufs_unmount(&fs);
+			rc = ufs_unmount(&fs);
+			/* no pin exists here: -EBUSY means an eviction failed on the
+			 * corruption and the mount is leaked (opt-in until fixed) */
+			if (rc && strict_unmount) {
+				fprintf(stderr, "fuzz: ufs_unmount: %s: %s\n", strerror(-rc),
+					udax_errmsg());
+				abort();
+			}
 		}
 		udax_media_close(&m);
 	}
