@@ -26,7 +26,7 @@ h7_cleanup() {
 		[ $i -lt 50 ] || fusermount3 -u -z "$H7_MNT" 2>/dev/null
 	fi
 	rmdir "$H7_MNT" 2>/dev/null
-	rm -f "$H7_DEV"
+	rm -f "$H7_DEV" /dev/shm/"$H7_TAG".*	# the image and the tests' scratch files
 }
 
 # h7_mount [MOUNT OPTIONS]: a fresh udaxfs on a 256 MiB emulated device
