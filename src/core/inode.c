@@ -173,6 +173,8 @@ struct rm_finish {
 	uint64_t shift_from;
 	int64_t shift_delta;
 	size_t shift_cost;
+	/* eviction: free the slot in the same transaction */
+	int (*last)(struct utx *t, struct ufs_inode *ip);
 };
 
 /*
@@ -226,6 +228,13 @@ static int remove_blocks(struct ufs_inode *ip, uint64_t first, uint64_t end,
 			}
 			if (!rc)
 				rc = ufs_ext_shift(&t, ip, f->shift_from, f->shift_delta);
+			if (rc) {
+				utx_abort(&t);
+				return rc;
+			}
+		}
+		if (f && f->last) {
+			rc = f->last(&t, ip);
 			if (rc) {
 				utx_abort(&t);
 				return rc;
@@ -288,42 +297,43 @@ int ufs_truncate(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx
 	return rc;
 }
 
+/* The last step of an eviction: xattrs, orphan list, the slot itself. */
+static int evict_last(struct utx *t, struct ufs_inode *ip)
+{
+	int rc = ufs_xattr_free(t, ip);
+
+	if (!rc)
+		rc = ufs_orphan_del(t, ip);
+	if (!rc)
+		rc = ufs_ifree(t->fs->a, t->tx, ip->ino);
+	if (!rc)
+		memset(ip->di, 0, sizeof(*ip->di));
+	return rc;
+}
+
 int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 {
-	struct ufs *fs = ip->fs;
-	struct utx t;
+	struct rm_finish fin = { .last = evict_last };
+	uint64_t end = UFS_MAX_FILE_BLOCKS;
 	int rc;
 
 	pthread_rwlock_wrlock(&ip->rwsem);
 	rc = ufs_break(ip, 0, UDAX_END_OF_FILE, w);
 	if (rc)
 		goto out;
-	if (!(ip->di->i_flags & UFS_INODE_FL_INLINE_SYMLINK))
-		rc = remove_blocks(ip, 0, UFS_MAX_FILE_BLOCKS, NULL);
-	if (rc)
-		goto out_layout;
-	rc = utx_begin(fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, ip);
-	if (!rc)
-		rc = ufs_xattr_free(&t, ip);
-	if (!rc)
-		rc = ufs_orphan_del(&t, ip);
-	if (!rc)
-		rc = ufs_ifree(fs->a, t.tx, ip->ino);
-	if (rc) {
-		utx_abort(&t);
-		goto out_layout;
+	if (ip->di->i_flags & UFS_INODE_FL_INLINE_SYMLINK)
+		end = 0;	/* i_u holds the target, not an extent root */
+	/* blocks from the end in steps; the last one frees the slot too */
+	rc = remove_blocks(ip, 0, end, &fin);
+	if (!rc) {
+		/*
+		 * Unhashed only now: until here ufs_iget() finds it evicting
+		 * and says -ENOENT instead of loading the half-freed slot.  A
+		 * ufs_inew() that got the slot in between takes the stale
+		 * entry out itself.
+		 */
+		ufs_icache_unhash(ip);
 	}
-	memset(ip->di, 0, sizeof(*ip->di));
-	utx_commit(&t);
-	/*
-	 * Unhashed only now: until here ufs_iget() finds it evicting and says
-	 * -ENOENT instead of loading the half-freed slot.  A ufs_inew() that
-	 * got the slot in between takes the stale entry out itself.
-	 */
-	ufs_icache_unhash(ip);
-out_layout:
 	udax_layout_unlock_excl(&ip->map);
 out:
 	pthread_rwlock_unlock(&ip->rwsem);

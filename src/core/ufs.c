@@ -3,11 +3,18 @@
  * ufs.c - mount/unmount, the transaction wrapper, the DRAM inode cache,
  * inode creation and eviction, the orphan list, statfs.
  *
- * An inode lives in the cache from its first use until unmount, or until it
- * is evicted (nlink == 0, no lookup, no open, no call in progress).  The
- * struct ufs_inode points straight at its slot in the device mapping: every
- * change of a dinode happens inside a transaction (only one runs at a time,
- * under the journal mutex), so the checksum is recomputed at commit.
+ * An inode enters the cache on first use.  It leaves it when it is evicted
+ * (nlink == 0, no lookup, no open, no call in progress: its blocks and slot
+ * are freed), or, for a linked regular file or symlink, as soon as nothing
+ * references it and its mapping tracks no page (directories stay, with
+ * their index, until unmount).  The struct ufs_inode points straight at its
+ * slot in the device mapping: every change of a dinode happens inside a
+ * transaction (only one runs at a time, under the journal mutex), so the
+ * checksum is recomputed at commit.
+ *
+ * An eviction that cannot finish (interrupted, recall timeout) leaves the
+ * inode on the orphan list and in the cache; unmount tries again, and the
+ * next mount reclaims what is still there.
  */
 #include <errno.h>
 #include <inttypes.h>
