@@ -241,8 +241,14 @@ static int run(struct udaxd_opts *o, int parent_fd)
 	memset(&d, 0, sizeof(d));
 	d.opts = o;
 	d.poll_ns = o->poll_us * 1000;
-	d.attr_timeout = 1.0;
-	d.entry_timeout = 1.0;
+	/*
+	 * Changes made through this mount keep the kernel's cache right;
+	 * only a direct-access writer growing a file goes around it (the
+	 * layout service invalidates when the layout is returned), so the
+	 * default stays short (-o timeout=).
+	 */
+	d.attr_timeout = o->timeout;
+	d.entry_timeout = o->timeout;
 
 	o->mountpoint_abs = realpath(o->mountpoint, NULL);
 	if (!o->mountpoint_abs || stat(o->mountpoint_abs, &st)) {

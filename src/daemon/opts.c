@@ -168,6 +168,17 @@ static int parse_one(struct udaxd_opts *o, const char *opt, bool *have_fsname)
 		o->dax_allow = strdup(v + 1);
 		return o->dax_allow ? 0 : -ENOMEM;
 	}
+	if (strncmp(opt, "timeout=", 8) == 0) {
+		char *end;
+		double t;
+
+		errno = 0;
+		t = strtod(v + 1, &end);
+		if (errno || *end || end == v + 1 || !(t >= 0 && t <= 86400))
+			return bad("timeout=%s: not a number of seconds from 0 to 86400", v + 1);
+		o->timeout = t;
+		return 0;
+	}
 	if (strcmp(opt, "libfuse_mt") == 0) {
 		o->libfuse_mt = true;
 		return 0;
@@ -255,6 +266,7 @@ void udaxd_usage(FILE *out, const char *prog)
 "                            with EBUSY (0: wait, interruptibly, forever)\n"
 "     dax_allow=LIST         who may map the device directly, e.g.\n"
 "                            uid:1000,gid:100 (default: root and the owner)\n"
+"     timeout=SEC            kernel caches names and attributes SEC s (1)\n"
 "     max_threads=N          at most N worker threads (default 64)\n"
 "     libfuse_mt             libfuse's thread pool instead of our loop\n"
 "     poll_us=N              poll /dev/fuse N us before sleeping (0)\n"
@@ -275,6 +287,7 @@ int udaxd_parse_args(int argc, char **argv, struct udaxd_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->policy = UDAX_POLICY_DEFAULT;
+	o->timeout = 1.0;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 

@@ -80,6 +80,8 @@ refuse "$W/good.img" "emul_align" -o emul_align=banana
 refuse "$W/good.img" "dax_policy" -o dax_policy=sometimes
 refuse "$W/good.img" "recall_timeout" -o recall_timeout=-5
 refuse "$W/good.img" "max_threads" -o max_threads=0
+refuse "$W/good.img" "timeout" -o timeout=soon
+refuse "$W/good.img" "poll_us" -o poll_us=-1
 refuse "$W/good.img" "dax_allow" -o dax_allow=bob
 refuse "$W/good.img" "unknown mount option 'bob'" -o dax_allow=uid:0,bob
 refuse "$W/good.img" "unknown option '-x'" -x
