@@ -5,7 +5,9 @@
  * insert range, fallocate, copy_file_range, with remounts in between.  A
  * second file is written in between so extents fragment and the extent
  * tree grows index levels.  Seeded (argv[1] or UDAX_FSX_SEED), a few
- * thousand ops; on a mismatch it prints the op log tail and the seed.
+ * thousand ops; on a mismatch it prints the op log tail, the seed and the
+ * tree.  UDAX_FSX_CHECK=1 checks the tree after every op; UDAX_FSX_SMALL=1
+ * keeps ops small so the file fragments into many more extents.
  */
 #include "test_ufs.h"
 
@@ -101,16 +103,16 @@ static int check_tree(void)
 	return rc;
 }
 
-int main(int argc, char **argv)
+static void run(uint64_t seed, bool small)
 {
-	const char *env = getenv("UDAX_FSX_SEED");
-	uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : env ? strtoull(env, NULL, 0) : 12345;
 	struct ufs_entry e;
 	unsigned int op, counts[10] = { 0 };
 	uint64_t max_ext = 0;
 	int bad = 0;
 
 	rng = seed ? seed : 1;
+	msize = 0;
+	nlog = 0;
 	model = calloc(1, 2 * MAXSZ);
 	rbuf = malloc(2 * MAXSZ);
 	wbuf = malloc(MAXSZ);
@@ -120,7 +122,8 @@ int main(int argc, char **argv)
 	ino = e.ino;
 	REQUIRE(ufs_create(T.fs, &T.c, UFS_ROOT_INO, "other", 0644, O_RDWR, &e) == 0);
 	other = e.ino;
-	printf("test_ufs_fsx: seed %llu, %d ops\n", (unsigned long long)seed, NOPS);
+	printf("test_ufs_fsx: seed %llu, %d %s ops\n", (unsigned long long)seed, NOPS,
+	       small ? "small" : "mixed");
 
 	for (op = 0; op < NOPS && !bad; op++) {
 		unsigned int kind = (unsigned int)rnd_below(10);
@@ -128,6 +131,10 @@ int main(int argc, char **argv)
 		uint64_t i;
 		int rc;
 
+		if (small && (kind == 3 || kind == 6) && rnd_below(20))
+			kind = 0;	/* keep the file big and fragmented */
+		if (small && kind != 6 && kind != 7)
+			len = 1 + len % 8192;	/* many small extents: a deeper tree */
 		if (off + len > MAXSZ)
 			len = MAXSZ - off;
 		if (!len)
@@ -292,5 +299,20 @@ int main(int argc, char **argv)
 	free(model);
 	free(rbuf);
 	free(wbuf);
+}
+
+int main(int argc, char **argv)
+{
+	const char *env = getenv("UDAX_FSX_SEED");
+	uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : env ? strtoull(env, NULL, 0) : 12345;
+
+	if (argc > 1 || env) {
+		run(seed, getenv("UDAX_FSX_SMALL") != NULL);
+	} else {
+		/* make check: mixed sizes, then small ops that grow a deeper tree */
+		run(seed, false);
+		if (!t_fails)
+			run(seed + 1, true);
+	}
 	return t_done("test_ufs_fsx");
 }
