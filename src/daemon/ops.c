@@ -139,6 +139,33 @@ static void ctx_init_blocking(struct ufs_ctx *c, fuse_req_t req, struct udaxd *d
 	fuse_req_interrupt_func(req, on_interrupt, d);
 }
 
+/*
+ * ctx_init_timed() - ctx_init_blocking() that also collects the daemon-side
+ * timestamps of the break_layouts the request makes (recall sent, last
+ * unpin, idle, done) into @bs, for note_break().
+ */
+static void ctx_init_timed(struct ufs_ctx *c, fuse_req_t req, struct udaxd *d,
+			   struct udax_break_stats *bs)
+{
+	ctx_init_blocking(c, req, d);
+	memset(bs, 0, sizeof(*bs));
+	c->wait.stats = bs;
+}
+
+/*
+ * note_break() - hand the timestamps of a truncate/punch/zero/collapse that
+ * really ran break_layouts to the layout service, which serves them to
+ * `udaxctl bench truncate-dma` (UDAX_REQ_BREAKS).  t_freed is "the blocks
+ * are back in the allocator": the core call has returned.
+ */
+static void note_break(struct udaxd *d, fuse_ino_t ino, const struct udax_break_stats *bs, int rc)
+{
+	struct layout_service *ls = udaxd_ls(d);
+
+	if (ls && bs->t_start)
+		layout_note_break(ls, ino, bs, rc, udax_now_ns());
+}
+
 /* ---- replies ---- */
 
 static void reply_rc(fuse_req_t req, int rc)
@@ -345,6 +372,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		       struct fuse_file_info *fi)
 {
 	struct udaxd *d = udaxd_of(req);
+	struct udax_break_stats bs;
 	struct ufs_setattr sa;
 	struct ufs_ctx c;
 	struct stat st;
@@ -384,7 +412,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		sa.ctime = attr->st_ctim;
 	}
 	if (sa.valid & UFS_SET_SIZE)
-		ctx_init_blocking(&c, req, d);	/* a shrink runs break_layouts */
+		ctx_init_timed(&c, req, d, &bs);	/* a shrink runs break_layouts */
 	else
 		ctx_init(&c, req);
 	/* truncate kills set-ID bits for the unprivileged, chown always
@@ -392,6 +420,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (killpriv(d) && (sa.valid & (UFS_SET_SIZE | UFS_SET_UID | UFS_SET_GID)))
 		udaxd_kill_privs(d, &c, ino, (sa.valid & UFS_SET_SIZE) && req_kill_suidgid());
 	rc = ufs_setattr(d->fs, &c, ino, &sa, &st);
+	if (sa.valid & UFS_SET_SIZE)
+		note_break(d, ino, &bs, rc);
 	if (rc)
 		reply_rc(req, rc);
 	else
@@ -555,14 +585,17 @@ static void set_open_info(struct udaxd *d, fuse_ino_t ino, struct fuse_file_info
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct udaxd *d = udaxd_of(req);
+	struct udax_break_stats bs;
 	struct ufs_ctx c;
 	int rc;
 
 	if (fi->flags & O_TRUNC)
-		ctx_init_blocking(&c, req, d);
+		ctx_init_timed(&c, req, d, &bs);
 	else
 		ctx_init(&c, req);
 	rc = ufs_open(d->fs, &c, ino, fi->flags);
+	if (fi->flags & O_TRUNC)
+		note_break(d, ino, &bs, rc);
 	if (rc) {
 		reply_rc(req, rc);
 		return;
@@ -709,14 +742,18 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 			 struct fuse_file_info *fi)
 {
 	struct udaxd *d = udaxd_of(req);
+	struct udax_break_stats bs;
 	struct ufs_ctx c;
+	int rc;
 
 	if (off < 0 || len <= 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	ctx_init_blocking(&c, req, d);	/* punch, zero, collapse, insert free blocks */
-	reply_rc(req, ufs_fallocate(d->fs, &c, ino, mode, (uint64_t)off, (uint64_t)len));
+	ctx_init_timed(&c, req, d, &bs);	/* punch, zero, collapse, insert free blocks */
+	rc = ufs_fallocate(d->fs, &c, ino, mode, (uint64_t)off, (uint64_t)len);
+	note_break(d, ino, &bs, rc);
+	reply_rc(req, rc);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
