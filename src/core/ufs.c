@@ -317,13 +317,20 @@ void ufs_nlookup_inc(struct ufs_inode *ip)
 	pthread_mutex_unlock(&ip->fs->icache_lock);
 }
 
-void ufs_iput_ctx(struct ufs_inode *ip, const struct udax_wait_ctx *w)
+/*
+ * iput_rc() - ufs_iput_ctx() that says how an eviction it started ended.
+ * Context: no inode locks held.  Return: 0 (no eviction, or the inode was
+ * freed), else the error of the failed eviction (the inode stays cached
+ * and on the orphan list).
+ */
+static int iput_rc(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 {
 	struct ufs *fs;
 	bool evict;
+	int rc;
 
 	if (!ip)
-		return;
+		return 0;
 	fs = ip->fs;
 	pthread_mutex_lock(&fs->icache_lock);
 	UDAX_BUG_ON(ip->ref == 0);
@@ -339,20 +346,27 @@ void ufs_iput_ctx(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 		icache_remove(fs, ip);
 		pthread_mutex_unlock(&fs->icache_lock);
 		inode_free(ip);
-		return;
+		return 0;
 	}
 	pthread_mutex_unlock(&fs->icache_lock);
 	if (!evict)
-		return;
-	if (ufs_evict(ip, w ? w : &wait_forever)) {
+		return 0;
+	rc = ufs_evict(ip, w ? w : &wait_forever);
+	if (rc) {
 		/* stays an orphan; retried at the next put or at unmount/mount */
 		pthread_mutex_lock(&fs->icache_lock);
 		ip->evicting = false;
 		ip->ref--;
 		pthread_mutex_unlock(&fs->icache_lock);
-		return;
+		return rc;
 	}
 	inode_free(ip);
+	return 0;
+}
+
+void ufs_iput_ctx(struct ufs_inode *ip, const struct udax_wait_ctx *w)
+{
+	iput_rc(ip, w);
 }
 
 void ufs_iput(struct ufs_inode *ip)
@@ -822,11 +836,31 @@ static struct ufs_inode **icache_snapshot(struct ufs *fs, size_t *n)
 	return v;
 }
 
+/* An eviction that failed because a page is still referenced (or the wait
+ * was cut short), as opposed to one that failed on what it read. */
+static bool evict_busy(int rc)
+{
+	return rc == -EBUSY || rc == -EINTR || rc == -ETIMEDOUT || rc == -EAGAIN;
+}
+
+/*
+ * ufs_unmount() - see ufs.h.  Besides -EBUSY (pages still referenced: the
+ * mount is kept, nothing is freed under a pin) there is one more outcome:
+ * an unlinked inode whose eviction fails on corruption (a bad extent tree,
+ * say) cannot be freed, but nothing references it.  It is logged and
+ * counted, left on the orphan list with its blocks (fsck reclaims them),
+ * the state stays MOUNTED (not clean), and the mount is torn down anyway.
+ * Context: no other thread uses @fs.  Return: 0 (*fsp freed and cleared);
+ * -EUCLEAN (*fsp freed and cleared, unlinked inodes could not be freed:
+ * run fsck); -EBUSY (*fsp kept, see ufs.h); -ENOMEM (*fsp kept).
+ */
 int ufs_unmount(struct ufs **fsp)
 {
 	struct ufs *fs = fsp ? *fsp : NULL;
 	struct udax_wait_ctx w = { 0 };
+	struct udax_dax_stats st;
 	struct ufs_inode **v;
+	uint64_t corrupt = 0, left = 0;
 	bool busy = false;
 	size_t n, i;
 
@@ -840,12 +874,23 @@ int ufs_unmount(struct ufs **fsp)
 		struct ufs_inode *ip = v[i];
 
 		if (ip->di->i_nlink == 0 && !fs->ro) {
+			uint64_t ino = ip->ino;
+			int rc;
+
 			/* the kernel will never forget it now */
 			pthread_mutex_lock(&fs->icache_lock);
 			ip->nlookup = 0;
 			ip->nopen = 0;
 			pthread_mutex_unlock(&fs->icache_lock);
-			ufs_iput_ctx(ip, &w);
+			rc = iput_rc(ip, &w);
+			if (rc && evict_busy(rc)) {
+				busy = true;
+			} else if (rc) {
+				if (++corrupt <= 8)
+					fs_log(fs, "unmount: unlinked inode %" PRIu64 " cannot be "
+					       "freed (%s: %s); left on the orphan list with its "
+					       "blocks (run fsck)", ino, strerror(-rc), udax_errmsg());
+			}
 			continue;
 		}
 		pthread_rwlock_wrlock(&ip->rwsem);
@@ -857,23 +902,29 @@ int ufs_unmount(struct ufs **fsp)
 		ufs_iput(ip);
 	}
 	free(v);
-	/* anything still cached with nlink 0 was busy */
+	/* anything still cached with nlink 0 and not counted as corrupt was busy */
 	v = icache_snapshot(fs, &n);
 	for (i = 0; v && i < n; i++) {
 		if (v[i]->di->i_nlink == 0)
-			busy = true;
+			left++;
 		pthread_mutex_lock(&fs->icache_lock);
 		v[i]->ref--;
 		pthread_mutex_unlock(&fs->icache_lock);
 	}
 	free(v);
+	if (!fs->ro && left > corrupt)
+		busy = true;
+	/* never free the handles (and the mount) while a page is referenced */
+	udax_dax_stats(fs->dax, &st);
+	if (st.live_handles)
+		busy = true;
 	if (!fs->ro) {
 		udax_media_drain(fs->m);
 		fs->sb.s_orphan_head = primary(fs)->s_orphan_head;
 		fs->sb.s_free_blocks_hint = ufs_alloc_free_blocks(fs->a);
 		fs->sb.s_free_inodes_hint = ufs_alloc_free_inodes(fs->a);
 		fs->sb.s_write_time = (uint64_t)time(NULL);
-		if (!busy)
+		if (!busy && !corrupt)
 			fs->sb.s_state = UFS_STATE_CLEAN;
 		ufs_super_write(fs->m, &fs->sb);
 	}
@@ -884,5 +935,10 @@ int ufs_unmount(struct ufs **fsp)
 	}
 	fs_free(fs);
 	*fsp = NULL;
+	if (corrupt) {
+		udax_seterr("%" PRIu64 " unlinked inode%s could not be freed (corrupt); they stay "
+			    "on the orphan list: run fsck", corrupt, corrupt == 1 ? "" : "s");
+		return -EUCLEAN;
+	}
 	return 0;
 }

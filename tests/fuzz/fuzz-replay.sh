@@ -8,6 +8,10 @@ b=${top_builddir:-.}
 s=${top_srcdir:-$(dirname "$0")/../..}
 work=$(mktemp -d /dev/shm/udax-h6-fuzzreplay.XXXXXX) || exit 77
 trap 'rm -rf "$work"' EXIT INT TERM
+# a failed unmount (a mount leaked on a corrupt image) is a finding;
+# UDAX_FUZZ_STRICT_UNMOUNT=0 turns that off
+UDAX_FUZZ_STRICT_UNMOUNT=${UDAX_FUZZ_STRICT_UNMOUNT:-1}
+export UDAX_FUZZ_STRICT_UNMOUNT
 "$b/tests/fuzz/fuzz_mkbase" "$work/base.img" "$work/seeds" || { echo "FAIL: fuzz_mkbase"; exit 1; }
 set -- "$work/seeds"
 [ -d "$s/tests/fuzz/regressions" ] && set -- "$@" "$s/tests/fuzz/regressions"

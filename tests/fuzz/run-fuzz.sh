@@ -54,8 +54,14 @@ work=$(mktemp -d /dev/shm/udax-h6-fuzz.XXXXXX) || exit 77
 trap 'rm -rf "$work"' EXIT INT TERM
 "$b/tests/fuzz/fuzz_mkbase" "$work/base.img" "$work/seeds" || { echo "FAIL: fuzz_mkbase"; exit 1; }
 cp "$work"/seeds/* "$out/corpus/" 2>/dev/null
+# a failed unmount (a mount leaked on a corrupt image) is a finding;
+# UDAX_FUZZ_STRICT_UNMOUNT=0 turns that off
+UDAX_FUZZ_STRICT_UNMOUNT=${UDAX_FUZZ_STRICT_UNMOUNT:-1}
+export UDAX_FUZZ_STRICT_UNMOUNT
 export UDAX_FUZZ_BASE="$work/base.img"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=0}"
+# leaks are findings: every input must free its mount (ufs_unmount frees it
+# even when an unlinked inode cannot be evicted on a corrupt image)
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"
 echo "fuzzing for $secs s"
 "$bin" -max_total_time="$secs" -max_len=16384 -timeout=20 -rss_limit_mb=2048 \
 	-artifact_prefix="$out/artifacts/" -print_final_stats=1 \

@@ -12,6 +12,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include "fsck_check.h"
 #include "ufs_int.h"
 
 #define MiB (1024ull * 1024)
@@ -1008,6 +1009,82 @@ static void test_small_journal(void)
 	T = save;
 }
 
+/*
+ * An unlinked, unreferenced inode whose eviction fails on corruption (its
+ * extent root is garbage): unmount must not call that "pages still
+ * referenced" and leak the mount.  It returns -EUCLEAN, frees the mount
+ * (the ASan build's leak check covers the DRAM), leaves the inode on the
+ * orphan list with its blocks and the state not clean, and fsck -n still
+ * reports the damage; fsck -y then gives back every block.
+ */
+static void test_unmount_corrupt_orphan(void)
+{
+	struct fsck_opts fo = { .repair = FSCK_REPAIR_NO, .force = true, .quiet = true };
+	struct ufs_mount_opts mo = { .log = t_log };
+	struct fsck_stats st;
+	struct ufs_dinode *di;
+	struct ufs_super sb;
+	struct statvfs sv0, sv1;
+	struct t_fs U;
+	struct ufs_entry e;
+	char buf[65536];
+	bool backup;
+	uint64_t f;
+	int rc;
+
+	t_setup(&U, "ufs-corrupt", 16 * MiB);
+	CHECK_EQ(ufs_create(U.fs, &U.c, UFS_ROOT_INO, "victim", 0644, O_RDWR, &e), 0);
+	f = e.ino;
+	/* after the create: the root's first directory block stays allocated */
+	CHECK_EQ(ufs_statfs(U.fs, &sv0), 0);
+	memset(buf, 'v', sizeof(buf));
+	CHECK_EQ(ufs_write(U.fs, &U.c, f, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	/* open (ufs_create opened it): the unlink only puts it on the orphan list */
+	CHECK_EQ(ufs_unlink(U.fs, &U.c, UFS_ROOT_INO, "victim"), 0);
+	CHECK_EQ(ufs_getattr(U.fs, f, &(struct stat){ 0 }), 0);
+	/* garbage extent root, with a valid inode checksum */
+	di = ufs_dinode_ptr(U.fs, f);
+	di->i_u.tree.hdr.h_magic = 0x1234;
+	di->i_checksum = 0;
+	di->i_checksum = ufs_inode_csum(di);
+	udax_media_persist(ufs_media(U.fs), di, sizeof(*di));
+
+	/* no pin, no mapping: not -EBUSY, and the mount is gone */
+	rc = ufs_unmount(&U.fs);
+	CHECK_EQ(rc, -EUCLEAN);
+	CHECK(U.fs == NULL);
+	if (U.fs) {
+		/* the old behaviour: keep it reachable, the rest cannot run */
+		crashed_fs = U.fs;
+		return;
+	}
+	CHECK(ufs_super_load(U.m, &sb, &backup) == 0);
+	CHECK_EQ(sb.s_orphan_head, f);
+	CHECK(sb.s_state != UFS_STATE_CLEAN);
+	udax_media_close(&U.m);
+
+	/* fsck -n still sees the damage (the inode, the orphan list, the leaked blocks) */
+	memset(&st, 0, sizeof(st));
+	fo.quiet = false;
+	fo.out = stderr;
+	rc = udax_fsck_path(U.path, &fo, &st);
+	fo.quiet = true;
+	CHECK(rc & FSCK_UNCORRECTED);
+	CHECK(st.errors > 0);
+	/* fsck -y repairs it; after that the blocks are all free again */
+	fo.repair = FSCK_REPAIR_YES;
+	rc = udax_fsck_path(U.path, &fo, NULL);
+	CHECK(!(rc & (FSCK_UNCORRECTED | FSCK_OPERATIONAL)));
+	fo.repair = FSCK_REPAIR_NO;
+	CHECK_EQ(udax_fsck_path(U.path, &fo, NULL), FSCK_OK);
+	t_open_media(&U);
+	REQUIRE(ufs_mount(&U.fs, U.m, &mo) == 0);
+	CHECK_EQ(ufs_statfs(U.fs, &sv1), 0);
+	CHECK_EQ(sv1.f_bfree, sv0.f_bfree);
+	CHECK_EQ(sv1.f_ffree, sv0.f_ffree + 1);
+	t_teardown(&U);
+}
+
 int main(void)
 {
 	t_setup(&T, "ufs", 192 * MiB);
@@ -1027,6 +1104,7 @@ int main(void)
 	test_enospc();
 	test_readonly();
 	test_small_journal();
+	test_unmount_corrupt_orphan();
 	t_teardown(&T);
 	return t_done("test_ufs");
 }

@@ -12,7 +12,9 @@ TESTS += tests/unit/test_ufs tests/unit/test_ufs_fsx tests/unit/test_ufs_bigdir 
 	tests/unit/test_ufs_mt
 tests_unit_test_ufs_SOURCES = tests/unit/test_ufs.c tests/unit/test_ufs.h
 tests_unit_test_ufs_CFLAGS = $(H2B_TEST_CFLAGS)
-tests_unit_test_ufs_LDADD = $(H2B_TEST_LDADD)
+# the checker library: test_unmount_corrupt_orphan runs fsck -n/-y on its image
+tests_unit_test_ufs_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/tools
+tests_unit_test_ufs_LDADD = libudax-fsck.la $(H2B_TEST_LDADD)
 tests_unit_test_ufs_fsx_SOURCES = tests/unit/test_ufs_fsx.c tests/unit/test_ufs.h
 tests_unit_test_ufs_fsx_CFLAGS = $(H2B_TEST_CFLAGS)
 tests_unit_test_ufs_fsx_LDADD = $(H2B_TEST_LDADD)
