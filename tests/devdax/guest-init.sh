@@ -7,7 +7,10 @@
 #   udax.phase=again     the same NVDIMM rebooted: the namespace must be found
 #                        on the media, the data of the first boot still there
 #   udax.shell=1         drop to a shell at the end (debugging by hand)
-#   udax.fstests=a,b     run only these tests of tests/fs (default: all)
+#   udax.profile=full|short  how much of the suite runs (see suite.sh)
+#   udax.fstests=a,b     these tests of tests/fs (default: suite.sh's; all)
+#   udax.timeout=S       seconds one test may take
+#   udax.shim=0          other helpers' tests keep their emulation images
 # The verdict leaves through isa-debug-exit (I/O port 0xf4): QEMU exits with
 # (v << 1) | 1, v = 0 passed, 1 failed, 77 nothing could be tested.
 # GNU tools (/usr) before busybox's applets (/bin)
@@ -38,6 +41,9 @@ for a in $(cat /proc/cmdline); do
 	udax.phase=*) phase=${a#*=} ;;
 	udax.shell=*) shell=${a#*=} ;;
 	udax.fstests=*) export UDAX_FS_TESTS=${a#*=} ;;
+	udax.timeout=*) export UDAX_TEST_TIMEOUT=${a#*=} ;;
+	udax.profile=*) export UDAX_PROFILE=${a#*=} ;;
+	udax.shim=*) export UDAX_SHIM=${a#*=} ;;
 	esac
 done
 echo "GUEST-INIT-START kernel=$(uname -r) align=$align phase=$phase uptime=$(up)"
@@ -46,6 +52,7 @@ while read -r ko; do
 	insmod "$ko" || echo "insmod $ko failed"
 done < /modules.order
 echo "modules loaded uptime=$(up)"
+mount -t fusectl fusectl /sys/fs/fuse/connections 2>/dev/null
 
 # Label-less NVDIMM: the raw namespace is reconfigured as devdax; on a
 # later boot the kernel finds the devdax info block and makes dax0.0 itself.
@@ -79,7 +86,7 @@ echo "FACT cpu_flags=$(grep -o -w -E 'clwb|clflushopt|avx512f|movdir64b' /proc/c
 echo "FACT kernel=$(uname -r)"
 
 # the host's expectations from the first boot ride in a second cpio archive
-export UDAX_DEVICE=$dev top_srcdir=/udax/src top_builddir=/udax/build
+export UDAX_IN_GUEST=1 UDAX_DEVICE=$dev top_srcdir=/udax/src top_builddir=/udax/build
 sh /udax/src/tests/devdax/suite.sh "$dev" "$phase" /tmp/udax-suite
 rc=$?
 echo "suite rc=$rc uptime=$(up)"

@@ -2,14 +2,16 @@
 # mkfs-shim.sh - stands in for mkfs.udaxfs while suite.sh runs other
 # helpers' tests (tests/fs, tests/dma) on a real device.  Those tests make
 # emulation images: `mkfs.udaxfs -s SIZE FILE`, or a FILE they sized
-# themselves.  When the image is at least UDAX_SHIM_MIN (128 MiB) and the
+# themselves.  When the image is at least UDAX_SHIM_MIN (64 MiB) and the
 # device is not in use, the device replaces it: FILE becomes a symlink to
 # the device, which is formatted (-f, without -s), so the test mounts,
 # fills, pins and remounts the real device-DAX.  Smaller images (ENOSPC,
 # corrupted-image tests) and a second image while the device is busy stay
 # emulation files.  Every other call reaches the real mkfs.udaxfs unchanged.
 #
-# Environment: UDAX_DEVICE (the device), UDAX_REAL_MKFS (the real program).
+# Environment: UDAX_DEVICE (the device), UDAX_REAL_MKFS (the real program);
+# UDAX_SHIM=0 keeps every image an emulation file (to tell a failure the
+# device causes from one the guest causes).
 set -u
 real=${UDAX_REAL_MKFS:?}
 dev=${UDAX_DEVICE:-}
@@ -47,7 +49,7 @@ if [ -n "$size" ]; then
 elif [ -f "$file" ] && [ ! -L "$file" ]; then
 	want=$(stat -c %s "$file")
 fi
-if [ -z "$dev" ] || [ -z "$file" ] || [ "$want" -lt "$(bytes "${UDAX_SHIM_MIN:-128M}")" ] ||
+if [ -z "$dev" ] || [ "${UDAX_SHIM:-1}" = 0 ] || [ -z "$file" ] || [ "$want" -lt "$(bytes "${UDAX_SHIM_MIN:-64M}")" ] ||
    [ "$file" = "$dev" ] || busy; then
 	exec "$real" "$@"
 fi

@@ -40,10 +40,15 @@ stage=${TMPDIR:-/tmp}
 [ -w /dev/shm ] && stage=/dev/shm
 root=$(mktemp -d "$stage/udax-h4-initramfs.XXXXXX")
 trap 'rm -rf "$root" "$root.elfs"' EXIT
+# /lib is /usr/lib as on the host (one copy of each library, whichever
+# path ldd names); /bin stays busybox's own directory.
+mkdir -p "$root/usr/lib/x86_64-linux-gnu" "$root/usr/lib64"
+ln -s usr/lib "$root/lib"
+ln -s usr/lib64 "$root/lib64"
 mkdir -p "$root/bin" "$root/sbin" "$root/usr/bin" "$root/usr/sbin" "$root/dev" \
-	"$root/proc" "$root/sys" "$root/tmp" "$root/run" "$root/mnt" "$root/etc" \
-	"$root/lib/x86_64-linux-gnu" "$root/lib64" "$root/root" \
-	"$root/udax/build" "$root/udax/src" "$root/lib/modules/$kver"
+	"$root/proc" "$root/sys" "$root/tmp" "$root/run" "$root/mnt" "$root/etc" "$root/root" \
+	"$root/udax/build" "$root/udax/src" "$root/lib/modules/$kver" \
+	"$root/usr/local/bin" "$root/usr/local/sbin"
 
 # busybox and its applets.  `busybox --list` names busybox itself: linking
 # that name would replace the binary with a symlink to itself (ELOOP at /init).
@@ -74,13 +79,14 @@ copy_bin() {
 # loader.  Libraries from the build tree go where the guest's loader looks
 # by default.
 copy_libs() {
-	tr '\n' '\0' < "$elfs" | xargs -0 ldd 2>/dev/null |
+	tr '\n' '\0' < "$elfs" | xargs -0 -P 4 -n 40 ldd 2>/dev/null |
 	awk '/=>/ { print $3 } !/=>/ && $1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u |
 	while read -r lib; do
 		[ -f "$lib" ] || continue
 		case $lib in
-		"$bld"/*) dst=/lib/x86_64-linux-gnu/${lib##*/} ;;
-		*) dst=$lib ;;
+		"$bld"/*) dst=/usr/lib/x86_64-linux-gnu/${lib##*/} ;;
+		/usr/*) dst=$lib ;;
+		*) dst=/usr$lib ;;
 		esac
 		[ -e "$root$dst" ] && continue
 		mkdir -p "$root${dst%/*}"
@@ -92,17 +98,18 @@ for b in ndctl daxctl fusermount3 mount.fuse3; do
 	p=$(command -v $b) || continue
 	copy_bin "$p" "$p"
 done
-# A GNU userland beside busybox, for shell tests written on a Debian host
-# (realpath -m, setpriv, dd status=none, stat -c, sha256sum...): the
-# guest's tests put /usr/bin before busybox's /bin.  About 3 MB compressed.
-gnu=$(dpkg -L coreutils 2>/dev/null | grep -E '^/usr/bin/[^/]+$')
-for b in $gnu bash find xargs grep sed awk diff cmp setpriv fallocate mountpoint \
-	setfattr getfattr xxd od; do
+# A Debian userland beside busybox, for shell tests written on a Debian
+# host (realpath -m, setpriv, unshare, mount -t fuse.X, pgrep...): the
+# guest's PATH has /usr/bin before busybox's /bin.  About 4 MB compressed.
+userland="coreutils util-linux mount procps psmisc findutils grep sed diffutils mawk dash bash attr"
+for b in $(dpkg -L $userland 2>/dev/null | grep -E '^(/usr)?/s?bin/[^/]+$') awk xxd; do
 	case $b in /*) p=$b ;; *) p=$(command -v $b 2>/dev/null) || continue ;; esac
 	[ -f "$p" ] || continue
-	case $p in /bin/*|/sbin/*) p=/usr$p ;; esac
+	case $p in */rbash) continue ;; /bin/*|/sbin/*) p=/usr$p ;; esac
 	copy_bin "$p" "$p"
 done
+# mount -t fuse.udaxfs runs /sbin/mount.fuse.udaxfs or /sbin/mount.fuse
+ln -s mount.fuse3 "$root/usr/sbin/mount.fuse"
 # The host's /bin is /usr/bin (merged /usr): tests that say /bin/X mean the
 # real tool.  busybox keeps /bin/sh and what has no GNU twin here.
 for p in "$root"/usr/bin/* "$root"/usr/sbin/*; do
@@ -113,7 +120,13 @@ for p in "$root"/usr/bin/* "$root"/usr/sbin/*; do
 	rm -f "$l"
 	ln -s "$d" "$l"
 done
-cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
+# /bin/sh is Debian's dash: busybox's sh runs its own applets before PATH
+# (standalone shell), so scripts would never reach the GNU tools
+if [ -x "$root/usr/bin/dash" ]; then
+	rm -f "$root/bin/sh"
+	ln -s /usr/bin/dash "$root/bin/sh"
+fi
+cp -L /lib64/ld-linux-x86-64.so.2 "$root/usr/lib64/"
 
 # Kernel modules in dependency order.  --ignore-install: ndctl's modprobe.d
 # has an "install libnvdimm ..." rule that would hide libnvdimm.ko.
@@ -140,10 +153,13 @@ fi
 
 # The build tree's programs: ELF files and libtool wrappers (whose real ELF
 # lives in .libs/).  Object files and libraries are not executable.
-# Only the top level and src/ tests/ contrib/: not a distcheck's tree.
+# Only what the guest runs: the top level (udaxfs, mkfs, fsck, udaxctl),
+# src/tools, and the tests of tests/devdax, tests/fs and tests/dma (unit,
+# crash and fuzz tests need no device).  Never a distcheck's tree.
 (cd "$bld" && { find . -maxdepth 1 -type f -perm -u+x
-	find src tests contrib -path tests/devdax/cache -prune -o -path 'tests/devdax/run.*' \
-		-prune -o -path '*/.libs' -prune -o -type f -perm -u+x -print 2>/dev/null; } |
+	find src/tools tests/devdax tests/fs tests/dma -path tests/devdax/cache -prune -o \
+		-path 'tests/devdax/run.*' -prune -o -path '*/.libs' -prune -o \
+		-type f -perm -u+x -print 2>/dev/null; } |
 	grep -v -e '\.so' -e '\.sh$' -e '/config\.' -e '^\./libtool$') |
 while read -r rel; do
 	rel=${rel#./}
@@ -164,7 +180,7 @@ done
 # the project's shared libraries themselves (dlopen'ed or LD_PRELOAD'ed too)
 find "$bld" -path "$bld/tests/devdax/cache" -prune -o -path '*/.libs/*.so*' -print 2>/dev/null |
 while read -r lib; do
-	cp -L "$lib" "$root/lib/x86_64-linux-gnu/${lib##*/}"
+	cp -L "$lib" "$root/usr/lib/x86_64-linux-gnu/${lib##*/}"
 	echo "$lib" >> "$elfs"
 done
 copy_libs
@@ -187,6 +203,7 @@ ln -s /proc/self/mounts "$root/etc/mtab"
 cp "$src/tests/devdax/guest-init.sh" "$root/init"
 chmod 755 "$root/init"
 
+chmod 755 "$root"	# mktemp made it 0700: the guest's / must be searchable
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out.tmp"
 mv "$out.tmp" "$out"
 say "$out: $(du -k "$out" | cut -f1) KiB, modules: $(wc -l < "$root/modules.order")," \
