@@ -21,6 +21,11 @@ void *udax_numa_alloc(size_t len, int node)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/*
+ * Both kinds of memory are anonymous mappings, so any page-aligned part of
+ * an allocation may be given back on its own (page.c trims an allocation
+ * to an aligned handle chunk this way).
+ */
 void udax_numa_free(void *p, size_t len)
 {
 	if (p)

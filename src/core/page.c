@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <numa.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "dax_int.h"
+#include "media.h"
 
 int udax_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_ns)
 {
@@ -81,6 +83,60 @@ static void udax_chunk_unlink(struct udax_dax *d, struct udax_chunk *c)
 	c->prev = c->next = NULL;
 }
 
+/*
+ * Chunks go on the device's NUMA node (opts.numa_node) when there is one
+ * and libnuma works; otherwise they come from malloc.  The answer depends
+ * only on the dax's fixed node and on libnuma (asked once), so a chunk is
+ * always freed the way it was allocated.
+ */
+static bool chunk_on_node(const struct udax_dax *d)
+{
+	static int numa_ok = -1;	/* -1 unknown, 0 no, 1 yes; set once */
+	int ok = __atomic_load_n(&numa_ok, __ATOMIC_RELAXED);
+	int node = d->opts.numa_node;
+
+	if (node < 0)
+		return false;
+	if (ok < 0) {
+		ok = numa_available() >= 0;
+		__atomic_store_n(&numa_ok, ok, __ATOMIC_RELAXED);
+	}
+	return ok && node <= numa_max_node();
+}
+
+/*
+ * chunk_alloc() - a chunk of UDAX_CHUNK_BYTES aligned to its size (a
+ * handle finds its chunk by masking its address).  On a node: twice the
+ * size from udax_numa_alloc(), the unaligned head and tail given back.
+ * Context: pfn lock.  Return: the chunk or NULL.
+ */
+static struct udax_chunk *chunk_alloc(struct udax_dax *d)
+{
+	uintptr_t p, a;
+	size_t head;
+
+	if (!chunk_on_node(d))
+		return aligned_alloc(UDAX_CHUNK_BYTES, UDAX_CHUNK_BYTES);
+	p = (uintptr_t)udax_numa_alloc(2 * UDAX_CHUNK_BYTES, d->opts.numa_node);
+	if (!p)
+		return NULL;
+	a = (p + UDAX_CHUNK_BYTES - 1) & ~(UDAX_CHUNK_BYTES - 1);
+	head = a - p;
+	if (head)
+		udax_numa_free((void *)p, head);
+	if (UDAX_CHUNK_BYTES - head)
+		udax_numa_free((void *)(a + UDAX_CHUNK_BYTES), UDAX_CHUNK_BYTES - head);
+	return (struct udax_chunk *)a;
+}
+
+static void chunk_free(struct udax_dax *d, struct udax_chunk *c)
+{
+	if (chunk_on_node(d))
+		udax_numa_free(c, UDAX_CHUNK_BYTES);
+	else
+		free(c);
+}
+
 struct udax_page *udax_handle_alloc(struct udax_dax *d)
 {
 	struct udax_chunk *c = d->partial;
@@ -88,7 +144,7 @@ struct udax_page *udax_handle_alloc(struct udax_dax *d)
 	uint32_t slot;
 
 	if (!c) {
-		c = aligned_alloc(UDAX_CHUNK_BYTES, UDAX_CHUNK_BYTES);
+		c = chunk_alloc(d);
 		if (!c)
 			return NULL;
 		memset(c, 0, sizeof(*c));
@@ -124,7 +180,7 @@ static void udax_handle_release(struct udax_dax *d, struct udax_page *p)
 		udax_chunk_link(d, c);
 	if (c->nfree == UDAX_CHUNK_PAGES) {
 		udax_chunk_unlink(d, c);
-		free(c);
+		chunk_free(d, c);
 		d->nr_chunks--;
 	}
 }
@@ -179,7 +235,7 @@ void udax_handle_chunks_free(struct udax_dax *d)
 		struct udax_chunk *c = d->partial;
 
 		udax_chunk_unlink(d, c);
-		free(c);
+		chunk_free(d, c);
 		d->nr_chunks--;
 	}
 }

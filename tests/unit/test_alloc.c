@@ -12,8 +12,11 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "alloc.h"
+#include "media.h"
 #include "super.h"
 #include "test_helpers.h"
 
@@ -255,6 +258,51 @@ static void check_i1(void)
 	udax_dax_delete(&dax);
 }
 
+/*
+ * The allocator's per-chunk table comes from udax_numa_alloc() on the
+ * device's node: for node 0 it must be zeroed, writable, and (when the
+ * kernel has NUMA: get_mempolicy works) bound to node 0; for no node, or
+ * without NUMA (then only usability is checked), plain anonymous memory
+ * with the default policy.
+ */
+static void numa_table(int node, bool numa, bool bound)
+{
+	size_t len = 3 * 4096 + 100;
+	unsigned long mask = 0;
+	unsigned char *p = udax_numa_alloc(len, node);
+	size_t i, nonzero = 0;
+	int mode = -1;
+
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	for (i = 0; i < len; i++)
+		nonzero += p[i] != 0;
+	CHECK_EQ(nonzero, 0);
+	memset(p, 0xa5, len);
+	if (numa) {
+		CHECK_EQ(syscall(SYS_get_mempolicy, &mode, &mask, sizeof(mask) * 8,
+				 p + len - 1, 2 /* MPOL_F_ADDR */), 0);
+		if (bound)
+			CHECK((mode == 2 /* BIND */ || mode == 1 /* PREFERRED */) && (mask & 1));
+		else
+			CHECK_EQ(mode, 0 /* MPOL_DEFAULT */);
+	}
+	udax_numa_free(p, len);
+}
+
+static void check_numa_table(void)
+{
+	/* what numa_available() asks: ENOSYS (or EPERM in some VMs) = no NUMA */
+	bool numa = syscall(SYS_get_mempolicy, NULL, NULL, 0, NULL, 0) == 0;
+
+	printf("numa: %s\n", numa ? "available: node 0 tables must be bound"
+				  : "unavailable: anonymous memory (fallback)");
+	numa_table(0, numa, numa);
+	numa_table(-1, numa, false);
+	CHECK(udax_numa_alloc(0, 0) == NULL);
+}
+
 int main(void)
 {
 	struct udax_media_opts o = { 0 };
@@ -275,6 +323,7 @@ int main(void)
 	check_full();
 	check_threads();
 	check_i1();		/* closes a */
+	check_numa_table();
 	ufs_alloc_close(&a);
 	ufs_journal_close(&j);
 	udax_media_close(&m);

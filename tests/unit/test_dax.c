@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "dax.h"
+#include "dax_int.h"
 #include "dax_test.h"
 #include "util.h"
 
@@ -962,6 +964,91 @@ static void check_introspection_and_dram(void)
 	udax_dax_delete(&d);
 }
 
+/*
+ * NUMA placement of the handle slab: a dax created for node 0 carves its
+ * handles from chunks bound to node 0 (udax_numa_alloc) when the kernel
+ * has NUMA (get_mempolicy works; a VM without it says ENOSYS), and from
+ * malloc otherwise.  Checked through the address's memory policy (malloc
+ * memory has the default policy, even on a one-node machine), the chunk
+ * header each handle finds by masking its address (so the chunk must be
+ * aligned), and the chunks all being given back.
+ */
+#define T_MPOL_DEFAULT 0
+#define T_MPOL_PREFERRED 1
+#define T_MPOL_BIND 2
+#define T_MPOL_F_ADDR 2
+
+static int mempolicy_at(void *addr, unsigned long *mask)
+{
+	int mode = -1;
+
+	*mask = 0;
+	if (syscall(SYS_get_mempolicy, &mode, mask, sizeof(*mask) * 8, addr, T_MPOL_F_ADDR))
+		return -errno;
+	return mode;
+}
+
+static void numa_chunks(int node, bool numa, bool bound, unsigned int n)
+{
+	struct udax_dax_opts o = { .policy = UDAX_POLICY_DEFAULT, .numa_node = node };
+	struct udax_page **p = calloc(n, sizeof(*p));
+	struct udax_dax *d = NULL;
+	struct udax_mapping m;
+	unsigned long mask;
+	unsigned int i, bad_hdr = 0, bad_pol = 0;
+
+	CHECK(p != NULL);
+	CHECK_EQ(udax_dax_new(&d, &o), 0);
+	if (!p || !d)
+		return;
+	CHECK_EQ(udax_mapping_init(&m, d, 5), 0);
+	for (i = 0; i < n; i++) {
+		struct udax_chunk *c;
+		int mode;
+
+		CHECK_EQ(track(&m, i, 5000 + i, 0, UDAX_REF_MAP, &p[i]), 0);
+		if (!p[i])
+			break;
+		c = (struct udax_chunk *)((uintptr_t)p[i] & ~(UDAX_CHUNK_BYTES - 1));
+		if (c->dax != d)
+			bad_hdr++;
+		mode = mempolicy_at(p[i], &mask);
+		if (!numa)
+			continue;
+		if (bound && !((mode == T_MPOL_BIND || mode == T_MPOL_PREFERRED) &&
+				(mask & (1UL << node))))
+			bad_pol++;
+		if (!bound && mode != T_MPOL_DEFAULT)
+			bad_pol++;
+	}
+	CHECK_EQ(bad_hdr, 0);
+	CHECK_EQ(bad_pol, 0);
+	CHECK(stats(d).handle_bytes >= (uint64_t)n * sizeof(struct udax_page));
+	for (i = 0; i < n; i++)
+		if (p[i])
+			udax_page_put(p[i], UDAX_REF_MAP);
+	CHECK_EQ(do_break(&m, 0, EOF_, NULL), 0);
+	CHECK_EQ(stats(d).handle_bytes, 0);
+	udax_mapping_destroy(&m);
+	udax_dax_delete(&d);
+	free(p);
+}
+
+static void check_numa_handle_slab(void)
+{
+	/* what numa_available() asks: ENOSYS (or EPERM in some VMs) = no NUMA */
+	bool numa = syscall(SYS_get_mempolicy, NULL, NULL, 0, NULL, 0) == 0;
+
+	printf("  NUMA %s: handle chunks %s\n", numa ? "available" : "unavailable",
+	       numa ? "must be bound to node 0" : "come from malloc (fallback)");
+	/* several chunks, freed and allocated again */
+	numa_chunks(0, numa, numa, 3 * (unsigned int)UDAX_CHUNK_PAGES + 7);
+	numa_chunks(0, numa, numa, 5);
+	/* the contrast: no node, or one the machine lacks: malloc, default policy */
+	numa_chunks(-1, numa, false, 2 * (unsigned int)UDAX_CHUNK_PAGES);
+	numa_chunks(100000, numa, false, 5);
+}
+
 int main(void)
 {
 	RUN(check_policy_names);
@@ -980,5 +1067,6 @@ int main(void)
 	RUN(check_unsafe);
 	RUN(check_track_enomem);
 	RUN(check_introspection_and_dram);
+	RUN(check_numa_handle_slab);
 	return test_report("test_dax");
 }
