@@ -85,7 +85,10 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
  * are still referenced after the recall timeout (2 s when the mount set
  * none): the data is safe, the unlinked files stay on the orphan list (the
  * next mount reclaims them), the state stays MOUNTED, and *fsp is left
- * valid so the caller may retry once the pins drain, or just exit.
+ * valid so the caller may retry once the pins drain, or just exit;
+ * -EUCLEAN when unlinked inodes could not be freed because their metadata is
+ * corrupt: they stay on the orphan list with their blocks, the mount is
+ * freed and *fsp cleared; run fsck.udaxfs.
  */
 int ufs_unmount(struct ufs **fsp);
 
