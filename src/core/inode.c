@@ -32,14 +32,38 @@ static const struct udax_wait_ctx *wctx(const struct ufs_ctx *c)
 	return c ? &c->wait : &wait_default;
 }
 
+/* Publish / withdraw the getattr snapshot (see struct ufs_inode). */
+static void snap_publish(struct ufs_inode *ip)
+{
+	pthread_mutex_lock(&ip->snap_lock);
+	ufs_fill_stat(ip, &ip->snap);
+	ip->snap_valid = true;
+	pthread_mutex_unlock(&ip->snap_lock);
+}
+
+static void snap_withdraw(struct ufs_inode *ip)
+{
+	pthread_mutex_lock(&ip->snap_lock);
+	ip->snap_valid = false;
+	pthread_mutex_unlock(&ip->snap_lock);
+}
+
+/*
+ * ufs_break() - take the layout lock exclusively and break layouts over
+ * [first, last]; on success the lock stays held for the caller's frees.
+ * Context: i_rwsem held exclusively (so the getattr snapshot is exact);
+ * may sleep for as long as pins take to drain.
+ */
 int ufs_break(struct ufs_inode *ip, uint64_t first, uint64_t last, const struct udax_wait_ctx *w)
 {
 	int rc;
 
+	snap_publish(ip);
 	udax_layout_lock_excl(&ip->map);
 	rc = udax_break_layouts(&ip->map, first, last, w ? w : &wait_default);
 	if (rc)
 		udax_layout_unlock_excl(&ip->map);
+	snap_withdraw(ip);
 	return rc;
 }
 
@@ -349,7 +373,22 @@ int ufs_getattr(struct ufs *fs, uint64_t ino, struct stat *st)
 
 	if (rc)
 		return rc;
-	pthread_rwlock_rdlock(&ip->rwsem);
+	if (pthread_rwlock_tryrdlock(&ip->rwsem) != 0) {
+		/* a truncate may be waiting for DMA: answer from its snapshot */
+		bool done = false;
+
+		pthread_mutex_lock(&ip->snap_lock);
+		if (ip->snap_valid) {
+			*st = ip->snap;
+			done = true;
+		}
+		pthread_mutex_unlock(&ip->snap_lock);
+		if (done) {
+			ufs_iput(ip);
+			return 0;
+		}
+		pthread_rwlock_rdlock(&ip->rwsem);
+	}
 	ufs_fill_stat(ip, st);
 	pthread_rwlock_unlock(&ip->rwsem);
 	ufs_iput(ip);

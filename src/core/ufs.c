@@ -242,7 +242,9 @@ static struct ufs_inode *inode_alloc(struct ufs *fs, uint64_t ino)
 	ip->ino = ino;
 	ip->di = ufs_dinode_ptr(fs, ino);
 	pthread_rwlock_init(&ip->rwsem, NULL);
+	pthread_mutex_init(&ip->snap_lock, NULL);
 	if (udax_mapping_init(&ip->map, fs->dax, ino)) {
+		pthread_mutex_destroy(&ip->snap_lock);
 		pthread_rwlock_destroy(&ip->rwsem);
 		free(ip);
 		return NULL;
@@ -256,6 +258,7 @@ static void inode_free(struct ufs_inode *ip)
 		return;
 	ufs_dix_free(ip);
 	udax_mapping_destroy(&ip->map);
+	pthread_mutex_destroy(&ip->snap_lock);
 	pthread_rwlock_destroy(&ip->rwsem);
 	free(ip);
 }

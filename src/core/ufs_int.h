@@ -74,6 +74,17 @@ struct ufs_inode {
 	 * exclusive and read under ns_lock shared */
 	struct ufs_dix *dix;
 	struct udax_mapping map;	/* the page lifecycle of this file */
+	/*
+	 * While a holder of rwsem (exclusive) sleeps in break_layouts waiting
+	 * for DMA to drain, getattr answers from this snapshot instead of
+	 * queueing behind it: stat(2), ls -l and `udaxctl status` must not
+	 * hang for as long as a client takes to return its pins (the
+	 * kernel's getattr does not take i_rwsem either).  The file cannot
+	 * change while the waiter holds rwsem, so the snapshot is exact.
+	 */
+	pthread_mutex_t snap_lock;
+	bool snap_valid;		/* protected by snap_lock */
+	struct stat snap;		/* protected by snap_lock */
 };
 
 struct ufs {

@@ -20,6 +20,11 @@ truncate -s 0 "$f" &
 trunc=$!
 sleep 1
 kill -0 $trunc 2>/dev/null || { echo "FAIL: the truncate did not wait for the pin"; kill $holder; exit 1; }
+# stat(2) must not queue behind the waiting truncate (getattr answers from
+# the snapshot the truncate published): the old size, at once.
+sz=$(timeout 3 stat -c %s "$f") ||
+	{ echo "FAIL: stat blocked behind the truncate waiting for DMA"; kill $holder; exit 1; }
+[ "$sz" = 1048576 ] || { echo "FAIL: stat during the wait shows size $sz, not 1048576"; kill $holder; exit 1; }
 
 "$UDAXCTL" status "$H7_MNT" | tee $out.txt
 grep -E "ino [0-9]+ \(/waited-on\) pages 0\.\.(EOF|[0-9]+): waiting" $out.txt >/dev/null ||
