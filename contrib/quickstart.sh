@@ -48,9 +48,19 @@ fallocate -p -o 0 -l 1M "$mnt/dir/blob"
 ls -l "$mnt" "$mnt/dir"
 df -h "$mnt"
 set +x
-if command -v udaxctl >/dev/null && [ -x build/tests/dma/direct_demo ]; then
-	build/tests/dma/direct_demo "$mnt/direct.dat" || true
-fi
+echo
+echo "==> direct access: a process pins the pages of a file (io_uring fixed buffers),"
+echo "    a truncate from another process waits until the pin is released"
+head -c 4M /dev/urandom > "$mnt/pinned.dat"
+udaxctl pin "$mnt/pinned.dat" --seconds 2 --ignore-recall &
+pinner=$!
+sleep 0.5
+udaxctl status "$mnt" || true
+start=$(date +%s.%N)
+truncate -s 0 "$mnt/pinned.dat"
+end=$(date +%s.%N)
+wait $pinner || true
+awk -v s="$start" -v e="$end" 'BEGIN { printf "truncate waited %.2f s for the pin to go, then freed the blocks\n", e - s }'
 echo
 echo "udaxfs is mounted on $mnt (device: $dev)."
 echo "Unmount with:  umount $mnt     (or: fusermount3 -u $mnt)"
