@@ -194,6 +194,15 @@ static void reply_entry(fuse_req_t req, struct udaxd *d, const struct ufs_entry 
 		ufs_forget(d->fs, ue->ino, 1);
 }
 
+/* Reply the entry a successful call produced, or its error. */
+static void reply_entry_rc(fuse_req_t req, struct udaxd *d, int rc, const struct ufs_entry *ue)
+{
+	if (rc)
+		reply_rc(req, rc);
+	else
+		reply_entry(req, d, ue);
+}
+
 static bool name_too_long(const char *name)
 {
 	return strlen(name) > UFS_NAME_MAX;
@@ -333,10 +342,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 		return;
 	}
-	if (rc)
-		reply_rc(req, rc);
-	else
-		reply_entry(req, d, &ue);
+	reply_entry_rc(req, d, rc, &ue);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -457,10 +463,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	}
 	ctx_init(&c, req);
 	rc = ufs_mknod(d->fs, &c, parent, name, mode, rdev, &ue);
-	if (rc)
-		reply_rc(req, rc);
-	else
-		reply_entry(req, d, &ue);
+	reply_entry_rc(req, d, rc, &ue);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -476,10 +479,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	}
 	ctx_init(&c, req);
 	rc = ufs_mkdir(d->fs, &c, parent, name, mode, &ue);
-	if (rc)
-		reply_rc(req, rc);
-	else
-		reply_entry(req, d, &ue);
+	reply_entry_rc(req, d, rc, &ue);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
@@ -496,10 +496,7 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	}
 	ctx_init(&c, req);
 	rc = ufs_symlink(d->fs, &c, parent, name, target, &ue);
-	if (rc)
-		reply_rc(req, rc);
-	else
-		reply_entry(req, d, &ue);
+	reply_entry_rc(req, d, rc, &ue);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -515,10 +512,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	}
 	ctx_init(&c, req);
 	rc = ufs_link(d->fs, &c, ino, newparent, newname, &ue);
-	if (rc)
-		reply_rc(req, rc);
-	else
-		reply_entry(req, d, &ue);
+	reply_entry_rc(req, d, rc, &ue);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
