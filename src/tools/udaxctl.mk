@@ -5,7 +5,7 @@ udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_stat
 	src/tools/bench_dma.c
 udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
 udaxctl_LDADD = libudax.la libudax-core.la $(URING_LIBS) -lm
-EXTRA_DIST += src/tools/bench_dma_none.c contrib/bench/README-truncate-dma.md
+EXTRA_DIST += src/tools/bench_dma_none.c
 
 # libudax-preload.so: LD_PRELOAD shim giving unmodified programs direct
 # mappings of udaxfs files (issue #4 part 7).  Its source lives with the
