@@ -12,6 +12,8 @@ cd "$top"
 bash contrib/deps.sh test || exit 1
 
 jobs=$(nproc)
+# In CI the real-device guest must run: a missing tool or kernel is a failure.
+if [ -n "${CI:-}" ]; then export UDAX_DEVDAX_REQUIRE=${UDAX_DEVDAX_REQUIRE:-1}; fi
 fail=0
 log() { printf '\n==> %s\n' "$*"; }
 
