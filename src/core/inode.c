@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdlib.h>
@@ -1066,10 +1067,113 @@ static int grant_lock(struct ufs_inode *ip)
 	}
 }
 
+/*
+ * On a device whose mappings must be 2 MiB aligned (a device-DAX's default
+ * alignment), a layout can only hand out whole 2 MiB chunks each backed by
+ * one 2 MiB-aligned device run.  huge_chunk() makes the chunk at @hidx so:
+ * nothing to do when it already is one aligned run; otherwise (holes, or
+ * blocks written earlier in 4 KiB pieces through FUSE) a fresh aligned run
+ * is allocated, the old contents copied into it (holes as zeros) before it
+ * becomes reachable, and one transaction replaces the chunk's extents with
+ * it and frees the old blocks.  The old blocks cannot be tracked: a 4 KiB
+ * entry on such a device could never have been mapped, and any entry in the
+ * chunk makes us refuse (-EBUSY) rather than move blocks under it.  Blocks
+ * past EOF stay allocated past EOF: i_size is not changed here.
+ * Context: i_rwsem held exclusively, layout lock not held (taken here).
+ * Return: 0, -ENOSPC (no free 2 MiB run, or the journal cannot hold the
+ * swap), -EROFS (read-only mount and the chunk needs work), -EBUSY, -EIO.
+ */
+static int huge_chunk(struct ufs_inode *ip, uint64_t hidx)
+{
+	struct ufs *fs = ip->fs;
+	char *dst;
+	struct ufs_extent e;
+	uint64_t i, pblk, next;
+	uint32_t got;
+	struct utx t;
+	int rc;
+
+	rc = ufs_ext_find(ip, hidx, &e);
+	if (rc < 0)
+		return rc;
+	if (rc == 1 && hidx + UFS_HUGE_BLOCKS <= e.e_lblk + e.e_len &&
+	    (e.e_pblk + (hidx - e.e_lblk)) % UFS_HUGE_BLOCKS == 0)
+		return 0;
+	if (fs->ro) {
+		udax_seterr("read-only mount: file block %" PRIu64 " is not in one 2 MiB aligned "
+			    "device run, which this device's alignment needs", hidx);
+		return -EROFS;
+	}
+	udax_layout_lock_excl(&ip->map);
+	for (i = 0; i < UFS_HUGE_BLOCKS; i++) {
+		uint64_t ent = udax_entry_peek(&ip->map, hidx + i);
+
+		if (ent && !udax_entry_empty(ent)) {
+			udax_layout_unlock_excl(&ip->map);
+			return -EBUSY;
+		}
+	}
+	rc = utx_begin(fs, &t);
+	if (!rc)
+		rc = utx_inode(&t, ip);
+	if (!rc)
+		rc = ufs_alloc_blocks(fs->a, t.tx, 0, UFS_HUGE_BLOCKS, UFS_HUGE_BLOCKS,
+				      UFS_ALLOC_HUGE, &pblk, &got);
+	if (rc)
+		goto abort;
+	UDAX_BUG_ON(got != UFS_HUGE_BLOCKS || pblk % UFS_HUGE_BLOCKS);
+	dst = ufs_blk(fs, pblk);
+	for (i = 0; i < UFS_HUGE_BLOCKS;) {
+		uint64_t cur = hidx + i, n;
+
+		rc = ufs_ext_find(ip, cur, &e);
+		if (rc < 0)
+			goto abort;
+		if (rc == 1) {
+			n = udax_min(e.e_lblk + e.e_len - cur, (uint64_t)UFS_HUGE_BLOCKS - i);
+			udax_media_memcpy_persist(fs->m, dst + (i << UFS_BLOCK_SHIFT),
+						  ufs_blk(fs, e.e_pblk + (cur - e.e_lblk)),
+						  n << UFS_BLOCK_SHIFT);
+		} else {
+			n = (uint64_t)UFS_HUGE_BLOCKS - i;
+			if (e.e_len && e.e_lblk < hidx + UFS_HUGE_BLOCKS)
+				n = e.e_lblk - cur;
+			udax_media_memset_persist(fs->m, dst + (i << UFS_BLOCK_SHIFT), 0,
+						  n << UFS_BLOCK_SHIFT);
+		}
+		i += n;
+	}
+	rc = ufs_ext_remove(&t, ip, hidx, hidx + UFS_HUGE_BLOCKS, &next);
+	if (!rc && next > hidx) {
+		udax_seterr("the journal cannot hold the relocation of file blocks %" PRIu64
+			    "..+%u to an aligned run", hidx, UFS_HUGE_BLOCKS);
+		rc = -ENOSPC;
+	}
+	if (!rc)
+		rc = ufs_ext_insert(&t, ip, hidx, pblk, UFS_HUGE_BLOCKS);
+	if (rc)
+		goto abort;
+	ufs_iblocks(ip, UFS_HUGE_BLOCKS);
+	utx_commit(&t);
+	udax_layout_unlock_excl(&ip->map);
+	return 0;
+abort:
+	utx_abort(&t);
+	udax_layout_unlock_excl(&ip->map);
+	return rc;
+}
+
 int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
 		     uint64_t len, bool write, struct ufs_layout_seg *out, size_t max)
 {
-	uint64_t b0 = off >> UFS_BLOCK_SHIFT, b1 = (off + len) >> UFS_BLOCK_SHIFT, idx;
+	return ufs_layout_grant_size(fs, c, ino, off, len, off + len, write, out, max);
+}
+
+int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
+			  uint64_t len, uint64_t size_end, bool write,
+			  struct ufs_layout_seg *out, size_t max)
+{
+	uint64_t align = udax_media_align(fs->m), b0, b1, idx;
 	struct ufs_inode *ip;
 	int rc, nseg = 0;
 
@@ -1078,6 +1182,21 @@ int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint
 		return -EINVAL;
 	if (off > UFS_MAX_FILE_SIZE || len > UFS_MAX_FILE_SIZE - off)
 		return -EFBIG;
+	if (size_end > off + len)
+		return -EINVAL;
+	if (align > UFS_BLOCK_SIZE) {
+		if (align != (uint64_t)UFS_HUGE_BLOCKS << UFS_BLOCK_SHIFT) {
+			udax_seterr("device alignment %#" PRIx64 " is not supported for direct "
+				    "access (only 4 KiB and 2 MiB are)", align);
+			return -EINVAL;
+		}
+		len = UDAX_ALIGN_UP(off + len, align) - (off & ~(align - 1));
+		off &= ~(align - 1);
+		if (len > UFS_MAX_FILE_SIZE - off)
+			return -EFBIG;
+	}
+	b0 = off >> UFS_BLOCK_SHIFT;
+	b1 = (off + len) >> UFS_BLOCK_SHIFT;
 	rc = ufs_iget(fs, ino, &ip);
 	if (rc)
 		return rc;
@@ -1090,10 +1209,18 @@ int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint
 		ufs_iput(ip);
 		return rc;
 	}
-	udax_layout_lock_shared(&ip->map);
 	rc = 0;
+	/* whole aligned chunks first (they take the layout lock exclusively) */
+	for (idx = b0; align > UFS_BLOCK_SIZE && idx < b1 && !rc; idx += UFS_HUGE_BLOCKS)
+		rc = huge_chunk(ip, idx);
+	if (rc) {
+		pthread_rwlock_unlock(&ip->rwsem);
+		ufs_iput(ip);
+		return rc;
+	}
+	udax_layout_lock_shared(&ip->map);
 	if (!fs->ro) {
-		uint64_t newsize = write ? udax_max(ip->di->i_size, off + len) : ip->di->i_size;
+		uint64_t newsize = write ? udax_max(ip->di->i_size, size_end) : ip->di->i_size;
 
 		rc = alloc_range(ip, b0, b1, newsize);
 	} else if (write) {

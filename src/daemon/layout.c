@@ -86,7 +86,8 @@ enum lmap_state { LM_GRANTING, LM_ACTIVE };
 struct lmap {
 	struct lmap *next;		/* cl->maps; ls->lock */
 	struct lclient *cl;
-	uint64_t id, ino, off, len;
+	uint64_t id, ino, off, len;	/* the granted range: device-aligned */
+	uint64_t size_end;		/* end the client asked for (i_size grows to it) */
 	bool writable;
 	enum lmap_state state;		/* ls->lock */
 	bool mapped;			/* MAP refs held; ls->lock */
@@ -480,8 +481,8 @@ static void *grant_main(void *arg)
 		err = -ENOMEM;
 		goto fail;
 	}
-	int n = ufs_layout_grant(ls->fs, &ctx, lm->ino, lm->off, lm->len, lm->writable,
-				 lm->segs, max);
+	int n = ufs_layout_grant_size(ls->fs, &ctx, lm->ino, lm->off, lm->len, lm->size_end,
+				      lm->writable, lm->segs, max);
 	if (n < 0) {
 		err = n;
 		udax_seterr("allocating the layout failed: %s", strerror(-n));
@@ -617,8 +618,27 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 		queue_err(cl, UDAX_REQ_MAP, h->seq, -ENOMEM, "out of memory");
 		goto out;
 	}
+	/*
+	 * A device-DAX maps only offsets and lengths that are multiples of its
+	 * alignment (2 MiB by default): grant the aligned range around the
+	 * request (the core backs each aligned chunk with one aligned run),
+	 * but grow the file only to the end the client asked for.
+	 */
+	uint64_t al = udax_media_align(ls->media);
+	uint64_t goff = rq.off, gend = rq.off + rq.len;
+	if (al > UDAX_PAGE_SIZE) {
+		goff &= ~(al - 1);
+		gend = (gend + al - 1) & ~(al - 1);
+		if (gend <= goff) {
+			free(lm);
+			free(job);
+			queue_err(cl, UDAX_REQ_MAP, h->seq, -EINVAL, "range past the largest offset");
+			goto out;
+		}
+	}
 	*lm = (struct lmap){
-		.cl = cl, .id = ++cl->next_id, .ino = t->ino, .off = rq.off, .len = rq.len,
+		.cl = cl, .id = ++cl->next_id, .ino = t->ino, .off = goff, .len = gend - goff,
+		.size_end = rq.off + rq.len,
 		.writable = (rq.prot & UDAX_PROT_WRITE) != 0, .state = LM_GRANTING,
 	};
 	/* registered before the grant so that a recall racing it is seen */

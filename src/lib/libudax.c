@@ -706,14 +706,14 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 		if (err)
 			goto fail;
 		/*
-		 * A device-DAX refuses mappings not aligned to its `align`
-		 * (often 2 MiB): ask for the aligned range around the request
-		 * and show the caller its part of it.
+		 * Ask for the pages of the request only: the daemon grows the
+		 * file to the end asked for.  A device-DAX refuses mappings not
+		 * aligned to its `align` (often 2 MiB): the daemon then grants
+		 * the aligned range around the request (its part past EOF is
+		 * allocated space) and we show the caller its part of it.
 		 */
-		uint64_t al = hello.dev_align > PAGE && UDAX_IS_POW2_(hello.dev_align) ?
-			      hello.dev_align : PAGE;
-		rq.off = (uint64_t)off & ~(al - 1);
-		rq.len = (((uint64_t)off + len + al - 1) & ~(al - 1)) - rq.off;
+		rq.off = (uint64_t)off & ~(uint64_t)(PAGE - 1);
+		rq.len = (((uint64_t)off + len + PAGE - 1) & ~(uint64_t)(PAGE - 1)) - rq.off;
 		err = conn_get(hello.sock, &c);
 		if (err)
 			goto fail;

@@ -147,6 +147,30 @@ void t_mount(struct fsmount *fm, const char *name, uint64_t size, const char *op
 	snprintf(fm->img, sizeof(fm->img), "/dev/shm/udaxfs-h5-%s-%d.img", name, (int)getpid());
 	snprintf(fm->mnt, sizeof(fm->mnt), "/tmp/udaxfs-h5-%s-%d.mnt", name, (int)getpid());
 	snprintf(fm->opts, sizeof(fm->opts), "%s", opts ? opts : "");
+	/*
+	 * UDAX_TEST_EMUL_ALIGN=2M (tests/dma/align2m.sh) mounts with the
+	 * alignment of a real device-DAX, whose mappings must be 2 MiB
+	 * aligned: the emulation file must then be a multiple of it.
+	 */
+	const char *al = getenv("UDAX_TEST_EMUL_ALIGN");
+	if (al && *al) {
+		uint64_t a = 0;
+		char *end;
+		unsigned long long v = strtoull(al, &end, 0);
+		if (*end == 'K' || *end == 'k')
+			a = v << 10;
+		else if (*end == 'M' || *end == 'm')
+			a = v << 20;
+		else if (*end == 'G' || *end == 'g')
+			a = v << 30;
+		else
+			a = v;
+		if (!a || (a & (a - 1)))
+			t_die("UDAX_TEST_EMUL_ALIGN=%s: not a power of two", al);
+		size = (size + a - 1) & ~(a - 1);
+		size_t l = strlen(fm->opts);
+		snprintf(fm->opts + l, sizeof(fm->opts) - l, "%semul_align=%s", l ? "," : "", al);
+	}
 	fm->size = size;
 	t_cleanup_fm = fm;
 	int fd = open(fm->img, O_RDWR | O_CREAT | O_TRUNC, 0600);
