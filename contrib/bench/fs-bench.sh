@@ -84,7 +84,7 @@ to_bytes() { numfmt --from=iec "$1"; }
 img_bytes=$(( $(to_bytes "$size") * 2 + 1024 * 1024 * 1024 ))
 mkdir -p "$PT" "$UD" "$TM" "$W/ptsrc"
 "$MKFS" -s "$img_bytes" "$W/udax.img" >/dev/null
-"$UDAXFS" "$W/udax.img" "$UD" -o allow_other
+"$UDAXFS" "$W/udax.img" "$UD" -o allow_other${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
 "$W/passthrough_ll" -o writeback,source="$W/ptsrc",allow_other "$PT"
 for m in "$PT" "$UD"; do
 	grep -q " $m " /proc/self/mounts || die "$m did not mount"

@@ -39,7 +39,7 @@ struct udaxd_opts {
 	char *dax_allow;		/* -o dax_allow=LIST (NULL: root + owner) */
 	unsigned int max_threads;	/* -o max_threads=N (0: libfuse default) */
 	uint64_t poll_us;		/* -o poll_us=N: adaptive polling (0: off) */
-	bool libfuse_mt;		/* -o libfuse_mt: libfuse's worker pool instead */
+	bool libfuse_mt;		/* libfuse's worker pool (default); false: -o reader_loop */
 	double timeout;			/* -o timeout=SEC: attribute and entry cache time */
 	char *fuse_opts;		/* the comma list handed to libfuse */
 };
