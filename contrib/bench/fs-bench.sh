@@ -1,11 +1,14 @@
 #!/bin/bash
-# fs-bench.sh - udaxfs beside libfuse's passthrough_ll (over tmpfs, with
-# -o writeback) and beside tmpfs itself, in one run:
+# fs-bench.sh - udaxfs beside libfuse's passthrough_ll over tmpfs, and
+# beside tmpfs itself, in one run.  Like is compared with like: each FUSE
+# file system runs twice, write-through (both defaults) and with the
+# kernel's write-back cache (passthrough_ll -o writeback, udaxfs -o
+# writeback_cache):
 #   fio: 4 KiB random read and random write (psync), 1 MiB sequential read
 #        and write, on one file of 1 GiB, time-based;
 #   metaloop: create+write+close, stat and unlink of 20k files.
-# Prints one table with the ratio udaxfs / passthrough_ll per row (higher
-# is better for udaxfs on every row).  Not part of make check.
+# Prints one table with the ratio udaxfs / passthrough_ll per row for each
+# pair (higher is better for udaxfs).  Not part of make check.
 #
 # usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
 #   -t  seconds per fio job (default 10)      -q  quick: -t 3 -s 256M -n 5000
@@ -25,7 +28,7 @@ while getopts "t:s:n:B:j:qh" opt; do
 	B) build=$OPTARG;;
 	j) json=$OPTARG;;
 	q) secs=3 size=256M nfiles=5000;;
-	*) sed -n '2,17p' "$0"; exit 2;;
+	*) sed -n '2,19p' "$0"; exit 2;;
 	esac
 done
 
@@ -54,9 +57,9 @@ ex=/usr/share/doc/libfuse3-dev/examples
 	die "$ex/passthrough_ll.c missing (apt-get install libfuse3-dev)"
 
 W=$(mktemp -d /dev/shm/udax-fs-bench.XXXXXX)
-PT=$W/pt UD=$W/ud TM=$W/tmpfs
+PT=$W/pt UD=$W/ud PTW=$W/ptwb UDW=$W/udwb TM=$W/tmpfs
 cleanup() {
-	for m in "$PT" "$UD"; do
+	for m in "$PT" "$UD" "$PTW" "$UDW"; do
 		if grep -q " $m " /proc/self/mounts; then
 			fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || true
 		fi
@@ -82,11 +85,14 @@ done
 # ---- the three file systems ----
 to_bytes() { numfmt --from=iec "$1"; }
 img_bytes=$(( $(to_bytes "$size") * 2 + 1024 * 1024 * 1024 ))
-mkdir -p "$PT" "$UD" "$TM" "$W/ptsrc"
+mkdir -p "$PT" "$UD" "$PTW" "$UDW" "$TM" "$W/ptsrc" "$W/ptwbsrc"
 "$MKFS" -s "$img_bytes" "$W/udax.img" >/dev/null
+"$MKFS" -s "$img_bytes" "$W/udaxwb.img" >/dev/null
 "$UDAXFS" "$W/udax.img" "$UD" -o allow_other${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
-"$W/passthrough_ll" -o writeback,source="$W/ptsrc",allow_other "$PT"
-for m in "$PT" "$UD"; do
+"$UDAXFS" "$W/udaxwb.img" "$UDW" -o allow_other,writeback_cache${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
+"$W/passthrough_ll" -o source="$W/ptsrc",allow_other "$PT"
+"$W/passthrough_ll" -o writeback,source="$W/ptwbsrc",allow_other "$PTW"
+for m in "$PT" "$UD" "$PTW" "$UDW"; do
 	grep -q " $m " /proc/self/mounts || die "$m did not mount"
 done
 
@@ -110,10 +116,11 @@ fio_job() {
 	esac
 }
 
-# Row by row (each job on the three file systems back to back), so that
-# a change in machine load hits all three columns of a row alike.
-declare -A DIR=([tmpfs]=$TM [passthrough_ll]=$PT [udaxfs]=$UD)
-fss=(tmpfs passthrough_ll udaxfs)
+# Row by row (each job on the five file systems back to back), so that
+# a change in machine load hits all columns of a row alike.
+declare -A DIR=([tmpfs]=$TM [passthrough_ll]=$PT [udaxfs]=$UD [passthrough_ll_wb]=$PTW
+		[udaxfs_wb]=$UDW)
+fss=(tmpfs passthrough_ll udaxfs passthrough_ll_wb udaxfs_wb)
 for fs in "${fss[@]}"; do
 	echo "== laying out $size on $fs" >&2
 	fio --name=layout --filename="${DIR[$fs]}/bench.dat" --size="$size" --rw=write --bs=1M \
@@ -157,23 +164,32 @@ for fs in "${fss[@]}"; do
 	unset N T
 done
 
+ratio() { awk -v u="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", u / p; else print "-" }'; }
 echo
-printf 'udaxfs %s vs passthrough_ll -o writeback over tmpfs, and tmpfs; fio %s s per job, %s file, %s files\n' \
+printf 'udaxfs %s vs passthrough_ll over tmpfs, and tmpfs; fio %s s per job, %s file, %s files\n' \
 	"$("$UDAXFS" -V | awk '{ print $2 }')" "$secs" "$size" "$nfiles"
-printf 'kernel %s, %s CPUs\n\n' "$(uname -r)" "$(nproc)"
-printf '%-28s %12s %15s %12s %14s\n' "row" "tmpfs" "passthrough_ll" "udaxfs" "udaxfs/pt_ll"
+printf 'kernel %s, %s CPUs.  write-through: both defaults; write-back: passthrough_ll\n' \
+	"$(uname -r)" "$(nproc)"
+printf -- '-o writeback, udaxfs -o writeback_cache (the kernel caches writes)\n\n'
+printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "" "" "write-through" "" "" "write-back" "" ""
+printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "row" "tmpfs" "pt_ll" "udaxfs" "ratio" \
+	"pt_ll" "udaxfs" "ratio"
 for row in "${rows[@]}"; do
 	t=${R[tmpfs,$row]:-0} p=${R[passthrough_ll,$row]:-0} u=${R[udaxfs,$row]:-0}
-	printf '%-28s %12s %15s %12s %14s\n' "$row" "$t" "$p" "$u" \
-		"$(awk -v u="$u" -v p="$p" 'BEGIN { if (p > 0) printf "%.2f", u / p; else print "-" }')"
+	pw=${R[passthrough_ll_wb,$row]:-0} uw=${R[udaxfs_wb,$row]:-0}
+	printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "$row" "$t" "$p" "$u" "$(ratio "$u" "$p")" \
+		"$pw" "$uw" "$(ratio "$uw" "$pw")"
 done
 if [ -n "$json" ]; then
 	{
 		echo "["
 		sep=""
 		for row in "${rows[@]}"; do
-			printf '%s  {"row": "%s", "tmpfs": %s, "passthrough_ll": %s, "udaxfs": %s}' "$sep" \
-				"$row" "${R[tmpfs,$row]:-0}" "${R[passthrough_ll,$row]:-0}" "${R[udaxfs,$row]:-0}"
+			printf '%s  {"row": "%s", "tmpfs": %s, "passthrough_ll": %s, "udaxfs": %s, ' \
+				"$sep" "$row" "${R[tmpfs,$row]:-0}" "${R[passthrough_ll,$row]:-0}" \
+				"${R[udaxfs,$row]:-0}"
+			printf '"passthrough_ll_writeback": %s, "udaxfs_writeback_cache": %s}' \
+				"${R[passthrough_ll_wb,$row]:-0}" "${R[udaxfs_wb,$row]:-0}"
 			sep=$',\n'
 		done
 		printf '\n]\n'

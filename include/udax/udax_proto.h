@@ -115,8 +115,16 @@ struct udax_map_req {
 	uint64_t off;			/* file byte offset, page aligned */
 	uint64_t len;			/* bytes, page aligned, > 0 */
 	uint32_t prot;			/* UDAX_PROT_* */
-	uint32_t flags;			/* 0 */
+	uint32_t flags;			/* UDAX_MAP_F_* */
 };
+/*
+ * Never change the file size, whatever the range (the page-rounded end of
+ * an mmap(2) past EOF must not grow the file).  Without it a writable
+ * grant grows the file to off + len, unless the mount lets the kernel own
+ * the size (-o writeback_cache): then the grant fails with -EBUSY while
+ * the file is shorter, and the client grows it through the mount first.
+ */
+#define UDAX_MAP_F_KEEP_SIZE	1u
 
 struct udax_run {
 	uint64_t dev_off;		/* device byte offset (aligned to dev_align) */

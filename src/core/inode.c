@@ -1166,13 +1166,15 @@ abort:
 int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
 		     uint64_t len, bool write, struct ufs_layout_seg *out, size_t max)
 {
-	return ufs_layout_grant_size(fs, c, ino, off, len, off + len, write, out, max);
+	return ufs_layout_grant_size(fs, c, ino, off, len, off + len,
+				     write ? UFS_GRANT_WRITE : 0, out, max);
 }
 
 int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
-			  uint64_t len, uint64_t size_end, bool write,
+			  uint64_t len, uint64_t size_end, unsigned int flags,
 			  struct ufs_layout_seg *out, size_t max)
 {
+	bool write = flags & UFS_GRANT_WRITE;
 	uint64_t align = udax_media_align(fs->m), b0, b1, idx;
 	struct ufs_inode *ip;
 	int rc, nseg = 0;
@@ -1208,6 +1210,14 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 	if (rc) {
 		ufs_iput(ip);
 		return rc;
+	}
+	if (write && (flags & UFS_GRANT_KEEP_SIZE) && ip->di->i_size < size_end) {
+		udax_seterr("the file ends at %" PRIu64 ", before the end of the writable "
+			    "mapping (%" PRIu64 "): grow it through the mount first",
+			    ip->di->i_size, size_end);
+		pthread_rwlock_unlock(&ip->rwsem);
+		ufs_iput(ip);
+		return -ERANGE;
 	}
 	rc = 0;
 	/* whole aligned chunks first (they take the layout lock exclusively) */

@@ -214,8 +214,12 @@ struct ufs_layout_seg {
 int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
 		     uint64_t len, bool write, struct ufs_layout_seg *out, size_t max);
 /*
- * ufs_layout_grant_size() - the same, but the file size grows (if @write)
- * only to @size_end (<= off + len): the end of what the client asked for.
+ * ufs_layout_grant_size() - the same, but the file size grows (with
+ * UFS_GRANT_WRITE) only to @size_end (<= off + len): the end of what the
+ * client asked for.  With UFS_GRANT_KEEP_SIZE the size never changes: a
+ * writable grant whose @size_end lies past EOF fails with -ERANGE (the
+ * kernel's write-back cache owns the size; the client grows the file
+ * through the mount first, with fallocate).
  * On a device whose mappings must be 2 MiB aligned, [off, off + len) is
  * rounded out to 2 MiB and every chunk of it is one 2 MiB-aligned device run
  * (relocating blocks written earlier in smaller pieces), tracked as one huge
@@ -223,8 +227,10 @@ int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint
  * other than 4 KiB and 2 MiB: -EINVAL.
  */
 int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
-			  uint64_t len, uint64_t size_end, bool write,
+			  uint64_t len, uint64_t size_end, unsigned int flags,
 			  struct ufs_layout_seg *out, size_t max);
+#define UFS_GRANT_WRITE		1u	/* a writable layout: allocate, may grow the size */
+#define UFS_GRANT_KEEP_SIZE	2u	/* never change the size: -ERANGE instead */
 /* The inode's udax_mapping (valid while the caller holds a lookup or open ref). */
 struct udax_mapping *ufs_mapping(struct ufs *fs, uint64_t ino);
 

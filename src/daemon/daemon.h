@@ -41,6 +41,7 @@ struct udaxd_opts {
 	uint64_t poll_us;		/* -o poll_us=N: adaptive polling (0: off) */
 	bool libfuse_mt;		/* libfuse's worker pool (default); false: -o reader_loop */
 	double timeout;			/* -o timeout=SEC: attribute and entry cache time */
+	bool writeback_cache;		/* -o writeback_cache: the kernel's write-back cache */
 	char *fuse_opts;		/* the comma list handed to libfuse */
 };
 

@@ -87,7 +87,7 @@ struct lmap {
 	struct lmap *next;		/* cl->maps; ls->lock */
 	struct lclient *cl;
 	uint64_t id, ino, off, len;	/* the granted range: device-aligned */
-	uint64_t size_end;		/* end the client asked for (i_size grows to it) */
+	uint64_t size_end;		/* i_size grows to it (0: UDAX_MAP_F_KEEP_SIZE) */
 	bool writable;
 	enum lmap_state state;		/* ls->lock */
 	bool mapped;			/* MAP refs held; ls->lock */
@@ -145,6 +145,7 @@ struct layout_service {
 	struct ufs *fs;
 	struct udax_media *media;
 	char mountpoint[4096];
+	bool keep_size;			/* layout_opts.keep_size; const after start */
 	char sock_name[UDAX_SOCK_NAME_MAX];	/* '@' + abstract name */
 	int lsock, efd, epfd;
 	int dev_rw, dev_ro;		/* device descriptors handed to clients */
@@ -481,11 +482,26 @@ static void *grant_main(void *arg)
 		err = -ENOMEM;
 		goto fail;
 	}
+	/*
+	 * The client reads and stores around the kernel's page cache of this
+	 * file: write back what it holds dirty for the range and drop it
+	 * before the range is handed out, so what write() stored through the
+	 * mount before the request is what the mapping shows.  This runs
+	 * BEFORE the grant takes its references: the write-back it waits for
+	 * may be held back by a truncate (FUSE's nowrite state) that is itself
+	 * waiting in break_layouts for every reference on the file; holding
+	 * ours here would deadlock the two.  No lock held, not a FUSE worker.
+	 */
+	do_inval(ls, lm->ino, lm->off, lm->len);
+	unsigned int gflags = (lm->writable ? UFS_GRANT_WRITE : 0) |
+			      (ls->keep_size ? UFS_GRANT_KEEP_SIZE : 0);
 	int n = ufs_layout_grant_size(ls->fs, &ctx, lm->ino, lm->off, lm->len, lm->size_end,
-				      lm->writable, lm->segs, max);
+				      gflags, lm->segs, max);
 	if (n < 0) {
-		err = n;
-		udax_seterr("allocating the layout failed: %s", strerror(-n));
+		/* -ERANGE: truncated under us after the client grew it; it retries */
+		err = n == -ERANGE ? -EBUSY : n;
+		if (n != -ERANGE)
+			udax_seterr("allocating the layout failed: %s", strerror(-n));
 		goto fail;
 	}
 	lm->nseg = (size_t)n;
@@ -494,12 +510,13 @@ static void *grant_main(void *arg)
 		goto fail_put;
 	lm->t_grant = udax_now_ns();
 	/*
-	 * Direct stores bypass the kernel's page cache of this file: drop what
-	 * it holds for the range before the client can store (dirty pages are
-	 * written back first).  No lock held, not a FUSE worker.
+	 * Pages read into the cache between that invalidation and the grant
+	 * would go stale under direct stores: drop them again, on the
+	 * notifier thread (a write-back it may wait for must not hold up the
+	 * grant, for the reason above).
 	 */
 	if (lm->writable)
-		do_inval(ls, lm->ino, lm->off, lm->len);
+		queue_inval(ls, lm->ino, lm->off, lm->len);
 
 	pthread_mutex_lock(&ls->lock);
 	if (lm->recall_pending || cl->eof || ls->stopping) {
@@ -591,6 +608,11 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 			  (unsigned int)cl->uid, ls->mountpoint);
 		goto out;
 	}
+	if (rq.flags & ~UDAX_MAP_F_KEEP_SIZE) {
+		queue_err(cl, UDAX_REQ_MAP, h->seq, -EINVAL, "unknown MAP flags %#x",
+			  (unsigned int)(rq.flags & ~UDAX_MAP_F_KEEP_SIZE));
+		goto out;
+	}
 	if ((rq.prot & UDAX_PROT_WRITE) && !t->writable) {
 		queue_err(cl, UDAX_REQ_MAP, h->seq, -EACCES,
 			  "the file was opened read-only: no writable layout");
@@ -638,7 +660,7 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 	}
 	*lm = (struct lmap){
 		.cl = cl, .id = ++cl->next_id, .ino = t->ino, .off = goff, .len = gend - goff,
-		.size_end = rq.off + rq.len,
+		.size_end = (rq.flags & UDAX_MAP_F_KEEP_SIZE) ? 0 : rq.off + rq.len,
 		.writable = (rq.prot & UDAX_PROT_WRITE) != 0, .state = LM_GRANTING,
 	};
 	/* registered before the grant so that a recall racing it is seen */
@@ -1361,6 +1383,7 @@ int layout_service_start(struct layout_service **out, struct ufs *fs, const stru
 	ls->media = ufs_media(fs);
 	ls->lsock = ls->efd = ls->epfd = ls->dev_ro = -1;
 	snprintf(ls->mountpoint, sizeof(ls->mountpoint), "%s", o && o->mountpoint ? o->mountpoint : "");
+	ls->keep_size = o && o->keep_size;
 	err = parse_allow(ls, o ? o->dax_allow : NULL, o ? o->owner_uid : 0);
 	if (err)
 		goto fail_free;

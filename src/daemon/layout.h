@@ -32,6 +32,12 @@ struct layout_opts {
 	const char *mountpoint;		/* absolute */
 	uid_t owner_uid;		/* the mount owner */
 	const char *dax_allow;		/* -o dax_allow=uid:0,uid:1000,gid:100 (NULL: root + owner) */
+	/*
+	 * -o writeback_cache: the kernel owns the file size (it ignores the
+	 * size in our attribute replies), so a grant never grows a file:
+	 * clients grow it through the mount (fallocate) before they map.
+	 */
+	bool keep_size;
 };
 
 struct layout_service;

@@ -298,6 +298,7 @@ static int run(struct udaxd_opts *o, int parent_fd)
 	lo.mountpoint = o->mountpoint_abs;
 	lo.owner_uid = getuid();
 	lo.dax_allow = o->dax_allow;
+	lo.keep_size = o->writeback_cache;
 	udax_clearerr();
 	rc = layout_service_start(&ls, d.fs, &lo);
 	if (rc) {

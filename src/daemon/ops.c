@@ -254,15 +254,23 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	struct udaxd *d = userdata;
 
 	/*
-	 * The write-back cache stays OFF.  With it, the kernel would hold
-	 * dirty pages that reach us as WRITE requests from its flusher:
-	 * a truncate or punch hole in break_layouts (holding the inode's
-	 * i_rwsem) that invalidates the page cache would then wait for a
-	 * write-back WRITE that itself needs that i_rwsem - a deadlock.
-	 * Write-through keeps every write a synchronous request that the
-	 * core orders against truncate under i_rwsem.
+	 * The kernel's write-back cache is off unless -o writeback_cache: by
+	 * default every write() is a request that stores into the device and
+	 * is durable when it returns, as on a kernel DAX file system.  With
+	 * it, the kernel keeps dirty pages and sends them later (at fsync,
+	 * close, or when it writes back).  That is safe with direct access
+	 * because (a) a truncate's SETATTR reaches us only after the kernel
+	 * has waited for its in-flight write-back and holds further write-back
+	 * back (FUSE's nowrite state), so break_layouts never waits on a
+	 * write-back WRITE; (b) a layout grant writes back and drops the
+	 * range's cached pages before it takes its references (layout.c); and
+	 * (c) the kernel then owns the file size, so grants never change it
+	 * (layout_opts.keep_size): clients grow a file through the mount.
 	 */
-	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (d->opts->writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* ufs_open() truncates itself, after break_layouts. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
@@ -273,7 +281,9 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_IOCTL_DIR)
 		conn->want |= FUSE_CAP_IOCTL_DIR;
 	/*
-	 * No FLUSH (data is durable when write() returns; no remote locks)
+	 * No FLUSH (each WRITE is durable when we answer it, and with the
+	 * write-back cache the kernel writes dirty pages back at close before
+	 * it would send FLUSH; no remote locks)
 	 * and no OPENDIR/RELEASEDIR (nothing to track): .flush and .opendir
 	 * are absent, so the kernel stops sending them after the first
 	 * ENOSYS - two round trips fewer per open/close and per listing.
@@ -284,7 +294,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	}
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
-	/* file data is durable when write() returns: nothing to flush per page */
+	/* reads are served from the mapped device: a spliced pipe buys nothing */
 	conn->want &= ~FUSE_CAP_SPLICE_READ;
 	conn->max_write = UDAXD_MAX_IO;
 	conn->max_readahead = UDAXD_MAX_IO;

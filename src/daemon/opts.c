@@ -183,6 +183,10 @@ static int parse_one(struct udaxd_opts *o, const char *opt, bool *have_fsname)
 		o->libfuse_mt = true;
 		return 0;
 	}
+	if (strcmp(opt, "writeback_cache") == 0 || strcmp(opt, "no_writeback_cache") == 0) {
+		o->writeback_cache = opt[0] == 'w';
+		return 0;
+	}
 	if (strcmp(opt, "reader_loop") == 0) {
 		o->libfuse_mt = false;
 		return 0;
@@ -271,6 +275,8 @@ void udaxd_usage(FILE *out, const char *prog)
 "     dax_allow=LIST         who may map the device directly, e.g.\n"
 "                            uid:1000,gid:100 (default: root and the owner)\n"
 "     timeout=SEC            kernel caches names and attributes SEC s (1)\n"
+"     writeback_cache        let the kernel cache writes; data is durable at\n"
+"                            fsync or close, not when write() returns\n"
 "     max_threads=N          at most N worker threads (default 64)\n"
 "     reader_loop            one reader thread plus a watchdog instead of\n"
 "                            libfuse's thread pool (helps on busy CPUs)\n"

@@ -632,6 +632,27 @@ static void map_unregister(struct uconn *c, struct udax_map *m)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/*
+ * grow_for_map() - a writable mapping that reaches past EOF grows the file
+ * to its end through the mount first.  fallocate never shrinks, so a
+ * concurrent writer's growth is kept.  The daemon does not change the size
+ * behind the kernel's back when the kernel owns it (-o writeback_cache): it
+ * answers EBUSY if the file was truncated again in between, and we retry.
+ */
+static int grow_for_map(int fd, uint64_t off, uint64_t len)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return set_err(-errno, "fstat: %s", strerror(errno));
+	if ((uint64_t)st.st_size >= off + len)
+		return 0;
+	if (fallocate(fd, 0, (off_t)off, (off_t)len) < 0)
+		return set_err(-errno, "growing the file to %" PRIu64 " bytes for the mapping: %s",
+			       off + len, strerror(errno));
+	return 0;
+}
+
 static int ask_hello(int fd, struct udax_ioc_hello *hello)
 {
 	memset(hello, 0, sizeof(*hello));
@@ -706,14 +727,19 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 		if (err)
 			goto fail;
 		/*
-		 * Ask for the pages of the request only: the daemon grows the
-		 * file to the end asked for.  A device-DAX refuses mappings not
+		 * Ask for the pages of the request only; a writable request
+		 * grows the file to its end first.  A device-DAX refuses mappings not
 		 * aligned to its `align` (often 2 MiB): the daemon then grants
 		 * the aligned range around the request (its part past EOF is
 		 * allocated space) and we show the caller its part of it.
 		 */
 		rq.off = (uint64_t)off & ~(uint64_t)(PAGE - 1);
 		rq.len = (((uint64_t)off + len + PAGE - 1) & ~(uint64_t)(PAGE - 1)) - rq.off;
+		if (prot & PROT_WRITE) {
+			err = grow_for_map(fd, rq.off, rq.len);
+			if (err)
+				goto fail;
+		}
 		err = conn_get(hello.sock, &c);
 		if (err)
 			goto fail;

@@ -434,7 +434,10 @@ static int layout_map(int fd, char *at, off_t off, size_t len, bool write, struc
 {
 	struct udax_ioc_hello hello = { .version = UDAX_PROTO_VERSION };
 	struct udax_map_req rq = { .off = (uint64_t)off, .len = len,
-				   .prot = UDAX_PROT_READ | (write ? UDAX_PROT_WRITE : 0) };
+				   .prot = UDAX_PROT_READ | (write ? UDAX_PROT_WRITE : 0),
+				   /* mmap(2) never changes the size (the last page may
+				    * reach past EOF: see "End of file" above) */
+				   .flags = UDAX_MAP_F_KEEP_SIZE };
 	struct udax_map_rep rep;
 	struct conn *c;
 	void *rp = NULL;

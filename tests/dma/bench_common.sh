@@ -39,7 +39,9 @@ h7_mount() {
 	truncate -s 256M "$H7_DEV" || exit 1
 	"$MKFS" "$H7_DEV" >/dev/null || { echo "FAIL: mkfs.udaxfs $H7_DEV"; exit 1; }
 	mkdir -p "$H7_MNT"
-	"$UDAXFS" "$H7_DEV" "$H7_MNT" ${1:+-o "$1"} || { echo "FAIL: mounting udaxfs"; exit 1; }
+	# $UDAX_TEST_MOUNT_OPTS (tests/dma/writeback.sh) is added to every mount
+	o=${1:-}${UDAX_TEST_MOUNT_OPTS:+${1:+,}$UDAX_TEST_MOUNT_OPTS}
+	"$UDAXFS" "$H7_DEV" "$H7_MNT" ${o:+-o "$o"} || { echo "FAIL: mounting udaxfs"; exit 1; }
 	H7_MOUNTED=1
 }
 

@@ -170,6 +170,45 @@ int main(void)
 	CHECK(fd >= 0 && pread(fd, buf, 4096, 8192) == 4096 && buf[9] == pat(9 + 1, 3),
 	      "the pieces survive a remount");
 	close(fd);
+
+	/*
+	 * 5: write() without fsync, then map: the grant writes back and drops
+	 * the kernel's cached pages first, so the mapping shows them even
+	 * with -o writeback_cache (tests/dma/writeback.sh), where they sit
+	 * dirty in the kernel until then.  A mapping past EOF grows the file
+	 * as the kernel sees it (fstat), which then owns the size.
+	 */
+	fd = open(t_path(&fm, "unsynced"), O_RDWR | O_CREAT, 0644);
+	if (fd < 0)
+		t_die("open unsynced: %s", strerror(errno));
+	for (size_t i = 0; i < 65536; i++)
+		buf[i] = pat(i, 5);
+	CHECK(pwrite(fd, buf, 65536, 0) == 65536, "pwrite: %s", strerror(errno));
+	err = udax_map_open(&m, fd, 0, 131072, PROT_READ | PROT_WRITE, NULL);
+	if (err)
+		t_die("udax_map_open after an unsynced write: %d %s", err, udax_last_error());
+	p = udax_map_addr(m);
+	bad = 0;
+	for (size_t i = 0; i < 65536; i++)
+		bad += p[i] != pat(i, 5) || p[65536 + i] != 0;
+	CHECK(bad == 0, "%zu bytes in the mapping differ from an unsynced write()", bad);
+	fstat(fd, &st);
+	CHECK(st.st_size == 131072, "the mapping grew the file as the kernel sees it: %lld",
+	      (long long)st.st_size);
+	for (size_t i = 0; i < 65536; i++)
+		p[65536 + i] = pat(i, 6);
+	CHECK(udax_persist(m, p + 65536, 65536) == 0, "persist: %s", udax_last_error());
+	int fd2 = open(t_path(&fm, "unsynced"), O_RDONLY);
+	CHECK(fd2 >= 0 && pread(fd2, buf, 131072, 0) == 131072, "pread 128 KiB: %s",
+	      strerror(errno));
+	bad = 0;
+	for (size_t i = 0; i < 65536; i++)
+		bad += buf[i] != pat(i, 5) || buf[65536 + i] != pat(i, 6);
+	CHECK(bad == 0, "%zu bytes read through the mount differ from the direct stores", bad);
+	if (fd2 >= 0)
+		close(fd2);
+	udax_map_close(&m);
+	close(fd);
 	free(buf);
 	return t_exit();
 }

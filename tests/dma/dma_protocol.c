@@ -108,6 +108,13 @@ int main(void)
 	rq.len = 1ull << 62;
 	CHECK(proto_call(s, UDAX_REQ_MAP, &rq, sizeof(rq), NULL, 0, NULL) == -EINVAL,
 	      "a MAP larger than the device is refused");
+	proto_hello(fd, &h);
+	memcpy(rq.ticket, h.ticket, sizeof(rq.ticket));
+	rq.len = 4096;
+	rq.flags = 0x80;
+	CHECK(proto_call(s, UDAX_REQ_MAP, &rq, sizeof(rq), NULL, 0, NULL) == -EINVAL,
+	      "a MAP with unknown flags is refused");
+	rq.flags = 0;
 	/* a RETURN with no reply expected, for an id that does not exist */
 	struct udax_return_req rr = { 777, 1 };
 	struct udax_msg rh = { .magic = UDAX_MSG_MAGIC, .type = UDAX_REQ_RETURN, .len = sizeof(rr) };

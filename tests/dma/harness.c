@@ -171,6 +171,12 @@ void t_mount(struct fsmount *fm, const char *name, uint64_t size, const char *op
 		size_t l = strlen(fm->opts);
 		snprintf(fm->opts + l, sizeof(fm->opts) - l, "%semul_align=%s", l ? "," : "", al);
 	}
+	/* UDAX_TEST_MOUNT_OPTS (tests/dma/writeback.sh): more mount options */
+	const char *mo = getenv("UDAX_TEST_MOUNT_OPTS");
+	if (mo && *mo) {
+		size_t l = strlen(fm->opts);
+		snprintf(fm->opts + l, sizeof(fm->opts) - l, "%s%s", l ? "," : "", mo);
+	}
 	fm->size = size;
 	t_cleanup_fm = fm;
 	int fd = open(fm->img, O_RDWR | O_CREAT | O_TRUNC, 0600);

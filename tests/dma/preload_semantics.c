@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef MAP_SHARED_VALIDATE
@@ -78,6 +79,9 @@ int main(int argc, char **argv)
 	CHECK(pread(fd, buf, 20, 3 * pg + 100) == 20 && !memcmp(buf, "through the mapping", 20),
 	      "read() sees the stored bytes");
 	CHECK(touch(p + 4 * pg + 10) == 0, "the page holding EOF is accessible");
+	struct stat st;
+	CHECK(fstat(fd, &st) == 0 && st.st_size == 4 * pg + pg / 2,
+	      "mapping does not change the file size (%lld)", (long long)st.st_size);
 	CHECK(touch(p + 5 * pg) == SIGBUS, "a page wholly past EOF raises SIGBUS");
 	CHECK(mremap(p, 8 * pg, 16 * pg, 0) == MAP_FAILED && errno == ENOMEM,
 	      "mremap cannot grow it (ENOMEM)");

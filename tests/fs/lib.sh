@@ -3,7 +3,8 @@
 # Gives: $B (build dir), $UDAXFS, $MKFS, $FSOPS, $SBEDIT, $W (a private
 # work directory in /dev/shm), and
 #   new_image NAME SIZE         mkfs.udaxfs an emulation file $W/NAME
-#   mount_fs IMG MNT [OPTS]     mount in the background (udaxfs forks)
+#   mount_fs IMG MNT [OPTS]     mount in the background (udaxfs forks);
+#                               $UDAX_TEST_MOUNT_OPTS is added to every mount
 #   mount_fg IMG MNT [OPTS]     run `udaxfs -f` in the background; $FG_PID
 #   umount_fs MNT               unmount (and check it went)
 #   is_mounted MNT
@@ -75,7 +76,7 @@ new_image() {	# NAME SIZE
 mount_fs() {	# IMG MNT [OPTS]
 	mkdir -p "$2"
 	MOUNTS="$MOUNTS $2"
-	"$UDAXFS" "$1" "$2" -o "allow_other${3:+,$3}" || return 1
+	"$UDAXFS" "$1" "$2" -o "allow_other${3:+,$3}${UDAX_TEST_MOUNT_OPTS:+,$UDAX_TEST_MOUNT_OPTS}" || return 1
 	is_mounted "$2"
 }
 
@@ -83,7 +84,8 @@ mount_fg() {	# IMG MNT [OPTS]: daemon in the foreground, pid in FG_PID
 	local i
 	mkdir -p "$2"
 	MOUNTS="$MOUNTS $2"
-	"$UDAXFS" -f "$1" "$2" -o "allow_other${3:+,$3}" 2>>"$W/daemon.log" &
+	"$UDAXFS" -f "$1" "$2" -o "allow_other${3:+,$3}${UDAX_TEST_MOUNT_OPTS:+,$UDAX_TEST_MOUNT_OPTS}" \
+		2>>"$W/daemon.log" &
 	FG_PID=$!
 	for i in $(seq 1 200); do
 		is_mounted "$2" && return 0
