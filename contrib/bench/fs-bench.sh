@@ -16,6 +16,13 @@
 #   -B  where udaxfs and mkfs.udaxfs were built (default: this tree's build,
 #       else PATH)
 #   -j  also write the table as JSON to this file
+# Environment: UDAX_BENCH_OPTS adds mount options to both udaxfs mounts,
+# UDAX_BENCH_PEER_OPTS to both passthrough_ll mounts.  passthrough_ll as
+# shipped checks no permissions and has no xattrs, so the kernel skips
+# work udaxfs needs on every create and unlink (a GETATTR of the directory
+# for default_permissions, a GETXATTR of security.capability on a new
+# file's first write); UDAX_BENCH_PEER_OPTS=default_permissions,xattr
+# gives the peer the same duties.
 # Needs: root, fio, a C compiler, libfuse3-dev (its examples), /dev/fuse.
 set -euo pipefail
 
@@ -28,7 +35,7 @@ while getopts "t:s:n:B:j:qh" opt; do
 	B) build=$OPTARG;;
 	j) json=$OPTARG;;
 	q) secs=3 size=256M nfiles=5000;;
-	*) sed -n '2,19p' "$0"; exit 2;;
+	*) sed -n '2,26p' "$0"; exit 2;;
 	esac
 done
 
@@ -90,8 +97,9 @@ mkdir -p "$PT" "$UD" "$PTW" "$UDW" "$TM" "$W/ptsrc" "$W/ptwbsrc"
 "$MKFS" -s "$img_bytes" "$W/udaxwb.img" >/dev/null
 "$UDAXFS" "$W/udax.img" "$UD" -o allow_other${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
 "$UDAXFS" "$W/udaxwb.img" "$UDW" -o allow_other,writeback_cache${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
-"$W/passthrough_ll" -o source="$W/ptsrc",allow_other "$PT"
-"$W/passthrough_ll" -o writeback,source="$W/ptwbsrc",allow_other "$PTW"
+peer=${UDAX_BENCH_PEER_OPTS:+,$UDAX_BENCH_PEER_OPTS}
+"$W/passthrough_ll" -o source="$W/ptsrc",allow_other$peer "$PT"
+"$W/passthrough_ll" -o writeback,source="$W/ptwbsrc",allow_other$peer "$PTW"
 for m in "$PT" "$UD" "$PTW" "$UDW"; do
 	grep -q " $m " /proc/self/mounts || die "$m did not mount"
 done
@@ -170,7 +178,9 @@ printf 'udaxfs %s vs passthrough_ll over tmpfs, and tmpfs; fio %s s per job, %s 
 	"$("$UDAXFS" -V | awk '{ print $2 }')" "$secs" "$size" "$nfiles"
 printf 'kernel %s, %s CPUs.  write-through: both defaults; write-back: passthrough_ll\n' \
 	"$(uname -r)" "$(nproc)"
-printf -- '-o writeback, udaxfs -o writeback_cache (the kernel caches writes)\n\n'
+printf -- '-o writeback, udaxfs -o writeback_cache (the kernel caches writes)\n'
+printf 'passthrough_ll options added: %s; udaxfs: %s\n\n' "${UDAX_BENCH_PEER_OPTS:-none}" \
+	"${UDAX_BENCH_OPTS:-none}"
 printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "" "" "write-through" "" "" "write-back" "" ""
 printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "row" "tmpfs" "pt_ll" "udaxfs" "ratio" \
 	"pt_ll" "udaxfs" "ratio"

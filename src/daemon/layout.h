@@ -10,7 +10,9 @@
  * wait for write-back served by FUSE workers, so it never runs on the event
  * thread or under a lock), and a short-lived thread per layout grant (a
  * grant may wait for i_rwsem held by a truncate that itself waits for the
- * event thread to process a layout return).
+ * event thread to process a layout return, and it writes back the kernel's
+ * dirty pages of its range - before it holds any reference, since that
+ * write-back may wait for a truncate that waits for references).
  *
  * Lock order: everything in dax.h ranks above the service lock: the recall
  * hook is called with the layout lock held and takes the service lock; the
