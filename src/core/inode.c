@@ -1163,6 +1163,24 @@ abort:
 	return rc;
 }
 
+/* mtime and ctime = now, in a transaction of their own.  Context: i_rwsem held. */
+static int touch_modified(struct ufs_inode *ip)
+{
+	struct utx t;
+	int rc;
+
+	rc = utx_begin(ip->fs, &t);
+	if (!rc)
+		rc = utx_inode(&t, ip);
+	if (rc) {
+		utx_abort(&t);
+		return rc;
+	}
+	ufs_touch(ip, false, true, true);
+	utx_commit(&t);
+	return 0;
+}
+
 int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
 		     uint64_t len, bool write, struct ufs_layout_seg *out, size_t max)
 {
@@ -1233,6 +1251,13 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		uint64_t newsize = write ? udax_max(ip->di->i_size, size_end) : ip->di->i_size;
 
 		rc = alloc_range(ip, b0, b1, newsize);
+		/*
+		 * The client may store from now on without telling us (a
+		 * kernel DAX file system updates the times on write faults):
+		 * granting write access modifies the file.
+		 */
+		if (!rc && write)
+			rc = touch_modified(ip);
 	} else if (write) {
 		rc = -EROFS;
 	}

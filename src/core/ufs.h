@@ -198,7 +198,8 @@ struct ufs_layout_seg {
 };
 /*
  * ufs_layout_grant() - allocate every block of [off, off+len) (page
- * aligned), extend the file size to off+len if @write and it is smaller,
+ * aligned), extend the file size to off+len if @write and it is smaller
+ * (and set mtime and ctime: the client may store from then on),
  * track each page (a 2 MiB entry where file range and device run are both
  * 2 MiB aligned) and take one UDAX_REF_MAP reference per segment, all under
  * the inode's i_rwsem (exclusive: it may allocate) and its layout lock

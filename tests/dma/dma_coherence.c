@@ -209,6 +209,31 @@ int main(void)
 		close(fd2);
 	udax_map_close(&m);
 	close(fd);
+
+	/*
+	 * 6: granting write access sets mtime and ctime, as a kernel DAX file
+	 * system does on write faults: the client's stores tell nobody.  (With
+	 * -o writeback_cache the kernel keeps its own times: not checked.)
+	 */
+	const char *mo = getenv("UDAX_TEST_MOUNT_OPTS");
+	if (!mo || !strstr(mo, "writeback_cache")) {
+		struct timespec past[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+		fd = open(t_path(&fm, "mtime"), O_RDWR | O_CREAT, 0644);
+		CHECK(fd >= 0 && pwrite(fd, buf, 4096, 0) == 4096, "create mtime: %s",
+		      strerror(errno));
+		CHECK(futimens(fd, past) == 0, "futimens: %s", strerror(errno));
+		fstat(fd, &st);
+		CHECK(st.st_mtim.tv_sec == 1000000000, "mtime set to the past: %lld",
+		      (long long)st.st_mtim.tv_sec);
+		err = udax_map_open(&m, fd, 0, 4096, PROT_READ | PROT_WRITE, NULL);
+		CHECK(err == 0, "map: %s", udax_last_error());
+		fstat(fd, &st);
+		CHECK(st.st_mtim.tv_sec > 1000000000 && st.st_ctim.tv_sec > 1000000000,
+		      "a writable mapping sets mtime and ctime: %lld %lld",
+		      (long long)st.st_mtim.tv_sec, (long long)st.st_ctim.tv_sec);
+		udax_map_close(&m);
+		close(fd);
+	}
 	free(buf);
 	return t_exit();
 }
