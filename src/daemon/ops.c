@@ -763,7 +763,20 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
-	int64_t r = ufs_lseek(udaxd_of(req)->fs, ino, off, whence);
+	struct udaxd *d = udaxd_of(req);
+
+	/*
+	 * With the write-back cache the kernel sends SEEK_DATA/SEEK_HOLE
+	 * without writing its dirty pages back first: data written a moment
+	 * ago may still be a hole here, and a sparse-aware copy (cp, tar)
+	 * would then skip it.  ENOSYS makes the kernel answer from its own
+	 * size for good: every byte is data, which is always safe.
+	 */
+	if (d->opts->writeback_cache) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	int64_t r = ufs_lseek(d->fs, ino, off, whence);
 
 	if (r < 0)
 		reply_rc(req, (int)r);
