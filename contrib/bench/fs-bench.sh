@@ -16,6 +16,8 @@
 #   -B  where udaxfs and mkfs.udaxfs were built (default: this tree's build,
 #       else PATH)
 #   -j  also write the table as JSON to this file
+#   -r  rounds (default 1): every job and the metadata loop run this many
+#       times, round by round, and the table shows each cell's median
 # Environment: UDAX_BENCH_OPTS adds mount options to both udaxfs mounts,
 # UDAX_BENCH_PEER_OPTS to both passthrough_ll mounts.  passthrough_ll as
 # shipped checks no permissions and has no xattrs, so the kernel skips
@@ -26,16 +28,17 @@
 # Needs: root, fio, a C compiler, libfuse3-dev (its examples), /dev/fuse.
 set -euo pipefail
 
-secs=10 size=1G nfiles=20000 build="" json=""
-while getopts "t:s:n:B:j:qh" opt; do
+secs=10 size=1G nfiles=20000 build="" json="" rounds=1
+while getopts "t:s:n:B:j:r:qh" opt; do
 	case $opt in
 	t) secs=$OPTARG;;
 	s) size=$OPTARG;;
 	n) nfiles=$OPTARG;;
 	B) build=$OPTARG;;
 	j) json=$OPTARG;;
+	r) rounds=$OPTARG;;
 	q) secs=3 size=256M nfiles=5000;;
-	*) sed -n '2,26p' "$0"; exit 2;;
+	*) sed -n '2,28p' "$0"; exit 2;;
 	esac
 done
 
@@ -116,13 +119,20 @@ fio_job() {
 		--ioengine=psync --time_based --runtime="$secs" --ramp_time=1 \
 		--minimal 2>/dev/null) || die "fio $rw on $fs failed"
 	# terse v3: field 7/8 = read KiB/s / IOPS, 48/49 = write KiB/s / IOPS
+	local v
 	case $rw in
-	randread) R[$fs,$row]=$(echo "$out" | cut -d';' -f8);;
-	randwrite) R[$fs,$row]=$(echo "$out" | cut -d';' -f49);;
-	read) R[$fs,$row]=$(echo "$out" | cut -d';' -f7 | awk '{ printf "%.0f", $1 / 1024 }');;
-	write) R[$fs,$row]=$(echo "$out" | cut -d';' -f48 | awk '{ printf "%.0f", $1 / 1024 }');;
+	randread) v=$(echo "$out" | cut -d';' -f8);;
+	randwrite) v=$(echo "$out" | cut -d';' -f49);;
+	read) v=$(echo "$out" | cut -d';' -f7 | awk '{ printf "%.0f", $1 / 1024 }');;
+	write) v=$(echo "$out" | cut -d';' -f48 | awk '{ printf "%.0f", $1 / 1024 }');;
 	esac
+	R[$fs,$row]="${R[$fs,$row]:-} $v"
 }
+
+# median of a list of numbers
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END {
+	if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2];
+	else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # Row by row (each job on the five file systems back to back), so that
 # a change in machine load hits all columns of a row alike.
@@ -135,11 +145,13 @@ for fs in "${fss[@]}"; do
 		--ioengine=psync --minimal >/dev/null 2>&1 || die "fio layout on $fs failed"
 done
 jobs=("${rows[3]}|write|1M" "${rows[2]}|read|1M" "${rows[1]}|randwrite|4k" "${rows[0]}|randread|4k")
-for j in "${jobs[@]}"; do
-	IFS='|' read -r row rw bs <<<"$j"
-	for fs in "${fss[@]}"; do
-		echo "== $row on $fs" >&2
-		fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" "$bs"
+for ((rd = 1; rd <= rounds; rd++)); do
+	for j in "${jobs[@]}"; do
+		IFS='|' read -r row rw bs <<<"$j"
+		for fs in "${fss[@]}"; do
+			echo "== round $rd/$rounds: $row on $fs" >&2
+			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" "$bs"
+		done
 	done
 done
 # The metadata loop runs in rounds of at most 5000 files: passthrough_ll
@@ -148,7 +160,10 @@ done
 round=$(( nfiles < 5000 ? nfiles : 5000 ))
 for fs in "${fss[@]}"; do
 	rm -f "${DIR[$fs]}/bench.dat"
-	echo "== metadata loop on $fs" >&2
+done
+for ((rd = 1; rd <= rounds; rd++)); do
+for fs in "${fss[@]}"; do
+	echo "== round $rd/$rounds: metadata loop on $fs" >&2
 	declare -A N=() T=()
 	done_files=0 r=0
 	while [ $done_files -lt "$nfiles" ]; do
@@ -164,18 +179,24 @@ for fs in "${fss[@]}"; do
 	for phase in "${!N[@]}"; do
 		ops=$(awk -v n="${N[$phase]}" -v t="${T[$phase]}" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')
 		case $phase in
-		create*) R[$fs,${rows[4]}]=$ops;;
-		stat) R[$fs,${rows[5]}]=$ops;;
-		unlink) R[$fs,${rows[6]}]=$ops;;
+		create*) k=${rows[4]};;
+		stat) k=${rows[5]};;
+		unlink) k=${rows[6]};;
+		*) continue;;
 		esac
+		R[$fs,$k]="${R[$fs,$k]:-} $ops"
 	done
 	unset N T
+done
+done
+for key in "${!R[@]}"; do
+	R[$key]=$(median "${R[$key]}")
 done
 
 ratio() { awk -v u="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", u / p; else print "-" }'; }
 echo
-printf 'udaxfs %s vs passthrough_ll over tmpfs, and tmpfs; fio %s s per job, %s file, %s files\n' \
-	"$("$UDAXFS" -V | awk '{ print $2 }')" "$secs" "$size" "$nfiles"
+printf 'udaxfs %s vs passthrough_ll over tmpfs, and tmpfs; fio %s s per job, %s file, %s files, median of %s round(s)\n' \
+	"$("$UDAXFS" -V | awk '{ print $2 }')" "$secs" "$size" "$nfiles" "$rounds"
 printf 'kernel %s, %s CPUs.  write-through: both defaults; write-back: passthrough_ll\n' \
 	"$(uname -r)" "$(nproc)"
 printf -- '-o writeback, udaxfs -o writeback_cache (the kernel caches writes)\n'
