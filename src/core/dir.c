@@ -942,9 +942,7 @@ int ufs_link(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		rc = -EEXIST;
 	if (rc)
 		goto out;
-	rc = utx_begin(fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, ip);
+	rc = utx_begin_inode(&t, ip);
 	if (!rc)
 		rc = utx_inode(&t, dir);
 	if (!rc)

@@ -214,16 +214,13 @@ struct rm_finish {
 static int remove_blocks(struct ufs_inode *ip, uint64_t first, uint64_t end,
 			 const struct rm_finish *f)
 {
-	struct ufs *fs = ip->fs;
 	int rc = 0;
 
 	for (;;) {
 		uint64_t next = first;
 		struct utx t;
 
-		rc = utx_begin(fs, &t);
-		if (!rc)
-			rc = utx_inode(&t, ip);
+		rc = utx_begin_inode(&t, ip);
 		if (!rc && end > first)
 			rc = ufs_ext_remove(&t, ip, first, end, &next);
 		if (rc) {
@@ -247,9 +244,7 @@ static int remove_blocks(struct ufs_inode *ip, uint64_t first, uint64_t end,
 			if (utx_room(&t) < f->shift_cost + 4 * UFS_BLOCK_SIZE + 1024) {
 				/* the shift gets a transaction of its own */
 				utx_commit(&t);
-				rc = utx_begin(fs, &t);
-				if (!rc)
-					rc = utx_inode(&t, ip);
+				rc = utx_begin_inode(&t, ip);
 			}
 			if (!rc)
 				rc = ufs_ext_shift(&t, ip, f->shift_from, f->shift_delta);
@@ -298,9 +293,7 @@ int ufs_truncate(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx
 		rc = remove_blocks(ip, nb, UFS_MAX_FILE_BLOCKS, &fin);
 		udax_layout_unlock_excl(&ip->map);
 	} else {
-		rc = utx_begin(fs, &t);
-		if (!rc)
-			rc = utx_inode(&t, ip);
+		rc = utx_begin_inode(&t, ip);
 		/* growing: bytes past the old EOF (invisible until commit) become zeros */
 		if (!rc)
 			rc = zero_past_eof(ip, old, size);
@@ -431,9 +424,7 @@ int ufs_setattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 			goto out_unlock;
 	}
 	if (sa->valid & ~UFS_SET_SIZE) {
-		rc = utx_begin(fs, &t);
-		if (!rc)
-			rc = utx_inode(&t, ip);
+		rc = utx_begin_inode(&t, ip);
 		if (rc) {
 			utx_abort(&t);
 			goto out_unlock;
@@ -588,9 +579,7 @@ static ssize_t write_step(struct ufs_inode *ip, const char *buf, uint64_t len, u
 	int64_t got;
 	int rc;
 
-	rc = utx_begin(fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, ip);
+	rc = utx_begin_inode(&t, ip);
 	if (!rc)
 		rc = zero_past_eof(ip, old, off);
 	if (rc) {
@@ -680,7 +669,6 @@ int ufs_fsync(struct ufs *fs, uint64_t ino, bool datasync)
 /* Allocate (zeroed) every hole of [b0, b1), growing the size to @newsize if larger. */
 static int alloc_range(struct ufs_inode *ip, uint64_t b0, uint64_t b1, uint64_t newsize)
 {
-	struct ufs *fs = ip->fs;
 	uint64_t cur = b0;
 	int rc = 0;
 
@@ -690,9 +678,7 @@ static int alloc_range(struct ufs_inode *ip, uint64_t b0, uint64_t b1, uint64_t 
 		struct utx t;
 		int64_t got = 0;
 
-		rc = utx_begin(fs, &t);
-		if (!rc)
-			rc = utx_inode(&t, ip);
+		rc = utx_begin_inode(&t, ip);
 		if (rc) {
 			utx_abort(&t);
 			return rc;
@@ -730,9 +716,7 @@ static int touch_tx(struct ufs_inode *ip, bool m, uint64_t newsize)
 	struct utx t;
 	int rc;
 
-	rc = utx_begin(ip->fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, ip);
+	rc = utx_begin_inode(&t, ip);
 	if (rc) {
 		utx_abort(&t);
 		return rc;
@@ -863,9 +847,7 @@ static int do_insert(struct ufs_inode *ip, uint64_t off, uint64_t len,
 	rc = ufs_break(ip, ob, UDAX_END_OF_FILE, w);
 	if (rc)
 		return rc;
-	rc = utx_begin(ip->fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, ip);
+	rc = utx_begin_inode(&t, ip);
 	if (!rc)
 		rc = ufs_ext_split(&t, ip, ob);
 	if (!rc)
@@ -1113,9 +1095,7 @@ static int huge_chunk(struct ufs_inode *ip, uint64_t hidx)
 			return -EBUSY;
 		}
 	}
-	rc = utx_begin(fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, ip);
+	rc = utx_begin_inode(&t, ip);
 	if (!rc)
 		rc = ufs_alloc_blocks(fs->a, t.tx, 0, UFS_HUGE_BLOCKS, UFS_HUGE_BLOCKS,
 				      UFS_ALLOC_HUGE, &pblk, &got);
@@ -1169,9 +1149,7 @@ static int touch_modified(struct ufs_inode *ip)
 	struct utx t;
 	int rc;
 
-	rc = utx_begin(ip->fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, ip);
+	rc = utx_begin_inode(&t, ip);
 	if (rc) {
 		utx_abort(&t);
 		return rc;

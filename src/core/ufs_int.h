@@ -126,6 +126,14 @@ static inline int utx_inode(struct utx *t, struct ufs_inode *ip)
 {
 	return utx_dinode(t, ip->di);
 }
+/* Begin a transaction on @ip's file system and log @ip in it.  On failure
+ * the caller still calls utx_abort() (a no-op when nothing began). */
+static inline int utx_begin_inode(struct utx *t, struct ufs_inode *ip)
+{
+	int rc = utx_begin(ip->fs, t);
+
+	return rc ? rc : utx_inode(t, ip);
+}
 int utx_node(struct utx *t, uint64_t blk);
 /* A node block allocated in this transaction: checksummed and flushed at
  * commit, not logged (unreachable if the transaction rolls back). */

@@ -140,9 +140,7 @@ static int xrewrite(struct ufs_inode *ip, struct ufs_xattr_hdr *h, struct ufs_xa
 	nh->x_used = used;
 	nh->x_checksum = udax_crc32c(0, buf + XHDR, used);
 
-	rc = utx_begin(fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, ip);
+	rc = utx_begin_inode(&t, ip);
 	if (rc)
 		goto abort;
 	if (!count && blk) {

@@ -6,25 +6,8 @@
 # grow the file as the kernel sees it, and truncate must still wait for
 # every pin with the kernel's write-back in the picture.
 # Exit: 0 all passed, 77 all skipped, 1 a failure.
-b=${top_builddir:-.}
-s=${top_srcdir:-.}
+. "${top_srcdir:-.}/tests/dma/rerun.sh"
 UDAX_TEST_MOUNT_OPTS=writeback_cache
 export UDAX_TEST_MOUNT_OPTS
-fail=0 ran=0
-for t in dma_coherence dma_security dma_truncate_wait dma_eintr dma_pin_munmap \
-	preload_semantics.sh preload_pmem2.sh; do
-	echo "== $t (writeback_cache)"
-	case $t in
-	*.sh) sh "$s/tests/dma/$t" ;;
-	*) "$b/tests/dma/$t" ;;
-	esac
-	rc=$?
-	case $rc in
-	0) ran=$((ran + 1)) ;;
-	77) echo "$t: skipped" ;;
-	*) echo "$t: FAILED (exit $rc)"; fail=1 ;;
-	esac
-done
-[ $fail -ne 0 ] && exit 1
-[ $ran -eq 0 ] && exit 77
-exit 0
+rerun writeback_cache dma_coherence dma_security dma_truncate_wait dma_eintr dma_pin_munmap \
+	preload_semantics.sh preload_pmem2.sh
