@@ -41,8 +41,10 @@
  *
  * Messages:
  *   UDAX_REQ_MAP     -> struct udax_map_req      <- struct udax_map_rep + runs
- *   UDAX_REQ_PIN     -> struct udax_id_req        <- (empty) 0 / -EBUSY (recall under way)
- *   UDAX_REQ_UNPIN   -> struct udax_id_req        <- (empty)
+ *   UDAX_REQ_PIN     -> struct udax_pin_req       <- (empty) 0 / -EBUSY (recall under way)
+ *                       / -EOPNOTSUPP (the daemon cannot supervise that ring)
+ *   UDAX_REQ_UNPIN   -> struct udax_pin_req       <- (empty) once the daemon has seen that the
+ *                       kernel no longer holds the pages (see "Pins" below)
  *   UDAX_REQ_UNMAP   -> struct udax_id_req        <- (empty)   drops the map references;
  *                       pins taken through this layout stay until UNPIN (a pin outlives munmap)
  *   UDAX_REQ_RETURN  -> struct udax_return_req    (no reply)  a recalled layout is given back:
@@ -58,7 +60,7 @@
 #include <stdint.h>
 #include <linux/ioctl.h>
 
-#define UDAX_PROTO_VERSION 1
+#define UDAX_PROTO_VERSION 2
 #define UDAX_MSG_MAGIC 0x55444158u	/* "UDAX" */
 
 /* ---- step 1: FUSE ioctl on an open file of the mount ---- */
@@ -116,6 +118,8 @@ struct udax_map_req {
 	uint64_t len;			/* bytes, page aligned, > 0 */
 	uint32_t prot;			/* UDAX_PROT_* */
 	uint32_t flags;			/* UDAX_MAP_F_* */
+	uint64_t addr;			/* where the client maps the range in its own
+					 * address space (0: not known yet) */
 };
 /*
  * Never change the file size, whatever the range (the page-rounded end of
@@ -144,6 +148,24 @@ struct udax_map_rep {
 
 struct udax_id_req {
 	uint64_t id;
+};
+
+/*
+ * Pins.  A pin is a registration of (part of) a layout's mapping as io_uring
+ * fixed buffers on one ring.  The client names the ring by its descriptor
+ * number in the client process; the daemon takes its own reference to the
+ * ring (pidfd_getfd) so that it can see, from the kernel, whether the ring
+ * still holds the buffer, and revoke it, whoever holds the ring later (a
+ * forked child, a process that took it with pidfd_getfd) and whether or
+ * not the client drains.  A pin is released only when the daemon has seen
+ * that the ring's table no longer covers [addr, addr + len) and that no
+ * request that used the buffer is still in flight.
+ */
+struct udax_pin_req {
+	uint64_t id;			/* the layout (first, as in struct udax_id_req) */
+	int32_t ring_fd;		/* the ring's descriptor in the client; -1: not known */
+	uint32_t flags;			/* zero */
+	uint64_t addr, len;		/* the registered buffer, client virtual addresses */
 };
 
 struct udax_return_req {
