@@ -105,6 +105,8 @@ struct udax_map {
 	char *addr;			/* off's address, inside [base, base + glen) */
 	char *base;
 	size_t va_len;			/* reserved range (>= len, aligned) */
+	uint64_t rsv_glen;		/* the granted length the reservation was made for */
+	bool rsv_devdax;
 	char *va;
 	pmem2_persist_fn persist;
 	udax_recall_fn recall;
@@ -491,12 +493,19 @@ static int sigbus_range(void *va, size_t len)
 	return p == MAP_FAILED ? -errno : 0;
 }
 
-static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nruns, int dev_fd)
+/*
+ * Reserve the address range for a granted range of @glen bytes (before the
+ * MAP request, so that it can tell the daemon where the range will be:
+ * the daemon watches io_uring buffers over it).
+ */
+static int reserve_va(struct udax_map *m, uint64_t glen, bool devdax)
 {
-	size_t align = m->devdax ? 2ul << 20 : PAGE;
-	if (m->glen < align)
+	size_t align = devdax ? 2ul << 20 : PAGE;
+	if (glen < align)
 		align = PAGE;
-	m->va_len = m->glen + align;
+	if (m->va)
+		munmap(m->va, m->va_len);
+	m->va_len = glen + align;
 	m->va = mmap(NULL, m->va_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		     -1, 0);
 	if (m->va == MAP_FAILED) {
@@ -505,6 +514,18 @@ static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nr
 			       strerror(errno));
 	}
 	m->base = (char *)(((uintptr_t)m->va + align - 1) & ~(uintptr_t)(align - 1));
+	m->rsv_glen = glen;
+	m->rsv_devdax = devdax;
+	return 0;
+}
+
+static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nruns, int dev_fd)
+{
+	if (!m->va || m->rsv_glen != m->glen || m->rsv_devdax != m->devdax) {
+		int err = reserve_va(m, m->glen, m->devdax);
+		if (err)
+			return err;
+	}
 	m->addr = m->base + (m->off - m->goff);
 	int prot = PROT_READ | ((m->prot & PROT_WRITE) ? PROT_WRITE : 0);
 	int flags = MAP_FIXED | (m->devdax ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED);
@@ -735,6 +756,15 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 		 */
 		rq.off = (uint64_t)off & ~(uint64_t)(PAGE - 1);
 		rq.len = (((uint64_t)off + len + PAGE - 1) & ~(uint64_t)(PAGE - 1)) - rq.off;
+		uint64_t al = hello.dev_align > PAGE ? hello.dev_align : PAGE;
+		uint64_t goff = rq.off & ~(al - 1);
+		uint64_t glen = ((rq.off + rq.len + al - 1) & ~(al - 1)) - goff;
+		if (!m->va || m->rsv_glen != glen) {
+			err = reserve_va(m, glen, hello.media_kind == 1);
+			if (err)
+				goto fail;
+		}
+		rq.addr = (uint64_t)(uintptr_t)m->base + (rq.off - goff);
 		if (prot & PROT_WRITE) {
 			err = grow_for_map(fd, rq.off, rq.len);
 			if (err)
@@ -870,6 +900,13 @@ UDAX_EXPORT int udax_persist(struct udax_map *m, const void *addr, size_t len)
 	return 0;
 }
 
+/* What PIN and UNPIN say: the layout, the ring (the daemon supervises it), the buffer. */
+static struct udax_pin_req pin_req(const struct udax_map *m, const struct io_uring *ring)
+{
+	return (struct udax_pin_req){ .id = m->id, .ring_fd = ring->ring_fd,
+				      .addr = (uint64_t)(uintptr_t)m->addr, .len = m->len };
+}
+
 /* Unregister the buffer from its ring.  Context: m->mu held. */
 static int unregister_buf(struct udax_map *m)
 {
@@ -905,7 +942,7 @@ UDAX_EXPORT int udax_pin(struct udax_map *m, struct io_uring *ring, unsigned int
 		err = set_err(-EBUSY, "the map is already pinned");
 		goto out;
 	}
-	struct udax_id_req ir = { m->id };
+	struct udax_pin_req ir = pin_req(m, ring);
 	err = conn_call(m->conn, UDAX_REQ_PIN, &ir, sizeof(ir), NULL, NULL, NULL);
 	if (err) {
 		if (err == -EBUSY)
@@ -964,7 +1001,7 @@ UDAX_EXPORT int udax_unpin(struct udax_map *m, struct io_uring *ring)
 	err = unregister_buf(m);
 	if (err)
 		goto out;
-	struct udax_id_req ir = { m->id };
+	struct udax_pin_req ir = pin_req(m, m->ring);
 	err = conn_call(m->conn, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, NULL, NULL);
 out:
 	pthread_mutex_unlock(&m->mu);
@@ -1068,9 +1105,10 @@ UDAX_EXPORT int udax_map_close(struct udax_map **mp)
 	if (!m->recalled) {
 		struct udax_id_req ir = { m->id };
 		if (m->pinned) {
+			struct udax_pin_req pr = pin_req(m, m->ring);
 			err = unregister_buf(m);
 			if (!err)
-				err = conn_call(c, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, NULL, NULL);
+				err = conn_call(c, UDAX_REQ_UNPIN, &pr, sizeof(pr), NULL, NULL, NULL);
 		}
 		if (!m->unmapped) {
 			sigbus_range(m->base, m->glen);

@@ -433,7 +433,7 @@ static int layout_map(int fd, char *at, off_t off, size_t len, bool write, struc
 		      uint64_t *id, bool *devdax)
 {
 	struct udax_ioc_hello hello = { .version = UDAX_PROTO_VERSION };
-	struct udax_map_req rq = { .off = (uint64_t)off, .len = len,
+	struct udax_map_req rq = { .off = (uint64_t)off, .len = len, .addr = (uintptr_t)at,
 				   .prot = UDAX_PROT_READ | (write ? UDAX_PROT_WRITE : 0),
 				   /* mmap(2) never changes the size (the last page may
 				    * reach past EOF: see "End of file" above) */

@@ -224,7 +224,7 @@ int main(int argc, char **argv)
 		proto_hello(fd, &h);
 	double ioctl_us = (double)(t_now_ns() - t0) / CTL_OPS / 1e3;
 	int s = proto_connect(h.sock);
-	struct udax_id_req ir = { UINT64_MAX };
+	struct udax_pin_req ir = { .id = UINT64_MAX, .ring_fd = 0, .addr = 1 << 20, .len = 4096 };
 	t0 = t_now_ns();
 	for (int i = 0; i < CTL_OPS; i++)
 		proto_call(s, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, 0, NULL);
