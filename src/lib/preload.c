@@ -24,21 +24,29 @@
  * is given back when the last part of it is unmapped; the address range is
  * reusable once the whole mapping has been unmapped.
  *
- * Why the shim speaks udax_proto.h itself instead of calling libudax:
- * libpmem2 and libpmem reserve an address range and then map the file
- * MAP_FIXED into it, so the mapping must land exactly there; and libudax
- * registers its tmpfs maps with libpmem2 (pmem2_map_from_existing), which
- * makes the application's own pmem2_map_new() of the same range fail with
- * PMEM2_E_MAP_EXISTS.  The client below is small: HELLO ioctl, one socket
- * per daemon, MAP with the ticket, UNMAP on munmap, RETURN on a recall.
+ * Why the shim places its mappings itself instead of calling libudax's
+ * map functions: libpmem2 and libpmem reserve an address range and then
+ * map the file MAP_FIXED into it, so the mapping must land exactly there;
+ * and libudax registers its tmpfs maps with libpmem2
+ * (pmem2_map_from_existing), which makes the application's own
+ * pmem2_map_new() of the same range fail with PMEM2_E_MAP_EXISTS.  Its
+ * protocol traffic goes through wire.h, the client libudax uses too:
+ * HELLO ioctl, one connection per daemon, MAP with the ticket and the
+ * address, UNMAP on munmap, RETURN on a recall.
  *
- * Recalls: a reader thread per connection replaces a recalled range with
- * the empty memfd (SIGBUS on access, as after a kernel truncate) and gives
- * the layout back.  The program is not told; it sees SIGBUS if it touches
- * the range again.
+ * Recalls: the connection's reader thread calls pmap_recall(), which
+ * replaces a recalled range with the empty memfd (SIGBUS on access, as
+ * after a kernel truncate) and gives the layout back.  The program is not
+ * told; it sees SIGBUS if it touches the range again.  A recall that
+ * overtook its MAP reply is held by wire.c and delivered when the mapping
+ * registers (direct_mmap), so it never misses the fresh mapping.  The end
+ * of the connection (the daemon died) is handled as a recall of every
+ * mapping made through it.  A forked child gets its own connection
+ * (wire.c) and ignores the parent's entries in the table (pmap.pid).
  *
- * Thread safety: the mapping table and the connections have one mutex;
- * calls made by the shim itself pass straight through (a per-thread flag).
+ * Thread safety: the mapping table has one mutex (tbl_lock), never held
+ * while calling into wire.c except udax_wire_send; calls made by the shim
+ * itself pass straight through (a per-thread flag).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -101,6 +109,7 @@ struct pmap {
 	bool registered;		/* recalls reach it (udax_wire_layout_add) */
 	uint64_t id;			/* layout id on that connection */
 	bool devdax;
+	int prot;			/* the caller's (a recall keeps it: a store raises SIGBUS) */
 	pid_t pid;			/* the process that made it (fork) */
 	struct pmap *next;
 };
@@ -254,7 +263,7 @@ static void pmap_recall(void *arg, const struct udax_recall_msg *r, bool daemon_
 	pthread_mutex_lock(&tbl_lock);
 	if (pm->held) {
 		if (pm->granted)
-			sigbus_back(pm->addr, pm->granted, PROT_READ);
+			sigbus_back(pm->addr, pm->granted, pm->prot);
 		pm->held = false;	/* nothing to UNMAP at munmap */
 		dbg("%s %p+%zu: SIGBUS from now on", daemon_lost ? "daemon lost," : "recalled",
 		    (void *)pm->addr, pm->granted);
@@ -469,7 +478,7 @@ static void *direct_mmap(void *addr, size_t length, int prot, int flags, int fd,
 		return MAP_FAILED;
 	}
 	*pm = (struct pmap){ .addr = base, .len = len, .granted = granted, .live = len,
-			     .w = w, .held = w != NULL, .id = id, .devdax = devdax,
+			     .w = w, .held = w != NULL, .id = id, .devdax = devdax, .prot = prot,
 			     .pid = getpid() };
 	pthread_mutex_lock(&tbl_lock);
 	pm->next = tbl;
