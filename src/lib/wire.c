@@ -86,6 +86,7 @@ struct udax_wire {
 	unsigned int nfds;
 	int dev_fd;			/* the latest of them, or -1 */
 	bool drop_orphans;		/* test: answer unclaimed recalls at once */
+	bool ignore_loss;		/* test: do not tell the layouts about the end */
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -351,7 +352,7 @@ static void reader_end(struct udax_wire *w)
 	pthread_mutex_lock(&w->lock);
 	w->dead = true;
 	pthread_cond_broadcast(&w->cond);
-	for (;;) {
+	for (; !w->ignore_loss;) {
 		struct wlayout *l = w->layouts;
 
 		while (l && (l->lost_told || l->deleted))
@@ -465,6 +466,8 @@ static int wire_connect(struct udax_wire **out, const char *name)
 	atomic_init(&w->refs, 2);	/* the caller's, the reader's */
 	const char *t_drop = getenv("UDAX_TEST_DROP_ORPHANS");
 	w->drop_orphans = t_drop && *t_drop && *t_drop != '0';
+	const char *t_loss = getenv("UDAX_TEST_IGNORE_DAEMON_LOSS");
+	w->ignore_loss = t_loss && *t_loss && *t_loss != '0';
 	memcpy(sa.sun_path, name, nl);
 	if (sa.sun_path[0] == '@')
 		sa.sun_path[0] = '\0';	/* abstract */
@@ -648,7 +651,7 @@ int udax_wire_layout_add(struct udax_wire *w, uint64_t id, udax_wire_recall_fn f
 		deliver(w, id, &rm, false);
 		break;
 	}
-	if (w->dead && find_layout(w, id) == l && !l->lost_told)
+	if (w->dead && !w->ignore_loss && find_layout(w, id) == l && !l->lost_told)
 		deliver(w, id, NULL, true);
 	pthread_mutex_unlock(&w->lock);
 	return 0;
