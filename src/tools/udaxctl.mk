@@ -15,7 +15,7 @@ EXTRA_DIST += src/tools/bench_dma_none.c
 lib_LTLIBRARIES += libudax-preload.la
 libudax_preload_la_SOURCES = src/lib/preload.c
 libudax_preload_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/lib
-libudax_preload_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+libudax_preload_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(URING_CFLAGS)
 libudax_preload_la_LIBADD = libudaxwire.la -ldl -lpthread
 libudax_preload_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined
 

@@ -27,3 +27,11 @@ tests_dma_daemon_loss_client_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
 tests_dma_daemon_loss_client_LDADD = libudax.la $(URING_LIBS)
 TESTS += tests/dma/daemon_loss.sh
 EXTRA_DIST += tests/dma/daemon_loss.sh
+
+# The shim declares the pins of an unmodified program (io_uring fixed buffers).
+check_PROGRAMS += tests/dma/preload_pin
+tests_dma_preload_pin_SOURCES = tests/dma/preload_pin.c
+tests_dma_preload_pin_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) -I$(top_srcdir)/src/lib
+tests_dma_preload_pin_LDADD = libudaxwire.la $(URING_LIBS) -lpthread
+TESTS += tests/dma/preload_pin.sh
+EXTRA_DIST += tests/dma/preload_pin.sh
