@@ -308,7 +308,11 @@ static void pmap_recall(void *arg, const struct udax_recall_msg *r, bool daemon_
 		dbg("%s %p+%zu: SIGBUS from now on", daemon_lost ? "daemon lost," : "recalled",
 		    (void *)pm->addr, pm->granted);
 	}
-	/* giving the layout back drops its pins in the daemon too */
+	/*
+	 * Giving the layout back drops its pins in the daemon too.  Records
+	 * of registrations still under way (not on the list yet) stay counted
+	 * until reg_commit() or reg_abort() drops them.
+	 */
 	for (struct pin **pp = &pins; *pp;) {
 		struct pin *p = *pp;
 
@@ -317,10 +321,10 @@ static void pmap_recall(void *arg, const struct udax_recall_msg *r, bool daemon_
 			continue;
 		}
 		*pp = p->next;
+		pm->pins--;
 		free(p);
 	}
-	pm->pins = 0;
-	if (pm->gone && !pm->inflight) {
+	if (pm->gone && !pm->inflight && !pm->pins) {
 		struct pmap **gp = &ghosts;
 
 		while (*gp && *gp != pm)
@@ -1005,20 +1009,33 @@ static void reg_commit(struct reg *r)
 		}
 		pp = &p->next;
 	}
+	struct pmap *dead = NULL;	/* ghosts nothing references, off the list */
+
 	while (r->fresh) {
 		struct pin *p = r->fresh;
 
 		r->fresh = p->next;
-		if (!p->pm->held) {
-			/* recalled meanwhile: the layout (and its pins) went back */
-			p->pm->pins--;
-			free(p);
+		if (p->pm->held) {
+			p->next = pins;
+			pins = p;
 			continue;
 		}
-		p->next = pins;
-		pins = p;
+		/* recalled meanwhile: the layout (and its pins) went back */
+		struct pmap *d = pm_unref(p->pm, true);
+
+		free(p);
+		if (d) {
+			d->next = dead;
+			dead = d;
+		}
 	}
 	pthread_mutex_unlock(&tbl_lock);
+	while (dead) {
+		struct pmap *d = dead;
+
+		dead = d->next;
+		ghost_free(d);
+	}
 	pins_drop(old);
 }
 

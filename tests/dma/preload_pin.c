@@ -8,7 +8,8 @@
  *
  * declare: every registration path (io_uring_register_buffers, the
  * syscall, a slot update) shows as a pin of the layout in the daemon's
- * status and goes away with the unregistration; a pin outlives munmap
+ * status and goes away with the unregistration, or at once when the
+ * kernel refuses the registration; a pin outlives munmap
  * (the layout stays, unmapped, until unregistered); a registration while a
  * recall of the layout is under way fails with EBUSY.
  * control (run with UDAX_PRELOAD_TEST_NO_PIN=1): the same registrations
@@ -155,6 +156,13 @@ int main(int argc, char **argv)
 	CHECK(r == 0, "io_uring_unregister_buffers: %s", strerror(-r));
 	CHECK(layout_state(ino, &ls) == 0 && ls.present && ls.pins == 0,
 	      "after the unregistration: pins %d", ls.pins);
+
+	/* 1b. the kernel refuses (the second buffer is not mapped): the pin is released */
+	struct iovec two[2] = { { p, LEN }, { (void *)(uintptr_t)4096, 4096 } };
+	r = io_uring_register_buffers(&ring, two, 2);
+	CHECK(r < 0, "a registration with an unmapped buffer succeeded");
+	CHECK(layout_state(ino, &ls) == 0 && ls.present && ls.pins == 0,
+	      "after the kernel refused: pins %d", ls.pins);
 
 	/* 2. the system call, through libc's syscall() */
 	r = sys_register(ring.ring_fd, IORING_REGISTER_BUFFERS, &iov, 1);
