@@ -155,8 +155,29 @@ static void dbg(const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * fork: the table must be consistent in the child, whose only thread is
+ * the one that forked (a reader thread holding tbl_lock would leave it
+ * locked forever there).  The child's own entries are told apart by pid.
+ */
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&tbl_lock);
+}
+
+static void atfork_release(void)
+{
+	pthread_mutex_unlock(&tbl_lock);
+}
+
 __attribute__((constructor)) static void shim_init(void)
 {
+	static bool once;
+
+	if (!once) {
+		once = true;
+		pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+	}
 	in_shim++;
 	real_mmap = (mmap_fn)dlsym(RTLD_NEXT, "mmap");
 	real_mmap64 = (mmap_fn)dlsym(RTLD_NEXT, "mmap64");
