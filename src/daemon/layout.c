@@ -14,16 +14,29 @@
  *                   and how many pins were granted on it.
  *
  * References: a granted layout holds one UDAX_REF_MAP reference per
- * segment (taken by ufs_layout_grant); each pin holds one UDAX_REF_PIN per
- * segment.  References belong to the connection that took them: no request
- * can name another connection's layout.  When a connection ends, nothing
- * is dropped until its process has exited (the pidfd polls readable): only
- * then has the kernel cancelled its io_uring requests and released its
- * long-term pins.  (io_uring's worker threads belong to the client's thread
- * group, so no READ_FIXED is still copying into the pages once the pidfd
- * polls readable.  A real device's DMA is cancelled by the ring's exit
- * work, which runs asynchronously: with real hardware a grace period, or a
- * kernel interface reporting pin counts, would be needed as well.)
+ * segment (taken by ufs_layout_grant); each pin (struct lpin) holds one
+ * UDAX_REF_PIN per segment.  References belong to the connection that took
+ * them: no request can name another connection's layout.
+ *
+ * Pins end on the kernel's word, not the client's (ringsup.h).  A PIN names
+ * the client's ring; the daemon takes its own reference to it (struct
+ * lring, pidfd_getfd, one per ring by kcmp) and refuses rings it could not
+ * revoke.  Every end of a pin - UNPIN, RETURN, the client's death, UNMAP of
+ * a layout with adopted pins - goes through pin_revoke_verify(): empty the
+ * ring's slots over the range, cancel its fixed-buffer requests (waiting for
+ * running ones), read the table again, and only then put the references.
+ * Neither the client's word nor its pidfd is enough: io_uring_unregister
+ * returns with requests in flight, and a ring outlives its process in a
+ * fork()ed child or a pidfd_getfd taker.  Holding the ring makes the
+ * revocation work whoever holds it by then.  Rings the client never
+ * declared (a program under the shim registering its own mapping, a second
+ * ring, cloned buffers) are found by discover_locked() from /proc of the
+ * live client - before a recall is sent, at UNMAP and at RETURN - and
+ * adopted as pins.  A pin that cannot be verified yet keeps its references
+ * and is retried by the event loop (ls->retry); a truncate waits meanwhile.
+ * What userspace cannot see at all is listed in udaxfs(8), PIN SUPERVISION.
+ * UDAXFS_NO_RING_VERIFY=1 (a test aid for negative controls) restores the
+ * old trust in the client's word.
  *
  * Lifetime rule that keeps ufs_mapping() valid: an lmap in state ACTIVE
  * always holds references (map or pin) on its pages, so its inode cannot be
