@@ -30,6 +30,10 @@
  *                  and queues the reads; the client is SIGKILLed
  *   nullh          a libudax client with a NULL recall handler
  *   noreap         a libudax client whose handler returns without reaping
+ *   refuse         not a DMA run: a pin on a ring set up with
+ *                  IORING_SETUP_SINGLE_ISSUER, which the daemon could not
+ *                  revoke, must be refused with EOPNOTSUPP (the control
+ *                  shows a trusting daemon accepts it)
  *
  * Usage: dma_stale MODE [ITERATIONS] [--control]
  * Passes when no page is corrupted, no block leaked (free blocks back to
@@ -308,6 +312,45 @@ static int taker(void *arg)
 	return 0;
 }
 
+/* A pin the daemon cannot supervise is refused.  Exit 0 as expected, 1 not, 77. */
+static int refuse_client(void *arg)
+{
+	bool control = arg != NULL;
+	int fd = open(t_path(g_fm, "R"), O_CREAT | O_RDWR, 0644);
+	struct udax_map *m = NULL;
+	int err = fd < 0 ? -errno : udax_map_open(&m, fd, 0, A_LEN, PROT_READ | PROT_WRITE, NULL);
+	if (err) {
+		fprintf(stderr, "udax_map_open: %s\n", udax_last_error());
+		return 1;
+	}
+	struct io_uring ring;
+	struct io_uring_params p = { .flags = IORING_SETUP_SINGLE_ISSUER };
+	int r = io_uring_queue_init_params(8, &ring, &p);
+	if (r < 0) {
+		printf("SKIP refuse: no single-issuer rings: %s\n", strerror(-r));
+		return 77;
+	}
+	unsigned int bi = UDAX_PIN_ANY;
+	err = udax_pin(m, &ring, &bi);
+	printf("udax_pin on a single-issuer ring: %d (%s)\n", err, err ? udax_last_error() : "ok");
+	if (control)
+		return err == 0 ? 0 : 1;
+	if (err != -EOPNOTSUPP || !strstr(udax_last_error(), "SINGLE_ISSUER"))
+		return 1;
+	/* an ordinary ring still works, and unpins */
+	struct io_uring r2;
+	if (io_uring_queue_init(8, &r2, 0) < 0)
+		return 77;
+	bi = UDAX_PIN_ANY;
+	err = udax_pin(m, &r2, &bi);
+	if (!err)
+		err = udax_unpin(m, &r2);
+	if (err)
+		fprintf(stderr, "pin/unpin on an ordinary ring: %s\n", udax_last_error());
+	udax_map_close(&m);
+	return err ? 1 : 0;
+}
+
 /* ---- the test ---- */
 
 static int wait_msg(struct ready_msg *m, unsigned int timeout_ms)
@@ -464,7 +507,7 @@ int main(int argc, char **argv)
 	}
 	g_mode = argv[1];
 	const char *modes[] = { "shim-liburing", "shim-raw", "ring2", "clone", "fork", "getfd",
-				"nullh", "noreap" };
+				"nullh", "noreap", "refuse" };
 	bool known = false;
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
 		known |= strcmp(modes[i], g_mode) == 0;
@@ -495,6 +538,12 @@ int main(int argc, char **argv)
 		close(wfd);
 	unlink(t_path(&fm, "warm"));
 	uint64_t free0 = t_free_blocks(&fm);
+	if (strcmp(g_mode, "refuse") == 0) {
+		int r = t_wait(t_fork(refuse_client, control ? &fm : NULL), 30000);
+		CHECK(r == 0 || r == 77, "refuse%s: exit %d", control ? " (control)" : "", r);
+		t_umount(&fm);
+		return r == 77 ? T_SKIP : t_failures ? T_FAIL : T_PASS;
+	}
 	uint64_t corrupted = 0, done = 0;
 	static const char *ops[] = { "truncate", "punch", "unlink" };
 	int rc = T_PASS;
