@@ -101,6 +101,7 @@ enum lmap_state { LM_GRANTING, LM_ACTIVE };
 struct lring {
 	struct lring *next;		/* cl->rings; ls->lock */
 	int fd;				/* our descriptor; const */
+	int info;			/* its /proc/self/fdinfo, kept open; const */
 	int client_fd;			/* its number in the client when taken; const */
 	unsigned int users;		/* lpins on it; ls->lock */
 };
@@ -484,12 +485,17 @@ static struct lring *ring_get_locked(struct lclient *cl, int client_fd, int *err
 		return NULL;
 	}
 	int fd = ringsup_take(cl->pidfd, client_fd, why, whylen);
-	if (fd < 0) {
+	int info = fd < 0 ? fd : ringsup_info_open(0, fd);
+	if (fd < 0 || info < 0) {
+		if (fd >= 0) {
+			close(fd);
+			snprintf(why, whylen, "cannot read the ring's fdinfo: %s", strerror(-info));
+		}
 		free(r);
-		*err = fd;
+		*err = fd < 0 ? fd : info;
 		return NULL;
 	}
-	*r = (struct lring){ cl->rings, fd, client_fd, 1 };
+	*r = (struct lring){ cl->rings, fd, info, client_fd, 1 };
 	cl->rings = r;
 	return r;
 }
@@ -504,6 +510,7 @@ static void ring_put_locked(struct lclient *cl, struct lring *r)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = r->next;
+	close(r->info);
 	close(r->fd);
 	free(r);
 }
@@ -559,8 +566,21 @@ static int pin_revoke_verify(struct layout_service *ls, struct lmap *lm, struct 
 	bool alive = !lm->cl->exited;
 	pthread_mutex_unlock(&ls->lock);
 
+	int left = 0;
 	if (pin->ring) {
-		err = ringsup_revoke(pin->ring->fd, r, nr, REVOKE_WAIT_MS, why, sizeof(why));
+		err = ringsup_revoke(pin->ring->fd, pin->ring->info, r, nr, REVOKE_WAIT_MS, why,
+				     sizeof(why));
+		/* the verification: a fresh look at the table, after the revocation */
+		left = err ? 0 : ringsup_count_overlaps(pin->ring->info, r, nr);
+		if (left < 0) {
+			err = left;
+			snprintf(why, sizeof(why), "reading the ring's table again: %s",
+				 strerror(-left));
+		} else if (left > 0) {
+			err = -EAGAIN;	/* registered again meanwhile */
+			snprintf(why, sizeof(why), "%d slot(s) of the ring cover the range again",
+				 left);
+		}
 	} else if (pin->adopted && alive) {
 		struct watch_ctx w = { r, nr };
 		err = ringsup_scan_pid(pid, watch_cb, &w);
@@ -581,11 +601,12 @@ static int pin_revoke_verify(struct layout_service *ls, struct lmap *lm, struct 
 		}
 		return err;
 	}
-	/* Never free a pin record while its ring still shows the buffer. */
-	if (pin->ring) {
-		int left = ringsup_count_overlaps(pin->ring->fd, r, nr);
-		UDAX_BUG_ON(left > 0);
-	}
+	/*
+	 * Never free a pin record while its ring still shows the buffer: the
+	 * only free site, and the look at the table it rests on is the one
+	 * just taken after the revocation.
+	 */
+	UDAX_BUG_ON(pin->ring && left != 0);
 	pthread_mutex_lock(&ls->lock);
 	struct lpin **pp = &lm->pinlist;
 	while (*pp && *pp != pin)
@@ -1149,10 +1170,23 @@ static void req_unpin(struct layout_service *ls, struct lclient *cl, struct lmap
 		      const struct udax_msg *h, const struct udax_pin_req *rq)
 {
 	pthread_mutex_lock(&ls->lock);
-	struct lpin *pin = lm->pinlist;
-	while (pin && (pin->adopted || pin->want_release || pin->addr != rq->addr ||
-		       pin->len != rq->len))
-		pin = pin->next;
+	/*
+	 * The same range may be pinned on several rings (cloned buffers):
+	 * the one on the ring the request names, else - the client closed
+	 * that descriptor already - one whose ring cannot be compared.
+	 */
+	struct lpin *pin = NULL, *loose = NULL;
+	for (struct lpin *p = lm->pinlist; p && !pin; p = p->next) {
+		if (p->adopted || p->want_release || p->addr != rq->addr || p->len != rq->len)
+			continue;
+		int same = p->ring ? ringsup_same(cl->pid, rq->ring_fd, p->ring->fd) : -EBADF;
+		if (same == 1)
+			pin = p;
+		else if (same < 0 && !loose)
+			loose = p;
+	}
+	if (!pin)
+		pin = loose;
 	if (pin) {
 		pin->want_release = true;
 		pin->unpin_seq = h->seq;
@@ -2042,6 +2076,7 @@ void layout_service_stop(struct layout_service **lsp)
 		while (cl->rings) {
 			struct lring *r = cl->rings;
 			cl->rings = r->next;
+			close(r->info);
 			close(r->fd);
 			free(r);
 		}

@@ -75,7 +75,6 @@ static const uint8_t fixed_ops[] = {
 	48,	/* IORING_OP_SENDMSG_ZC */
 	60,	/* IORING_OP_READV_FIXED */
 	61,	/* IORING_OP_WRITEV_FIXED */
-	64,	/* IORING_OP_URING_CMD128 (newer kernels; no match otherwise) */
 };
 
 /* struct io_uring_rsrc_update2 */
@@ -204,46 +203,53 @@ int ringsup_same(pid_t pid_a, int fd_a, int fd_b)
 	return r == 0;
 }
 
-/* Read a whole /proc file.  Return: length, or -errno.  *@out malloc'ed. */
-static ssize_t slurp(const char *path, char **out)
+/*
+ * Read a whole /proc file from offset 0 (@fd kept open: a seq_file
+ * regenerates its text on a read at offset 0, which spares the path walk).
+ * Return: length, or -errno.  *@out malloc'ed.
+ */
+static ssize_t slurp_fd(int fd, char **out)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	size_t cap = 8192, len = 0;
 	char *p = malloc(cap);
 	for (;;) {
-		if (!p) {
-			close(fd);
+		if (!p)
 			return -ENOMEM;
-		}
 		if (cap - len < 4096) {
 			char *np = realloc(p, cap * 2);
 			if (!np) {
 				free(p);
-				close(fd);
 				return -ENOMEM;
 			}
 			p = np;
 			cap *= 2;
 		}
-		ssize_t n = read(fd, p + len, cap - len - 1);
+		ssize_t n = pread(fd, p + len, cap - len - 1, (off_t)len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			int e = errno;
 			free(p);
-			close(fd);
 			return -e;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 	}
-	close(fd);
 	p[len] = 0;
 	*out = p;
 	return (ssize_t)len;
+}
+
+int ringsup_info_open(pid_t pid, int fd)
+{
+	char path[64];
+	if (pid)
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+	else
+		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	int info = open(path, O_RDONLY | O_CLOEXEC);
+	return info < 0 ? -errno : info;
 }
 
 /*
@@ -297,18 +303,13 @@ static int parse_bufs(const char *text, struct ringsup_buf **out, size_t *nout)
 	return 0;
 }
 
-int ringsup_read_bufs(pid_t pid, int fd, struct ringsup_buf **out, size_t *n)
+int ringsup_read_info(int info, struct ringsup_buf **out, size_t *n)
 {
-	char path[64];
-	if (pid)
-		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
-	else
-		snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
 	*out = NULL;
 	*n = 0;
 	for (int attempt = 0; attempt < TABLE_RETRIES; attempt++) {
 		char *text = NULL;
-		ssize_t len = slurp(path, &text);
+		ssize_t len = slurp_fd(info, &text);
 		if (len < 0)
 			return (int)len;
 		int r = parse_bufs(text, out, n);
@@ -324,6 +325,16 @@ int ringsup_read_bufs(pid_t pid, int fd, struct ringsup_buf **out, size_t *n)
 	return -EAGAIN;
 }
 
+int ringsup_read_bufs(pid_t pid, int fd, struct ringsup_buf **out, size_t *n)
+{
+	int info = ringsup_info_open(pid, fd);
+	if (info < 0)
+		return info;
+	int err = ringsup_read_info(info, out, n);
+	close(info);
+	return err;
+}
+
 bool ringsup_overlaps(uint64_t addr, uint64_t len, const struct ringsup_range *r, size_t nr)
 {
 	for (size_t i = 0; i < nr; i++)
@@ -332,11 +343,11 @@ bool ringsup_overlaps(uint64_t addr, uint64_t len, const struct ringsup_range *r
 	return false;
 }
 
-int ringsup_count_overlaps(int fd, const struct ringsup_range *r, size_t nr)
+int ringsup_count_overlaps(int info, const struct ringsup_range *r, size_t nr)
 {
 	struct ringsup_buf *b;
 	size_t n;
-	int err = ringsup_read_bufs(0, fd, &b, &n);
+	int err = ringsup_read_info(info, &b, &n);
 	if (err)
 		return err;
 	int count = 0;
@@ -376,12 +387,12 @@ static int cancel_op(int fd, uint8_t opcode, unsigned int timeout_ms)
 	return -ETIME;
 }
 
-int ringsup_revoke(int fd, const struct ringsup_range *r, size_t nr, unsigned int timeout_ms,
-		   char *why, size_t whylen)
+int ringsup_revoke(int fd, int info, const struct ringsup_range *r, size_t nr,
+		   unsigned int timeout_ms, char *why, size_t whylen)
 {
 	struct ringsup_buf *b;
 	size_t n;
-	int err = ringsup_read_bufs(0, fd, &b, &n);
+	int err = ringsup_read_info(info, &b, &n);
 	if (err) {
 		say(why, whylen, "reading the ring's registered buffers: %s", strerror(-err));
 		return err == -ENOENT ? -EBADF : err;
@@ -405,16 +416,6 @@ int ringsup_revoke(int fd, const struct ringsup_range *r, size_t nr, unsigned in
 			    fixed_ops[i], strerror(-err));
 			return err;
 		}
-	}
-	int left = ringsup_count_overlaps(fd, r, nr);
-	if (left < 0) {
-		say(why, whylen, "reading the ring's registered buffers again: %s", strerror(-left));
-		return left;
-	}
-	if (left) {
-		/* registered again meanwhile: the caller retries */
-		say(why, whylen, "%d slot(s) of the ring still cover the range", left);
-		return -EAGAIN;
 	}
 	return 0;
 }

@@ -74,29 +74,40 @@ int ringsup_same(pid_t pid_a, int fd_a, int fd_b);
  */
 int ringsup_read_bufs(pid_t pid, int fd, struct ringsup_buf **out, size_t *n);
 
+/*
+ * ringsup_info_open() - open the fdinfo of descriptor @fd of @pid (0: ours),
+ * to be read again and again with ringsup_read_info() (cheaper than
+ * ringsup_read_bufs(), which opens it each time).  Return: fd or -errno.
+ */
+int ringsup_info_open(pid_t pid, int fd);
+/* ringsup_read_bufs() on an fdinfo descriptor from ringsup_info_open(). */
+int ringsup_read_info(int info, struct ringsup_buf **out, size_t *n);
+
 /* Does [addr, addr+len) overlap any of @r[0..nr)? */
 bool ringsup_overlaps(uint64_t addr, uint64_t len, const struct ringsup_range *r, size_t nr);
 
 /*
- * ringsup_count_overlaps() - how many registered slots of our ring @fd
- * overlap @r[0..nr).  Return: the count, or -errno (-EAGAIN: the table
- * could not be read).
+ * ringsup_count_overlaps() - how many registered slots of a ring overlap
+ * @r[0..nr); @info from ringsup_info_open().  Return: the count, or -errno
+ * (-EAGAIN: the table could not be read).
  */
-int ringsup_count_overlaps(int fd, const struct ringsup_range *r, size_t nr);
+int ringsup_count_overlaps(int info, const struct ringsup_range *r, size_t nr);
 
 /*
- * ringsup_revoke() - make sure our ring @fd can no longer write into
- * @r[0..nr): empty every overlapping slot, cancel (and wait for) the
- * requests that may use a fixed buffer, and verify from fdinfo that no
- * slot overlaps any more.  A ring that already dropped the buffer and has
- * nothing in flight costs a few system calls.
+ * ringsup_revoke() - take @r[0..nr) away from our ring @fd (@info: its
+ * fdinfo, from ringsup_info_open()): empty every overlapping slot, then
+ * cancel (and wait for) the requests that may use a fixed buffer.  The
+ * caller verifies afterwards with ringsup_count_overlaps() (a client may
+ * register the range again meanwhile).  A ring that already dropped the
+ * buffer and has nothing in flight costs one fdinfo read and one system
+ * call per fixed-buffer opcode.
  * Context: any thread, no lock held (waits for running requests, bounded
  * by @timeout_ms per opcode).
- * Return: 0 verified; -ETIME (requests still running), -EAGAIN (table
- * unreadable or still overlapping), -errno.  @why says what failed.
+ * Return: 0; -ETIME (requests still running), -EAGAIN (table
+ * unreadable), -errno.  @why says what failed.
  */
-int ringsup_revoke(int fd, const struct ringsup_range *r, size_t nr, unsigned int timeout_ms,
-		   char *why, size_t whylen);
+int ringsup_revoke(int fd, int info, const struct ringsup_range *r, size_t nr,
+		   unsigned int timeout_ms, char *why, size_t whylen);
 
 /*
  * ringsup_scan_pid() - call @fn for every io_uring descriptor of process
