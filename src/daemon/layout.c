@@ -2058,8 +2058,17 @@ void layout_service_stop(struct layout_service **lsp)
 			struct lmap *ln = lm->next;
 			if (lm->mapped && lm->state == LM_ACTIVE)
 				put_segs(lm, UDAX_REF_MAP, 1);
-			if (lm->pins && cl->exited)
-				put_segs(lm, UDAX_REF_PIN, lm->pins);
+			/*
+			 * A dead client's pins end as everywhere else: only
+			 * once the ring we hold shows them gone (its ring may
+			 * live on in another process).  What cannot be
+			 * verified keeps its references: unmount reports busy.
+			 */
+			for (struct lpin *p = lm->pinlist, *pn; cl->exited && p; p = pn) {
+				pn = p->next;
+				if (lm->state == LM_ACTIVE)
+					pin_revoke_verify(ls, lm, p);
+			}
 			while (lm->pinlist) {
 				struct lpin *p = lm->pinlist;
 				lm->pinlist = p->next;
