@@ -196,7 +196,7 @@ done
 ratio() { awk -v u="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", u / p; else print "-" }'; }
 echo
 printf 'udaxfs %s vs passthrough_ll over tmpfs, and tmpfs; fio %s s per job, %s file, %s files, median of %s round(s)\n' \
-	"$("$UDAXFS" -V | awk '{ print $2 }')" "$secs" "$size" "$nfiles" "$rounds"
+	"$("$UDAXFS" -V | awk 'NR == 1 { print $3 }')" "$secs" "$size" "$nfiles" "$rounds"
 printf 'kernel %s, %s CPUs.  write-through: both defaults; write-back: passthrough_ll\n' \
 	"$(uname -r)" "$(nproc)"
 printf -- '-o writeback, udaxfs -o writeback_cache (the kernel caches writes)\n'
