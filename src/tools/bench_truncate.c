@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * bench_truncate.c - udaxctl bench truncate-dma (issue #5, DESIGN.md
- * section 5): how long does truncate wait for DMA to drain?
+ * bench_truncate.c - udaxctl bench truncate-dma (DESIGN.md section 5):
+ * how long does truncate wait for DMA to drain?
  *
  * Processes (all children of this one, which is also the truncator):
  *   - clients:   map the file through libudax, register it as io_uring fixed

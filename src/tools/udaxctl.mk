@@ -8,8 +8,8 @@ udaxctl_LDADD = libudax.la libudax-core.la $(URING_LIBS) -lm
 EXTRA_DIST += src/tools/bench_dma_none.c
 
 # libudax-preload.so: LD_PRELOAD shim giving unmodified programs direct
-# mappings of udaxfs files (issue #4 part 7).  Its source lives with the
-# library; its build lines live here (H7's fragment).  It speaks
+# mappings of udaxfs files.  Its source lives with the library; its build
+# lines live here, beside udaxctl's.  It speaks
 # udax_proto.h itself (see preload.c for why), so it does not link libudax.
 lib_LTLIBRARIES += libudax-preload.la
 libudax_preload_la_SOURCES = src/lib/preload.c
