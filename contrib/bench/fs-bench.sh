@@ -10,7 +10,7 @@
 # Prints one table with the ratio udaxfs / passthrough_ll per row for each
 # pair (higher is better for udaxfs).  Not part of make check.
 #
-# usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
+# Usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
 #   -t  seconds per fio job (default 10)      -q  quick: -t 3 -s 256M -n 5000
 #   -s  fio file size (default 1G)            -n  files in the metadata loop (20000)
 #   -B  where udaxfs and mkfs.udaxfs were built (default: this tree's build,

@@ -867,7 +867,7 @@ int main(int argc, char **argv)
 		case 'v': verbose = true; break;
 		case 'k': keep = optarg; break;
 		default:
-			fprintf(stderr, "usage: crash_states [-n MAX] [-s SEED] [-a] [-v] [-k DIR]\n");
+			fprintf(stderr, "Usage: crash_states [-n MAX] [-s SEED] [-a] [-v] [-k DIR]\n");
 			return 2;
 		}
 	}

@@ -63,8 +63,8 @@ done
 "$B/udaxctl" pin --offset banana f 2>&1 | grep -q -- "--offset banana: not a size" ||
 	fail "udaxctl pin --offset banana: no clear error"
 
-# No program's source spells "usage:" in lower case.
-if grep -rn '"usage:' "$S/src" > "$tmp/grep"; then
+# No program, test program or script spells "usage:" in lower case.
+if grep -rn '"usage: \|# usage: \|?usage: ' "$S/src" "$S/tests" "$S/contrib" | grep -v 'tests/tools/cli.sh' > "$tmp/grep"; then
 	fail "lower-case usage: in $(cut -d: -f1,2 "$tmp/grep" | tr '\n' ' ')"
 fi
 
