@@ -178,7 +178,7 @@ int main(int argc, char **argv)
 	int go[2], stored[2];
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: preload_race MOUNTDIR\n");
+		fprintf(stderr, "Usage: preload_race MOUNTDIR\n");
 		return 1;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
