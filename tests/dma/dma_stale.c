@@ -502,7 +502,7 @@ int main(int argc, char **argv)
 		return app_main(argv[2], argv[3]);
 	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s MODE [ITERATIONS] [--control]\n", argv[0]);
+		fprintf(stderr, "Usage: %s MODE [ITERATIONS] [--control]\n", argv[0]);
 		return T_FAIL;
 	}
 	g_mode = argv[1];
