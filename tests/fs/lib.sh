@@ -95,15 +95,36 @@ mount_fg() {	# IMG MNT [OPTS]: daemon in the foreground, pid in FG_PID
 	return 1
 }
 
+# the udaxfs daemons serving MNT (an argument of their command line is MNT)
+daemon_pids() {	# MNT
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(cat "$p/comm" 2>/dev/null)" = udaxfs ] || continue
+		tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "$1" && echo "${p#/proc/}"
+	done
+}
+
 umount_fs() {	# MNT
-	local i
+	local i pids p
+	pids=$(daemon_pids "$1")
 	fusermount3 -u "$1" || return 1
 	# the daemon finishes its unmount after the kernel lets go
 	for i in $(seq 1 100); do
-		is_mounted "$1" || return 0
+		is_mounted "$1" || break
 		sleep 0.05
 	done
-	return 1
+	is_mounted "$1" && return 1
+	# and it may still be writing (the journal, the superblock) until it
+	# exits: a test that reads the image next must not race it
+	for p in $pids; do
+		for i in $(seq 1 200); do
+			# gone, or a zombie our own shell has yet to reap
+			[ -r "/proc/$p/stat" ] || break
+			case $(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) in Z*|'') break;; esac
+			sleep 0.05
+		done
+	done
+	return 0
 }
 
 # wait for a foreground daemon to exit; its status in FG_STATUS
