@@ -7,8 +7,13 @@
 #   fio: 4 KiB random read and random write (psync), 1 MiB sequential read
 #        and write, on one file of 1 GiB, time-based;
 #   metaloop: create+write+close, stat and unlink of 20k files.
-# Prints one table with the ratio udaxfs / passthrough_ll per row for each
-# pair (higher is better for udaxfs).  Not part of make check.
+# udaxfs runs a second time in each pair with -o io_uring (FUSE over
+# io_uring; columns "uring"), when the kernel has it: as root the fuse
+# module parameter enable_uring is set for the run and restored after
+# (the script says so).
+# Prints one table with the ratios udaxfs / passthrough_ll, udaxfs over
+# io_uring / passthrough_ll and udaxfs over io_uring / udaxfs per row for
+# each pair (higher is better for udaxfs).  Not part of make check.
 #
 # Usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
 #   -t  seconds per fio job (default 10)      -q  quick: -t 3 -s 256M -n 5000
@@ -38,7 +43,7 @@ while getopts "t:s:n:B:j:r:qh" opt; do
 	j) json=$OPTARG;;
 	r) rounds=$OPTARG;;
 	q) secs=3 size=256M nfiles=5000;;
-	*) sed -n '2,28p' "$0"; exit 2;;
+	*) sed -n '2,33p' "$0"; exit 2;;
 	esac
 done
 
@@ -67,15 +72,19 @@ ex=/usr/share/doc/libfuse3-dev/examples
 	die "$ex/passthrough_ll.c missing (apt-get install libfuse3-dev)"
 
 W=$(mktemp -d /dev/shm/udax-fs-bench.XXXXXX)
-PT=$W/pt UD=$W/ud PTW=$W/ptwb UDW=$W/udwb TM=$W/tmpfs
+PT=$W/pt UD=$W/ud PTW=$W/ptwb UDW=$W/udwb TM=$W/tmpfs UR=$W/ur URW=$W/urwb
+URING_PARAM=/sys/module/fuse/parameters/enable_uring URING_SAVED=""
 cleanup() {
-	for m in "$PT" "$UD" "$PTW" "$UDW"; do
+	for m in "$PT" "$UD" "$PTW" "$UDW" "$UR" "$URW"; do
 		if grep -q " $m " /proc/self/mounts; then
 			fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || true
 		fi
 	done
 	sleep 0.3
 	rm -rf "$W"
+	if [ -n "$URING_SAVED" ]; then
+		echo "$URING_SAVED" >"$URING_PARAM" && echo "fs-bench: restored $URING_PARAM=$URING_SAVED" >&2
+	fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
@@ -100,10 +109,31 @@ mkdir -p "$PT" "$UD" "$PTW" "$UDW" "$TM" "$W/ptsrc" "$W/ptwbsrc"
 "$MKFS" -s "$img_bytes" "$W/udaxwb.img" >/dev/null
 "$UDAXFS" "$W/udax.img" "$UD" -o allow_other${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
 "$UDAXFS" "$W/udaxwb.img" "$UDW" -o allow_other,writeback_cache${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
+# udaxfs over io_uring, when this kernel has it
+uring=0
+if [ -e "$URING_PARAM" ]; then
+	if [ "$(cat "$URING_PARAM")" != Y ]; then
+		URING_SAVED=$(cat "$URING_PARAM")
+		echo "fs-bench: setting $URING_PARAM=Y for the io_uring columns (restored at exit)" >&2
+		echo Y >"$URING_PARAM"
+	fi
+	mkdir -p "$UR" "$URW"
+	"$MKFS" -s "$img_bytes" "$W/ur.img" >/dev/null
+	"$MKFS" -s "$img_bytes" "$W/urwb.img" >/dev/null
+	"$UDAXFS" "$W/ur.img" "$UR" -o allow_other,io_uring${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
+	"$UDAXFS" "$W/urwb.img" "$URW" \
+		-o allow_other,writeback_cache,io_uring${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
+	uring=1
+else
+	echo "fs-bench: no FUSE over io_uring in this kernel ($URING_PARAM): no uring columns" >&2
+fi
 peer=${UDAX_BENCH_PEER_OPTS:+,$UDAX_BENCH_PEER_OPTS}
 "$W/passthrough_ll" -o source="$W/ptsrc",allow_other$peer "$PT"
 "$W/passthrough_ll" -o writeback,source="$W/ptwbsrc",allow_other$peer "$PTW"
 for m in "$PT" "$UD" "$PTW" "$UDW"; do
+	grep -q " $m " /proc/self/mounts || die "$m did not mount"
+done
+[ $uring = 0 ] || for m in "$UR" "$URW"; do
 	grep -q " $m " /proc/self/mounts || die "$m did not mount"
 done
 
@@ -137,8 +167,12 @@ median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END {
 # Row by row (each job on the five file systems back to back), so that
 # a change in machine load hits all columns of a row alike.
 declare -A DIR=([tmpfs]=$TM [passthrough_ll]=$PT [udaxfs]=$UD [passthrough_ll_wb]=$PTW
-		[udaxfs_wb]=$UDW)
-fss=(tmpfs passthrough_ll udaxfs passthrough_ll_wb udaxfs_wb)
+		[udaxfs_wb]=$UDW [udaxfs_uring]=$UR [udaxfs_wb_uring]=$URW)
+if [ $uring = 1 ]; then
+	fss=(tmpfs passthrough_ll udaxfs udaxfs_uring passthrough_ll_wb udaxfs_wb udaxfs_wb_uring)
+else
+	fss=(tmpfs passthrough_ll udaxfs passthrough_ll_wb udaxfs_wb)
+fi
 for fs in "${fss[@]}"; do
 	echo "== laying out $size on $fs" >&2
 	fio --name=layout --filename="${DIR[$fs]}/bench.dat" --size="$size" --rw=write --bs=1M \
@@ -202,6 +236,22 @@ printf 'kernel %s, %s CPUs.  write-through: both defaults; write-back: passthrou
 printf -- '-o writeback, udaxfs -o writeback_cache (the kernel caches writes)\n'
 printf 'passthrough_ll options added: %s; udaxfs: %s\n\n' "${UDAX_BENCH_PEER_OPTS:-none}" \
 	"${UDAX_BENCH_OPTS:-none}"
+if [ $uring = 1 ]; then
+	printf 'uring: udaxfs -o io_uring; ratios: udaxfs/pt_ll, uring/pt_ll, uring/udaxfs\n\n'
+	f='%-27s %9s | %9s %9s %9s %5s %5s %5s | %9s %9s %9s %5s %5s %5s\n'
+	printf "$f" "" "" "write-through" "" "" "" "" "" "write-back" "" "" "" "" ""
+	printf "$f" "row" "tmpfs" "pt_ll" "udaxfs" "uring" "u/p" "r/p" "r/u" \
+		"pt_ll" "udaxfs" "uring" "u/p" "r/p" "r/u"
+	for row in "${rows[@]}"; do
+		t=${R[tmpfs,$row]:-0} p=${R[passthrough_ll,$row]:-0} u=${R[udaxfs,$row]:-0}
+		r=${R[udaxfs_uring,$row]:-0}
+		pw=${R[passthrough_ll_wb,$row]:-0} uw=${R[udaxfs_wb,$row]:-0}
+		rw=${R[udaxfs_wb_uring,$row]:-0}
+		printf "$f" "$row" "$t" "$p" "$u" "$r" "$(ratio "$u" "$p")" "$(ratio "$r" "$p")" \
+			"$(ratio "$r" "$u")" "$pw" "$uw" "$rw" "$(ratio "$uw" "$pw")" \
+			"$(ratio "$rw" "$pw")" "$(ratio "$rw" "$uw")"
+	done
+else
 printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "" "" "write-through" "" "" "write-back" "" ""
 printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "row" "tmpfs" "pt_ll" "udaxfs" "ratio" \
 	"pt_ll" "udaxfs" "ratio"
@@ -211,6 +261,7 @@ for row in "${rows[@]}"; do
 	printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "$row" "$t" "$p" "$u" "$(ratio "$u" "$p")" \
 		"$pw" "$uw" "$(ratio "$uw" "$pw")"
 done
+fi
 if [ -n "$json" ]; then
 	{
 		echo "["
@@ -219,8 +270,10 @@ if [ -n "$json" ]; then
 			printf '%s  {"row": "%s", "tmpfs": %s, "passthrough_ll": %s, "udaxfs": %s, ' \
 				"$sep" "$row" "${R[tmpfs,$row]:-0}" "${R[passthrough_ll,$row]:-0}" \
 				"${R[udaxfs,$row]:-0}"
-			printf '"passthrough_ll_writeback": %s, "udaxfs_writeback_cache": %s}' \
+			printf '"udaxfs_io_uring": %s, ' "${R[udaxfs_uring,$row]:-0}"
+			printf '"passthrough_ll_writeback": %s, "udaxfs_writeback_cache": %s, ' \
 				"${R[passthrough_ll_wb,$row]:-0}" "${R[udaxfs_wb,$row]:-0}"
+			printf '"udaxfs_writeback_cache_io_uring": %s}' "${R[udaxfs_wb_uring,$row]:-0}"
 			sep=$',\n'
 		done
 		printf '\n]\n'

@@ -22,6 +22,7 @@
 #include "ufs.h"
 
 struct layout_service;
+struct udaxd_uring;
 
 /* Everything the command line says.  Filled by udaxd_parse_args(). */
 struct udaxd_opts {
@@ -42,6 +43,8 @@ struct udaxd_opts {
 	bool libfuse_mt;		/* libfuse's worker pool (default); false: -o reader_loop */
 	double timeout;			/* -o timeout=SEC: attribute and entry cache time */
 	bool writeback_cache;		/* -o writeback_cache: the kernel's write-back cache */
+	bool io_uring;			/* -o io_uring: FUSE over io_uring (fuse_uring.c) */
+	unsigned int uring_qdepth;	/* -o uring_qdepth=N: entries per queue (0: default) */
 	char *fuse_opts;		/* the comma list handed to libfuse */
 };
 
@@ -80,14 +83,32 @@ struct udaxd {
 	bool kio_offered;
 	/* negotiated: the daemon kills set-ID bits itself.  Atomic. */
 	bool killpriv_v2;
+	/* fuse_uring.c: the io_uring transport, NULL when off.  Set before
+	 * the session is served, cleared by udaxd_uring_stop() after it. */
+	struct udaxd_uring *uring;
+	bool uring_offered;		/* kio.c: INIT offered FUSE_OVER_IO_URING */
 };
 
 /* kio.c: what the request being handled on this thread asked for */
 #define UDAXD_REQ_KILL_SUIDGID	(1u << 0)	/* caller lacks CAP_FSETID */
 unsigned int udaxd_req_flags(void);
 int udaxd_kio_attach(struct udaxd *d);
+void udaxd_kio_note(struct udaxd *d, const void *buf, size_t len);
 /* loop.c: one hot reader, more only while one is blocked */
 int udaxd_loop(struct fuse_session *se, unsigned int max_threads);
+
+/* fuse_uring.c: FUSE over io_uring */
+#define UDAXD_URING_PARAM "/sys/module/fuse/parameters/enable_uring"
+#define UDAXD_URING_QDEPTH 8		/* entries per queue by default */
+int udaxd_uring_param(void);
+int udaxd_uring_prepare(struct udaxd *d);
+bool udaxd_uring_init_reply(struct udaxd *d, bool offered);
+int udaxd_uring_start(struct udaxd *d, uint32_t max_write, uint32_t max_pages);
+void udaxd_uring_stop(struct udaxd *d);
+struct iovec;
+ssize_t udaxd_uring_reply(struct udaxd *d, struct iovec *iov, int count);
+ssize_t udaxd_uring_notify(struct udaxd *d, struct iovec *iov, int count);
+void *udaxd_uring_reply_space(size_t size);
 
 extern const struct fuse_lowlevel_ops udaxd_ops;
 

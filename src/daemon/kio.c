@@ -41,6 +41,8 @@ unsigned int udaxd_req_flags(void)
 	return req_flags;
 }
 
+#define KIO_OVER_IO_URING2 (1u << (41 - 32))	/* FUSE_OVER_IO_URING, in flags2 */
+
 static const void *req_arg(const void *buf, size_t len, size_t arg_size)
 {
 	if (len < sizeof(struct fuse_in_header) + arg_size)
@@ -90,44 +92,97 @@ static ssize_t read_polling(struct udaxd *d, int fd, void *buf, size_t len)
 	}
 }
 
-static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
+/*
+ * udaxd_kio_note() - look at a request before libfuse dispatches it: what
+ * INIT offers, whether a WRITE/SETATTR/OPEN/CREATE asks us to kill set-ID
+ * bits (left for the handler on this thread).  fuse_uring.c calls it for
+ * the requests that arrive over io_uring.
+ */
+void udaxd_kio_note(struct udaxd *d, const void *buf, size_t n)
 {
-	struct udaxd *d = userdata;
 	const struct fuse_in_header *h = buf;
-	ssize_t n = read_polling(d, fd, buf, len);
 	const void *a;
 
 	req_flags = 0;
-	if (n < (ssize_t)sizeof(*h))
-		return n;
+	if (n < sizeof(*h))
+		return;
 	switch (h->opcode) {
 	case FUSE_INIT:
-		a = req_arg(buf, (size_t)n, offsetof(struct fuse_init_in, flags2));
-		if (a && (((const struct fuse_init_in *)a)->flags & FUSE_HANDLE_KILLPRIV_V2)) {
-			d->kio_init_unique = h->unique;
+		a = req_arg(buf, n, offsetof(struct fuse_init_in, flags2));
+		d->kio_init_unique = h->unique;
+		if (a && (((const struct fuse_init_in *)a)->flags & FUSE_HANDLE_KILLPRIV_V2))
 			d->kio_offered = true;
-		}
+		/* FUSE_OVER_IO_URING is bit 41: flags2 bit 9, read only with INIT_EXT */
+		a = req_arg(buf, n, offsetof(struct fuse_init_in, unused));
+		if (a && (((const struct fuse_init_in *)a)->flags & FUSE_INIT_EXT) &&
+		    (((const struct fuse_init_in *)a)->flags2 & KIO_OVER_IO_URING2))
+			d->uring_offered = true;
 		break;
 	case FUSE_WRITE:
-		a = req_arg(buf, (size_t)n, sizeof(struct fuse_write_in));
+		a = req_arg(buf, n, sizeof(struct fuse_write_in));
 		if (a && (((const struct fuse_write_in *)a)->write_flags & FUSE_WRITE_KILL_SUIDGID))
 			req_flags = UDAXD_REQ_KILL_SUIDGID;
 		break;
 	case FUSE_SETATTR:
-		a = req_arg(buf, (size_t)n, sizeof(struct fuse_setattr_in));
+		a = req_arg(buf, n, sizeof(struct fuse_setattr_in));
 		if (a && (((const struct fuse_setattr_in *)a)->valid & FATTR_KILL_SUIDGID))
 			req_flags = UDAXD_REQ_KILL_SUIDGID;
 		break;
 	case FUSE_OPEN:
-		a = req_arg(buf, (size_t)n, sizeof(struct fuse_open_in));
+		a = req_arg(buf, n, sizeof(struct fuse_open_in));
 		if (a && (((const struct fuse_open_in *)a)->open_flags & FUSE_OPEN_KILL_SUIDGID))
 			req_flags = UDAXD_REQ_KILL_SUIDGID;
 		break;
 	case FUSE_CREATE:
-		a = req_arg(buf, (size_t)n, sizeof(struct fuse_create_in));
+		a = req_arg(buf, n, sizeof(struct fuse_create_in));
 		if (a && (((const struct fuse_create_in *)a)->open_flags & FUSE_OPEN_KILL_SUIDGID))
 			req_flags = UDAXD_REQ_KILL_SUIDGID;
 		break;
+	}
+}
+
+static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
+{
+	struct udaxd *d = userdata;
+	ssize_t n = read_polling(d, fd, buf, len);
+
+	req_flags = 0;
+	if (n > 0)
+		udaxd_kio_note(d, buf, (size_t)n);
+	return n;
+}
+
+/*
+ * The INIT reply: add FUSE_HANDLE_KILLPRIV_V2 when offered, and
+ * FUSE_OVER_IO_URING when offered and -o io_uring has its rings ready;
+ * once the kernel took the reply, the io_uring queues register.
+ */
+static ssize_t init_reply(struct udaxd *d, int fd, struct iovec *iov, int count)
+{
+	struct fuse_init_out *io = iov[1].iov_base;
+	bool uring = false;
+	uint32_t max_pages;
+	ssize_t n;
+
+	if (d->kio_offered && io->major == FUSE_KERNEL_VERSION) {
+		/* the kernel reads the flag whatever minor libfuse says (7.31) */
+		io->flags |= FUSE_HANDLE_KILLPRIV_V2;
+		__atomic_store_n(&d->killpriv_v2, true, __ATOMIC_RELEASE);
+	}
+	if (d->uring && io->major == FUSE_KERNEL_VERSION &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, unused) &&
+	    udaxd_uring_init_reply(d, d->uring_offered)) {
+		io->flags |= FUSE_INIT_EXT;
+		io->flags2 |= KIO_OVER_IO_URING2;
+		uring = true;
+	}
+	n = writev(fd, iov, count);
+	if (uring) {
+		max_pages = (io->flags & FUSE_MAX_PAGES) ? io->max_pages : 32;
+		if (n < 0)
+			udaxd_uring_stop(d);	/* no connection to serve */
+		else
+			udaxd_uring_start(d, io->max_write, max_pages);
 	}
 	return n;
 }
@@ -135,6 +190,7 @@ static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 static ssize_t kio_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	struct udaxd *d = userdata;
+	ssize_t n;
 
 	if (d->kio_init_unique && count >= 2 &&
 	    iov[0].iov_len == sizeof(struct fuse_out_header) &&
@@ -142,15 +198,20 @@ static ssize_t kio_writev(int fd, struct iovec *iov, int count, void *userdata)
 		struct fuse_out_header *oh = iov[0].iov_base;
 
 		if (oh->unique == d->kio_init_unique) {
-			struct fuse_init_out *io = iov[1].iov_base;
-
-			/* the kernel reads the flag whatever minor libfuse says (7.31) */
-			if (oh->error == 0 && io->major == FUSE_KERNEL_VERSION) {
-				io->flags |= FUSE_HANDLE_KILLPRIV_V2;
-				__atomic_store_n(&d->killpriv_v2, true, __ATOMIC_RELEASE);
-			}
 			d->kio_init_unique = 0;
+			if (oh->error == 0)
+				return init_reply(d, fd, iov, count);
 		}
+	}
+	if (d->uring) {
+		/* a reply to a request that came from an io_uring queue entry */
+		n = udaxd_uring_reply(d, iov, count);
+		if (n != -2)
+			return n;
+		/* a notification from a thread that serves a queue */
+		n = udaxd_uring_notify(d, iov, count);
+		if (n != -2)
+			return n;
 	}
 	return writev(fd, iov, count);
 }

@@ -222,6 +222,31 @@ static int serve(struct udaxd *d, const struct udaxd_opts *o)
 }
 
 /*
+ * start_uring() - -o io_uring: make the rings now, so that INIT offers
+ * the transport only when it can be served.  Never touches the module
+ * parameter; when it is off, says so and serves /dev/fuse.
+ */
+static void start_uring(struct udaxd *d, const struct udaxd_opts *o)
+{
+	int rc = udaxd_uring_param();
+
+	if (rc == -ENOENT) {
+		say(LOG_WARNING, "-o io_uring: this kernel has no FUSE over io_uring (no %s); "
+		    "serving over /dev/fuse", UDAXD_URING_PARAM);
+		return;
+	}
+	if (rc == 0) {
+		say(LOG_WARNING, "-o io_uring: %s is N; serving over /dev/fuse", UDAXD_URING_PARAM);
+		return;
+	}
+	rc = udaxd_uring_prepare(d);
+	if (rc)
+		say(LOG_WARNING, "-o io_uring: cannot set up the rings: %s; serving over /dev/fuse",
+		    strerror(-rc));
+	(void)o;
+}
+
+/*
  * run() - everything between the command line and exit.
  * @parent_fd: the pipe to the waiting parent, or -1 in the foreground.
  * Return: the exit status.
@@ -328,11 +353,15 @@ static int run(struct udaxd_opts *o, int parent_fd)
 		goto out_signals;
 	}
 
+	if (o->io_uring)
+		start_uring(&d, o);
+
 	if (parent_fd >= 0) {
 		notify_parent(&parent_fd, 0);
 		detach();
 	}
 	rc = serve(&d, o);
+	udaxd_uring_stop(&d);
 	fuse_session_unmount(d.se);
 	status = rc < 0 ? 1 : 0;
 	if (rc < 0)

@@ -652,7 +652,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	buf = thread_buf(size);
+	/* over io_uring, read straight into the reply's payload buffer */
+	buf = udaxd_uring_reply_space(size);
+	if (!buf)
+		buf = thread_buf(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;

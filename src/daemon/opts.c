@@ -187,6 +187,16 @@ static int parse_one(struct udaxd_opts *o, const char *opt, bool *have_fsname)
 		o->writeback_cache = opt[0] == 'w';
 		return 0;
 	}
+	if (strcmp(opt, "io_uring") == 0 || strcmp(opt, "no_io_uring") == 0) {
+		o->io_uring = opt[0] == 'i';
+		return 0;
+	}
+	if (strncmp(opt, "uring_qdepth=", 13) == 0) {
+		if (parse_u64(v + 1, &n) || n < 1 || n > 256)
+			return bad("uring_qdepth=%s: not a number from 1 to 256", v + 1);
+		o->uring_qdepth = (unsigned int)n;
+		return 0;
+	}
 	if (strcmp(opt, "reader_loop") == 0) {
 		o->libfuse_mt = false;
 		return 0;
@@ -281,9 +291,14 @@ void udaxd_usage(FILE *out, const char *prog)
 "     reader_loop            one reader thread plus a watchdog instead of\n"
 "                            libfuse's thread pool (helps on busy CPUs)\n"
 "     poll_us=N              poll /dev/fuse N us before sleeping (0)\n"
+"     io_uring               serve requests over io_uring, one queue per CPU\n"
+"                            (needs the fuse module parameter\n"
+"                            " UDAXD_URING_PARAM "=Y;\n"
+"                            without it, says so and serves /dev/fuse)\n"
+"     uring_qdepth=N         requests in flight per io_uring queue (%u)\n"
 "     and the usual: nosuid, nodev, noexec, noatime, auto_unmount, fsname=...\n"
 "\n"
-"See udaxfs(8).\n", prog);
+"See udaxfs(8).\n", prog, UDAXD_URING_QDEPTH);
 }
 
 /*
