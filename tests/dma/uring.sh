@@ -1,8 +1,10 @@
 #!/bin/sh
 # The direct-access and shim tests again with -o io_uring (set by the
-# harness and h7_mount from UDAX_TEST_MOUNT_OPTS): every request - grants,
+# harness and test_mount from UDAX_TEST_MOUNT_OPTS): every request - grants,
 # pins, a truncate waiting for DMA and its FUSE_INTERRUPT (dma_eintr), a
-# client or daemon killed (dma_kill), DMA into freed blocks (dma_503) -
+# client or daemon killed (dma_kill, daemon_loss), DMA into freed blocks
+# (dma_503, and the stale-DMA detector for every pin the client's word
+# misses: stale_shim, stale_rings, stale_fork, stale_recall) -
 # served over io_uring queues while /dev/fuse carries the interrupts and
 # the inval_inode notifications.  Then the write-back subset again with
 # -o io_uring,writeback_cache: dma_coherence, dma_truncate_wait, dma_eintr
@@ -43,7 +45,9 @@ UDAX_TEST_MOUNT_OPTS=io_uring
 export UDAX_TEST_MOUNT_OPTS
 (rerun io_uring dma_coherence dma_security dma_truncate_wait dma_pin_munmap dma_kill \
 	dma_eintr dma_503 dma_protocol \
-	status_pins.sh status_waiters.sh preload_semantics.sh preload_pmem2.sh preload_pmempool.sh)
+	status_pins.sh status_waiters.sh preload_semantics.sh preload_pmem2.sh preload_pmempool.sh \
+	preload_pin.sh preload_race.sh preload_fork.sh daemon_loss.sh \
+	stale_shim.sh stale_rings.sh stale_fork.sh stale_recall.sh)
 r1=$?
 UDAX_TEST_MOUNT_OPTS=io_uring,writeback_cache
 (rerun io_uring,writeback_cache dma_coherence dma_truncate_wait dma_eintr preload_semantics.sh)
