@@ -52,7 +52,10 @@ check "unmount" umount_fs "$M"
 # read-only: the data is served, every change is refused, nothing written
 # (the image hash only where the image is a file: a device-DAX has no read())
 before=""
-[ -f "$W/p.img" ] && [ ! -L "$W/p.img" ] && before=$(sha256sum <"$W/p.img")
+# (the unmounted daemon writes its clean state after the mount is gone and
+# holds its lock on the image until that is durable: wait for the lock)
+[ -f "$W/p.img" ] && [ ! -L "$W/p.img" ] && flock "$W/p.img" true &&
+	before=$(sha256sum <"$W/p.img")
 mount_fs "$W/p.img" "$M" ro || { fail "mount -o ro"; finish; }
 check "ro mount shows ro in /proc/mounts" \
 	awk -v m="$M" '$2 == m && $4 ~ /^ro(,|$)/ { f = 1 } END { exit !f }' /proc/self/mounts
