@@ -180,6 +180,15 @@ static void wake(struct layout_service *ls)
 	(void)r;
 }
 
+/*
+ * ticket_live() - @c was issued less than UDAX_TICKET_TTL_S before @now.  A
+ * ticket stamped after @now (by a worker that read the clock later) is live.
+ */
+static bool ticket_live(const struct ticket *c, uint64_t now)
+{
+	return c->t_ns >= now || now - c->t_ns <= (uint64_t)UDAX_TICKET_TTL_S * 1000000000ull;
+}
+
 static bool range_overlaps(const struct lmap *lm, uint64_t start, uint64_t end)
 {
 	uint64_t first = lm->off >> UDAX_PAGE_SHIFT;
@@ -581,6 +590,7 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 	memcpy(&rq, payload, sizeof(rq));
 
 	pthread_mutex_lock(&ls->lock);
+	now = udax_now_ns();
 	struct ticket *t = NULL;
 	for (int i = 0; i < MAX_TICKETS; i++) {
 		struct ticket *c = &ls->tickets[i];
@@ -589,7 +599,7 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 			break;
 		}
 	}
-	if (!t || now - t->t_ns > (uint64_t)UDAX_TICKET_TTL_S * 1000000000ull) {
+	if (!t || !ticket_live(t, now)) {
 		queue_err(cl, UDAX_REQ_MAP, h->seq, -EACCES,
 			  "unknown or expired ticket: issue UDAX_IOC_HELLO on the open file first");
 		goto out;
@@ -1343,11 +1353,18 @@ int layout_ioctl(struct layout_service *ls, uint64_t ino, int open_flags, uid_t 
 	if (getrandom(t.key, sizeof(t.key), 0) != (ssize_t)sizeof(t.key))
 		return -EAGAIN;
 	pthread_mutex_lock(&ls->lock);
+	/*
+	 * Read the clock under the lock: a @now read before it could be older
+	 * than a ticket another worker stored meanwhile, and that ticket must
+	 * not look expired (it was the bug that lost concurrent clients'
+	 * tickets: an unsigned now - t_ns wrapped around).
+	 */
+	now = udax_now_ns();
+	t.t_ns = now;
 	int slot = 0;
 	for (int i = 0; i < MAX_TICKETS; i++) {
 		const struct ticket *c = &ls->tickets[i];
-		if (!c->t_ns || c->used ||
-		    now - c->t_ns > (uint64_t)UDAX_TICKET_TTL_S * 1000000000ull) {
+		if (!c->t_ns || c->used || !ticket_live(c, now)) {
 			slot = i;
 			break;
 		}
