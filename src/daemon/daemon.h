@@ -42,6 +42,8 @@ struct udaxd_opts {
 	bool libfuse_mt;		/* libfuse's worker pool (default); false: -o reader_loop */
 	double timeout;			/* -o timeout=SEC: attribute and entry cache time */
 	bool writeback_cache;		/* -o writeback_cache: the kernel's write-back cache */
+	unsigned int wait_clients_s;	/* -o wait_clients=SEC: wait for holders of the device */
+	bool quarantine_ignore;		/* -o quarantine=ignore (tests only: unsafe) */
 	char *fuse_opts;		/* the comma list handed to libfuse */
 };
 

@@ -58,6 +58,7 @@
 #include "dax.h"
 #include "layout.h"
 #include "media.h"
+#include "pinrec.h"
 #include "ufs.h"
 #include "util.h"
 
@@ -96,6 +97,7 @@ struct lmap {
 	bool recall_sent;		/* ls->lock */
 	uint64_t recall_seq;		/* ls->lock */
 	uint64_t t_grant, t_pin;
+	uint64_t prec_key;		/* its record in ls->pinrec while pins > 0; event thread */
 	size_t nseg;			/* set before ACTIVE, const after */
 	struct ufs_layout_seg *segs;
 };
@@ -146,6 +148,7 @@ struct layout_service {
 	struct udax_media *media;
 	char mountpoint[4096];
 	bool keep_size;			/* layout_opts.keep_size; const after start */
+	struct pinrec *pinrec;		/* layout_opts.pinrec; const after start */
 	char sock_name[UDAX_SOCK_NAME_MAX];	/* '@' + abstract name */
 	int lsock, efd, epfd;
 	int dev_rw, dev_ro;		/* device descriptors handed to clients */
@@ -388,6 +391,44 @@ static int pin_segs(struct layout_service *ls, struct lmap *lm)
 	}
 	udax_layout_unlock_shared(m);
 	return 0;
+}
+
+/*
+ * Write down the device ranges of @lm's first pin in the record that
+ * outlives the daemon (pinrec.h), before the client is told it may pin.
+ * Context: event thread, no lock.  Return: 0 or -errno.
+ */
+static int pin_record(struct layout_service *ls, struct lmap *lm, pid_t pid)
+{
+	struct pinrec_range *r;
+	size_t n = 0;
+	int err;
+
+	if (!ls->pinrec || lm->prec_key)
+		return 0;
+	r = calloc(lm->nseg ? lm->nseg : 1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < lm->nseg; i++) {
+		uint64_t off = lm->segs[i].dev_off, len = UDAX_PAGE_SIZE << lm->segs[i].order;
+
+		if (n && r[n - 1].off + r[n - 1].len == off)
+			r[n - 1].len += len;
+		else
+			r[n++] = (struct pinrec_range){ .off = off, .len = len };
+	}
+	err = pinrec_add(ls->pinrec, pid, r, n, &lm->prec_key);
+	free(r);
+	if (err)
+		udax_seterr("cannot record the pin in %s: %s", PINREC_DIR, strerror(-err));
+	return err;
+}
+
+/* The last pin of @lm is released: cross its record out.  Context: event thread. */
+static void pin_unrecord(struct layout_service *ls, struct lmap *lm)
+{
+	pinrec_del(ls->pinrec, lm->prec_key);
+	lm->prec_key = 0;
 }
 
 /* Unlink @lm from its client and free it.  Context: ls->lock held; no refs left. */
@@ -715,6 +756,7 @@ static void lmap_drop_all(struct layout_service *ls, struct lmap *lm)
 	pthread_mutex_unlock(&ls->lock);
 	if (pins)
 		put_segs(lm, UDAX_REF_PIN, pins);
+	pin_unrecord(ls, lm);
 	if (mapped)
 		put_segs(lm, UDAX_REF_MAP, 1);
 	if (lm->writable)
@@ -751,6 +793,11 @@ static void req_id(struct layout_service *ls, struct lclient *cl, const struct u
 		pthread_mutex_unlock(&ls->lock);
 		int err = recalled ? -EBUSY : pin_segs(ls, lm);
 		if (!err) {
+			err = pin_record(ls, lm, cl->pid);
+			if (err)
+				put_segs(lm, UDAX_REF_PIN, 1);
+		}
+		if (!err) {
 			pthread_mutex_lock(&ls->lock);
 			if (!lm->pins)
 				lm->t_pin = udax_now_ns();
@@ -769,6 +816,8 @@ static void req_id(struct layout_service *ls, struct lclient *cl, const struct u
 		pthread_mutex_unlock(&ls->lock);
 		if (ok)
 			put_segs(lm, UDAX_REF_PIN, 1);
+		if (ok && !lm->pins)
+			pin_unrecord(ls, lm);
 		if (gone)
 			lmap_drop_all(ls, lm);
 		reply_simple(ls, cl, type, h->seq, ok ? 0 : -EINVAL);
@@ -895,6 +944,7 @@ static void req_status(struct layout_service *ls, struct lclient *asker, const s
 		  PRIu64 ",\"unsafe_frees\":%" PRIu64 "}",
 		  st.tracked_entries, st.live_handles, st.busy_handles, st.waiters,
 		  st.handle_bytes, st.unsafe_frees);
+	sb_printf(&sb, ",\"quarantined_blocks\":%" PRIu64, ufs_quarantined_blocks(ls->fs));
 	sb_printf(&sb, ",\"clients\":[");
 	pthread_mutex_lock(&ls->lock);
 	bool first = true;
@@ -1401,6 +1451,7 @@ int layout_service_start(struct layout_service **out, struct ufs *fs, const stru
 	ls->lsock = ls->efd = ls->epfd = ls->dev_ro = -1;
 	snprintf(ls->mountpoint, sizeof(ls->mountpoint), "%s", o && o->mountpoint ? o->mountpoint : "");
 	ls->keep_size = o && o->keep_size;
+	ls->pinrec = o ? o->pinrec : NULL;
 	err = parse_allow(ls, o ? o->dax_allow : NULL, o ? o->owner_uid : 0);
 	if (err)
 		goto fail_free;
@@ -1514,8 +1565,11 @@ void layout_service_stop(struct layout_service **lsp)
 			struct lmap *ln = lm->next;
 			if (lm->mapped && lm->state == LM_ACTIVE)
 				put_segs(lm, UDAX_REF_MAP, 1);
-			if (lm->pins && cl->exited)
+			if (lm->pins && cl->exited) {
 				put_segs(lm, UDAX_REF_PIN, lm->pins);
+				pin_unrecord(ls, lm);
+			}
+			/* pins still live stay in the record: the next mount quarantines them */
 			free(lm->segs);
 			free(lm);
 			lm = ln;

@@ -244,6 +244,7 @@ static void usage(FILE *f)
 		"usage: udaxctl status MOUNTPOINT [--json]\n"
 		"       udaxctl pin FILE [--offset O] [--length L] [--seconds N] [--ignore-recall]\n"
 		"       udaxctl bench truncate-dma [MOUNTPOINT] [options]   (see --help there)\n"
+		"       udaxctl quarantine [--release] DEVICE\n"
 		"       udaxctl --version | --help\n");
 }
 
@@ -265,6 +266,8 @@ int main(int argc, char **argv)
 		return udaxctl_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "pin"))
 		return udaxctl_pin(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "quarantine"))
+		return udaxctl_quarantine(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench")) {
 		if (argc >= 3 && !strcmp(argv[2], "truncate-dma"))
 			return bench_truncate_dma(argc - 2, argv + 2);

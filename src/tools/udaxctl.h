@@ -17,6 +17,7 @@
 int udaxctl_status(int argc, char **argv);
 int bench_truncate_dma(int argc, char **argv);
 int udaxctl_pin(int argc, char **argv);
+int udaxctl_quarantine(int argc, char **argv);
 
 /* ---- helpers (udaxctl.c) ---- */
 uint64_t ctl_now_ns(void);

@@ -2,8 +2,9 @@
 bin_PROGRAMS += udaxctl
 udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_status.c src/tools/udaxctl_pin.c \
 	src/tools/bench_truncate.c src/tools/bench_stats.c src/tools/bench_futex.c \
-	src/tools/bench_dma.c
-udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) -DUDAX_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
+	src/tools/bench_dma.c src/tools/udaxctl_quarantine.c \
+	src/daemon/procscan.c src/daemon/procscan.h src/daemon/pinrec.c src/daemon/pinrec.h
+udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) -I$(top_srcdir)/src/daemon -DUDAX_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
 	-DUDAX_BINDIR='"$(bindir)"'
 udaxctl_LDADD = libudax.la libudax-core.la $(URING_LIBS) -lm
 EXTRA_DIST += src/tools/bench_dma_none.c
