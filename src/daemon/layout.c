@@ -51,6 +51,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <udax/udax_proto.h>
@@ -70,6 +71,19 @@
 #define OUT_MAX_BYTES (64u << 20)
 /* Grants in flight per client (each has a thread). */
 #define MAX_GRANTS 32
+/*
+ * What one connection may cost.  Any local user can connect (the socket is
+ * abstract); only a ticket (a file opened on the mount) leads to layouts.
+ * With these limits the connections take at most about 2 x CONN_MAX_TOTAL
+ * descriptors (socket + pidfd) of the daemon's 20000 and, for input, at
+ * most IN_BUF_BYTES each while a message is being received.
+ */
+#define CONN_MAX_TOTAL 1024		/* open connections, all users */
+#define CONN_ROOT_RESERVE 256		/* ... and this many more for uid 0 */
+#define CONN_MAX_PER_UID 128		/* open connections of one uid */
+#define IN_BUF_BYTES (16u << 10)	/* input buffered per connection */
+#define OUT_PAUSE_BYTES (256u << 10)	/* stop reading requests while this much waits */
+#define NOTICKET_TIMEOUT_S 10		/* a connection that never presented a ticket */
 
 struct ticket {
 	uint8_t key[16];
@@ -121,6 +135,9 @@ struct lclient {
 	char comm[32];
 	uint64_t t_connect;
 	bool eof, exited;		/* event thread (read under ls->lock by status) */
+	bool ticketed;			/* presented a valid ticket once; event thread */
+	bool paused;			/* too much output waiting: not reading; event thread */
+	uint32_t ev_mask;		/* the socket's epoll events; event thread */
 	int fd_access;			/* -1, O_RDONLY, O_RDWR: the device fd sent; ls->lock */
 	uint64_t next_id;		/* ls->lock */
 	struct lmap *maps;		/* ls->lock */
@@ -162,6 +179,10 @@ struct layout_service {
 	uint64_t recall_seq;
 	bool stopping;
 	struct fuse_session *se;	/* ls->lock */
+
+	unsigned int refused;		/* connections refused since the last log line; event thread */
+	uint64_t t_refused_log;		/* event thread */
+	uint64_t t_sweep;		/* last sweep for ticketless connections; event thread */
 
 	struct udax_break_rec *breaks;	/* ring of UDAX_BREAKS_MAX; ls->lock */
 	unsigned int breaks_head, breaks_n;	/* ls->lock */
@@ -616,6 +637,8 @@ fail:
 	return NULL;
 }
 
+static int client_watch(struct layout_service *ls, struct lclient *cl);
+
 static void req_map(struct layout_service *ls, struct lclient *cl, const struct udax_msg *h,
 		    const void *payload)
 {
@@ -646,6 +669,7 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 		goto out;
 	}
 	t->used = true;
+	cl->ticketed = true;
 	if (t->uid != cl->uid) {
 		queue_err(cl, UDAX_REQ_MAP, h->seq, -EPERM,
 			  "the ticket was issued to uid %u, the connection is uid %u",
@@ -681,6 +705,14 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 	}
 	if (cl->grants >= MAX_GRANTS) {
 		queue_err(cl, UDAX_REQ_MAP, h->seq, -EAGAIN, "too many layout requests in flight");
+		goto out;
+	}
+	/* references are dropped when the process exits: watch it before taking any */
+	int perr = client_watch(ls, cl);
+	if (perr) {
+		queue_err(cl, UDAX_REQ_MAP, h->seq, perr,
+			  "cannot watch the client process (pidfd): %s; no layout granted",
+			  strerror(-perr));
 		goto out;
 	}
 	struct lmap *lm = calloc(1, sizeof(*lm));
@@ -1080,20 +1112,95 @@ static void client_eof(struct layout_service *ls, struct lclient *cl)
 	cl->in_len = cl->in_cap = 0;
 }
 
+/*
+ * The largest payload a request of @type may carry: every request is a
+ * small fixed structure (twice its size leaves room for the protocol to
+ * grow); nothing a client sends needs more.  A header announcing more ends
+ * the connection before a byte of it is buffered.
+ */
+static uint32_t req_max_len(uint16_t type)
+{
+	switch (type) {
+	case UDAX_REQ_MAP:
+		return 2 * sizeof(struct udax_map_req);
+	case UDAX_REQ_PIN:
+	case UDAX_REQ_UNPIN:
+		return 2 * sizeof(struct udax_pin_req);
+	case UDAX_REQ_UNMAP:
+	case UDAX_REQ_RETURN:
+		return 2 * sizeof(struct udax_return_req);
+	case UDAX_REQ_STATUS:
+	case UDAX_REQ_BREAKS:
+		return 64;
+	default:
+		return 256;	/* answered "unknown request type" */
+	}
+}
+
+/* The events the socket waits for, given its state.  Context: event thread. */
+static void client_arm(struct layout_service *ls, struct lclient *cl)
+{
+	if (cl->sock < 0)
+		return;
+	pthread_mutex_lock(&ls->lock);
+	bool want = cl->out_head != NULL;
+	pthread_mutex_unlock(&ls->lock);
+	uint32_t ev = (cl->paused ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0);
+	if (ev != cl->ev_mask) {
+		struct epoll_event e = { .events = ev, .data.ptr = cl };
+		epoll_ctl(ls->epfd, EPOLL_CTL_MOD, cl->sock, &e);
+		cl->ev_mask = ev;
+	}
+	cl->want_out = want;
+}
+
+/*
+ * Dispatch the complete messages buffered, unless too many replies wait
+ * unread (then pause: the client's own socket buffer holds the rest, and
+ * its sends block).  Context: event thread.
+ */
+static void client_process(struct layout_service *ls, struct lclient *cl)
+{
+	size_t pos = 0;
+
+	while (cl->sock >= 0 && cl->in_len - pos >= sizeof(struct udax_msg)) {
+		struct udax_msg h;
+		memcpy(&h, cl->in + pos, sizeof(h));
+		if (h.magic != UDAX_MSG_MAGIC || h.len > req_max_len(h.type)) {
+			client_eof(ls, cl);
+			return;
+		}
+		if (cl->in_len - pos - sizeof(h) < h.len)
+			break;
+		pthread_mutex_lock(&ls->lock);
+		bool full = cl->out_bytes >= OUT_PAUSE_BYTES;
+		pthread_mutex_unlock(&ls->lock);
+		if (full) {
+			cl->paused = true;
+			break;
+		}
+		dispatch(ls, cl, &h, cl->in + pos + sizeof(h));
+		if (cl->sock < 0)
+			return;
+		pos += sizeof(h) + h.len;
+	}
+	memmove(cl->in, cl->in + pos, cl->in_len - pos);
+	cl->in_len -= pos;
+}
+
 /* Read what is there; dispatch complete messages.  Context: event thread. */
 static void client_read(struct layout_service *ls, struct lclient *cl)
 {
-	for (;;) {
-		if (cl->in_cap - cl->in_len < 65536) {
-			size_t ncap = cl->in_cap ? cl->in_cap * 2 : 65536;
-			char *np = realloc(cl->in, ncap);
-			if (!np) {
+	while (cl->sock >= 0 && !cl->paused) {
+		if (!cl->in) {
+			cl->in = malloc(IN_BUF_BYTES);
+			if (!cl->in) {
 				client_eof(ls, cl);
 				return;
 			}
-			cl->in = np;
-			cl->in_cap = ncap;
+			cl->in_cap = IN_BUF_BYTES;
 		}
+		/* a whole message always fits (req_max_len): a full buffer was dispatched */
 		ssize_t n = recv(cl->sock, cl->in + cl->in_len, cl->in_cap - cl->in_len,
 				 MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -1106,24 +1213,14 @@ static void client_read(struct layout_service *ls, struct lclient *cl)
 			break;
 		}
 		cl->in_len += (size_t)n;
-		size_t pos = 0;
-		while (cl->in_len - pos >= sizeof(struct udax_msg)) {
-			struct udax_msg h;
-			memcpy(&h, cl->in + pos, sizeof(h));
-			if (h.magic != UDAX_MSG_MAGIC || h.len > UDAX_MSG_MAX) {
-				client_eof(ls, cl);
-				return;
-			}
-			if (cl->in_len - pos - sizeof(h) < h.len)
-				break;
-			dispatch(ls, cl, &h, cl->in + pos + sizeof(h));
-			if (cl->sock < 0)
-				return;
-			pos += sizeof(h) + h.len;
-		}
-		memmove(cl->in, cl->in + pos, cl->in_len - pos);
-		cl->in_len -= pos;
+		client_process(ls, cl);
 	}
+	if (cl->sock >= 0 && cl->in && !cl->in_len) {
+		free(cl->in);	/* an idle connection keeps no buffer */
+		cl->in = NULL;
+		cl->in_cap = 0;
+	}
+	client_arm(ls, cl);
 }
 
 /* Send queued output.  Context: event thread. */
@@ -1171,21 +1268,77 @@ static void client_flush(struct layout_service *ls, struct lclient *cl)
 			free(ob);
 		}
 	}
-	bool want = cl->out_head != NULL, overflow = cl->overflow;
+	bool overflow = cl->overflow, drained = cl->out_bytes < OUT_PAUSE_BYTES / 2;
 	pthread_mutex_unlock(&ls->lock);
 	if (overflow) {
 		client_eof(ls, cl);
 		return;
 	}
-	if (want != cl->want_out) {
-		struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = cl };
-		epoll_ctl(ls->epfd, EPOLL_CTL_MOD, cl->sock, &ev);
-		cl->want_out = want;
+	if (cl->paused && drained) {
+		/* the client reads its replies again: take up its requests */
+		cl->paused = false;
+		if (cl->in_len)
+			client_process(ls, cl);
+		if (cl->sock < 0)
+			return;
 	}
+	client_arm(ls, cl);
 }
 
 /* A tag in epoll data to tell a client's pidfd from its socket. */
 #define PIDFD_TAG 1ul
+
+/*
+ * client_watch() - get a pidfd of the client process, to learn when it
+ * exits (its references are dropped then), before it is granted anything.
+ * Taken only for a connection that is about to hold references, so idle
+ * or hostile connections cost no descriptor beyond their socket.  The
+ * socket's own peer pidfd (SO_PEERPIDFD) names the process that connected
+ * even if its pid was reused since; pidfd_open() is the fallback.
+ * Context: event thread.  Return: 0, -errno (-EMFILE, -ESRCH: it is gone).
+ */
+static int client_watch(struct layout_service *ls, struct lclient *cl)
+{
+	int fd = -1;
+
+	if (cl->pidfd >= 0)
+		return 0;
+#ifdef SO_PEERPIDFD
+	socklen_t sl = sizeof(fd);
+	if (getsockopt(cl->sock, SOL_SOCKET, SO_PEERPIDFD, &fd, &sl) < 0)
+		fd = -1;
+	else if (fd >= 0)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+	if (fd < 0)
+		fd = (int)syscall(SYS_pidfd_open, cl->pid, 0);
+	if (fd < 0)
+		return -errno;
+	struct epoll_event ev = { .events = EPOLLIN };
+	ev.data.u64 = (uint64_t)(uintptr_t)cl | PIDFD_TAG;
+	if (epoll_ctl(ls->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	cl->pidfd = fd;
+	return 0;
+}
+
+/* Log refused connections: the first at once, then a count every 10 s. */
+static void note_refused(struct layout_service *ls, uid_t uid, pid_t pid, const char *why)
+{
+	uint64_t now = udax_now_ns();
+
+	ls->refused++;
+	if (ls->t_refused_log && now - ls->t_refused_log < 10000000000ull)
+		return;
+	syslog(LOG_WARNING, "%s: layout service: refused %u connection%s (last: uid %u pid %d): %s",
+	       ls->mountpoint, ls->refused, ls->refused == 1 ? "" : "s", (unsigned int)uid,
+	       (int)pid, why);
+	ls->refused = 0;
+	ls->t_refused_log = now;
+}
 
 static void client_accept(struct layout_service *ls)
 {
@@ -1194,13 +1347,38 @@ static void client_accept(struct layout_service *ls)
 		return;
 	struct ucred cr;
 	socklen_t sl = sizeof(cr);
+	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &sl) < 0) {
+		close(s);
+		return;
+	}
+	unsigned int total = 0, mine = 0;
+	pthread_mutex_lock(&ls->lock);
+	for (struct lclient *c = ls->clients; c; c = c->next) {
+		if (c->eof)
+			continue;
+		total++;
+		mine += c->uid == cr.uid;
+	}
+	pthread_mutex_unlock(&ls->lock);
+	char why[160] = "";
+	if (mine >= CONN_MAX_PER_UID)
+		snprintf(why, sizeof(why), "%u connections of that uid are open (limit %u)", mine,
+			 CONN_MAX_PER_UID);
+	else if (total >= CONN_MAX_TOTAL + (cr.uid == 0 ? CONN_ROOT_RESERVE : 0))
+		snprintf(why, sizeof(why), "%u connections are open (limit %u, %u more for root)",
+			 total, CONN_MAX_TOTAL, CONN_ROOT_RESERVE);
+	if (why[0]) {
+		close(s);
+		note_refused(ls, cr.uid, cr.pid, why);
+		return;
+	}
 	struct lclient *cl = calloc(1, sizeof(*cl));
-	if (!cl || getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &sl) < 0) {
-		free(cl);
+	if (!cl) {
 		close(s);
 		return;
 	}
 	cl->sock = s;
+	cl->pidfd = -1;
 	cl->pid = cr.pid;
 	cl->uid = cr.uid;
 	cl->gid = cr.gid;
@@ -1219,15 +1397,9 @@ static void client_accept(struct layout_service *ls)
 		cl->comm[n > 0 ? n : 0] = 0;
 		close(cfd);
 	}
-	cl->pidfd = (int)syscall(SYS_pidfd_open, cr.pid, 0);
-	if (cl->pidfd < 0)
-		cl->exited = errno == ESRCH;	/* gone already: drop at EOF */
+	cl->ev_mask = EPOLLIN;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = cl };
 	epoll_ctl(ls->epfd, EPOLL_CTL_ADD, s, &ev);
-	if (cl->pidfd >= 0) {
-		ev.data.u64 = (uint64_t)(uintptr_t)cl | PIDFD_TAG;
-		epoll_ctl(ls->epfd, EPOLL_CTL_ADD, cl->pidfd, &ev);
-	}
 	pthread_mutex_lock(&ls->lock);
 	cl->next = ls->clients;
 	ls->clients = cl;
@@ -1235,20 +1407,24 @@ static void client_accept(struct layout_service *ls)
 }
 
 /*
- * Drop a dead client's references and free it, once its socket is closed
- * and its process has exited (only then has the kernel released its pins).
+ * Free a closed connection.  One that holds references (layouts, pins,
+ * grants in flight) is kept until its process has exited (only then has
+ * the kernel released its pins) and its references are dropped first;
+ * one that holds none goes at once, with its pidfd.
  * Context: event thread.
  */
 static void client_reap(struct layout_service *ls, struct lclient *cl)
 {
-	if (!cl->eof || !cl->exited)
+	if (!cl->eof)
 		return;
 	pthread_mutex_lock(&ls->lock);
-	if (cl->grants) {
-		pthread_mutex_unlock(&ls->lock);
-		return;		/* the grant threads see eof and clean up; retried on wake */
-	}
+	bool refs = cl->maps || cl->grants;
+	unsigned int grants = cl->grants;
 	pthread_mutex_unlock(&ls->lock);
+	if (refs && !cl->exited)
+		return;
+	if (grants)
+		return;		/* the grant threads see eof and clean up; retried on wake */
 	for (;;) {
 		pthread_mutex_lock(&ls->lock);
 		struct lmap *lm = cl->maps;
@@ -1269,6 +1445,29 @@ static void client_reap(struct layout_service *ls, struct lclient *cl)
 		close(cl->pidfd);
 	}
 	free(cl);
+}
+
+/* Hang up on connections that never presented a ticket within the timeout. */
+static void sweep_ticketless(struct layout_service *ls)
+{
+	uint64_t now = udax_now_ns();
+
+	if (now - ls->t_sweep < 1000000000ull)
+		return;
+	ls->t_sweep = now;
+	pthread_mutex_lock(&ls->lock);
+	struct lclient *cl = ls->clients;
+	pthread_mutex_unlock(&ls->lock);
+	while (cl) {
+		pthread_mutex_lock(&ls->lock);
+		struct lclient *next = cl->next;
+		bool idle = !cl->maps && !cl->grants;
+		pthread_mutex_unlock(&ls->lock);
+		if (cl->sock >= 0 && !cl->ticketed && idle &&
+		    now - cl->t_connect > NOTICKET_TIMEOUT_S * 1000000000ull)
+			client_eof(ls, cl);
+		cl = next;
+	}
 }
 
 static void *event_main(void *arg)
@@ -1300,10 +1499,13 @@ static void *event_main(void *arg)
 				cl->exited = true;
 			} else {
 				struct lclient *cl = p;
-				if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				if (cl->paused && (evs[i].events & (EPOLLHUP | EPOLLERR)))
+					client_eof(ls, cl);
+				else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 					client_read(ls, cl);
 			}
 		}
+		sweep_ticketless(ls);
 		/* flush everyone (recalls and grant replies are queued from other threads),
 		 * and reap the dead */
 		pthread_mutex_lock(&ls->lock);

@@ -84,6 +84,7 @@ struct uconn {
 	bool dead;			/* rx saw EOF or a protocol error */
 	int dev_fd, dev_access;		/* -1, O_RDONLY, O_RDWR */
 	int dev_fd_old;			/* a read-only one replaced by dev_fd */
+	unsigned int dev_users;		/* threads mapping through dev_fd right now */
 	struct pending *pend;
 	struct udax_map *maps;		/* by id; recall targets */
 	struct udax_map *rc_head;	/* maps with a recall for rc */
@@ -264,6 +265,23 @@ static void recall_deliver(struct uconn *c, struct udax_map *m, uint64_t seq)
 	}
 }
 
+/*
+ * Once the daemon is gone, close its device descriptors (when no thread is
+ * mapping through them): a new daemon refuses to mount a device that any
+ * process still holds, since a descriptor reaches every block of it.
+ * Mappings made through them stay valid.  Context: c->lock held.
+ */
+static void conn_drop_dev(struct uconn *c)
+{
+	if (!c->dead || c->dev_users)
+		return;
+	if (c->dev_fd >= 0)
+		close(c->dev_fd);
+	if (c->dev_fd_old >= 0)
+		close(c->dev_fd_old);
+	c->dev_fd = c->dev_fd_old = -1;
+}
+
 static void *rx_main(void *arg)
 {
 	struct uconn *c = arg;
@@ -284,6 +302,7 @@ static void *rx_main(void *arg)
 			free(payload);
 			pthread_mutex_lock(&c->lock);
 			c->dead = true;
+			conn_drop_dev(c);
 			pthread_cond_broadcast(&c->cond);
 			pthread_mutex_unlock(&c->lock);
 			return NULL;
@@ -792,9 +811,13 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 		rfd = -1;
 	}
 	int dev_fd = c->dev_fd;
+	if (dev_fd >= 0)
+		c->dev_users++;
 	pthread_mutex_unlock(&c->lock);
 	if (dev_fd < 0) {
-		err = set_err(-EPROTO, "the daemon sent no device descriptor");
+		err = set_err(c->dead ? -ENOTCONN : -EPROTO, c->dead ?
+			      "the udaxfs daemon closed the connection" :
+			      "the daemon sent no device descriptor");
 		goto fail_layout;
 	}
 	/* map_register first: a recall may come at any time from now */
@@ -802,6 +825,10 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 	err = map_runs(m, (const struct udax_run *)((char *)rp + sizeof(rep)), rep.nruns, dev_fd);
 	if (!err)
 		err = setup_persist(m, dev_fd);
+	pthread_mutex_lock(&c->lock);
+	c->dev_users--;
+	conn_drop_dev(c);
+	pthread_mutex_unlock(&c->lock);
 	if (err)
 		goto fail_registered;
 	free(rp);
