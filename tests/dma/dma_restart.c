@@ -17,6 +17,10 @@
  * Bug fixed: the new daemon reused A's blocks at once and the DMA landed in
  * 256 of B's 256 pages that took them.
  *
+ * The same again when the old daemon unmounted cleanly but gave up waiting
+ * for the pin ("pages still pinned"): the pin's record stays for the next
+ * mount.
+ *
  * NEGATIVE CONTROL: the same run with -o quarantine=ignore (tests only) must
  * find A's pattern in B, which proves the check can see the corruption.
  */
@@ -85,6 +89,7 @@ static int dma_client(void *arg)
 		fprintf(stderr, "client: %s\n", udax_last_error());
 		return 4;
 	}
+	close(fd);	/* the mount can be unmounted; the layout and the pin stay */
 	struct dma d = { .ring = &ring, .src_fd = t_pattern_file(65536, DMA_BYTE),
 			 .buf = udax_map_addr(m), .len = A_LEN, .io = 65536, .qd = 4, .bi = bi,
 			 .seed = 7 };
@@ -255,13 +260,30 @@ static void release_quarantine(const struct fsmount *fm)
 	CHECK(rc == 0, "udaxctl quarantine --release %s exited %d: %s", fm->img, rc, err);
 }
 
-/* One run; return how many pages of B hold something else than B's bytes. */
-static long scenario(bool ignore)
+enum how { KILLED_IGNORE, KILLED, UNMOUNTED };
+
+/* Unmount cleanly while the pin is live: the daemon gives up waiting and exits. */
+static void unmount_daemon(struct fsmount *fm, pid_t dpid)
 {
+	const char *um[] = { "fusermount3", "-u", fm->mnt, NULL };
+	char err[512];
+	for (int i = 0; i < 100 && run_capture(um, err, sizeof(err)) != 0; i++)
+		t_sleep_ms(50);
+	for (int i = 0; i < 1500 && kill(dpid, 0) == 0; i++)
+		t_sleep_ms(10);
+	CHECK(kill(dpid, 0) < 0, "the daemon did not exit after the unmount");
+	fm->mounted = false;
+}
+
+/* One run; return how many pages of B hold something else than B's bytes. */
+static long scenario(enum how how)
+{
+	bool ignore = how == KILLED_IGNORE;
 	struct fsmount fm;
 	char err[8192];
 
-	t_mount(&fm, ignore ? "restart-ctl" : "restart", DEV_SIZE, NULL);
+	t_mount(&fm, ignore ? "restart-ctl" : how == KILLED ? "restart" : "restart-umount",
+		DEV_SIZE, NULL);
 	g_fm = &fm;
 	int fd = open(t_path(&fm, "A"), O_RDWR | O_CREAT, 0644);
 	if (fd < 0 || ftruncate(fd, A_LEN) < 0)
@@ -280,7 +302,10 @@ static long scenario(bool ignore)
 	long dpid = status_field(&fm, "pid");
 	if (dpid <= 0)
 		t_die("cannot read the daemon's pid from its status");
-	kill_daemon(&fm, (pid_t)dpid);
+	if (how == UNMOUNTED)
+		unmount_daemon(&fm, (pid_t)dpid);
+	else
+		kill_daemon(&fm, (pid_t)dpid);
 
 	/* 1. the client still maps the device: refused, naming it */
 	int rc = mount_again(&fm, NULL, err, sizeof(err));
@@ -312,7 +337,8 @@ static long scenario(bool ignore)
 		t_die("unlink A: %s", strerror(errno));
 	long pages;
 	long bad = fill_and_check(&fm, &pages);
-	printf("%s: %ld of %ld pages of B hold foreign bytes (quarantined blocks: %ld)\n",
+	printf("%s, %s: %ld of %ld pages of B hold foreign bytes (quarantined blocks: %ld)\n",
+	       how == UNMOUNTED ? "unmounted under the pin" : "daemon killed",
 	       ignore ? "quarantine=ignore" : "quarantine", bad, pages, q);
 	kill(client, SIGKILL);
 	t_wait(client, 10000);
@@ -338,10 +364,13 @@ static long scenario(bool ignore)
 int main(void)
 {
 	t_require_env();
-	long ctl = scenario(true);
+	long ctl = scenario(KILLED_IGNORE);
 	CHECK(ctl > 0, "negative control: with quarantine=ignore no DMA landed in B, so the "
 	      "check cannot see the corruption");
-	long bad = scenario(false);
-	CHECK(bad == 0, "%ld pages of B received the old client's DMA", bad);
+	long bad = scenario(KILLED);
+	CHECK(bad == 0, "daemon killed: %ld pages of B received the old client's DMA", bad);
+	bad = scenario(UNMOUNTED);
+	CHECK(bad == 0, "unmounted under the pin: %ld pages of B received the old client's DMA",
+	      bad);
 	return t_exit();
 }
