@@ -22,7 +22,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: udaxctl quarantine [--release] DEVICE\n");
+	fprintf(f, "Usage: udaxctl quarantine [--release] DEVICE\n"
+		"List the device blocks kept out of use because pins an earlier mount\n"
+		"granted were never seen released; --release clears them (unmounted only).\n"
+		"\n"
+		"      --release  forget the record: the next mount uses those blocks again\n"
+		"  -h, --help     print this help and exit\n"
+		"  -V, --version  print the version and exit\n"
+		"See udaxctl(8).\n");
 }
 
 /* Is a udaxfs daemon serving @dev?  It holds an exclusive flock on the device. */
@@ -52,7 +59,10 @@ int udaxctl_quarantine(int argc, char **argv)
 		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;
+		} else if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+			return ctl_version();
 		} else if (argv[i][0] == '-' || dev) {
+			fprintf(stderr, "udaxctl quarantine: %s: unexpected argument\n", argv[i]);
 			usage(stderr);
 			return 2;
 		} else

@@ -247,15 +247,15 @@ static pid_t daemon_pid(const struct fsmount *fm)
 	if (f < 0 || proto_hello(f, &h))
 		t_die("UDAX_IOC_HELLO failed");
 	snprintf(g_sock, sizeof(g_sock), "%s", h.sock);
-	int s = proto_connect(h.sock);
-	if (s >= 0 && proto_call(s, UDAX_REQ_STATUS, NULL, 0, js, sizeof(js) - 1, &len) == 0) {
+	struct udax_wire *w = NULL;
+	int s = proto_connect(h.sock, &w);
+	if (s == 0 && proto_call(w, UDAX_REQ_STATUS, NULL, 0, js, sizeof(js) - 1, &len) == 0) {
 		js[len < sizeof(js) ? len : sizeof(js) - 1] = 0;
 		char *p = strstr(js, "\"pid\":");
 		if (p)
 			v = strtol(p + 6, NULL, 10);
 	}
-	if (s >= 0)
-		close(s);
+	proto_close(&w);
 	close(f);
 	if (v <= 0)
 		t_die("cannot read the daemon's pid from its status");

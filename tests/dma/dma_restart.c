@@ -183,8 +183,9 @@ static long status_field(const struct fsmount *fm, const char *key)
 			close(f2);
 		return -1;
 	}
-	int s = proto_connect(h.sock);
-	if (s >= 0 && proto_call(s, UDAX_REQ_STATUS, NULL, 0, js, sizeof(js) - 1, &len) == 0) {
+	struct udax_wire *w = NULL;
+	int s = proto_connect(h.sock, &w);
+	if (s == 0 && proto_call(w, UDAX_REQ_STATUS, NULL, 0, js, sizeof(js) - 1, &len) == 0) {
 		js[len < sizeof(js) ? len : sizeof(js) - 1] = 0;
 		char pat[64];
 		snprintf(pat, sizeof(pat), "\"%s\":", key);
@@ -192,8 +193,7 @@ static long status_field(const struct fsmount *fm, const char *key)
 		if (p)
 			v = strtol(p + strlen(pat), NULL, 10);
 	}
-	if (s >= 0)
-		close(s);
+	proto_close(&w);
 	close(f2);
 	unlink(t_path(fm, "status-probe"));
 	if (fd >= 0)
