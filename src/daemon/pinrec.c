@@ -275,6 +275,17 @@ int pinrec_open(struct pinrec **out, const char *dir, const struct procscan_id *
 		udax_seterr("/proc/sys/kernel/random/boot_id: %s", strerror(-err));
 		goto fail;
 	}
+	/* a system without /run (a minimal guest): make it; the boot id still
+	 * tells a record that survived a reboot */
+	if (mkdir(dir, 0700) < 0 && errno == ENOENT) {
+		char parent[PATH_MAX];
+		snprintf(parent, sizeof(parent), "%s", dir);
+		char *slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = 0;
+			mkdir(parent, 0755);
+		}
+	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		err = -errno;
 		udax_seterr("%s: %s (the record of live pins lives there)", dir, strerror(errno));
