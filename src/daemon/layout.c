@@ -14,16 +14,29 @@
  *                   and how many pins were granted on it.
  *
  * References: a granted layout holds one UDAX_REF_MAP reference per
- * segment (taken by ufs_layout_grant); each pin holds one UDAX_REF_PIN per
- * segment.  References belong to the connection that took them: no request
- * can name another connection's layout.  When a connection ends, nothing
- * is dropped until its process has exited (the pidfd polls readable): only
- * then has the kernel cancelled its io_uring requests and released its
- * long-term pins.  (io_uring's worker threads belong to the client's thread
- * group, so no READ_FIXED is still copying into the pages once the pidfd
- * polls readable.  A real device's DMA is cancelled by the ring's exit
- * work, which runs asynchronously: with real hardware a grace period, or a
- * kernel interface reporting pin counts, would be needed as well.)
+ * segment (taken by ufs_layout_grant); each pin (struct lpin) holds one
+ * UDAX_REF_PIN per segment.  References belong to the connection that took
+ * them: no request can name another connection's layout.
+ *
+ * Pins end on the kernel's word, not the client's (ringsup.h).  A PIN names
+ * the client's ring; the daemon takes its own reference to it (struct
+ * lring, pidfd_getfd, one per ring by kcmp) and refuses rings it could not
+ * revoke.  Every end of a pin - UNPIN, RETURN, the client's death, UNMAP of
+ * a layout with adopted pins - goes through pin_revoke_verify(): empty the
+ * ring's slots over the range, cancel its fixed-buffer requests (waiting for
+ * running ones), read the table again, and only then put the references.
+ * Neither the client's word nor its pidfd is enough: io_uring_unregister
+ * returns with requests in flight, and a ring outlives its process in a
+ * fork()ed child or a pidfd_getfd taker.  Holding the ring makes the
+ * revocation work whoever holds it by then.  Rings the client never
+ * declared (a program under the shim registering its own mapping, a second
+ * ring, cloned buffers) are found by discover_locked() from /proc of the
+ * live client - before a recall is sent, at UNMAP and at RETURN - and
+ * adopted as pins.  A pin that cannot be verified yet keeps its references
+ * and is retried by the event loop (ls->retry); a truncate waits meanwhile.
+ * What userspace cannot see at all is listed in udaxfs(8), PIN SUPERVISION.
+ * UDAXFS_NO_RING_VERIFY=1 (a test aid for negative controls) restores the
+ * old trust in the client's word.
  *
  * Lifetime rule that keeps ufs_mapping() valid: an lmap in state ACTIVE
  * always holds references (map or pin) on its pages, so its inode cannot be
@@ -60,6 +73,7 @@
 #include "layout.h"
 #include "media.h"
 #include "pinrec.h"
+#include "ringsup.h"
 #include "ufs.h"
 #include "util.h"
 
@@ -98,6 +112,36 @@ struct ticket {
 
 enum lmap_state { LM_GRANTING, LM_ACTIVE };
 
+/* The daemon's own reference to a client's ring (pidfd_getfd). */
+struct lring {
+	struct lring *next;		/* cl->rings; ls->lock */
+	int fd;				/* our descriptor; const */
+	int info;			/* its /proc/self/fdinfo, kept open; const */
+	int client_fd;			/* its number in the client when taken; const */
+	unsigned int users;		/* lpins on it; ls->lock */
+};
+
+/*
+ * One pin: a registered buffer over a layout's pages, declared by the
+ * client (PIN) or adopted by discovery.  Holds one UDAX_REF_PIN per
+ * segment of its layout until the daemon has seen, from the kernel, that
+ * the ring no longer reaches the pages (pin_release()).
+ */
+struct lpin {
+	struct lpin *next;		/* lm->pinlist; ls->lock */
+	struct lring *ring;		/* NULL: not supervised (verification off), or
+					 * adopted from a ring the daemon could not take:
+					 * then watched through /proc; const */
+	uint64_t addr, len;		/* the buffer, client virtual addresses; const */
+	bool adopted;			/* found by discovery; const */
+	bool want_release;		/* UNPIN, RETURN, UNMAP (adopted), death; ls->lock */
+	bool revoking;			/* the event thread works on it; ls->lock */
+	uint32_t unpin_seq;		/* an UNPIN waiting for the release (0: none);
+					 * event thread */
+	uint64_t t_fail_log;		/* last failure logged; event thread */
+	bool t_fail_log_round;		/* visited by this retry round; ls->lock */
+};
+
 struct lmap {
 	struct lmap *next;		/* cl->maps; ls->lock */
 	struct lclient *cl;
@@ -106,9 +150,13 @@ struct lmap {
 	bool writable;
 	enum lmap_state state;		/* ls->lock */
 	bool mapped;			/* MAP refs held; ls->lock */
-	unsigned int pins;		/* PIN refs per segment; ls->lock */
+	unsigned int pins;		/* PIN refs per segment (lpins in pinlist); ls->lock */
+	struct lpin *pinlist;		/* ls->lock */
+	uint64_t va;			/* client address of file offset off (MAP.addr;
+					 * 0: unknown); ls->lock */
 	bool recall_pending;		/* recalled while GRANTING; ls->lock */
 	bool recall_sent;		/* ls->lock */
+	bool reap_seen;			/* client_reap's round; ls->lock */
 	uint64_t recall_seq;		/* ls->lock */
 	uint64_t t_grant, t_pin;
 	uint64_t prec_key;		/* its record in ls->pinrec while pins > 0; event thread */
@@ -126,7 +174,8 @@ struct outbuf {
 struct lclient {
 	struct lclient *next;		/* ls->clients; ls->lock */
 	int sock;			/* -1 after EOF; event thread */
-	int pidfd;			/* -1 after exit; event thread */
+	int pidfd;			/* -1 after exit; written by the event thread
+					 * under ls->lock */
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
@@ -148,6 +197,8 @@ struct lclient {
 	struct outbuf *out_head, *out_tail;	/* ls->lock */
 	size_t out_bytes;		/* queued; ls->lock */
 	bool overflow;			/* out_bytes would pass OUT_MAX_BYTES; ls->lock */
+	struct lring *rings;		/* our references to its rings; ls->lock */
+	bool adopt_logged;		/* an adoption was logged; ls->lock */
 };
 
 struct inval {
@@ -184,6 +235,7 @@ struct layout_service {
 	uint64_t t_refused_log;		/* event thread */
 	uint64_t t_sweep;		/* last sweep for ticketless connections; event thread */
 
+	bool retry;			/* pins wait for a release retry; ls->lock */
 	struct udax_break_rec *breaks;	/* ring of UDAX_BREAKS_MAX; ls->lock */
 	unsigned int breaks_head, breaks_n;	/* ls->lock */
 
@@ -472,6 +524,338 @@ static struct lmap *find_map(struct lclient *cl, uint64_t id)
 	return NULL;
 }
 
+/* ---- pin supervision (see ringsup.h) ---- */
+
+/* How long one revocation may wait for a running request, per opcode. */
+#define REVOKE_WAIT_MS 200
+
+/*
+ * Our reference to descriptor @client_fd of @cl: an existing one if it is
+ * the same ring (kcmp), else a new one (pidfd_getfd, checked).
+ * Context: ls->lock held; does not block.
+ * Return: the lring (users taken), or NULL with *@err = -errno and @why.
+ */
+static struct lring *ring_get_locked(struct lclient *cl, int client_fd, int *err, char *why,
+				     size_t whylen)
+{
+	for (struct lring *r = cl->rings; r; r = r->next) {
+		if (ringsup_same(cl->pid, client_fd, r->fd) == 1) {
+			r->users++;
+			return r;
+		}
+	}
+	if (cl->pidfd < 0 || cl->exited) {
+		*err = -ESRCH;
+		snprintf(why, whylen, "the client process has exited");
+		return NULL;
+	}
+	struct lring *r = calloc(1, sizeof(*r));
+	if (!r) {
+		*err = -ENOMEM;
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	int fd = ringsup_take(cl->pidfd, client_fd, why, whylen);
+	int info = fd < 0 ? fd : ringsup_info_open(0, fd);
+	if (fd < 0 || info < 0) {
+		if (fd >= 0) {
+			close(fd);
+			snprintf(why, whylen, "cannot read the ring's fdinfo: %s", strerror(-info));
+		}
+		free(r);
+		*err = fd < 0 ? fd : info;
+		return NULL;
+	}
+	*r = (struct lring){ cl->rings, fd, info, client_fd, 1 };
+	cl->rings = r;
+	return r;
+}
+
+/* Context: ls->lock held.  Closing our descriptor may end the ring. */
+static void ring_put_locked(struct lclient *cl, struct lring *r)
+{
+	if (!r || --r->users)
+		return;
+	struct lring **pp = &cl->rings;
+	while (*pp && *pp != r)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = r->next;
+	close(r->info);
+	close(r->fd);
+	free(r);
+}
+
+/* The client address ranges @pin guards: its buffer and its layout's mapping. */
+static size_t pin_ranges(const struct lmap *lm, const struct lpin *pin, struct ringsup_range *r)
+{
+	size_t n = 0;
+	r[n++] = (struct ringsup_range){ pin->addr, pin->addr + pin->len };
+	if (lm->va)
+		r[n++] = (struct ringsup_range){ lm->va, lm->va + lm->len };
+	return n;
+}
+
+struct watch_ctx {
+	const struct ringsup_range *r;
+	size_t nr;
+};
+
+static int watch_cb(void *arg, int fd, const struct ringsup_buf *b, size_t n)
+{
+	struct watch_ctx *w = arg;
+	(void)fd;
+	for (size_t i = 0; i < n; i++)
+		if (ringsup_overlaps(b[i].addr, b[i].len, w->r, w->nr))
+			return 1;
+	return 0;
+}
+
+/*
+ * pin_revoke_verify() - the one way a pin ends: make sure, from the kernel,
+ * that nothing can still write into the pin's pages through its ring, then
+ * free the record and put its page references.  A ring the daemon holds is
+ * revoked (ringsup_revoke: slots emptied, fixed-buffer requests cancelled,
+ * table read again); an adopted pin on a ring the daemon could not take is
+ * only watched: released once no ring of the live client covers the range
+ * (or the client is gone: the boundary udaxfs(8) documents).  With
+ * verification off (UDAXFS_NO_RING_VERIFY, a test aid) the client's word is
+ * taken as before.
+ * Context: event thread, no lock held; may wait REVOKE_WAIT_MS per opcode.
+ * Return: 0 released, or -errno (the pin stays; retried later).
+ */
+static int pin_revoke_verify(struct layout_service *ls, struct lmap *lm, struct lpin *pin)
+{
+	struct ringsup_range r[2];
+	size_t nr;
+	char why[256] = "";
+	int err = 0;
+
+	pthread_mutex_lock(&ls->lock);
+	nr = pin_ranges(lm, pin, r);
+	pid_t pid = lm->cl->pid;
+	bool alive = !lm->cl->exited;
+	pthread_mutex_unlock(&ls->lock);
+
+	int left = 0;
+	if (pin->ring) {
+		err = ringsup_revoke(pin->ring->fd, pin->ring->info, r, nr, REVOKE_WAIT_MS, why,
+				     sizeof(why));
+		/* the verification: a fresh look at the table, after the revocation */
+		left = err ? 0 : ringsup_count_overlaps(pin->ring->info, r, nr);
+		if (left < 0) {
+			err = left;
+			snprintf(why, sizeof(why), "reading the ring's table again: %s",
+				 strerror(-left));
+		} else if (left > 0) {
+			err = -EAGAIN;	/* registered again meanwhile */
+			snprintf(why, sizeof(why), "%d slot(s) of the ring cover the range again",
+				 left);
+		}
+	} else if (pin->adopted && alive) {
+		struct watch_ctx w = { r, nr };
+		err = ringsup_scan_pid(pid, watch_cb, &w);
+		if (err == 1) {
+			err = -EBUSY;
+			snprintf(why, sizeof(why), "a ring the daemon cannot revoke still holds it");
+		} else if (err == -ESRCH) {
+			err = 0;
+		}
+	}
+	if (err) {
+		uint64_t now = udax_now_ns();
+		if (now - pin->t_fail_log > 5000000000ull) {
+			pin->t_fail_log = now;
+			fuse_log(FUSE_LOG_WARNING, "udaxfs: pin %#" PRIx64 "+%#" PRIx64 " of pid %d "
+				 "(layout %" PRIu64 ") not released yet: %s\n", pin->addr, pin->len,
+				 (int)pid, lm->id, why);
+		}
+		return err;
+	}
+	/*
+	 * Never free a pin record while its ring still shows the buffer: the
+	 * only free site, and the look at the table it rests on is the one
+	 * just taken after the revocation.
+	 */
+	UDAX_BUG_ON(pin->ring && left != 0);
+	pthread_mutex_lock(&ls->lock);
+	struct lpin **pp = &lm->pinlist;
+	while (*pp && *pp != pin)
+		pp = &(*pp)->next;
+	UDAX_BUG_ON(!*pp);
+	*pp = pin->next;
+	lm->pins--;
+	bool last = !lm->pins;
+	ring_put_locked(lm->cl, pin->ring);
+	uint32_t seq = pin->unpin_seq;
+	if (seq)
+		queue_msg(lm->cl, UDAX_REQ_UNPIN | UDAX_MSG_REPLY, seq, 0, -1, NULL, 0, NULL, 0);
+	pthread_mutex_unlock(&ls->lock);
+	for (size_t i = 0; i < lm->nseg; i++)
+		udax_page_put(lm->segs[i].page, UDAX_REF_PIN);
+	if (last)
+		pin_unrecord(ls, lm);	/* seen released: cross the record out */
+	free(pin);
+	return 0;
+}
+
+/*
+ * Release every pin of @lm that wants it; free @lm once it holds nothing.
+ * Context: event thread, no lock held.
+ * Return: true if @lm was freed, false if it remains (pins left, or mapped).
+ */
+static bool lmap_progress(struct layout_service *ls, struct lmap *lm)
+{
+	struct lpin **todo = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&ls->lock);
+	for (struct lpin *p = lm->pinlist; p; p = p->next)
+		n += p->want_release && !p->revoking;
+	if (n)
+		todo = calloc(n, sizeof(*todo));
+	n = 0;
+	for (struct lpin *p = lm->pinlist; todo && p; p = p->next) {
+		if (p->want_release && !p->revoking) {
+			p->revoking = true;
+			todo[n++] = p;
+		}
+	}
+	if (!todo && lm->pinlist)
+		ls->retry = true;	/* out of memory: later */
+	pthread_mutex_unlock(&ls->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (pin_revoke_verify(ls, lm, todo[i]) == 0)
+			continue;
+		pthread_mutex_lock(&ls->lock);
+		todo[i]->revoking = false;
+		ls->retry = true;
+		pthread_mutex_unlock(&ls->lock);
+	}
+	free(todo);
+	pthread_mutex_lock(&ls->lock);
+	bool gone = lm->state == LM_ACTIVE && !lm->mapped && !lm->pins;
+	pthread_mutex_unlock(&ls->lock);
+	if (!gone)
+		return false;
+	if (lm->writable)
+		queue_inval(ls, lm->ino, lm->off, lm->len);
+	pthread_mutex_lock(&ls->lock);
+	lmap_unlink_free(lm);
+	pthread_mutex_unlock(&ls->lock);
+	return true;
+}
+
+/* ---- discovery of rings the client never declared ---- */
+
+struct disc_ctx {
+	struct layout_service *ls;
+	struct lclient *cl;
+	struct lmap **lms;
+	size_t n;
+};
+
+/* Is [addr, addr+len) on ring @fd of the client one of @lm's pins already? */
+static bool disc_known(struct lclient *cl, struct lmap *lm, int fd, uint64_t addr, uint64_t len)
+{
+	for (struct lpin *p = lm->pinlist; p; p = p->next) {
+		if (!(addr < p->addr + p->len && p->addr < addr + len) &&
+		    !(p->adopted && p->addr == addr && p->len == len))
+			continue;
+		if (!p->ring)
+			return p->adopted && p->addr == addr && p->len == len;
+		if (ringsup_same(cl->pid, fd, p->ring->fd) != 0)
+			return true;	/* same ring, or kcmp unavailable */
+	}
+	return false;
+}
+
+/* Context: ls->lock held (through disc_ctx's caller). */
+static int disc_cb(void *arg, int fd, const struct ringsup_buf *b, size_t n)
+{
+	struct disc_ctx *d = arg;
+	struct lclient *cl = d->cl;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < d->n; j++) {
+			struct lmap *lm = d->lms[j];
+			if (!(b[i].addr < lm->va + lm->len && lm->va < b[i].addr + b[i].len))
+				continue;
+			if (disc_known(cl, lm, fd, b[i].addr, b[i].len))
+				continue;
+			struct lpin *pin = calloc(1, sizeof(*pin));
+			if (!pin)
+				return -ENOMEM;
+			char why[256] = "";
+			int err = 0;
+			struct lring *r = ring_get_locked(cl, fd, &err, why, sizeof(why));
+			*pin = (struct lpin){ .next = lm->pinlist, .ring = r, .addr = b[i].addr,
+					      .len = b[i].len, .adopted = true };
+			/* the layout holds references (mapped or pinned): get is safe */
+			for (size_t k = 0; k < lm->nseg; k++)
+				udax_page_get(lm->segs[k].page, UDAX_REF_PIN);
+			lm->pinlist = pin;
+			if (!lm->pins)
+				lm->t_pin = udax_now_ns();
+			lm->pins++;
+			if (!cl->adopt_logged || !r) {
+				cl->adopt_logged = true;
+				fuse_log(FUSE_LOG_WARNING, "udaxfs: pid %d (%s) registered its direct "
+					 "mapping %#" PRIx64 "+%#" PRIx64 " on io_uring descriptor %d "
+					 "without declaring it: %s\n", (int)cl->pid, cl->comm,
+					 b[i].addr, b[i].len, fd,
+					 r ? "the daemon supervises that ring now" : why);
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * discover_locked() - find io_uring buffers of the live client @cl that
+ * overlap one of its layouts (all of them if @only is NULL and @ino is 0,
+ * else @only, else those of @ino overlapping page indexes [start, end])
+ * and are not known pins: adopt each as a pin (our own ring reference when
+ * possible), holding page references like a declared pin.
+ * Context: ls->lock held; reads /proc of the client (never its memory map).
+ */
+static void discover_locked(struct layout_service *ls, struct lclient *cl, struct lmap *only,
+			    uint64_t ino, uint64_t start, uint64_t end)
+{
+	if (!ringsup_enabled() || cl->exited || cl->pidfd < 0)
+		return;
+	size_t n = 0, cap = 0;
+	struct lmap **lms = NULL;
+	for (struct lmap *lm = cl->maps; lm; lm = lm->next) {
+		if (lm->state != LM_ACTIVE || !lm->va || !(lm->mapped || lm->pins))
+			continue;
+		if (only && lm != only)
+			continue;
+		if (!only && ino && (lm->ino != ino || !range_overlaps(lm, start, end)))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct lmap **nl = realloc(lms, cap * sizeof(*lms));
+			if (!nl)
+				break;
+			lms = nl;
+		}
+		lms[n++] = lm;
+	}
+	if (n) {
+		struct disc_ctx d = { ls, cl, lms, n };
+		ringsup_scan_pid(cl->pid, disc_cb, &d);
+	}
+	free(lms);
+}
+
+/* Mark pins of @lm for release (all, or only adopted ones).  Context: ls->lock held. */
+static void pins_want_release_locked(struct lmap *lm, bool adopted_only)
+{
+	for (struct lpin *p = lm->pinlist; p; p = p->next)
+		if (!adopted_only || p->adopted)
+			p->want_release = true;
+}
+
 /* ---- grants (own thread) ---- */
 
 struct grant_job {
@@ -745,6 +1129,8 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 		.cl = cl, .id = ++cl->next_id, .ino = t->ino, .off = goff, .len = gend - goff,
 		.size_end = (rq.flags & UDAX_MAP_F_KEEP_SIZE) ? 0 : rq.off + rq.len,
 		.writable = (rq.prot & UDAX_PROT_WRITE) != 0, .state = LM_GRANTING,
+		/* where the client maps file offset goff (for discovery) */
+		.va = rq.addr > rq.off - goff ? rq.addr - (rq.off - goff) : 0,
 	};
 	/* registered before the grant so that a recall racing it is seen */
 	lm->next = cl->maps;
@@ -777,36 +1163,162 @@ static void reply_simple(struct layout_service *ls, struct lclient *cl, uint16_t
 	pthread_mutex_unlock(&ls->lock);
 }
 
-/* Drop every reference @lm holds and free it.  Context: event thread, no lock. */
-static void lmap_drop_all(struct layout_service *ls, struct lmap *lm)
+/*
+ * lmap_drop_all() - the layout is over (RETURN, or its client died): drop
+ * its map references and release every pin once the kernel shows it
+ * released; free it when nothing is left.  Pins that cannot be verified
+ * yet stay, with their page references, and are retried by the event loop.
+ * Context: event thread, no lock.  Return: true if @lm was freed.
+ */
+static bool lmap_drop_all(struct layout_service *ls, struct lmap *lm)
 {
 	pthread_mutex_lock(&ls->lock);
 	bool mapped = lm->mapped;
-	unsigned int pins = lm->pins;
 	lm->mapped = false;
-	lm->pins = 0;
+	pins_want_release_locked(lm, false);
 	pthread_mutex_unlock(&ls->lock);
-	if (pins)
-		put_segs(lm, UDAX_REF_PIN, pins);
 	pin_unrecord(ls, lm);
 	if (mapped)
 		put_segs(lm, UDAX_REF_MAP, 1);
-	if (lm->writable)
-		queue_inval(ls, lm->ino, lm->off, lm->len);
+	return lmap_progress(ls, lm);
+}
+
+static void reply_err(struct layout_service *ls, struct lclient *cl, uint16_t type, uint32_t seq,
+		      int err, const char *why)
+{
 	pthread_mutex_lock(&ls->lock);
-	lmap_unlink_free(lm);
+	queue_err(cl, type, seq, err, "%s", why);
 	pthread_mutex_unlock(&ls->lock);
+}
+
+/*
+ * PIN: take our own reference to the client's ring and a pin reference on
+ * every page of the layout.  Refused when the pin could not be supervised.
+ * Context: event thread, no lock.
+ */
+static void req_pin(struct layout_service *ls, struct lclient *cl, struct lmap *lm,
+		    const struct udax_msg *h, const struct udax_pin_req *rq)
+{
+	char why[256] = "";
+	struct lring *ring = NULL;
+	int err = 0;
+
+	pthread_mutex_lock(&ls->lock);
+	bool recalled = lm->recall_sent;
+	uint64_t va = lm->va;
+	if (va && (rq->addr < va || rq->addr + rq->len > va + lm->len)) {
+		pthread_mutex_unlock(&ls->lock);
+		reply_err(ls, cl, h->type, h->seq, -EINVAL,
+			  "the pinned range lies outside the layout's mapping");
+		return;
+	}
+	if (!recalled && ringsup_enabled())
+		ring = ring_get_locked(cl, rq->ring_fd, &err, why, sizeof(why));
+	pthread_mutex_unlock(&ls->lock);
+	if (recalled) {
+		reply_err(ls, cl, h->type, h->seq, -EBUSY,
+			  "a recall of this layout is under way: the pin is refused");
+		return;
+	}
+	if (err) {
+		/* refuse what cannot be made safe */
+		if (err != -ESRCH && err != -ENOMEM)
+			err = -EOPNOTSUPP;
+		reply_err(ls, cl, h->type, h->seq, err, why);
+		return;
+	}
+	struct lpin *pin = calloc(1, sizeof(*pin));
+	err = pin ? pin_segs(ls, lm) : -ENOMEM;
+	if (!err) {
+		/* written down before the client is told it may pin (pinrec.h) */
+		err = pin_record(ls, lm, cl->pid);
+		if (err)
+			put_segs(lm, UDAX_REF_PIN, 1);
+	}
+	pthread_mutex_lock(&ls->lock);
+	if (err) {
+		ring_put_locked(cl, ring);
+		free(pin);
+		queue_err(cl, h->type, h->seq, err, err == -EBUSY ?
+			  "a recall of this layout is under way: the pin is refused" :
+			  "the layout is gone");
+		pthread_mutex_unlock(&ls->lock);
+		return;
+	}
+	*pin = (struct lpin){ .next = lm->pinlist, .ring = ring, .addr = rq->addr, .len = rq->len };
+	lm->pinlist = pin;
+	if (!lm->pins)
+		lm->t_pin = udax_now_ns();
+	lm->pins++;
+	queue_msg(cl, h->type | UDAX_MSG_REPLY, h->seq, 0, -1, NULL, 0, NULL, 0);
+	pthread_mutex_unlock(&ls->lock);
+}
+
+/*
+ * UNPIN: the reply waits until the daemon has seen that the ring no longer
+ * holds the buffer and nothing in flight uses it (usually at once).
+ * Context: event thread, no lock.
+ */
+static void req_unpin(struct layout_service *ls, struct lclient *cl, struct lmap *lm,
+		      const struct udax_msg *h, const struct udax_pin_req *rq)
+{
+	pthread_mutex_lock(&ls->lock);
+	/*
+	 * The same range may be pinned on several rings (cloned buffers):
+	 * the one on the ring the request names, else - the client closed
+	 * that descriptor already - one whose ring cannot be compared.
+	 */
+	struct lpin *pin = NULL, *loose = NULL;
+	for (struct lpin *p = lm->pinlist; p && !pin; p = p->next) {
+		if (p->adopted || p->want_release || p->addr != rq->addr || p->len != rq->len)
+			continue;
+		int same = p->ring ? ringsup_same(cl->pid, rq->ring_fd, p->ring->fd) : -EBADF;
+		if (same == 1)
+			pin = p;
+		else if (same < 0 && !loose)
+			loose = p;
+	}
+	if (!pin)
+		pin = loose;
+	if (pin) {
+		pin->want_release = true;
+		pin->unpin_seq = h->seq;
+	} else {
+		queue_err(cl, h->type, h->seq, -EINVAL,
+			  "no pin of %#" PRIx64 "+%#" PRIx64 " on this layout", rq->addr, rq->len);
+	}
+	pthread_mutex_unlock(&ls->lock);
+	if (pin)
+		lmap_progress(ls, lm);
 }
 
 static void req_id(struct layout_service *ls, struct lclient *cl, const struct udax_msg *h,
 		   const void *payload)
 {
 	struct udax_return_req rq = { 0, 0 };
+	struct udax_pin_req prq;
 	uint16_t type = h->type;
 
 	if (h->len < sizeof(uint64_t)) {
 		reply_simple(ls, cl, type, h->seq, -EINVAL);
 		return;
+	}
+	if (type == UDAX_REQ_PIN || type == UDAX_REQ_UNPIN) {
+		if (h->len < sizeof(prq)) {
+			reply_err(ls, cl, type, h->seq, -EINVAL,
+				  "short PIN/UNPIN request: the daemon needs struct udax_pin_req "
+				  "(the ring's descriptor and the buffer's range) to supervise pins; "
+				  "this client speaks an older protocol");
+			return;
+		}
+		memcpy(&prq, payload, sizeof(prq));
+		if (prq.flags || prq.ring_fd < 0 || !prq.len || prq.addr + prq.len < prq.addr) {
+			reply_err(ls, cl, type, h->seq, -EINVAL, prq.ring_fd < 0 ?
+				  "PIN without the ring's descriptor: the daemon cannot see "
+				  "whether the kernel still holds the buffer" :
+				  "bad PIN request: flags must be 0 and the range non-empty");
+			return;
+		}
 	}
 	memcpy(&rq, payload, udax_min(h->len, sizeof(rq)));
 	pthread_mutex_lock(&ls->lock);
@@ -819,56 +1331,34 @@ static void req_id(struct layout_service *ls, struct lclient *cl, const struct u
 	}
 
 	switch (type) {
-	case UDAX_REQ_PIN: {
-		pthread_mutex_lock(&ls->lock);
-		bool recalled = lm->recall_sent;
-		pthread_mutex_unlock(&ls->lock);
-		int err = recalled ? -EBUSY : pin_segs(ls, lm);
-		if (!err) {
-			err = pin_record(ls, lm, cl->pid);
-			if (err)
-				put_segs(lm, UDAX_REF_PIN, 1);
-		}
-		if (!err) {
-			pthread_mutex_lock(&ls->lock);
-			if (!lm->pins)
-				lm->t_pin = udax_now_ns();
-			lm->pins++;
-			pthread_mutex_unlock(&ls->lock);
-		}
-		reply_simple(ls, cl, type, h->seq, err);
+	case UDAX_REQ_PIN:
+		req_pin(ls, cl, lm, h, &prq);
 		break;
-	}
-	case UDAX_REQ_UNPIN: {
-		pthread_mutex_lock(&ls->lock);
-		bool ok = lm->pins > 0;
-		if (ok)
-			lm->pins--;
-		bool gone = !lm->mapped && !lm->pins;
-		pthread_mutex_unlock(&ls->lock);
-		if (ok)
-			put_segs(lm, UDAX_REF_PIN, 1);
-		if (ok && !lm->pins)
-			pin_unrecord(ls, lm);
-		if (gone)
-			lmap_drop_all(ls, lm);
-		reply_simple(ls, cl, type, h->seq, ok ? 0 : -EINVAL);
+	case UDAX_REQ_UNPIN:
+		req_unpin(ls, cl, lm, h, &prq);
 		break;
-	}
 	case UDAX_REQ_UNMAP: {
+		/*
+		 * A buffer the client registered over the mapping without
+		 * declaring it cannot outlive the mapping it was given back
+		 * with: adopt and revoke it.  Declared pins stay until UNPIN.
+		 */
 		pthread_mutex_lock(&ls->lock);
+		discover_locked(ls, cl, lm, 0, 0, 0);
+		pins_want_release_locked(lm, true);
 		bool was = lm->mapped;
 		lm->mapped = false;
-		bool gone = !lm->pins;
 		pthread_mutex_unlock(&ls->lock);
 		if (was)
 			put_segs(lm, UDAX_REF_MAP, 1);
-		if (gone)
-			lmap_drop_all(ls, lm);
+		lmap_progress(ls, lm);
 		reply_simple(ls, cl, type, h->seq, 0);
 		break;
 	}
 	case UDAX_REQ_RETURN:
+		pthread_mutex_lock(&ls->lock);
+		discover_locked(ls, cl, lm, 0, 0, 0);
+		pthread_mutex_unlock(&ls->lock);
 		lmap_drop_all(ls, lm);
 		break;
 	}
@@ -1439,10 +1929,14 @@ static void client_accept(struct layout_service *ls)
 }
 
 /*
- * Free a closed connection.  One that holds references (layouts, pins,
- * grants in flight) is kept until its process has exited (only then has
- * the kernel released its pins) and its references are dropped first;
- * one that holds none goes at once, with its pidfd.
+ * A closed connection.  One that holds nothing goes at once, with its
+ * pidfd.  One that holds references waits until its process has exited,
+ * then:
+ * drop its map references and release its pins - each only when the
+ * kernel shows that the ring the daemon holds no longer reaches the pages
+ * (a forked child or a process that took the ring with pidfd_getfd(2) may
+ * still use it: the revocation stops them).  Free the client when nothing
+ * is left; otherwise the event loop retries.
  * Context: event thread.
  */
 static void client_reap(struct layout_service *ls, struct lclient *cl)
@@ -1457,20 +1951,33 @@ static void client_reap(struct layout_service *ls, struct lclient *cl)
 		return;
 	if (grants)
 		return;		/* the grant threads see eof and clean up; retried on wake */
+	bool left = false;
 	for (;;) {
 		pthread_mutex_lock(&ls->lock);
 		struct lmap *lm = cl->maps;
+		while (lm && lm->reap_seen)	/* visited and kept this round */
+			lm = lm->next;
+		if (lm)
+			lm->reap_seen = true;
 		pthread_mutex_unlock(&ls->lock);
 		if (!lm)
 			break;
-		lmap_drop_all(ls, lm);
+		left |= !lmap_drop_all(ls, lm);
 	}
 	pthread_mutex_lock(&ls->lock);
+	for (struct lmap *lm = cl->maps; lm; lm = lm->next)
+		lm->reap_seen = false;
+	if (left || cl->maps) {
+		ls->retry = true;
+		pthread_mutex_unlock(&ls->lock);
+		return;
+	}
 	struct lclient **pp = &ls->clients;
 	while (*pp && *pp != cl)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = cl->next;
+	UDAX_BUG_ON(cl->rings);	/* every pin released its ring */
 	pthread_mutex_unlock(&ls->lock);
 	if (cl->pidfd >= 0) {
 		epoll_ctl(ls->epfd, EPOLL_CTL_DEL, cl->pidfd, NULL);
@@ -1502,13 +2009,53 @@ static void sweep_ticketless(struct layout_service *ls)
 	}
 }
 
+/* Retry pins whose release could not be verified yet.  Context: event thread. */
+static void retry_releases(struct layout_service *ls)
+{
+	pthread_mutex_lock(&ls->lock);
+	bool retry = ls->retry;
+	ls->retry = false;
+	pthread_mutex_unlock(&ls->lock);
+	if (!retry)
+		return;
+	for (bool again = true; again;) {
+		again = false;
+		pthread_mutex_lock(&ls->lock);
+		struct lmap *found = NULL;
+		for (struct lclient *cl = ls->clients; cl && !found; cl = cl->next) {
+			if (cl->eof && cl->exited)
+				continue;	/* client_reap's */
+			for (struct lmap *lm = cl->maps; lm && !found; lm = lm->next)
+				for (struct lpin *p = lm->pinlist; p && !found; p = p->next)
+					if (p->want_release && !p->revoking && !p->t_fail_log_round) {
+						p->t_fail_log_round = true;
+						found = lm;
+					}
+		}
+		pthread_mutex_unlock(&ls->lock);
+		if (found) {
+			lmap_progress(ls, found);
+			again = true;
+		}
+	}
+	pthread_mutex_lock(&ls->lock);
+	for (struct lclient *cl = ls->clients; cl; cl = cl->next)
+		for (struct lmap *lm = cl->maps; lm; lm = lm->next)
+			for (struct lpin *p = lm->pinlist; p; p = p->next)
+				p->t_fail_log_round = false;
+	pthread_mutex_unlock(&ls->lock);
+}
+
 static void *event_main(void *arg)
 {
 	struct layout_service *ls = arg;
 	struct epoll_event evs[32];
 
 	for (;;) {
-		int n = epoll_wait(ls->epfd, evs, UDAX_ARRAY_SIZE(evs), 1000);
+		pthread_mutex_lock(&ls->lock);
+		int tmo = ls->retry ? 10 : 1000;
+		pthread_mutex_unlock(&ls->lock);
+		int n = epoll_wait(ls->epfd, evs, UDAX_ARRAY_SIZE(evs), tmo);
 		pthread_mutex_lock(&ls->lock);
 		bool stop = ls->stopping;
 		pthread_mutex_unlock(&ls->lock);
@@ -1526,9 +2073,12 @@ static void *event_main(void *arg)
 				struct lclient *cl = (struct lclient *)(uintptr_t)
 					(evs[i].data.u64 & ~PIDFD_TAG);
 				epoll_ctl(ls->epfd, EPOLL_CTL_DEL, cl->pidfd, NULL);
-				close(cl->pidfd);
-				cl->pidfd = -1;
+				pthread_mutex_lock(&ls->lock);
+				int pfd = cl->pidfd;
+				cl->pidfd = -1;		/* discovery reads it under the lock */
 				cl->exited = true;
+				pthread_mutex_unlock(&ls->lock);
+				close(pfd);
 			} else {
 				struct lclient *cl = p;
 				if (cl->paused && (evs[i].events & (EPOLLHUP | EPOLLERR)))
@@ -1551,6 +2101,7 @@ static void *event_main(void *arg)
 			client_reap(ls, cl);
 			cl = next;
 		}
+		retry_releases(ls);
 	}
 	return NULL;
 }
@@ -1566,6 +2117,18 @@ void layout_recall(void *arg, uint64_t ino, uint64_t start, uint64_t end)
 		return;
 	pthread_mutex_lock(&ls->lock);
 	for (struct lclient *cl = ls->clients; cl; cl = cl->next) {
+		/*
+		 * Before the recall makes the client replace its mappings: a
+		 * ring it registered them on without declaring it is adopted
+		 * now, so the break waits for the ring to let go, not only for
+		 * the client's word.
+		 */
+		bool in_range = false;
+		for (struct lmap *lm = cl->maps; lm && !in_range; lm = lm->next)
+			in_range = lm->state == LM_ACTIVE && !lm->recall_sent && lm->ino == ino &&
+				   range_overlaps(lm, start, end);
+		if (in_range)
+			discover_locked(ls, cl, NULL, ino, start, end);
 		for (struct lmap *lm = cl->maps; lm; lm = lm->next) {
 			if (lm->ino != ino || !range_overlaps(lm, start, end))
 				continue;
@@ -1800,11 +2363,23 @@ void layout_service_stop(struct layout_service **lsp)
 			struct lmap *ln = lm->next;
 			if (lm->mapped && lm->state == LM_ACTIVE)
 				put_segs(lm, UDAX_REF_MAP, 1);
-			if (lm->pins && cl->exited) {
-				put_segs(lm, UDAX_REF_PIN, lm->pins);
-				pin_unrecord(ls, lm);
+			/*
+			 * A dead client's pins end as everywhere else: only
+			 * once the ring we hold shows them gone (its ring may
+			 * live on in another process).  What cannot be
+			 * verified keeps its references: unmount reports busy.
+			 */
+			for (struct lpin *p = lm->pinlist, *pn; cl->exited && p; p = pn) {
+				pn = p->next;
+				if (lm->state == LM_ACTIVE)
+					pin_revoke_verify(ls, lm, p);
 			}
-			/* pins still live stay in the record: the next mount quarantines them */
+			while (lm->pinlist) {
+				struct lpin *p = lm->pinlist;
+				lm->pinlist = p->next;
+				free(p);
+			}
+			/* pins not seen released stay in the record: the next mount quarantines them */
 			free(lm->segs);
 			free(lm);
 			lm = ln;
@@ -1813,6 +2388,13 @@ void layout_service_stop(struct layout_service **lsp)
 			close(cl->sock);
 		if (cl->pidfd >= 0)
 			close(cl->pidfd);
+		while (cl->rings) {
+			struct lring *r = cl->rings;
+			cl->rings = r->next;
+			close(r->info);
+			close(r->fd);
+			free(r);
+		}
 		struct outbuf *ob = cl->out_head;
 		while (ob) {
 			struct outbuf *on = ob->next;

@@ -16,7 +16,10 @@
  *
  * Lock order: everything in dax.h ranks above the service lock: the recall
  * hook is called with the layout lock held and takes the service lock; the
- * service never calls into ufs/dax while holding it.
+ * service never calls into ufs/dax while holding it, except udax_page_get()
+ * (atomics only) when discovery adopts a pin.  Under the service lock the
+ * daemon may read /proc of a client and register on a client's ring (a
+ * ring's own lock, never ours, is what such a call can wait for).
  */
 #ifndef UDAXD_LAYOUT_H
 #define UDAXD_LAYOUT_H

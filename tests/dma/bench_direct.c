@@ -226,7 +226,7 @@ int main(int argc, char **argv)
 	struct udax_wire *s = NULL;
 	if (proto_connect(h.sock, &s))
 		t_die("connect %s", h.sock);
-	struct udax_id_req ir = { UINT64_MAX };
+	struct udax_pin_req ir = { .id = UINT64_MAX, .ring_fd = 0, .addr = 1 << 20, .len = 4096 };
 	t0 = t_now_ns();
 	for (int i = 0; i < CTL_OPS; i++)
 		proto_call(s, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, 0, NULL);

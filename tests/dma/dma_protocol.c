@@ -94,8 +94,14 @@ int main(void)
 	CHECK(proto_call(s, UDAX_REQ_MAP, "x", 1, NULL, 0, NULL) == -EINVAL, "short MAP");
 	CHECK(proto_call(s, UDAX_REQ_PIN, "x", 1, NULL, 0, NULL) == -EINVAL, "short PIN");
 	struct udax_id_req ir = { 12345 };
-	CHECK(proto_call(s, UDAX_REQ_PIN, &ir, sizeof(ir), NULL, 0, NULL) == -ESTALE,
+	CHECK(proto_call(s, UDAX_REQ_PIN, &ir, sizeof(ir), NULL, 0, NULL) == -EINVAL,
+	      "the old 8-byte PIN (no ring named) is refused");
+	struct udax_pin_req pr = { .id = 12345, .ring_fd = 0, .addr = 1 << 20, .len = 4096 };
+	CHECK(proto_call(s, UDAX_REQ_PIN, &pr, sizeof(pr), NULL, 0, NULL) == -ESTALE,
 	      "PIN of an id never granted");
+	pr.ring_fd = -1;
+	CHECK(proto_call(s, UDAX_REQ_PIN, &pr, sizeof(pr), NULL, 0, NULL) == -EINVAL,
+	      "PIN with ring_fd -1 is refused");
 	struct udax_map_req rq = { .off = 0, .len = 4096, .prot = UDAX_PROT_READ };
 	memset(rq.ticket, 0x5a, sizeof(rq.ticket));
 	CHECK(proto_call(s, UDAX_REQ_MAP, &rq, sizeof(rq), NULL, 0, NULL) == -EACCES,

@@ -131,7 +131,8 @@ int main(void)
 		err = proto_call(s2, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, 0, NULL);
 		CHECK(err == -ESTALE, "UNMAP of another connection's id %llu -> %d",
 		      (unsigned long long)id, err);
-		err = proto_call(s2, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, 0, NULL);
+		struct udax_pin_req pr = { .id = id, .ring_fd = 0, .addr = 1 << 20, .len = 4096 };
+		err = proto_call(s2, UDAX_REQ_UNPIN, &pr, sizeof(pr), NULL, 0, NULL);
 		CHECK(err == -ESTALE, "UNPIN of another connection's id -> %d", err);
 	}
 	char *status = malloc(1 << 20);

@@ -216,6 +216,13 @@ void t_remount(struct fsmount *fm)
 	do_mount(fm);
 }
 
+int t_unmount_fsck(struct fsmount *fm)
+{
+	do_umount(fm);
+	const char *argv[] = { prog("fsck.udaxfs"), "-n", fm->img, NULL };
+	return run(argv);
+}
+
 void t_umount(struct fsmount *fm)
 {
 	do_umount(fm);

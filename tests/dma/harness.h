@@ -52,6 +52,8 @@ void t_require_env(void);
 void t_mount(struct fsmount *fm, const char *name, uint64_t size, const char *opts);
 /* Unmount and mount the same image again (to read what is on the device). */
 void t_remount(struct fsmount *fm);
+/* Unmount and run fsck.udaxfs -n on the image.  Return its exit status. */
+int t_unmount_fsck(struct fsmount *fm);
 /* Unmount, remove the image and the mount point.  Safe to call twice. */
 void t_umount(struct fsmount *fm);
 /* fm->mnt + "/" + name */
