@@ -51,6 +51,10 @@ struct ufs_alloc {
 	struct blk_run *txfree;		/* freed by the running transaction */
 	size_t ntxfree, txcap;
 	int64_t tx_ino_delta;		/* free inode change by the running transaction */
+	/* quarantined runs, sorted, disjoint; set at mount, const after */
+	struct blk_run *quar;
+	size_t nquar;
+	uint64_t quar_blocks;
 };
 
 static inline bool bit_test(const uint8_t *bm, uint64_t i)
@@ -68,8 +72,47 @@ static inline void bit_clear(uint8_t *bm, uint64_t i)
 	bm[i / 8] &= (uint8_t)~(1u << (i % 8));
 }
 
-/* Count free (clear) bits of chunk @c, treating blocks past the data area as used. */
+/* Is @b in a quarantined run?  (binary search) */
+static bool in_quar(const struct ufs_alloc *a, uint64_t b)
+{
+	size_t lo = 0, hi = a->nquar;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (b < a->quar[mid].pblk)
+			hi = mid;
+		else if (b >= a->quar[mid].pblk + a->quar[mid].len)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+static uint16_t chunk_count_bits(const struct ufs_alloc *a, uint64_t c);
+
+/*
+ * Count the allocatable blocks of chunk @c: free (clear) bits, less the
+ * free ones under quarantine; blocks past the data area count as used.
+ */
 static uint16_t chunk_count(const struct ufs_alloc *a, uint64_t c)
+{
+	uint16_t n = chunk_count_bits(a, c);
+	uint64_t lo = c * CHUNK, hi = lo + CHUNK;
+
+	for (size_t i = 0; i < a->nquar; i++) {
+		uint64_t s = udax_max(a->quar[i].pblk, udax_max(lo, a->data_start));
+		uint64_t e = udax_min(a->quar[i].pblk + a->quar[i].len, udax_min(hi, a->data_end));
+
+		for (uint64_t b = s; b < e; b++)
+			if (!bit_test(a->bbm, b))
+				n--;
+	}
+	return n;
+}
+
+static uint16_t chunk_count_bits(const struct ufs_alloc *a, uint64_t c)
 {
 	uint64_t b = c * CHUNK, end = udax_min(b + CHUNK, a->data_end);
 	uint16_t n = 0;
@@ -104,7 +147,7 @@ static bool txfreed(const struct ufs_alloc *a, uint64_t b)
 static inline bool blk_avail(const struct ufs_alloc *a, uint64_t b)
 {
 	return b >= a->data_start && b < a->data_end && !bit_test(a->bbm, b) &&
-	       (a->ntxfree == 0 || !txfreed(a, b));
+	       (a->ntxfree == 0 || !txfreed(a, b)) && (a->nquar == 0 || !in_quar(a, b));
 }
 
 /* journal hooks: keep the DRAM summary in step with aborts and commits */
@@ -142,9 +185,13 @@ static void alloc_end(void *arg, bool committed)
 		for (i = 0; i < a->ntxfree; i++) {
 			uint64_t b;
 
-			for (b = a->txfree[i].pblk; b < a->txfree[i].pblk + a->txfree[i].len; b++)
+			for (b = a->txfree[i].pblk; b < a->txfree[i].pblk + a->txfree[i].len; b++) {
+				/* a quarantined block stays out of the pool */
+				if (a->nquar && in_quar(a, b))
+					continue;
 				a->chunk_free[b / CHUNK]++;
-			a->free_blocks += a->txfree[i].len;
+				a->free_blocks++;
+			}
 		}
 	} else {
 		/* the bitmap bytes were restored: undo the inode count change */
@@ -251,6 +298,7 @@ void ufs_alloc_close(struct ufs_alloc **ap)
 		ufs_journal_remove_hooks(a->j, &alloc_hooks, a);
 	udax_numa_free(a->chunk_free, a->chunk_bytes);
 	free(a->txfree);
+	free(a->quar);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 	*ap = NULL;
@@ -577,6 +625,73 @@ int ufs_ifree(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t ino)
 out:
 	pthread_mutex_unlock(&a->lock);
 	return ret;
+}
+
+static int cmp_run(const void *x, const void *y)
+{
+	const struct blk_run *a = x, *b = y;
+
+	return a->pblk < b->pblk ? -1 : a->pblk > b->pblk;
+}
+
+int ufs_alloc_quarantine(struct ufs_alloc *a, const struct ufs_blk_range *r, size_t n)
+{
+	struct blk_run *q;
+	size_t i, w = 0;
+	uint64_t c;
+
+	if (!n)
+		return 0;
+	q = calloc(n + a->nquar, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	for (i = 0; i < a->nquar; i++)
+		q[w++] = a->quar[i];
+	for (i = 0; i < n; i++) {
+		uint64_t s = udax_max(r[i].pblk, a->data_start);
+		uint64_t e = r[i].pblk + r[i].len < r[i].pblk ? a->data_end :
+			     udax_min(r[i].pblk + r[i].len, a->data_end);
+
+		if (s < e)
+			q[w++] = (struct blk_run){ s, e - s };
+	}
+	qsort(q, w, sizeof(*q), cmp_run);
+	n = w;
+	w = 0;
+	for (i = 0; i < n; i++) {
+		if (w && q[i].pblk <= q[w - 1].pblk + q[w - 1].len) {
+			uint64_t end = udax_max(q[w - 1].pblk + q[w - 1].len, q[i].pblk + q[i].len);
+
+			q[w - 1].len = end - q[w - 1].pblk;
+			continue;
+		}
+		q[w++] = q[i];
+	}
+	pthread_mutex_lock(&a->lock);
+	free(a->quar);
+	a->quar = q;
+	a->nquar = w;
+	a->quar_blocks = 0;
+	for (i = 0; i < w; i++)
+		a->quar_blocks += q[i].len;
+	a->free_blocks = 0;
+	for (c = 0; c < a->nchunks; c++) {
+		a->chunk_free[c] = chunk_count(a, c);
+		a->free_blocks += a->chunk_free[c];
+	}
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
+
+uint64_t ufs_alloc_quarantined(const struct ufs_alloc *a)
+{
+	struct ufs_alloc *w = (struct ufs_alloc *)a;
+	uint64_t n;
+
+	pthread_mutex_lock(&w->lock);
+	n = a->quar_blocks;
+	pthread_mutex_unlock(&w->lock);
+	return n;
 }
 
 uint64_t ufs_alloc_free_blocks(const struct ufs_alloc *a)

@@ -41,6 +41,24 @@ int ufs_alloc_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t goal, uint
 /* Free a run.  Asserts I1 first.  Context: inside @tx.  Return: 0, -EINVAL (not allocated). */
 int ufs_free_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t pblk, uint32_t len);
 
+/* A run of blocks. */
+struct ufs_blk_range {
+	uint64_t pblk, len;
+};
+
+/*
+ * ufs_alloc_quarantine() - never hand out blocks of @r[0..n): they may
+ * still be under a pin taken through an earlier mount (see the daemon's
+ * pinrec.h).  A quarantined block that is free stays free on the media but
+ * is not counted or allocated; one that a file frees later joins it
+ * instead of the free pool.  Lasts until the allocator is closed.  Ranges
+ * may overlap and may reach outside the data area (clipped).
+ * Context: before the first allocation or free (at mount).  Return: 0, -ENOMEM.
+ */
+int ufs_alloc_quarantine(struct ufs_alloc *a, const struct ufs_blk_range *r, size_t n);
+/* Blocks under quarantine (free or in use). */
+uint64_t ufs_alloc_quarantined(const struct ufs_alloc *a);
+
 /* Inode slots.  Return: 0 with *ino; -ENOSPC. */
 int ufs_ialloc(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t *ino);
 int ufs_ifree(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t ino);

@@ -574,6 +574,11 @@ int ufs_statfs(struct ufs *fs, struct statvfs *sv)
 	return 0;
 }
 
+uint64_t ufs_quarantined_blocks(struct ufs *fs)
+{
+	return fs->a ? ufs_alloc_quarantined(fs->a) : 0;
+}
+
 struct udax_media *ufs_media(struct ufs *fs)
 {
 	return fs->m;
@@ -781,6 +786,10 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 		goto out_free;
 	fs->unmount_timeout_ns = o->recall_timeout_ns ? o->recall_timeout_ns : 2000000000ULL;
 	rc = ufs_alloc_open(&fs->a, m, &fs->sb, fs->dax);
+	if (rc)
+		goto out_free;
+	/* before orphans are reclaimed: their blocks may be under old pins */
+	rc = ufs_alloc_quarantine(fs->a, o->quarantine, o->quarantine ? o->nquarantine : 0);
 	if (rc)
 		goto out_free;
 	fs->gen_next = (uint64_t)udax_now_ns();

@@ -68,6 +68,14 @@ struct ufs_mount_opts {
 	/* print "using backup superblock" etc. here (NULL: stderr) */
 	void (*log)(void *arg, const char *msg);
 	void *log_arg;
+	/*
+	 * Blocks the allocator must never hand out, nor put back in the free
+	 * pool when a file frees them (ufs_alloc_quarantine()): they may be
+	 * under pins an earlier mount granted.  Applied before orphans are
+	 * reclaimed.  NULL: none.
+	 */
+	const struct ufs_blk_range *quarantine;
+	size_t nquarantine;
 };
 
 /*
@@ -93,6 +101,8 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 int ufs_unmount(struct ufs **fsp);
 
 struct udax_media *ufs_media(struct ufs *fs);
+/* Blocks under quarantine (ufs_mount_opts.quarantine), free or in use. */
+uint64_t ufs_quarantined_blocks(struct ufs *fs);
 struct udax_dax *ufs_dax(struct ufs *fs);
 uint32_t ufs_block_size(const struct ufs *fs);
 

@@ -45,6 +45,8 @@ struct udaxd_opts {
 	bool writeback_cache;		/* -o writeback_cache: the kernel's write-back cache */
 	bool io_uring;			/* -o io_uring: FUSE over io_uring (fuse_uring.c) */
 	unsigned int uring_qdepth;	/* -o uring_qdepth=N: entries per queue (0: default) */
+	unsigned int wait_clients_s;	/* -o wait_clients=SEC: wait for holders of the device */
+	bool quarantine_ignore;		/* -o quarantine=ignore (tests only: unsafe) */
 	char *fuse_opts;		/* the comma list handed to libfuse */
 };
 

@@ -64,6 +64,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <udax/udax_proto.h>
@@ -71,6 +72,7 @@
 #include "dax.h"
 #include "layout.h"
 #include "media.h"
+#include "pinrec.h"
 #include "ringsup.h"
 #include "ufs.h"
 #include "util.h"
@@ -83,6 +85,19 @@
 #define OUT_MAX_BYTES (64u << 20)
 /* Grants in flight per client (each has a thread). */
 #define MAX_GRANTS 32
+/*
+ * What one connection may cost.  Any local user can connect (the socket is
+ * abstract); only a ticket (a file opened on the mount) leads to layouts.
+ * With these limits the connections take at most about 2 x CONN_MAX_TOTAL
+ * descriptors (socket + pidfd) of the daemon's 20000 and, for input, at
+ * most IN_BUF_BYTES each while a message is being received.
+ */
+#define CONN_MAX_TOTAL 1024		/* open connections, all users */
+#define CONN_ROOT_RESERVE 256		/* ... and this many more for uid 0 */
+#define CONN_MAX_PER_UID 128		/* open connections of one uid */
+#define IN_BUF_BYTES (16u << 10)	/* input buffered per connection */
+#define OUT_PAUSE_BYTES (256u << 10)	/* stop reading requests while this much waits */
+#define NOTICKET_TIMEOUT_S 10		/* a connection that never presented a ticket */
 
 struct ticket {
 	uint8_t key[16];
@@ -144,6 +159,7 @@ struct lmap {
 	bool reap_seen;			/* client_reap's round; ls->lock */
 	uint64_t recall_seq;		/* ls->lock */
 	uint64_t t_grant, t_pin;
+	uint64_t prec_key;		/* its record in ls->pinrec while pins > 0; event thread */
 	size_t nseg;			/* set before ACTIVE, const after */
 	struct ufs_layout_seg *segs;
 };
@@ -168,6 +184,9 @@ struct lclient {
 	char comm[32];
 	uint64_t t_connect;
 	bool eof, exited;		/* event thread (read under ls->lock by status) */
+	bool ticketed;			/* presented a valid ticket once; event thread */
+	bool paused;			/* too much output waiting: not reading; event thread */
+	uint32_t ev_mask;		/* the socket's epoll events; event thread */
 	int fd_access;			/* -1, O_RDONLY, O_RDWR: the device fd sent; ls->lock */
 	uint64_t next_id;		/* ls->lock */
 	struct lmap *maps;		/* ls->lock */
@@ -197,6 +216,7 @@ struct layout_service {
 	struct udax_media *media;
 	char mountpoint[4096];
 	bool keep_size;			/* layout_opts.keep_size; const after start */
+	struct pinrec *pinrec;		/* layout_opts.pinrec; const after start */
 	char sock_name[UDAX_SOCK_NAME_MAX];	/* '@' + abstract name */
 	int lsock, efd, epfd;
 	int dev_rw, dev_ro;		/* device descriptors handed to clients */
@@ -210,6 +230,10 @@ struct layout_service {
 	uint64_t recall_seq;
 	bool stopping;
 	struct fuse_session *se;	/* ls->lock */
+
+	unsigned int refused;		/* connections refused since the last log line; event thread */
+	uint64_t t_refused_log;		/* event thread */
+	uint64_t t_sweep;		/* last sweep for ticketless connections; event thread */
 
 	bool retry;			/* pins wait for a release retry; ls->lock */
 	struct udax_break_rec *breaks;	/* ring of UDAX_BREAKS_MAX; ls->lock */
@@ -230,6 +254,15 @@ static void wake(struct layout_service *ls)
 	uint64_t one = 1;
 	ssize_t r = write(ls->efd, &one, sizeof(one));
 	(void)r;
+}
+
+/*
+ * ticket_live() - @c was issued less than UDAX_TICKET_TTL_S before @now.  A
+ * ticket stamped after @now (by a worker that read the clock later) is live.
+ */
+static bool ticket_live(const struct ticket *c, uint64_t now)
+{
+	return c->t_ns >= now || now - c->t_ns <= (uint64_t)UDAX_TICKET_TTL_S * 1000000000ull;
 }
 
 static bool range_overlaps(const struct lmap *lm, uint64_t start, uint64_t end)
@@ -433,6 +466,44 @@ static int pin_segs(struct layout_service *ls, struct lmap *lm)
 	return 0;
 }
 
+/*
+ * Write down the device ranges of @lm's first pin in the record that
+ * outlives the daemon (pinrec.h), before the client is told it may pin.
+ * Context: event thread, no lock.  Return: 0 or -errno.
+ */
+static int pin_record(struct layout_service *ls, struct lmap *lm, pid_t pid)
+{
+	struct pinrec_range *r;
+	size_t n = 0;
+	int err;
+
+	if (!ls->pinrec || lm->prec_key)
+		return 0;
+	r = calloc(lm->nseg ? lm->nseg : 1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < lm->nseg; i++) {
+		uint64_t off = lm->segs[i].dev_off, len = UDAX_PAGE_SIZE << lm->segs[i].order;
+
+		if (n && r[n - 1].off + r[n - 1].len == off)
+			r[n - 1].len += len;
+		else
+			r[n++] = (struct pinrec_range){ .off = off, .len = len };
+	}
+	err = pinrec_add(ls->pinrec, pid, r, n, &lm->prec_key);
+	free(r);
+	if (err)
+		udax_seterr("cannot record the pin in %s: %s", PINREC_DIR, strerror(-err));
+	return err;
+}
+
+/* The last pin of @lm is released: cross its record out.  Context: event thread. */
+static void pin_unrecord(struct layout_service *ls, struct lmap *lm)
+{
+	pinrec_del(ls->pinrec, lm->prec_key);
+	lm->prec_key = 0;
+}
+
 /* Unlink @lm from its client and free it.  Context: ls->lock held; no refs left. */
 static void lmap_unlink_free(struct lmap *lm)
 {
@@ -614,6 +685,7 @@ static int pin_revoke_verify(struct layout_service *ls, struct lmap *lm, struct 
 	UDAX_BUG_ON(!*pp);
 	*pp = pin->next;
 	lm->pins--;
+	bool last = !lm->pins;
 	ring_put_locked(lm->cl, pin->ring);
 	uint32_t seq = pin->unpin_seq;
 	if (seq)
@@ -621,6 +693,8 @@ static int pin_revoke_verify(struct layout_service *ls, struct lmap *lm, struct 
 	pthread_mutex_unlock(&ls->lock);
 	for (size_t i = 0; i < lm->nseg; i++)
 		udax_page_put(lm->segs[i].page, UDAX_REF_PIN);
+	if (last)
+		pin_unrecord(ls, lm);	/* seen released: cross the record out */
 	free(pin);
 	return 0;
 }
@@ -947,6 +1021,8 @@ fail:
 	return NULL;
 }
 
+static int client_watch(struct layout_service *ls, struct lclient *cl);
+
 static void req_map(struct layout_service *ls, struct lclient *cl, const struct udax_msg *h,
 		    const void *payload)
 {
@@ -962,6 +1038,7 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 	memcpy(&rq, payload, sizeof(rq));
 
 	pthread_mutex_lock(&ls->lock);
+	now = udax_now_ns();
 	struct ticket *t = NULL;
 	for (int i = 0; i < MAX_TICKETS; i++) {
 		struct ticket *c = &ls->tickets[i];
@@ -970,12 +1047,13 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 			break;
 		}
 	}
-	if (!t || now - t->t_ns > (uint64_t)UDAX_TICKET_TTL_S * 1000000000ull) {
+	if (!t || !ticket_live(t, now)) {
 		queue_err(cl, UDAX_REQ_MAP, h->seq, -EACCES,
 			  "unknown or expired ticket: issue UDAX_IOC_HELLO on the open file first");
 		goto out;
 	}
 	t->used = true;
+	cl->ticketed = true;
 	if (t->uid != cl->uid) {
 		queue_err(cl, UDAX_REQ_MAP, h->seq, -EPERM,
 			  "the ticket was issued to uid %u, the connection is uid %u",
@@ -1011,6 +1089,14 @@ static void req_map(struct layout_service *ls, struct lclient *cl, const struct 
 	}
 	if (cl->grants >= MAX_GRANTS) {
 		queue_err(cl, UDAX_REQ_MAP, h->seq, -EAGAIN, "too many layout requests in flight");
+		goto out;
+	}
+	/* references are dropped when the process exits: watch it before taking any */
+	int perr = client_watch(ls, cl);
+	if (perr) {
+		queue_err(cl, UDAX_REQ_MAP, h->seq, perr,
+			  "cannot watch the client process (pidfd): %s; no layout granted",
+			  strerror(-perr));
 		goto out;
 	}
 	struct lmap *lm = calloc(1, sizeof(*lm));
@@ -1091,6 +1177,7 @@ static bool lmap_drop_all(struct layout_service *ls, struct lmap *lm)
 	lm->mapped = false;
 	pins_want_release_locked(lm, false);
 	pthread_mutex_unlock(&ls->lock);
+	pin_unrecord(ls, lm);
 	if (mapped)
 		put_segs(lm, UDAX_REF_MAP, 1);
 	return lmap_progress(ls, lm);
@@ -1142,6 +1229,12 @@ static void req_pin(struct layout_service *ls, struct lclient *cl, struct lmap *
 	}
 	struct lpin *pin = calloc(1, sizeof(*pin));
 	err = pin ? pin_segs(ls, lm) : -ENOMEM;
+	if (!err) {
+		/* written down before the client is told it may pin (pinrec.h) */
+		err = pin_record(ls, lm, cl->pid);
+		if (err)
+			put_segs(lm, UDAX_REF_PIN, 1);
+	}
 	pthread_mutex_lock(&ls->lock);
 	if (err) {
 		ring_put_locked(cl, ring);
@@ -1373,6 +1466,7 @@ static void req_status(struct layout_service *ls, struct lclient *asker, const s
 		  PRIu64 ",\"unsafe_frees\":%" PRIu64 "}",
 		  st.tracked_entries, st.live_handles, st.busy_handles, st.waiters,
 		  st.handle_bytes, st.unsafe_frees);
+	sb_printf(&sb, ",\"quarantined_blocks\":%" PRIu64, ufs_quarantined_blocks(ls->fs));
 	sb_printf(&sb, ",\"clients\":[");
 	pthread_mutex_lock(&ls->lock);
 	bool first = true;
@@ -1490,14 +1584,16 @@ static void client_eof(struct layout_service *ls, struct lclient *cl)
 	if (cl->sock < 0)
 		return;
 	epoll_ctl(ls->epfd, EPOLL_CTL_DEL, cl->sock, NULL);
-	close(cl->sock);
-	cl->sock = -1;
+	/* under the lock: client_send_now() may use the socket from another thread */
 	pthread_mutex_lock(&ls->lock);
+	int sock = cl->sock;
+	cl->sock = -1;
 	cl->eof = true;
 	struct outbuf *ob = cl->out_head;
 	cl->out_head = cl->out_tail = NULL;
 	cl->out_bytes = 0;
 	pthread_mutex_unlock(&ls->lock);
+	close(sock);
 	while (ob) {
 		struct outbuf *n = ob->next;
 		free(ob);
@@ -1508,20 +1604,125 @@ static void client_eof(struct layout_service *ls, struct lclient *cl)
 	cl->in_len = cl->in_cap = 0;
 }
 
+/*
+ * client_send_now() - send @cl's only queued message right away, from the
+ * thread that queued it, instead of waking the event thread to do it: a
+ * recall then reaches the client one wake-up sooner (on a busy 2-CPU
+ * machine each wake-up of another thread may wait for a CPU).  Anything
+ * not sent whole (a full socket, a descriptor to pass, earlier output
+ * still queued) stays queued for the event thread.
+ * Context: ls->lock held; any thread; never blocks.
+ * Return: true when the queue is empty afterwards.
+ */
+static bool client_send_now(struct lclient *cl)
+{
+	struct outbuf *ob = cl->out_head;
+
+	if (!ob)
+		return true;
+	if (cl->sock < 0 || ob != cl->out_tail || ob->fd >= 0 || ob->off)
+		return false;
+	ssize_t n = send(cl->sock, ob->data, ob->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (n <= 0)
+		return false;
+	ob->off = (size_t)n;
+	if (ob->off < ob->len)
+		return false;
+	cl->out_head = cl->out_tail = NULL;
+	cl->out_bytes -= ob->len;
+	free(ob);
+	return true;
+}
+
+/*
+ * The largest payload a request of @type may carry: every request is a
+ * small fixed structure (twice its size leaves room for the protocol to
+ * grow); nothing a client sends needs more.  A header announcing more ends
+ * the connection before a byte of it is buffered.
+ */
+static uint32_t req_max_len(uint16_t type)
+{
+	switch (type) {
+	case UDAX_REQ_MAP:
+		return 2 * sizeof(struct udax_map_req);
+	case UDAX_REQ_PIN:
+	case UDAX_REQ_UNPIN:
+		return 2 * sizeof(struct udax_pin_req);
+	case UDAX_REQ_UNMAP:
+	case UDAX_REQ_RETURN:
+		return 2 * sizeof(struct udax_return_req);
+	case UDAX_REQ_STATUS:
+	case UDAX_REQ_BREAKS:
+		return 64;
+	default:
+		return 256;	/* answered "unknown request type" */
+	}
+}
+
+/* The events the socket waits for, given its state.  Context: event thread. */
+static void client_arm(struct layout_service *ls, struct lclient *cl)
+{
+	if (cl->sock < 0)
+		return;
+	pthread_mutex_lock(&ls->lock);
+	bool want = cl->out_head != NULL;
+	pthread_mutex_unlock(&ls->lock);
+	uint32_t ev = (cl->paused ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0);
+	if (ev != cl->ev_mask) {
+		struct epoll_event e = { .events = ev, .data.ptr = cl };
+		epoll_ctl(ls->epfd, EPOLL_CTL_MOD, cl->sock, &e);
+		cl->ev_mask = ev;
+	}
+	cl->want_out = want;
+}
+
+/*
+ * Dispatch the complete messages buffered, unless too many replies wait
+ * unread (then pause: the client's own socket buffer holds the rest, and
+ * its sends block).  Context: event thread.
+ */
+static void client_process(struct layout_service *ls, struct lclient *cl)
+{
+	size_t pos = 0;
+
+	while (cl->sock >= 0 && cl->in_len - pos >= sizeof(struct udax_msg)) {
+		struct udax_msg h;
+		memcpy(&h, cl->in + pos, sizeof(h));
+		if (h.magic != UDAX_MSG_MAGIC || h.len > req_max_len(h.type)) {
+			client_eof(ls, cl);
+			return;
+		}
+		if (cl->in_len - pos - sizeof(h) < h.len)
+			break;
+		pthread_mutex_lock(&ls->lock);
+		bool full = cl->out_bytes >= OUT_PAUSE_BYTES;
+		pthread_mutex_unlock(&ls->lock);
+		if (full) {
+			cl->paused = true;
+			break;
+		}
+		dispatch(ls, cl, &h, cl->in + pos + sizeof(h));
+		if (cl->sock < 0)
+			return;
+		pos += sizeof(h) + h.len;
+	}
+	memmove(cl->in, cl->in + pos, cl->in_len - pos);
+	cl->in_len -= pos;
+}
+
 /* Read what is there; dispatch complete messages.  Context: event thread. */
 static void client_read(struct layout_service *ls, struct lclient *cl)
 {
-	for (;;) {
-		if (cl->in_cap - cl->in_len < 65536) {
-			size_t ncap = cl->in_cap ? cl->in_cap * 2 : 65536;
-			char *np = realloc(cl->in, ncap);
-			if (!np) {
+	while (cl->sock >= 0 && !cl->paused) {
+		if (!cl->in) {
+			cl->in = malloc(IN_BUF_BYTES);
+			if (!cl->in) {
 				client_eof(ls, cl);
 				return;
 			}
-			cl->in = np;
-			cl->in_cap = ncap;
+			cl->in_cap = IN_BUF_BYTES;
 		}
+		/* a whole message always fits (req_max_len): a full buffer was dispatched */
 		ssize_t n = recv(cl->sock, cl->in + cl->in_len, cl->in_cap - cl->in_len,
 				 MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
@@ -1534,24 +1735,14 @@ static void client_read(struct layout_service *ls, struct lclient *cl)
 			break;
 		}
 		cl->in_len += (size_t)n;
-		size_t pos = 0;
-		while (cl->in_len - pos >= sizeof(struct udax_msg)) {
-			struct udax_msg h;
-			memcpy(&h, cl->in + pos, sizeof(h));
-			if (h.magic != UDAX_MSG_MAGIC || h.len > UDAX_MSG_MAX) {
-				client_eof(ls, cl);
-				return;
-			}
-			if (cl->in_len - pos - sizeof(h) < h.len)
-				break;
-			dispatch(ls, cl, &h, cl->in + pos + sizeof(h));
-			if (cl->sock < 0)
-				return;
-			pos += sizeof(h) + h.len;
-		}
-		memmove(cl->in, cl->in + pos, cl->in_len - pos);
-		cl->in_len -= pos;
+		client_process(ls, cl);
 	}
+	if (cl->sock >= 0 && cl->in && !cl->in_len) {
+		free(cl->in);	/* an idle connection keeps no buffer */
+		cl->in = NULL;
+		cl->in_cap = 0;
+	}
+	client_arm(ls, cl);
 }
 
 /* Send queued output.  Context: event thread. */
@@ -1599,21 +1790,77 @@ static void client_flush(struct layout_service *ls, struct lclient *cl)
 			free(ob);
 		}
 	}
-	bool want = cl->out_head != NULL, overflow = cl->overflow;
+	bool overflow = cl->overflow, drained = cl->out_bytes < OUT_PAUSE_BYTES / 2;
 	pthread_mutex_unlock(&ls->lock);
 	if (overflow) {
 		client_eof(ls, cl);
 		return;
 	}
-	if (want != cl->want_out) {
-		struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = cl };
-		epoll_ctl(ls->epfd, EPOLL_CTL_MOD, cl->sock, &ev);
-		cl->want_out = want;
+	if (cl->paused && drained) {
+		/* the client reads its replies again: take up its requests */
+		cl->paused = false;
+		if (cl->in_len)
+			client_process(ls, cl);
+		if (cl->sock < 0)
+			return;
 	}
+	client_arm(ls, cl);
 }
 
 /* A tag in epoll data to tell a client's pidfd from its socket. */
 #define PIDFD_TAG 1ul
+
+/*
+ * client_watch() - get a pidfd of the client process, to learn when it
+ * exits (its references are dropped then), before it is granted anything.
+ * Taken only for a connection that is about to hold references, so idle
+ * or hostile connections cost no descriptor beyond their socket.  The
+ * socket's own peer pidfd (SO_PEERPIDFD) names the process that connected
+ * even if its pid was reused since; pidfd_open() is the fallback.
+ * Context: event thread.  Return: 0, -errno (-EMFILE, -ESRCH: it is gone).
+ */
+static int client_watch(struct layout_service *ls, struct lclient *cl)
+{
+	int fd = -1;
+
+	if (cl->pidfd >= 0)
+		return 0;
+#ifdef SO_PEERPIDFD
+	socklen_t sl = sizeof(fd);
+	if (getsockopt(cl->sock, SOL_SOCKET, SO_PEERPIDFD, &fd, &sl) < 0)
+		fd = -1;
+	else if (fd >= 0)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+	if (fd < 0)
+		fd = (int)syscall(SYS_pidfd_open, cl->pid, 0);
+	if (fd < 0)
+		return -errno;
+	struct epoll_event ev = { .events = EPOLLIN };
+	ev.data.u64 = (uint64_t)(uintptr_t)cl | PIDFD_TAG;
+	if (epoll_ctl(ls->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	cl->pidfd = fd;
+	return 0;
+}
+
+/* Log refused connections: the first at once, then a count every 10 s. */
+static void note_refused(struct layout_service *ls, uid_t uid, pid_t pid, const char *why)
+{
+	uint64_t now = udax_now_ns();
+
+	ls->refused++;
+	if (ls->t_refused_log && now - ls->t_refused_log < 10000000000ull)
+		return;
+	syslog(LOG_WARNING, "%s: layout service: refused %u connection%s (last: uid %u pid %d): %s",
+	       ls->mountpoint, ls->refused, ls->refused == 1 ? "" : "s", (unsigned int)uid,
+	       (int)pid, why);
+	ls->refused = 0;
+	ls->t_refused_log = now;
+}
 
 static void client_accept(struct layout_service *ls)
 {
@@ -1622,13 +1869,38 @@ static void client_accept(struct layout_service *ls)
 		return;
 	struct ucred cr;
 	socklen_t sl = sizeof(cr);
+	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &sl) < 0) {
+		close(s);
+		return;
+	}
+	unsigned int total = 0, mine = 0;
+	pthread_mutex_lock(&ls->lock);
+	for (struct lclient *c = ls->clients; c; c = c->next) {
+		if (c->eof)
+			continue;
+		total++;
+		mine += c->uid == cr.uid;
+	}
+	pthread_mutex_unlock(&ls->lock);
+	char why[160] = "";
+	if (mine >= CONN_MAX_PER_UID)
+		snprintf(why, sizeof(why), "%u connections of that uid are open (limit %u)", mine,
+			 CONN_MAX_PER_UID);
+	else if (total >= CONN_MAX_TOTAL + (cr.uid == 0 ? CONN_ROOT_RESERVE : 0))
+		snprintf(why, sizeof(why), "%u connections are open (limit %u, %u more for root)",
+			 total, CONN_MAX_TOTAL, CONN_ROOT_RESERVE);
+	if (why[0]) {
+		close(s);
+		note_refused(ls, cr.uid, cr.pid, why);
+		return;
+	}
 	struct lclient *cl = calloc(1, sizeof(*cl));
-	if (!cl || getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cr, &sl) < 0) {
-		free(cl);
+	if (!cl) {
 		close(s);
 		return;
 	}
 	cl->sock = s;
+	cl->pidfd = -1;
 	cl->pid = cr.pid;
 	cl->uid = cr.uid;
 	cl->gid = cr.gid;
@@ -1647,15 +1919,9 @@ static void client_accept(struct layout_service *ls)
 		cl->comm[n > 0 ? n : 0] = 0;
 		close(cfd);
 	}
-	cl->pidfd = (int)syscall(SYS_pidfd_open, cr.pid, 0);
-	if (cl->pidfd < 0)
-		cl->exited = errno == ESRCH;	/* gone already: drop at EOF */
+	cl->ev_mask = EPOLLIN;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = cl };
 	epoll_ctl(ls->epfd, EPOLL_CTL_ADD, s, &ev);
-	if (cl->pidfd >= 0) {
-		ev.data.u64 = (uint64_t)(uintptr_t)cl | PIDFD_TAG;
-		epoll_ctl(ls->epfd, EPOLL_CTL_ADD, cl->pidfd, &ev);
-	}
 	pthread_mutex_lock(&ls->lock);
 	cl->next = ls->clients;
 	ls->clients = cl;
@@ -1663,7 +1929,9 @@ static void client_accept(struct layout_service *ls)
 }
 
 /*
- * A dead client: once its socket is closed and its process has exited,
+ * A closed connection.  One that holds nothing goes at once, with its
+ * pidfd.  One that holds references waits until its process has exited,
+ * then:
  * drop its map references and release its pins - each only when the
  * kernel shows that the ring the daemon holds no longer reaches the pages
  * (a forked child or a process that took the ring with pidfd_getfd(2) may
@@ -1673,14 +1941,16 @@ static void client_accept(struct layout_service *ls)
  */
 static void client_reap(struct layout_service *ls, struct lclient *cl)
 {
-	if (!cl->eof || !cl->exited)
+	if (!cl->eof)
 		return;
 	pthread_mutex_lock(&ls->lock);
-	if (cl->grants) {
-		pthread_mutex_unlock(&ls->lock);
-		return;		/* the grant threads see eof and clean up; retried on wake */
-	}
+	bool refs = cl->maps || cl->grants;
+	unsigned int grants = cl->grants;
 	pthread_mutex_unlock(&ls->lock);
+	if (refs && !cl->exited)
+		return;
+	if (grants)
+		return;		/* the grant threads see eof and clean up; retried on wake */
 	bool left = false;
 	for (;;) {
 		pthread_mutex_lock(&ls->lock);
@@ -1714,6 +1984,29 @@ static void client_reap(struct layout_service *ls, struct lclient *cl)
 		close(cl->pidfd);
 	}
 	free(cl);
+}
+
+/* Hang up on connections that never presented a ticket within the timeout. */
+static void sweep_ticketless(struct layout_service *ls)
+{
+	uint64_t now = udax_now_ns();
+
+	if (now - ls->t_sweep < 1000000000ull)
+		return;
+	ls->t_sweep = now;
+	pthread_mutex_lock(&ls->lock);
+	struct lclient *cl = ls->clients;
+	pthread_mutex_unlock(&ls->lock);
+	while (cl) {
+		pthread_mutex_lock(&ls->lock);
+		struct lclient *next = cl->next;
+		bool idle = !cl->maps && !cl->grants;
+		pthread_mutex_unlock(&ls->lock);
+		if (cl->sock >= 0 && !cl->ticketed && idle &&
+		    now - cl->t_connect > NOTICKET_TIMEOUT_S * 1000000000ull)
+			client_eof(ls, cl);
+		cl = next;
+	}
 }
 
 /* Retry pins whose release could not be verified yet.  Context: event thread. */
@@ -1788,10 +2081,13 @@ static void *event_main(void *arg)
 				close(pfd);
 			} else {
 				struct lclient *cl = p;
-				if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				if (cl->paused && (evs[i].events & (EPOLLHUP | EPOLLERR)))
+					client_eof(ls, cl);
+				else if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 					client_read(ls, cl);
 			}
 		}
+		sweep_ticketless(ls);
 		/* flush everyone (recalls and grant replies are queued from other threads),
 		 * and reap the dead */
 		pthread_mutex_lock(&ls->lock);
@@ -1849,7 +2145,8 @@ void layout_recall(void *arg, uint64_t ino, uint64_t start, uint64_t end)
 				.start = start, .end = end,
 			};
 			queue_msg(cl, UDAX_MSG_RECALL, 0, 0, -1, &rm, sizeof(rm), NULL, 0);
-			any = true;
+			if (!client_send_now(cl))
+				any = true;	/* the event thread sends the rest */
 		}
 	}
 	pthread_mutex_unlock(&ls->lock);
@@ -1904,11 +2201,18 @@ int layout_ioctl(struct layout_service *ls, uint64_t ino, int open_flags, uid_t 
 	if (getrandom(t.key, sizeof(t.key), 0) != (ssize_t)sizeof(t.key))
 		return -EAGAIN;
 	pthread_mutex_lock(&ls->lock);
+	/*
+	 * Read the clock under the lock: a @now read before it could be older
+	 * than a ticket another worker stored meanwhile, and that ticket must
+	 * not look expired (it was the bug that lost concurrent clients'
+	 * tickets: an unsigned now - t_ns wrapped around).
+	 */
+	now = udax_now_ns();
+	t.t_ns = now;
 	int slot = 0;
 	for (int i = 0; i < MAX_TICKETS; i++) {
 		const struct ticket *c = &ls->tickets[i];
-		if (!c->t_ns || c->used ||
-		    now - c->t_ns > (uint64_t)UDAX_TICKET_TTL_S * 1000000000ull) {
+		if (!c->t_ns || c->used || !ticket_live(c, now)) {
 			slot = i;
 			break;
 		}
@@ -1945,6 +2249,7 @@ int layout_service_start(struct layout_service **out, struct ufs *fs, const stru
 	ls->lsock = ls->efd = ls->epfd = ls->dev_ro = -1;
 	snprintf(ls->mountpoint, sizeof(ls->mountpoint), "%s", o && o->mountpoint ? o->mountpoint : "");
 	ls->keep_size = o && o->keep_size;
+	ls->pinrec = o ? o->pinrec : NULL;
 	err = parse_allow(ls, o ? o->dax_allow : NULL, o ? o->owner_uid : 0);
 	if (err)
 		goto fail_free;
@@ -2074,6 +2379,7 @@ void layout_service_stop(struct layout_service **lsp)
 				lm->pinlist = p->next;
 				free(p);
 			}
+			/* pins not seen released stay in the record: the next mount quarantines them */
 			free(lm->segs);
 			free(lm);
 			lm = ln;

@@ -33,6 +33,8 @@ struct ufs;
 struct fuse_session;
 struct udax_break_stats;
 
+struct pinrec;
+
 struct layout_opts {
 	const char *mountpoint;		/* absolute */
 	uid_t owner_uid;		/* the mount owner */
@@ -43,6 +45,8 @@ struct layout_opts {
 	 * clients grow it through the mount (fallocate) before they map.
 	 */
 	bool keep_size;
+	/* the record of live pins that outlives the daemon (pinrec.h); NULL: none */
+	struct pinrec *pinrec;
 };
 
 struct layout_service;

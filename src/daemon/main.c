@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <numa.h>
@@ -34,9 +35,12 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "daemon.h"
 #include "layout.h"
 #include "media.h"
+#include "pinrec.h"
+#include "procscan.h"
 #include "util.h"
 
 /* True once stderr is /dev/null: messages go to syslog instead. */
@@ -189,6 +193,99 @@ static int lock_device(const char *dev)
 	return fd;
 }
 
+/*
+ * check_holders() - refuse a device that other processes still map or hold
+ * (clients of an earlier daemon that died or unmounted under them: their
+ * stores and pins would land in blocks this mount hands to other files),
+ * naming each; with -o wait_clients=SEC, wait up to SEC s for them to go.
+ * Runs before anything is written to the device.
+ * Return: 0 (nobody), -EBUSY (message printed), -errno.
+ */
+static int check_holders(const struct udaxd_opts *o, const struct procscan_id *id)
+{
+	uint64_t deadline = udax_now_ns() + (uint64_t)o->wait_clients_s * 1000000000ull;
+	bool said = false;
+
+	for (;;) {
+		struct procscan_hit *h = NULL;
+		size_t n = 0;
+		int rc = procscan_holders(id, &h, &n, 64);
+
+		if (rc) {
+			say(LOG_ERR, "%s: cannot look for processes that hold it in /proc: %s",
+			    o->device, strerror(-rc));
+			return rc;
+		}
+		if (!n)
+			return 0;
+		if (udax_now_ns() < deadline) {
+			if (!said)
+				say(LOG_WARNING, "%s: %zu process%s still hold%s the device; waiting "
+				    "up to %u s (wait_clients)", o->device, n, n == 1 ? "" : "es",
+				    n == 1 ? "s" : "", o->wait_clients_s);
+			said = true;
+			free(h);
+			usleep(100 * 1000);
+			continue;
+		}
+		for (size_t i = 0; i < n; i++)
+			say(LOG_ERR, "%s: pid %d (%s) %s", o->device, (int)h[i].pid, h[i].comm,
+			    h[i].what);
+		say(LOG_ERR, "%s: refusing to mount: %zu process%s still map%s or hold%s the "
+		    "device (clients of an earlier udaxfs?); their stores and DMA would land in "
+		    "blocks given to other files.  Stop them, or mount with -o wait_clients=SEC",
+		    o->device, n, n == 1 ? "" : "es", n == 1 ? "s" : "", n == 1 ? "s" : "");
+		free(h);
+		return -EBUSY;
+	}
+}
+
+/*
+ * open_pinrec() - open the device's record of live pins and turn what an
+ * earlier mount left in it into quarantined block runs (*@q, *@nq).
+ * Return: 0 or -errno (message printed).
+ */
+static int open_pinrec(const struct udaxd_opts *o, const struct procscan_id *id,
+		       struct pinrec **pr, struct ufs_blk_range **q, size_t *nq)
+{
+	const struct pinrec_range *r;
+	size_t n;
+	int rc;
+
+	*q = NULL;
+	*nq = 0;
+	rc = pinrec_open(pr, NULL, id);
+	if (rc) {
+		say(LOG_ERR, "%s: %s", o->device, udax_errmsg());
+		return rc;
+	}
+	n = pinrec_quarantine(*pr, &r);
+	if (!n)
+		return 0;
+	if (o->quarantine_ignore) {
+		say(LOG_WARNING, "%s: quarantine=ignore: %" PRIu64 " KiB that pins of an earlier "
+		    "mount may still hold are given out again (tests only: this is unsafe)",
+		    o->device, pinrec_quarantined_bytes(*pr) >> 10);
+		return 0;
+	}
+	*q = calloc(n, sizeof(**q));
+	if (!*q)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t first = r[i].off / UFS_BLOCK_SIZE;
+		uint64_t last = (r[i].off + r[i].len + UFS_BLOCK_SIZE - 1) / UFS_BLOCK_SIZE;
+
+		(*q)[i] = (struct ufs_blk_range){ first, last - first };
+	}
+	*nq = n;
+	say(LOG_WARNING, "%s: %" PRIu64 " KiB in %zu range%s quarantined: pins an earlier mount "
+	    "granted (first: client pid %d) were never seen released; those blocks stay out of "
+	    "use until reboot or `udaxctl quarantine --release %s` while unmounted",
+	    o->device, pinrec_quarantined_bytes(*pr) >> 10, n, n == 1 ? "" : "s",
+	    (int)r[0].pid, o->device);
+	return 0;
+}
+
 /* Add "-o LIST" and the switches to the argument list libfuse parses. */
 static int build_fuse_args(const struct udaxd_opts *o, struct fuse_args *args)
 {
@@ -261,6 +358,10 @@ static int run(struct udaxd_opts *o, int parent_fd)
 	struct layout_service *ls = NULL;
 	struct udaxd d;
 	struct stat st;
+	struct procscan_id devid;
+	struct pinrec *pr = NULL;
+	struct ufs_blk_range *quar = NULL;
+	size_t nquar = 0;
 	int rc, status = 1, lock_fd = -1;
 
 	memset(&d, 0, sizeof(d));
@@ -293,6 +394,17 @@ static int run(struct udaxd_opts *o, int parent_fd)
 			say(LOG_ERR, "%s: %s", o->device, strerror(-lock_fd));
 		goto out;
 	}
+	rc = procscan_id_of(o->device, &devid);
+	if (rc) {
+		say(LOG_ERR, "%s: %s", o->device, strerror(-rc));
+		goto out;
+	}
+	if (!o->readonly) {
+		if (check_holders(o, &devid))
+			goto out;
+		if (open_pinrec(o, &devid, &pr, &quar, &nquar))
+			goto out;
+	}
 
 	memset(&mo, 0, sizeof(mo));
 	mo.path = o->device;
@@ -313,6 +425,8 @@ static int run(struct udaxd_opts *o, int parent_fd)
 	uo.dax_ops_arg = &d;
 	uo.log = core_log;
 	uo.log_arg = o;
+	uo.quarantine = quar;
+	uo.nquarantine = nquar;
 	rc = ufs_mount(&d.fs, d.media, &uo);
 	if (rc) {
 		say(LOG_ERR, "%s", udax_errmsg());
@@ -324,6 +438,7 @@ static int run(struct udaxd_opts *o, int parent_fd)
 	lo.owner_uid = getuid();
 	lo.dax_allow = o->dax_allow;
 	lo.keep_size = o->writeback_cache;
+	lo.pinrec = pr;
 	udax_clearerr();
 	rc = layout_service_start(&ls, d.fs, &lo);
 	if (rc) {
@@ -391,6 +506,9 @@ out_fs:
 out_media:
 	udax_media_close(&d.media);
 out:
+	/* pins still live stay in the record for the next mount */
+	pinrec_close(&pr);
+	free(quar);
 	if (lock_fd >= 0)
 		close(lock_fd);	/* after everything is durable */
 	fuse_opt_free_args(&args);

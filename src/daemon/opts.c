@@ -207,6 +207,18 @@ static int parse_one(struct udaxd_opts *o, const char *opt, bool *have_fsname)
 		o->poll_us = n;
 		return 0;
 	}
+	if (strncmp(opt, "wait_clients=", 13) == 0) {
+		if (parse_u64(v + 1, &n) || n > 86400)
+			return bad("wait_clients=%s: not a number of seconds from 0 to 86400", v + 1);
+		o->wait_clients_s = (unsigned int)n;
+		return 0;
+	}
+	if (strcmp(opt, "quarantine=ignore") == 0) {
+		o->quarantine_ignore = true;
+		return 0;
+	}
+	if (strncmp(opt, "quarantine=", 11) == 0)
+		return bad("quarantine=%s: the only value is 'ignore' (tests only: unsafe)", v + 1);
 	if (strncmp(opt, "max_threads=", 12) == 0) {
 		if (parse_u64(v + 1, &n) || n < 1 || n > 1024)
 			return bad("max_threads=%s: not a number from 1 to 1024", v + 1);
@@ -296,6 +308,11 @@ void udaxd_usage(FILE *out, const char *prog)
 "                            " UDAXD_URING_PARAM "=Y;\n"
 "                            without it, says so and serves /dev/fuse)\n"
 "     uring_qdepth=N         requests in flight per io_uring queue (%u)\n"
+"     wait_clients=SEC       if processes still map or hold DEVICE (clients\n"
+"                            of an earlier daemon), wait up to SEC s for them\n"
+"                            to go instead of refusing the mount at once\n"
+"     quarantine=ignore      TESTS ONLY, UNSAFE: reuse blocks that pins of an\n"
+"                            earlier mount may still hold (see udaxfs(8))\n"
 "     and the usual: nosuid, nodev, noexec, noatime, auto_unmount, fsname=...\n"
 "\n"
 "See udaxfs(8).\n", prog, UDAXD_URING_QDEPTH);

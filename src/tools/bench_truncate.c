@@ -1310,8 +1310,10 @@ int bench_truncate_dma(int argc, char **argv)
 		rc = measure_passthrough();
 		if (rc < 0)
 			fprintf(stderr, "udaxctl bench: passthrough_ll not measured: %s%s\n",
-				strerror(-rc), rc == -ENOENT ? " (build bench-passthrough_ll, or "
-				"--passthrough-ll PATH)" : "");
+				strerror(-rc), rc == -ENOENT ? " (bench-passthrough_ll is looked for "
+				"beside udaxctl, in " UDAX_PKGLIBEXECDIR " and in PATH; it is built "
+				"from libfuse3-dev's example passthrough_ll.c: install libfuse3-dev "
+				"and rebuild, or give --passthrough-ll PATH)" : "");
 	}
 
 	for (int p = 0; p < O.npolicies && !interrupted; p++) {

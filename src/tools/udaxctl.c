@@ -59,6 +59,44 @@ static bool is_exec(const char *p)
 	return stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0;
 }
 
+#ifdef UDAX_PKGLIBEXECDIR
+/*
+ * ctl_libexec_rel() - pkglibexecdir relative to bindir (where udaxctl is
+ * installed), e.g. "../libexec/udaxfs".  Return 0, or -ENAMETOOLONG.
+ */
+static int ctl_libexec_rel(char *out, size_t size)
+{
+	const char *b = UDAX_BINDIR, *l = UDAX_PKGLIBEXECDIR;
+	size_t common = 0, i = 0, n = 0;
+
+	/* the longest common prefix that ends at a directory boundary */
+	for (; b[i] && b[i] == l[i]; i++)
+		if (b[i] == '/')
+			common = i;
+	if (!b[i] && (l[i] == '/' || !l[i]))
+		common = i;
+	out[0] = '\0';
+	/* one ".." per component of bindir below it */
+	for (const char *p = b + common; *p; p++) {
+		if (*p != '/' && (p == b + common || p[-1] == '/')) {
+			int w = snprintf(out + n, size - n, "%s..", n ? "/" : "");
+			if (w < 0 || (size_t)w >= size - n)
+				return -ENAMETOOLONG;
+			n += (size_t)w;
+		}
+	}
+	const char *rest = l + common;
+	while (*rest == '/')
+		rest++;
+	int w = snprintf(out + n, size - n, "%s%s", n && *rest ? "/" : "", rest);
+	if (w < 0 || (size_t)w >= size - n)
+		return -ENAMETOOLONG;
+	if (!out[0])
+		snprintf(out, size, ".");
+	return 0;
+}
+#endif
+
 char *ctl_find_prog(const char *env, const char *name, const char *const *subdirs)
 {
 	const char *e = env ? getenv(env) : NULL;
@@ -74,6 +112,22 @@ char *ctl_find_prog(const char *env, const char *name, const char *const *subdir
 		if (is_exec(buf))
 			return strdup(buf);
 	}
+#ifdef UDAX_PKGLIBEXECDIR
+	/*
+	 * Our helper programs (bench-passthrough_ll) are installed in
+	 * pkglibexecdir: look there beside this binary first (an install
+	 * staged with DESTDIR, or a moved prefix), then at the configured path.
+	 */
+	char rel[PATH_MAX];
+	if (ctl_libexec_rel(rel, sizeof(rel)) == 0) {
+		snprintf(buf, sizeof(buf), "%s/%s/%s", ctl_self_dir(), rel, name);
+		if (is_exec(buf))
+			return strdup(buf);
+	}
+	snprintf(buf, sizeof(buf), "%s/%s", UDAX_PKGLIBEXECDIR, name);
+	if (is_exec(buf))
+		return strdup(buf);
+#endif
 	const char *path = getenv("PATH");
 	if (!path)
 		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -196,6 +250,7 @@ static void usage(FILE *f)
 		"Usage: udaxctl status MOUNTPOINT [--json]\n"
 		"       udaxctl pin FILE [--offset O] [--length L] [--seconds N] [--ignore-recall]\n"
 		"       udaxctl bench truncate-dma [MOUNTPOINT] [options]\n"
+		"       udaxctl quarantine [--release] DEVICE\n"
 		"       udaxctl --version | --help\n"
 		"Each command answers --help with its options.  See udaxctl(8).\n");
 }
@@ -229,6 +284,8 @@ int main(int argc, char **argv)
 		return udaxctl_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "pin"))
 		return udaxctl_pin(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "quarantine"))
+		return udaxctl_quarantine(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench")) {
 		if (argc >= 3 && !strcmp(argv[2], "truncate-dma"))
 			return bench_truncate_dma(argc - 2, argv + 2);

@@ -2,9 +2,11 @@
 bin_PROGRAMS += udaxctl
 udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_status.c src/tools/udaxctl_pin.c \
 	src/tools/bench_truncate.c src/tools/bench_stats.c src/tools/bench_futex.c \
-	src/tools/bench_dma.c
-udaxctl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/lib
-udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
+	src/tools/bench_dma.c src/tools/udaxctl_quarantine.c \
+	src/daemon/procscan.c src/daemon/procscan.h src/daemon/pinrec.c src/daemon/pinrec.h
+udaxctl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/lib -I$(top_srcdir)/src/daemon
+udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) -DUDAX_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
+	-DUDAX_BINDIR='"$(bindir)"'
 udaxctl_LDADD = libudax.la libudaxwire.la libudax-core.la $(URING_LIBS) -lm -lpthread
 EXTRA_DIST += src/tools/bench_dma_none.c
 
@@ -22,8 +24,9 @@ libudax_preload_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-un
 # libfuse's passthrough_ll, the no-DMA peer the bench compares against.  Built
 # from the example libfuse3-dev installs (never copied into this tree); the
 # HAVE_* defines are what its own build sets, or it drops those operations.
+# Installed in pkglibexecdir, where the installed udaxctl looks for it.
 LIBFUSE_EXAMPLES ?= /usr/share/doc/libfuse3-dev/examples
-noinst_PROGRAMS += src/tools/bench-passthrough_ll
+pkglibexec_PROGRAMS += src/tools/bench-passthrough_ll
 nodist_src_tools_bench_passthrough_ll_SOURCES = src/tools/bench-passthrough_ll.c
 src_tools_bench_passthrough_ll_CPPFLAGS = -I$(LIBFUSE_EXAMPLES) -DHAVE_FALLOCATE -DHAVE_SETXATTR \
 	-DHAVE_UTIMENSAT -DHAVE_COPY_FILE_RANGE -DHAVE_POSIX_FALLOCATE

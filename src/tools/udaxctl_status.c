@@ -499,6 +499,9 @@ static void print_human(const char *mnt, const struct jv *doc)
 	       jnum(dax, "tracked_entries"), jnum(dax, "live_handles"), jnum(dax, "busy_handles"),
 	       jnum(dax, "waiters"), jnum(dax, "handle_bytes"),
 	       jnum(dax, "unsafe_frees") ? " (UNSAFE policy: blocks freed under pins)" : "");
+	printf("  quarantined blocks %.0f%s\n", jnum(doc, "quarantined_blocks"),
+	       jnum(doc, "quarantined_blocks") ? " (pins of an earlier mount never seen released: "
+	       "out of use until reboot or udaxctl quarantine --release)" : "");
 
 	/* collect the inodes for the per-file table */
 	for (size_t c = 0; c < jlen(clients); c++) {

@@ -50,6 +50,7 @@ check_prog udaxctl "$B/udaxctl" status
 check_prog udaxctl "$B/udaxctl" pin
 check_prog udaxctl "$B/udaxctl" bench
 check_prog udaxctl "$B/udaxctl" bench truncate-dma
+check_prog udaxctl "$B/udaxctl" quarantine
 
 # fsck(8)'s convention: a usage error is exit 16
 "$B/fsck.udaxfs" --no-such-option >/dev/null 2>&1; st=$?
