@@ -351,7 +351,7 @@ static long scenario(enum how how)
 	const char *um[] = { "fusermount3", "-u", fm.mnt, NULL };
 	for (int i = 0; i < 100 && run_capture(um, err, sizeof(err)) != 0; i++)
 		t_sleep_ms(50);
-	t_sleep_ms(300);
+	t_wait_released(fm.img);
 	fm.mounted = false;
 	const char *fsck[] = { bin("fsck.udaxfs"), "-n", fm.img, NULL };
 	rc = run_capture(fsck, err, sizeof(err));

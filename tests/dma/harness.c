@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
@@ -206,8 +207,25 @@ static void do_umount(struct fsmount *fm)
 	/* the daemon finishes unmounting its core after the kernel let go */
 	for (int i = 0; i < 300 && is_mounted(fm->mnt); i++)
 		t_sleep_ms(10);
-	t_sleep_ms(100);
+	t_wait_released(fm->img);
 	fm->mounted = false;
+}
+
+/*
+ * Wait (up to 20 s) until no daemon holds @img: a daemon keeps its lock on
+ * the device until its last write is durable, and a test that reads or
+ * checks the image before then races it.
+ */
+void t_wait_released(const char *img)
+{
+	int fd = open(img, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 2000 && flock(fd, LOCK_EX | LOCK_NB) < 0; i++)
+		t_sleep_ms(10);
+	flock(fd, LOCK_UN);
+	close(fd);
 }
 
 void t_remount(struct fsmount *fm)

@@ -54,6 +54,8 @@ void t_mount(struct fsmount *fm, const char *name, uint64_t size, const char *op
 void t_remount(struct fsmount *fm);
 /* Unmount and run fsck.udaxfs -n on the image.  Return its exit status. */
 int t_unmount_fsck(struct fsmount *fm);
+/* Wait until no daemon holds @img (its lock goes when its last write is durable). */
+void t_wait_released(const char *img);
 /* Unmount, remove the image and the mount point.  Safe to call twice. */
 void t_umount(struct fsmount *fm);
 /* fm->mnt + "/" + name */
