@@ -10,11 +10,12 @@ EXTRA_DIST += src/tools/bench_dma_none.c
 # libudax-preload.so: LD_PRELOAD shim giving unmodified programs direct
 # mappings of udaxfs files (issue #4 part 7).  Its source lives with the
 # library; its build lines live here (H7's fragment).  It speaks
-# udax_proto.h itself (see preload.c for why), so it does not link libudax.
+# udax_proto.h itself for mappings (see preload.c for why); its read()/write()
+# serving (preload_io.c) uses libudax's udax_file.
 lib_LTLIBRARIES += libudax-preload.la
-libudax_preload_la_SOURCES = src/lib/preload.c
+libudax_preload_la_SOURCES = src/lib/preload.c src/lib/preload_io.c
 libudax_preload_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
-libudax_preload_la_LIBADD = -ldl -lpthread
+libudax_preload_la_LIBADD = libudax.la -ldl -lpthread
 libudax_preload_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined
 
 # libfuse's passthrough_ll, the no-DMA peer the bench compares against.  Built
