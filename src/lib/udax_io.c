@@ -19,11 +19,15 @@
  *     (not allowed direct access; not udaxfs);
  *   - the rest of a call whose window cannot be opened now (EBUSY: a
  *     recall is under way; the grant is not retried on this path).
- * The known end of file: fstat at open and whenever a recall hit a window
- * (a truncate recalls every layout past its new size, so a live window
- * never reaches past the true EOF); a grow through the mount only makes
- * the known EOF smaller than the true one, which sends reads there to the
- * mount, which is right.
+ * End of file.  A shrink to size S recalls the layouts over the blocks
+ * from ceil(S / block) on, not the block holding S.  So a window maps one
+ * block more than it serves, both below the size seen by fstat() just
+ * before the grant: while the window is live (not recalled), every byte it
+ * serves is below the true EOF, whatever other processes do, and a direct
+ * write never changes the size.  The last block of the file is always
+ * served by the mount.  f->eof is a hint only (which calls to try
+ * directly): stale-small sends calls to the mount, stale-large costs an
+ * fstat at the next grant.
  *
  * Windows are read-only until the first write into them, then reopened
  * read-write: a writable grant sets mtime and ctime, a read must not.
@@ -63,6 +67,7 @@
 #define UDAX_EXPORT __attribute__((visibility("default")))
 
 #define PAGE 4096ull
+#define UDAX_BLOCK 4096ull		/* the file system's block (format.h) */
 #define UDAX_WIN_SIZE (32ull << 20)	/* one layout covers this much of the file */
 #define WIN_SLOTS_MAX 4096u		/* 128 GiB of file mapped at most, per file */
 #define BUSY_BACKOFF_NS 1000000ull	/* after an EBUSY grant, serve the slot by FUSE this long */
@@ -70,7 +75,7 @@
 struct win {
 	struct udax_file *f;
 	uint64_t start;			/* file offset, multiple of UDAX_WIN_SIZE; const */
-	uint64_t len;			/* mapped bytes from start; const */
+	uint64_t len;			/* served bytes from start (mapped: one block more); const */
 	bool writable;			/* const */
 	struct udax_map *map;		/* const once published */
 	char *addr;			/* start's address; const */
@@ -81,10 +86,9 @@ struct udax_file {
 	bool append;			/* O_APPEND: writes go through the mount */
 	bool can_read, can_write;	/* the descriptor's access mode */
 	atomic_bool no_direct;		/* refused once: everything through the mount */
-	atomic_bool eof_stale;		/* a recall hit a window: fstat before trusting eof */
 	atomic_bool dirty;		/* direct writes since the last touch */
 	pthread_mutex_t lock;		/* the fields below */
-	_Atomic uint64_t eof;		/* known size (see the file comment); written under lock */
+	_Atomic uint64_t eof;		/* size hint (see the file comment); written under lock */
 	struct win **slot;		/* by (offset / UDAX_WIN_SIZE) % nslots */
 	unsigned int nslots;
 	uint64_t *busy_until;		/* per slot: CLOCK_MONOTONIC ns of the last EBUSY + backoff */
@@ -176,22 +180,24 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Recall handler: runs on the library's recall thread.  Atomics only (see Locks). */
+/*
+ * Recall handler: runs on the library's recall thread.  Nothing to do: the
+ * library drains the copies and the next call finds the map closed.
+ * Context: must not take f->lock (see Locks).
+ */
 static void win_recalled(struct udax_map *m, void *arg)
 {
-	struct win *w = arg;
 	(void)m;
-	atomic_store(&w->f->eof_stale, true);
+	(void)arg;
 }
 
-/* Refresh the known size.  Context: f->lock held.  Return: 0, -errno. */
-static int refresh_eof(struct udax_file *f)
+/*
+ * Grow the slot table to cover the known size (one slot per window, up to
+ * WIN_SLOTS_MAX).  Failing to grow keeps the smaller table: still correct.
+ * Context: f->lock held.
+ */
+static void grow_slots(struct udax_file *f)
 {
-	struct stat st;
-	atomic_store(&f->eof_stale, false);
-	if (syscall(SYS_fstat, f->fd, &st) < 0)
-		return -errno;
-	f->eof = (uint64_t)st.st_size;
 	uint64_t want = (f->eof + UDAX_WIN_SIZE - 1) / UDAX_WIN_SIZE;
 	if (want > WIN_SLOTS_MAX)
 		want = WIN_SLOTS_MAX;
@@ -207,7 +213,7 @@ static int refresh_eof(struct udax_file *f)
 		if (!sl || !bu) {
 			free(sl);
 			free(bu);
-			return 0;	/* keep the small table: still correct */
+			return;		/* keep the small table: still correct */
 		}
 		for (unsigned int i = 0; i < f->nslots; i++) {
 			struct win *w = f->slot[i];
@@ -220,6 +226,16 @@ static int refresh_eof(struct udax_file *f)
 		f->busy_until = bu;
 		f->nslots = ns;
 	}
+}
+
+/* Refresh the known size.  Context: f->lock held.  Return: 0, -errno. */
+static int refresh_eof(struct udax_file *f)
+{
+	struct stat st;
+	if (syscall(SYS_fstat, f->fd, &st) < 0)
+		return -errno;
+	f->eof = (uint64_t)st.st_size;
+	grow_slots(f);
 	return 0;
 }
 
@@ -245,9 +261,7 @@ static struct win *win_get(struct udax_file *f, uint64_t off, bool write)
 	struct win *old = NULL, *w = NULL;
 
 	pthread_mutex_lock(&f->lock);
-	if (atomic_load(&f->eof_stale) && refresh_eof(f) < 0)
-		goto out;
-	if (off >= f->eof || !f->nslots)
+	if (!f->nslots && (refresh_eof(f) < 0 || !f->nslots))
 		goto out;
 	uint64_t start = off & ~(UDAX_WIN_SIZE - 1);
 	unsigned int si = (unsigned int)((start / UDAX_WIN_SIZE) % f->nslots);
@@ -266,22 +280,27 @@ static struct win *win_get(struct udax_file *f, uint64_t off, bool write)
 	if (old)
 		win_close(old);
 	pthread_mutex_lock(&f->lock);
-	if (atomic_load(&f->no_direct) || f->slot[si] || off >= f->eof)
+	if (atomic_load(&f->no_direct) || f->slot[si])
 		goto out;		/* refused meanwhile, or another thread filled the slot */
-
-	uint64_t end = (f->eof + PAGE - 1) & ~(PAGE - 1);
-	if (end > start + UDAX_WIN_SIZE)
-		end = start + UDAX_WIN_SIZE;
+	/* a fresh size: the window's served range must lie below it (file comment) */
+	if (refresh_eof(f) < 0)
+		goto out;
+	uint64_t mend = f->eof & ~(UDAX_BLOCK - 1);
+	if (mend > start + UDAX_WIN_SIZE + UDAX_BLOCK)
+		mend = start + UDAX_WIN_SIZE + UDAX_BLOCK;
+	if (mend < start + 2 * UDAX_BLOCK || off >= mend - UDAX_BLOCK)
+		goto out;		/* the last block of the file: the mount's */
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		goto out;
-	*w = (struct win){ .f = f, .start = start, .len = end - start,
+	*w = (struct win){ .f = f, .start = start, .len = mend - UDAX_BLOCK - start,
 			   .writable = write || (cur && cur->writable) };
 	struct udax_map_opts o = { .recall = win_recalled, .recall_arg = w,
 				   .flags = UDAX_MAP_KEEP_SIZE };
 	int prot = PROT_READ | (w->writable ? PROT_WRITE : 0);
 	/* the grant runs with f->lock held: other threads of this file wait for it, as they would for FUSE */
-	int err = udax__map_open(&w->map, f->fd, (off_t)start, (size_t)w->len, prot, &o, true);
+	int err = udax__map_open(&w->map, f->fd, (off_t)start, (size_t)(mend - start), prot, &o,
+				 true);
 	if (err) {
 		free(w);
 		w = NULL;
@@ -332,8 +351,8 @@ UDAX_EXPORT int udax_file_open(struct udax_file **out, int fd, unsigned int flag
 	f->append = (fl & O_APPEND) != 0;
 	f->can_read = (fl & O_ACCMODE) != O_WRONLY;
 	f->can_write = (fl & O_ACCMODE) != O_RDONLY;
+	f->eof = (uint64_t)st.st_size;
 	pthread_mutex_init(&f->lock, NULL);
-	atomic_store(&f->eof_stale, true);
 	*out = f;
 	return 0;
 }
@@ -348,32 +367,35 @@ UDAX_EXPORT ssize_t udax_file_pread(struct udax_file *f, void *buf, size_t n, of
 		return udax__set_err(-EINVAL, "negative offset");
 	if (n > SSIZE_MAX)
 		n = SSIZE_MAX & ~(size_t)(PAGE - 1);
-	if (!f->can_read || atomic_load(&f->no_direct))
-		return fuse_pread(f->fd, buf, n, (uint64_t)off);
+	if (!f->can_read || atomic_load(&f->no_direct) ||
+	    (uint64_t)off >= atomic_load_explicit(&f->eof, memory_order_relaxed))
+		goto mount;
 	while (done < n) {
 		uint64_t pos = (uint64_t)off + done;
 		struct win *w = win_get(f, pos, false);
 		if (!w)
 			break;
-		/* a live window never reaches past the true EOF (see the file comment) */
-		uint64_t eof = atomic_load_explicit(&f->eof, memory_order_relaxed);
-		uint64_t lim = w->start + w->len < eof ? w->start + w->len : eof;
+		/* a live window serves only bytes below the true EOF (see the file comment) */
 		size_t k = n - done;
-		if (pos >= lim) {
-			udax__map_io_put(w->map);
-			break;
-		}
-		if (k > lim - pos)
-			k = (size_t)(lim - pos);
+		if (k > w->start + w->len - pos)
+			k = (size_t)(w->start + w->len - pos);
 		memcpy((char *)buf + done, w->addr + (pos - w->start), k);
 		udax__map_io_put(w->map);
 		done += k;
 	}
+mount:
 	if (done < n) {
 		ssize_t r = fuse_pread(f->fd, (char *)buf + done, n - done, (uint64_t)off + done);
 		if (r < 0)
 			return done ? (ssize_t)done : r;
 		done += (size_t)r;
+		uint64_t end = (uint64_t)off + done;
+		if (r > 0 && end > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
+			pthread_mutex_lock(&f->lock);
+			if (end > f->eof)
+				f->eof = end;	/* it grew at least this far */
+			pthread_mutex_unlock(&f->lock);
+		}
 	}
 	return (ssize_t)done;
 }
@@ -390,14 +412,18 @@ UDAX_EXPORT ssize_t udax_file_pwrite(struct udax_file *f, const void *buf, size_
 		n = SSIZE_MAX & ~(size_t)(PAGE - 1);
 	if (!f->can_write || f->append || atomic_load(&f->no_direct))
 		goto mount;
-	/* anything that would change the size goes through the mount, whole */
-	pthread_mutex_lock(&f->lock);
-	if (atomic_load(&f->eof_stale))
-		refresh_eof(f);
-	bool inside = (uint64_t)off + n <= f->eof && !atomic_load(&f->eof_stale);
-	pthread_mutex_unlock(&f->lock);
-	if (!inside)
-		goto mount;
+	/*
+	 * A write past the size hint: look at the size again (another process
+	 * may have grown the file); still past it, the write goes through the
+	 * mount, whole (it grows the file).
+	 */
+	if ((uint64_t)off + n > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
+		pthread_mutex_lock(&f->lock);
+		bool past = refresh_eof(f) < 0 || (uint64_t)off + n > f->eof;
+		pthread_mutex_unlock(&f->lock);
+		if (past)
+			goto mount;
+	}
 	while (done < n) {
 		uint64_t pos = (uint64_t)off + done;
 		struct win *w = win_get(f, pos, true);
@@ -420,10 +446,10 @@ mount:
 			return done ? (ssize_t)done : r;
 		done += (size_t)r;
 		pthread_mutex_lock(&f->lock);
-		if (!f->append && (uint64_t)off + done > f->eof)
+		if (!f->append && (uint64_t)off + done > f->eof) {
 			f->eof = (uint64_t)off + done;	/* the mount grew it at least this far */
-		else if (f->append)
-			atomic_store(&f->eof_stale, true);
+			grow_slots(f);
+		}
 		pthread_mutex_unlock(&f->lock);
 	}
 	return (ssize_t)done;
