@@ -24,21 +24,29 @@
  * is given back when the last part of it is unmapped; the address range is
  * reusable once the whole mapping has been unmapped.
  *
- * Why the shim speaks udax_proto.h itself instead of calling libudax:
- * libpmem2 and libpmem reserve an address range and then map the file
- * MAP_FIXED into it, so the mapping must land exactly there; and libudax
- * registers its tmpfs maps with libpmem2 (pmem2_map_from_existing), which
- * makes the application's own pmem2_map_new() of the same range fail with
- * PMEM2_E_MAP_EXISTS.  The client below is small: HELLO ioctl, one socket
- * per daemon, MAP with the ticket, UNMAP on munmap, RETURN on a recall.
+ * Why the shim places its mappings itself instead of calling libudax's
+ * map functions: libpmem2 and libpmem reserve an address range and then
+ * map the file MAP_FIXED into it, so the mapping must land exactly there;
+ * and libudax registers its tmpfs maps with libpmem2
+ * (pmem2_map_from_existing), which makes the application's own
+ * pmem2_map_new() of the same range fail with PMEM2_E_MAP_EXISTS.  Its
+ * protocol traffic goes through wire.h, the client libudax uses too:
+ * HELLO ioctl, one connection per daemon, MAP with the ticket and the
+ * address, UNMAP on munmap, RETURN on a recall.
  *
- * Recalls: a reader thread per connection replaces a recalled range with
- * the empty memfd (SIGBUS on access, as after a kernel truncate) and gives
- * the layout back.  The program is not told; it sees SIGBUS if it touches
- * the range again.
+ * Recalls: the connection's reader thread calls pmap_recall(), which
+ * replaces a recalled range with the empty memfd (SIGBUS on access, as
+ * after a kernel truncate) and gives the layout back.  The program is not
+ * told; it sees SIGBUS if it touches the range again.  A recall that
+ * overtook its MAP reply is held by wire.c and delivered when the mapping
+ * registers (direct_mmap), so it never misses the fresh mapping.  The end
+ * of the connection (the daemon died) is handled as a recall of every
+ * mapping made through it.  A forked child gets its own connection
+ * (wire.c) and ignores the parent's entries in the table (pmap.pid).
  *
- * Thread safety: the mapping table and the connections have one mutex;
- * calls made by the shim itself pass straight through (a per-thread flag).
+ * Thread safety: the mapping table has one mutex (tbl_lock), never held
+ * while calling into wire.c except udax_wire_send; calls made by the shim
+ * itself pass straight through (a per-thread flag).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -63,6 +71,8 @@
 #include <unistd.h>
 
 #include <udax/udax_proto.h>
+
+#include "wire.h"
 
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
@@ -93,9 +103,13 @@ struct pmap {
 	size_t len;			/* caller's range, page rounded */
 	size_t granted;			/* [addr, addr+granted) is the direct mapping */
 	size_t live;			/* bytes of the range not yet munmapped */
-	struct conn *conn;		/* NULL once the layout is given back */
+	struct udax_wire *w;		/* the layout's connection (a reference), or NULL */
+	bool held;			/* tbl_lock: the layout is ours (not recalled,
+					 * not given back, the daemon alive) */
+	bool registered;		/* recalls reach it (udax_wire_layout_add) */
 	uint64_t id;			/* layout id on that connection */
 	bool devdax;
+	int prot;			/* the caller's (a recall keeps it: a store raises SIGBUS) */
 	pid_t pid;			/* the process that made it (fork) */
 	struct pmap *next;
 };
@@ -213,256 +227,119 @@ static int sigbus_back(void *addr, size_t len, int prot)
 	return p == MAP_FAILED ? -errno : 0;
 }
 
-/* ---- the layout protocol (udax_proto.h) ---- */
+/* ---- the layout protocol: through wire.h ---- */
 
-struct conn {
-	char name[UDAX_SOCK_NAME_MAX];
-	int sock;
-	int dev_fd;			/* the latest device descriptor received */
-	pthread_mutex_t send;		/* one request at a time */
-	pthread_mutex_t lock;		/* the reply slot below */
-	pthread_cond_t cond;
-	uint32_t want_seq;		/* lock */
-	bool have_reply, dead;		/* lock */
-	struct udax_msg rh;		/* lock */
-	void *rp;			/* lock: malloc'd payload */
-	int rfd;			/* lock: a descriptor that came with it */
-	uint32_t seq;			/* send */
-	struct conn *next;		/* tbl_lock */
-};
-static struct conn *conns;		/* tbl_lock */
-
-static int send_msg(struct conn *c, uint16_t type, uint32_t seq, const void *p, uint32_t len)
+/* One request, its reply (the daemon's reason for a refusal goes to dbg). */
+static int call(struct udax_wire *w, uint16_t type, const void *p, uint32_t len, void **rp,
+		uint32_t *rlen)
 {
-	struct udax_msg h = { .magic = UDAX_MSG_MAGIC, .type = type, .len = len, .seq = seq };
-	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)p, len } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	void *rep = NULL;
+	uint32_t n = 0;
+	int ret = udax_wire_call(w, type, p, len, &rep, &n, NULL);
 
-	return sendmsg(c->sock, &mh, MSG_NOSIGNAL) == (ssize_t)(sizeof(h) + len) ? 0 : -EIO;
-}
-
-/* Read exactly @len bytes; pick up an SCM_RIGHTS descriptor on the way. */
-static int recv_full(int sock, void *buf, size_t len, int *fd)
-{
-	char *p = buf;
-
-	while (len) {
-		union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
-		struct iovec iov = { p, len };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-				     .msg_controllen = sizeof(cm.b) };
-		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -ECONNRESET;
-		for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
-			if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS && fd) {
-				if (*fd >= 0)
-					close(*fd);
-				memcpy(fd, CMSG_DATA(h), sizeof(int));
-			}
-		p += n;
-		len -= (size_t)n;
+	if (ret < 0 && rep && n)
+		dbg("daemon: %s", (char *)rep);
+	if (ret == 0 && rp) {
+		*rp = rep;
+		*rlen = n;
+	} else {
+		free(rep);
 	}
-	return 0;
-}
-
-static void recall(struct conn *c, const struct udax_recall_msg *r);
-
-static void *reader(void *arg)
-{
-	struct conn *c = arg;
-
-	in_shim++;
-	for (;;) {
-		struct udax_msg h;
-		int fd = -1;
-		void *p = NULL;
-
-		if (recv_full(c->sock, &h, sizeof(h), &fd) < 0 || h.magic != UDAX_MSG_MAGIC ||
-		    h.len > UDAX_MSG_MAX)
-			break;
-		p = malloc((size_t)h.len + 1);
-		if (!p || recv_full(c->sock, p, h.len, &fd) < 0) {
-			free(p);
-			break;
-		}
-		if (h.type == UDAX_MSG_RECALL && h.len >= sizeof(struct udax_recall_msg)) {
-			recall(c, p);
-			free(p);
-			continue;
-		}
-		pthread_mutex_lock(&c->lock);
-		if ((h.type & UDAX_MSG_REPLY) && h.seq == c->want_seq && !c->have_reply) {
-			c->rh = h;
-			c->rp = p;
-			c->rfd = fd;
-			c->have_reply = true;
-			pthread_cond_broadcast(&c->cond);
-			p = NULL;
-			fd = -1;
-		}
-		pthread_mutex_unlock(&c->lock);
-		free(p);
-		if (fd >= 0)
-			close(fd);
-	}
-	pthread_mutex_lock(&c->lock);
-	c->dead = true;
-	pthread_cond_broadcast(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
-}
-
-/* One request, its reply.  Return the reply's status; *rp / *rfd on success. */
-static int call(struct conn *c, uint16_t type, const void *p, uint32_t len, void **rp,
-		uint32_t *rlen, int *rfd)
-{
-	int ret;
-
-	pthread_mutex_lock(&c->send);
-	pthread_mutex_lock(&c->lock);
-	c->want_seq = ++c->seq;
-	c->have_reply = false;
-	pthread_mutex_unlock(&c->lock);
-	ret = send_msg(c, type, c->seq, p, len);
-	pthread_mutex_lock(&c->lock);
-	while (ret == 0 && !c->have_reply && !c->dead)
-		pthread_cond_wait(&c->cond, &c->lock);
-	if (ret == 0 && !c->have_reply)
-		ret = -ECONNRESET;
-	if (ret == 0) {
-		ret = c->rh.status;
-		if (ret == 0 && rp) {
-			*rp = c->rp;
-			*rlen = c->rh.len;
-			c->rp = NULL;
-		} else if (ret < 0 && c->rh.len) {
-			((char *)c->rp)[c->rh.len] = '\0';
-			dbg("daemon: %s", (char *)c->rp);
-		}
-		free(c->rp);
-		c->rp = NULL;
-		if (rfd)
-			*rfd = c->rfd;
-		else if (c->rfd >= 0)
-			close(c->rfd);
-		c->rfd = -1;
-		c->have_reply = false;
-	}
-	pthread_mutex_unlock(&c->lock);
-	pthread_mutex_unlock(&c->send);
 	return ret;
 }
 
-/* The connection to the daemon behind @name (one per process and daemon). */
-static struct conn *conn_get(const char *name)
+/*
+ * A recall of @arg's layout, or the end of its connection (the daemon died,
+ * the file system was unmounted): make the range SIGBUS, then give the
+ * layout back (a lost daemon needs no answer).  The program is not told.
+ * Context: the connection's reader thread, or direct_mmap() registering
+ * a layout whose recall came before (wire.h).
+ */
+static void pmap_recall(void *arg, const struct udax_recall_msg *r, bool daemon_lost)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct conn *c;
-	pthread_t t;
-	size_t nl = strnlen(name, sizeof(sa.sun_path) - 1);
+	struct pmap *pm = arg;
 
+	in_shim++;
 	pthread_mutex_lock(&tbl_lock);
-	for (c = conns; c; c = c->next)
-		if (!strcmp(c->name, name) && !c->dead)
-			break;
-	if (c) {
-		pthread_mutex_unlock(&tbl_lock);
-		return c;
+	if (pm->held) {
+		if (pm->granted)
+			sigbus_back(pm->addr, pm->granted, pm->prot);
+		pm->held = false;	/* nothing to UNMAP at munmap */
+		dbg("%s %p+%zu: SIGBUS from now on", daemon_lost ? "daemon lost," : "recalled",
+		    (void *)pm->addr, pm->granted);
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		goto out;
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	c->dev_fd = c->rfd = -1;
-	memcpy(sa.sun_path, name, nl);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = '\0';
-	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->sock < 0 || connect(c->sock, (struct sockaddr *)&sa,
-				   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + nl)) < 0) {
-		dbg("connecting to %s: %s", name, strerror(errno));
-		goto fail;
-	}
-	pthread_mutex_init(&c->send, NULL);
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
-	if (pthread_create(&t, NULL, reader, c) != 0)
-		goto fail;
-	pthread_detach(t);
-	c->next = conns;
-	conns = c;
-	goto out;
-fail:
-	if (c->sock >= 0)
-		close(c->sock);
-	free(c);
-	c = NULL;
-out:
 	pthread_mutex_unlock(&tbl_lock);
-	return c;
+	if (r && !daemon_lost) {
+		struct udax_return_req rr = { .id = r->id, .recall_seq = r->recall_seq };
+
+		udax_wire_send(pm->w, UDAX_REQ_RETURN, &rr, sizeof(rr));
+	}
+	in_shim--;
 }
 
-/* A recall: make the range SIGBUS, then give the layout back.  Reader thread. */
-static void recall(struct conn *c, const struct udax_recall_msg *r)
+/* Test only (libudax-preload(7)): stall between the MAP reply and registering the layout. */
+static void test_map_delay(void)
 {
-	struct udax_return_req rr = { .id = r->id, .recall_seq = r->recall_seq };
+	const char *e = getenv("UDAX_PRELOAD_TEST_MAP_DELAY_MS");
+	long ms = e ? strtol(e, NULL, 10) : 0;
 
-	pthread_mutex_lock(&tbl_lock);
-	for (struct pmap *pm = tbl; pm; pm = pm->next) {
-		if (pm->conn != c || pm->id != r->id)
-			continue;
-		if (pm->granted)
-			sigbus_back(pm->addr, pm->granted, PROT_READ);
-		pm->conn = NULL;	/* nothing to UNMAP at munmap */
-		dbg("recalled %p+%zu: SIGBUS from now on", (void *)pm->addr, pm->granted);
+	if (ms > 0) {
+		dbg("test: stalling %ld ms after the MAP reply", ms);
+		usleep((useconds_t)ms * 1000);
 	}
-	pthread_mutex_unlock(&tbl_lock);
-	send_msg(c, UDAX_REQ_RETURN, 0, &rr, sizeof(rr));
 }
 
 /*
- * Ask for [off, off+len) of @fd and map it at exactly @at.  Return 0 and the
- * layout's connection and id, -EPERM / -ENOTTY (not allowed / not ours: the
+ * Ask for [off, off+len) of @fd and map it at exactly @at.  Return 0 with a
+ * reference to the layout's connection and its id (the caller registers
+ * the layout for recalls), -EPERM / -ENOTTY (not allowed / not ours: the
  * caller passes through), or -errno.
  */
-static int layout_map(int fd, char *at, off_t off, size_t len, bool write, struct conn **cp,
-		      uint64_t *id, bool *devdax)
+static int layout_map(int fd, char *at, off_t off, size_t len, bool write,
+		      struct udax_wire **wp, uint64_t *id, bool *devdax)
 {
-	struct udax_ioc_hello hello = { .version = UDAX_PROTO_VERSION };
+	struct udax_ioc_hello hello;
 	struct udax_map_req rq = { .off = (uint64_t)off, .len = len,
 				   .prot = UDAX_PROT_READ | (write ? UDAX_PROT_WRITE : 0),
 				   /* mmap(2) never changes the size (the last page may
 				    * reach past EOF: see "End of file" above) */
-				   .flags = UDAX_MAP_F_KEEP_SIZE };
+				   .flags = UDAX_MAP_F_KEEP_SIZE,
+				   .addr = (uint64_t)(uintptr_t)at };
 	struct udax_map_rep rep;
-	struct conn *c;
+	struct udax_wire *w = NULL;
 	void *rp = NULL;
 	uint32_t rlen = 0;
-	int rfd = -1, ret;
+	int ret;
 
 	for (int attempt = 0;; attempt++) {
-		if (ioctl(fd, UDAX_IOC_HELLO, &hello) < 0)
-			return errno == EPERM || errno == EACCES ? -EPERM : -ENOTTY;
-		if (!(hello.flags & UDAX_HELLO_ALLOWED))
+		ret = udax_wire_hello(fd, &hello);
+		if (ret < 0)
+			return ret == -EPERM || ret == -EACCES ? -EPERM : -ENOTTY;
+		if (!(hello.flags & UDAX_HELLO_ALLOWED)) {
+			udax_wire_put(&w);
 			return -EPERM;
-		hello.sock[sizeof(hello.sock) - 1] = '\0';
-		c = conn_get(hello.sock);
-		if (!c)
-			return -ECONNREFUSED;
+		}
+		if (!w) {
+			ret = udax_wire_get(&w, hello.sock);
+			if (ret < 0) {
+				dbg("connecting to %s: %s", hello.sock, strerror(-ret));
+				return -ECONNREFUSED;
+			}
+		}
 		memcpy(rq.ticket, hello.ticket, sizeof(rq.ticket));
-		ret = call(c, UDAX_REQ_MAP, &rq, sizeof(rq), &rp, &rlen, &rfd);
+		ret = call(w, UDAX_REQ_MAP, &rq, sizeof(rq), &rp, &rlen);
 		if (ret != -EBUSY || attempt > 200)
 			break;
 		usleep(attempt < 10 ? 1000 : 10000);	/* a recall is under way */
 	}
-	if (ret < 0)
+	if (ret < 0) {
+		udax_wire_put(&w);
 		return ret;
+	}
+	test_map_delay();
 	if (rlen < sizeof(rep)) {
 		free(rp);
+		udax_wire_put(&w);
 		return -EPROTO;
 	}
 	memcpy(&rep, rp, sizeof(rep));
@@ -473,11 +350,8 @@ static int layout_map(int fd, char *at, off_t off, size_t len, bool write, struc
 		ret = -EPROTO;	/* a granted range other than the one asked for */
 		goto fail;
 	}
-	pthread_mutex_lock(&c->lock);
-	if (rfd >= 0)
-		c->dev_fd = rfd;	/* an older one stays open: mappings may use it */
-	int dev = c->dev_fd;
-	pthread_mutex_unlock(&c->lock);
+	/* the latest device descriptor: this reply's or an earlier one's */
+	int dev = udax_wire_dev_fd(w);
 	if (dev < 0) {
 		ret = -EPROTO;
 		goto fail;
@@ -499,22 +373,23 @@ static int layout_map(int fd, char *at, off_t off, size_t len, bool write, struc
 		goto fail;
 	}
 	free(rp);
-	*cp = c;
+	*wp = w;
 	*id = rep.id;
 	*devdax = rep.media_kind == 1;
 	return 0;
 fail:
 	free(rp);
-	call(c, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+	call(w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL);
+	udax_wire_put(&w);
 	return ret;
 }
 
 /* Give a layout back (munmap).  The range must already be replaced. */
-static void layout_unmap(struct conn *c, uint64_t id)
+static void layout_unmap(struct udax_wire *w, uint64_t id)
 {
 	struct udax_id_req ir = { .id = id };
 
-	call(c, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+	call(w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL);
 }
 
 /* msync on a direct mapping: write the CPU caches back, then fence. */
@@ -530,6 +405,8 @@ static void persist(const void *addr, size_t len)
 #endif
 }
 
+static void pmap_close(struct pmap *pm);
+
 /*
  * The direct path.  Return the address, or MAP_FAILED with errno set;
  * *pass = true when the caller should fall back to the C library (not
@@ -540,7 +417,7 @@ static void *direct_mmap(void *addr, size_t length, int prot, int flags, int fd,
 {
 	size_t len = round_up(length), granted;
 	bool fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE), devdax = false;
-	struct conn *c = NULL;
+	struct udax_wire *w = NULL;
 	uint64_t id = 0;
 	struct pmap *pm;
 	char *base;
@@ -573,7 +450,7 @@ static void *direct_mmap(void *addr, size_t length, int prot, int flags, int fd,
 			return MAP_FAILED;
 	}
 	if (granted) {
-		ret = layout_map(fd, base, off, granted, prot & PROT_WRITE, &c, &id, &devdax);
+		ret = layout_map(fd, base, off, granted, prot & PROT_WRITE, &w, &id, &devdax);
 		if (ret < 0) {
 			dbg("layout of off %lld len %zu: %s", (long long)off, granted, strerror(-ret));
 			if (!fixed)
@@ -589,28 +466,47 @@ static void *direct_mmap(void *addr, size_t length, int prot, int flags, int fd,
 		 * recall here replaced them (it could reach reused blocks) */
 		madvise(base, granted, MADV_DONTFORK);
 	}
-	if (granted < len && sigbus_back(base + granted, len - granted, prot) < 0) {
-		int e = errno;
-
-		if (c)
-			layout_unmap(c, id);
-		errno = e;
-		return MAP_FAILED;
-	}
 	pm = calloc(1, sizeof(*pm));
-	if (!pm) {
-		if (c)
-			layout_unmap(c, id);
-		real_munmap(base, len);
-		errno = ENOMEM;
+	ret = !pm ? -ENOMEM : granted < len ? sigbus_back(base + granted, len - granted, prot) : 0;
+	if (ret < 0) {
+		free(pm);
+		real_munmap(base, len);	/* no access reaches the blocks once they go */
+		if (w)
+			layout_unmap(w, id);
+		udax_wire_put(&w);
+		errno = -ret;
 		return MAP_FAILED;
 	}
 	*pm = (struct pmap){ .addr = base, .len = len, .granted = granted, .live = len,
-			     .conn = c, .id = id, .devdax = devdax, .pid = getpid() };
+			     .w = w, .held = w != NULL, .id = id, .devdax = devdax, .prot = prot,
+			     .pid = getpid() };
 	pthread_mutex_lock(&tbl_lock);
 	pm->next = tbl;
 	tbl = pm;
 	pthread_mutex_unlock(&tbl_lock);
+	/*
+	 * Recalls reach the mapping from now on.  One that came while the
+	 * range was being mapped (it overtook the MAP reply) is delivered
+	 * right here: pmap_recall() replaces the fresh mapping by the SIGBUS
+	 * backing and gives the layout back before the caller sees the address.
+	 */
+	if (w) {
+		ret = udax_wire_layout_add(w, id, pmap_recall, pm);
+		if (ret < 0) {
+			/* never keep a mapping that a recall could not reach */
+			struct pmap **pp = &tbl;
+
+			pthread_mutex_lock(&tbl_lock);
+			while (*pp != pm)
+				pp = &(*pp)->next;
+			*pp = pm->next;
+			pthread_mutex_unlock(&tbl_lock);
+			pmap_close(pm);
+			errno = -ret;
+			return MAP_FAILED;
+		}
+		pm->registered = true;
+	}
 	dbg("direct mapping %p+%zu (granted %zu) of fd %d off %lld%s%s", (void *)base, len, granted,
 	    fd, (long long)off, fixed ? " MAP_FIXED" : "", (flags & MAP_SYNC) ? " MAP_SYNC" : "");
 	return base;
@@ -660,8 +556,18 @@ static void pmap_close(struct pmap *pm)
 {
 	/* address space first, so no access can reach the blocks once they go */
 	real_munmap(pm->addr, pm->len);
-	if (pm->conn && pm->pid == getpid())
-		layout_unmap(pm->conn, pm->id);
+	if (pm->pid == getpid() && pm->w) {
+		/* no recall for it from now on (waits for one running) */
+		if (pm->registered)
+			udax_wire_layout_del(pm->w, pm->id);
+		pthread_mutex_lock(&tbl_lock);
+		bool held = pm->held;
+		pm->held = false;
+		pthread_mutex_unlock(&tbl_lock);
+		if (held)
+			layout_unmap(pm->w, pm->id);
+		udax_wire_put(&pm->w);
+	}
 	free(pm);
 }
 
@@ -760,7 +666,7 @@ EXPORT int msync(void *addr, size_t length, int flags)
 	char *g_end = pm->addr + pm->granted;
 	if ((char *)addr + l > g_end)
 		l = (char *)addr >= g_end ? 0 : (size_t)(g_end - (char *)addr);
-	if (l && pm->conn)
+	if (l && pm->held)
 		persist(addr, l);
 	pthread_mutex_unlock(&tbl_lock);
 	return 0;
