@@ -113,6 +113,23 @@ static void *sym(const char *n)
 	return dlsym(RTLD_NEXT, n);
 }
 
+/*
+ * Writers first: a close() must not starve behind threads whose I/O calls
+ * on other descriptors of the stripe overlap without end.  (Non-recursive:
+ * nothing takes a stripe twice; in_io makes a signal handler's call pass.)
+ */
+static void stripes_init(void)
+{
+	pthread_rwlockattr_t a;
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	for (unsigned int i = 0; i < NSTRIPES; i++) {
+		pthread_rwlock_init(&stripes[i], &a);
+		pthread_mutex_init(&offlock[i], NULL);
+	}
+	pthread_rwlockattr_destroy(&a);
+}
+
 static void atfork_parent(void)
 {
 	g_forked = true;
@@ -133,8 +150,7 @@ static void atfork_child(void)
 	 * the parent) but remember the descriptors were inherited: shared.
 	 */
 	g_forked = true;
-	for (unsigned int i = 0; i < NSTRIPES; i++)
-		pthread_rwlock_init(&stripes[i], NULL), pthread_mutex_init(&offlock[i], NULL);
+	stripes_init();
 	for (int i = 0; ftab && i < ftab_n; i++)
 		if (atomic_load(&ftab[i]) != PF_NOT)
 			atomic_store(&ftab[i], NULL);
@@ -163,8 +179,7 @@ static void io_init(void)
 	ftab = calloc((size_t)ftab_n, sizeof(*ftab));
 	if (!ftab)
 		io_mode = 0;
-	for (unsigned int i = 0; i < NSTRIPES; i++)
-		pthread_rwlock_init(&stripes[i], NULL), pthread_mutex_init(&offlock[i], NULL);
+	stripes_init();
 	pthread_atfork(NULL, atfork_parent, atfork_child);
 	in_io--;
 }
@@ -287,19 +302,20 @@ static struct pfile *pf_get(int fd)
 			return NULL;
 		p = np;
 	}
+	in_io++;		/* first: a signal handler's write() here passes through */
 	pthread_rwlock_rdlock(stripe(fd));
 	if (atomic_load(&ftab[fd]) != p) {
 		pthread_rwlock_unlock(stripe(fd));
+		in_io--;
 		return NULL;
 	}
-	in_io++;
 	return p;
 }
 
 static void pf_put(int fd)
 {
-	in_io--;
 	pthread_rwlock_unlock(stripe(fd));
+	in_io--;
 }
 
 static pthread_mutex_t *off_lock(const struct pfile *p)
@@ -561,13 +577,13 @@ EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off64_t off, size_t bu
 		__typeof__(op) r_;                                              \
 		if (!in_io && (fd) >= 0 && (fd) < ftab_n && atomic_load(&ftab[fd])) { \
 			int e_;                                                 \
-			pthread_rwlock_wrlock(stripe(fd));                      \
 			in_io++;                                                \
+			pthread_rwlock_wrlock(stripe(fd));                      \
 			drop_locked(fd);                                        \
-			in_io--;                                                \
 			r_ = (op);                                              \
 			e_ = errno;                                             \
 			pthread_rwlock_unlock(stripe(fd));                      \
+			in_io--;                                                \
 			errno = e_;                                             \
 		} else {                                                        \
 			r_ = (op);                                              \
@@ -606,11 +622,11 @@ EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 		for (unsigned int fd = first; fd <= last && fd < (unsigned int)ftab_n; fd++) {
 			if (!atomic_load(&ftab[fd]))
 				continue;
-			pthread_rwlock_wrlock(stripe((int)fd));
 			in_io++;
+			pthread_rwlock_wrlock(stripe((int)fd));
 			drop_locked((int)fd);
-			in_io--;
 			pthread_rwlock_unlock(stripe((int)fd));
+			in_io--;
 		}
 	}
 	return real_close_range(first, last, flags);
@@ -620,11 +636,13 @@ EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 static int opened(int fd)
 {
 	if (fd >= 0 && fd < ftab_n && g_forked && !in_io) {
+		in_io++;
 		pthread_rwlock_wrlock(stripe(fd));
 		struct pfile *p = atomic_load(&ftab[fd]);
 		if (!IS_PF(p))
 			atomic_store(&ftab[fd], PF_FRESH);
 		pthread_rwlock_unlock(stripe(fd));
+		in_io--;
 	}
 	return fd;
 }
