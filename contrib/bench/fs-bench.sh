@@ -18,7 +18,7 @@
 # and writes are SQEs the kernel executes (io_uring_enter), no C library
 # call the shim could intercept, so it would measure FUSE.
 #
-# usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
+# Usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
 #   -t  seconds per fio job (default 10)      -q  quick: -t 3 -s 256M -n 5000
 #   -s  fio file size (default 1G)            -n  files in the metadata loop (20000)
 #   -B  where udaxfs and mkfs.udaxfs were built (default: this tree's build,
@@ -240,7 +240,7 @@ done
 ratio() { awk -v u="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", u / p; else print "-" }'; }
 echo
 printf 'udaxfs %s vs passthrough_ll over tmpfs, and tmpfs; fio %s s per job, %s file, %s files, median of %s round(s)\n' \
-	"$("$UDAXFS" -V | awk '{ print $2 }')" "$secs" "$size" "$nfiles" "$rounds"
+	"$("$UDAXFS" -V | awk 'NR == 1 { print $3 }')" "$secs" "$size" "$nfiles" "$rounds"
 printf 'kernel %s, %s CPUs.  write-through: both defaults; write-back: passthrough_ll\n' \
 	"$(uname -r)" "$(nproc)"
 printf -- '-o writeback, udaxfs -o writeback_cache (the kernel caches writes)\n'

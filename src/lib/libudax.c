@@ -833,6 +833,8 @@ UDAX_EXPORT int udax_unpin(struct udax_map *m, struct io_uring *ring)
 	if (err)
 		goto out;
 	err = pin_call(m, UDAX_REQ_UNPIN, r);
+	if (err == -ENOTCONN)
+		err = 0;	/* the daemon is gone: its pin went with it */
 out:
 	pthread_mutex_unlock(&m->mu);
 	return err;

@@ -621,7 +621,7 @@ int main(int argc, char **argv)
 		return stream(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 5 && !strcmp(argv[1], "truncator"))
 		return truncator(argv[2], argv[3], atoi(argv[4]));
-	fprintf(stderr, "usage: %s calls DIR | api DIR | fsx FILE SEED N | stream F G SECS | "
+	fprintf(stderr, "Usage: %s calls DIR | api DIR | fsx FILE SEED N | stream F G SECS | "
 		"direct | peer-check|peer-write|peer-trunc F OFF LEN SEED\n", argv[0]);
 	return 1;
 }

@@ -7,16 +7,18 @@
 # waiting for copies in progress; the late copy then faults in the writer
 # (the recalled range raises SIGBUS), and the checker must see that failure.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
+set -u	# an unset mount variable must stop the test, not write elsewhere
 PROG=$top_builddir/tests/dma/preload_rw
-[ -x "$PROG" ] || h7_skip "tests/dma/preload_rw is not built"
-[ -f "$PRELOAD" ] || h7_skip "libudax-preload.so is not built"
-h7_mount
-export UDAX_TEST_DEV="$H7_DEV"
+[ -x "$PROG" ] || test_skip "tests/dma/preload_rw is not built"
+[ -f "$PRELOAD" ] || test_skip "libudax-preload.so is not built"
+test_mount
+[ -n "$TEST_MNT" ] && mountpoint -q "$TEST_MNT" || { echo "FAIL: no mount"; exit 1; }
+export UDAX_TEST_DEV="$TEST_DEV"
 rc=0
-LD_PRELOAD=$PRELOAD "$PROG" stream "$H7_MNT/f" "$H7_MNT/g" 4 || { echo "FAIL: recall during direct writes"; rc=1; }
+LD_PRELOAD=$PRELOAD "$PROG" stream "$TEST_MNT/f" "$TEST_MNT/g" 4 || { echo "FAIL: recall during direct writes"; rc=1; }
 caught=0
 for i in 1 2 3; do
-	LD_PRELOAD=$PRELOAD UDAX_TEST_RECALL_NO_DRAIN=1 "$PROG" stream "$H7_MNT/f$i" "$H7_MNT/g$i" 3 \
+	LD_PRELOAD=$PRELOAD UDAX_TEST_RECALL_NO_DRAIN=1 "$PROG" stream "$TEST_MNT/f$i" "$TEST_MNT/g$i" 3 \
 		>/dev/null 2>&1
 	st=$?
 	if [ $st != 0 ]; then caught=1; echo "negative control: caught (exit status $st)"; break; fi

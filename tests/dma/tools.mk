@@ -1,4 +1,4 @@
-# H7's tests: udaxctl status, the LD_PRELOAD shim, the truncate-dma bench.
+# Tests of udaxctl status, the LD_PRELOAD shim and the truncate-dma bench.
 check_PROGRAMS += tests/dma/preload_pmem2 tests/dma/preload_semantics
 tests_dma_preload_semantics_SOURCES = tests/dma/preload_semantics.c
 tests_dma_preload_pmem2_SOURCES = tests/dma/preload_pmem2.c
@@ -27,3 +27,11 @@ tests_dma_daemon_loss_client_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
 tests_dma_daemon_loss_client_LDADD = libudax.la $(URING_LIBS)
 TESTS += tests/dma/daemon_loss.sh
 EXTRA_DIST += tests/dma/daemon_loss.sh
+
+# The shim declares the pins of an unmodified program (io_uring fixed buffers).
+check_PROGRAMS += tests/dma/preload_pin
+tests_dma_preload_pin_SOURCES = tests/dma/preload_pin.c
+tests_dma_preload_pin_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) -I$(top_srcdir)/src/lib
+tests_dma_preload_pin_LDADD = libudaxwire.la $(URING_LIBS) -lpthread
+TESTS += tests/dma/preload_pin.sh
+EXTRA_DIST += tests/dma/preload_pin.sh
