@@ -49,7 +49,7 @@ while getopts "t:s:n:B:j:r:P:qh" opt; do
 	r) rounds=$OPTARG;;
 	P) preload=$OPTARG;;
 	q) secs=3 size=256M nfiles=5000;;
-	*) sed -n '2,39p' "$0"; exit 2;;
+	*) sed -n '2,38p' "$0"; exit 2;;
 	esac
 done
 
