@@ -14,6 +14,14 @@
 # Prints one table with the ratios udaxfs / passthrough_ll, udaxfs over
 # io_uring / passthrough_ll and udaxfs over io_uring / udaxfs per row for
 # each pair (higher is better for udaxfs).  Not part of make check.
+# The column "ud+shim" is the write-through udaxfs mount with an unmodified
+# fio under LD_PRELOAD=libudax-preload.so, which serves pread/pwrite from
+# direct layouts; a second table sets it against fio's mmap engine on the
+# same file under the shim, tmpfs (psync and mmap), passthrough_ll and the
+# raw memcpy bandwidth of the device mapping (bench_direct), with the
+# targets.  fio's io_uring engine is not measured under the shim: its reads
+# and writes are SQEs the kernel executes (io_uring_enter), no C library
+# call the shim could intercept, so it would measure FUSE.
 #
 # Usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
 #   -t  seconds per fio job (default 10)      -q  quick: -t 3 -s 256M -n 5000
@@ -23,6 +31,8 @@
 #   -j  also write the table as JSON to this file
 #   -r  rounds (default 1): every job and the metadata loop run this many
 #       times, round by round, and the table shows each cell's median
+#   -P  libudax-preload.so to use (default: BUILDDIR/.libs, else the
+#       installed one); "none" drops the shim column
 # Environment: UDAX_BENCH_OPTS adds mount options to both udaxfs mounts,
 # UDAX_BENCH_PEER_OPTS to both passthrough_ll mounts.  passthrough_ll as
 # shipped checks no permissions and has no xattrs, so the kernel skips
@@ -33,8 +43,8 @@
 # Needs: root, fio, a C compiler, libfuse3-dev (its examples), /dev/fuse.
 set -euo pipefail
 
-secs=10 size=1G nfiles=20000 build="" json="" rounds=1
-while getopts "t:s:n:B:j:r:qh" opt; do
+secs=10 size=1G nfiles=20000 build="" json="" rounds=1 preload=""
+while getopts "t:s:n:B:j:r:P:qh" opt; do
 	case $opt in
 	t) secs=$OPTARG;;
 	s) size=$OPTARG;;
@@ -42,8 +52,9 @@ while getopts "t:s:n:B:j:r:qh" opt; do
 	B) build=$OPTARG;;
 	j) json=$OPTARG;;
 	r) rounds=$OPTARG;;
+	P) preload=$OPTARG;;
 	q) secs=3 size=256M nfiles=5000;;
-	*) sed -n '2,33p' "$0"; exit 2;;
+	*) sed -n '2,35p' "$0"; exit 2;;
 	esac
 done
 
@@ -66,6 +77,17 @@ else
 	UDAXFS=$(command -v udaxfs) || die "udaxfs not found: give -B BUILDDIR"
 	MKFS=$(command -v mkfs.udaxfs) || die "mkfs.udaxfs not found"
 fi
+
+if [ -z "$preload" ]; then
+	for p in ${build:+"$build/.libs/libudax-preload.so"} /usr/local/lib/libudax-preload.so \
+		 /usr/lib/libudax-preload.so; do
+		[ -f "$p" ] && { preload=$p; break; }
+	done
+	[ -n "$preload" ] || preload=none
+fi
+[ "$preload" = none ] || [ -f "$preload" ] || die "$preload: no such file"
+bench_direct=${build:+$build/tests/dma/bench_direct}
+[ -n "$bench_direct" ] && [ -x "$bench_direct" ] || bench_direct=""
 
 ex=/usr/share/doc/libfuse3-dev/examples
 [ -e "$ex/passthrough_ll.c" ] || [ -e "$ex/passthrough_ll.c.gz" ] ||
@@ -142,12 +164,13 @@ rows=("randread 4k psync (IOPS)" "randwrite 4k psync (IOPS)"
       "seqread 1M (MiB/s)" "seqwrite 1M (MiB/s)"
       "create+write+close (ops/s)" "stat (ops/s)" "unlink (ops/s)")
 
-# fio_job FS DIR NAME RW BS -> value (IOPS or MiB/s)
+# fio_job FS DIR NAME RW BS [ENGINE] -> value (IOPS or MiB/s); ud+shim runs under the shim
 fio_job() {
-	local fs=$1 dir=$2 row=$3 rw=$4 bs=$5 out
-	out=$(fio --name=b --filename="$dir/bench.dat" --size="$size" --rw="$rw" --bs="$bs" \
-		--ioengine=psync --time_based --runtime="$secs" --ramp_time=1 \
-		--minimal 2>/dev/null) || die "fio $rw on $fs failed"
+	local fs=$1 dir=$2 row=$3 rw=$4 bs=$5 engine=${6:-psync} out pre=""
+	case $fs in ud+shim*) pre=$preload;; esac
+	out=$(LD_PRELOAD=$pre fio --name=b --filename="$dir/bench.dat" --size="$size" --rw="$rw" \
+		--bs="$bs" --ioengine="$engine" --time_based --runtime="$secs" --ramp_time=1 \
+		--minimal 2>/dev/null) || die "fio $rw ($engine) on $fs failed"
 	# terse v3: field 7/8 = read KiB/s / IOPS, 48/49 = write KiB/s / IOPS
 	local v
 	case $rw in
@@ -167,26 +190,47 @@ median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END {
 # Row by row (each job on the five file systems back to back), so that
 # a change in machine load hits all columns of a row alike.
 declare -A DIR=([tmpfs]=$TM [passthrough_ll]=$PT [udaxfs]=$UD [passthrough_ll_wb]=$PTW
-		[udaxfs_wb]=$UDW [udaxfs_uring]=$UR [udaxfs_wb_uring]=$URW)
+		[udaxfs_wb]=$UDW [udaxfs_uring]=$UR [udaxfs_wb_uring]=$URW [ud+shim]=$UD)
 if [ $uring = 1 ]; then
 	fss=(tmpfs passthrough_ll udaxfs udaxfs_uring passthrough_ll_wb udaxfs_wb udaxfs_wb_uring)
 else
 	fss=(tmpfs passthrough_ll udaxfs passthrough_ll_wb udaxfs_wb)
 fi
+iofss=("${fss[@]}")
+[ "$preload" = none ] || iofss+=(ud+shim)	# the same file as udaxfs, under the shim
 for fs in "${fss[@]}"; do
 	echo "== laying out $size on $fs" >&2
 	fio --name=layout --filename="${DIR[$fs]}/bench.dat" --size="$size" --rw=write --bs=1M \
 		--ioengine=psync --minimal >/dev/null 2>&1 || die "fio layout on $fs failed"
 done
 jobs=("${rows[3]}|write|1M" "${rows[2]}|read|1M" "${rows[1]}|randwrite|4k" "${rows[0]}|randread|4k")
+mrows=("randread 4k mmap (IOPS)" "randwrite 4k mmap (IOPS)")
+mfss=(tmpfs)
+[ "$preload" = none ] || mfss+=(ud+shim)
 for ((rd = 1; rd <= rounds; rd++)); do
 	for j in "${jobs[@]}"; do
 		IFS='|' read -r row rw bs <<<"$j"
-		for fs in "${fss[@]}"; do
+		for fs in "${iofss[@]}"; do
 			echo "== round $rd/$rounds: $row on $fs" >&2
 			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" "$bs"
 		done
 	done
+	# fio's mmap engine: memory speed through a mapping, the yardstick of the shim
+	for j in "${mrows[0]}|randread" "${mrows[1]}|randwrite"; do
+		IFS='|' read -r row rw <<<"$j"
+		for fs in "${mfss[@]}"; do
+			echo "== round $rd/$rounds: $row on $fs" >&2
+			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" 4k mmap
+		done
+	done
+	# the raw bandwidth of the device mapping (memcpy into the very pages)
+	if [ -n "$bench_direct" ] && [ "$preload" != none ]; then
+		echo "== round $rd/$rounds: raw memcpy bandwidth (bench_direct)" >&2
+		bw=$("$bench_direct" 64 "$UD/bench_direct.dat" "$W/udax.img" 2>/dev/null |
+			sed -n 's/.*raw *\([0-9.]*\) GiB\/s.*/\1/p' | head -1)
+		rm -f "$UD/bench_direct.dat"
+		[ -n "$bw" ] && R[raw,memcpy]="${R[raw,memcpy]:-} $(awk -v g="$bw" 'BEGIN { printf "%.0f", g * 1024 }')"
+	fi
 done
 # The metadata loop runs in rounds of at most 5000 files: passthrough_ll
 # holds one descriptor per inode the kernel knows, and RLIMIT_NOFILE may be
@@ -262,6 +306,34 @@ for row in "${rows[@]}"; do
 		"$pw" "$uw" "$(ratio "$uw" "$pw")"
 done
 fi
+if [ "$preload" != none ]; then
+	# target: NAME VALUE REFERENCE FACTOR -> "value/reference = x (target >= f: met)"
+	target() { awk -v n="$1" -v v="$2" -v r="$3" -v f="$4" 'BEGIN {
+		if (r + 0 <= 0) { printf "  %-44s %9s   (reference not measured)\n", n, v; exit }
+		x = v / r; printf "  %-44s %9s / %9s = %6.2fx (target >= %s: %s)\n", n, v, r, x, f,
+			(x >= f ? "met" : "NOT met") }'; }
+	rr=${rows[0]} rw_=${rows[1]} sr=${rows[2]} sw=${rows[3]}
+	raw=${R[raw,memcpy]:-0}
+	echo
+	echo "read()/write() from direct layouts (ud+shim: fio psync under libudax-preload.so)"
+	printf '  %-27s %9s %9s %6s\n' row udaxfs ud+shim ratio
+	for row in "${rows[@]}"; do
+		case $row in create*|stat*|unlink*) continue;; esac
+		printf '  %-27s %9s %9s %6s\n' "$row" "${R[udaxfs,$row]:-0}" "${R[ud+shim,$row]:--}" \
+			"$(ratio "${R[ud+shim,$row]:-0}" "${R[udaxfs,$row]:-0}")"
+	done
+	printf '  fio mmap engine: tmpfs %s / %s IOPS, udaxfs under the shim %s / %s IOPS (randread / randwrite)\n' \
+		"${R[tmpfs,${mrows[0]}]:-0}" "${R[tmpfs,${mrows[1]}]:-0}" \
+		"${R[ud+shim,${mrows[0]}]:-0}" "${R[ud+shim,${mrows[1]}]:-0}"
+	printf '  raw memcpy bandwidth of the device mapping (bench_direct): %s MiB/s\n' "${raw}"
+	target "4k randread: shim / mmap engine under shim" "${R[ud+shim,$rr]:-0}" "${R[ud+shim,${mrows[0]}]:-0}" 0.8
+	target "4k randread: shim / tmpfs psync" "${R[ud+shim,$rr]:-0}" "${R[tmpfs,$rr]:-0}" 1.5
+	target "4k randwrite: shim / tmpfs psync" "${R[ud+shim,$rw_]:-0}" "${R[tmpfs,$rw_]:-0}" 1.2
+	target "4k randread: shim / passthrough_ll" "${R[ud+shim,$rr]:-0}" "${R[passthrough_ll,$rr]:-0}" 10
+	target "4k randwrite: shim / passthrough_ll" "${R[ud+shim,$rw_]:-0}" "${R[passthrough_ll,$rw_]:-0}" 10
+	target "1M seqread: shim / raw memcpy" "${R[ud+shim,$sr]:-0}" "$raw" 0.8
+	target "1M seqwrite: shim / raw memcpy" "${R[ud+shim,$sw]:-0}" "$raw" 0.8
+fi
 if [ -n "$json" ]; then
 	{
 		echo "["
@@ -273,7 +345,8 @@ if [ -n "$json" ]; then
 			printf '"udaxfs_io_uring": %s, ' "${R[udaxfs_uring,$row]:-0}"
 			printf '"passthrough_ll_writeback": %s, "udaxfs_writeback_cache": %s, ' \
 				"${R[passthrough_ll_wb,$row]:-0}" "${R[udaxfs_wb,$row]:-0}"
-			printf '"udaxfs_writeback_cache_io_uring": %s}' "${R[udaxfs_wb_uring,$row]:-0}"
+			printf '"udaxfs_writeback_cache_io_uring": %s, ' "${R[udaxfs_wb_uring,$row]:-0}"
+			printf '"udaxfs_preload": %s}' "${R[ud+shim,$row]:-null}"
 			sep=$',\n'
 		done
 		printf '\n]\n'

@@ -66,6 +66,8 @@ typedef void (*udax_recall_fn)(struct udax_map *map, void *arg);
 #define UDAX_MAP_RECALL_FD	(1u << 0)	/* no library thread calls the handler:
 						 * poll udax_recall_fd(), call
 						 * udax_recall_process() */
+#define UDAX_MAP_KEEP_SIZE	(1u << 1)	/* a writable map never grows the file;
+						 * map only up to EOF (page rounded) */
 
 struct udax_map_opts {
 	udax_recall_fn recall;		/* may be NULL */
@@ -126,6 +128,33 @@ int udax_map_unmap(struct udax_map *map);
 int udax_recall_fd(struct udax_map *map);
 /* Handle a pending recall.  Return: 1 handled, 0 none pending, -errno. */
 int udax_recall_process(struct udax_map *map);
+
+/*
+ * udax_pread()/udax_pwrite() - copy between @buf and the map, @off being a
+ * file offset inside the map's range; a transfer running past the map's end
+ * is cut there (0 at the end).  A write is durable when it returns (cache
+ * flush or non-temporal stores, then a fence).  Safe against a concurrent
+ * recall: the recall waits for a copy in progress; after it the calls
+ * return -ESTALE.
+ */
+ssize_t udax_pread(struct udax_map *map, void *buf, size_t n, off_t off);
+ssize_t udax_pwrite(struct udax_map *map, const void *buf, size_t n, off_t off);
+
+/*
+ * A file open for direct read()/write(): the library keeps windows (direct
+ * layouts) of the file and serves udax_file_pread()/udax_file_pwrite() from
+ * them, and sends to the mount (pread(2)/pwrite(2) on @fd) whatever it
+ * cannot serve directly: past the end of file, size changes, O_APPEND,
+ * not allowed, a recall under way.  @fd stays the caller's.
+ */
+struct udax_file;
+int udax_file_open(struct udax_file **out, int fd, unsigned int flags);	/* flags: 0 */
+ssize_t udax_file_pread(struct udax_file *f, void *buf, size_t n, off_t off);
+ssize_t udax_file_pwrite(struct udax_file *f, const void *buf, size_t n, off_t off);
+/* Make mtime/ctime reflect the direct writes so far (a touch through the mount). */
+int udax_file_sync(struct udax_file *f);
+/* udax_file_sync(), give every window back, free; NULL-safe; clears *fp; never closes the fd. */
+int udax_file_close(struct udax_file **fp);
 
 /* Reason for the last failure in this thread ("" if none). */
 const char *udax_last_error(void);

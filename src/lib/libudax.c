@@ -26,6 +26,7 @@
 #include <libpmem2.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -44,6 +45,7 @@
 #include <udax/udax.h>
 #include <udax/udax_proto.h>
 
+#include "libudax_int.h"
 #include "wire.h"
 
 #define UDAX_EXPORT __attribute__((visibility("default")))
@@ -92,6 +94,16 @@ struct udax_map {
 	bool daemon_lost;		/* the recall is the end of the connection */
 	bool rc_queued, rc_busy;
 	uint64_t recall_seq;
+	/*
+	 * udax_pread()/udax_pwrite() copies in progress (udax_io.c): a copier
+	 * raises io_active, then checks io_closed; the recall, unmap and close
+	 * paths set io_closed, then wait for io_active to drop to 0 before the
+	 * range is replaced and the layout given back.  Sequentially
+	 * consistent atomics: either the copier sees io_closed, or the drainer
+	 * sees its count.
+	 */
+	atomic_uint io_active;
+	atomic_bool io_closed;
 };
 
 static int g_sigbus_fd = -1;		/* an empty memfd: mapping it raises SIGBUS on access */
@@ -112,6 +124,15 @@ static bool g_rc_started;		/* g_rc_lock */
 
 static int set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int set_err(int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t_err, sizeof(t_err), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int udax__set_err(int err, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -307,6 +328,7 @@ static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nr
  */
 static pthread_once_t g_persist_once = PTHREAD_ONCE_INIT;
 static pmem2_persist_fn g_persist_cl;		/* NULL: not available */
+static pmem2_memcpy_fn g_memcpy_nt;		/* its memcpy (persists); NULL: none */
 static struct pmem2_source *g_persist_src;	/* kept: the fn's map lives on */
 static struct pmem2_map *g_persist_map;
 
@@ -321,7 +343,10 @@ static void persist_init(void)
 	if (p != MAP_FAILED && pmem2_source_from_fd(&g_persist_src, fd) == 0 &&
 	    pmem2_map_from_existing(&g_persist_map, g_persist_src, p, PAGE,
 				    PMEM2_GRANULARITY_CACHE_LINE) == 0)
+	{
 		g_persist_cl = pmem2_get_persist_fn(g_persist_map);
+		g_memcpy_nt = pmem2_get_memcpy_fn(g_persist_map);
+	}
 	close(fd);	/* the mapping (and so the pmem2 map) stays */
 }
 
@@ -347,6 +372,73 @@ static int setup_persist(struct udax_map *m, int dev_fd)
 		return set_err(-ENOTSUP, "libpmem2 gave no cache-line persist function: %s",
 			       pmem2_errormsg());
 	m->persist = g_persist_cl;
+	return 0;
+}
+
+/*
+ * io_drain() - refuse new udax_pread()/udax_pwrite() copies on @m and wait
+ * for those in progress; from now on no copy touches the range.
+ * UDAX_TEST_RECALL_NO_DRAIN=1 (a test aid, see udax_pread(3)) skips the
+ * wait so that the stale-data checker can prove it sees the failure.
+ * Context: any; copies are short (bounded by their length), so a yield
+ * loop is enough.
+ */
+static void io_drain(struct udax_map *m)
+{
+	static int no_drain = -1;
+
+	atomic_store(&m->io_closed, true);
+	if (no_drain < 0) {
+		const char *e = getenv("UDAX_TEST_RECALL_NO_DRAIN");
+		no_drain = e && *e == '1';
+	}
+	if (no_drain)
+		return;
+	while (atomic_load(&m->io_active))
+		sched_yield();
+}
+
+int udax__map_io_get(struct udax_map *m)
+{
+	atomic_fetch_add(&m->io_active, 1);
+	if (atomic_load(&m->io_closed)) {
+		atomic_fetch_sub(&m->io_active, 1);
+		return -ESTALE;
+	}
+	return 0;
+}
+
+void udax__map_io_put(struct udax_map *m)
+{
+	atomic_fetch_sub(&m->io_active, 1);
+}
+
+void udax__map_info(const struct udax_map *m, char **addr, uint64_t *off, uint64_t *len,
+		    bool *writable)
+{
+	*addr = m->addr;
+	*off = m->off;
+	*len = m->len;
+	*writable = (m->prot & PROT_WRITE) != 0;
+}
+
+/* Copy @n bytes into the map at @dst and make them durable.  Context: io_get held. */
+int udax__map_store(struct udax_map *m, void *dst, const void *src, size_t n)
+{
+	if (m->persist && g_memcpy_nt) {
+		/* libpmem2's memcpy: non-temporal for large copies, then fence */
+		g_memcpy_nt(dst, src, n, 0);
+		return 0;
+	}
+	memcpy(dst, src, n);
+	if (m->persist) {
+		m->persist(dst, n);
+		return 0;
+	}
+	uintptr_t start = (uintptr_t)dst & ~(uintptr_t)(PAGE - 1);
+	uintptr_t end = ((uintptr_t)dst + n + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+	if (end > start && msync((void *)start, end - start, MS_SYNC) < 0)
+		return set_err(-errno, "msync: %s", strerror(errno));
 	return 0;
 }
 
@@ -418,6 +510,12 @@ static int ask_hello(int fd, struct udax_ioc_hello *hello)
 UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t len, int prot,
 			      const struct udax_map_opts *o)
 {
+	return udax__map_open(out, fd, off, len, prot, o, false);
+}
+
+int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int prot,
+		   const struct udax_map_opts *o, bool nowait)
+{
 	struct udax_ioc_hello hello;
 	struct udax_map *m;
 	struct udax_wire *w = NULL;
@@ -433,7 +531,7 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 	    !(prot & PROT_READ) || (prot & ~(PROT_READ | PROT_WRITE)))
 		return set_err(-EINVAL, "offset and length must be page multiples, "
 			       "prot PROT_READ or PROT_READ|PROT_WRITE");
-	if (o && (o->flags & ~UDAX_MAP_RECALL_FD))
+	if (o && (o->flags & ~(UDAX_MAP_RECALL_FD | UDAX_MAP_KEEP_SIZE)))
 		return set_err(-EINVAL, "unknown flags %#x", o->flags);
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0)
@@ -467,6 +565,7 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 
 	struct udax_map_req rq = {
 		.prot = UDAX_PROT_READ | ((prot & PROT_WRITE) ? UDAX_PROT_WRITE : 0),
+		.flags = (o && (o->flags & UDAX_MAP_KEEP_SIZE)) ? UDAX_MAP_F_KEEP_SIZE : 0,
 	};
 	for (int attempt = 0;; attempt++) {
 		err = ask_hello(fd, &hello);
@@ -493,7 +592,7 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 				goto fail;
 		}
 		rq.addr = (uint64_t)(uintptr_t)m->addr;
-		if (prot & PROT_WRITE) {
+		if ((prot & PROT_WRITE) && !(rq.flags & UDAX_MAP_F_KEEP_SIZE)) {
 			err = grow_for_map(fd, rq.off, rq.len);
 			if (err)
 				goto fail;
@@ -508,7 +607,7 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 		}
 		memcpy(rq.ticket, hello.ticket, sizeof(rq.ticket));
 		err = conn_call(w, UDAX_REQ_MAP, &rq, sizeof(rq), &rp, &rlen, NULL);
-		if (err != -EBUSY || attempt >= MAP_RETRIES)
+		if (err != -EBUSY || attempt >= MAP_RETRIES || nowait)
 			break;
 		free(rp);
 		rp = NULL;
@@ -749,6 +848,7 @@ UDAX_EXPORT int udax_map_unmap(struct udax_map *m)
 	pthread_mutex_lock(&m->mu);
 	if (m->recalled || m->unmapped)
 		goto out;
+	io_drain(m);
 	err = sigbus_range(m->base, m->glen);
 	if (err) {
 		set_err(err, "replacing the mapping: %s", strerror(-err));
@@ -789,6 +889,7 @@ static int do_recall(struct udax_map *m)
 
 	pthread_mutex_lock(&m->mu);
 	if (!m->recalled) {
+		io_drain(m);
 		if (m->pinned)
 			unregister_buf(m);	/* the handler promised: nothing in flight */
 		if (!m->unmapped)
@@ -835,6 +936,7 @@ UDAX_EXPORT int udax_map_close(struct udax_map **mp)
 		return 0;
 	*mp = NULL;
 	map_unregister(m);
+	io_drain(m);
 	pthread_mutex_lock(&m->mu);
 	if (!m->recalled) {
 		struct udax_id_req ir = { m->id };

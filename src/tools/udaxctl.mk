@@ -12,13 +12,15 @@ EXTRA_DIST += src/tools/bench_dma_none.c
 
 # libudax-preload.so: LD_PRELOAD shim giving unmodified programs direct
 # mappings of udaxfs files.  Its source lives with the library.  It
-# places its mappings itself (see preload.c for why), so it does not link
-# libudax; its protocol traffic goes through wire.h.
+# places its mappings itself (see preload.c for why), so its mmap side does
+# not use libudax; its protocol traffic goes through wire.h.  Its
+# read()/write() serving (preload_io.c) uses libudax's udax_file, whose
+# recalls arrive through libudax's own wire connection.
 lib_LTLIBRARIES += libudax-preload.la
-libudax_preload_la_SOURCES = src/lib/preload.c
+libudax_preload_la_SOURCES = src/lib/preload.c src/lib/preload_io.c
 libudax_preload_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/lib
 libudax_preload_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(URING_CFLAGS)
-libudax_preload_la_LIBADD = libudaxwire.la -ldl -lpthread
+libudax_preload_la_LIBADD = libudaxwire.la libudax.la -ldl -lpthread
 libudax_preload_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined
 
 # libfuse's passthrough_ll, the no-DMA peer the bench compares against.  Built

@@ -1,0 +1,488 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * udax_io.c - read()/write()-style calls served from direct layouts.
+ *
+ * udax_pread()/udax_pwrite() copy between a buffer and an open map.  A copy
+ * holds the map's I/O count (udax__map_io_get); a recall, unmap or close
+ * first closes the map to new copies and waits for the count to drain, and
+ * only then replaces the range and gives the layout back, so no copy runs
+ * into a block after its recall was answered.
+ *
+ * struct udax_file serves a whole file: it keeps windows, maps of aligned
+ * UDAX_WIN_SIZE pieces of the file, opened on first use, and sends to the
+ * mount everything it must not serve directly:
+ *   - reads at or past the end of file the library knows, writes that
+ *     would change the size (the size is the kernel's and the daemon's; the
+ *     windows never grow the file: UDAX_MAP_KEEP_SIZE);
+ *   - O_APPEND writes (the kernel appends atomically at its own size);
+ *   - everything, once the daemon refused a layout with EPERM/EACCES/ENOTTY
+ *     (not allowed direct access; not udaxfs);
+ *   - the rest of a call whose window cannot be opened now (EBUSY: a
+ *     recall is under way; the grant is not retried on this path).
+ * End of file.  A shrink to size S recalls the layouts over the blocks
+ * from ceil(S / block) on, not the block holding S.  So a window maps one
+ * block more than it serves, both below the size seen by fstat() just
+ * before the grant: while the window is live (not recalled), every byte it
+ * serves is below the true EOF, whatever other processes do, and a direct
+ * write never changes the size.  The last block of the file is always
+ * served by the mount.  f->eof is a hint only (which calls to try
+ * directly): stale-small sends calls to the mount, stale-large costs an
+ * fstat at the next grant.
+ *
+ * Windows are read-only until the first write into them, then reopened
+ * read-write: a writable grant sets mtime and ctime, a read must not.
+ *
+ * Time stamps: the grant of a writable window sets mtime/ctime; later
+ * direct writes are made visible by udax_file_sync() and udax_file_close(),
+ * which touch the file through the mount (utimensat(fd, NULL)).
+ *
+ * DRAM: struct udax_file (about 100 bytes) plus one pointer per
+ * UDAX_WIN_SIZE of file size (up to WIN_SLOTS_MAX), plus per open window a
+ * struct win and the library's struct udax_map (about 400 bytes together).
+ *
+ * Locks: f->lock protects the slot table and the windows' fields marked so;
+ * it is never held across udax_map_close() of a window whose recall handler
+ * may be running (the handler only touches atomics).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <udax/udax.h>
+
+#include "libudax_int.h"
+
+#define UDAX_EXPORT __attribute__((visibility("default")))
+
+#define PAGE 4096ull
+#define UDAX_BLOCK 4096ull		/* the file system's block (format.h) */
+#define UDAX_WIN_SIZE (32ull << 20)	/* one layout covers this much of the file */
+#define WIN_SLOTS_MAX 4096u		/* 128 GiB of file mapped at most, per file */
+#define BUSY_BACKOFF_NS 1000000ull	/* after an EBUSY grant, serve the slot by FUSE this long */
+
+struct win {
+	struct udax_file *f;
+	uint64_t start;			/* file offset, multiple of UDAX_WIN_SIZE; const */
+	uint64_t len;			/* served bytes from start (mapped: one block more); const */
+	bool writable;			/* const */
+	struct udax_map *map;		/* const once published */
+	char *addr;			/* start's address; const */
+};
+
+struct udax_file {
+	int fd;
+	bool append;			/* O_APPEND: writes go through the mount */
+	bool can_read, can_write;	/* the descriptor's access mode */
+	atomic_bool no_direct;		/* refused once: everything through the mount */
+	atomic_bool dirty;		/* direct writes since the last touch */
+	pthread_mutex_t lock;		/* the fields below */
+	_Atomic uint64_t eof;		/* size hint (see the file comment); written under lock */
+	struct win **slot;		/* by (offset / UDAX_WIN_SIZE) % nslots */
+	unsigned int nslots;
+	uint64_t *busy_until;		/* per slot: CLOCK_MONOTONIC ns of the last EBUSY + backoff */
+};
+
+/* ---- on a map ---- */
+
+/* Clip [off, off + n) to the map.  Return: bytes, 0 at the end, -EINVAL outside. */
+static ssize_t map_clip(struct udax_map *m, size_t n, off_t off, char **at, bool *writable)
+{
+	char *addr;
+	uint64_t moff, mlen;
+
+	udax__map_info(m, &addr, &moff, &mlen, writable);
+	if (off < 0 || (uint64_t)off < moff || (uint64_t)off > moff + mlen)
+		return udax__set_err(-EINVAL, "offset %lld is outside the map [%llu, %llu)",
+				     (long long)off, (unsigned long long)moff,
+				     (unsigned long long)(moff + mlen));
+	uint64_t left = moff + mlen - (uint64_t)off;
+	if (n > left)
+		n = (size_t)left;
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX & ~(size_t)(PAGE - 1);
+	*at = addr + ((uint64_t)off - moff);
+	return (ssize_t)n;
+}
+
+UDAX_EXPORT ssize_t udax_pread(struct udax_map *m, void *buf, size_t n, off_t off)
+{
+	char *at;
+	bool w;
+
+	if (!m || (!buf && n))
+		return udax__set_err(-EINVAL, "map or buffer is NULL");
+	ssize_t r = map_clip(m, n, off, &at, &w);
+	if (r <= 0)
+		return r;
+	if (udax__map_io_get(m))
+		return udax__set_err(-ESTALE, "the layout was recalled, unmapped or closed");
+	memcpy(buf, at, (size_t)r);
+	udax__map_io_put(m);
+	return r;
+}
+
+UDAX_EXPORT ssize_t udax_pwrite(struct udax_map *m, const void *buf, size_t n, off_t off)
+{
+	char *at;
+	bool w;
+
+	if (!m || (!buf && n))
+		return udax__set_err(-EINVAL, "map or buffer is NULL");
+	ssize_t r = map_clip(m, n, off, &at, &w);
+	if (r <= 0)
+		return r;
+	if (!w)
+		return udax__set_err(-EBADF, "the map is read-only");
+	if (udax__map_io_get(m))
+		return udax__set_err(-ESTALE, "the layout was recalled, unmapped or closed");
+	int err = udax__map_store(m, at, buf, (size_t)r);
+	udax__map_io_put(m);
+	return err ? err : r;
+}
+
+/* ---- on a file ---- */
+
+/* The mount's answer; never the preload shim's interposed functions. */
+static ssize_t fuse_pread(int fd, void *buf, size_t n, uint64_t off)
+{
+	ssize_t r;
+	do
+		r = syscall(SYS_pread64, fd, buf, n, (off_t)off);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
+
+static ssize_t fuse_pwrite(int fd, const void *buf, size_t n, uint64_t off)
+{
+	ssize_t r;
+	do
+		r = syscall(SYS_pwrite64, fd, buf, n, (off_t)off);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : r;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Recall handler: runs on the library's recall thread.  Nothing to do: the
+ * library drains the copies and the next call finds the map closed.
+ * Context: must not take f->lock (see Locks).
+ */
+static void win_recalled(struct udax_map *m, void *arg)
+{
+	(void)m;
+	(void)arg;
+}
+
+/*
+ * Grow the slot table to cover the known size (one slot per window, up to
+ * WIN_SLOTS_MAX).  Failing to grow keeps the smaller table: still correct.
+ * Context: f->lock held.
+ */
+static void grow_slots(struct udax_file *f)
+{
+	uint64_t want = (f->eof + UDAX_WIN_SIZE - 1) / UDAX_WIN_SIZE;
+	if (want > WIN_SLOTS_MAX)
+		want = WIN_SLOTS_MAX;
+	if (want > f->nslots) {
+		/* grow the table: rehash the live windows into it */
+		unsigned int ns = f->nslots ? f->nslots : 1;
+		while (ns < want)
+			ns *= 2;
+		if (ns > WIN_SLOTS_MAX)
+			ns = WIN_SLOTS_MAX;
+		struct win **sl = calloc(ns, sizeof(*sl));
+		uint64_t *bu = calloc(ns, sizeof(*bu));
+		if (!sl || !bu) {
+			free(sl);
+			free(bu);
+			return;		/* keep the small table: still correct */
+		}
+		for (unsigned int i = 0; i < f->nslots; i++) {
+			struct win *w = f->slot[i];
+			if (w)
+				sl[(w->start / UDAX_WIN_SIZE) % ns] = w;	/* no collisions: ns grew */
+		}
+		free(f->slot);
+		free(f->busy_until);
+		f->slot = sl;
+		f->busy_until = bu;
+		f->nslots = ns;
+	}
+}
+
+/* Refresh the known size.  Context: f->lock held.  Return: 0, -errno. */
+static int refresh_eof(struct udax_file *f)
+{
+	struct stat st;
+	if (syscall(SYS_fstat, f->fd, &st) < 0)
+		return -errno;
+	f->eof = (uint64_t)st.st_size;
+	grow_slots(f);
+	return 0;
+}
+
+/*
+ * win_close() - give a window back.  Context: no f->lock (udax_map_close
+ * waits for a running recall handler); @w already unlinked.
+ */
+static void win_close(struct win *w)
+{
+	struct udax_map *m = w->map;	/* w->map stays valid for copies still draining */
+	udax_map_close(&m);
+	free(w);
+}
+
+/*
+ * win_get() - the window covering file offset @off, entered for a copy
+ * (udax__map_io_get held), opened or upgraded as needed.
+ * Context: takes f->lock; may call the daemon.
+ * Return: the window, or NULL: serve this piece through the mount.
+ */
+static struct win *win_get(struct udax_file *f, uint64_t off, bool write)
+{
+	struct win *old = NULL, *w = NULL;
+
+	pthread_mutex_lock(&f->lock);
+	if (!f->nslots && (refresh_eof(f) < 0 || !f->nslots))
+		goto out;
+	uint64_t start = off & ~(UDAX_WIN_SIZE - 1);
+	unsigned int si = (unsigned int)((start / UDAX_WIN_SIZE) % f->nslots);
+	struct win *cur = f->slot[si];
+	if (cur && cur->start == start && (!write || cur->writable) && off < start + cur->len &&
+	    udax__map_io_get(cur->map) == 0) {
+		w = cur;
+		goto out;
+	}
+	/* a miss: a recalled, too short, read-only or other window goes */
+	if (f->busy_until[si] && now_ns() < f->busy_until[si])
+		goto out;
+	f->slot[si] = NULL;
+	old = cur;
+	pthread_mutex_unlock(&f->lock);
+	if (old)
+		win_close(old);
+	pthread_mutex_lock(&f->lock);
+	if (atomic_load(&f->no_direct) || f->slot[si])
+		goto out;		/* refused meanwhile, or another thread filled the slot */
+	/* a fresh size: the window's served range must lie below it (file comment) */
+	if (refresh_eof(f) < 0)
+		goto out;
+	uint64_t mend = f->eof & ~(UDAX_BLOCK - 1);
+	if (mend > start + UDAX_WIN_SIZE + UDAX_BLOCK)
+		mend = start + UDAX_WIN_SIZE + UDAX_BLOCK;
+	if (mend < start + 2 * UDAX_BLOCK || off >= mend - UDAX_BLOCK)
+		goto out;		/* the last block of the file: the mount's */
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		goto out;
+	*w = (struct win){ .f = f, .start = start, .len = mend - UDAX_BLOCK - start,
+			   .writable = write || (cur && cur->writable) };
+	struct udax_map_opts o = { .recall = win_recalled, .recall_arg = w,
+				   .flags = UDAX_MAP_KEEP_SIZE };
+	int prot = PROT_READ | (w->writable ? PROT_WRITE : 0);
+	/* the grant runs with f->lock held: other threads of this file wait for it, as they would for FUSE */
+	int err = udax__map_open(&w->map, f->fd, (off_t)start, (size_t)(mend - start), prot, &o,
+				 true);
+	if (err) {
+		free(w);
+		w = NULL;
+		if (err == -EBUSY || err == -EAGAIN)
+			f->busy_until[si] = now_ns() + BUSY_BACKOFF_NS;
+		else
+			atomic_store(&f->no_direct, true);	/* EPERM, EACCES, ENOTTY, ...: for good */
+		goto out;
+	}
+	f->busy_until[si] = 0;
+	uint64_t moff, mlen;
+	bool wr;
+	udax__map_info(w->map, &w->addr, &moff, &mlen, &wr);
+	if (udax__map_io_get(w->map)) {
+		/* recalled before the first copy: give it back, use the mount this time */
+		struct win *dead = w;
+		w = NULL;
+		pthread_mutex_unlock(&f->lock);
+		win_close(dead);
+		return NULL;
+	}
+	f->slot[si] = w;
+out:
+	pthread_mutex_unlock(&f->lock);
+	return w;
+}
+
+UDAX_EXPORT int udax_file_open(struct udax_file **out, int fd, unsigned int flags)
+{
+	struct stat st;
+
+	if (!out)
+		return udax__set_err(-EINVAL, "out is NULL");
+	*out = NULL;
+	if (flags)
+		return udax__set_err(-EINVAL, "unknown flags %#x", flags);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return udax__set_err(-errno, "fcntl(F_GETFL): %s", strerror(errno));
+	if (fstat(fd, &st) < 0)
+		return udax__set_err(-errno, "fstat: %s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return udax__set_err(-EINVAL, "not a regular file");
+	struct udax_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return udax__set_err(-ENOMEM, "out of memory");
+	f->fd = fd;
+	f->append = (fl & O_APPEND) != 0;
+	f->can_read = (fl & O_ACCMODE) != O_WRONLY;
+	f->can_write = (fl & O_ACCMODE) != O_RDONLY;
+	f->eof = (uint64_t)st.st_size;
+	pthread_mutex_init(&f->lock, NULL);
+	*out = f;
+	return 0;
+}
+
+UDAX_EXPORT ssize_t udax_file_pread(struct udax_file *f, void *buf, size_t n, off_t off)
+{
+	size_t done = 0;
+
+	if (!f || (!buf && n))
+		return udax__set_err(-EINVAL, "file or buffer is NULL");
+	if (off < 0)
+		return udax__set_err(-EINVAL, "negative offset");
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX & ~(size_t)(PAGE - 1);
+	if (!f->can_read || atomic_load(&f->no_direct) ||
+	    (uint64_t)off >= atomic_load_explicit(&f->eof, memory_order_relaxed))
+		goto mount;
+	while (done < n) {
+		uint64_t pos = (uint64_t)off + done;
+		struct win *w = win_get(f, pos, false);
+		if (!w)
+			break;
+		/* a live window serves only bytes below the true EOF (see the file comment) */
+		size_t k = n - done;
+		if (k > w->start + w->len - pos)
+			k = (size_t)(w->start + w->len - pos);
+		memcpy((char *)buf + done, w->addr + (pos - w->start), k);
+		udax__map_io_put(w->map);
+		done += k;
+	}
+mount:
+	if (done < n) {
+		ssize_t r = fuse_pread(f->fd, (char *)buf + done, n - done, (uint64_t)off + done);
+		if (r < 0)
+			return done ? (ssize_t)done : r;
+		done += (size_t)r;
+		uint64_t end = (uint64_t)off + done;
+		if (r > 0 && end > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
+			pthread_mutex_lock(&f->lock);
+			if (end > f->eof)
+				f->eof = end;	/* it grew at least this far */
+			pthread_mutex_unlock(&f->lock);
+		}
+	}
+	return (ssize_t)done;
+}
+
+UDAX_EXPORT ssize_t udax_file_pwrite(struct udax_file *f, const void *buf, size_t n, off_t off)
+{
+	size_t done = 0;
+
+	if (!f || (!buf && n))
+		return udax__set_err(-EINVAL, "file or buffer is NULL");
+	if (off < 0)
+		return udax__set_err(-EINVAL, "negative offset");
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX & ~(size_t)(PAGE - 1);
+	if (!f->can_write || f->append || atomic_load(&f->no_direct))
+		goto mount;
+	/*
+	 * A write past the size hint: look at the size again (another process
+	 * may have grown the file); still past it, the write goes through the
+	 * mount, whole (it grows the file).
+	 */
+	if ((uint64_t)off + n > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
+		pthread_mutex_lock(&f->lock);
+		bool past = refresh_eof(f) < 0 || (uint64_t)off + n > f->eof;
+		pthread_mutex_unlock(&f->lock);
+		if (past)
+			goto mount;
+	}
+	while (done < n) {
+		uint64_t pos = (uint64_t)off + done;
+		struct win *w = win_get(f, pos, true);
+		if (!w)
+			break;
+		size_t k = n - done;
+		if (k > w->start + w->len - pos)
+			k = (size_t)(w->start + w->len - pos);
+		int err = udax__map_store(w->map, w->addr + (pos - w->start), (const char *)buf + done, k);
+		udax__map_io_put(w->map);
+		if (err)
+			return done ? (ssize_t)done : err;
+		atomic_store(&f->dirty, true);
+		done += k;
+	}
+mount:
+	if (done < n) {
+		ssize_t r = fuse_pwrite(f->fd, (const char *)buf + done, n - done, (uint64_t)off + done);
+		if (r < 0)
+			return done ? (ssize_t)done : r;
+		done += (size_t)r;
+		pthread_mutex_lock(&f->lock);
+		if (!f->append && (uint64_t)off + done > f->eof) {
+			f->eof = (uint64_t)off + done;	/* the mount grew it at least this far */
+			grow_slots(f);
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	return (ssize_t)done;
+}
+
+UDAX_EXPORT int udax_file_sync(struct udax_file *f)
+{
+	if (!f)
+		return udax__set_err(-EINVAL, "file is NULL");
+	if (!atomic_exchange(&f->dirty, false))
+		return 0;
+	/* a touch through the mount: mtime and ctime become "now", as a write(2) leaves them */
+	if (syscall(SYS_utimensat, f->fd, NULL, NULL, 0) < 0) {
+		int e = errno;
+		atomic_store(&f->dirty, true);
+		return udax__set_err(-e, "setting mtime after direct writes: %s", strerror(e));
+	}
+	return 0;
+}
+
+UDAX_EXPORT int udax_file_close(struct udax_file **fp)
+{
+	struct udax_file *f = fp ? *fp : NULL;
+	if (!f)
+		return 0;
+	*fp = NULL;
+	int err = udax_file_sync(f);
+	for (unsigned int i = 0; i < f->nslots; i++)
+		if (f->slot[i])
+			win_close(f->slot[i]);
+	free(f->slot);
+	free(f->busy_until);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+	return err;
+}
