@@ -46,7 +46,7 @@ export UDAX_TEST_MOUNT_OPTS
 (rerun io_uring dma_coherence dma_security dma_truncate_wait dma_pin_munmap dma_kill \
 	dma_eintr dma_503 dma_protocol \
 	status_pins.sh status_waiters.sh preload_semantics.sh preload_pmem2.sh preload_pmempool.sh \
-	preload_pin.sh preload_race.sh preload_fork.sh daemon_loss.sh \
+	preload_pin.sh preload_race.sh preload_fork.sh daemon_loss.sh preload_rw.sh preload_rw_recall.sh \
 	stale_shim.sh stale_rings.sh stale_fork.sh stale_recall.sh)
 r1=$?
 UDAX_TEST_MOUNT_OPTS=io_uring,writeback_cache
