@@ -725,7 +725,8 @@ struct tree_walk {
 	uint64_t ino;
 	bool mark;		/* pass 1: record blocks and validate */
 	bool bad;		/* something wrong: the tree is unusable */
-	uint64_t nblocks;	/* data + node blocks */
+	uint64_t nblocks;	/* data + node blocks (what i_blocks counts) */
+	uint64_t dblocks;	/* data blocks only (what a directory's size counts) */
 	uint64_t last_end;	/* end (lblk) of the previous extent */
 	uint64_t max_end;	/* highest lblk + len */
 	ext_fn fn;
@@ -813,6 +814,7 @@ static int walk_node(struct fsck *f, struct tree_walk *w, const struct ufs_exten
 			w->last_end = e.e_lblk + e.e_len;
 			w->max_end = w->last_end;
 			w->nblocks += e.e_len;
+			w->dblocks += e.e_len;
 			if (w->mark && mark_used(f, e.e_pblk, e.e_len))
 				tree_bad(w, "extent %u: blocks %" PRIu64 "+%u already used by another "
 					 "inode or structure", i, e.e_pblk, e.e_len);
@@ -1011,13 +1013,15 @@ static void check_inode(struct fsck *f, uint64_t ino)
 	/*
 	 * An unlinked inode being evicted loses its blocks from the end over
 	 * several transactions while its size stays: on the orphan list, any
-	 * size goes (mount finishes the eviction).
+	 * size goes (mount finishes the eviction).  The size counts data
+	 * blocks only: a directory past the inode's inline extents also owns
+	 * extent-tree node blocks, which i_blocks counts and the size does not.
 	 */
 	if (S_ISDIR(di.i_mode) && !((f->istate[ino] & IS_ONLIST) && di.i_nlink == 0) &&
 	    (di.i_size % BS || (di.i_size == 0 && ino != ROOT_INO) ||
-	     w.max_end != di.i_size / BS || w.nblocks != di.i_size / BS)) {
+	     w.max_end != di.i_size / BS || w.dblocks != di.i_size / BS)) {
 		snprintf(why, sizeof(why), "directory size %" PRIu64 " does not match its %" PRIu64
-			 " blocks (holes or tail)", di.i_size, w.nblocks);
+			 " data blocks (holes or tail)", di.i_size, w.dblocks);
 		bad_inode(f, ino, why);
 		return;
 	}
