@@ -626,6 +626,75 @@ static int orphans_cut(struct ufs *fs, uint64_t ino, const char *why)
 	return 0;
 }
 
+/*
+ * orphans_precheck() - walk the orphan list without writing: every inode
+ * that orphans_reclaim() would evict must have a sound extent tree, or the
+ * eviction would stop half way and refuse the mount after freeing blocks.
+ * A list that points somewhere it should not is not a refusal (reclaim
+ * cuts it and leaves the rest to fsck).
+ * Context: mount, nothing else running.  Return: 0 or -EUCLEAN (message set).
+ */
+static int orphans_precheck(struct ufs *fs)
+{
+	uint64_t ino = fs->sb.s_orphan_head, n = 0;
+
+	while (ino && ino < fs->sb.s_inode_count && ++n <= fs->sb.s_inode_count) {
+		struct ufs_dinode *di = ufs_dinode_ptr(fs, ino);
+		struct ufs_inode *ip;
+		int rc = 0;
+
+		if (!di->i_mode || di->i_checksum != ufs_inode_csum(di) ||
+		    !(di->i_flags & UFS_INODE_FL_ORPHAN))
+			return 0;	/* reclaim cuts the list here */
+		if (!di->i_nlink && !(di->i_flags & UFS_INODE_FL_INLINE_SYMLINK)) {
+			/* a private handle: ufs_iget()/ufs_iput() would evict it */
+			ip = inode_alloc(fs, ino);
+			if (!ip)
+				return -ENOMEM;
+			rc = ufs_ext_check(ip, NULL);
+			inode_free(ip);
+		}
+		if (rc) {
+			char why[400];
+
+			snprintf(why, sizeof(why), "%s", udax_errmsg());
+			udax_seterr("orphan list: %s (run fsck)", why);
+			return rc;
+		}
+		ino = di->i_orphan_next;
+	}
+	return 0;
+}
+
+/*
+ * replayed_super_check() - a journal record may have rewritten the primary
+ * superblock: it must still be valid and describe the same file system as
+ * the copy the mount loaded before the replay.
+ * Context: mount, after ufs_journal_replay().  Return: 0 or -EUCLEAN.
+ */
+static int replayed_super_check(struct ufs *fs, bool backup)
+{
+	struct ufs_super now;
+	bool now_backup = false;
+	int rc;
+
+	if (backup)
+		return 0;	/* the mount reads the backup; the primary is rewritten later */
+	rc = ufs_super_load(fs->m, &now, &now_backup);
+	if (rc || now_backup ||
+	    now.s_blocks_count != fs->sb.s_blocks_count || now.s_inode_count != fs->sb.s_inode_count ||
+	    now.s_journal_start != fs->sb.s_journal_start ||
+	    now.s_journal_blocks != fs->sb.s_journal_blocks ||
+	    now.s_ibitmap_start != fs->sb.s_ibitmap_start ||
+	    now.s_bbitmap_start != fs->sb.s_bbitmap_start ||
+	    now.s_itable_start != fs->sb.s_itable_start || now.s_data_start != fs->sb.s_data_start) {
+		udax_seterr("superblock (device offset 0): the journal's rollback leaves it %s",
+			    rc || now_backup ? "invalid" : "describing another geometry");
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
 /* Free the inodes left on the orphan list by a crash (or a busy unmount). */
 static int orphans_reclaim(struct ufs *fs)
 {
@@ -704,10 +773,11 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 {
 	static const struct ufs_mount_opts defaults;
 	struct udax_dax_opts dopts;
+	struct ufs_journal_undo *undo = NULL;
 	struct ufs_inode *root;
 	struct ufs *fs;
 	bool backup = false;
-	int rc;
+	int rc, replayed = 0;
 
 	if (!o)
 		o = &defaults;
@@ -745,6 +815,12 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	rc = ufs_journal_open(&fs->j, m, &fs->sb);
 	if (rc)
 		goto out_free;
+	/*
+	 * A refused mount leaves the image as it found it: nothing is
+	 * written before every check that can refuse has passed.  Replay
+	 * keeps the log and a DRAM copy of what it overwrote, so a refusal
+	 * after it puts those bytes back (and a crash replays again).
+	 */
 	if (ufs_journal_dirty(fs->j)) {
 		if (fs->ro) {
 			rc = ufs_journal_recover(fs->j, true);
@@ -754,14 +830,13 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 			rc = -EROFS;
 			goto out_free;
 		}
-		rc = ufs_journal_recover(fs->j, false);
+		rc = ufs_journal_replay(fs->j, &undo);
 		if (rc < 0)
 			goto out_free;
-		fs_log(fs, "journal: rolled back an unfinished transaction (%d records)", rc);
-	}
-	if (backup && !fs->ro) {
-		/* repair the primary from the backup: the device validated */
-		ufs_super_write(m, &fs->sb);
+		replayed = rc;
+		rc = replayed_super_check(fs, backup);
+		if (rc)
+			goto out_undo;
 	}
 	/* the primary carries the orphan list (changed in place by transactions);
 	 * a backup copy's may be stale: fsck reclaims what it would have freed */
@@ -778,28 +853,48 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	dopts.numa_node = udax_media_numa_node(m);
 	rc = udax_dax_new(&fs->dax, &dopts);
 	if (rc)
-		goto out_free;
+		goto out_undo;
 	fs->unmount_timeout_ns = o->recall_timeout_ns ? o->recall_timeout_ns : 2000000000ULL;
 	rc = ufs_alloc_open(&fs->a, m, &fs->sb, fs->dax);
 	if (rc)
-		goto out_free;
+		goto out_undo;
 	fs->gen_next = (uint64_t)udax_now_ns();
 
 	rc = ufs_iget(fs, UFS_ROOT_INO, &root);
+	if (rc == -ENOENT) {
+		udax_seterr("root inode (device offset %" PRIu64 ") is free",
+			    ufs_inode_off(&fs->sb, UFS_ROOT_INO));
+		rc = -EUCLEAN;
+		goto out_undo;
+	}
 	if (rc) {
 		udax_seterr("root inode: %s", udax_errmsg());
 		rc = -EUCLEAN;
-		goto out_free;
+		goto out_undo;
 	}
 	if (!ufs_isdir(root)) {
 		ufs_iput(root);
 		udax_seterr("root inode (device offset %" PRIu64 ") is not a directory",
 			    ufs_inode_off(&fs->sb, UFS_ROOT_INO));
 		rc = -EUCLEAN;
-		goto out_free;
+		goto out_undo;
 	}
 	ufs_iput(root);
+	if (!fs->ro) {
+		rc = orphans_precheck(fs);
+		if (rc)
+			goto out_undo;
+	}
 
+	/* every check passed: from here on the mount writes */
+	if (undo) {
+		ufs_journal_replay_end(fs->j, &undo, true);
+		fs_log(fs, "journal: rolled back an unfinished transaction (%d records)", replayed);
+	}
+	if (backup && !fs->ro) {
+		/* repair the primary from the backup: the device validated */
+		ufs_super_write(m, &fs->sb);
+	}
 	if (!fs->ro) {
 		rc = orphans_reclaim(fs);
 		if (rc)
@@ -812,6 +907,8 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	*out = fs;
 	return 0;
 
+out_undo:
+	ufs_journal_replay_end(fs->j, &undo, false);
 out_free:
 	fs_free(fs);
 	return rc;
