@@ -14,6 +14,10 @@
  * crc32c of the whole image is the same before and after.  Two cases must
  * mount (a harmless record; the untouched image) and empty the log.
  *
+ * The root inode's bad checksum is reported with the whole message
+ * (udax_seterr() once formatted "root inode: %s" into the buffer that
+ * udax_errmsg() returned, printing "root inode: root inode: ice offset").
+ *
  * Negative control: the same crafted record rolled back directly
  * (ufs_journal_recover) changes the image checksum, so the comparison can
  * see a replay.
@@ -421,6 +425,8 @@ static void control(void)
 
 int main(void)
 {
+	char want[200];
+
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	snprintf(good_path, sizeof(good_path), "/dev/shm/udax-fsck-refused-good-%d", (int)getpid());
 	snprintf(img_path, sizeof(img_path), "/dev/shm/udax-fsck-refused-img-%d", (int)getpid());
@@ -429,7 +435,10 @@ int main(void)
 	control();
 	refused("journal record zeroes the root inode", rec_root_zeroed, "root inode");
 	refused("journal record makes the root a regular file", rec_root_regular, "not a directory");
-	refused("journal record breaks the root's checksum", rec_root_badcsum, "root inode");
+	/* the whole message: it was once garbled into "root inode: root inode: ice offset" */
+	snprintf(want, sizeof(want), "root inode: inode 1 (device offset %" PRIu64 "): bad checksum",
+		 ufs_inode_off(&sb, UFS_ROOT_INO));
+	refused("journal record breaks the root's checksum", rec_root_badcsum, want);
 	refused("journal record zeroes the block bitmap", rec_bbitmap_zeroed, "bitmap");
 	refused("journal record zeroes the inode bitmap", rec_ibitmap_zeroed, "bitmap");
 	refused("journal record changes the superblock's geometry", rec_super_geometry,
