@@ -144,6 +144,18 @@ void utx_commit(struct utx *t);
 void utx_abort(struct utx *t);
 
 /* ---- inodes (ufs.c) ---- */
+/*
+ * Do blocks [pblk, pblk + len) lie in the data area?  File data, extent
+ * nodes and xattr blocks must: never block 0, the journal, the bitmaps,
+ * the inode table, the backup superblock (the last block) or past the end.
+ * Everything read from an extent or an inode passes this before use.
+ */
+static inline bool ufs_data_range(const struct ufs_super *sb, uint64_t pblk, uint64_t len)
+{
+	return len && pblk >= sb->s_data_start && pblk < sb->s_blocks_count - 1 &&
+	       len <= sb->s_blocks_count - 1 - pblk;
+}
+
 static inline void *ufs_blk(struct ufs *fs, uint64_t blk)
 {
 	return fs->base + (blk << UFS_BLOCK_SHIFT);

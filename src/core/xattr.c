@@ -12,6 +12,7 @@
  * Context: i_rwsem of the inode (exclusive for changes).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
@@ -51,7 +52,7 @@ static int xblock(struct ufs_inode *ip, struct ufs_xattr_hdr **out)
 	*out = NULL;
 	if (!blk)
 		return 0;
-	if (blk < fs->sb.s_data_start || blk >= fs->sb.s_blocks_count)
+	if (!ufs_data_range(&fs->sb, blk, 1))
 		goto bad;
 	h = ufs_blk(fs, blk);
 	if (h->x_magic != UFS_XATTR_MAGIC || h->x_used > XSPACE)
@@ -316,6 +317,11 @@ int ufs_xattr_free(struct utx *t, struct ufs_inode *ip)
 
 	if (!ip->di->i_xattr_block)
 		return 0;
+	if (!ufs_data_range(&t->fs->sb, ip->di->i_xattr_block, 1)) {
+		udax_seterr("inode %" PRIu64 ": xattr block %" PRIu64 " outside the data area",
+			    ip->ino, ip->di->i_xattr_block);
+		return -EUCLEAN;
+	}
 	rc = utx_inode(t, ip);
 	if (!rc)
 		rc = ufs_free_blocks(t->fs->a, t->tx, ip->di->i_xattr_block, 1);
