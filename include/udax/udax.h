@@ -34,7 +34,10 @@
  * the calling thread.  Functions are thread-safe for distinct maps; one map
  * must not be used by two threads at once, except that the recall machinery
  * runs concurrently with the owner (see udax_map_open(3)).  After fork()
- * the child must not use the parent's maps.
+ * the child must not use the parent's maps; its first udax_map_open()
+ * opens its own connection.  When the connection to the daemon ends (the
+ * daemon died, the file system was unmounted) every map is handled as
+ * recalled (handler, unpin, SIGBUS range; udax_map_recalled() says 1).
  */
 #ifndef UDAX_UDAX_H
 #define UDAX_UDAX_H

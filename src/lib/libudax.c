@@ -3,20 +3,20 @@
  * libudax.c - the client library for direct access to udaxfs files.
  *
  * Objects:
- *   struct uconn    one connection per (process, mount): the layout socket,
- *                   the device descriptor the daemon handed over, the
- *                   requests waiting for replies, the maps by id, and two
- *                   threads: rx (reads every message: replies and recalls)
- *                   and rc (runs recall handlers; a handler may call
- *                   udax_unpin(), which waits for a reply that only rx can
- *                   read, so handlers never run on rx).
  *   struct udax_map one direct mapping: a contiguous range of the process
  *                   mapping the device runs of a file range, a pmem2 map
- *                   for the persist function, the pin state.
+ *                   for the persist function, the pin state, and a
+ *                   reference to its connection (wire.h: one per process
+ *                   and daemon, with the reader thread that delivers
+ *                   recalls to map_recall_cb()).
+ *   the recall thread (rc_main) runs the applications' recall handlers; a
+ *                   handler may call udax_unpin(), which waits for a reply
+ *                   that only the reader thread can read, so handlers never
+ *                   run on it.
  *
- * Locks: g_lock (the connection list) -> map->mu -> conn->lock; conn->send
- * only around one sendmsg of a whole message.  map->mu is never held while
- * the application's recall handler runs.
+ * Locks: map->mu -> g_rc_lock; the connection's own locks are inside
+ * wire.c.  map->mu is never held while the application's recall handler
+ * runs.
  */
 #include "config.h"
 
@@ -44,6 +44,8 @@
 #include <udax/udax.h>
 #include <udax/udax_proto.h>
 
+#include "wire.h"
+
 #define UDAX_EXPORT __attribute__((visibility("default")))
 
 #ifndef MAP_SHARED_VALIDATE
@@ -59,49 +61,16 @@
 #define MAP_RETRIES 50			/* a grant racing a recall is refused with EBUSY */
 #define MAX_ORPHANS 64
 
-struct pending {
-	struct pending *next;
-	uint32_t seq;
-	bool done;
-	int status;
-	void *payload;
-	size_t len;
-	int fd;
-};
-
-struct orphan {
-	uint64_t id, seq;
-};
-
-struct uconn {
-	struct uconn *next;		/* g_conns; g_lock */
-	char name[UDAX_SOCK_NAME_MAX];
-	int sock;
-	pthread_mutex_t send;		/* one whole message at a time */
-	pthread_mutex_t lock;		/* everything below */
-	pthread_cond_t cond;		/* a reply arrived / rc work */
-	uint32_t seq;
-	bool dead;			/* rx saw EOF or a protocol error */
-	int dev_fd, dev_access;		/* -1, O_RDONLY, O_RDWR */
-	int dev_fd_old;			/* a read-only one replaced by dev_fd */
-	struct pending *pend;
-	struct udax_map *maps;		/* by id; recall targets */
-	struct udax_map *rc_head;	/* maps with a recall for rc */
-	struct orphan orphans[MAX_ORPHANS];	/* recalls for ids not registered yet */
-	unsigned int norphans;
-	pthread_t rx, rc;
-};
-
 struct udax_map {
-	struct udax_map *next;		/* conn->maps; conn->lock */
-	struct udax_map *rc_next;	/* conn->rc_head; conn->lock */
-	struct uconn *conn;
+	struct udax_map *rc_next;	/* g_rc_head; g_rc_lock */
+	struct udax_wire *w;		/* the connection; a reference */
 	uint64_t id, ino;
 	uint64_t off, len;		/* what the caller asked for */
 	uint64_t goff, glen;		/* the granted range (aligned to the device) */
 	int prot;
 	bool devdax;
 	bool pinnable;			/* emulation on tmpfs */
+	bool registered;		/* recalls reach it (udax_wire_layout_add) */
 	char *addr;			/* off's address, inside [base, base + glen) */
 	char *base;
 	size_t va_len;			/* reserved range (>= len, aligned) */
@@ -113,23 +82,31 @@ struct udax_map {
 	int efd;			/* UDAX_MAP_RECALL_FD: readable while a recall is pending */
 
 	pthread_mutex_t mu;		/* the fields below; never held across the handler */
-	pthread_cond_t mu_cond;		/* rc_busy cleared */
 	bool pinned, pin_any;
 	struct io_uring *ring;
 	unsigned int buf_index;
 	bool unmapped;			/* udax_map_unmap(): VA replaced, map refs dropped */
-	bool recalled;			/* layout given back */
-	/* conn->lock: */
+	bool recalled;			/* layout given back (or the daemon is gone) */
+	/* g_rc_lock: */
 	bool recall_pending;
+	bool daemon_lost;		/* the recall is the end of the connection */
 	bool rc_queued, rc_busy;
 	uint64_t recall_seq;
 };
 
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct uconn *g_conns;		/* g_lock */
 static int g_sigbus_fd = -1;		/* an empty memfd: mapping it raises SIGBUS on access */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static __thread char t_err[256];
+
+/*
+ * The recall thread: runs the applications' recall handlers.  A handler may
+ * call udax_unpin(), which waits for a reply that only the connection's
+ * reader thread can read, so handlers never run on a reader thread.
+ */
+static pthread_mutex_t g_rc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_rc_cond = PTHREAD_COND_INITIALIZER;	/* work queued / rc_busy cleared */
+static struct udax_map *g_rc_head;	/* g_rc_lock */
+static bool g_rc_started;		/* g_rc_lock */
 
 /* ---- errors ---- */
 
@@ -153,14 +130,14 @@ UDAX_EXPORT const char *udax_last_error(void)
 static void atfork_child(void)
 {
 	/*
-	 * The child has the parent's sockets but none of its threads: forget
-	 * the connections (their daemon records belong to the parent), so the
-	 * child's first udax_map_open() connects afresh.
+	 * The child has none of the parent's threads and must not use its
+	 * maps (udax.h); the connections are forgotten by wire.c.  The
+	 * child's first recall starts its own recall thread.
 	 */
-	for (struct uconn *c = g_conns; c; c = c->next)
-		close(c->sock);
-	g_conns = NULL;
-	pthread_mutex_init(&g_lock, NULL);
+	g_rc_head = NULL;
+	g_rc_started = false;
+	pthread_mutex_init(&g_rc_lock, NULL);
+	pthread_cond_init(&g_rc_cond, NULL);
 }
 
 static void once_init(void)
@@ -169,315 +146,93 @@ static void once_init(void)
 	pthread_atfork(NULL, NULL, atfork_child);
 }
 
-/* ---- socket I/O ---- */
-
-/* Send one whole message.  Context: takes conn->send. */
-static int conn_send(struct uconn *c, uint16_t type, uint32_t seq, const void *p, size_t len)
-{
-	struct udax_msg h = {
-		.magic = UDAX_MSG_MAGIC, .type = type, .len = (uint32_t)len, .seq = seq,
-	};
-	struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)p, len } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-	size_t total = sizeof(h) + len, sent = 0;
-	int err = 0;
-
-	pthread_mutex_lock(&c->send);
-	while (sent < total) {
-		ssize_t n = sendmsg(c->sock, &mh, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			err = -errno;
-			break;
-		}
-		sent += (size_t)n;
-		/* advance the iovecs past what went out */
-		while (mh.msg_iovlen && (size_t)n >= mh.msg_iov[0].iov_len) {
-			n -= (ssize_t)mh.msg_iov[0].iov_len;
-			mh.msg_iov++;
-			mh.msg_iovlen--;
-		}
-		if (mh.msg_iovlen) {
-			mh.msg_iov[0].iov_base = (char *)mh.msg_iov[0].iov_base + n;
-			mh.msg_iov[0].iov_len -= (size_t)n;
-		}
-	}
-	pthread_mutex_unlock(&c->send);
-	return err;
-}
-
-/* Read exactly @len bytes; collect a passed descriptor into *fd.  Return 0, -errno, -EPIPE at EOF. */
-static int read_full(int sock, void *buf, size_t len, int *fd)
-{
-	size_t got = 0;
-	while (got < len) {
-		union {
-			char b[CMSG_SPACE(sizeof(int) * 4)];
-			struct cmsghdr align;
-		} u;
-		struct iovec iov = { (char *)buf + got, len - got };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = u.b, .msg_controllen = sizeof(u.b) };
-		ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EPIPE;
-		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t nfd = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < nfd; i++) {
-				int f;
-				memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-				if (fd && *fd < 0)
-					*fd = f;
-				else
-					close(f);
-			}
-		}
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-/* Queue @m for the recall thread or its eventfd.  Context: conn->lock held. */
-static void recall_deliver(struct uconn *c, struct udax_map *m, uint64_t seq)
-{
-	m->recall_pending = true;
-	m->recall_seq = seq;
-	if (m->flags & UDAX_MAP_RECALL_FD) {
-		uint64_t one = 1;
-		ssize_t r = write(m->efd, &one, sizeof(one));
-		(void)r;
-		return;
-	}
-	if (!m->rc_queued) {
-		m->rc_queued = true;
-		m->rc_next = c->rc_head;
-		c->rc_head = m;
-		pthread_cond_broadcast(&c->cond);
-	}
-}
-
-static void *rx_main(void *arg)
-{
-	struct uconn *c = arg;
-	for (;;) {
-		struct udax_msg h;
-		int fd = -1;
-		void *payload = NULL;
-		int err = read_full(c->sock, &h, sizeof(h), &fd);
-		if (!err && (h.magic != UDAX_MSG_MAGIC || h.len > UDAX_MSG_MAX))
-			err = -EPROTO;
-		if (!err && h.len) {
-			payload = malloc(h.len);
-			err = payload ? read_full(c->sock, payload, h.len, &fd) : -ENOMEM;
-		}
-		if (err) {
-			if (fd >= 0)
-				close(fd);
-			free(payload);
-			pthread_mutex_lock(&c->lock);
-			c->dead = true;
-			pthread_cond_broadcast(&c->cond);
-			pthread_mutex_unlock(&c->lock);
-			return NULL;
-		}
-		pthread_mutex_lock(&c->lock);
-		if (h.type == UDAX_MSG_RECALL && h.len >= sizeof(struct udax_recall_msg)) {
-			struct udax_recall_msg rm;
-			memcpy(&rm, payload, sizeof(rm));
-			struct udax_map *m = c->maps;
-			while (m && m->id != rm.id)
-				m = m->next;
-			if (m) {
-				recall_deliver(c, m, rm.recall_seq);
-			} else {
-				/* the MAP reply is still on its way to its caller */
-				unsigned int i = c->norphans < MAX_ORPHANS ? c->norphans++ :
-						 (unsigned int)(rm.id % MAX_ORPHANS);
-				c->orphans[i] = (struct orphan){ rm.id, rm.recall_seq };
-			}
-			free(payload);
-		} else if (h.type & UDAX_MSG_REPLY) {
-			struct pending *p = c->pend;
-			while (p && p->seq != h.seq)
-				p = p->next;
-			if (p) {
-				p->done = true;
-				p->status = h.status;
-				p->payload = payload;
-				p->len = h.len;
-				p->fd = fd;
-				fd = -1;
-				payload = NULL;
-				pthread_cond_broadcast(&c->cond);
-			}
-			free(payload);
-		} else {
-			free(payload);
-		}
-		pthread_mutex_unlock(&c->lock);
-		if (fd >= 0)
-			close(fd);
-	}
-}
-
 /*
- * Send a request and wait for its reply.  On success *rp holds the payload
- * (caller frees) and *rfd a passed descriptor or -1.
+ * Send a request and wait for its reply, with the daemon's reason in
+ * udax_last_error() on failure.
  * Return: the reply's status (0 or -errno) or a transport error.
  */
-static int conn_call(struct uconn *c, uint16_t type, const void *p, size_t len,
-		     void **rp, size_t *rlen, int *rfd)
+static int conn_call(struct udax_wire *w, uint16_t type, const void *p, size_t len,
+		     void **rp, uint32_t *rlen, int *rfd)
 {
-	struct pending pe = { .fd = -1 };
-	pthread_mutex_lock(&c->lock);
-	if (c->dead) {
-		pthread_mutex_unlock(&c->lock);
-		return set_err(-ENOTCONN, "the udaxfs daemon closed the connection");
-	}
-	pe.seq = ++c->seq ? c->seq : ++c->seq;
-	pe.next = c->pend;
-	c->pend = &pe;
-	pthread_mutex_unlock(&c->lock);
+	void *rep = NULL;
+	uint32_t n = 0;
+	int err = udax_wire_call(w, type, p, (uint32_t)len, &rep, &n, rfd);
 
-	int err = conn_send(c, type, pe.seq, p, len);
-
-	pthread_mutex_lock(&c->lock);
-	while (!err && !pe.done && !c->dead)
-		pthread_cond_wait(&c->cond, &c->lock);
-	struct pending **pp = &c->pend;
-	while (*pp != &pe)
-		pp = &(*pp)->next;
-	*pp = pe.next;
-	pthread_mutex_unlock(&c->lock);
-	if (err)
-		return set_err(err, "sending to the udaxfs daemon: %s", strerror(-err));
-	if (!pe.done)
-		return set_err(-ENOTCONN, "the udaxfs daemon closed the connection");
-	if (pe.status < 0 && pe.len && pe.payload) {
-		((char *)pe.payload)[pe.len - 1] = 0;
-		set_err(pe.status, "%s", (char *)pe.payload);
-	} else if (pe.status < 0) {
-		set_err(pe.status, "udaxfs daemon: %s", strerror(-pe.status));
-	}
+	if (err == -ENOTCONN)
+		set_err(err, "the udaxfs daemon closed the connection");
+	else if (err < 0 && n && rep)
+		set_err(err, "%s", (char *)rep);
+	else if (err < 0)
+		set_err(err, "udaxfs daemon: %s", strerror(-err));
 	if (rp)
-		*rp = pe.payload;
+		*rp = rep;
 	else
-		free(pe.payload);
+		free(rep);
 	if (rlen)
-		*rlen = pe.len;
-	if (rfd)
-		*rfd = pe.fd;
-	else if (pe.fd >= 0)
-		close(pe.fd);
-	return pe.status;
-}
-
-/* Fire-and-forget message (RETURN). */
-static void conn_post(struct uconn *c, uint16_t type, const void *p, size_t len)
-{
-	conn_send(c, type, 0, p, len);
+		*rlen = n;
+	return err;
 }
 
 static int do_recall(struct udax_map *m);
 
 static void *rc_main(void *arg)
 {
-	struct uconn *c = arg;
-	pthread_mutex_lock(&c->lock);
+	(void)arg;
+	pthread_mutex_lock(&g_rc_lock);
 	for (;;) {
-		while (!c->rc_head && !c->dead)
-			pthread_cond_wait(&c->cond, &c->lock);
-		struct udax_map *m = c->rc_head;
-		if (!m)
-			break;
-		c->rc_head = m->rc_next;
+		while (!g_rc_head)
+			pthread_cond_wait(&g_rc_cond, &g_rc_lock);
+		struct udax_map *m = g_rc_head;
+		g_rc_head = m->rc_next;
 		m->rc_queued = false;
 		m->rc_busy = true;
-		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_unlock(&g_rc_lock);
 		do_recall(m);
-		pthread_mutex_lock(&c->lock);
+		pthread_mutex_lock(&g_rc_lock);
 		m->rc_busy = false;
-		pthread_cond_broadcast(&c->cond);
+		pthread_cond_broadcast(&g_rc_cond);
 	}
-	pthread_mutex_unlock(&c->lock);
 	return NULL;
 }
 
-/* Find or open the connection to the daemon behind @name.  Context: takes g_lock. */
-static int conn_get(const char *name, struct uconn **out)
+/*
+ * A recall of @arg's layout, or the end of its connection: queue it for the
+ * recall thread or the map's eventfd.  Context: a wire reader thread, or
+ * udax_wire_layout_add() for a recall that came before the layout was added.
+ */
+static void map_recall_cb(void *arg, const struct udax_recall_msg *r, bool daemon_lost)
 {
-	pthread_mutex_lock(&g_lock);
-	for (struct uconn *c = g_conns; c; c = c->next) {
-		if (strcmp(c->name, name) == 0 && !c->dead) {
-			*out = c;
-			pthread_mutex_unlock(&g_lock);
-			return 0;
+	struct udax_map *m = arg;
+
+	pthread_mutex_lock(&g_rc_lock);
+	m->recall_pending = true;
+	if (r)
+		m->recall_seq = r->recall_seq;
+	if (daemon_lost)
+		m->daemon_lost = true;
+	if (m->flags & UDAX_MAP_RECALL_FD) {
+		uint64_t one = 1;
+		ssize_t n = write(m->efd, &one, sizeof(one));
+		(void)n;
+	} else if (!m->rc_queued) {
+		if (!g_rc_started) {
+			/* the library's threads must not take the application's signals */
+			sigset_t all, old;
+			pthread_t t;
+			sigfillset(&all);
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			if (pthread_create(&t, NULL, rc_main, NULL) == 0) {
+				pthread_detach(t);
+				g_rc_started = true;
+			}
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
 		}
+		m->rc_queued = true;
+		m->rc_next = g_rc_head;
+		g_rc_head = m;
+		pthread_cond_broadcast(&g_rc_cond);
 	}
-	struct uconn *c = calloc(1, sizeof(*c));
-	int err;
-	if (!c) {
-		pthread_mutex_unlock(&g_lock);
-		return set_err(-ENOMEM, "out of memory");
-	}
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	c->dev_fd = -1;
-	c->dev_fd_old = -1;
-	c->dev_access = -1;
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t nl = strnlen(name, sizeof(sa.sun_path) - 1);
-	memcpy(sa.sun_path, name, nl);
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = 0;
-	c->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->sock < 0 ||
-	    connect(c->sock, (struct sockaddr *)&sa,
-		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + nl)) < 0) {
-		err = set_err(-errno, "cannot connect to the udaxfs layout service %s: %s",
-			      name, strerror(errno));
-		goto fail;
-	}
-	pthread_mutex_init(&c->send, NULL);
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
-	/* the library's threads must not take the application's signals */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = -pthread_create(&c->rx, NULL, rx_main, c);
-	if (!err) {
-		err = -pthread_create(&c->rc, NULL, rc_main, c);
-		if (err) {
-			shutdown(c->sock, SHUT_RDWR);
-			pthread_join(c->rx, NULL);
-		}
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err) {
-		set_err(err, "cannot start the library threads");
-		goto fail;
-	}
-	pthread_detach(c->rx);
-	pthread_detach(c->rc);
-	c->next = g_conns;
-	g_conns = c;
-	*out = c;
-	pthread_mutex_unlock(&g_lock);
-	return 0;
-fail:
-	if (c->sock >= 0)
-		close(c->sock);
-	free(c);
-	pthread_mutex_unlock(&g_lock);
-	return err;
+	pthread_mutex_unlock(&g_rc_lock);
 }
 
 /* ---- mapping ---- */
@@ -491,7 +246,12 @@ static int sigbus_range(void *va, size_t len)
 	return p == MAP_FAILED ? -errno : 0;
 }
 
-static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nruns, int dev_fd)
+/*
+ * Reserve the address range for [goff, goff + glen) before asking for the
+ * layout, so that the request can say where the range will live
+ * (udax_map_req.addr).  Device mappings are aligned to 2 MiB on a devdax.
+ */
+static int reserve_va(struct udax_map *m)
 {
 	size_t align = m->devdax ? 2ul << 20 : PAGE;
 	if (m->glen < align)
@@ -506,6 +266,11 @@ static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nr
 	}
 	m->base = (char *)(((uintptr_t)m->va + align - 1) & ~(uintptr_t)(align - 1));
 	m->addr = m->base + (m->off - m->goff);
+	return 0;
+}
+
+static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nruns, int dev_fd)
+{
 	int prot = PROT_READ | ((m->prot & PROT_WRITE) ? PROT_WRITE : 0);
 	int flags = MAP_FIXED | (m->devdax ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED);
 	size_t pos = 0;
@@ -517,7 +282,7 @@ static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nr
 		if (p == MAP_FAILED)
 			return set_err(-errno, "mapping device offset %#" PRIx64 ": %s",
 				       runs[i].dev_off, strerror(errno));
-		pos += runs[i].len;
+	pos += runs[i].len;
 	}
 	if (pos != m->glen)
 		return set_err(-EPROTO, "the daemon's runs cover %zu of %" PRIu64 " bytes", pos,
@@ -592,44 +357,28 @@ static void map_free(struct udax_map *m)
 	if (m->efd >= 0)
 		close(m->efd);
 	pthread_mutex_destroy(&m->mu);
-	pthread_cond_destroy(&m->mu_cond);
 	free(m);
 }
 
-/* Register @m with its connection so recalls reach it; claim an early recall. */
-static void map_register(struct uconn *c, struct udax_map *m)
+/*
+ * Take @m off the recall path: no callback runs for it any more, none is
+ * queued, and none of its handlers is running.
+ */
+static void map_unregister(struct udax_map *m)
 {
-	pthread_mutex_lock(&c->lock);
-	m->next = c->maps;
-	c->maps = m;
-	for (unsigned int i = 0; i < c->norphans; i++) {
-		if (c->orphans[i].id == m->id) {
-			recall_deliver(c, m, c->orphans[i].seq);
-			c->orphans[i] = c->orphans[--c->norphans];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
-}
-
-static void map_unregister(struct uconn *c, struct udax_map *m)
-{
-	pthread_mutex_lock(&c->lock);
-	struct udax_map **pp = &c->maps;
-	while (*pp && *pp != m)
-		pp = &(*pp)->next;
-	if (*pp)
-		*pp = m->next;
-	/* take it off the recall queue and wait for a running handler */
-	struct udax_map **rp = &c->rc_head;
+	if (m->registered)
+		udax_wire_layout_del(m->w, m->id);
+	m->registered = false;
+	pthread_mutex_lock(&g_rc_lock);
+	struct udax_map **rp = &g_rc_head;
 	while (*rp && *rp != m)
 		rp = &(*rp)->rc_next;
 	if (*rp)
 		*rp = m->rc_next;
 	m->rc_queued = false;
 	while (m->rc_busy)
-		pthread_cond_wait(&c->cond, &c->lock);
-	pthread_mutex_unlock(&c->lock);
+		pthread_cond_wait(&g_rc_cond, &g_rc_lock);
+	pthread_mutex_unlock(&g_rc_lock);
 }
 
 /*
@@ -655,18 +404,14 @@ static int grow_for_map(int fd, uint64_t off, uint64_t len)
 
 static int ask_hello(int fd, struct udax_ioc_hello *hello)
 {
-	memset(hello, 0, sizeof(*hello));
-	hello->version = UDAX_PROTO_VERSION;
-	if (ioctl(fd, UDAX_IOC_HELLO, hello) < 0) {
-		int e = errno;
-		if (e == ENOTTY || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP)
-			return set_err(-ENOTTY, "not a file on a udaxfs mount (no layout service)");
-		return set_err(-e, "UDAX_IOC_HELLO: %s", strerror(e));
-	}
-	if (hello->version != UDAX_PROTO_VERSION)
+	int e = udax_wire_hello(fd, hello);
+	if (e == -ENOTTY || e == -EINVAL || e == -ENOSYS || e == -EOPNOTSUPP)
+		return set_err(-ENOTTY, "not a file on a udaxfs mount (no layout service)");
+	if (e == -EPROTO)
 		return set_err(-EPROTO, "udaxfs daemon speaks protocol %u, the library %u",
 			       hello->version, UDAX_PROTO_VERSION);
-	hello->sock[sizeof(hello->sock) - 1] = 0;
+	if (e)
+		return set_err(e, "UDAX_IOC_HELLO: %s", strerror(-e));
 	return 0;
 }
 
@@ -675,10 +420,10 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 {
 	struct udax_ioc_hello hello;
 	struct udax_map *m;
-	struct uconn *c = NULL;
+	struct udax_wire *w = NULL;
 	void *rp = NULL;
-	size_t rlen = 0;
-	int rfd = -1, err, fl;
+	uint32_t rlen = 0;
+	int err, fl;
 
 	t_err[0] = 0;
 	if (!out)
@@ -704,8 +449,9 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 		return set_err(-ENOMEM, "out of memory");
 	m->efd = -1;
 	m->prot = prot;
+	m->off = (uint64_t)off;
+	m->len = len;
 	pthread_mutex_init(&m->mu, NULL);
-	pthread_cond_init(&m->mu_cond, NULL);
 	if (o) {
 		m->recall = o->recall;
 		m->recall_arg = o->recall_arg;
@@ -735,16 +481,33 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 		 */
 		rq.off = (uint64_t)off & ~(uint64_t)(PAGE - 1);
 		rq.len = (((uint64_t)off + len + PAGE - 1) & ~(uint64_t)(PAGE - 1)) - rq.off;
+		if (!m->va) {
+			/* the range the daemon will grant (hello.dev_align), reserved now */
+			uint64_t al = hello.dev_align > PAGE && UDAX_IS_POW2_(hello.dev_align) ?
+				      hello.dev_align : PAGE;
+			m->devdax = hello.media_kind == 1;
+			m->goff = rq.off & ~(al - 1);
+			m->glen = ((rq.off + rq.len + al - 1) & ~(al - 1)) - m->goff;
+			err = reserve_va(m);
+			if (err)
+				goto fail;
+		}
+		rq.addr = (uint64_t)(uintptr_t)m->addr;
 		if (prot & PROT_WRITE) {
 			err = grow_for_map(fd, rq.off, rq.len);
 			if (err)
 				goto fail;
 		}
-		err = conn_get(hello.sock, &c);
-		if (err)
-			goto fail;
+		if (!w) {
+			err = udax_wire_get(&w, hello.sock);
+			if (err) {
+				set_err(err, "cannot connect to the udaxfs layout service %s: %s",
+					hello.sock, strerror(-err));
+				goto fail;
+			}
+		}
 		memcpy(rq.ticket, hello.ticket, sizeof(rq.ticket));
-		err = conn_call(c, UDAX_REQ_MAP, &rq, sizeof(rq), &rp, &rlen, &rfd);
+		err = conn_call(w, UDAX_REQ_MAP, &rq, sizeof(rq), &rp, &rlen, NULL);
 		if (err != -EBUSY || attempt >= MAP_RETRIES)
 			break;
 		free(rp);
@@ -760,67 +523,63 @@ UDAX_EXPORT int udax_map_open(struct udax_map **out, int fd, off_t off, size_t l
 		goto fail;
 	}
 	memcpy(&rep, rp, sizeof(rep));
+	m->w = w;
+	m->id = rep.id;
+	m->ino = rep.ino;
 	if (rlen < sizeof(rep) + (size_t)rep.nruns * sizeof(struct udax_run)) {
 		err = set_err(-EPROTO, "short MAP reply");
 		goto fail_layout;
 	}
-	m->conn = c;
-	m->id = rep.id;
-	m->ino = rep.ino;
-	m->off = (uint64_t)off;
-	m->len = len;
-	m->goff = rep.off;
-	m->glen = rep.len;
-	if (m->goff > m->off || m->goff + m->glen < m->off + m->len) {
-		err = set_err(-EPROTO, "the daemon granted a range that misses the request");
+	if (rep.off != m->goff || rep.len != m->glen) {
+		err = set_err(-EPROTO, "the daemon granted [%" PRIu64 ", +%" PRIu64 "), not the "
+			      "aligned range around the request [%" PRIu64 ", +%" PRIu64 ")",
+			      rep.off, rep.len, m->goff, m->glen);
 		goto fail_layout;
 	}
 	m->devdax = rep.media_kind == 1;
 	m->pinnable = hello.pinnable != 0;
 
-	pthread_mutex_lock(&c->lock);
-	if (rfd >= 0) {
-		/*
-		 * Upgraded from read-only to read-write.  Keep the old one open:
-		 * another thread may be mapping through it right now, and a
-		 * closed number could be reused by an unrelated file.
-		 */
-		if (c->dev_fd >= 0)
-			c->dev_fd_old = c->dev_fd;
-		c->dev_fd = rfd;
-		c->dev_access = (int)rep.fd_access;
-		rfd = -1;
-	}
-	int dev_fd = c->dev_fd;
-	pthread_mutex_unlock(&c->lock);
+	/*
+	 * The device descriptor rode on this reply or an earlier one; the
+	 * connection keeps every one it received open (another thread may be
+	 * mapping through an older, read-only one right now).
+	 */
+	int dev_fd = udax_wire_dev_fd(w);
 	if (dev_fd < 0) {
 		err = set_err(-EPROTO, "the daemon sent no device descriptor");
 		goto fail_layout;
 	}
-	/* map_register first: a recall may come at any time from now */
-	map_register(c, m);
 	err = map_runs(m, (const struct udax_run *)((char *)rp + sizeof(rep)), rep.nruns, dev_fd);
 	if (!err)
 		err = setup_persist(m, dev_fd);
 	if (err)
-		goto fail_registered;
+		goto fail_layout;
+	/*
+	 * Recalls reach the map from now on; one that came before (it
+	 * overtook the MAP reply) is delivered now, and tears down the range
+	 * just mapped.
+	 */
+	err = udax_wire_layout_add(w, m->id, map_recall_cb, m);
+	if (err) {
+		set_err(err, "registering the layout for recalls: %s", strerror(-err));
+		goto fail_layout;
+	}
+	m->registered = true;
 	free(rp);
 	*out = m;
 	return 0;
 
-fail_registered:
-	map_unregister(c, m);
 fail_layout: {
 		struct udax_id_req ir = { rep.id };
 		char save[sizeof(t_err)];
 		memcpy(save, t_err, sizeof(save));
-		conn_call(c, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+		conn_call(w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
 		memcpy(t_err, save, sizeof(save));
 	}
 fail:
-	if (rfd >= 0)
-		close(rfd);
 	free(rp);
+	m->w = NULL;
+	udax_wire_put(&w);
 	map_free(m);
 	return err;
 }
@@ -889,6 +648,16 @@ static int unregister_buf(struct udax_map *m)
 	return 0;
 }
 
+/* The PIN / UNPIN request for the whole map on @ring.  Context: m->mu held. */
+static int pin_call(struct udax_map *m, uint16_t type, struct io_uring *ring)
+{
+	struct udax_pin_req pr = {
+		.id = m->id, .ring_fd = ring ? ring->ring_fd : -1,
+		.addr = (uint64_t)(uintptr_t)m->addr, .len = m->len,
+	};
+	return conn_call(m->w, type, &pr, sizeof(pr), NULL, NULL, NULL);
+}
+
 UDAX_EXPORT int udax_pin(struct udax_map *m, struct io_uring *ring, unsigned int *buf_index)
 {
 	int err;
@@ -905,8 +674,7 @@ UDAX_EXPORT int udax_pin(struct udax_map *m, struct io_uring *ring, unsigned int
 		err = set_err(-EBUSY, "the map is already pinned");
 		goto out;
 	}
-	struct udax_id_req ir = { m->id };
-	err = conn_call(m->conn, UDAX_REQ_PIN, &ir, sizeof(ir), NULL, NULL, NULL);
+	err = pin_call(m, UDAX_REQ_PIN, ring);
 	if (err) {
 		if (err == -EBUSY)
 			set_err(err, "a recall of this layout is under way: the pin is refused");
@@ -930,7 +698,7 @@ UDAX_EXPORT int udax_pin(struct udax_map *m, struct io_uring *ring, unsigned int
 			set_err(r, "registering the io_uring buffer: %s", strerror(-r));
 		char save[sizeof(t_err)];
 		memcpy(save, t_err, sizeof(save));
-		conn_call(m->conn, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, NULL, NULL);
+		pin_call(m, UDAX_REQ_UNPIN, ring);
 		memcpy(t_err, save, sizeof(save));
 		err = r;
 		goto out;
@@ -961,11 +729,13 @@ UDAX_EXPORT int udax_unpin(struct udax_map *m, struct io_uring *ring)
 		err = set_err(-EINVAL, "the map is pinned on another ring");
 		goto out;
 	}
+	struct io_uring *r = m->ring;
 	err = unregister_buf(m);
 	if (err)
 		goto out;
-	struct udax_id_req ir = { m->id };
-	err = conn_call(m->conn, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, NULL, NULL);
+	err = pin_call(m, UDAX_REQ_UNPIN, r);
+	if (err == -ENOTCONN)
+		err = 0;	/* the daemon is gone: its pin went with it */
 out:
 	pthread_mutex_unlock(&m->mu);
 	return err;
@@ -986,7 +756,7 @@ UDAX_EXPORT int udax_map_unmap(struct udax_map *m)
 	}
 	m->unmapped = true;
 	struct udax_id_req ir = { m->id };
-	err = conn_call(m->conn, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+	err = conn_call(m->w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
 	if (!err && !m->pinned)
 		m->recalled = true;	/* the daemon forgot the layout: nothing left to return */
 out:
@@ -997,18 +767,18 @@ out:
 /*
  * Handle the pending recall of @m: the application's handler first (it
  * stops and reaps DMA), then unregister, make the range raise SIGBUS, and
- * give the layout back.
- * Context: no lock held; the rc thread or udax_recall_process().
+ * give the layout back.  The end of the connection (the daemon died, the
+ * file system was unmounted) is handled the same way, without the RETURN.
+ * Context: no lock held; the recall thread or udax_recall_process().
  * Return: 1 handled, 0 nothing pending.
  */
 static int do_recall(struct udax_map *m)
 {
-	struct uconn *c = m->conn;
-
-	pthread_mutex_lock(&c->lock);
+	pthread_mutex_lock(&g_rc_lock);
 	bool pending = m->recall_pending;
+	bool lost = m->daemon_lost;
 	uint64_t seq = m->recall_seq;
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&g_rc_lock);
 	if (!pending)
 		return 0;
 	pthread_mutex_lock(&m->mu);
@@ -1024,13 +794,15 @@ static int do_recall(struct udax_map *m)
 		if (!m->unmapped)
 			sigbus_range(m->base, m->glen);
 		m->recalled = true;
-		struct udax_return_req rr = { m->id, seq };
-		conn_post(c, UDAX_REQ_RETURN, &rr, sizeof(rr));
+		if (!lost) {
+			struct udax_return_req rr = { m->id, seq };
+			udax_wire_send(m->w, UDAX_REQ_RETURN, &rr, sizeof(rr));
+		}
 	}
 	pthread_mutex_unlock(&m->mu);
-	pthread_mutex_lock(&c->lock);
+	pthread_mutex_lock(&g_rc_lock);
 	m->recall_pending = false;
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&g_rc_lock);
 	return 1;
 }
 
@@ -1062,24 +834,25 @@ UDAX_EXPORT int udax_map_close(struct udax_map **mp)
 	if (!m)
 		return 0;
 	*mp = NULL;
-	struct uconn *c = m->conn;
-	map_unregister(c, m);
+	map_unregister(m);
 	pthread_mutex_lock(&m->mu);
 	if (!m->recalled) {
 		struct udax_id_req ir = { m->id };
 		if (m->pinned) {
+			struct io_uring *r = m->ring;
 			err = unregister_buf(m);
 			if (!err)
-				err = conn_call(c, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, NULL, NULL);
+				err = pin_call(m, UDAX_REQ_UNPIN, r);
 		}
 		if (!m->unmapped) {
 			sigbus_range(m->base, m->glen);
-			int e = conn_call(c, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+			int e = conn_call(m->w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
 			if (!err && e != -ESTALE)
 				err = e;
 		}
 	}
 	pthread_mutex_unlock(&m->mu);
+	udax_wire_put(&m->w);
 	map_free(m);
 	return err;
 }

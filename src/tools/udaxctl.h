@@ -133,10 +133,12 @@ struct bench_break {
 	uint64_t t_start, t_recall_sent, t_last_unpin, t_idle, t_done, t_freed;
 };
 
-/* udaxctl_status.c: the layout socket.  Return a connected socket or -errno. */
-int ctl_daemon_connect(const char *path_on_mount);
+/* udaxctl_status.c: a private connection (wire.h) to the layout service of
+ * the mount holding @path_on_mount.  Return 0 or -errno. */
+struct udax_wire;
+int ctl_daemon_connect(const char *path_on_mount, struct udax_wire **out);
 /* Send @type with @payload, wait for its reply; *rep is malloc'd (NUL-terminated). */
-int ctl_daemon_request(int sock, uint16_t type, const void *payload, uint32_t len,
+int ctl_daemon_request(struct udax_wire *w, uint16_t type, const void *payload, uint32_t len,
 		       void **rep, uint32_t *rep_len);
 int udaxctl_fetch_breaks(int fd, struct bench_break *out, unsigned int max);
 

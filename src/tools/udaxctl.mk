@@ -3,18 +3,20 @@ bin_PROGRAMS += udaxctl
 udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_status.c src/tools/udaxctl_pin.c \
 	src/tools/bench_truncate.c src/tools/bench_stats.c src/tools/bench_futex.c \
 	src/tools/bench_dma.c
+udaxctl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/lib
 udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
-udaxctl_LDADD = libudax.la libudax-core.la $(URING_LIBS) -lm
+udaxctl_LDADD = libudax.la libudaxwire.la libudax-core.la $(URING_LIBS) -lm -lpthread
 EXTRA_DIST += src/tools/bench_dma_none.c
 
 # libudax-preload.so: LD_PRELOAD shim giving unmodified programs direct
 # mappings of udaxfs files (issue #4 part 7).  Its source lives with the
-# library; its build lines live here (H7's fragment).  It speaks
-# udax_proto.h itself (see preload.c for why), so it does not link libudax.
+# library.  It places its mappings itself (see preload.c for why), so it
+# does not link libudax; its protocol traffic goes through wire.h.
 lib_LTLIBRARIES += libudax-preload.la
 libudax_preload_la_SOURCES = src/lib/preload.c
-libudax_preload_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
-libudax_preload_la_LIBADD = -ldl -lpthread
+libudax_preload_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/lib
+libudax_preload_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(URING_CFLAGS)
+libudax_preload_la_LIBADD = libudaxwire.la -ldl -lpthread
 libudax_preload_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined
 
 # libfuse's passthrough_ll, the no-DMA peer the bench compares against.  Built

@@ -27,118 +27,62 @@
 #include <udax/udax_proto.h>
 
 #include "udaxctl.h"
+#include "wire.h"
 
-/* ---- the layout socket ---- */
+/* ---- the layout socket (through wire.h, the library's own client) ---- */
 
-int ctl_daemon_connect(const char *path)
+int ctl_daemon_connect(const char *path, struct udax_wire **out)
 {
-	struct udax_ioc_hello h = { .version = UDAX_PROTO_VERSION };
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	socklen_t salen;
-	int fd, s, ret;
+	struct udax_ioc_hello h;
+	int fd, ret;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = ioctl(fd, UDAX_IOC_HELLO, &h);
-	ret = ret < 0 ? -errno : 0;
+	ret = udax_wire_hello(fd, &h);
 	close(fd);
 	if (ret < 0)
 		return ret;
-	h.sock[sizeof(h.sock) - 1] = '\0';
-	size_t n = strlen(h.sock);
-	if (n == 0 || n >= sizeof(sa.sun_path))
+	if (h.sock[0] == '\0')
 		return -EPROTO;
-	memcpy(sa.sun_path, h.sock, n);
-	if (h.sock[0] == '@')
-		sa.sun_path[0] = '\0';	/* abstract name */
-	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (h.sock[0] == '@' ? 0 : 1));
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	if (connect(s, (struct sockaddr *)&sa, salen) < 0) {
-		ret = -errno;
-		close(s);
-		return ret;
-	}
-	return s;
+	return udax_wire_open(out, h.sock);
 }
 
-static int read_full(int s, void *buf, size_t len)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = read(s, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -ECONNRESET;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int ctl_daemon_request(int s, uint16_t type, const void *payload, uint32_t len,
+int ctl_daemon_request(struct udax_wire *w, uint16_t type, const void *payload, uint32_t len,
 		       void **rep, uint32_t *rep_len)
 {
-	static uint32_t seq;
-	struct udax_msg m = { .magic = UDAX_MSG_MAGIC, .type = type, .len = len, .seq = ++seq };
-	struct iovec iov[2] = { { &m, sizeof(m) }, { (void *)payload, len } };
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
-	int ret;
+	void *buf = NULL;
+	int ret = udax_wire_call(w, type, payload, len, &buf, rep_len, NULL);
 
-	if (sendmsg(s, &mh, MSG_NOSIGNAL) != (ssize_t)(sizeof(m) + len))
-		return -errno ? -errno : -EIO;
-	for (;;) {
-		struct udax_msg r;
-		char *buf;
-
-		ret = read_full(s, &r, sizeof(r));
-		if (ret < 0)
-			return ret;
-		if (r.magic != UDAX_MSG_MAGIC || r.len > UDAX_MSG_MAX)
-			return -EPROTO;
-		buf = malloc((size_t)r.len + 1);
+	if (ret < 0) {
+		if (buf && *rep_len)
+			fprintf(stderr, "udaxctl: daemon: %s\n", (char *)buf);
+		free(buf);
+		return ret;
+	}
+	if (!buf) {
+		buf = calloc(1, 1);	/* an empty reply: still a string */
 		if (!buf)
 			return -ENOMEM;
-		ret = read_full(s, buf, r.len);
-		if (ret < 0) {
-			free(buf);
-			return ret;
-		}
-		buf[r.len] = '\0';
-		if (r.type != (type | UDAX_MSG_REPLY) || r.seq != m.seq) {
-			free(buf);	/* a push (recall) or someone else's reply */
-			continue;
-		}
-		if (r.status < 0) {
-			if (r.len)
-				fprintf(stderr, "udaxctl: daemon: %s\n", buf);
-			free(buf);
-			return r.status;
-		}
-		*rep = buf;
-		*rep_len = r.len;
-		return 0;
 	}
+	*rep = buf;
+	return 0;
 }
 
 int udaxctl_fetch_breaks(int fd, struct bench_break *out, unsigned int max)
 {
 	char path[64];
+	struct udax_wire *w = NULL;
 	void *rep;
 	uint32_t len;
-	int s, ret;
+	int ret;
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	s = ctl_daemon_connect(path);
-	if (s < 0)
-		return s;
-	ret = ctl_daemon_request(s, UDAX_REQ_BREAKS, NULL, 0, &rep, &len);
-	close(s);
+	ret = ctl_daemon_connect(path, &w);
+	if (ret < 0)
+		return ret;
+	ret = ctl_daemon_request(w, UDAX_REQ_BREAKS, NULL, 0, &rep, &len);
+	udax_wire_put(&w);
 	if (ret < 0)
 		return ret;
 	const struct udax_break_rec *b = rep;
@@ -696,7 +640,8 @@ int udaxctl_status(int argc, char **argv)
 	char type[256] = "";
 	void *rep = NULL;
 	uint32_t len;
-	int c, s, ret;
+	struct udax_wire *w = NULL;
+	int c, ret;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
@@ -727,14 +672,14 @@ int udaxctl_status(int argc, char **argv)
 				mnt);
 		return 1;
 	}
-	s = ctl_daemon_connect(mnt);
-	if (s < 0) {
+	ret = ctl_daemon_connect(mnt, &w);
+	if (ret < 0) {
 		fprintf(stderr, "udaxctl status: %s: cannot reach the daemon's layout service: %s\n",
-			mnt, strerror(-s));
+			mnt, strerror(-ret));
 		return 1;
 	}
-	ret = ctl_daemon_request(s, UDAX_REQ_STATUS, NULL, 0, &rep, &len);
-	close(s);
+	ret = ctl_daemon_request(w, UDAX_REQ_STATUS, NULL, 0, &rep, &len);
+	udax_wire_put(&w);
 	if (ret < 0) {
 		fprintf(stderr, "udaxctl status: %s: status request failed: %s\n", mnt, strerror(-ret));
 		return 1;

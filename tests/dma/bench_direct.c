@@ -223,13 +223,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < CTL_OPS; i++)
 		proto_hello(fd, &h);
 	double ioctl_us = (double)(t_now_ns() - t0) / CTL_OPS / 1e3;
-	int s = proto_connect(h.sock);
+	struct udax_wire *s = NULL;
+	if (proto_connect(h.sock, &s))
+		t_die("connect %s", h.sock);
 	struct udax_id_req ir = { UINT64_MAX };
 	t0 = t_now_ns();
 	for (int i = 0; i < CTL_OPS; i++)
 		proto_call(s, UDAX_REQ_UNPIN, &ir, sizeof(ir), NULL, 0, NULL);
 	double sock_us = (double)(t_now_ns() - t0) / CTL_OPS / 1e3;
-	close(s);
+	proto_close(&s);
 	t0 = t_now_ns();
 	for (int i = 0; i < CTL_OPS / 4; i++) {
 		struct udax_map *m2 = NULL;

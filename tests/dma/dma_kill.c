@@ -71,12 +71,12 @@ static int hangup_client(void *arg)
 	int fd = open(t_path(g_fm, "victim2"), O_RDWR);
 	if (fd < 0 || proto_hello(fd, &h))
 		return 3;
-	int s = proto_connect(h.sock);
+	struct udax_wire *s = NULL;
 	struct udax_map_req rq = { .off = 0, .len = 65536, .prot = UDAX_PROT_READ | UDAX_PROT_WRITE };
 	memcpy(rq.ticket, h.ticket, sizeof(rq.ticket));
-	if (s < 0 || proto_call(s, UDAX_REQ_MAP, &rq, sizeof(rq), NULL, 0, NULL))
+	if (proto_connect(h.sock, &s) || proto_call(s, UDAX_REQ_MAP, &rq, sizeof(rq), NULL, 0, NULL))
 		return 4;
-	close(s);
+	proto_close(&s);
 	char c = 'r';
 	if (write(g_ready[1], &c, 1) != 1 || read(g_go[0], &c, 1) != 1)
 		return 5;

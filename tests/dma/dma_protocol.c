@@ -27,13 +27,14 @@ static char g_sock[UDAX_SOCK_NAME_MAX];
 
 static void daemon_alive(const struct fsmount *fm, const char *after)
 {
-	int s = proto_connect(g_sock);
+	struct udax_wire *w = NULL;
+	int err = proto_connect(g_sock, &w);
 	char buf[256];
 	size_t len = 0;
-	int err = s < 0 ? s : proto_call(s, UDAX_REQ_STATUS, NULL, 0, buf, sizeof(buf), &len);
+	if (!err)
+		err = proto_call(w, UDAX_REQ_STATUS, NULL, 0, buf, sizeof(buf), &len);
 	CHECK(err == 0 && len > 10 && buf[0] == '{', "STATUS after %s: %d", after, err);
-	if (s >= 0)
-		close(s);
+	proto_close(&w);
 	int fd = open(t_path(fm, "probe"), O_RDWR | O_CREAT, 0644);
 	CHECK(fd >= 0 && pwrite(fd, "ok", 2, 0) == 2, "the mount works after %s", after);
 	if (fd >= 0)
@@ -42,7 +43,7 @@ static void daemon_alive(const struct fsmount *fm, const char *after)
 
 static void send_raw(const void *p, size_t len)
 {
-	int s = proto_connect(g_sock);
+	int s = proto_raw_connect(g_sock);
 	if (s < 0)
 		t_die("connect: %s", strerror(-s));
 	ssize_t r = send(s, p, len, MSG_NOSIGNAL);
@@ -86,7 +87,9 @@ int main(void)
 	send_raw(noise, sizeof(noise));
 	daemon_alive(&fm, "64 KiB of random bytes");
 
-	int s = proto_connect(g_sock);
+	struct udax_wire *s = NULL;
+	if (proto_connect(g_sock, &s))
+		t_die("connect %s", g_sock);
 	CHECK(proto_call(s, 99, NULL, 0, NULL, 0, NULL) == -EOPNOTSUPP, "unknown type");
 	CHECK(proto_call(s, UDAX_REQ_MAP, "x", 1, NULL, 0, NULL) == -EINVAL, "short MAP");
 	CHECK(proto_call(s, UDAX_REQ_PIN, "x", 1, NULL, 0, NULL) == -EINVAL, "short PIN");
@@ -117,12 +120,10 @@ int main(void)
 	rq.flags = 0;
 	/* a RETURN with no reply expected, for an id that does not exist */
 	struct udax_return_req rr = { 777, 1 };
-	struct udax_msg rh = { .magic = UDAX_MSG_MAGIC, .type = UDAX_REQ_RETURN, .len = sizeof(rr) };
-	CHECK(send(s, &rh, sizeof(rh), MSG_NOSIGNAL) == sizeof(rh) &&
-	      send(s, &rr, sizeof(rr), MSG_NOSIGNAL) == sizeof(rr), "send RETURN");
+	CHECK(proto_send(s, UDAX_REQ_RETURN, &rr, sizeof(rr)) == 0, "send RETURN");
 	CHECK(proto_call(s, UDAX_REQ_STATUS, NULL, 0, NULL, 0, NULL) == 0,
 	      "the same connection still answers");
-	close(s);
+	proto_close(&s);
 	daemon_alive(&fm, "bad requests");
 
 	/* the library still works */

@@ -96,9 +96,10 @@ int main(void)
 	if (err)
 		t_die("UDAX_IOC_HELLO: %s", strerror(-err));
 	CHECK(!(h.flags & UDAX_HELLO_WRITABLE), "hello says writable for an O_RDONLY fd");
-	int s = proto_connect(h.sock);
-	if (s < 0)
-		t_die("connect %s: %s", h.sock, strerror(-s));
+	struct udax_wire *s = NULL;
+	err = proto_connect(h.sock, &s);
+	if (err)
+		t_die("connect %s: %s", h.sock, strerror(-err));
 	struct udax_map_req rq = { .off = 0, .len = 4096, .prot = UDAX_PROT_READ | UDAX_PROT_WRITE };
 	memcpy(rq.ticket, h.ticket, sizeof(rq.ticket));
 	err = proto_call(s, UDAX_REQ_MAP, &rq, sizeof(rq), NULL, 0, NULL);
@@ -122,7 +123,9 @@ int main(void)
 	if (err)
 		t_die("udax_map_open: %s", udax_last_error());
 	/* the attacker: another connection naming ids 1..8 */
-	int s2 = proto_connect(h.sock);
+	struct udax_wire *s2 = NULL;
+	if (proto_connect(h.sock, &s2))
+		t_die("connect %s", h.sock);
 	for (uint64_t id = 1; id <= 8; id++) {
 		struct udax_id_req ir = { id };
 		err = proto_call(s2, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, 0, NULL);
@@ -141,8 +144,8 @@ int main(void)
 	((char *)udax_map_addr(m))[4096] = 'V';
 	CHECK(udax_persist(m, (char *)udax_map_addr(m) + 4096, 1) == 0, "victim still works");
 	free(status);
-	close(s2);
-	close(s);
+	proto_close(&s2);
+	proto_close(&s);
 	udax_map_close(&m);
 
 	/* not allowed: clear refusal; the ordinary path works */

@@ -10,3 +10,28 @@ TESTS += tests/dma/status_pins.sh tests/dma/status_waiters.sh tests/dma/preload_
 EXTRA_DIST += tests/dma/status_pins.sh tests/dma/status_waiters.sh tests/dma/preload_pmem2.sh tests/dma/preload_pmempool.sh \
 	tests/dma/preload_semantics.sh \
 	tests/dma/bench_policies.sh tests/dma/bench_common.sh
+
+# The shim's protocol client (wire.h): a recall racing a mapping, fork.
+check_PROGRAMS += tests/dma/preload_race tests/dma/preload_fork
+tests_dma_preload_race_SOURCES = tests/dma/preload_race.c
+tests_dma_preload_race_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/src/lib
+tests_dma_preload_race_LDADD = libudaxwire.la -lpthread
+tests_dma_preload_fork_SOURCES = tests/dma/preload_fork.c
+TESTS += tests/dma/preload_race.sh tests/dma/preload_fork.sh
+EXTRA_DIST += tests/dma/preload_race.sh tests/dma/preload_fork.sh
+
+# The daemon's loss is a recall (libudax and the shim).
+check_PROGRAMS += tests/dma/daemon_loss_client
+tests_dma_daemon_loss_client_SOURCES = tests/dma/daemon_loss_client.c
+tests_dma_daemon_loss_client_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
+tests_dma_daemon_loss_client_LDADD = libudax.la $(URING_LIBS)
+TESTS += tests/dma/daemon_loss.sh
+EXTRA_DIST += tests/dma/daemon_loss.sh
+
+# The shim declares the pins of an unmodified program (io_uring fixed buffers).
+check_PROGRAMS += tests/dma/preload_pin
+tests_dma_preload_pin_SOURCES = tests/dma/preload_pin.c
+tests_dma_preload_pin_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) -I$(top_srcdir)/src/lib
+tests_dma_preload_pin_LDADD = libudaxwire.la $(URING_LIBS) -lpthread
+TESTS += tests/dma/preload_pin.sh
+EXTRA_DIST += tests/dma/preload_pin.sh

@@ -25,6 +25,7 @@
 #include <udax/udax_proto.h>
 
 #include "harness.h"
+#include "wire.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
 
@@ -361,12 +362,21 @@ int t_exit(void)
 
 int proto_hello(int fd, struct udax_ioc_hello *h)
 {
-	memset(h, 0, sizeof(*h));
-	h->version = UDAX_PROTO_VERSION;
-	return ioctl(fd, UDAX_IOC_HELLO, h) < 0 ? -errno : 0;
+	return udax_wire_hello(fd, h);
 }
 
-int proto_connect(const char *name)
+int proto_connect(const char *name, struct udax_wire **out)
+{
+	*out = NULL;
+	return udax_wire_open(out, name);
+}
+
+void proto_close(struct udax_wire **w)
+{
+	udax_wire_put(w);
+}
+
+int proto_raw_connect(const char *name)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t nl = strnlen(name, sizeof(sa.sun_path) - 1);
@@ -385,64 +395,23 @@ int proto_connect(const char *name)
 	return s;
 }
 
-static int read_all(int s, void *buf, size_t len)
-{
-	size_t got = 0;
-	while (got < len) {
-		char cbuf[CMSG_SPACE(sizeof(int) * 4)];
-		struct iovec iov = { (char *)buf + got, len - got };
-		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
-				     .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-		ssize_t n = recvmsg(s, &mh, MSG_CMSG_CLOEXEC);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EPIPE;
-		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-			if (c->cmsg_type == SCM_RIGHTS) {
-				int f;
-				memcpy(&f, CMSG_DATA(c), sizeof(f));
-				close(f);
-			}
-		}
-		got += (size_t)n;
-	}
-	return 0;
-}
-
-int proto_call(int sock, unsigned int type, const void *in, size_t in_len,
+int proto_call(struct udax_wire *w, unsigned int type, const void *in, size_t in_len,
 	       void *out, size_t max, size_t *len)
 {
-	static uint32_t seq;
-	struct udax_msg h = { .magic = UDAX_MSG_MAGIC, .type = (uint16_t)type,
-			      .len = (uint32_t)in_len, .seq = ++seq };
-	if (send(sock, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h) ||
-	    (in_len && send(sock, in, in_len, MSG_NOSIGNAL) != (ssize_t)in_len))
-		return -errno;
-	for (;;) {
-		struct udax_msg r;
-		int err = read_all(sock, &r, sizeof(r));
-		if (err)
-			return err;
-		char *p = malloc(r.len + 1);
-		if (!p)
-			return -ENOMEM;
-		err = read_all(sock, p, r.len);
-		if (err) {
-			free(p);
-			return err;
-		}
-		p[r.len] = 0;
-		if (r.type == (type | UDAX_MSG_REPLY) && r.seq == h.seq) {
-			if (out)
-				memcpy(out, p, r.len < max ? r.len : max);
-			if (len)
-				*len = r.len;
-			if (r.status < 0 && r.len)
-				fprintf(stderr, "  daemon says: %s\n", p);
-			free(p);
-			return r.status;
-		}
-		free(p);
-	}
+	void *rep = NULL;
+	uint32_t n = 0;
+	int err = udax_wire_call(w, (uint16_t)type, in, (uint32_t)in_len, &rep, &n, NULL);
+	if (err < 0 && rep && n)
+		fprintf(stderr, "  daemon says: %s\n", (char *)rep);
+	if (out && rep)
+		memcpy(out, rep, n < max ? n : max);
+	if (len)
+		*len = n;
+	free(rep);
+	return err;
+}
+
+int proto_send(struct udax_wire *w, unsigned int type, const void *in, size_t in_len)
+{
+	return udax_wire_send(w, (uint16_t)type, in, (uint32_t)in_len);
 }

@@ -91,19 +91,25 @@ int t_wait(pid_t pid, unsigned int timeout_ms);
 /* statvfs f_bfree of the mount. */
 uint64_t t_free_blocks(const struct fsmount *fm);
 
-/* ---- the raw protocol (udax_proto.h), to test the daemon's own checks ---- */
+/* ---- the protocol (udax_proto.h) through the library's client (wire.h) ---- */
 struct udax_ioc_hello;
+struct udax_wire;
 /* UDAX_IOC_HELLO on @fd.  Return 0 or -errno. */
 int proto_hello(int fd, struct udax_ioc_hello *h);
-/* Connect to the layout socket named in a hello.  Return the socket or -errno. */
-int proto_connect(const char *name);
+/* A new private connection to the layout socket named in a hello.  Return 0 or -errno. */
+int proto_connect(const char *name, struct udax_wire **out);
+/* Hang up (NULL-safe). */
+void proto_close(struct udax_wire **w);
 /*
  * One request, one reply: return the reply's status; copy at most @max
- * payload bytes to @out (*len set to the payload length).  Passed
- * descriptors are closed.  Recalls arriving first are skipped.
+ * payload bytes to @out (*len set to the payload length).
  */
-int proto_call(int sock, unsigned int type, const void *in, size_t in_len,
+int proto_call(struct udax_wire *w, unsigned int type, const void *in, size_t in_len,
 	       void *out, size_t max, size_t *len);
+/* A message that has no reply (RETURN). */
+int proto_send(struct udax_wire *w, unsigned int type, const void *in, size_t in_len);
+/* A bare connected socket, for tests that send malformed bytes.  Return it or -errno. */
+int proto_raw_connect(const char *name);
 
 int t_exit(void);
 

@@ -1154,6 +1154,44 @@ static void *wb_writer(void *arg)
 	return NULL;
 }
 
+/* Wait (up to 5 s) until every thread of @pid is in state T (stopped). */
+static int wait_stopped(pid_t pid)
+{
+	char path[64];
+
+	for (int i = 0; i < 500; i++) {
+		DIR *d;
+		struct dirent *e;
+		bool all = true;
+
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+		d = opendir(path);
+		if (!d)
+			return -1;
+		while (all && (e = readdir(d))) {
+			char st[512], *p;
+			FILE *f;
+
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(st, sizeof(st), "/proc/%d/task/%s/stat", (int)pid, e->d_name);
+			f = fopen(st, "re");
+			if (!f)
+				continue;	/* the thread exited */
+			if (!fgets(st, sizeof(st), f) || !(p = strrchr(st, ')')) || p[1] != ' ' ||
+			    (p[2] != 'T' && p[2] != 't'))
+				all = false;
+			fclose(f);
+		}
+		closedir(d);
+		if (all)
+			return 0;
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	fprintf(stderr, "wbprobe: daemon %d did not stop\n", (int)pid);
+	return -1;
+}
+
 static int wbprobe(const char *file, pid_t daemon, const char *mark)
 {
 	static char page[4096];
@@ -1168,6 +1206,14 @@ static int wbprobe(const char *file, pid_t daemon, const char *mark)
 	}
 	if (kill(daemon, SIGSTOP) < 0) {
 		perror("kill -STOP");
+		return 2;
+	}
+	/* kill() returns before the daemon's threads have stopped: a thread
+	 * still running on the other CPU could serve the write and make the
+	 * control pass for the wrong reason.  Wait until every thread shows
+	 * state T (stopped). */
+	if (wait_stopped(daemon) < 0) {
+		kill(daemon, SIGCONT);
 		return 2;
 	}
 	if (pthread_create(&th, NULL, wb_writer, (void *)mark)) {

@@ -1,0 +1,25 @@
+#!/bin/sh
+# preload_pin: the shim declares the pins an unmodified program makes by
+# registering its direct mapping as io_uring fixed buffers (liburing and
+# syscall()), releases them on unregistration, keeps a pinned layout past
+# munmap, and fails a registration during a recall with EBUSY.  Negative
+# control: with the declarations disabled (UDAX_PRELOAD_TEST_NO_PIN=1),
+# the daemon sees no pin and the registration during the recall succeeds.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
+PROG=$top_builddir/tests/dma/preload_pin
+[ -x "$PROG" ] || h7_skip "tests/dma/preload_pin is not built"
+[ -f "$PRELOAD" ] || h7_skip "libudax-preload.so is not built"
+
+h7_mount
+UDAX_PRELOAD_TEST_RECALL_DELAY_MS=1000 LD_PRELOAD=$PRELOAD "$PROG" "$H7_MNT" declare
+rc=$?
+[ $rc = 77 ] && exit 77
+[ $rc = 0 ] || { echo "FAIL: declared pins (rc $rc)"; exit 1; }
+h7_cleanup; H7_MOUNTED=0
+
+h7_mount
+UDAX_PRELOAD_TEST_NO_PIN=1 UDAX_PRELOAD_TEST_RECALL_DELAY_MS=1000 LD_PRELOAD=$PRELOAD "$PROG" "$H7_MNT" control
+rc=$?
+[ $rc = 0 ] || { echo "FAIL: the negative control (rc $rc)"; exit 1; }
+echo PASS
+exit 0
