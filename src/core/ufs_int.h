@@ -249,6 +249,7 @@ void ufs_dix_free(struct ufs_inode *dir);
 uint32_t ufs_name_hash(const char *name, size_t len);
 
 /* ---- xattrs (xattr.c) ---- */
+int ufs_kill_privs(struct utx *t, struct ufs_inode *ip, unsigned int kill);
 int ufs_xattr_free(struct utx *t, struct ufs_inode *ip);
 
 #endif /* UDAX_UFS_INT_H */
