@@ -564,6 +564,8 @@ void ufs_forget(struct ufs *fs, uint64_t ino, uint64_t nlookup)
 		return;
 	pthread_mutex_lock(&fs->icache_lock);
 	ip->nlookup -= udax_min(nlookup, ip->nlookup);
+	if (!ip->nlookup)
+		ip->forgotten = true;	/* a directory may now leave DRAM too */
 	pthread_mutex_unlock(&fs->icache_lock);
 	ufs_iput(ip);
 }

@@ -18,6 +18,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +176,9 @@ struct ufs_dinode *ufs_dinode_ptr(struct ufs *fs, uint64_t ino)
 	return (struct ufs_dinode *)(fs->base + ufs_inode_off(&fs->sb, ino));
 }
 
+#define IHASH_MIN	((uint64_t)1 << 10)
+#define IHASH_MAX	((uint64_t)1 << 40)
+
 static inline uint64_t ihash(struct ufs *fs, uint64_t ino)
 {
 	return (ino * 0x9E3779B97F4A7C15ULL >> 20) & (fs->ihash_size - 1);
@@ -189,6 +195,34 @@ static struct ufs_inode *icache_find(struct ufs *fs, uint64_t ino)
 	return NULL;
 }
 
+/*
+ * icache_resize() - rehash into @nsize buckets, so that the table follows
+ * what is cached (grown past two inodes a bucket, shrunk below one in
+ * eight).  A failed allocation keeps the old table: longer chains, still
+ * correct.  Context: icache_lock held (the table is small next to what it
+ * indexes; the allocation is not worth a retry loop outside the lock).
+ */
+static void icache_resize(struct ufs *fs, uint64_t nsize)
+{
+	struct ufs_inode **nh = calloc(nsize, sizeof(*nh)), **oh = fs->ihash, *ip, *next;
+	uint64_t i, osize = fs->ihash_size;
+
+	if (!nh)
+		return;
+	fs->ihash = nh;
+	fs->ihash_size = nsize;
+	for (i = 0; i < osize; i++) {
+		for (ip = oh[i]; ip; ip = next) {
+			uint64_t h = ihash(fs, ip->ino);
+
+			next = ip->hnext;
+			ip->hnext = nh[h];
+			nh[h] = ip;
+		}
+	}
+	free(oh);
+}
+
 /* Context: icache_lock held. */
 static void icache_insert(struct ufs *fs, struct ufs_inode *ip)
 {
@@ -198,6 +232,8 @@ static void icache_insert(struct ufs *fs, struct ufs_inode *ip)
 	fs->ihash[h] = ip;
 	ip->hashed = true;
 	fs->icount++;
+	if (fs->icount > 2 * fs->ihash_size && fs->ihash_size < IHASH_MAX)
+		icache_resize(fs, fs->ihash_size * 2);
 }
 
 /* Context: icache_lock held. */
@@ -212,6 +248,8 @@ static void icache_remove(struct ufs *fs, struct ufs_inode *ip)
 			*pp = ip->hnext;
 			ip->hashed = false;
 			fs->icount--;
+			if (fs->ihash_size > IHASH_MIN && fs->icount < fs->ihash_size / 8)
+				icache_resize(fs, fs->ihash_size / 2);
 			return;
 		}
 	}
@@ -317,7 +355,23 @@ void ufs_nlookup_inc(struct ufs_inode *ip)
 {
 	pthread_mutex_lock(&ip->fs->icache_lock);
 	ip->nlookup++;
+	ip->forgotten = false;
 	pthread_mutex_unlock(&ip->fs->icache_lock);
+}
+
+/*
+ * Freed inodes and directory indexes are many small blocks: the C library
+ * keeps them for reuse and the daemon's memory would not go down after a
+ * mass unlink.  Every TRIM_EVERY frees, hand what is free back to the
+ * system.  Context: no lock held (it walks the whole heap).
+ */
+#define TRIM_EVERY 4096
+
+static void heap_trim(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }
 
 /*
@@ -344,11 +398,26 @@ static int iput_rc(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 		ip->evicting = true;
 		ip->ref++;
 	} else if (!ip->ref && !ip->nlookup && !ip->nopen && !ip->evicting &&
-		   ip->di->i_nlink && !S_ISDIR(ip->di->i_mode) && xa_empty(&ip->map.entries)) {
-		/* unused and nothing tracked: drop it from DRAM (directories stay, with their index) */
+		   ip->di->i_nlink && ip->ino != UFS_ROOT_INO && xa_empty(&ip->map.entries) &&
+		   (!S_ISDIR(ip->di->i_mode) || ip->forgotten)) {
+		/*
+		 * Unused (nobody holds it) and nothing tracked: drop it from
+		 * DRAM.  A directory goes, with its index, only once the kernel
+		 * has forgotten it (FORGET): a caller that walks it without
+		 * a lookup would otherwise rebuild the index at every call.
+		 * The next use rebuilds it from the blocks; readdir cookies
+		 * are block positions and stay valid.
+		 */
+		bool trim;
+
 		icache_remove(fs, ip);
+		trim = ++fs->freed_since_trim >= TRIM_EVERY;
+		if (trim)
+			fs->freed_since_trim = 0;
 		pthread_mutex_unlock(&fs->icache_lock);
 		inode_free(ip);
+		if (trim)
+			heap_trim();
 		return 0;
 	}
 	pthread_mutex_unlock(&fs->icache_lock);
@@ -364,6 +433,13 @@ static int iput_rc(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 		return rc;
 	}
 	inode_free(ip);
+	pthread_mutex_lock(&fs->icache_lock);
+	evict = ++fs->freed_since_trim >= TRIM_EVERY;
+	if (evict)
+		fs->freed_since_trim = 0;
+	pthread_mutex_unlock(&fs->icache_lock);
+	if (evict)
+		heap_trim();
 	return 0;
 }
 
@@ -793,7 +869,7 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	pthread_rwlock_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->dix_lock, NULL);
 	pthread_mutex_init(&fs->icache_lock, NULL);
-	fs->ihash_size = 1u << 16;
+	fs->ihash_size = IHASH_MIN;
 	fs->ihash = calloc(fs->ihash_size, sizeof(*fs->ihash));
 	if (!fs->ihash) {
 		rc = -ENOMEM;

@@ -64,6 +64,7 @@ struct ufs_inode {
 	/* protected by fs->icache_lock */
 	struct ufs_inode *hnext;
 	uint64_t nlookup;		/* the kernel's lookup count */
+	bool forgotten;			/* icache_lock: the kernel's lookups all went (FORGET) */
 	uint64_t nopen;			/* open files */
 	uint64_t ref;			/* calls in progress */
 	bool evicting;
@@ -103,8 +104,9 @@ struct ufs {
 	pthread_mutex_t dix_lock;	/* builds directory indexes */
 	pthread_mutex_t icache_lock;	/* the inode hash and the counts in ufs_inode */
 	struct ufs_inode **ihash;
-	uint64_t ihash_size;		/* power of two */
+	uint64_t ihash_size;		/* power of two, resized with icount (icache_lock) */
 	uint64_t icount;
+	uint64_t freed_since_trim;	/* icache_lock: frees since the heap was last trimmed */
 	uint64_t gen_next;		/* protected by the journal (inside a tx) */
 };
 
