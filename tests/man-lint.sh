@@ -1,6 +1,7 @@
 #!/bin/sh
 # man-lint: every man page in man/ must render with no warnings under
-# groff -ww and mandoc -Tlint (style notes are allowed).  Skips (77) only
+# groff -ww and mandoc -Tlint (style notes are allowed), and every
+# section 3 page has a RETURN VALUE section.  Skips (77) only
 # when neither tool is installed.
 set -u
 src=${top_srcdir:-$(dirname "$0")/..}
@@ -18,6 +19,10 @@ for page in "$src"/man/*.[1-8]; do
 		out=$(groff -ww -z -man -Tutf8 "$page" 2>&1)
 		if [ -n "$out" ]; then echo "FAIL groff: $page"; echo "$out"; rc=1; fi
 	fi
+	# a library function's page says what it returns
+	case $page in *.3)
+		grep -q '^\.SH RETURN VALUE' "$page" || { echo "FAIL: $page has no RETURN VALUE section"; rc=1; }
+	esac
 	if [ $have_mandoc = 1 ]; then
 		# WARNING and above fail; STYLE messages are informational.
 		out=$(mandoc -Tlint -W warning "$page" 2>&1)

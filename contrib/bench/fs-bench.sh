@@ -10,7 +10,7 @@
 # Prints one table with the ratio udaxfs / passthrough_ll per row for each
 # pair (higher is better for udaxfs).  Not part of make check.
 #
-# usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
+# Usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
 #   -t  seconds per fio job (default 10)      -q  quick: -t 3 -s 256M -n 5000
 #   -s  fio file size (default 1G)            -n  files in the metadata loop (20000)
 #   -B  where udaxfs and mkfs.udaxfs were built (default: this tree's build,
@@ -196,7 +196,7 @@ done
 ratio() { awk -v u="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", u / p; else print "-" }'; }
 echo
 printf 'udaxfs %s vs passthrough_ll over tmpfs, and tmpfs; fio %s s per job, %s file, %s files, median of %s round(s)\n' \
-	"$("$UDAXFS" -V | awk '{ print $2 }')" "$secs" "$size" "$nfiles" "$rounds"
+	"$("$UDAXFS" -V | awk 'NR == 1 { print $3 }')" "$secs" "$size" "$nfiles" "$rounds"
 printf 'kernel %s, %s CPUs.  write-through: both defaults; write-back: passthrough_ll\n' \
 	"$(uname -r)" "$(nproc)"
 printf -- '-o writeback, udaxfs -o writeback_cache (the kernel caches writes)\n'

@@ -42,7 +42,7 @@ int main(int argc, char **argv)
 	int fd;
 
 	if (argc < 2 || n <= 0) {
-		fprintf(stderr, "usage: metaloop DIR [N] [SIZE]\n");
+		fprintf(stderr, "Usage: metaloop DIR [N] [SIZE]\n");
 		return 2;
 	}
 	buf = malloc(size ? size : 1);

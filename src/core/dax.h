@@ -294,7 +294,7 @@ void udax_dax_assert_free(struct udax_dax *d, uint64_t pfn, uint64_t npages);
 /* True if any pfn in the range has a live handle. */
 bool udax_dax_pfn_busy(struct udax_dax *d, uint64_t pfn, uint64_t npages);
 
-/* ---- introspection (issue #3 part 6; udaxctl status shows it) ---- */
+/* ---- introspection (udaxctl status shows it) ---- */
 struct udax_dax_stats {
 	uint64_t tracked_entries;	/* entries in all mappings */
 	uint64_t live_handles;

@@ -1,4 +1,4 @@
-# The DAX page lifecycle (issue #3): the xarray, page handles and their
+# The DAX page lifecycle: the xarray, page handles and their
 # slab, entry locks and the wait table, break_layouts.  No FUSE here.
 libudax_core_la_SOURCES += \
 	src/core/xarray.h src/core/xarray.c \

@@ -34,7 +34,13 @@
 #define UDAX_FORMAT_H
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdint.h>
+
+/* The structures below are the bytes on the media, read and written in
+ * place: a big-endian host would see other numbers. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	       "the udaxfs on-media format is little-endian; this host is not");
 
 #define UFS_MAGIC		0x3153465841445555ULL	/* "UUDAXFS1" little-endian */
 #define UFS_VERSION		1
@@ -231,6 +237,36 @@ struct ufs_xattr_ent {
 	uint16_t e_value_len;
 	char     e_data[];		/* name then value, entry padded to 4 bytes */
 };
+
+/*
+ * What the comments above promise, checked by the compiler: a change that
+ * moves a field of the on-media format fails the build instead of making
+ * images unreadable.  (A new format version changes these on purpose.)
+ */
+static_assert(sizeof(struct ufs_super) == 528, "superblock is 528 bytes");
+static_assert(offsetof(struct ufs_super, s_uuid) == 32, "s_uuid at byte 32");
+static_assert(offsetof(struct ufs_super, s_label) == 48, "s_label at byte 48");
+static_assert(offsetof(struct ufs_super, s_blocks_count) == 112, "s_blocks_count at byte 112");
+static_assert(offsetof(struct ufs_super, s_checksum) == sizeof(struct ufs_super) - 4,
+	      "s_checksum is the superblock's last field (it covers every byte before it)");
+static_assert(sizeof(struct ufs_journal_head) == 32, "journal header is 32 bytes");
+static_assert(sizeof(struct ufs_journal_head) <= UFS_JOURNAL_REC_START,
+	      "journal records start after the header");
+static_assert(offsetof(struct ufs_journal_head, j_checksum) == 28, "j_checksum at byte 28");
+static_assert(offsetof(struct ufs_journal_rec, r_crc) == 12, "r_crc at byte 12");
+static_assert(sizeof(struct ufs_extent_hdr) == 16, "extent node header is 16 bytes");
+static_assert(sizeof(struct ufs_extent) == sizeof(struct ufs_extent_idx),
+	      "leaf and index entries have one size (UFS_NODE_ENTRIES)");
+static_assert(offsetof(struct ufs_dinode, i_checksum) == 116, "i_checksum at byte 116");
+static_assert(offsetof(struct ufs_dinode, i_u) == 120, "extent root / inline symlink at byte 120");
+static_assert(sizeof(((struct ufs_dinode *)0)->i_u) == UFS_INLINE_EXTENTS * 24 + 16,
+	      "extent root is a header and UFS_INLINE_EXTENTS extents");
+static_assert(sizeof(struct ufs_dirblk_hdr) == 16, "directory block header is 16 bytes");
+static_assert(sizeof(struct ufs_dirent) == 16 && offsetof(struct ufs_dirent, d_name) == 16,
+	      "directory record header is 16 bytes, the name follows");
+static_assert(sizeof(struct ufs_xattr_hdr) == 16, "xattr block header is 16 bytes");
+static_assert(sizeof(struct ufs_xattr_ent) == 4 && offsetof(struct ufs_xattr_ent, e_data) == 4,
+	      "xattr entry header is 4 bytes, name and value follow");
 
 /* Device offset of inode slot @ino (the superblock must be validated). */
 static inline uint64_t ufs_inode_off(const struct ufs_super *sb, uint64_t ino)

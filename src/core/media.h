@@ -31,7 +31,7 @@ struct udax_media_opts {
 				 * (power of two >= 4096; 0 = page size) */
 	bool readonly;		/* map read-only; every store path refuses */
 	/*
-	 * Crash emulation (issue #6): stores reach the "durable image" only
+	 * Crash emulation: stores reach the "durable image" only
 	 * when flushed and drained through this layer.  See
 	 * udax_media_crash_*() below.
 	 */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * media_crash.c - the crash-emulation backend (issue #6 part 1).
+ * media_crash.c - the crash-emulation backend.
  *
  * The file system works on a private copy-on-write mapping of the image.
  * A second private mapping, the durable image, holds only what reached

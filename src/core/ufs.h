@@ -199,7 +199,7 @@ ssize_t ufs_getxattr(struct ufs *fs, uint64_t ino, const char *name, void *value
 ssize_t ufs_listxattr(struct ufs *fs, uint64_t ino, char *list, size_t size);
 int ufs_removexattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, const char *name);
 
-/* ---- direct access (issue #4): the layout service's view of a file ---- */
+/* ---- direct access: the layout service's view of a file ---- */
 struct ufs_layout_seg {
 	uint64_t file_off;	/* byte offset in the file (aligned to 4 KiB << order) */
 	uint64_t dev_off;	/* byte offset on the device */

@@ -1,5 +1,5 @@
-# The file system objects the daemon calls (ufs.h, issue #2 upper layer;
-# owner: H2b): mount/unmount and the inode cache, extent trees, file data,
+# The file system objects the daemon calls (ufs.h, the upper layer):
+# mount/unmount and the inode cache, extent trees, file data,
 # directories, xattrs.
 libudax_core_la_SOURCES += src/core/ufs.h src/core/ufs_int.h src/core/ufs.c \
 	src/core/extent.c src/core/inode.c src/core/dir.c src/core/xattr.c

@@ -70,8 +70,20 @@ int udax_parse_size(const char *s, uint64_t *out);
 /* Format a size as "1.5 GiB" into buf.  Returns buf. */
 char *udax_fmt_size(uint64_t v, char *buf, size_t len);
 
-/* CRC32C (Castagnoli), software slicing-by-8.  crc starts at 0. */
+/*
+ * CRC32C (Castagnoli).  crc starts at 0; feeding the result back in
+ * continues the same checksum.  udax_crc32c() uses the SSE4.2 instruction
+ * when the CPU has it (UDAX_CRC32C_SW=1 in the environment forces the table
+ * code), the table code otherwise; udax_crc32c_impl() names the choice.
+ * The two implementations are exported so a test can compare them;
+ * udax_crc32c_hw() falls back to the table code where there is no
+ * instruction (see udax_crc32c_hw_available()).
+ */
 uint32_t udax_crc32c(uint32_t crc, const void *data, size_t len);
+uint32_t udax_crc32c_sw(uint32_t crc, const void *data, size_t len);
+uint32_t udax_crc32c_hw(uint32_t crc, const void *data, size_t len);
+bool udax_crc32c_hw_available(void);
+const char *udax_crc32c_impl(void);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t udax_now_ns(void);

@@ -63,7 +63,7 @@ struct udaxd {
 	struct fuse_session *se;
 	const struct udaxd_opts *opts;
 	/*
-	 * The layout service (issue #4); NULL when it is not running.  Read
+	 * The layout service; NULL when it is not running.  Read
 	 * with an atomic load: break_layouts may call the recall hook from
 	 * any thread, including during ufs_unmount() after the service has
 	 * been stopped.

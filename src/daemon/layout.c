@@ -6,7 +6,7 @@
  * See layout.h for the threads and the lock order, udax_proto.h for the
  * protocol.  Objects:
  *
- *   struct lsvc     the service: listening socket, tickets, clients.
+ *   struct layout_service  the service: listening socket, tickets, clients.
  *   struct lclient  one connection (one client process): its credentials,
  *                   a pidfd, input buffer, output queue, layouts.
  *   struct lmap     one layout: inode, byte range, writable, segments (each

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * layout.h - the daemon's layout service (issue #4): grants direct mappings
+ * layout.h - the daemon's layout service: grants direct mappings
  * of file ranges to clients, tracks their pins, recalls them for
  * break_layouts.  Implemented in layout.c; the FUSE side (ops.c) only calls
  * these hooks.  Protocol: include/udax/udax_proto.h.

@@ -386,7 +386,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (o.show_version) {
-		printf("udaxfs %s (libfuse %s)\n", PACKAGE_VERSION, fuse_pkgversion());
+		printf("udaxfs (%s) %s\nlibfuse %s\n", PACKAGE_NAME, PACKAGE_VERSION, fuse_pkgversion());
 		udaxd_free_opts(&o);
 		return 0;
 	}

@@ -1141,7 +1141,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	reply_rc(req, ufs_removexattr(d->fs, &c, ino, name));
 }
 
-/* ---- ioctl: the layout service's channel (issue #4) ---- */
+/* ---- ioctl: the layout service's channel ---- */
 
 static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		     struct fuse_file_info *fi, unsigned flags, const void *in_buf,

@@ -255,7 +255,7 @@ static int parse_list(struct udaxd_opts *o, const char *list, bool *have_fsname)
 void udaxd_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
-"usage: %s DEVICE MOUNTPOINT [-o OPTIONS] [-f] [-d] [-s] [-h] [-V]\n"
+"Usage: %s DEVICE MOUNTPOINT [-o OPTIONS] [-f] [-d] [-s] [-h] [-V]\n"
 "\n"
 "Mount the udaxfs file system on DEVICE (a /dev/daxX.Y device or an\n"
 "emulation file made by mkfs.udaxfs) at MOUNTPOINT.\n"
@@ -263,8 +263,8 @@ void udaxd_usage(FILE *out, const char *prog)
 "  -f                 stay in the foreground\n"
 "  -d                 print every FUSE request (implies -f)\n"
 "  -s                 serve requests from a single thread\n"
-"  -h, --help         print this help\n"
-"  -V, --version      print the version\n"
+"  -h, --help         print this help and exit\n"
+"  -V, --version      print the version and exit\n"
 "  -o OPTIONS         comma-separated mount options:\n"
 "     ro, rw                 read-only or read-write (default rw)\n"
 "     allow_other            let other users use the mount\n"

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * bench_truncate.c - udaxctl bench truncate-dma (issue #5, DESIGN.md
- * section 5): how long does truncate wait for DMA to drain?
+ * bench_truncate.c - udaxctl bench truncate-dma (DESIGN.md section 5):
+ * how long does truncate wait for DMA to drain?
  *
  * Processes (all children of this one, which is also the truncator):
  *   - clients:   map the file through libudax, register it as io_uring fixed
@@ -1074,7 +1074,7 @@ out:
 static void help(void)
 {
 	printf(
-"usage: udaxctl bench truncate-dma [MOUNTPOINT] [options]\n"
+"Usage: udaxctl bench truncate-dma [MOUNTPOINT] [options]\n"
 "  Measures how long truncate waits for DMA (io_uring fixed buffers) to drain.\n"
 "  Without MOUNTPOINT: formats an emulated device in /dev/shm and mounts\n"
 "  udaxfs itself, once per --policy, and cleans up afterwards.\n"
@@ -1098,7 +1098,9 @@ static void help(void)
 "  --json               print one JSON object instead of the table\n"
 "  --json-file FILE     also write the JSON object to FILE\n"
 "  --plot FILE          latency CDF, PNG or SVG by extension (needs gnuplot)\n"
-"  --quiet              no progress line\n", BENCH_MAX_CLIENTS);
+"  --quiet              no progress line\n"
+"  -h, --help           print this help and exit\n"
+"  -V, --version        print the version and exit\n", BENCH_MAX_CLIENTS);
 }
 
 static void list_opt(const char *name, const char *arg, uint64_t **v, int *n, uint64_t lo,
@@ -1140,7 +1142,7 @@ static void parse(int argc, char **argv)
 		{ "source-dir", 1, 0, O_SRC }, { "passthrough-ll", 1, 0, O_PT },
 		{ "no-passthrough", 0, 0, O_NOPT }, { "json", 0, 0, O_JSON },
 		{ "plot", 1, 0, O_PLOT }, { "quiet", 0, 0, O_QUIET }, { "help", 0, 0, O_HELP },
-		{ "json-file", 1, 0, O_JSONF },
+		{ "json-file", 1, 0, O_JSONF }, { "version", 0, 0, 'V' },
 		{ 0, 0, 0, 0 } };
 	char *pol = "default";
 	int c;
@@ -1157,7 +1159,7 @@ static void parse(int argc, char **argv)
 	list_opt("clients", "1", &O.clients, &O.nclients, 1, BENCH_MAX_CLIENTS);
 	list_opt("file-size", "4M", &O.file_size, &O.nfile, 4096, 64 * UDAX_GIB);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hV", lo, NULL)) != -1) {
 		switch (c) {
 		case O_ITER: O.iterations = num_opt("iterations", optarg, 1); break;
 		case O_NODMA: nodma = (int)num_opt("nodma-iterations", optarg, 1); break;
@@ -1196,6 +1198,7 @@ static void parse(int argc, char **argv)
 		case O_JSONF: O.json_file = optarg; break;
 		case O_QUIET: O.quiet = true; break;
 		case O_HELP: case 'h': help(); exit(0);
+		case 'V': exit(ctl_version());
 		default: die_usage("bad option");
 		}
 	}

@@ -24,19 +24,25 @@ static void usage(FILE *f)
 		"  -f      check even when the file system is clean\n"
 		"  -v      verbose\n"
 		"  -C      show progress on standard error\n"
-		"  -V      print the version\n"
+		"  -h, --help     print this help and exit\n"
+		"  -V, --version  print the version and exit\n"
 		"Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
 		"8 operational error, 16 usage error.\n");
 }
 
 int main(int argc, char **argv)
 {
+	static const struct option lo[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
 	struct fsck_opts o;
 	int c, modes = 0;
 	bool no = false, yes = false;
 
 	memset(&o, 0, sizeof(o));
-	while ((c = getopt(argc, argv, "nyapfvC::Vht:")) != -1) {
+	while ((c = getopt_long(argc, argv, "nyapfvC::Vht:", lo, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			no = true;
@@ -68,7 +74,7 @@ int main(int argc, char **argv)
 			/* fsck -t udaxfs passes the type through on some systems */
 			break;
 		case 'V':
-			printf("fsck.udaxfs %s\n", PACKAGE_VERSION);
+			printf("fsck.udaxfs (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
 			return 0;
 		case 'h':
 			usage(stdout);

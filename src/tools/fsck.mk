@@ -1,4 +1,4 @@
-# fsck.udaxfs (issue #6; owner: H6).  The checker is a convenience library
+# fsck.udaxfs.  The checker is a convenience library
 # so the crash tests and the fuzzer run the very same code.
 noinst_LTLIBRARIES += libudax-fsck.la
 libudax_fsck_la_SOURCES = src/tools/fsck_check.c src/tools/fsck_check.h

@@ -28,14 +28,14 @@ static void usage(FILE *f)
 		"Usage: %s DEVICE|FILE [-s SIZE] [-b BLOCKSIZE] [-L LABEL] [-f] [-q] [-V] [-h]\n"
 		"Make a udaxfs file system on a device-DAX (/dev/daxX.Y) or an emulation file.\n"
 		"\n"
-		"  -s SIZE       create (or extend) the emulation file to SIZE bytes (sparse);\n"
-		"                suffixes K, M, G, T (binary)\n"
-		"  -b BLOCKSIZE  block size; format version 1 supports 4096 only\n"
-		"  -L LABEL      volume label (at most 63 bytes)\n"
-		"  -f            overwrite an existing file system or other signature\n"
-		"  -q            quiet: print nothing on success\n"
-		"  -V            print the version and exit\n"
-		"  -h            print this help and exit\n", prog);
+		"  -s, --size SIZE             create (or extend) the emulation file to SIZE\n"
+		"                              bytes (sparse); suffixes K, M, G, T (binary)\n"
+		"  -b, --block-size BLOCKSIZE  block size; format version 1 supports 4096 only\n"
+		"  -L, --label LABEL           volume label (at most 63 bytes)\n"
+		"  -f, --force                 overwrite an existing file system or other signature\n"
+		"  -q, --quiet                 print nothing on success\n"
+		"  -V, --version               print the version and exit\n"
+		"  -h, --help                  print this help and exit\n", prog);
 }
 
 static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -142,8 +142,8 @@ int main(int argc, char **argv)
 				return die("-t %s: this program makes udaxfs only", optarg);
 			break;
 		case 'V':
-			printf("%s (udaxfs) %s, on-media format version %u\n", prog, PACKAGE_VERSION,
-			       UFS_VERSION);
+			printf("%s (%s) %s\non-media format version %u\n", prog, PACKAGE_NAME,
+			       PACKAGE_VERSION, UFS_VERSION);
 			return 0;
 		case 'h':
 			usage(stdout);

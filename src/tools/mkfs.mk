@@ -1,4 +1,4 @@
-# mkfs.udaxfs and the format/mkfs man pages (owner: H2a).
+# mkfs.udaxfs and the format/mkfs man pages.
 sbin_PROGRAMS += mkfs.udaxfs
 mkfs_udaxfs_SOURCES = src/tools/mkfs.c
 mkfs_udaxfs_CFLAGS = $(AM_CFLAGS) $(PMEM2_CFLAGS)

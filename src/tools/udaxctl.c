@@ -184,13 +184,32 @@ int ctl_parse_size_list(const char *s, uint64_t **out)
 	return n;
 }
 
+int ctl_version(void)
+{
+	printf("udaxctl (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: udaxctl status MOUNTPOINT [--json]\n"
+		"Usage: udaxctl status MOUNTPOINT [--json]\n"
 		"       udaxctl pin FILE [--offset O] [--length L] [--seconds N] [--ignore-recall]\n"
-		"       udaxctl bench truncate-dma [MOUNTPOINT] [options]   (see --help there)\n"
-		"       udaxctl --version | --help\n");
+		"       udaxctl bench truncate-dma [MOUNTPOINT] [options]\n"
+		"       udaxctl --version | --help\n"
+		"Each command answers --help with its options.  See udaxctl(8).\n");
+}
+
+static void bench_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: udaxctl bench BENCHMARK [options]\n"
+		"Benchmarks:\n"
+		"  truncate-dma   how long truncate waits for DMA to drain\n"
+		"                 (udaxctl bench truncate-dma --help)\n"
+		"\n"
+		"  -h, --help     print this help and exit\n"
+		"  -V, --version  print the version and exit\n");
 }
 
 int main(int argc, char **argv)
@@ -204,8 +223,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		printf("udaxctl %s\n", PACKAGE_VERSION);
-		return 0;
+		return ctl_version();
 	}
 	if (!strcmp(argv[1], "status"))
 		return udaxctl_status(argc - 1, argv + 1);
@@ -214,8 +232,19 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "bench")) {
 		if (argc >= 3 && !strcmp(argv[2], "truncate-dma"))
 			return bench_truncate_dma(argc - 2, argv + 2);
+		if (argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+			bench_usage(stdout);
+			return 0;
+		}
+		if (argc >= 3 && (!strcmp(argv[2], "--version") || !strcmp(argv[2], "-V")))
+			return ctl_version();
+		if (argc < 3) {
+			bench_usage(stderr);
+			return 2;
+		}
 		fprintf(stderr, "udaxctl bench: unknown benchmark '%s' (known: truncate-dma)\n",
-			argc >= 3 ? argv[2] : "");
+			argv[2]);
+		bench_usage(stderr);
 		return 2;
 	}
 	fprintf(stderr, "udaxctl: unknown command '%s'\n", argv[1]);

@@ -17,6 +17,8 @@
 int udaxctl_status(int argc, char **argv);
 int bench_truncate_dma(int argc, char **argv);
 int udaxctl_pin(int argc, char **argv);
+/* --version of udaxctl and each subcommand: print "udaxctl (udaxfs) VERSION"; returns 0. */
+int ctl_version(void);
 
 /* ---- helpers (udaxctl.c) ---- */
 uint64_t ctl_now_ns(void);

@@ -9,9 +9,9 @@ udaxctl_LDADD = libudax.la libudaxwire.la libudax-core.la $(URING_LIBS) -lm -lpt
 EXTRA_DIST += src/tools/bench_dma_none.c
 
 # libudax-preload.so: LD_PRELOAD shim giving unmodified programs direct
-# mappings of udaxfs files (issue #4 part 7).  Its source lives with the
-# library.  It places its mappings itself (see preload.c for why), so it
-# does not link libudax; its protocol traffic goes through wire.h.
+# mappings of udaxfs files.  Its source lives with the library.  It
+# places its mappings itself (see preload.c for why), so it does not link
+# libudax; its protocol traffic goes through wire.h.
 lib_LTLIBRARIES += libudax-preload.la
 libudax_preload_la_SOURCES = src/lib/preload.c
 libudax_preload_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/lib

@@ -34,11 +34,31 @@ static void on_sig(int s)
 	stop = 1;
 }
 
+static void pin_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: udaxctl pin FILE [--offset O] [--length L] [--seconds N] [--ignore-recall]\n"
+		"Map a range of FILE (on a udaxfs mount) directly, register it as an io_uring\n"
+		"fixed buffer, and hold that pin until the time is up, a signal arrives or the\n"
+		"daemon recalls the layout (then unpin and give it back).\n"
+		"\n"
+		"  -o, --offset O       start of the range (default 0; suffixes K, M, G)\n"
+		"  -l, --length L       bytes to pin, rounded up to 4 KiB\n"
+		"                       (default: from O to the end of the file)\n"
+		"  -s, --seconds N      give up the pin after N seconds (default: hold it\n"
+		"                       until a signal or a recall)\n"
+		"  -i, --ignore-recall  keep the pin through a recall: a truncate of the\n"
+		"                       range then waits until this process exits\n"
+		"  -h, --help           print this help and exit\n"
+		"  -V, --version        print the version and exit\n");
+}
+
 int udaxctl_pin(int argc, char **argv)
 {
 	static const struct option lo[] = { { "offset", 1, 0, 'o' }, { "length", 1, 0, 'l' },
 					    { "seconds", 1, 0, 's' }, { "ignore-recall", 0, 0, 'i' },
-					    { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+					    { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' },
+					    { 0, 0, 0, 0 } };
 	bool ignore = false;
 	struct udax_map_opts mo = { .flags = UDAX_MAP_RECALL_FD };
 	uint64_t off = 0, len = 0;
@@ -50,25 +70,39 @@ int udaxctl_pin(int argc, char **argv)
 	int c, fd, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "o:l:s:ih", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "o:l:s:ihV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			ignore = true;
 			break;
 		case 'o':
-			if (udax_parse_size(optarg, &off) < 0)
+			if (udax_parse_size(optarg, &off) < 0) {
+				fprintf(stderr, "udaxctl pin: --offset %s: not a size\n", optarg);
 				goto usage;
+			}
 			break;
 		case 'l':
-			if (udax_parse_size(optarg, &len) < 0)
+			if (udax_parse_size(optarg, &len) < 0) {
+				fprintf(stderr, "udaxctl pin: --length %s: not a size\n", optarg);
 				goto usage;
+			}
 			break;
-		case 's':
-			secs = atof(optarg);
+		case 's': {
+			char *end;
+
+			secs = strtod(optarg, &end);
+			if (end == optarg || *end || !(secs >= 0)) {
+				fprintf(stderr, "udaxctl pin: --seconds %s: not a number of seconds\n",
+					optarg);
+				goto usage;
+			}
 			break;
+		}
 		case 'h':
-			printf("usage: udaxctl pin FILE [--offset O] [--length L] [--seconds N] [--ignore-recall]\n");
+			pin_usage(stdout);
 			return 0;
+		case 'V':
+			return ctl_version();
 		default:
 			goto usage;
 		}
@@ -133,6 +167,6 @@ int udaxctl_pin(int argc, char **argv)
 	close(fd);
 	return 0;
 usage:
-	fprintf(stderr, "usage: udaxctl pin FILE [--offset O] [--length L] [--seconds N] [--ignore-recall]\n");
+	pin_usage(stderr);
 	return 2;
 }

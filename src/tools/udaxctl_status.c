@@ -631,10 +631,22 @@ static void print_human(const char *mnt, const struct jv *doc)
 		printf("  (none)\n");
 }
 
+static void status_usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: udaxctl status MOUNTPOINT [--json]\n"
+		"Show a udaxfs mount's direct-access clients, their mappings and pins,\n"
+		"and every truncate or punch waiting for a page to become idle.\n"
+		"\n"
+		"  -j, --json     print the daemon's report as one JSON object\n"
+		"  -h, --help     print this help and exit\n"
+		"  -V, --version  print the version and exit\n");
+}
+
 int udaxctl_status(int argc, char **argv)
 {
 	static const struct option lo[] = { { "json", 0, 0, 'j' }, { "help", 0, 0, 'h' },
-					    { 0, 0, 0, 0 } };
+					    { "version", 0, 0, 'V' }, { 0, 0, 0, 0 } };
 	bool json = false;
 	const char *mnt;
 	char type[256] = "";
@@ -644,19 +656,21 @@ int udaxctl_status(int argc, char **argv)
 	int c, ret;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "jh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jhV", lo, NULL)) != -1) {
 		if (c == 'j') {
 			json = true;
 		} else if (c == 'h') {
-			printf("usage: udaxctl status MOUNTPOINT [--json]\n");
+			status_usage(stdout);
 			return 0;
+		} else if (c == 'V') {
+			return ctl_version();
 		} else {
-			fprintf(stderr, "usage: udaxctl status MOUNTPOINT [--json]\n");
+			status_usage(stderr);
 			return 2;
 		}
 	}
 	if (optind + 1 != argc) {
-		fprintf(stderr, "usage: udaxctl status MOUNTPOINT [--json]\n");
+		status_usage(stderr);
 		return 2;
 	}
 	mnt = argv[optind];

@@ -3,8 +3,7 @@
  * corrupt_images.c - corrupted images: mount refuses (naming the structure
  * and its offset) or mounts where that is safe, and never writes to an
  * image it refused; fsck.udaxfs -n reports without writing; fsck -y
- * repairs what has a safe repair, after which fsck -n is clean (issue #6
- * part 4).
+ * repairs what has a safe repair, after which fsck -n is clean.
  *
  * Every case starts from a fresh copy of one populated image, corrupts one
  * structure, and checks:
@@ -543,7 +542,7 @@ static void check_daemon(const struct ccase *c)
 	snprintf(cmd, sizeof(cmd), "%s/udaxfs", b);
 	if (access(cmd, X_OK))
 		return;
-	snprintf(mnt, sizeof(mnt), "/tmp/udax-h6-corrupt-mnt-%d", (int)getpid());
+	snprintf(mnt, sizeof(mnt), "/tmp/udax-corrupt-mnt-%d", (int)getpid());
 	mkdir(mnt, 0700);
 	/* -f: foreground, so a (wrong) successful mount would hang the test;
 	 * timeout bounds that, and the unmount below cleans up */
@@ -579,9 +578,9 @@ int main(void)
 	size_t i;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	snprintf(good_path, sizeof(good_path), "/dev/shm/udax-h6-corrupt-%d.good", (int)getpid());
-	snprintf(img_path, sizeof(img_path), "/dev/shm/udax-h6-corrupt-%d.img", (int)getpid());
-	snprintf(log_path, sizeof(log_path), "/dev/shm/udax-h6-corrupt-%d.log", (int)getpid());
+	snprintf(good_path, sizeof(good_path), "/dev/shm/udax-corrupt-%d.good", (int)getpid());
+	snprintf(img_path, sizeof(img_path), "/dev/shm/udax-corrupt-%d.img", (int)getpid());
+	snprintf(log_path, sizeof(log_path), "/dev/shm/udax-corrupt-%d.log", (int)getpid());
 	snprintf(fsck_bin, sizeof(fsck_bin), "%s/fsck.udaxfs", b ? b : ".");
 	if (access(fsck_bin, X_OK)) {
 		printf("SKIP: %s not built\n", fsck_bin);

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * crash_states.c - crash-consistency test over the crash-emulation backend
- * (issue #6).
+ * crash_states.c - crash-consistency test over the crash-emulation backend.
  *
  * 1. mkfs a small emulation image (the base; never modified afterwards).
  * 2. Recording run: open it in crash mode, ufs_mount(), run the workload
@@ -868,7 +867,7 @@ int main(int argc, char **argv)
 		case 'v': verbose = true; break;
 		case 'k': keep = optarg; break;
 		default:
-			fprintf(stderr, "usage: crash_states [-n MAX] [-s SEED] [-a] [-v] [-k DIR]\n");
+			fprintf(stderr, "Usage: crash_states [-n MAX] [-s SEED] [-a] [-v] [-k DIR]\n");
 			return 2;
 		}
 	}
@@ -878,8 +877,8 @@ int main(int argc, char **argv)
 		seed = getenv("UDAX_CRASH_SEED") ? strtoull(getenv("UDAX_CRASH_SEED"), NULL, 0)
 						  : (uint64_t)time(NULL);
 	rng_state = seed | 1;
-	snprintf(base_path, sizeof(base_path), "/dev/shm/udax-h6-crash-%d.base", (int)getpid());
-	snprintf(state_path, sizeof(state_path), "/dev/shm/udax-h6-crash-%d.state", (int)getpid());
+	snprintf(base_path, sizeof(base_path), "/dev/shm/udax-crash-states-%d.base", (int)getpid());
+	snprintf(state_path, sizeof(state_path), "/dev/shm/udax-crash-states-%d.state", (int)getpid());
 	snprintf(repair_path, sizeof(repair_path), "%s.y", state_path);
 
 	fd = open(base_path, O_RDWR | O_CREAT | O_TRUNC, 0600);

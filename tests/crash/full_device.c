@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * full_device.c - fill a small device through the file system (issue #6
- * part 5): writes fail with ENOSPC (never another error, never a crash),
+ * full_device.c - fill a small device through the file system: writes fail with ENOSPC (never another error, never a crash),
  * creating inodes until the table is full fails with ENOSPC, nothing is
  * corrupted (fsck -n clean, with statfs and fsck agreeing on free blocks),
  * and all the space comes back after the files are deleted, twice over.
@@ -143,7 +142,7 @@ int main(void)
 	uint64_t wrote1, wrote2, ffree, inodes = 0, root0, root2;
 	int fd, n1, n2, r;
 
-	snprintf(path, sizeof(path), "/dev/shm/udax-h6-full-%d.img", (int)getpid());
+	snprintf(path, sizeof(path), "/dev/shm/udax-full-device-%d.img", (int)getpid());
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0) {
 		printf("SKIP: cannot create %s\n", path);

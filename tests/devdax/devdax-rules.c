@@ -591,7 +591,7 @@ static void mark_check(struct dev *d, const char *want)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: devdax-rules DEVICE [TMPDIR]\n"
+	fprintf(stderr, "Usage: devdax-rules DEVICE [TMPDIR]\n"
 			"       devdax-rules -c DEVICE [SUM]\n");
 	exit(2);
 }

@@ -22,7 +22,7 @@
 # UDAX_DEVDAX_NOFETCH=1 forbids the download (step 3).
 set -u
 
-cache=${1:?usage: get-kernel.sh CACHE_DIR}
+cache=${1:?Usage: get-kernel.sh CACHE_DIR}
 mkdir -p "$cache" || exit 77
 cache=$(cd "$cache" && pwd)
 

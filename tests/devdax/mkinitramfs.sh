@@ -38,7 +38,7 @@ done
 # stage in memory when we can: the tree is about 40 MB of small files
 stage=${TMPDIR:-/tmp}
 [ -w /dev/shm ] && stage=/dev/shm
-root=$(mktemp -d "$stage/udax-h4-initramfs.XXXXXX")
+root=$(mktemp -d "$stage/udax-initramfs.XXXXXX")
 trap 'rm -rf "$root" "$root.elfs"' EXIT
 # /lib is /usr/lib as on the host (one copy of each library, whichever
 # path ldd names); /bin stays busybox's own directory.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# run.sh - the udaxfs suite on a real kernel device-DAX (issue #7).
+# run.sh - the udaxfs suite on a real kernel device-DAX.
 #
 # Default: boot a Debian kernel in QEMU (software emulation) with an
 # emulated NVDIMM, three times:

@@ -399,7 +399,7 @@ again)
 	fi
 	;;
 *)
-	echo "usage: suite.sh DEVICE first|again WORKDIR" >&2
+	echo "Usage: suite.sh DEVICE first|again WORKDIR" >&2
 	exit 2
 	;;
 esac

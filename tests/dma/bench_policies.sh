@@ -4,10 +4,10 @@
 # corruptions over 50 truncates under DMA, and the unsafe policy reports
 # more than 0 - proof that the corruption check can fail.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
-command -v jq >/dev/null || h7_skip "jq is not installed"
-h7_find mkfs.udaxfs >/dev/null || h7_skip "mkfs.udaxfs is not built"
-h7_find udaxfs >/dev/null || h7_skip "udaxfs is not built"
-out=/dev/shm/$H7_TAG.json
+command -v jq >/dev/null || test_skip "jq is not installed"
+test_find mkfs.udaxfs >/dev/null || test_skip "mkfs.udaxfs is not built"
+test_find udaxfs >/dev/null || test_skip "udaxfs is not built"
+out=/dev/shm/$TEST_TAG.json
 trap 'rm -f $out' EXIT
 timeout 120 "$UDAXCTL" bench truncate-dma --iterations 50 --nodma-iterations 50 \
 	--futex-rounds 500 --qd 16 --io-size 128K --file-size 4M \

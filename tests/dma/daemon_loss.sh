@@ -7,20 +7,20 @@
 # the same probes must see the mappings still reach the device.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
 PROG=$top_builddir/tests/dma/daemon_loss_client
-[ -x "$PROG" ] || h7_skip "tests/dma/daemon_loss_client is not built"
-[ -f "$PRELOAD" ] || h7_skip "libudax-preload.so is not built"
-S=/dev/shm/$H7_TAG
+[ -x "$PROG" ] || test_skip "tests/dma/daemon_loss_client is not built"
+[ -f "$PRELOAD" ] || test_skip "libudax-preload.so is not built"
+S=/dev/shm/$TEST_TAG
 
 # run_case WANT [ENV...]: both clients must exit WANT after the daemon is killed
 run_case() {
 	want=$1; shift
-	h7_mount
+	test_mount
 	rm -f $S.ready-* $S.killed
-	head -c 1048576 /dev/zero > "$H7_MNT/lib" && head -c 1048576 /dev/zero > "$H7_MNT/shim" || exit 1
-	pid=$("$UDAXCTL" status "$H7_MNT" --json | sed -n 's/^{"version":[0-9]*,"pid":\([0-9]*\).*/\1/p')
+	head -c 1048576 /dev/zero > "$TEST_MNT/lib" && head -c 1048576 /dev/zero > "$TEST_MNT/shim" || exit 1
+	pid=$("$UDAXCTL" status "$TEST_MNT" --json | sed -n 's/^{"version":[0-9]*,"pid":\([0-9]*\).*/\1/p')
 	[ -n "$pid" ] || { echo "FAIL: no daemon pid in the status"; exit 1; }
-	env "$@" "$PROG" lib "$H7_MNT/lib" "$H7_DEV" $S.ready-lib $S.killed & c1=$!
-	env "$@" LD_PRELOAD=$PRELOAD "$PROG" shim "$H7_MNT/shim" "$H7_DEV" $S.ready-shim $S.killed & c2=$!
+	env "$@" "$PROG" lib "$TEST_MNT/lib" "$TEST_DEV" $S.ready-lib $S.killed & c1=$!
+	env "$@" LD_PRELOAD=$PRELOAD "$PROG" shim "$TEST_MNT/shim" "$TEST_DEV" $S.ready-shim $S.killed & c2=$!
 	i=0
 	until [ -e $S.ready-lib ] && [ -e $S.ready-shim ]; do
 		sleep 0.1; i=$((i + 1))
@@ -29,7 +29,7 @@ run_case() {
 		fi
 		if ! kill -0 $c1 2>/dev/null || ! kill -0 $c2 2>/dev/null; then
 			wait $c1; r1=$?; wait $c2; r2=$?
-			[ $r1 = 77 ] && h7_skip "io_uring is not available"
+			[ $r1 = 77 ] && test_skip "io_uring is not available"
 			echo "FAIL: a client exited before mapping ($r1, $r2)"; exit 1
 		fi
 	done
@@ -37,10 +37,10 @@ run_case() {
 	touch $S.killed
 	wait $c1; r1=$?
 	wait $c2; r2=$?
-	[ $r1 = 77 ] && h7_skip "io_uring is not available"
+	[ $r1 = 77 ] && test_skip "io_uring is not available"
 	[ $r1 = "$want" ] && [ $r2 = "$want" ] ||
 		{ echo "FAIL: expected $want from both clients, got lib $r1, shim $r2"; exit 1; }
-	h7_cleanup; H7_MOUNTED=0
+	test_cleanup; TEST_MOUNTED=0
 	rm -f $S.ready-* $S.killed
 }
 

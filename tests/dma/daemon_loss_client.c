@@ -91,7 +91,7 @@ int main(int argc, char **argv)
 	bool lib;
 
 	if (argc != 6 || (strcmp(argv[1], "lib") && strcmp(argv[1], "shim"))) {
-		fprintf(stderr, "usage: daemon_loss_client lib|shim FILE IMAGE READY KILLED\n");
+		fprintf(stderr, "Usage: daemon_loss_client lib|shim FILE IMAGE READY KILLED\n");
 		return 1;
 	}
 	lib = !strcmp(argv[1], "lib");

@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 	char a[4096], b[4096];
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: preload_fork MOUNTDIR\n");
+		fprintf(stderr, "Usage: preload_fork MOUNTDIR\n");
 		return 1;
 	}
 	snprintf(a, sizeof(a), "%s/fork-a", argv[1]);

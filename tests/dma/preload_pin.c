@@ -123,7 +123,7 @@ int main(int argc, char **argv)
 	char path[4096];
 
 	if (argc != 3 || (strcmp(argv[2], "declare") && strcmp(argv[2], "control"))) {
-		fprintf(stderr, "usage: preload_pin MOUNTDIR declare|control\n");
+		fprintf(stderr, "Usage: preload_pin MOUNTDIR declare|control\n");
 		return 1;
 	}
 	bool declare = !strcmp(argv[2], "declare");

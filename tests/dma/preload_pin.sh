@@ -7,18 +7,18 @@
 # the daemon sees no pin and the registration during the recall succeeds.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
 PROG=$top_builddir/tests/dma/preload_pin
-[ -x "$PROG" ] || h7_skip "tests/dma/preload_pin is not built"
-[ -f "$PRELOAD" ] || h7_skip "libudax-preload.so is not built"
+[ -x "$PROG" ] || test_skip "tests/dma/preload_pin is not built"
+[ -f "$PRELOAD" ] || test_skip "libudax-preload.so is not built"
 
-h7_mount
-UDAX_PRELOAD_TEST_RECALL_DELAY_MS=1000 LD_PRELOAD=$PRELOAD "$PROG" "$H7_MNT" declare
+test_mount
+UDAX_PRELOAD_TEST_RECALL_DELAY_MS=1000 LD_PRELOAD=$PRELOAD "$PROG" "$TEST_MNT" declare
 rc=$?
 [ $rc = 77 ] && exit 77
 [ $rc = 0 ] || { echo "FAIL: declared pins (rc $rc)"; exit 1; }
-h7_cleanup; H7_MOUNTED=0
+test_cleanup; TEST_MOUNTED=0
 
-h7_mount
-UDAX_PRELOAD_TEST_NO_PIN=1 UDAX_PRELOAD_TEST_RECALL_DELAY_MS=1000 LD_PRELOAD=$PRELOAD "$PROG" "$H7_MNT" control
+test_mount
+UDAX_PRELOAD_TEST_NO_PIN=1 UDAX_PRELOAD_TEST_RECALL_DELAY_MS=1000 LD_PRELOAD=$PRELOAD "$PROG" "$TEST_MNT" control
 rc=$?
 [ $rc = 0 ] || { echo "FAIL: the negative control (rc $rc)"; exit 1; }
 echo PASS

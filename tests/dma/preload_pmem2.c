@@ -42,7 +42,7 @@ int main(int argc, char **argv)
 	int fd, r, rc = 1;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s FILE [page|cacheline|any]\n", argv[0]);
+		fprintf(stderr, "Usage: %s FILE [page|cacheline|any]\n", argv[0]);
 		return 2;
 	}
 	fd = open(argv[1], O_RDWR);

@@ -5,10 +5,10 @@
 # the shim FUSE refuses MAP_SYNC and libpmem2 falls back to PAGE.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
 PROG=$top_builddir/tests/dma/preload_pmem2
-[ -x "$PROG" ] || h7_skip "tests/dma/preload_pmem2 is not built"
-[ -f "$PRELOAD" ] || h7_skip "libudax-preload.so is not built"
-h7_mount
-f=$H7_MNT/pmem2-file
+[ -x "$PROG" ] || test_skip "tests/dma/preload_pmem2 is not built"
+[ -f "$PRELOAD" ] || test_skip "libudax-preload.so is not built"
+test_mount
+f=$TEST_MNT/pmem2-file
 truncate -s 4M "$f" || exit 1
 
 echo "== without the shim"

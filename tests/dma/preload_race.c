@@ -98,8 +98,13 @@ static int layout_shown(const char *dir, uint64_t ino)
 		free(rep);
 		return ret;
 	}
+	/* granted (mapped), not still being granted: a recall then fails the grant */
 	snprintf(needle, sizeof(needle), "\"ino\":%" PRIu64 ",\"off\"", ino);
-	ret = rep && strstr(rep, needle) != NULL;
+	char *l = rep ? strstr(rep, needle) : NULL, *end = l ? strchr(l, '}') : NULL;
+
+	if (end)
+		*end = '\0';
+	ret = l && strstr(l, "\"mapped\":true") != NULL;
 	free(rep);
 	return ret;
 }
@@ -173,7 +178,7 @@ int main(int argc, char **argv)
 	int go[2], stored[2];
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: preload_race MOUNTDIR\n");
+		fprintf(stderr, "Usage: preload_race MOUNTDIR\n");
 		return 1;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);

@@ -9,19 +9,19 @@
 # the same run must see the second file corrupted.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
 PROG=$top_builddir/tests/dma/preload_race
-[ -x "$PROG" ] || h7_skip "tests/dma/preload_race is not built"
-[ -f "$PRELOAD" ] || h7_skip "libudax-preload.so is not built"
+[ -x "$PROG" ] || test_skip "tests/dma/preload_race is not built"
+[ -f "$PRELOAD" ] || test_skip "libudax-preload.so is not built"
 
-h7_mount
+test_mount
 echo "== with the orphan recall delivered (the fix)"
-UDAX_PRELOAD_TEST_MAP_DELAY_MS=1500 LD_PRELOAD=$PRELOAD "$PROG" "$H7_MNT"
+UDAX_PRELOAD_TEST_MAP_DELAY_MS=1500 LD_PRELOAD=$PRELOAD "$PROG" "$TEST_MNT"
 rc=$?
 [ $rc = 0 ] || { echo "FAIL: the race corrupted the refill or did not fault (rc $rc)"; exit 1; }
-h7_cleanup; H7_MOUNTED=0
+test_cleanup; TEST_MOUNTED=0
 
-h7_mount
+test_mount
 echo "== negative control: UDAX_TEST_DROP_ORPHANS=1"
-UDAX_TEST_DROP_ORPHANS=1 UDAX_PRELOAD_TEST_MAP_DELAY_MS=1500 LD_PRELOAD=$PRELOAD "$PROG" "$H7_MNT"
+UDAX_TEST_DROP_ORPHANS=1 UDAX_PRELOAD_TEST_MAP_DELAY_MS=1500 LD_PRELOAD=$PRELOAD "$PROG" "$TEST_MNT"
 rc=$?
 [ $rc = 2 ] || { echo "FAIL: the negative control did not see the corruption (rc $rc)"; exit 1; }
 echo PASS

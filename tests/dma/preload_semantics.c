@@ -58,7 +58,7 @@ int main(int argc, char **argv)
 	int fd;
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s FILE\n", argv[0]);
+		fprintf(stderr, "Usage: %s FILE\n", argv[0]);
 		return 2;
 	}
 	signal(SIGBUS, on_fault);

@@ -3,9 +3,9 @@
 # and access-mode decisions (libudax-preload(7)) hold on a udaxfs file.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
 PROG=$top_builddir/tests/dma/preload_semantics
-[ -x "$PROG" ] || h7_skip "tests/dma/preload_semantics is not built"
-[ -f "$PRELOAD" ] || h7_skip "libudax-preload.so is not built"
-h7_mount
-LD_PRELOAD=$PRELOAD "$PROG" "$H7_MNT/semantics" || { echo "FAIL"; exit 1; }
+[ -x "$PROG" ] || test_skip "tests/dma/preload_semantics is not built"
+[ -f "$PRELOAD" ] || test_skip "libudax-preload.so is not built"
+test_mount
+LD_PRELOAD=$PRELOAD "$PROG" "$TEST_MNT/semantics" || { echo "FAIL"; exit 1; }
 echo PASS
 exit 0

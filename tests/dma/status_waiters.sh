@@ -4,10 +4,10 @@
 # truncate stays blocked while the pin is held and completes once the
 # holder exits.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
-command -v jq >/dev/null || h7_skip "jq is not installed"
-h7_mount
-f=$H7_MNT/waited-on
-out=/dev/shm/$H7_TAG.out
+command -v jq >/dev/null || test_skip "jq is not installed"
+test_mount
+f=$TEST_MNT/waited-on
+out=/dev/shm/$TEST_TAG.out
 head -c 1048576 /dev/zero > "$f" || exit 1
 "$UDAXCTL" pin "$f" --seconds 60 --ignore-recall > $out &
 holder=$!
@@ -26,10 +26,10 @@ sz=$(timeout 3 stat -c %s "$f") ||
 	{ echo "FAIL: stat blocked behind the truncate waiting for DMA"; kill $holder; exit 1; }
 [ "$sz" = 1048576 ] || { echo "FAIL: stat during the wait shows size $sz, not 1048576"; kill $holder; exit 1; }
 
-"$UDAXCTL" status "$H7_MNT" | tee $out.txt
+"$UDAXCTL" status "$TEST_MNT" | tee $out.txt
 grep -E "ino [0-9]+ \(/waited-on\) pages 0\.\.(EOF|[0-9]+): waiting" $out.txt >/dev/null ||
 	{ echo "FAIL: status shows no waiter on /waited-on"; kill $holder; exit 1; }
-"$UDAXCTL" status "$H7_MNT" --json > $out.json
+"$UDAXCTL" status "$TEST_MNT" --json > $out.json
 jq -e '(.waiters | length) >= 1 and ([.clients[].layouts[] | select(.recalling)] | length) >= 1' \
 	$out.json >/dev/null || { echo "FAIL: JSON lacks the waiter / recalling layout"; cat $out $out.json; kill $holder; exit 1; }
 

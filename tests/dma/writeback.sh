@@ -1,6 +1,6 @@
 #!/bin/sh
 # The direct-access tests again with -o writeback_cache (set by the harness
-# and h7_mount from UDAX_TEST_MOUNT_OPTS): the kernel then holds write()s
+# and test_mount from UDAX_TEST_MOUNT_OPTS): the kernel then holds write()s
 # dirty and owns the file size.  A grant must write those pages back before
 # the client sees the range (dma_coherence step 5), a mapping past EOF must
 # grow the file as the kernel sees it, and truncate must still wait for

@@ -97,8 +97,8 @@ rc=0; "$UDAXFS" "$W/good.img" 2>"$W/err" || rc=$?
 check "no mount point: exit 1 and one line" test "$rc" = 1 -a "$(wc -l <"$W/err")" = 1
 rc=0; "$UDAXFS" "$W/good.img" "$W/no-such-dir" 2>"$W/err" || rc=$?
 check "missing mount point: exit 1, names it" sh -c "test $rc = 1 && grep -q no-such-dir '$W/err'"
-check "-h prints usage, exits 0" sh -c "'$UDAXFS' -h | grep -q '^usage: udaxfs DEVICE MOUNTPOINT'"
-check "-V prints the version, exits 0" sh -c "'$UDAXFS' -V | grep -q '^udaxfs [0-9]'"
+check "-h prints usage, exits 0" sh -c "'$UDAXFS' -h | grep -q '^Usage: udaxfs DEVICE MOUNTPOINT'"
+check "-V prints the version, exits 0" sh -c "'$UDAXFS' -V | grep -q '^udaxfs (udaxfs) [0-9]'"
 
 # one daemon per device (and a dax_allow list, commas and all, is accepted)
 check "mount with -o dax_allow=uid:0,uid:1000,gid:100,recall_timeout=0" \

@@ -1251,7 +1251,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: fsops DIR [TEST...] | fsops -l | "
+		fprintf(stderr, "Usage: fsops DIR [TEST...] | fsops -l | "
 			"fsops wbprobe FILE DAEMON_PID MARK\n");
 		return 2;
 	}

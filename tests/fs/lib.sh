@@ -31,7 +31,7 @@ for p in "$UDAXFS" "$MKFS"; do
 	fi
 done
 
-W=$(mktemp -d /dev/shm/udax-h3-"$(basename "$0" .sh)".XXXXXX)
+W=$(mktemp -d /dev/shm/udax-fs-"$(basename "$0" .sh)".XXXXXX)
 chmod 755 "$W"	# other users reach the mount points inside
 MOUNTS=""
 FG_PID=""

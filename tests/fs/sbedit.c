@@ -44,7 +44,7 @@ int main(int argc, char **argv)
 	int fd, i;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: sbedit IMAGE version N|incompat BITS|corrupt-primary|"
+		fprintf(stderr, "Usage: sbedit IMAGE version N|incompat BITS|corrupt-primary|"
 			"corrupt-both|magic-both\n");
 		return 2;
 	}

@@ -6,7 +6,7 @@
 set -u
 b=${top_builddir:-.}
 s=${top_srcdir:-$(dirname "$0")/../..}
-work=$(mktemp -d /dev/shm/udax-h6-fuzzreplay.XXXXXX) || exit 77
+work=$(mktemp -d /dev/shm/udax-fuzzreplay.XXXXXX) || exit 77
 trap 'rm -rf "$work"' EXIT INT TERM
 # a failed unmount (a mount leaked on a corrupt image) is a finding;
 # UDAX_FUZZ_STRICT_UNMOUNT=0 turns that off

@@ -205,7 +205,7 @@ int main(int argc, char **argv)
 	int fd, k;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: fuzz_mkbase BASE_IMAGE SEED_DIR\n");
+		fprintf(stderr, "Usage: fuzz_mkbase BASE_IMAGE SEED_DIR\n");
 		return 2;
 	}
 	fd = open(argv[1], O_RDWR | O_CREAT | O_TRUNC, 0644);

@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 	int i, rc = 0;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: fuzz_replay BASE_IMAGE FILE_OR_DIR...\n");
+		fprintf(stderr, "Usage: fuzz_replay BASE_IMAGE FILE_OR_DIR...\n");
 		return 2;
 	}
 	if (udax_fuzz_init(argv[1]))

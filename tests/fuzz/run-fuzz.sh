@@ -50,7 +50,7 @@ if [ $need = 1 ]; then
 	mv "$bin.tmp" "$bin"
 fi
 
-work=$(mktemp -d /dev/shm/udax-h6-fuzz.XXXXXX) || exit 77
+work=$(mktemp -d /dev/shm/udax-fuzz.XXXXXX) || exit 77
 trap 'rm -rf "$work"' EXIT INT TERM
 "$b/tests/fuzz/fuzz_mkbase" "$work/base.img" "$work/seeds" || { echo "FAIL: fuzz_mkbase"; exit 1; }
 cp "$work"/seeds/* "$out/corpus/" 2>/dev/null

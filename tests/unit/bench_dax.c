@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench_dax.c - numbers for the DAX core (issue #3):
+ * bench_dax.c - numbers for the DAX core:
  *   - xarray loads per second, one thread, over a 1 M-entry tree;
  *   - break_layouts over an idle file: 1 tracked page, a 1 GiB file fully
  *     tracked (262144 pages, and 512 huge entries), and a 1 GiB file with

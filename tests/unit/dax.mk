@@ -1,4 +1,4 @@
-# Unit tests and the benchmark of the DAX core (issue #3).
+# Unit tests and the benchmark of the DAX core.
 EXTRA_DIST += tests/unit/dax_test.h
 
 check_PROGRAMS += tests/unit/test_xarray

@@ -4,7 +4,7 @@
 # small size, a non-device, -V, and mkfs -t udaxfs through util-linux.
 set -u
 rc=0
-img=/dev/shm/udax-h2a-mkfs-$$.img
+img=/dev/shm/udax-mkfs-tool-$$.img
 trap 'rm -f "$img"' EXIT
 fail() { echo "FAIL: $*"; rc=1; }
 command -v mkfs.udaxfs >/dev/null 2>&1 || { echo "FAIL: mkfs.udaxfs not in PATH"; exit 1; }
@@ -17,9 +17,9 @@ echo "$out" | grep -q "uuid:" || fail "uuid not printed"
 err=$(mkfs.udaxfs "$img" 2>&1) && fail "second mkfs without -f succeeded"
 echo "$err" | grep -q "udaxfs signature" || fail "wrong refusal: $err"
 [ "$(echo "$err" | wc -l)" = 1 ] || fail "error is not one line: $err"
-mkfs.udaxfs -q -f "$img" > /tmp/udax-h2a-q.$$ || fail "-f -q"
-[ -s /tmp/udax-h2a-q.$$ ] && fail "-q printed something"
-rm -f /tmp/udax-h2a-q.$$
+mkfs.udaxfs -q -f "$img" > /tmp/udax-mkfs-tool-q.$$ || fail "-f -q"
+[ -s /tmp/udax-mkfs-tool-q.$$ ] && fail "-q printed something"
+rm -f /tmp/udax-mkfs-tool-q.$$
 mkfs.udaxfs -b 1024 -f "$img" 2>/dev/null && fail "-b 1024 accepted"
 mkfs.udaxfs -f "$img" -b 4096 -q || fail "-b 4096 after the device refused"
 mkfs.udaxfs "$img.small" -s 3M 2>&1 | grep -q "smaller than the 4 MiB minimum" || fail "3M accepted"

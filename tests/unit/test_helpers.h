@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_helpers.h - tiny counting assertions for the H2a unit tests
+ * test_helpers.h - tiny counting assertions for the lower layer's unit tests
  * (media, superblock, mkfs, journal, allocator, crash backend).
  */
 #ifndef UDAX_TEST_HELPERS_H
@@ -45,7 +45,7 @@ static inline void t_mkfile(char *path, size_t plen, const char *tag, unsigned l
 {
 	int fd;
 
-	snprintf(path, plen, "/dev/shm/udax-h2a-%s-%d", tag, (int)getpid());
+	snprintf(path, plen, "/dev/shm/udax-unit-%s-%d", tag, (int)getpid());
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
 		perror(path);

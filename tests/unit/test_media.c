@@ -159,9 +159,9 @@ static void check_refusals(void)
 	CHECK(strstr(udax_errmsg(), "not a device-DAX or regular file") != NULL);
 	o.path = "/dev/shm";
 	CHECK(udax_media_open(&m, &o) < 0);
-	o.path = "/nonexistent/udax-h2a";
+	o.path = "/nonexistent/udax-test-media";
 	CHECK_EQ(udax_media_open(&m, &o), -ENOENT);
-	CHECK(strstr(udax_errmsg(), "/nonexistent/udax-h2a") != NULL);
+	CHECK(strstr(udax_errmsg(), "/nonexistent/udax-test-media") != NULL);
 	CHECK(m == NULL);
 }
 

@@ -94,7 +94,7 @@ static inline void t_setup(struct t_fs *t, const char *tag, uint64_t size)
 	int fd;
 
 	memset(t, 0, sizeof(*t));
-	snprintf(t->path, sizeof(t->path), "/dev/shm/udax-h2b-%s-%d", tag, (int)getpid());
+	snprintf(t->path, sizeof(t->path), "/dev/shm/udax-ufs-%s-%d", tag, (int)getpid());
 	fd = open(t->path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	REQUIRE(fd >= 0 && ftruncate(fd, (off_t)size) == 0);
 	close(fd);

@@ -1,4 +1,4 @@
-# H7's tests: udaxctl status, the LD_PRELOAD shim, the truncate-dma bench.
+# Tests of udaxctl status, the LD_PRELOAD shim and the truncate-dma bench.
 check_PROGRAMS += tests/dma/preload_pmem2 tests/dma/preload_semantics
 tests_dma_preload_semantics_SOURCES = tests/dma/preload_semantics.c
 tests_dma_preload_pmem2_SOURCES = tests/dma/preload_pmem2.c
