@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "format.h"
@@ -75,6 +76,7 @@ struct fsck {
 	int status;
 	bool dir_damaged;		/* a directory block could not be read */
 	bool owners_unknown;		/* an unrepaired inode's blocks are not marked */
+	uint64_t lost_found;		/* /lost+found once found or made, else 0 */
 	const char *prog_pass;		/* -C: last line printed */
 	unsigned int prog_pct;
 
@@ -1691,31 +1693,29 @@ static int collect_fn(struct fsck *f, uint64_t ino, const struct ufs_extent *e, 
 }
 
 /*
- * add_root_entry() - add "#<ino>" to the root directory in free record
- * space (never allocates: a full root is left alone).  The new record is
- * written before the record that makes it visible.
+ * add_entry() - add @name (at most 31 bytes) for @ino to directory @dir in
+ * free record space (never allocates: a full directory is left alone).
+ * The new record is written before the record that makes it visible.
  * Return: 0, -ENOSPC.
  */
-static int add_root_entry(struct fsck *f, uint64_t ino, uint32_t mode)
+static int add_entry(struct fsck *f, uint64_t dir, const char *name, uint64_t ino, uint32_t mode)
 {
 	struct ufs_dinode root;
 	struct tree_walk w;
 	struct blk_list *l = calloc(1, sizeof(*l));
-	char name[32];
 	uint8_t rec[sizeof(struct ufs_dirent) + 32];
 	struct ufs_dirent ne;
-	unsigned int len, need, i;
+	unsigned int len = (unsigned int)strlen(name), need, i;
 	int ret = -ENOSPC;
 
 	if (!l)
 		return -ENOMEM;
-	len = (unsigned int)snprintf(name, sizeof(name), "#%" PRIu64, ino);
 	need = UFS_DIRENT_SIZE(len);
-	read_inode(f, ROOT_INO, &root);
+	read_inode(f, dir, &root);
 	memset(&w, 0, sizeof(w));
 	w.fn = collect_fn;
 	w.arg = l;
-	walk_tree(f, ROOT_INO, &root, &w);
+	walk_tree(f, dir, &root, &w);
 	for (i = 0; i < l->n && ret; i++) {
 		uint8_t b[BS];
 		uint32_t pos;
@@ -1759,6 +1759,123 @@ static int add_root_entry(struct fsck *f, uint64_t ino, uint32_t mode)
 	return ret;
 }
 
+#define LOST_FOUND "lost+found"
+
+static int find_name_fn(struct fsck *f, uint64_t ino, const struct ufs_extent *e, void *arg)
+{
+	uint64_t *found = arg;
+	uint32_t i, pos;
+
+	for (i = 0; i < e->e_len && !*found; i++) {
+		const uint8_t *b = fsck_blk(f, e->e_pblk + i);
+
+		if (!b || ((const struct ufs_dirblk_hdr *)b)->b_magic != UFS_DIRBLK_MAGIC)
+			continue;
+		for (pos = sizeof(struct ufs_dirblk_hdr); pos + sizeof(struct ufs_dirent) <= BS;) {
+			struct ufs_dirent d;
+
+			memcpy(&d, b + pos, sizeof(d));
+			if (d.d_rec_len < sizeof(d) || d.d_rec_len > BS - pos)
+				break;
+			if (d.d_ino && d.d_name_len == strlen(LOST_FOUND) &&
+			    pos + sizeof(d) + d.d_name_len <= BS &&
+			    !memcmp(b + pos + sizeof(d), LOST_FOUND, d.d_name_len))
+				*found = d.d_ino;
+			pos += d.d_rec_len;
+		}
+	}
+	return *found ? 1 : 0;
+}
+
+/*
+ * lost_found() - repairs only: the /lost+found directory that pass 3
+ * reconnects into, as e2fsck does; made (one empty block, mode 0700) when
+ * the root does not name a usable one.  Return: its inode, or 0 when none
+ * can be had (then the root is used).
+ */
+static uint64_t lost_found(struct fsck *f)
+{
+	struct ufs_dinode root, di;
+	struct ufs_dirblk_hdr h;
+	struct ufs_dirent fr;
+	struct tree_walk w;
+	struct timespec now;
+	uint64_t ino = 0, blk;
+	uint8_t b[BS];
+
+	if (f->lost_found)
+		return f->lost_found;
+	read_inode(f, ROOT_INO, &root);
+	memset(&w, 0, sizeof(w));
+	w.fn = find_name_fn;
+	w.arg = &ino;
+	walk_tree(f, ROOT_INO, &root, &w);
+	if (ino) {
+		if (ino < f->ninodes && (f->istate[ino] & (IS_VALID | IS_DIR)) == (IS_VALID | IS_DIR))
+			return f->lost_found = ino;
+		return 0;	/* the name is taken by something else: use the root */
+	}
+	/* a free slot (bit clear, slot zero) and a free data block */
+	for (ino = 2; ino < f->ninodes; ino++) {
+		if (f->istate[ino] || ibit(f, ino))
+			continue;
+		read_inode(f, ino, &di);
+		if (di.i_mode == 0)
+			break;
+	}
+	for (blk = f->sb.s_data_start; blk < f->nblocks - 1; blk++)
+		if (!bit_test(f->used, blk) && !bbit(f, blk))
+			break;
+	if (ino >= f->ninodes || blk >= f->nblocks - 1)
+		return 0;
+	/* the block first, then the inode, then the name that makes it visible */
+	memset(b, 0, sizeof(b));
+	memset(&h, 0, sizeof(h));
+	h.b_magic = UFS_DIRBLK_MAGIC;
+	h.b_parent = ROOT_INO;
+	memcpy(b, &h, sizeof(h));
+	memset(&fr, 0, sizeof(fr));
+	fr.d_rec_len = (uint16_t)(BS - sizeof(h));
+	memcpy(b + sizeof(h), &fr, sizeof(fr));
+	fsck_write(f, blk * BS, b, BS);
+	mark_used(f, blk, 1);
+	write_bit(f, f->sb.s_bbitmap_start, blk, true);
+	memset(&di, 0, sizeof(di));
+	clock_gettime(CLOCK_REALTIME, &now);
+	di.i_mode = S_IFDIR | 0700;
+	di.i_nlink = 2;
+	di.i_size = BS;
+	di.i_blocks = 1;
+	di.i_atime_sec = di.i_mtime_sec = di.i_ctime_sec = di.i_crtime_sec = (uint64_t)now.tv_sec;
+	di.i_generation = (uint64_t)now.tv_nsec;
+	di.i_u.tree.hdr.h_magic = UFS_EXT_MAGIC;
+	di.i_u.tree.hdr.h_max = UFS_INLINE_EXTENTS;
+	di.i_u.tree.hdr.h_entries = 1;
+	di.i_u.tree.ext[0].e_lblk = 0;
+	di.i_u.tree.ext[0].e_pblk = blk;
+	di.i_u.tree.ext[0].e_len = 1;
+	write_inode(f, ino, &di);
+	write_bit(f, f->sb.s_ibitmap_start, ino, true);
+	if (add_entry(f, ROOT_INO, LOST_FOUND, ino, di.i_mode)) {
+		/* no room in the root: undo, the root takes the names */
+		memset(&di, 0, sizeof(di));
+		write_inode(f, ino, &di);
+		write_bit(f, f->sb.s_ibitmap_start, ino, false);
+		write_bit(f, f->sb.s_bbitmap_start, blk, false);
+		bit_clear(f->used, blk);
+		return 0;
+	}
+	say(f, "udaxfs: made /" LOST_FOUND " (inode %" PRIu64 ")", ino);
+	f->istate[ino] = IS_ALLOC | IS_VALID | IS_DIR | IS_REACHED;
+	f->parent[ino] = ROOT_INO;
+	f->bparent[ino] = ROOT_INO;
+	f->refs[ino] = 1;
+	f->subdirs[ROOT_INO]++;
+	f->st.inodes++;
+	f->st.dirs++;
+	return f->lost_found = ino;
+}
+
 /*
  * reconnect() - pass 3 under -y: give inodes that no directory names (and
  * that are not unlinked orphans) a name in the root, as e2fsck does with
@@ -1766,8 +1883,9 @@ static int add_root_entry(struct fsck *f, uint64_t ino, uint32_t mode)
  */
 static void reconnect(struct fsck *f)
 {
-	uint64_t ino, p, depth;
+	uint64_t ino, p, depth, lf;
 	struct ufs_dinode di;
+	char name[32];
 
 	for (ino = 2; ino < f->ninodes; ino++) {
 		uint8_t s = f->istate[ino];
@@ -1782,18 +1900,22 @@ static void reconnect(struct fsck *f)
 		if (!problem(f, !f->dir_damaged, "%s %" PRIu64 " (nlink %u) is in no directory; %s",
 			     dir ? "directory" : "inode", ino, di.i_nlink, f->dir_damaged ?
 			     "a damaged directory may still name it: not reconnected" :
-			     "reconnect it in the root directory as #<inode>"))
+			     "reconnect it in /" LOST_FOUND " as #<inode>"))
 			continue;
-		if (add_root_entry(f, ino, di.i_mode)) {
-			say(f, "udaxfs: no room in the root directory for /#%" PRIu64, ino);
+		lf = lost_found(f);
+		snprintf(name, sizeof(name), "#%" PRIu64, ino);
+		if ((!lf || add_entry(f, lf, name, ino, di.i_mode)) &&
+		    add_entry(f, lf = ROOT_INO, name, ino, di.i_mode)) {
+			say(f, "udaxfs: no room in /" LOST_FOUND " or the root directory for #%" PRIu64,
+			    ino);
 			f->st.fixed--;
 			f->status |= FSCK_UNCORRECTED;
 			continue;
 		}
 		f->refs[ino]++;
 		if (dir) {
-			f->parent[ino] = ROOT_INO;
-			f->subdirs[ROOT_INO]++;
+			f->parent[ino] = lf;
+			f->subdirs[lf]++;
 			f->istate[ino] |= IS_REACHED;
 		}
 	}

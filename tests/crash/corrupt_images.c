@@ -418,7 +418,7 @@ static const struct ccase cases[] = {
 	{ "directory block magic", c_dir_magic, MOUNTS, NULL, 4, 1 },	/* salvaged */
 	{ "dirent type", c_dirent_type, MOUNTS, NULL, 4, 1 },
 	/* the entry is cleared; its inode, then in no directory, is
-	 * reconnected as /#<ino> */
+	 * reconnected as /lost+found/#<ino> */
 	{ "dirent inode", c_dirent_ino, MOUNTS, NULL, 4, 1 },
 	{ "block bitmap leak", c_bitmap_leak, MOUNTS, NULL, 4, 1 },
 	{ "block bitmap missing", c_bitmap_missing, MOUNTS, NULL, 4, 1 },

@@ -22,6 +22,8 @@
  *   3. if the image mounts, every healthy file (its inode, extent nodes
  *      and data untouched by the damage) must be reachable from the root
  *      (lost+found included) with its content intact.
+ * And once: a zeroed directory block leaves names that fsck -y puts in
+ * /lost+found (made if missing).
  * Negative control: the checker is run on a damaged image without fsck -y
  * and must see the damage (fsck -n status 4), and the content check must
  * see a file whose data was changed.
@@ -578,6 +580,45 @@ int main(void)
 
 		for (b = sb.s_itable_start; b < sb.s_itable_start + 2; b++)
 			zero_case("zeroed inode table block", b, false);
+	}
+
+	/* what a salvaged directory no longer names goes to /lost+found, as with e2fsck */
+	for (j = 0; j < nmeta; j++) {
+		struct udax_media_opts mo = { .path = img_path };
+		struct ufs_mount_opts o = { .log = quiet };
+		struct udax_media *m;
+		struct ufs_entry e;
+		uint64_t v2[4097];
+
+		if (strcmp(meta[j].what, "directory block") || meta[j].owner == UFS_ROOT_INO)
+			continue;
+		memcpy(img, good, IMG_SIZE);
+		memset(img + meta[j].off, 0, BS);
+		write_img();
+		fsck_run(FSCK_REPAIR_YES, false);
+		memset(v2, 0, sizeof(v2));
+		if (udax_media_open(&m, &mo) || ufs_mount(&cfs, m, &o)) {
+			printf("FAIL: lost+found: the repaired image does not mount\n");
+			failures++;
+			break;
+		}
+		if (ufs_lookup(cfs, UFS_ROOT_INO, "lost+found", &e) || !S_ISDIR(e.st.st_mode)) {
+			printf("FAIL: lost+found: no /lost+found after a directory block was salvaged\n");
+			failures++;
+		} else {
+			ufs_readdir(cfs, e.ino, 0, false, scan_fill, v2);
+			ufs_forget(cfs, e.ino, 1);
+			if (v2[0] == 0) {
+				printf("FAIL: lost+found: empty after a directory block was salvaged\n");
+				failures++;
+			} else {
+				printf("ok: zeroed block of directory %" PRIu64 ": %" PRIu64
+				       " names reconnected in /lost+found\n", meta[j].owner, v2[0]);
+			}
+		}
+		ufs_unmount(&cfs);
+		udax_media_close(&m);
+		break;
 	}
 
 	unlink(good_path);
