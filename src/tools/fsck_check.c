@@ -1449,7 +1449,8 @@ static void check_dir_block(struct fsck *f, struct dir_walk *d, uint64_t lblk, u
 			f->dir_damaged = true;
 			return;
 		}
-		salvage_dir_block(f, pblk, b, pos, false);
+		salvage_dir_block(f, pblk, b, pos, lblk == 0);
+		memcpy(&h, b, sizeof(h));	/* what was written, parent included */
 	}
 	if (lblk == 0)
 		d->parent = h.b_parent;
