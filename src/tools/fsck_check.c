@@ -77,6 +77,8 @@ struct fsck {
 	bool dir_damaged;		/* a directory block could not be read */
 	bool owners_unknown;		/* an unrepaired inode's blocks are not marked */
 	uint64_t lost_found;		/* /lost+found once found or made, else 0 */
+	uint8_t *dir_checked;		/* pass 2: directories done */
+	bool adopted_dirs;		/* pass 2 took a directory back into the bitmap */
 	const char *prog_pass;		/* -C: last line printed */
 	unsigned int prog_pct;
 
@@ -1289,14 +1291,10 @@ static void pass1(struct fsck *f)
 		progress(f, "pass 1", ino, f->ninodes);
 		if (ibit(f, ino)) {
 			check_inode(f, ino);
-		} else if (slot_in_use(f, ino)) {
-			/*
-			 * The bitmap is derived data: a slot holding a valid
-			 * inode (freed slots are zeroed) is in use whatever
-			 * the bitmap says, as e2fsck rebuilds its bitmaps.
-			 */
-			if (problem(f, true, "inode bitmap: inode %" PRIu64 " (offset %" PRIu64 ") is a "
-				    "valid inode but marked free; mark it used", ino, ino_off(f, ino)))
+		} else if (ino == ROOT_INO && slot_in_use(f, ino)) {
+			/* the root is always in use: a clear bit means a damaged
+			 * bitmap; what the root names is taken back in pass 2 */
+			if (problem(f, true, "inode bitmap: the root inode is marked free; mark it used"))
 				write_bit(f, f->sb.s_ibitmap_start, ino, true);
 			check_inode(f, ino);
 		}
@@ -1482,6 +1480,24 @@ static void check_dir_block(struct fsck *f, struct dir_walk *d, uint64_t lblk, u
 				clear_dirent(f, eoff);
 			continue;
 		}
+		if (e.d_ino < f->ninodes && !f->istate[e.d_ino] && e.d_ino != ROOT_INO &&
+		    slot_in_use(f, e.d_ino)) {
+			/*
+			 * Named, and its slot holds a valid inode, but the bitmap
+			 * says free: the bitmap block was damaged (a zeroed one
+			 * hid every inode in it).  A slot alone proves nothing
+			 * (the table is valid only where the bitmap says so: an
+			 * inode whose creation was rolled back stays written);
+			 * a name in a sound directory does.
+			 */
+			if (problem(f, true, "inode bitmap: inode %" PRIu64 " (offset %" PRIu64 "), named "
+				    "'%.*s' in directory %" PRIu64 ", is marked free; mark it used",
+				    e.d_ino, ino_off(f, e.d_ino), e.d_name_len, name, d->dir))
+				write_bit(f, f->sb.s_ibitmap_start, e.d_ino, true);
+			check_inode(f, e.d_ino);
+			if (f->istate[e.d_ino] & IS_DIR)
+				f->adopted_dirs = true;
+		}
 		if (e.d_ino >= f->ninodes || !(f->istate[e.d_ino] & IS_ALLOC) ||
 		    !(f->istate[e.d_ino] & (IS_VALID | IS_BADTREE))) {
 			if (problem(f, true, "directory %" PRIu64 ": entry '%.*s' at offset %" PRIu64
@@ -1603,11 +1619,22 @@ static void pass2(struct fsck *f)
 	uint64_t ino;
 
 	verbose(f, "udaxfs: pass 2: directories");
-	for (ino = 1; ino < f->ninodes; ino++) {
-		progress(f, "pass 2", ino, f->ninodes);
-		if ((f->istate[ino] & (IS_VALID | IS_DIR)) == (IS_VALID | IS_DIR))
+	f->dir_checked = calloc(f->ninodes / 8 + 1, 1);
+	do {
+		/* a directory adopted back into the bitmap may sit before us: go again */
+		f->adopted_dirs = false;
+		for (ino = 1; ino < f->ninodes; ino++) {
+			progress(f, "pass 2", ino, f->ninodes);
+			if ((f->istate[ino] & (IS_VALID | IS_DIR)) != (IS_VALID | IS_DIR) ||
+			    (f->dir_checked && bit_test(f->dir_checked, ino)))
+				continue;
+			if (f->dir_checked)
+				bit_set(f->dir_checked, ino);
 			check_dir(f, ino);
-	}
+		}
+	} while (f->adopted_dirs && f->dir_checked);
+	free(f->dir_checked);
+	f->dir_checked = NULL;
 	progress(f, "pass 2", f->ninodes, f->ninodes);
 }
 
