@@ -78,8 +78,8 @@ static int node_get(struct ufs_inode *ip, uint64_t blk, unsigned int depth,
 	struct ufs *fs = ip->fs;
 	struct ufs_extent_hdr *h;
 
-	if (blk < fs->sb.s_itable_start || blk >= fs->sb.s_blocks_count)
-		return corrupt(ip, blk, "child pointer out of range");
+	if (!ufs_data_range(&fs->sb, blk, 1))
+		return corrupt(ip, blk, "child pointer outside the data area");
 	h = ufs_blk(fs, blk);
 	if (h->h_magic != UFS_EXT_MAGIC)
 		return corrupt(ip, blk, "bad magic");
@@ -191,8 +191,8 @@ static int ext_valid(struct ufs_inode *ip, uint64_t blk, const struct ufs_extent
 {
 	const struct ufs_super *sb = &ip->fs->sb;
 
-	if (!x->e_len || x->e_pblk < sb->s_data_start || x->e_pblk >= sb->s_blocks_count ||
-	    x->e_len > sb->s_blocks_count - x->e_pblk || x->e_lblk >= UFS_MAX_FILE_BLOCKS)
+	if (!ufs_data_range(sb, x->e_pblk, x->e_len) || x->e_lblk >= UFS_MAX_FILE_BLOCKS ||
+	    x->e_len > UFS_MAX_FILE_BLOCKS - x->e_lblk)
 		return corrupt(ip, blk, "extent maps blocks outside the data area");
 	return 0;
 }
@@ -221,6 +221,9 @@ int ufs_ext_find(struct ufs_inode *ip, uint64_t lblk, struct ufs_extent *e)
 		}
 	}
 	if (s + 1 < (int)leaf->h_entries) {
+		rc = ext_valid(ip, p.lv[p.depth].blk, &n_ext(leaf)[s + 1]);
+		if (rc)
+			return rc;
 		*e = n_ext(leaf)[s + 1];
 		return 0;
 	}
@@ -230,6 +233,9 @@ int ufs_ext_find(struct ufs_inode *ip, uint64_t lblk, struct ufs_extent *e)
 			return rc;
 		leaf = p.lv[p.depth].h;
 		if (leaf->h_entries) {
+			rc = ext_valid(ip, p.lv[p.depth].blk, &n_ext(leaf)[0]);
+			if (rc)
+				return rc;
 			*e = n_ext(leaf)[0];
 			return 0;
 		}
@@ -723,6 +729,9 @@ static int check_node(struct ufs_inode *ip, struct ufs_extent_hdr *h, uint64_t b
 			if (!e->e_len || e->e_lblk < *last_end || e->e_lblk < lo ||
 			    e->e_lblk + e->e_len > hi)
 				return corrupt(ip, blk, "extents overlap or out of order");
+			rc = ext_valid(ip, blk, e);
+			if (rc)
+				return rc;
 			*last_end = e->e_lblk + e->e_len;
 			(*count)++;
 		}

@@ -423,7 +423,9 @@ int ufs_setattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		if (rc)
 			goto out_unlock;
 	}
-	if (sa->valid & ~UFS_SET_SIZE) {
+	if ((sa->valid & ~UFS_SET_SIZE) || (c && c->kill)) {
+		unsigned int kill = c ? c->kill : 0;
+
 		rc = utx_begin_inode(&t, ip);
 		if (rc) {
 			utx_abort(&t);
@@ -437,12 +439,25 @@ int ufs_setattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 				di->i_uid = sa->uid;
 			if (sa->valid & UFS_SET_GID)
 				di->i_gid = sa->gid;
-			/* chown kills setuid, and setgid when it means "set group id" */
-			if (!(sa->valid & UFS_SET_MODE) && S_ISREG(di->i_mode)) {
-				di->i_mode &= ~(uint32_t)S_ISUID;
-				if (di->i_mode & S_IXGRP)
-					di->i_mode &= ~(uint32_t)S_ISGID;
+			/*
+			 * chown kills setuid, and setgid when it means "set
+			 * group id", of every non-directory, whoever asks (as
+			 * the VFS does; tmpfs shows it)
+			 */
+			if (!(sa->valid & UFS_SET_MODE))
+				kill |= UFS_KILL_SUIDGID;
+		}
+		if (sa->valid & UFS_SET_MODE)
+			kill &= ~(unsigned int)UFS_KILL_SUIDGID;	/* the new mode is what was asked */
+		if (kill) {
+			rc = ufs_kill_privs(&t, ip, kill);
+			if (rc < 0) {
+				utx_abort(&t);
+				goto out_unlock;
 			}
+			if (rc > 0 && c && c->killed)
+				*c->killed = true;
+			rc = 0;
 		}
 		if (sa->valid & UFS_SET_ATIME_NOW)
 			set_ts(&di->i_atime_sec, &di->i_atime_nsec, &now);
@@ -491,6 +506,22 @@ int ufs_open(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int flags)
 	if ((flags & O_TRUNC) && ufs_isreg(ip) && acc != O_RDONLY) {
 		pthread_rwlock_wrlock(&ip->rwsem);
 		rc = ufs_truncate(ip, 0, wctx(c));
+		if (!rc && c && c->kill) {
+			/* under the same inode lock: nobody sees the file truncated but privileged */
+			struct utx t;
+
+			rc = utx_begin_inode(&t, ip);
+			if (!rc)
+				rc = ufs_kill_privs(&t, ip, c->kill);
+			if (rc < 0) {
+				utx_abort(&t);
+			} else {
+				if (rc > 0 && c->killed)
+					*c->killed = true;
+				utx_commit(&t);
+				rc = 0;
+			}
+		}
 		pthread_rwlock_unlock(&ip->rwsem);
 		if (rc) {
 			pthread_mutex_lock(&fs->icache_lock);
@@ -533,6 +564,8 @@ void ufs_forget(struct ufs *fs, uint64_t ino, uint64_t nlookup)
 		return;
 	pthread_mutex_lock(&fs->icache_lock);
 	ip->nlookup -= udax_min(nlookup, ip->nlookup);
+	if (!ip->nlookup)
+		ip->forgotten = true;	/* a directory may now leave DRAM too */
 	pthread_mutex_unlock(&fs->icache_lock);
 	ufs_iput(ip);
 }
@@ -570,7 +603,8 @@ ssize_t ufs_read(struct ufs *fs, uint64_t ino, void *buf, size_t size, uint64_t 
  * Write one step (at most UFS_STEP_BLOCKS blocks) in one transaction.
  * Return: bytes written (may be short on ENOSPC) or -errno.
  */
-static ssize_t write_step(struct ufs_inode *ip, const char *buf, uint64_t len, uint64_t off)
+static ssize_t write_step(struct ufs_inode *ip, const char *buf, uint64_t len, uint64_t off,
+			  const struct ufs_ctx *c)
 {
 	struct ufs *fs = ip->fs;
 	struct copy_arg a = { .fs = fs, .buf = (char *)buf, .base = off };
@@ -582,6 +616,13 @@ static ssize_t write_step(struct ufs_inode *ip, const char *buf, uint64_t len, u
 	rc = utx_begin_inode(&t, ip);
 	if (!rc)
 		rc = zero_past_eof(ip, old, off);
+	if (!rc && c && c->kill) {
+		/* privileges go in the transaction that writes */
+		rc = ufs_kill_privs(&t, ip, c->kill);
+		if (rc > 0 && c->killed)
+			*c->killed = true;
+		rc = rc > 0 ? 0 : rc;
+	}
 	if (rc) {
 		utx_abort(&t);
 		return rc;
@@ -615,7 +656,6 @@ ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 	uint64_t done = 0;
 	ssize_t rc = 0;
 
-	(void)c;
 	if (fs->ro)
 		return -EROFS;
 	if (off >= UFS_MAX_FILE_SIZE)
@@ -636,7 +676,7 @@ ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 			       (pos & (UFS_BLOCK_SIZE - 1));
 		uint64_t n = udax_min((uint64_t)size - done, max);
 
-		rc = write_step(ip, (const char *)buf + done, n, pos);
+		rc = write_step(ip, (const char *)buf + done, n, pos, done ? NULL : c);
 		if (rc < 0)
 			break;
 		done += (uint64_t)rc;

@@ -247,6 +247,110 @@ int ufs_journal_recover(struct ufs_journal *j, bool dry_run)
 	return n;
 }
 
+/* What a replay overwrote, kept in DRAM until the mount decides. */
+struct ufs_journal_undo {
+	size_t n;
+	struct {
+		uint64_t off;
+		uint32_t len;
+		size_t at;		/* offset in bytes[] */
+	} *r;
+	uint8_t *bytes;
+};
+
+static void undo_free(struct ufs_journal_undo *u)
+{
+	if (!u)
+		return;
+	free(u->r);
+	free(u->bytes);
+	free(u);
+}
+
+int ufs_journal_replay(struct ufs_journal *j, struct ufs_journal_undo **out)
+{
+	struct ufs_journal_undo *u = NULL;
+	struct ufs_tx *tx = &j->tx;
+	size_t i, total = 0;
+	uint64_t used;
+	int n;
+
+	*out = NULL;
+	pthread_mutex_lock(&j->lock);
+	used = j->head->j_used;
+	if (!used) {
+		pthread_mutex_unlock(&j->lock);
+		return 0;
+	}
+	n = scan_records(j, used);
+	if (n < 0)
+		goto out;
+	if (udax_media_readonly(j->m)) {
+		udax_seterr("%s: the journal needs recovery but the device is read-only",
+			    udax_media_path(j->m));
+		n = -EROFS;
+		goto out;
+	}
+	for (i = 0; i < tx->nrecs; i++)
+		total += ((const struct ufs_journal_rec *)(j->area + tx->recs[i]))->r_len;
+	u = calloc(1, sizeof(*u));
+	if (u) {
+		u->r = calloc(tx->nrecs, sizeof(*u->r));
+		u->bytes = malloc(total ? total : 1);
+	}
+	if (!u || !u->r || !u->bytes) {
+		undo_free(u);
+		n = -ENOMEM;
+		goto out;
+	}
+	/* every range's bytes as they are now, before any record is applied */
+	for (i = 0, total = 0; i < tx->nrecs; i++) {
+		const struct ufs_journal_rec *r = (const void *)(j->area + tx->recs[i]);
+
+		u->r[i].off = r->r_dev_off;
+		u->r[i].len = r->r_len;
+		u->r[i].at = total;
+		memcpy(u->bytes + total, udax_media_ptr(j->m, r->r_dev_off), r->r_len);
+		total += r->r_len;
+	}
+	u->n = tx->nrecs;
+	for (i = tx->nrecs; i-- > 0;) {
+		const struct ufs_journal_rec *r = (const void *)(j->area + tx->recs[i]);
+
+		udax_media_memcpy_persist(j->m, udax_media_ptr(j->m, r->r_dev_off), r + 1, r->r_len);
+	}
+	*out = u;
+out:
+	j->tx.nrecs = 0;
+	pthread_mutex_unlock(&j->lock);
+	return n;
+}
+
+void ufs_journal_replay_end(struct ufs_journal *j, struct ufs_journal_undo **up, bool keep)
+{
+	struct ufs_journal_undo *u = up ? *up : NULL;
+	size_t i;
+
+	if (!u)
+		return;
+	pthread_mutex_lock(&j->lock);
+	if (keep) {
+		log_empty(j);
+	} else {
+		/*
+		 * Each saved copy holds the bytes from before the replay, so
+		 * overlapping ranges agree and any order restores the image.
+		 * The log is untouched: a crash in here replays again.
+		 */
+		for (i = 0; i < u->n; i++)
+			udax_media_memcpy_persist(j->m, udax_media_ptr(j->m, u->r[i].off),
+						  u->bytes + u->r[i].at, u->r[i].len);
+	}
+	pthread_mutex_unlock(&j->lock);
+	undo_free(u);
+	*up = NULL;
+}
+
 int ufs_journal_add_hooks(struct ufs_journal *j, const struct ufs_tx_hooks *h, void *arg)
 {
 	int ret = 0;

@@ -45,6 +45,21 @@ bool ufs_journal_dirty(const struct ufs_journal *j);
  */
 int ufs_journal_recover(struct ufs_journal *j, bool dry_run);
 
+/*
+ * ufs_journal_replay() - roll back an unfinished transaction but keep the
+ * log, so that the caller can still refuse the mount and leave the image
+ * as it found it: the bytes the records overwrite are saved in DRAM first
+ * (*@undo).  Finish with ufs_journal_replay_end(): @keep empties the log,
+ * otherwise the saved bytes go back and the image is byte-identical to
+ * what it was (a crash meanwhile leaves the log to replay again).
+ * Context: mount, before any transaction.
+ * Return: records applied (>= 0; *@undo is NULL when 0), -EUCLEAN (corrupt
+ * record: nothing written), -EROFS, -ENOMEM.
+ */
+struct ufs_journal_undo;
+int ufs_journal_replay(struct ufs_journal *j, struct ufs_journal_undo **undo);
+void ufs_journal_replay_end(struct ufs_journal *j, struct ufs_journal_undo **undo, bool keep);
+
 /* Context: may sleep on the journal mutex. */
 struct ufs_tx *ufs_tx_begin(struct ufs_journal *j);
 /*

@@ -18,6 +18,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +176,9 @@ struct ufs_dinode *ufs_dinode_ptr(struct ufs *fs, uint64_t ino)
 	return (struct ufs_dinode *)(fs->base + ufs_inode_off(&fs->sb, ino));
 }
 
+#define IHASH_MIN	((uint64_t)1 << 10)
+#define IHASH_MAX	((uint64_t)1 << 40)
+
 static inline uint64_t ihash(struct ufs *fs, uint64_t ino)
 {
 	return (ino * 0x9E3779B97F4A7C15ULL >> 20) & (fs->ihash_size - 1);
@@ -189,6 +195,34 @@ static struct ufs_inode *icache_find(struct ufs *fs, uint64_t ino)
 	return NULL;
 }
 
+/*
+ * icache_resize() - rehash into @nsize buckets, so that the table follows
+ * what is cached (grown past two inodes a bucket, shrunk below one in
+ * eight).  A failed allocation keeps the old table: longer chains, still
+ * correct.  Context: icache_lock held (the table is small next to what it
+ * indexes; the allocation is not worth a retry loop outside the lock).
+ */
+static void icache_resize(struct ufs *fs, uint64_t nsize)
+{
+	struct ufs_inode **nh = calloc(nsize, sizeof(*nh)), **oh = fs->ihash, *ip, *next;
+	uint64_t i, osize = fs->ihash_size;
+
+	if (!nh)
+		return;
+	fs->ihash = nh;
+	fs->ihash_size = nsize;
+	for (i = 0; i < osize; i++) {
+		for (ip = oh[i]; ip; ip = next) {
+			uint64_t h = ihash(fs, ip->ino);
+
+			next = ip->hnext;
+			ip->hnext = nh[h];
+			nh[h] = ip;
+		}
+	}
+	free(oh);
+}
+
 /* Context: icache_lock held. */
 static void icache_insert(struct ufs *fs, struct ufs_inode *ip)
 {
@@ -198,6 +232,8 @@ static void icache_insert(struct ufs *fs, struct ufs_inode *ip)
 	fs->ihash[h] = ip;
 	ip->hashed = true;
 	fs->icount++;
+	if (fs->icount > 2 * fs->ihash_size && fs->ihash_size < IHASH_MAX)
+		icache_resize(fs, fs->ihash_size * 2);
 }
 
 /* Context: icache_lock held. */
@@ -212,6 +248,8 @@ static void icache_remove(struct ufs *fs, struct ufs_inode *ip)
 			*pp = ip->hnext;
 			ip->hashed = false;
 			fs->icount--;
+			if (fs->ihash_size > IHASH_MIN && fs->icount < fs->ihash_size / 8)
+				icache_resize(fs, fs->ihash_size / 2);
 			return;
 		}
 	}
@@ -317,7 +355,23 @@ void ufs_nlookup_inc(struct ufs_inode *ip)
 {
 	pthread_mutex_lock(&ip->fs->icache_lock);
 	ip->nlookup++;
+	ip->forgotten = false;
 	pthread_mutex_unlock(&ip->fs->icache_lock);
+}
+
+/*
+ * Freed inodes and directory indexes are many small blocks: the C library
+ * keeps them for reuse and the daemon's memory would not go down after a
+ * mass unlink.  Every TRIM_EVERY frees, hand what is free back to the
+ * system.  Context: no lock held (it walks the whole heap).
+ */
+#define TRIM_EVERY 4096
+
+static void heap_trim(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }
 
 /*
@@ -344,11 +398,26 @@ static int iput_rc(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 		ip->evicting = true;
 		ip->ref++;
 	} else if (!ip->ref && !ip->nlookup && !ip->nopen && !ip->evicting &&
-		   ip->di->i_nlink && !S_ISDIR(ip->di->i_mode) && xa_empty(&ip->map.entries)) {
-		/* unused and nothing tracked: drop it from DRAM (directories stay, with their index) */
+		   ip->di->i_nlink && ip->ino != UFS_ROOT_INO && xa_empty(&ip->map.entries) &&
+		   (!S_ISDIR(ip->di->i_mode) || ip->forgotten)) {
+		/*
+		 * Unused (nobody holds it) and nothing tracked: drop it from
+		 * DRAM.  A directory goes, with its index, only once the kernel
+		 * has forgotten it (FORGET): a caller that walks it without
+		 * a lookup would otherwise rebuild the index at every call.
+		 * The next use rebuilds it from the blocks; readdir cookies
+		 * are block positions and stay valid.
+		 */
+		bool trim;
+
 		icache_remove(fs, ip);
+		trim = ++fs->freed_since_trim >= TRIM_EVERY;
+		if (trim)
+			fs->freed_since_trim = 0;
 		pthread_mutex_unlock(&fs->icache_lock);
 		inode_free(ip);
+		if (trim)
+			heap_trim();
 		return 0;
 	}
 	pthread_mutex_unlock(&fs->icache_lock);
@@ -364,6 +433,13 @@ static int iput_rc(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 		return rc;
 	}
 	inode_free(ip);
+	pthread_mutex_lock(&fs->icache_lock);
+	evict = ++fs->freed_since_trim >= TRIM_EVERY;
+	if (evict)
+		fs->freed_since_trim = 0;
+	pthread_mutex_unlock(&fs->icache_lock);
+	if (evict)
+		heap_trim();
 	return 0;
 }
 
@@ -631,6 +707,75 @@ static int orphans_cut(struct ufs *fs, uint64_t ino, const char *why)
 	return 0;
 }
 
+/*
+ * orphans_precheck() - walk the orphan list without writing: every inode
+ * that orphans_reclaim() would evict must have a sound extent tree, or the
+ * eviction would stop half way and refuse the mount after freeing blocks.
+ * A list that points somewhere it should not is not a refusal (reclaim
+ * cuts it and leaves the rest to fsck).
+ * Context: mount, nothing else running.  Return: 0 or -EUCLEAN (message set).
+ */
+static int orphans_precheck(struct ufs *fs)
+{
+	uint64_t ino = fs->sb.s_orphan_head, n = 0;
+
+	while (ino && ino < fs->sb.s_inode_count && ++n <= fs->sb.s_inode_count) {
+		struct ufs_dinode *di = ufs_dinode_ptr(fs, ino);
+		struct ufs_inode *ip;
+		int rc = 0;
+
+		if (!di->i_mode || di->i_checksum != ufs_inode_csum(di) ||
+		    !(di->i_flags & UFS_INODE_FL_ORPHAN))
+			return 0;	/* reclaim cuts the list here */
+		if (!di->i_nlink && !(di->i_flags & UFS_INODE_FL_INLINE_SYMLINK)) {
+			/* a private handle: ufs_iget()/ufs_iput() would evict it */
+			ip = inode_alloc(fs, ino);
+			if (!ip)
+				return -ENOMEM;
+			rc = ufs_ext_check(ip, NULL);
+			inode_free(ip);
+		}
+		if (rc) {
+			char why[400];
+
+			snprintf(why, sizeof(why), "%s", udax_errmsg());
+			udax_seterr("orphan list: %s (run fsck)", why);
+			return rc;
+		}
+		ino = di->i_orphan_next;
+	}
+	return 0;
+}
+
+/*
+ * replayed_super_check() - a journal record may have rewritten the primary
+ * superblock: it must still be valid and describe the same file system as
+ * the copy the mount loaded before the replay.
+ * Context: mount, after ufs_journal_replay().  Return: 0 or -EUCLEAN.
+ */
+static int replayed_super_check(struct ufs *fs, bool backup)
+{
+	struct ufs_super now;
+	bool now_backup = false;
+	int rc;
+
+	if (backup)
+		return 0;	/* the mount reads the backup; the primary is rewritten later */
+	rc = ufs_super_load(fs->m, &now, &now_backup);
+	if (rc || now_backup ||
+	    now.s_blocks_count != fs->sb.s_blocks_count || now.s_inode_count != fs->sb.s_inode_count ||
+	    now.s_journal_start != fs->sb.s_journal_start ||
+	    now.s_journal_blocks != fs->sb.s_journal_blocks ||
+	    now.s_ibitmap_start != fs->sb.s_ibitmap_start ||
+	    now.s_bbitmap_start != fs->sb.s_bbitmap_start ||
+	    now.s_itable_start != fs->sb.s_itable_start || now.s_data_start != fs->sb.s_data_start) {
+		udax_seterr("superblock (device offset 0): the journal's rollback leaves it %s",
+			    rc || now_backup ? "invalid" : "describing another geometry");
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
 /* Free the inodes left on the orphan list by a crash (or a busy unmount). */
 static int orphans_reclaim(struct ufs *fs)
 {
@@ -709,10 +854,11 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 {
 	static const struct ufs_mount_opts defaults;
 	struct udax_dax_opts dopts;
+	struct ufs_journal_undo *undo = NULL;
 	struct ufs_inode *root;
 	struct ufs *fs;
 	bool backup = false;
-	int rc;
+	int rc, replayed = 0;
 
 	if (!o)
 		o = &defaults;
@@ -728,7 +874,7 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	pthread_rwlock_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->dix_lock, NULL);
 	pthread_mutex_init(&fs->icache_lock, NULL);
-	fs->ihash_size = 1u << 16;
+	fs->ihash_size = IHASH_MIN;
 	fs->ihash = calloc(fs->ihash_size, sizeof(*fs->ihash));
 	if (!fs->ihash) {
 		rc = -ENOMEM;
@@ -750,6 +896,12 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	rc = ufs_journal_open(&fs->j, m, &fs->sb);
 	if (rc)
 		goto out_free;
+	/*
+	 * A refused mount leaves the image as it found it: nothing is
+	 * written before every check that can refuse has passed.  Replay
+	 * keeps the log and a DRAM copy of what it overwrote, so a refusal
+	 * after it puts those bytes back (and a crash replays again).
+	 */
 	if (ufs_journal_dirty(fs->j)) {
 		if (fs->ro) {
 			rc = ufs_journal_recover(fs->j, true);
@@ -759,14 +911,13 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 			rc = -EROFS;
 			goto out_free;
 		}
-		rc = ufs_journal_recover(fs->j, false);
+		rc = ufs_journal_replay(fs->j, &undo);
 		if (rc < 0)
 			goto out_free;
-		fs_log(fs, "journal: rolled back an unfinished transaction (%d records)", rc);
-	}
-	if (backup && !fs->ro) {
-		/* repair the primary from the backup: the device validated */
-		ufs_super_write(m, &fs->sb);
+		replayed = rc;
+		rc = replayed_super_check(fs, backup);
+		if (rc)
+			goto out_undo;
 	}
 	/* the primary carries the orphan list (changed in place by transactions);
 	 * a backup copy's may be stale: fsck reclaims what it would have freed */
@@ -783,32 +934,52 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	dopts.numa_node = udax_media_numa_node(m);
 	rc = udax_dax_new(&fs->dax, &dopts);
 	if (rc)
-		goto out_free;
+		goto out_undo;
 	fs->unmount_timeout_ns = o->recall_timeout_ns ? o->recall_timeout_ns : 2000000000ULL;
 	rc = ufs_alloc_open(&fs->a, m, &fs->sb, fs->dax);
 	if (rc)
-		goto out_free;
+		goto out_undo;
 	/* before orphans are reclaimed: their blocks may be under old pins */
 	rc = ufs_alloc_quarantine(fs->a, o->quarantine, o->quarantine ? o->nquarantine : 0);
 	if (rc)
-		goto out_free;
+		goto out_undo;
 	fs->gen_next = (uint64_t)udax_now_ns();
 
 	rc = ufs_iget(fs, UFS_ROOT_INO, &root);
+	if (rc == -ENOENT) {
+		udax_seterr("root inode (device offset %" PRIu64 ") is free",
+			    ufs_inode_off(&fs->sb, UFS_ROOT_INO));
+		rc = -EUCLEAN;
+		goto out_undo;
+	}
 	if (rc) {
 		udax_seterr("root inode: %s", udax_errmsg());
 		rc = -EUCLEAN;
-		goto out_free;
+		goto out_undo;
 	}
 	if (!ufs_isdir(root)) {
 		ufs_iput(root);
 		udax_seterr("root inode (device offset %" PRIu64 ") is not a directory",
 			    ufs_inode_off(&fs->sb, UFS_ROOT_INO));
 		rc = -EUCLEAN;
-		goto out_free;
+		goto out_undo;
 	}
 	ufs_iput(root);
+	if (!fs->ro) {
+		rc = orphans_precheck(fs);
+		if (rc)
+			goto out_undo;
+	}
 
+	/* every check passed: from here on the mount writes */
+	if (undo) {
+		ufs_journal_replay_end(fs->j, &undo, true);
+		fs_log(fs, "journal: rolled back an unfinished transaction (%d records)", replayed);
+	}
+	if (backup && !fs->ro) {
+		/* repair the primary from the backup: the device validated */
+		ufs_super_write(m, &fs->sb);
+	}
 	if (!fs->ro) {
 		rc = orphans_reclaim(fs);
 		if (rc)
@@ -821,6 +992,8 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	*out = fs;
 	return 0;
 
+out_undo:
+	ufs_journal_replay_end(fs->j, &undo, false);
 out_free:
 	fs_free(fs);
 	return rc;

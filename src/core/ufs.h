@@ -51,7 +51,17 @@ struct ufs_ctx {
 	pid_t pid;
 	mode_t umask;
 	struct udax_wait_ctx wait;	/* interrupt / timeout for break_layouts */
+	/*
+	 * What a write, truncate (ufs_setattr size, O_TRUNC open) or chown
+	 * must drop, in the same transaction, when the file system and not
+	 * the kernel handles it (FUSE_HANDLE_KILLPRIV_V2): UFS_KILL_* bits.
+	 * Chown drops the set-ID bits of every non-directory anyway.
+	 */
+	unsigned int kill;
+	bool *killed;			/* out (may be NULL): set when the mode or xattrs changed */
 };
+#define UFS_KILL_SUIDGID	0x1	/* setuid, and setgid when group-executable */
+#define UFS_KILL_CAPS		0x2	/* the security.capability xattr */
 
 struct ufs_entry {
 	uint64_t ino;

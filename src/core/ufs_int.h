@@ -64,6 +64,7 @@ struct ufs_inode {
 	/* protected by fs->icache_lock */
 	struct ufs_inode *hnext;
 	uint64_t nlookup;		/* the kernel's lookup count */
+	bool forgotten;			/* icache_lock: the kernel's lookups all went (FORGET) */
 	uint64_t nopen;			/* open files */
 	uint64_t ref;			/* calls in progress */
 	bool evicting;
@@ -103,8 +104,9 @@ struct ufs {
 	pthread_mutex_t dix_lock;	/* builds directory indexes */
 	pthread_mutex_t icache_lock;	/* the inode hash and the counts in ufs_inode */
 	struct ufs_inode **ihash;
-	uint64_t ihash_size;		/* power of two */
+	uint64_t ihash_size;		/* power of two, resized with icount (icache_lock) */
 	uint64_t icount;
+	uint64_t freed_since_trim;	/* icache_lock: frees since the heap was last trimmed */
 	uint64_t gen_next;		/* protected by the journal (inside a tx) */
 };
 
@@ -144,6 +146,18 @@ void utx_commit(struct utx *t);
 void utx_abort(struct utx *t);
 
 /* ---- inodes (ufs.c) ---- */
+/*
+ * Do blocks [pblk, pblk + len) lie in the data area?  File data, extent
+ * nodes and xattr blocks must: never block 0, the journal, the bitmaps,
+ * the inode table, the backup superblock (the last block) or past the end.
+ * Everything read from an extent or an inode passes this before use.
+ */
+static inline bool ufs_data_range(const struct ufs_super *sb, uint64_t pblk, uint64_t len)
+{
+	return len && pblk >= sb->s_data_start && pblk < sb->s_blocks_count - 1 &&
+	       len <= sb->s_blocks_count - 1 - pblk;
+}
+
 static inline void *ufs_blk(struct ufs *fs, uint64_t blk)
 {
 	return fs->base + (blk << UFS_BLOCK_SHIFT);
@@ -237,6 +251,7 @@ void ufs_dix_free(struct ufs_inode *dir);
 uint32_t ufs_name_hash(const char *name, size_t len);
 
 /* ---- xattrs (xattr.c) ---- */
+int ufs_kill_privs(struct utx *t, struct ufs_inode *ip, unsigned int kill);
 int ufs_xattr_free(struct utx *t, struct ufs_inode *ip);
 
 #endif /* UDAX_UFS_INT_H */

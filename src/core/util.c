@@ -35,13 +35,20 @@ void udax_bug(const char *file, int line, const char *func, const char *cond)
 	abort();
 }
 
+/*
+ * An argument may be udax_errmsg() itself ("root inode: %s", udax_errmsg()):
+ * format into a private buffer, then copy, so the text read is never the
+ * text being written.
+ */
 void udax_seterr(const char *fmt, ...)
 {
+	char msg[sizeof(udax_errbuf)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(udax_errbuf, sizeof(udax_errbuf), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	memcpy(udax_errbuf, msg, sizeof(msg));
 }
 
 const char *udax_errmsg(void)

@@ -12,6 +12,7 @@
  * Context: i_rwsem of the inode (exclusive for changes).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
@@ -51,7 +52,7 @@ static int xblock(struct ufs_inode *ip, struct ufs_xattr_hdr **out)
 	*out = NULL;
 	if (!blk)
 		return 0;
-	if (blk < fs->sb.s_data_start || blk >= fs->sb.s_blocks_count)
+	if (!ufs_data_range(&fs->sb, blk, 1))
 		goto bad;
 	h = ufs_blk(fs, blk);
 	if (h->x_magic != UFS_XATTR_MAGIC || h->x_used > XSPACE)
@@ -98,8 +99,29 @@ static struct ufs_xattr_ent *xfind(struct ufs_xattr_hdr *h, const char *name)
  * Rebuild the block without @skip and with (@name, @value) appended when
  * @name is non-NULL.  Context: i_rwsem exclusive.
  */
+static int xrewrite_tx(struct utx *t, struct ufs_inode *ip, struct ufs_xattr_hdr *h,
+		       struct ufs_xattr_ent *skip, const char *name, const void *value, size_t size);
+
 static int xrewrite(struct ufs_inode *ip, struct ufs_xattr_hdr *h, struct ufs_xattr_ent *skip,
 		    const char *name, const void *value, size_t size)
+{
+	struct utx t;
+	int rc;
+
+	rc = utx_begin_inode(&t, ip);
+	if (!rc)
+		rc = xrewrite_tx(&t, ip, h, skip, name, value, size);
+	if (rc) {
+		utx_abort(&t);
+		return rc;
+	}
+	utx_commit(&t);
+	return 0;
+}
+
+/* xrewrite() inside the caller's transaction @t (the inode already logged). */
+static int xrewrite_tx(struct utx *t, struct ufs_inode *ip, struct ufs_xattr_hdr *h,
+		       struct ufs_xattr_ent *skip, const char *name, const void *value, size_t size)
 {
 	struct ufs *fs = ip->fs;
 	char buf[UFS_BLOCK_SIZE];
@@ -107,7 +129,6 @@ static int xrewrite(struct ufs_inode *ip, struct ufs_xattr_hdr *h, struct ufs_xa
 	struct ufs_xattr_ent *e;
 	uint32_t off = 0, used = 0, count = 0;
 	uint64_t blk = ip->di->i_xattr_block;
-	struct utx t;
 	int rc;
 
 	memset(buf, 0, sizeof(buf));
@@ -140,21 +161,18 @@ static int xrewrite(struct ufs_inode *ip, struct ufs_xattr_hdr *h, struct ufs_xa
 	nh->x_used = used;
 	nh->x_checksum = udax_crc32c(0, buf + XHDR, used);
 
-	rc = utx_begin_inode(&t, ip);
-	if (rc)
-		goto abort;
 	if (!count && blk) {
-		rc = ufs_free_blocks(fs->a, t.tx, blk, 1);
+		rc = ufs_free_blocks(fs->a, t->tx, blk, 1);
 		if (rc)
-			goto abort;
+			return rc;
 		ip->di->i_xattr_block = 0;
 		ufs_iblocks(ip, -1);
 	} else if (count && !blk) {
 		uint32_t got;
 
-		rc = ufs_alloc_blocks(fs->a, t.tx, 0, 1, 1, 0, &blk, &got);
+		rc = ufs_alloc_blocks(fs->a, t->tx, 0, 1, 1, 0, &blk, &got);
 		if (rc)
-			goto abort;
+			return rc;
 		/* fresh block: not reachable before commit, written durably here */
 		udax_media_memcpy_persist(fs->m, ufs_blk(fs, blk), buf, XHDR + used);
 		ip->di->i_xattr_block = blk;
@@ -162,17 +180,54 @@ static int xrewrite(struct ufs_inode *ip, struct ufs_xattr_hdr *h, struct ufs_xa
 	} else if (count) {
 		uint32_t len = XHDR + udax_max(used, h->x_used);
 
-		rc = utx_add(&t, ufs_blk(fs, blk), len);
+		rc = utx_add(t, ufs_blk(fs, blk), len);
 		if (rc)
-			goto abort;
+			return rc;
 		memcpy(ufs_blk(fs, blk), buf, len);
 	}
 	ufs_touch(ip, false, false, true);
-	utx_commit(&t);
 	return 0;
-abort:
-	utx_abort(&t);
-	return rc;
+}
+
+/*
+ * ufs_kill_privs() - drop what @kill (UFS_KILL_*) names from @ip inside
+ * the caller's transaction, as the VFS does before a write, truncate or
+ * chown.  Context: i_rwsem exclusive, in @t with the inode logged.
+ * Return: 1 something changed, 0 nothing to drop, -errno.
+ */
+int ufs_kill_privs(struct utx *t, struct ufs_inode *ip, unsigned int kill)
+{
+	struct ufs_dinode *di = ip->di;
+	int changed = 0, rc;
+
+	if (S_ISDIR(di->i_mode))
+		return 0;
+	if (kill & UFS_KILL_SUIDGID) {
+		uint32_t m = di->i_mode & ~(uint32_t)S_ISUID;
+
+		if (m & S_IXGRP)
+			m &= ~(uint32_t)S_ISGID;
+		if (m != di->i_mode) {
+			di->i_mode = m;
+			changed = 1;
+		}
+	}
+	if ((kill & UFS_KILL_CAPS) && di->i_xattr_block) {
+		struct ufs_xattr_hdr *h;
+		struct ufs_xattr_ent *e;
+
+		rc = xblock(ip, &h);
+		if (rc)
+			return rc;
+		e = xfind(h, "security.capability");
+		if (e) {
+			rc = xrewrite_tx(t, ip, h, e, NULL, NULL, 0);
+			if (rc)
+				return rc;
+			changed = 1;
+		}
+	}
+	return changed;
 }
 
 int ufs_setxattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, const char *name,
@@ -316,6 +371,11 @@ int ufs_xattr_free(struct utx *t, struct ufs_inode *ip)
 
 	if (!ip->di->i_xattr_block)
 		return 0;
+	if (!ufs_data_range(&t->fs->sb, ip->di->i_xattr_block, 1)) {
+		udax_seterr("inode %" PRIu64 ": xattr block %" PRIu64 " outside the data area",
+			    ip->ino, ip->di->i_xattr_block);
+		return -EUCLEAN;
+	}
 	rc = utx_inode(t, ip);
 	if (!rc)
 		rc = ufs_free_blocks(t->fs->a, t->tx, ip->di->i_xattr_block, 1);

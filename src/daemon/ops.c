@@ -208,34 +208,6 @@ static bool name_too_long(const char *name)
 	return strlen(name) > UFS_NAME_MAX;
 }
 
-/*
- * udaxd_kill_privs() - what the VFS does before a write, truncate or chown
- * when the file system handles it (FUSE_HANDLE_KILLPRIV_V2, see kio.c):
- * drop security.capability, and, when @suidgid (the caller lacks
- * CAP_FSETID), the set-user-ID bit and a set-group-ID bit that means "set
- * group ID" (group-executable).  Both checks are in-core lookups, far
- * cheaper than the GETXATTR round trip per write they replace.
- * Context: no lock held; before the operation, as the VFS orders it.
- */
-static void udaxd_kill_privs(struct udaxd *d, const struct ufs_ctx *c, fuse_ino_t ino,
-			     bool suidgid)
-{
-	struct ufs_setattr sa;
-	struct stat st;
-
-	if (ufs_getattr(d->fs, ino, &st) || !S_ISREG(st.st_mode))
-		return;
-	if (suidgid && ((st.st_mode & S_ISUID) ||
-			(st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))) {
-		memset(&sa, 0, sizeof(sa));
-		sa.valid = UFS_SET_MODE;
-		sa.mode = st.st_mode & ~(mode_t)(S_ISUID | ((st.st_mode & S_IXGRP) ? S_ISGID : 0));
-		ufs_setattr(d->fs, c, ino, &sa, NULL);
-	}
-	if (ufs_getxattr(d->fs, ino, "security.capability", NULL, 0) >= 0)
-		ufs_removexattr(d->fs, c, ino, "security.capability");
-}
-
 static inline bool killpriv(struct udaxd *d)
 {
 	return __atomic_load_n(&d->killpriv_v2, __ATOMIC_ACQUIRE);
@@ -245,6 +217,34 @@ static inline bool killpriv(struct udaxd *d)
 static inline bool req_kill_suidgid(void)
 {
 	return udaxd_req_flags() & UDAXD_REQ_KILL_SUIDGID;
+}
+
+/*
+ * kill_privs_ctx() - under FUSE_HANDLE_KILLPRIV_V2 (kio.c) a write,
+ * truncate or chown drops security.capability and, when the kernel says
+ * the caller lacks CAP_FSETID, the set-ID bits: the core does it inside
+ * the operation's transaction and sets *@killed when it changed anything.
+ */
+static void kill_privs_ctx(struct udaxd *d, struct ufs_ctx *c, bool suidgid, bool *killed)
+{
+	*killed = false;
+	if (!killpriv(d))
+		return;
+	c->kill = UFS_KILL_CAPS | (suidgid && req_kill_suidgid() ? UFS_KILL_SUIDGID : 0);
+	c->killed = killed;
+}
+
+/*
+ * The kernel caches attributes for attr_timeout: after the core dropped
+ * privilege bits behind a write or an O_TRUNC open (whose replies carry
+ * no attributes), tell it to ask again, or stat shows the old mode.  An
+ * attribute-only invalidation takes no page or inode lock in the kernel,
+ * so it is safe from inside the request.
+ */
+static void killed_notify(struct udaxd *d, fuse_ino_t ino, bool killed)
+{
+	if (killed && d->se)
+		fuse_lowlevel_notify_inval_inode(d->se, ino, -1, 0);
 }
 
 /* ---- init / destroy ---- */
@@ -392,6 +392,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct ufs_setattr sa;
 	struct ufs_ctx c;
 	struct stat st;
+	bool killed;
 	int rc;
 
 	memset(&sa, 0, sizeof(sa));
@@ -431,10 +432,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		ctx_init_timed(&c, req, d, &bs);	/* a shrink runs break_layouts */
 	else
 		ctx_init(&c, req);
-	/* truncate kills set-ID bits for the unprivileged, chown always
-	 * (the core clears the bits on chown; capabilities go here) */
-	if (killpriv(d) && (sa.valid & (UFS_SET_SIZE | UFS_SET_UID | UFS_SET_GID)))
-		udaxd_kill_privs(d, &c, ino, (sa.valid & UFS_SET_SIZE) && req_kill_suidgid());
+	/* truncate kills set-ID bits for the unprivileged, chown always (the
+	 * core does both, and capabilities, in the attribute transaction; the
+	 * reply carries the new mode) */
+	if (sa.valid & (UFS_SET_SIZE | UFS_SET_UID | UFS_SET_GID))
+		kill_privs_ctx(d, &c, sa.valid & UFS_SET_SIZE, &killed);
 	rc = ufs_setattr(d->fs, &c, ino, &sa, &st);
 	if (sa.valid & UFS_SET_SIZE)
 		note_break(d, ino, &bs, rc);
@@ -590,13 +592,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct udaxd *d = udaxd_of(req);
 	struct udax_break_stats bs;
+	bool killed = false;
 	struct ufs_ctx c;
 	int rc;
 
-	if (fi->flags & O_TRUNC)
+	if (fi->flags & O_TRUNC) {
 		ctx_init_timed(&c, req, d, &bs);
-	else
+		kill_privs_ctx(d, &c, true, &killed);
+	} else {
 		ctx_init(&c, req);
+	}
 	rc = ufs_open(d->fs, &c, ino, fi->flags);
 	if (fi->flags & O_TRUNC)
 		note_break(d, ino, &bs, rc);
@@ -604,8 +609,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_rc(req, rc);
 		return;
 	}
-	if ((fi->flags & O_TRUNC) && killpriv(d))
-		udaxd_kill_privs(d, &c, ino, req_kill_suidgid());
+	killed_notify(d, ino, killed);
 	set_open_info(d, ino, fi);
 	if (fuse_reply_open(req, fi) != 0)
 		ufs_release(d->fs, ino);
@@ -680,15 +684,18 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	struct udaxd *d = udaxd_of(req);
 	struct ufs_ctx c;
+	bool killed;
+	ssize_t n;
 
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
 	ctx_init(&c, req);
-	if (killpriv(d))
-		udaxd_kill_privs(d, &c, ino, req_kill_suidgid());
-	reply_write(req, ufs_write(d->fs, &c, ino, buf, size, (uint64_t)off));
+	kill_privs_ctx(d, &c, true, &killed);
+	n = ufs_write(d->fs, &c, ino, buf, size, (uint64_t)off);
+	killed_notify(d, ino, killed);
+	reply_write(req, n);
 }
 
 /*
@@ -704,6 +711,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 	const struct fuse_buf *b = &bufv->buf[bufv->idx];
 	struct ufs_ctx c;
 	const char *src;
+	bool killed;
+	ssize_t n;
 
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
@@ -729,9 +738,10 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 		src = dst.buf[0].mem;
 	}
 	ctx_init(&c, req);
-	if (killpriv(d))
-		udaxd_kill_privs(d, &c, ino, req_kill_suidgid());
-	reply_write(req, ufs_write(d->fs, &c, ino, src, size, (uint64_t)off));
+	kill_privs_ctx(d, &c, true, &killed);
+	n = ufs_write(d->fs, &c, ino, src, size, (uint64_t)off);
+	killed_notify(d, ino, killed);
+	reply_write(req, n);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1119,7 +1129,14 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	if (ns != XNS_USER && !req_is_root(req)) {
+	/*
+	 * security.capability is the one exception: before a write by a user
+	 * the kernel drops it itself (file_remove_privs -> cap_inode_killpriv)
+	 * with the writer's credentials, and must succeed, as on tmpfs.  A
+	 * user's own removexattr(2) of it never gets here: the kernel's
+	 * capability check (CAP_SETFCAP) refuses it first.
+	 */
+	if (ns != XNS_USER && !req_is_root(req) && strcmp(name, "security.capability") != 0) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}

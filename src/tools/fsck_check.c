@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "format.h"
@@ -74,6 +75,10 @@ struct fsck {
 	struct fsck_stats st;
 	int status;
 	bool dir_damaged;		/* a directory block could not be read */
+	bool owners_unknown;		/* an unrepaired inode's blocks are not marked */
+	uint64_t lost_found;		/* /lost+found once found or made, else 0 */
+	uint8_t *dir_checked;		/* pass 2: directories done */
+	bool adopted_dirs;		/* pass 2 took a directory back into the bitmap */
 	const char *prog_pass;		/* -C: last line printed */
 	unsigned int prog_pct;
 
@@ -515,6 +520,38 @@ struct jrec_pos {
  * transaction; roll it back (for real with repairs, else into the overlay).
  * Return: 0 to go on checking, or an FSCK_* status to stop.
  */
+/*
+ * fix_one_bit() - a structure whose checksum fails may differ from a valid
+ * one by a single flipped bit (the common media error).  Try each bit of
+ * bytes [from, to) of @obj; keep the flip when @ok() accepts the result.
+ * CRC32C tells single-bit errors apart at these sizes, so at most one
+ * flip can succeed.  Return: true (the bit is flipped back in @obj).
+ */
+static bool fix_one_bit(void *obj, size_t from, size_t to, bool (*ok)(const void *obj))
+{
+	uint8_t *p = obj;
+	size_t i;
+	int b;
+
+	for (i = from; i < to; i++) {
+		for (b = 0; b < 8; b++) {
+			p[i] ^= (uint8_t)(1u << b);
+			if (ok(obj))
+				return true;
+			p[i] ^= (uint8_t)(1u << b);
+		}
+	}
+	return false;
+}
+
+static bool journal_head_ok(const void *obj)
+{
+	const struct ufs_journal_head *h = obj;
+
+	return h->j_magic == UFS_JOURNAL_MAGIC && h->j_pad == 0 &&
+	       ufs_journal_head_csum(h) == h->j_checksum;
+}
+
 static int check_journal(struct fsck *f)
 {
 	const struct ufs_super *sb = &f->sb;
@@ -528,19 +565,36 @@ static int check_journal(struct fsck *f)
 	int ret = 0;
 
 	fsck_read(f, joff, &h, sizeof(h));
-	if (h.j_magic != UFS_JOURNAL_MAGIC || ufs_journal_head_csum(&h) != h.j_checksum) {
-		problem(f, false, "journal header at offset %" PRIu64 ": %s", joff,
-			h.j_magic != UFS_JOURNAL_MAGIC ? "bad magic" : "bad checksum");
-		return FSCK_UNCORRECTED;
+	if (h.j_magic != UFS_JOURNAL_MAGIC || ufs_journal_head_csum(&h) != h.j_checksum ||
+	    h.j_pad != 0) {
+		struct ufs_journal_head fixed = h;
+		bool one_bit = fix_one_bit(&fixed, 8, offsetof(struct ufs_journal_head, j_seq),
+					   journal_head_ok) ||
+			       fix_one_bit(&fixed, offsetof(struct ufs_journal_head, j_pad),
+					   sizeof(h), journal_head_ok);
+
+		/* j_seq and j_used are not covered: a flip there is judged below */
+		if (!problem(f, true, "journal header at offset %" PRIu64 ": %s; %s", joff,
+			     h.j_magic != UFS_JOURNAL_MAGIC ? "bad magic" : "bad checksum",
+			     one_bit ? "one bit flipped: restore it" :
+			     "rewrite it (an unfinished transaction in it is dropped)"))
+			return FSCK_UNCORRECTED;	/* mount refuses it: nothing more to check */
+		if (!one_bit) {
+			fixed.j_magic = UFS_JOURNAL_MAGIC;
+			fixed.j_pad = 0;
+			fixed.j_used = 0;
+			fixed.j_checksum = ufs_journal_head_csum(&fixed);
+		}
+		fsck_write(f, joff, &fixed, sizeof(fixed));
+		h = fixed;
 	}
 	if (h.j_used == 0) {
 		verbose(f, "udaxfs: journal: empty (sequence %" PRIu64 ")", h.j_seq);
 		return 0;
 	}
-	if (h.j_used > jsize - UFS_JOURNAL_REC_START) {
-		problem(f, false, "journal at offset %" PRIu64 ": %" PRIu64
-			" bytes used, larger than the log", joff, h.j_used);
-		return FSCK_UNCORRECTED;
+	if (h.j_used > jsize - UFS_JOURNAL_REC_START || h.j_used % 8) {
+		pos = joff;
+		goto bad;
 	}
 	/* validate every record before anything is rolled back */
 	rstart = joff + UFS_JOURNAL_REC_START;
@@ -624,9 +678,22 @@ static int check_journal(struct fsck *f)
 	ret = reload_super(f);
 	goto out;
 bad:
-	problem(f, false, "journal record at offset %" PRIu64 " is corrupt (mount refuses this "
-		"image)", pos);
-	ret = FSCK_UNCORRECTED;
+	/*
+	 * The log cannot be rolled back (mount refuses it).  It is an undo
+	 * log: emptying it keeps whatever the unfinished transaction had
+	 * already changed in place, and the passes below repair that, as
+	 * e2fsck does with a journal it cannot replay.
+	 */
+	if (problem(f, true, "journal at offset %" PRIu64 ": %s at offset %" PRIu64 " (mount "
+		    "refuses this image); empty the log", joff, pos == joff ?
+		    "used-count larger than the log or unaligned" : "corrupt record", pos)) {
+		uint64_t zero = 0;
+
+		fsck_write(f, joff + offsetof(struct ufs_journal_head, j_used), &zero, sizeof(zero));
+		ret = 0;
+	} else {
+		ret = FSCK_UNCORRECTED;
+	}
 out:
 	free(recs);
 	return ret;
@@ -725,7 +792,8 @@ struct tree_walk {
 	uint64_t ino;
 	bool mark;		/* pass 1: record blocks and validate */
 	bool bad;		/* something wrong: the tree is unusable */
-	uint64_t nblocks;	/* data + node blocks */
+	uint64_t nblocks;	/* data + node blocks (what i_blocks counts) */
+	uint64_t dblocks;	/* data blocks only (what a directory's size counts) */
 	uint64_t last_end;	/* end (lblk) of the previous extent */
 	uint64_t max_end;	/* highest lblk + len */
 	ext_fn fn;
@@ -813,6 +881,7 @@ static int walk_node(struct fsck *f, struct tree_walk *w, const struct ufs_exten
 			w->last_end = e.e_lblk + e.e_len;
 			w->max_end = w->last_end;
 			w->nblocks += e.e_len;
+			w->dblocks += e.e_len;
 			if (w->mark && mark_used(f, e.e_pblk, e.e_len))
 				tree_bad(w, "extent %u: blocks %" PRIu64 "+%u already used by another "
 					 "inode or structure", i, e.e_pblk, e.e_len);
@@ -958,13 +1027,57 @@ static void bad_inode(struct fsck *f, uint64_t ino, const char *why)
 	struct ufs_dinode di;
 
 	read_inode(f, ino, &di);
-	if (S_ISDIR(di.i_mode))
-		f->dir_damaged = true;
 	if (problem(f, ino != ROOT_INO, "inode %" PRIu64 " (offset %" PRIu64 "): %s%s", ino,
-		    ino_off(f, ino), why, ino != ROOT_INO ? "; clear the inode" : ""))
+		    ino_off(f, ino), why, ino != ROOT_INO ? "; clear the inode" : "")) {
+		/* what it named is named nowhere now: pass 3 reconnects it */
 		clear_inode(f, ino);
-	else
+	} else {
+		/* a directory left as it is may still name inodes we cannot see */
+		if (S_ISDIR(di.i_mode))
+			f->dir_damaged = true;
+		/* and blocks it owns are not marked: pass 5 must not free them */
+		f->owners_unknown = true;
 		f->istate[ino] |= IS_BADTREE;
+	}
+}
+
+/* the largest file the file system makes: 2^32 blocks (ufs_int.h) */
+#define MAX_FILE_SIZE ((uint64_t)1 << (32 + UFS_BLOCK_SHIFT))
+
+static bool inode_csum_ok(const void *obj)
+{
+	const struct ufs_dinode *di = obj;
+
+	return di->i_checksum == ufs_inode_csum(di) && mode_ok(di->i_mode);
+}
+
+/*
+ * inode_fields_bad() - fields an inode with a bad checksum must pass before
+ * fsck may take it as it is and recompute the checksum; a failure means the
+ * damage is in the fields, not just the checksum.  Return: what is wrong,
+ * or NULL.
+ */
+static const char *inode_fields_bad(const struct fsck *f, const struct ufs_dinode *di,
+				    const struct tree_walk *w)
+{
+	if (di->i_size > MAX_FILE_SIZE)
+		return "size beyond the largest file";
+	if (di->i_nlink > f->ninodes)
+		return "link count larger than the inode table";
+	if (di->i_orphan_next >= f->ninodes)
+		return "orphan link outside the inode table";
+	if (di->i_atime_nsec >= 1000000000u || di->i_mtime_nsec >= 1000000000u ||
+	    di->i_ctime_nsec >= 1000000000u || di->i_crtime_nsec >= 1000000000u)
+		return "nanoseconds out of range";
+	if (di->i_flags & ~(uint32_t)(UFS_INODE_FL_INLINE_SYMLINK | UFS_INODE_FL_ORPHAN))
+		return "unknown flags";
+	if (has_tree(di->i_mode, di->i_flags) && S_ISREG(di->i_mode) &&
+	    w->max_end > div_up(di->i_size, BS) + 512 * 1024)
+		return "extents far past the end of the file";
+	if (has_tree(di->i_mode, di->i_flags) && di->i_blocks != w->nblocks +
+	    (di->i_xattr_block ? 1 : 0))
+		return "block count does not match the extents";
+	return NULL;
 }
 
 /*
@@ -985,6 +1098,23 @@ static void check_inode(struct fsck *f, uint64_t ino)
 	f->istate[ino] |= IS_ALLOC;
 	f->st.inodes++;
 	csum_ok = ufs_inode_csum(&di) == di.i_checksum;
+	if (!csum_ok) {
+		/* one flipped bit (the usual media error) can be put back exactly */
+		struct ufs_dinode fixed = di;
+
+		if (fix_one_bit(&fixed, 0, sizeof(fixed), inode_csum_ok)) {
+			size_t i;
+
+			for (i = 0; i < sizeof(di) && ((uint8_t *)&di)[i] == ((uint8_t *)&fixed)[i];
+			     i++)
+				;
+			if (problem(f, true, "inode %" PRIu64 " (offset %" PRIu64 "): bad checksum; "
+				    "one bit flipped at byte %zu: restore it", ino, ioff, i))
+				write_inode(f, ino, &fixed);
+			di = fixed;	/* judge the rest on what the inode was */
+			csum_ok = true;
+		}
+	}
 	if (di.i_mode == 0)
 		return;		/* bitmap says allocated, slot says free: pass 5 */
 	if (!mode_ok(di.i_mode)) {
@@ -1011,13 +1141,15 @@ static void check_inode(struct fsck *f, uint64_t ino)
 	/*
 	 * An unlinked inode being evicted loses its blocks from the end over
 	 * several transactions while its size stays: on the orphan list, any
-	 * size goes (mount finishes the eviction).
+	 * size goes (mount finishes the eviction).  The size counts data
+	 * blocks only: a directory past the inode's inline extents also owns
+	 * extent-tree node blocks, which i_blocks counts and the size does not.
 	 */
 	if (S_ISDIR(di.i_mode) && !((f->istate[ino] & IS_ONLIST) && di.i_nlink == 0) &&
 	    (di.i_size % BS || (di.i_size == 0 && ino != ROOT_INO) ||
-	     w.max_end != di.i_size / BS || w.nblocks != di.i_size / BS)) {
+	     w.max_end != di.i_size / BS || w.dblocks != di.i_size / BS)) {
 		snprintf(why, sizeof(why), "directory size %" PRIu64 " does not match its %" PRIu64
-			 " blocks (holes or tail)", di.i_size, w.nblocks);
+			 " data blocks (holes or tail)", di.i_size, w.dblocks);
 		bad_inode(f, ino, why);
 		return;
 	}
@@ -1029,12 +1161,40 @@ static void check_inode(struct fsck *f, uint64_t ino)
 		return;
 	}
 	if (!csum_ok) {
-		if (!problem(f, true, "inode %" PRIu64 " (offset %" PRIu64 "): bad checksum", ino,
-			     ioff)) {
+		/*
+		 * Never recompute a checksum over damage: only an inode whose
+		 * every field is plausible gets a new one.  Otherwise it stays
+		 * as it is (mount refuses it) and fsck says so.
+		 */
+		const char *fbad = inode_fields_bad(f, &di, &w);
+
+		if (fbad) {
+			problem(f, false, "inode %" PRIu64 " (offset %" PRIu64 "): bad checksum and "
+				"damaged fields (%s): cannot repair it safely", ino, ioff, fbad);
+			f->istate[ino] |= IS_BADTREE;
+			/* its blocks are still its own: pass 5 must not free them */
+			if (has_tree(di.i_mode, di.i_flags)) {
+				memset(&w, 0, sizeof(w));
+				w.mark = true;
+				walk_tree(f, ino, &di, &w);
+			}
+			if (di.i_xattr_block && data_range_ok(f, di.i_xattr_block, 1))
+				mark_used(f, di.i_xattr_block, 1);
+			return;
+		}
+		if (!problem(f, true, "inode %" PRIu64 " (offset %" PRIu64 "): bad checksum; "
+			     "its fields are sound: recompute it", ino, ioff)) {
 			f->istate[ino] |= IS_BADTREE;	/* mount refuses it: treat as unusable */
 			return;
 		}
 		dirty = true;
+	}
+	if (di.i_size > MAX_FILE_SIZE) {
+		if (problem(f, true, "inode %" PRIu64 ": size %" PRIu64 " beyond the largest file; "
+			    "set it to its last block's end", ino, di.i_size)) {
+			di.i_size = w.max_end * BS;
+			dirty = true;
+		}
 	}
 	/* sound: record its blocks */
 	if (has_tree(di.i_mode, di.i_flags)) {
@@ -1101,6 +1261,15 @@ static void check_inode(struct fsck *f, uint64_t ino)
 	}
 }
 
+/* Does slot @ino hold a valid inode (its bitmap bit aside)? */
+static bool slot_in_use(struct fsck *f, uint64_t ino)
+{
+	struct ufs_dinode di;
+
+	read_inode(f, ino, &di);
+	return di.i_mode != 0 && inode_csum_ok(&di);
+}
+
 static void pass1(struct fsck *f)
 {
 	uint64_t ino, steps;
@@ -1119,20 +1288,16 @@ static void pass1(struct fsck *f)
 	mark_used(f, 0, f->sb.s_data_start);
 	mark_used(f, f->nblocks - 1, 1);
 	for (ino = 1; ino < f->ninodes; ino++) {
-		if ((ino % BITS_PER_BLOCK) == 0 || ino == 1) {
-			/* skip wholly empty bitmap blocks quickly */
-			const uint8_t *p = fsck_blk(f, f->sb.s_ibitmap_start + ino / BITS_PER_BLOCK);
-			static const uint8_t zero[BS];
-
-			if (p && ino % BITS_PER_BLOCK == 0 && !memcmp(p, zero, BS)) {
-				ino += BITS_PER_BLOCK - 1;
-				progress(f, "pass 1", udax_min(ino + 1, f->ninodes), f->ninodes);
-				continue;
-			}
-		}
 		progress(f, "pass 1", ino, f->ninodes);
-		if (ibit(f, ino))
+		if (ibit(f, ino)) {
 			check_inode(f, ino);
+		} else if (ino == ROOT_INO && slot_in_use(f, ino)) {
+			/* the root is always in use: a clear bit means a damaged
+			 * bitmap; what the root names is taken back in pass 2 */
+			if (problem(f, true, "inode bitmap: the root inode is marked free; mark it used"))
+				write_bit(f, f->sb.s_ibitmap_start, ino, true);
+			check_inode(f, ino);
+		}
 	}
 	progress(f, "pass 1", f->ninodes, f->ninodes);
 }
@@ -1204,6 +1369,53 @@ static int add_name(struct dir_walk *d, const char *name, unsigned len, uint64_t
 }
 
 /* Check one directory block (an extent's block @pblk, logical @lblk). */
+/* Where the chain of records in block @b stops being sound (BS: all sound). */
+static uint32_t dir_chain_end(const uint8_t *b)
+{
+	uint32_t pos = sizeof(struct ufs_dirblk_hdr);
+
+	while (pos < BS) {
+		struct ufs_dirent e;
+
+		if (pos + sizeof(e) > BS)
+			return pos;
+		memcpy(&e, b + pos, sizeof(e));
+		if (e.d_rec_len < sizeof(e) || e.d_rec_len % 8 || e.d_rec_len > BS - pos ||
+		    (e.d_ino && e.d_rec_len < UFS_DIRENT_SIZE(e.d_name_len)))
+			return pos;
+		pos += e.d_rec_len;
+	}
+	return BS;
+}
+
+/*
+ * salvage_dir_block() - repairs only: keep the sound records before @end,
+ * make the rest of the block one free record, and give the block its
+ * magic (block 0 keeps a plausible parent; pass 4 corrects it).  Names
+ * lost this way leave their inodes unnamed: pass 3 reconnects them, as
+ * e2fsck salvages a directory.  @b is updated to what was written.
+ */
+static void salvage_dir_block(struct fsck *f, uint64_t pblk, uint8_t *b, uint32_t end, bool block0)
+{
+	struct ufs_dirblk_hdr h;
+	struct ufs_dirent fr;
+
+	memcpy(&h, b, sizeof(h));
+	h.b_magic = UFS_DIRBLK_MAGIC;
+	h.b_pad = 0;
+	h.b_checksum = 0;
+	if (!block0 || h.b_parent >= f->ninodes)
+		h.b_parent = 0;
+	memcpy(b, &h, sizeof(h));
+	if (end < BS) {
+		memset(&fr, 0, sizeof(fr));
+		fr.d_rec_len = (uint16_t)(BS - end);
+		memset(b + end, 0, BS - end);
+		memcpy(b + end, &fr, sizeof(fr));
+	}
+	fsck_write(f, pblk * BS, b, BS);
+}
+
 static void check_dir_block(struct fsck *f, struct dir_walk *d, uint64_t lblk, uint64_t pblk)
 {
 	uint8_t b[BS];
@@ -1216,12 +1428,27 @@ static void check_dir_block(struct fsck *f, struct dir_walk *d, uint64_t lblk, u
 	memcpy(b, p, BS);
 	memcpy(&h, b, sizeof(h));
 	if (h.b_magic != UFS_DIRBLK_MAGIC) {
-		problem(f, false, "directory %" PRIu64 ": block %" PRIu64 " (offset %" PRIu64
-			"): bad magic 0x%04x", d->dir, lblk, pblk * BS, h.b_magic);
-		if (lblk == 0)
-			d->bad_block0 = true;
-		f->dir_damaged = true;
-		return;
+		if (!problem(f, true, "directory %" PRIu64 ": block %" PRIu64 " (offset %" PRIu64
+			     "): bad magic 0x%04x; salvage its records", d->dir, lblk, pblk * BS,
+			     h.b_magic)) {
+			if (lblk == 0)
+				d->bad_block0 = true;
+			f->dir_damaged = true;
+			return;
+		}
+		salvage_dir_block(f, pblk, b, dir_chain_end(b), lblk == 0);
+		memcpy(&h, b, sizeof(h));
+	}
+	if (dir_chain_end(b) != BS) {
+		pos = dir_chain_end(b);
+		if (!problem(f, true, "directory %" PRIu64 ": block %" PRIu64 " (offset %" PRIu64
+			     "): record chain broken at %u; salvage the records before it",
+			     d->dir, lblk, pblk * BS, pos)) {
+			f->dir_damaged = true;
+			return;
+		}
+		salvage_dir_block(f, pblk, b, pos, lblk == 0);
+		memcpy(&h, b, sizeof(h));	/* what was written, parent included */
 	}
 	if (lblk == 0)
 		d->parent = h.b_parent;
@@ -1252,6 +1479,24 @@ static void check_dir_block(struct fsck *f, struct dir_walk *d, uint64_t lblk, u
 				    ": bad name (length %u)", d->dir, eoff, e.d_name_len))
 				clear_dirent(f, eoff);
 			continue;
+		}
+		if (e.d_ino < f->ninodes && !f->istate[e.d_ino] && e.d_ino != ROOT_INO &&
+		    slot_in_use(f, e.d_ino)) {
+			/*
+			 * Named, and its slot holds a valid inode, but the bitmap
+			 * says free: the bitmap block was damaged (a zeroed one
+			 * hid every inode in it).  A slot alone proves nothing
+			 * (the table is valid only where the bitmap says so: an
+			 * inode whose creation was rolled back stays written);
+			 * a name in a sound directory does.
+			 */
+			if (problem(f, true, "inode bitmap: inode %" PRIu64 " (offset %" PRIu64 "), named "
+				    "'%.*s' in directory %" PRIu64 ", is marked free; mark it used",
+				    e.d_ino, ino_off(f, e.d_ino), e.d_name_len, name, d->dir))
+				write_bit(f, f->sb.s_ibitmap_start, e.d_ino, true);
+			check_inode(f, e.d_ino);
+			if (f->istate[e.d_ino] & IS_DIR)
+				f->adopted_dirs = true;
 		}
 		if (e.d_ino >= f->ninodes || !(f->istate[e.d_ino] & IS_ALLOC) ||
 		    !(f->istate[e.d_ino] & (IS_VALID | IS_BADTREE))) {
@@ -1374,11 +1619,22 @@ static void pass2(struct fsck *f)
 	uint64_t ino;
 
 	verbose(f, "udaxfs: pass 2: directories");
-	for (ino = 1; ino < f->ninodes; ino++) {
-		progress(f, "pass 2", ino, f->ninodes);
-		if ((f->istate[ino] & (IS_VALID | IS_DIR)) == (IS_VALID | IS_DIR))
+	f->dir_checked = calloc(f->ninodes / 8 + 1, 1);
+	do {
+		/* a directory adopted back into the bitmap may sit before us: go again */
+		f->adopted_dirs = false;
+		for (ino = 1; ino < f->ninodes; ino++) {
+			progress(f, "pass 2", ino, f->ninodes);
+			if ((f->istate[ino] & (IS_VALID | IS_DIR)) != (IS_VALID | IS_DIR) ||
+			    (f->dir_checked && bit_test(f->dir_checked, ino)))
+				continue;
+			if (f->dir_checked)
+				bit_set(f->dir_checked, ino);
 			check_dir(f, ino);
-	}
+		}
+	} while (f->adopted_dirs && f->dir_checked);
+	free(f->dir_checked);
+	f->dir_checked = NULL;
 	progress(f, "pass 2", f->ninodes, f->ninodes);
 }
 
@@ -1465,31 +1721,29 @@ static int collect_fn(struct fsck *f, uint64_t ino, const struct ufs_extent *e, 
 }
 
 /*
- * add_root_entry() - add "#<ino>" to the root directory in free record
- * space (never allocates: a full root is left alone).  The new record is
- * written before the record that makes it visible.
+ * add_entry() - add @name (at most 31 bytes) for @ino to directory @dir in
+ * free record space (never allocates: a full directory is left alone).
+ * The new record is written before the record that makes it visible.
  * Return: 0, -ENOSPC.
  */
-static int add_root_entry(struct fsck *f, uint64_t ino, uint32_t mode)
+static int add_entry(struct fsck *f, uint64_t dir, const char *name, uint64_t ino, uint32_t mode)
 {
 	struct ufs_dinode root;
 	struct tree_walk w;
 	struct blk_list *l = calloc(1, sizeof(*l));
-	char name[32];
 	uint8_t rec[sizeof(struct ufs_dirent) + 32];
 	struct ufs_dirent ne;
-	unsigned int len, need, i;
+	unsigned int len = (unsigned int)strlen(name), need, i;
 	int ret = -ENOSPC;
 
 	if (!l)
 		return -ENOMEM;
-	len = (unsigned int)snprintf(name, sizeof(name), "#%" PRIu64, ino);
 	need = UFS_DIRENT_SIZE(len);
-	read_inode(f, ROOT_INO, &root);
+	read_inode(f, dir, &root);
 	memset(&w, 0, sizeof(w));
 	w.fn = collect_fn;
 	w.arg = l;
-	walk_tree(f, ROOT_INO, &root, &w);
+	walk_tree(f, dir, &root, &w);
 	for (i = 0; i < l->n && ret; i++) {
 		uint8_t b[BS];
 		uint32_t pos;
@@ -1533,6 +1787,123 @@ static int add_root_entry(struct fsck *f, uint64_t ino, uint32_t mode)
 	return ret;
 }
 
+#define LOST_FOUND "lost+found"
+
+static int find_name_fn(struct fsck *f, uint64_t ino, const struct ufs_extent *e, void *arg)
+{
+	uint64_t *found = arg;
+	uint32_t i, pos;
+
+	for (i = 0; i < e->e_len && !*found; i++) {
+		const uint8_t *b = fsck_blk(f, e->e_pblk + i);
+
+		if (!b || ((const struct ufs_dirblk_hdr *)b)->b_magic != UFS_DIRBLK_MAGIC)
+			continue;
+		for (pos = sizeof(struct ufs_dirblk_hdr); pos + sizeof(struct ufs_dirent) <= BS;) {
+			struct ufs_dirent d;
+
+			memcpy(&d, b + pos, sizeof(d));
+			if (d.d_rec_len < sizeof(d) || d.d_rec_len > BS - pos)
+				break;
+			if (d.d_ino && d.d_name_len == strlen(LOST_FOUND) &&
+			    pos + sizeof(d) + d.d_name_len <= BS &&
+			    !memcmp(b + pos + sizeof(d), LOST_FOUND, d.d_name_len))
+				*found = d.d_ino;
+			pos += d.d_rec_len;
+		}
+	}
+	return *found ? 1 : 0;
+}
+
+/*
+ * lost_found() - repairs only: the /lost+found directory that pass 3
+ * reconnects into, as e2fsck does; made (one empty block, mode 0700) when
+ * the root does not name a usable one.  Return: its inode, or 0 when none
+ * can be had (then the root is used).
+ */
+static uint64_t lost_found(struct fsck *f)
+{
+	struct ufs_dinode root, di;
+	struct ufs_dirblk_hdr h;
+	struct ufs_dirent fr;
+	struct tree_walk w;
+	struct timespec now;
+	uint64_t ino = 0, blk;
+	uint8_t b[BS];
+
+	if (f->lost_found)
+		return f->lost_found;
+	read_inode(f, ROOT_INO, &root);
+	memset(&w, 0, sizeof(w));
+	w.fn = find_name_fn;
+	w.arg = &ino;
+	walk_tree(f, ROOT_INO, &root, &w);
+	if (ino) {
+		if (ino < f->ninodes && (f->istate[ino] & (IS_VALID | IS_DIR)) == (IS_VALID | IS_DIR))
+			return f->lost_found = ino;
+		return 0;	/* the name is taken by something else: use the root */
+	}
+	/* a free slot (bit clear, slot zero) and a free data block */
+	for (ino = 2; ino < f->ninodes; ino++) {
+		if (f->istate[ino] || ibit(f, ino))
+			continue;
+		read_inode(f, ino, &di);
+		if (di.i_mode == 0)
+			break;
+	}
+	for (blk = f->sb.s_data_start; blk < f->nblocks - 1; blk++)
+		if (!bit_test(f->used, blk) && !bbit(f, blk))
+			break;
+	if (ino >= f->ninodes || blk >= f->nblocks - 1)
+		return 0;
+	/* the block first, then the inode, then the name that makes it visible */
+	memset(b, 0, sizeof(b));
+	memset(&h, 0, sizeof(h));
+	h.b_magic = UFS_DIRBLK_MAGIC;
+	h.b_parent = ROOT_INO;
+	memcpy(b, &h, sizeof(h));
+	memset(&fr, 0, sizeof(fr));
+	fr.d_rec_len = (uint16_t)(BS - sizeof(h));
+	memcpy(b + sizeof(h), &fr, sizeof(fr));
+	fsck_write(f, blk * BS, b, BS);
+	mark_used(f, blk, 1);
+	write_bit(f, f->sb.s_bbitmap_start, blk, true);
+	memset(&di, 0, sizeof(di));
+	clock_gettime(CLOCK_REALTIME, &now);
+	di.i_mode = S_IFDIR | 0700;
+	di.i_nlink = 2;
+	di.i_size = BS;
+	di.i_blocks = 1;
+	di.i_atime_sec = di.i_mtime_sec = di.i_ctime_sec = di.i_crtime_sec = (uint64_t)now.tv_sec;
+	di.i_generation = (uint64_t)now.tv_nsec;
+	di.i_u.tree.hdr.h_magic = UFS_EXT_MAGIC;
+	di.i_u.tree.hdr.h_max = UFS_INLINE_EXTENTS;
+	di.i_u.tree.hdr.h_entries = 1;
+	di.i_u.tree.ext[0].e_lblk = 0;
+	di.i_u.tree.ext[0].e_pblk = blk;
+	di.i_u.tree.ext[0].e_len = 1;
+	write_inode(f, ino, &di);
+	write_bit(f, f->sb.s_ibitmap_start, ino, true);
+	if (add_entry(f, ROOT_INO, LOST_FOUND, ino, di.i_mode)) {
+		/* no room in the root: undo, the root takes the names */
+		memset(&di, 0, sizeof(di));
+		write_inode(f, ino, &di);
+		write_bit(f, f->sb.s_ibitmap_start, ino, false);
+		write_bit(f, f->sb.s_bbitmap_start, blk, false);
+		bit_clear(f->used, blk);
+		return 0;
+	}
+	say(f, "udaxfs: made /" LOST_FOUND " (inode %" PRIu64 ")", ino);
+	f->istate[ino] = IS_ALLOC | IS_VALID | IS_DIR | IS_REACHED;
+	f->parent[ino] = ROOT_INO;
+	f->bparent[ino] = ROOT_INO;
+	f->refs[ino] = 1;
+	f->subdirs[ROOT_INO]++;
+	f->st.inodes++;
+	f->st.dirs++;
+	return f->lost_found = ino;
+}
+
 /*
  * reconnect() - pass 3 under -y: give inodes that no directory names (and
  * that are not unlinked orphans) a name in the root, as e2fsck does with
@@ -1540,8 +1911,9 @@ static int add_root_entry(struct fsck *f, uint64_t ino, uint32_t mode)
  */
 static void reconnect(struct fsck *f)
 {
-	uint64_t ino, p, depth;
+	uint64_t ino, p, depth, lf;
 	struct ufs_dinode di;
+	char name[32];
 
 	for (ino = 2; ino < f->ninodes; ino++) {
 		uint8_t s = f->istate[ino];
@@ -1556,18 +1928,22 @@ static void reconnect(struct fsck *f)
 		if (!problem(f, !f->dir_damaged, "%s %" PRIu64 " (nlink %u) is in no directory; %s",
 			     dir ? "directory" : "inode", ino, di.i_nlink, f->dir_damaged ?
 			     "a damaged directory may still name it: not reconnected" :
-			     "reconnect it in the root directory as #<inode>"))
+			     "reconnect it in /" LOST_FOUND " as #<inode>"))
 			continue;
-		if (add_root_entry(f, ino, di.i_mode)) {
-			say(f, "udaxfs: no room in the root directory for /#%" PRIu64, ino);
+		lf = lost_found(f);
+		snprintf(name, sizeof(name), "#%" PRIu64, ino);
+		if ((!lf || add_entry(f, lf, name, ino, di.i_mode)) &&
+		    add_entry(f, lf = ROOT_INO, name, ino, di.i_mode)) {
+			say(f, "udaxfs: no room in /" LOST_FOUND " or the root directory for #%" PRIu64,
+			    ino);
 			f->st.fixed--;
 			f->status |= FSCK_UNCORRECTED;
 			continue;
 		}
 		f->refs[ino]++;
 		if (dir) {
-			f->parent[ino] = ROOT_INO;
-			f->subdirs[ROOT_INO]++;
+			f->parent[ino] = lf;
+			f->subdirs[lf]++;
 			f->istate[ino] |= IS_REACHED;
 		}
 	}
@@ -1733,8 +2109,21 @@ static void pass4(struct fsck *f)
 			if (f->refs[ino] == 0) {
 				if (s & IS_ORPHAN)
 					continue;
-				problem(f, false, "inode %" PRIu64 " (nlink %u) is in no directory "
-					"and not on the orphan list", ino, di.i_nlink);
+				/*
+				 * Unlinked (nlink 0) and named nowhere: a file that was
+				 * deleted and not yet reclaimed (the orphan list that
+				 * held it was lost, e.g. with the primary superblock).
+				 * Reclaim it, as mount would have.
+				 */
+				if (problem(f, di.i_nlink == 0, "inode %" PRIu64 " (nlink %u) is in no "
+					    "directory and not on the orphan list%s", ino, di.i_nlink,
+					    di.i_nlink == 0 ? "; reclaim it (it was unlinked)" : "")) {
+					if (has_tree(di.i_mode, di.i_flags))
+						unmark_nodes(f, &di.i_u.tree.hdr,
+							     (const uint8_t *)di.i_u.tree.ext,
+							     MAX_TREE_DEPTH);
+					reclaim_inode(f, ino);
+				}
 				continue;
 			}
 			want = f->refs[ino];
@@ -1785,8 +2174,11 @@ static void pass5(struct fsck *f)
 			leaked++;
 			if (!asked_l) {
 				asked_l = true;
-				fix_leaked = problem(f, true, "block bitmap: block %" PRIu64
-						     " is marked used but nothing references it", b);
+				/* an inode left unrepaired may own it: never free data on a guess */
+				fix_leaked = problem(f, !f->owners_unknown, "block bitmap: block %" PRIu64
+						     " is marked used but nothing references it%s", b,
+						     f->owners_unknown ? " (an unrepaired inode may own "
+						     "it: not freed)" : "");
 			} else {
 				f->st.errors++;
 				if (fix_leaked)

@@ -407,18 +407,18 @@ static const struct ccase cases[] = {
 	{ "both superblocks", c_both_sb, REFUSE, "superblock", 4, 4 },
 	{ "not udaxfs", c_no_magic, REFUSE, "udaxfs", 8, 8 },
 	{ "truncated image", c_truncated, REFUSE, "superblock", 4, 4 },
-	{ "journal header", c_journal_head, REFUSE, "journal", 4, 4 },
-	{ "journal record", c_journal_bad_record, REFUSE, "journal", 4, 4 },
+	{ "journal header", c_journal_head, REFUSE, "journal", 4, 1 },	/* header rewritten */
+	{ "journal record", c_journal_bad_record, REFUSE, "journal", 4, 1 },	/* log emptied */
 	{ "journal pending", c_journal_pending, MOUNTS, NULL, 0, 1 },
 	{ "inode mode", c_inode_mode, MOUNTS, NULL, 4, 1 },
 	{ "inode checksum", c_inode_csum, MOUNTS, NULL, 4, 1 },
 	{ "inode nlink", c_inode_nlink, MOUNTS, NULL, 4, 1 },
 	{ "extent out of range", c_extent_range, MOUNTS, NULL, 4, 1 },
 	{ "xattr checksum", c_xattr_csum, MOUNTS, NULL, 4, 1 },
-	{ "directory block magic", c_dir_magic, MOUNTS, NULL, 4, 4 },
+	{ "directory block magic", c_dir_magic, MOUNTS, NULL, 4, 1 },	/* salvaged */
 	{ "dirent type", c_dirent_type, MOUNTS, NULL, 4, 1 },
 	/* the entry is cleared; its inode, then in no directory, is
-	 * reconnected as /#<ino> */
+	 * reconnected as /lost+found/#<ino> */
 	{ "dirent inode", c_dirent_ino, MOUNTS, NULL, 4, 1 },
 	{ "block bitmap leak", c_bitmap_leak, MOUNTS, NULL, 4, 1 },
 	{ "block bitmap missing", c_bitmap_missing, MOUNTS, NULL, 4, 1 },

@@ -24,3 +24,11 @@ tests_unit_test_ufs_bigdir_LDADD = $(UFS_TEST_LDADD)
 tests_unit_test_ufs_mt_SOURCES = tests/unit/test_ufs_mt.c tests/unit/test_ufs.h
 tests_unit_test_ufs_mt_CFLAGS = $(UFS_TEST_CFLAGS)
 tests_unit_test_ufs_mt_LDADD = $(UFS_TEST_LDADD)
+
+# A directory at every growth step, checked by fsck (needs the checker library).
+check_PROGRAMS += tests/unit/test_dir_fsck
+TESTS += tests/unit/test_dir_fsck
+tests_unit_test_dir_fsck_SOURCES = tests/unit/test_dir_fsck.c tests/unit/test_ufs.h
+tests_unit_test_dir_fsck_CFLAGS = $(UFS_TEST_CFLAGS)
+tests_unit_test_dir_fsck_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/tools
+tests_unit_test_dir_fsck_LDADD = libudax-fsck.la $(UFS_TEST_LDADD)

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+# memory.py MOUNTPOINT PID N [--drop] - make N empty files in one directory
+# on a mounted udaxfs, unlink them, and print the daemon's resident memory
+# (KiB) at each step: "start", "created", "forgotten" (after drop_caches
+# makes the kernel send FORGET), "unlinked".  With --drop, drop_caches also
+# after the unlink.  Used by contrib/bench/memory.sh.
+import os, sys, time
+
+mnt, pid, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+def rss():
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+def drop():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("2\n")
+    time.sleep(1.0)
+
+d = os.path.join(mnt, "many")
+os.mkdir(d)
+drop()
+r0 = rss()
+print(f"start {r0}", flush=True)
+t = time.time()
+for i in range(n):
+    os.close(os.open(f"{d}/file-{i:07d}", os.O_CREAT | os.O_WRONLY, 0o644))
+tc = time.time() - t
+r1 = rss()
+print(f"created {r1} ({(r1 - r0) * 1024 / n:.0f} B/entry, {tc:.1f} s)", flush=True)
+drop()
+r2 = rss()
+print(f"forgotten {r2} ({(r2 - r0) * 1024 / n:.0f} B/entry)", flush=True)
+t = time.time()
+for i in range(n):
+    os.unlink(f"{d}/file-{i:07d}")
+os.rmdir(d)
+tu = time.time() - t
+drop()
+r3 = rss()
+print(f"unlinked {r3} ({(r3 - r0) * 1024 / n:.0f} B/entry, {tu:.1f} s)", flush=True)
