@@ -593,6 +593,11 @@ int main(int argc, char **argv)
 		unlink(t_path(&fm, "A"));
 		if (control && corrupted)
 			break;	/* seen: enough for the control */
+		/* B filled the device and its blocks come back only when the
+		 * kernel's FORGET arrives, which is asynchronous (over io_uring
+		 * it may come after the next requests): the next A needs them */
+		for (int i = 0; i < 500 && t_free_blocks(&fm) < free0; i++)
+			t_sleep_ms(20);
 	}
 	/* every block comes back once the actors are gone (eviction is asynchronous) */
 	uint64_t free1 = 0;
