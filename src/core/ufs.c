@@ -392,8 +392,10 @@ static int iput_rc(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 	pthread_mutex_lock(&fs->icache_lock);
 	UDAX_BUG_ON(ip->ref == 0);
 	ip->ref--;
+	/* the root is never evicted: a root with no links is corruption,
+	 * refused at mount, not a file to free */
 	evict = !ip->ref && !ip->nlookup && !ip->nopen && !ip->evicting &&
-		ip->di->i_nlink == 0 && !fs->ro;
+		ip->di->i_nlink == 0 && !fs->ro && ip->ino != UFS_ROOT_INO;
 	if (evict) {
 		ip->evicting = true;
 		ip->ref++;
@@ -961,6 +963,14 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 		ufs_iput(root);
 		udax_seterr("root inode (device offset %" PRIu64 ") is not a directory",
 			    ufs_inode_off(&fs->sb, UFS_ROOT_INO));
+		rc = -EUCLEAN;
+		goto out_undo;
+	}
+	if (root->di->i_nlink == 0) {
+		udax_seterr("root inode (device offset %" PRIu64 ") has link count %u: "
+			    "run fsck.udaxfs", ufs_inode_off(&fs->sb, UFS_ROOT_INO),
+			    (unsigned int)root->di->i_nlink);
+		ufs_iput(root);
 		rc = -EUCLEAN;
 		goto out_undo;
 	}

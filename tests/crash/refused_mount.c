@@ -227,6 +227,29 @@ static void rec_root_badcsum(void)
 	craft_record(ufs_inode_off(&sb, UFS_ROOT_INO), &di, sizeof(di));
 }
 
+/* a root with no links: the mount once evicted it (freeing its blocks)
+ * while a replayed log was still open, and tripped a journal assertion */
+static void rec_root_unlinked(void)
+{
+	struct ufs_dinode di;
+
+	inode_at(UFS_ROOT_INO, &di);
+	di.i_nlink = 0;
+	di.i_checksum = ufs_inode_csum(&di);
+	craft_record(ufs_inode_off(&sb, UFS_ROOT_INO), &di, sizeof(di));
+}
+
+/* the same damage in place, no journal involved */
+static void root_unlinked(void)
+{
+	struct ufs_dinode di;
+
+	inode_at(UFS_ROOT_INO, &di);
+	di.i_nlink = 0;
+	di.i_checksum = ufs_inode_csum(&di);
+	poke(ufs_inode_off(&sb, UFS_ROOT_INO), &di, sizeof(di));
+}
+
 static void rec_bbitmap_zeroed(void)
 {
 	static uint8_t z[BS];
@@ -439,6 +462,8 @@ int main(void)
 	snprintf(want, sizeof(want), "root inode: inode 1 (device offset %" PRIu64 "): bad checksum",
 		 ufs_inode_off(&sb, UFS_ROOT_INO));
 	refused("journal record breaks the root's checksum", rec_root_badcsum, want);
+	refused("journal record unlinks the root", rec_root_unlinked, "link count 0");
+	refused("root inode with link count 0", root_unlinked, "link count 0");
 	refused("journal record zeroes the block bitmap", rec_bbitmap_zeroed, "bitmap");
 	refused("journal record zeroes the inode bitmap", rec_ibitmap_zeroed, "bitmap");
 	refused("journal record changes the superblock's geometry", rec_super_geometry,
