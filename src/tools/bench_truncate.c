@@ -88,6 +88,7 @@ static struct opts O;
 static struct result *R;
 static int nres;
 static struct lat futex_cross, futex_same, passthrough_lat;
+static char passthrough_path[PATH_MAX];	/* the peer binary that was measured */
 static char futex_cross_desc[64], futex_same_desc[64];
 static volatile sig_atomic_t interrupted;
 static FILE *progress;
@@ -271,6 +272,8 @@ static int measure_passthrough(void)
 
 	if (!pt)
 		return -ENOENT;
+	if (!realpath(pt, passthrough_path))
+		snprintf(passthrough_path, sizeof(passthrough_path), "%s", pt);
 	snprintf(dir, sizeof(dir), "%s/%s-ptsrc", O.source_dir, O.tag);
 	snprintf(mnt, sizeof(mnt), "%s/%s-ptmnt", O.source_dir, O.tag);
 	mkdir(dir, 0700);
@@ -798,10 +801,11 @@ static void print_table(FILE *f)
 		futex_cross_desc, fc.p50, fc.p99, fc.max);
 	fprintf(f, "futex one-way,       %s: p50 %.1f  p99 %.1f  max %.1f us\n",
 		futex_same_desc, fs.p50, fs.p99, fs.max);
-	if (pt.n)
+	if (pt.n) {
 		fprintf(f, "passthrough_ll (tmpfs, -o writeback) no-DMA ftruncate: p50 %.1f  p90 %.1f  "
 			"p99 %.1f  max %.1f us\n", pt.p50, pt.p90, pt.p99, pt.max);
-	else
+		fprintf(f, "passthrough_ll binary: %s\n", passthrough_path);
+	} else
 		fprintf(f, "passthrough_ll: not measured\n");
 
 	/* group the results by sweep point; policies are the columns */

@@ -6,7 +6,9 @@
 # install is not at the configured path) and measure the no-DMA truncate of
 # passthrough_ll.  Bug fixed: the installed udaxctl said "passthrough_ll not
 # measured: No such file or directory".  Negative control: with the peer
-# removed from the staged tree the same run reports it as not measured.
+# removed from the staged tree the same run no longer measures the staged
+# binary: it reports the peer as not measured, or (when an earlier install
+# put one at the configured pkglibexecdir) names that other binary.
 # Starts at rc=77 (skip) and switches to rc=1 once set up.
 rc=77
 top_builddir=${top_builddir:-.}
@@ -40,6 +42,7 @@ run_bench() {	# a tiny bench on its own mount; output in $1
 OUT=/dev/shm/$TAG-out
 run_bench "$OUT"
 if grep -q 'passthrough_ll (tmpfs, -o writeback) no-DMA ftruncate: p50' "$OUT" &&
+   grep -qxF "passthrough_ll binary: $PEER" "$OUT" &&
    ! grep -q 'passthrough_ll not measured' "$OUT"; then
 	echo "ok: the installed udaxctl measured its peer $PEER"
 else
@@ -50,6 +53,9 @@ rm -f "$PEER"
 run_bench "$OUT"
 if grep -q 'passthrough_ll not measured' "$OUT"; then
 	echo "ok (control): without it, the same run reports the peer as not measured"
+elif grep -q '^passthrough_ll binary: ' "$OUT" && ! grep -qxF "passthrough_ll binary: $PEER" "$OUT"; then
+	echo "ok (control): without it, the run measured another install's peer:" \
+		"$(grep '^passthrough_ll binary: ' "$OUT")"
 else
 	echo "FAIL (control): the run did not notice the missing peer:"; cat "$OUT"; exit 1
 fi
