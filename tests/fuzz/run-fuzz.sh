@@ -5,12 +5,17 @@
 # report fails the test; the reproducer is kept in
 # $top_builddir/tests/fuzz/artifacts/ and the grown corpus in
 # $top_builddir/tests/fuzz/corpus/ (fuzz-replay.sh replays both).
+# The seed is fixed (UDAX_FUZZ_SEED, default 1) so that a run in the suite
+# explores the same inputs on every machine, a shorter prefix on a slower
+# one: a failure reproduces, and a long run with the same seed covers
+# what the suite will try.  UDAX_FUZZ_SEED=0 lets libFuzzer pick one.
 # Exit 77 only when clang or its libFuzzer runtime is missing.
 set -u
 b=${top_builddir:-.}
 s=${top_srcdir:-$(dirname "$0")/../..}
 CLANG=${UDAX_CLANG:-$(command -v clang || true)}
 secs=${UDAX_FUZZ_SECONDS:-30}
+seed=${UDAX_FUZZ_SEED:-1}
 [ -n "$CLANG" ] || { echo "SKIP: clang not found"; exit 77; }
 out="$b/tests/fuzz"
 mkdir -p "$out/artifacts" "$out/corpus"
@@ -62,8 +67,8 @@ export UDAX_FUZZ_BASE="$work/base.img"
 # leaks are findings: every input must free its mount (ufs_unmount frees it
 # even when an unlinked inode cannot be evicted on a corrupt image)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"
-echo "fuzzing for $secs s"
-"$bin" -max_total_time="$secs" -max_len=16384 -timeout=20 -rss_limit_mb=2048 \
+echo "fuzzing for $secs s, seed $seed"
+"$bin" -seed="$seed" -max_total_time="$secs" -max_len=16384 -timeout=20 -rss_limit_mb=2048 \
 	-artifact_prefix="$out/artifacts/" -print_final_stats=1 \
 	"$out/corpus" 2>"$work/log"
 rc=$?
