@@ -375,6 +375,22 @@ static void heap_trim(void)
 }
 
 /*
+ * malloc_trim() gives back the free pages inside the heaps, but not the
+ * free top of a worker thread's arena: the C library keeps that up to its
+ * trim threshold, which it raises (up to 64 MiB) each time a large block
+ * it had mapped is freed (a big directory's index, a request buffer).
+ * After a mass unlink in a big directory about 10 MB stayed resident that
+ * way.  Fixing the threshold at its default also stops the raising.
+ * Context: at mount (process-wide, idempotent).
+ */
+static void heap_policy(void)
+{
+#ifdef __GLIBC__
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+#endif
+}
+
+/*
  * iput_rc() - ufs_iput_ctx() that says how an eviction it started ended.
  * Context: no inode locks held.  Return: 0 (no eviction, or the inode was
  * freed), else the error of the failed eviction (the inode stays cached
@@ -865,6 +881,7 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	if (!o)
 		o = &defaults;
 	*out = NULL;
+	heap_policy();
 	fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;
