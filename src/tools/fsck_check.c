@@ -7,8 +7,9 @@
  *      transaction is rolled back (for real with -y, in a private overlay
  *      of the affected blocks with -n) so the rest checks what mount sees;
  *   1  every inode the inode bitmap marks allocated: checksum, mode, extent
- *      tree, xattr block, i_blocks; every block it references is recorded
- *      (doubly used blocks are errors);
+ *      tree, xattr block, i_blocks; every block it references is recorded;
+ *  1B  blocks claimed twice: the first claim (metadata before file data)
+ *      keeps the block, every other claimant gets its own copy;
  *   2  directories: record chains, names, inode numbers, d_type,
  *      duplicates; references are counted per inode;
  *   3  connectivity: each directory has one parent, reachable from root;
@@ -58,6 +59,8 @@
 #define BPARENT_UNKNOWN	UINT32_MAX		/* block 0 unreadable */
 #define BPARENT_BAD	(UINT32_MAX - 1)	/* b_parent beyond any inode */
 #define IS_ONLIST	0x80	/* reached from the orphan list head (pass 1 pre-walk) */
+#define IS_MARKED	0x100	/* its tree's blocks are recorded in fsck->used */
+#define IS_XMARKED	0x200	/* its xattr block is recorded in fsck->used */
 
 struct ovl_blk {
 	uint64_t blk;
@@ -79,6 +82,8 @@ struct fsck {
 	uint64_t lost_found;		/* /lost+found once found or made, else 0 */
 	uint8_t *dir_checked;		/* pass 2: directories done */
 	bool adopted_dirs;		/* pass 2 took a directory back into the bitmap */
+	bool adopted;			/* pass 2 took an inode back into the bitmap */
+	bool dups_reported;		/* pass 1B reported the shared blocks */
 	const char *prog_pass;		/* -C: last line printed */
 	unsigned int prog_pct;
 
@@ -93,7 +98,7 @@ struct fsck {
 
 	uint8_t *used;			/* bit per block: referenced */
 	uint8_t *dup;			/* bit per block: referenced twice */
-	uint8_t *istate;		/* per inode slot */
+	uint16_t *istate;		/* per inode slot */
 	uint32_t *refs;			/* directory entries naming the inode */
 	uint32_t *subdirs;		/* per directory: child directories */
 	/* inode numbers fit 32 bits (udax_fsck_media refuses more slots) */
@@ -797,7 +802,11 @@ struct tree_walk {
 	uint64_t last_end;	/* end (lblk) of the previous extent */
 	uint64_t max_end;	/* highest lblk + len */
 	ext_fn fn;
+	/* called for each index entry (its child is a node block), before the child */
+	int (*node_fn)(struct fsck *f, uint64_t ino, const struct ufs_extent_idx *x, void *arg);
 	void *arg;
+	uint64_t holder;	/* for fn/node_fn: block holding the entry, 0 = the inode */
+	unsigned int idx;	/* for fn/node_fn: the entry's index there */
 	char why[160];
 };
 
@@ -841,7 +850,8 @@ static void tree_bad(struct tree_walk *w, const char *fmt, ...)
  * covers logical blocks [lo, hi), at depth @depth.
  */
 static int walk_node(struct fsck *f, struct tree_walk *w, const struct ufs_extent_hdr *hdr,
-		     const uint8_t *ent, unsigned int cap, uint64_t lo, uint64_t hi, int level)
+		     const uint8_t *ent, unsigned int cap, uint64_t lo, uint64_t hi, int level,
+		     uint64_t holder)
 {
 	unsigned int i;
 	int r;
@@ -882,9 +892,11 @@ static int walk_node(struct fsck *f, struct tree_walk *w, const struct ufs_exten
 			w->max_end = w->last_end;
 			w->nblocks += e.e_len;
 			w->dblocks += e.e_len;
-			if (w->mark && mark_used(f, e.e_pblk, e.e_len))
-				tree_bad(w, "extent %u: blocks %" PRIu64 "+%u already used by another "
-					 "inode or structure", i, e.e_pblk, e.e_len);
+			/* a block claimed twice is sorted out in pass 1B */
+			if (w->mark)
+				mark_used(f, e.e_pblk, e.e_len);
+			w->holder = holder;
+			w->idx = i;
 			if (w->fn && (r = w->fn(f, w->ino, &e, w->arg)))
 				return r;
 		}
@@ -930,10 +942,17 @@ static int walk_node(struct fsck *f, struct tree_walk *w, const struct ufs_exten
 			}
 		}
 		w->nblocks++;
-		if (w->mark && mark_used(f, x.x_child, 1))
-			tree_bad(w, "extent node block %" PRIu64 " already used", x.x_child);
+		if (w->mark)
+			mark_used(f, x.x_child, 1);
+		if (w->node_fn) {
+			w->holder = holder;
+			w->idx = i;
+			r = w->node_fn(f, w->ino, &x, w->arg);
+			if (r)
+				return r;
+		}
 		r = walk_node(f, w, &ch, node + sizeof(ch), (unsigned)UFS_NODE_ENTRIES, x.x_lblk,
-			      end, hdr->h_depth - 1);
+			      end, hdr->h_depth - 1, x.x_child);
 		if (r)
 			return r;
 	}
@@ -948,7 +967,7 @@ static int walk_tree(struct fsck *f, uint64_t ino, const struct ufs_dinode *di, 
 	w->ino = ino;
 	memcpy(&hdr, &di->i_u.tree.hdr, sizeof(hdr));
 	return walk_node(f, w, &hdr, (const uint8_t *)di->i_u.tree.ext, UFS_INLINE_EXTENTS, 0,
-			 UINT64_MAX, -1);
+			 UINT64_MAX, -1, 0);
 }
 
 /* ---- xattr block ---- */
@@ -1177,9 +1196,12 @@ static void check_inode(struct fsck *f, uint64_t ino)
 				memset(&w, 0, sizeof(w));
 				w.mark = true;
 				walk_tree(f, ino, &di, &w);
+				f->istate[ino] |= IS_MARKED;
 			}
-			if (di.i_xattr_block && data_range_ok(f, di.i_xattr_block, 1))
+			if (di.i_xattr_block && data_range_ok(f, di.i_xattr_block, 1)) {
 				mark_used(f, di.i_xattr_block, 1);
+				f->istate[ino] |= IS_XMARKED;
+			}
 			return;
 		}
 		if (!problem(f, true, "inode %" PRIu64 " (offset %" PRIu64 "): bad checksum; "
@@ -1201,6 +1223,7 @@ static void check_inode(struct fsck *f, uint64_t ino)
 		memset(&w, 0, sizeof(w));
 		w.mark = true;
 		walk_tree(f, ino, &di, &w);
+		f->istate[ino] |= IS_MARKED;
 		if (w.bad)
 			problem(f, false, "inode %" PRIu64 " (offset %" PRIu64 "): %s", ino, ioff,
 				w.why);
@@ -1232,9 +1255,8 @@ static void check_inode(struct fsck *f, uint64_t ino)
 			}
 		} else {
 			counted++;
-			if (mark_used(f, di.i_xattr_block, 1))
-				problem(f, false, "inode %" PRIu64 ": xattr block %" PRIu64
-					" already used", ino, di.i_xattr_block);
+			mark_used(f, di.i_xattr_block, 1);	/* shared: pass 1B */
+			f->istate[ino] |= IS_XMARKED;
 		}
 	}
 	if (di.i_flags & ~(uint32_t)(UFS_INODE_FL_INLINE_SYMLINK | UFS_INODE_FL_ORPHAN)) {
@@ -1300,6 +1322,367 @@ static void pass1(struct fsck *f)
 		}
 	}
 	progress(f, "pass 1", f->ninodes, f->ninodes);
+}
+
+/* ---------------------------------------------------------------- pass 1B: shared blocks */
+
+/*
+ * A block two owners claim (two files, or a file and an extent node, an
+ * xattr block or a directory) is given to one of them; every other
+ * claimant gets its own copy, as e2fsck's passes 1B-1D do: each owner
+ * keeps the bytes it reads today and a write to one no longer shows in
+ * the other.  Metadata wins over file data (a node, xattr block or
+ * directory keeps the block; the file's claim is copied away), then the
+ * lowest inode.  An inode fsck cannot rewrite (damaged, left as it is)
+ * keeps its blocks, whatever they are.
+ */
+
+enum claim_rank {
+	CLAIM_FIXED,		/* an inode fsck may not rewrite */
+	CLAIM_NODE,		/* an extent tree node block */
+	CLAIM_XATTR,		/* an xattr block */
+	CLAIM_DIR,		/* directory data */
+	CLAIM_DATA,		/* file (or symlink) data */
+};
+
+struct claim {
+	uint64_t ino;
+	uint64_t pblk, len;
+	uint64_t lblk;		/* first logical block (data claims) */
+	uint64_t holder;	/* block holding the entry that points here, 0 = the inode */
+	uint32_t idx;		/* that entry's index */
+	uint8_t kind;		/* CLAIM_NODE, CLAIM_XATTR, CLAIM_DIR or CLAIM_DATA */
+	uint8_t rank;		/* the lowest rank keeps a block */
+	uint32_t seq;		/* discovery order: parents before children */
+};
+
+struct dupblk {
+	uint64_t blk;
+	uint32_t claims;	/* claimants left */
+	uint32_t keeper;	/* index + 1 into the claims of who keeps it, 0 = none yet */
+};
+
+struct dup_scan {
+	struct dupblk *d;
+	size_t nd;
+	struct claim *c;
+	size_t nc, cap;
+	const struct tree_walk *w;	/* the walk in progress */
+	uint64_t ino;
+	uint8_t rank_of_inode;	/* CLAIM_FIXED or 0 */
+	bool dir;
+	bool nomem;
+};
+
+/* moved node blocks, so that claims under them find their new holder */
+struct node_move {
+	uint64_t ino, from, to;
+};
+
+static struct dupblk *dup_find(struct dup_scan *s, uint64_t blk)
+{
+	size_t lo = 0, hi = s->nd;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (s->d[mid].blk == blk)
+			return &s->d[mid];
+		if (s->d[mid].blk < blk)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Record a claim on [pblk, pblk + len) when any block of it is shared. */
+static void add_claim(struct dup_scan *s, uint64_t pblk, uint64_t len, uint64_t lblk,
+		      uint64_t holder, uint32_t idx, uint8_t kind)
+{
+	struct claim *c;
+	uint64_t b;
+	bool shared = false;
+
+	for (b = pblk; b < pblk + len; b++) {
+		struct dupblk *d = dup_find(s, b);
+
+		if (d) {
+			d->claims++;
+			shared = true;
+		}
+	}
+	if (!shared)
+		return;
+	if (s->nc == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct claim *n = realloc(s->c, cap * sizeof(*n));
+
+		if (!n) {
+			s->nomem = true;
+			return;
+		}
+		s->c = n;
+		s->cap = cap;
+	}
+	c = &s->c[s->nc];
+	c->ino = s->ino;
+	c->pblk = pblk;
+	c->len = len;
+	c->lblk = lblk;
+	c->holder = holder;
+	c->idx = idx;
+	c->kind = kind;
+	c->rank = s->rank_of_inode == CLAIM_FIXED ? CLAIM_FIXED : kind;
+	c->seq = (uint32_t)s->nc;
+	s->nc++;
+}
+
+static int claim_ext_fn(struct fsck *f, uint64_t ino, const struct ufs_extent *e, void *arg)
+{
+	struct dup_scan *s = arg;
+	const struct tree_walk *w = s->w;
+
+	(void)f;
+	(void)ino;
+	add_claim(s, e->e_pblk, e->e_len, e->e_lblk, w->holder, w->idx,
+		  s->dir ? CLAIM_DIR : CLAIM_DATA);
+	return 0;
+}
+
+static int claim_node_fn(struct fsck *f, uint64_t ino, const struct ufs_extent_idx *x, void *arg)
+{
+	struct dup_scan *s = arg;
+	const struct tree_walk *w = s->w;
+
+	(void)f;
+	(void)ino;
+	add_claim(s, x->x_child, 1, x->x_lblk, w->holder, w->idx, CLAIM_NODE);
+	return 0;
+}
+
+static int claim_cmp(const void *a, const void *b)
+{
+	const struct claim *x = a, *y = b;
+
+	if (x->rank != y->rank)
+		return x->rank < y->rank ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* A free run of @len data blocks (free in the bitmap and referenced by nobody). */
+static uint64_t find_free_run(struct fsck *f, uint64_t len)
+{
+	uint64_t b, run = 0;
+
+	for (b = f->sb.s_data_start; b < f->nblocks - 1; b++) {
+		if (bit_test(f->used, b) || bbit(f, b)) {
+			run = 0;
+			continue;
+		}
+		if (++run == len)
+			return b + 1 - len;
+	}
+	return 0;
+}
+
+/* Point entry @idx of @holder (0: the inode's root) of inode @ino at @to. */
+static void repoint(struct fsck *f, uint64_t ino, uint64_t holder, uint32_t idx, uint8_t kind,
+		    uint64_t to)
+{
+	if (holder == 0) {
+		struct ufs_dinode di;
+
+		read_inode(f, ino, &di);
+		if (kind == CLAIM_XATTR)
+			di.i_xattr_block = to;
+		else if (kind == CLAIM_NODE)
+			((struct ufs_extent_idx *)di.i_u.tree.ext)[idx].x_child = to;
+		else
+			di.i_u.tree.ext[idx].e_pblk = to;
+		write_inode(f, ino, &di);
+	} else {
+		uint8_t node[BS];
+		struct ufs_extent_hdr *h = (struct ufs_extent_hdr *)node;
+		uint8_t *ent;
+
+		memcpy(node, fsck_blk(f, holder), BS);
+		ent = node + sizeof(*h) + (size_t)idx * sizeof(struct ufs_extent);
+		if (kind == CLAIM_NODE)
+			memcpy(ent + offsetof(struct ufs_extent_idx, x_child), &to, sizeof(to));
+		else
+			memcpy(ent + offsetof(struct ufs_extent, e_pblk), &to, sizeof(to));
+		h->h_checksum = 0;
+		h->h_checksum = udax_crc32c(0, node, BS);
+		fsck_write(f, holder * BS, node, BS);
+	}
+}
+
+/*
+ * clone_claim() - give claim @c its own copy in the free run at @to: the
+ * run is filled and allocated, then the pointer is switched, then the old
+ * blocks only @c held are freed (fsck has no journal: a crash in between
+ * leaves a leaked block, never a lost one).
+ */
+static void clone_claim(struct fsck *f, struct dup_scan *s, const struct claim *c,
+			uint64_t holder, uint64_t to)
+{
+	uint64_t i;
+
+	for (i = 0; i < c->len; i++) {
+		fsck_write(f, (to + i) * BS, fsck_blk(f, c->pblk + i), BS);
+		bit_set(f->used, to + i);
+		write_bit(f, f->sb.s_bbitmap_start, to + i, true);
+	}
+	repoint(f, c->ino, holder, c->idx, c->kind, to);
+	for (i = 0; i < c->len; i++) {
+		struct dupblk *d = dup_find(s, c->pblk + i);
+
+		if (d) {
+			d->claims--;
+		} else {
+			bit_clear(f->used, c->pblk + i);
+			write_bit(f, f->sb.s_bbitmap_start, c->pblk + i, false);
+		}
+	}
+}
+
+static const char *claim_what(uint8_t kind)
+{
+	switch (kind) {
+	case CLAIM_NODE: return "an extent node block";
+	case CLAIM_XATTR: return "the xattr block";
+	case CLAIM_DIR: return "directory blocks";
+	}
+	return "data blocks";
+}
+
+/* Collect every claim on a shared block, from the inodes whose blocks pass 1 recorded. */
+static void collect_claims(struct fsck *f, struct dup_scan *s)
+{
+	uint64_t ino;
+
+	for (ino = 1; ino < f->ninodes && !s->nomem; ino++) {
+		uint16_t st = f->istate[ino];
+		struct ufs_dinode di;
+		struct tree_walk w;
+
+		if (!(st & (IS_MARKED | IS_XMARKED)))
+			continue;
+		read_inode(f, ino, &di);
+		s->ino = ino;
+		s->dir = S_ISDIR(di.i_mode);
+		/* an inode left damaged is never rewritten: it keeps what it has */
+		s->rank_of_inode = (st & IS_BADTREE) ? CLAIM_FIXED : CLAIM_DATA;
+		if (st & IS_MARKED) {
+			memset(&w, 0, sizeof(w));
+			w.fn = claim_ext_fn;
+			w.node_fn = claim_node_fn;
+			w.arg = s;
+			s->w = &w;	/* the callbacks read the entry's place from it */
+			walk_tree(f, ino, &di, &w);
+		}
+		if (st & IS_XMARKED)
+			add_claim(s, di.i_xattr_block, 1, 0, 0, 0, CLAIM_XATTR);
+	}
+}
+
+/*
+ * pass1b() - settle every block pass 1 found claimed more than once: the
+ * claims are ranked (metadata first, then by inode), the first claim on a
+ * block keeps it, and each later claim on it is copied to free blocks.
+ */
+static void pass1b(struct fsck *f)
+{
+	struct dup_scan s;
+	struct node_move *mv = NULL;
+	size_t nmv = 0, i;
+	uint64_t b, n = 0;
+
+	for (b = 0; b < f->nblocks; b++)
+		n += bit_test(f->dup, b);
+	if (!n)
+		return;
+	verbose(f, "udaxfs: pass 1B: %" PRIu64 " block%s claimed more than once", n,
+		n == 1 ? "" : "s");
+	memset(&s, 0, sizeof(s));
+	s.d = calloc(n, sizeof(*s.d));
+	if (!s.d)
+		goto nomem;
+	for (b = 0; b < f->nblocks; b++)
+		if (bit_test(f->dup, b))
+			s.d[s.nd++].blk = b;
+	collect_claims(f, &s);
+	if (s.nomem)
+		goto nomem;
+	if (s.nc)
+		qsort(s.c, s.nc, sizeof(*s.c), claim_cmp);
+	mv = calloc(s.nc + 1, sizeof(*mv));
+	if (!mv)
+		goto nomem;
+	for (i = 0; i < s.nc; i++) {
+		const struct claim *c = &s.c[i];
+		const struct claim *k;
+		struct dupblk *d, *taken = NULL;
+		uint64_t holder = c->holder, to;
+		char at[48] = "";
+		size_t j;
+
+		for (b = c->pblk; b < c->pblk + c->len && !taken; b++)
+			if ((d = dup_find(&s, b)) && d->keeper)
+				taken = d;
+		if (!taken) {
+			for (b = c->pblk; b < c->pblk + c->len; b++)
+				if ((d = dup_find(&s, b)))
+					d->keeper = (uint32_t)(i + 1);
+			continue;
+		}
+		k = &s.c[taken->keeper - 1];
+		if (c->kind == CLAIM_DATA || c->kind == CLAIM_DIR)
+			snprintf(at, sizeof(at), " (logical block %" PRIu64 ")", c->lblk);
+		/* the entry pointing here may be in a node this inode got its own copy of */
+		for (j = 0; j < nmv; j++)
+			if (mv[j].ino == c->ino && mv[j].from == holder)
+				holder = mv[j].to;
+		d = holder ? dup_find(&s, holder) : NULL;
+		if (c->rank == CLAIM_FIXED || (d && d->claims > 1)) {
+			problem(f, false, "inode %" PRIu64 ": %s %" PRIu64 "+%" PRIu64 "%s are also %s "
+				"of inode %" PRIu64 "; %s: left shared", c->ino, claim_what(c->kind),
+				c->pblk, c->len, at, claim_what(k->kind), k->ino,
+				c->rank == CLAIM_FIXED ? "the inode is damaged and not rewritten" :
+				"the extent node pointing at them is shared as well");
+			continue;
+		}
+		/* room for the copy first: never promise a repair that cannot be made */
+		to = f->can_write && f->o.repair != FSCK_REPAIR_NO ? find_free_run(f, c->len) : 1;
+		if (!to) {
+			problem(f, false, "inode %" PRIu64 ": %s %" PRIu64 "+%" PRIu64 "%s are also %s "
+				"of inode %" PRIu64 "; no free space for a copy: left shared", c->ino,
+				claim_what(c->kind), c->pblk, c->len, at, claim_what(k->kind), k->ino);
+			continue;
+		}
+		if (!problem(f, true, "inode %" PRIu64 ": %s %" PRIu64 "+%" PRIu64 "%s are also %s "
+			     "of inode %" PRIu64 "; give inode %" PRIu64 " its own copy", c->ino,
+			     claim_what(c->kind), c->pblk, c->len, at, claim_what(k->kind), k->ino,
+			     c->ino))
+			continue;
+		clone_claim(f, &s, c, holder, to);
+		verbose(f, "udaxfs:   inode %" PRIu64 ": copied to blocks %" PRIu64 "+%" PRIu64,
+			c->ino, to, c->len);
+		if (c->kind == CLAIM_NODE)
+			mv[nmv++] = (struct node_move){ .ino = c->ino, .from = c->pblk, .to = to };
+	}
+	for (i = 0; i < s.nd; i++)
+		if (s.d[i].claims <= 1)
+			bit_clear(f->dup, s.d[i].blk);
+	f->dups_reported = true;
+	goto out;
+nomem:
+	problem(f, false, "out of memory for the %" PRIu64 " blocks claimed more than once", n);
+out:
+	free(mv);
+	free(s.c);
+	free(s.d);
 }
 
 /* ---------------------------------------------------------------- directories */
@@ -1495,6 +1878,7 @@ static void check_dir_block(struct fsck *f, struct dir_walk *d, uint64_t lblk, u
 				    e.d_ino, ino_off(f, e.d_ino), e.d_name_len, name, d->dir))
 				write_bit(f, f->sb.s_ibitmap_start, e.d_ino, true);
 			check_inode(f, e.d_ino);
+			f->adopted = true;
 			if (f->istate[e.d_ino] & IS_DIR)
 				f->adopted_dirs = true;
 		}
@@ -1916,7 +2300,7 @@ static void reconnect(struct fsck *f)
 	char name[32];
 
 	for (ino = 2; ino < f->ninodes; ino++) {
-		uint8_t s = f->istate[ino];
+		uint16_t s = f->istate[ino];
 		bool dir = s & IS_DIR;
 
 		if (!(s & IS_VALID) || (s & IS_ORPHAN) || (dir ? (s & IS_REACHED) || f->parent[ino]
@@ -2076,7 +2460,7 @@ static void pass4(struct fsck *f)
 
 	verbose(f, "udaxfs: pass 4: link counts");
 	for (ino = 1; ino < f->ninodes; ino++) {
-		uint8_t s = f->istate[ino];
+		uint16_t s = f->istate[ino];
 		uint64_t want;
 
 		progress(f, "pass 4", ino, f->ninodes);
@@ -2206,7 +2590,7 @@ static void pass5(struct fsck *f)
 	if (leaked)
 		say(f, "udaxfs: block bitmap: %" PRIu64 " leaked block%s", leaked,
 		    leaked == 1 ? "" : "s");
-	for (b = 0; b < f->nblocks; b++)
+	for (b = 0; b < f->nblocks && !f->dups_reported; b++)
 		if (bit_test(f->dup, b)) {
 			problem(f, false, "block %" PRIu64 " is used more than once", b);
 			break;
@@ -2223,7 +2607,7 @@ static void pass5(struct fsck *f)
 	/* inodes: allocated in the bitmap but free (mode 0) or unusable and unreferenced */
 	f->st.free_inodes = 0;
 	for (ino = 1; ino < f->ninodes; ino++) {
-		uint8_t s = f->istate[ino];
+		uint16_t s = f->istate[ino];
 
 		if (!(s & IS_ALLOC) || (s & IS_FREED)) {
 			f->st.free_inodes++;
@@ -2311,7 +2695,7 @@ int udax_fsck_media(struct udax_media *m, const struct fsck_opts *opts, struct f
 	}
 	f.used = calloc(f.nblocks / 8 + 1, 1);
 	f.dup = calloc(f.nblocks / 8 + 1, 1);
-	f.istate = calloc(f.ninodes, 1);
+	f.istate = calloc(f.ninodes, sizeof(*f.istate));
 	f.refs = calloc(f.ninodes, sizeof(*f.refs));
 	f.subdirs = calloc(f.ninodes, sizeof(*f.subdirs));
 	f.parent = calloc(f.ninodes, sizeof(*f.parent));
@@ -2323,7 +2707,10 @@ int udax_fsck_media(struct udax_media *m, const struct fsck_opts *opts, struct f
 		goto out;
 	}
 	pass1(&f);
+	pass1b(&f);
 	pass2(&f);
+	if (f.adopted)
+		pass1b(&f);	/* an inode taken back in pass 2 may share blocks too */
 	pass3(&f);
 	pass4(&f);
 	pass5(&f);
