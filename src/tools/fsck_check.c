@@ -1547,14 +1547,35 @@ static void clone_claim(struct fsck *f, struct dup_scan *s, const struct claim *
 	}
 }
 
-static const char *claim_what(uint8_t kind)
+/* "data blocks 7+2 (logical block 0) are", "extent node block 9 is", ... */
+static void claim_desc(const struct claim *c, char *buf, size_t len)
+{
+	static const char *const what[] = {
+		[CLAIM_NODE] = "extent node", [CLAIM_XATTR] = "xattr",
+		[CLAIM_DIR] = "directory", [CLAIM_DATA] = "data",
+	};
+	int n;
+
+	if (c->len == 1)
+		n = snprintf(buf, len, "%s block %" PRIu64, what[c->kind], c->pblk);
+	else
+		n = snprintf(buf, len, "%s blocks %" PRIu64 "+%" PRIu64, what[c->kind], c->pblk,
+			     c->len);
+	if (n > 0 && (size_t)n < len && (c->kind == CLAIM_DATA || c->kind == CLAIM_DIR))
+		n += snprintf(buf + n, len - (size_t)n, " (logical block %" PRIu64 ")", c->lblk);
+	if (n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, c->len == 1 ? " is" : " are");
+}
+
+/* What the keeper of a block uses it for. */
+static const char *claim_use(uint8_t kind)
 {
 	switch (kind) {
-	case CLAIM_NODE: return "an extent node block";
+	case CLAIM_NODE: return "an extent node";
 	case CLAIM_XATTR: return "the xattr block";
-	case CLAIM_DIR: return "directory blocks";
+	case CLAIM_DIR: return "directory data";
 	}
-	return "data blocks";
+	return "file data";
 }
 
 /* Collect every claim on a shared block, from the inodes whose blocks pass 1 recorded. */
@@ -1598,6 +1619,7 @@ static void pass1b(struct fsck *f)
 	struct node_move *mv = NULL;
 	size_t nmv = 0, i;
 	uint64_t b, n = 0;
+	bool writing = f->can_write && f->o.repair != FSCK_REPAIR_NO;
 
 	for (b = 0; b < f->nblocks; b++)
 		n += bit_test(f->dup, b);
@@ -1625,7 +1647,7 @@ static void pass1b(struct fsck *f)
 		const struct claim *k;
 		struct dupblk *d, *taken = NULL;
 		uint64_t holder = c->holder, to;
-		char at[48] = "";
+		char desc[96];
 		size_t j;
 
 		for (b = c->pblk; b < c->pblk + c->len && !taken; b++)
@@ -1638,32 +1660,29 @@ static void pass1b(struct fsck *f)
 			continue;
 		}
 		k = &s.c[taken->keeper - 1];
-		if (c->kind == CLAIM_DATA || c->kind == CLAIM_DIR)
-			snprintf(at, sizeof(at), " (logical block %" PRIu64 ")", c->lblk);
+		claim_desc(c, desc, sizeof(desc));
 		/* the entry pointing here may be in a node this inode got its own copy of */
 		for (j = 0; j < nmv; j++)
 			if (mv[j].ino == c->ino && mv[j].from == holder)
 				holder = mv[j].to;
 		d = holder ? dup_find(&s, holder) : NULL;
-		if (c->rank == CLAIM_FIXED || (d && d->claims > 1)) {
-			problem(f, false, "inode %" PRIu64 ": %s %" PRIu64 "+%" PRIu64 "%s are also %s "
-				"of inode %" PRIu64 "; %s: left shared", c->ino, claim_what(c->kind),
-				c->pblk, c->len, at, claim_what(k->kind), k->ino,
+		if (c->rank == CLAIM_FIXED || (writing && d && d->claims > 1)) {
+			problem(f, false, "inode %" PRIu64 ": %s also %s of inode %" PRIu64 "; %s: "
+				"left shared", c->ino, desc, claim_use(k->kind), k->ino,
 				c->rank == CLAIM_FIXED ? "the inode is damaged and not rewritten" :
-				"the extent node pointing at them is shared as well");
+				"the extent node pointing at it is shared as well");
 			continue;
 		}
 		/* room for the copy first: never promise a repair that cannot be made */
-		to = f->can_write && f->o.repair != FSCK_REPAIR_NO ? find_free_run(f, c->len) : 1;
+		to = writing ? find_free_run(f, c->len) : 1;
 		if (!to) {
-			problem(f, false, "inode %" PRIu64 ": %s %" PRIu64 "+%" PRIu64 "%s are also %s "
-				"of inode %" PRIu64 "; no free space for a copy: left shared", c->ino,
-				claim_what(c->kind), c->pblk, c->len, at, claim_what(k->kind), k->ino);
+			problem(f, false, "inode %" PRIu64 ": %s also %s of inode %" PRIu64 "; no free "
+				"space for a copy: left shared", c->ino, desc, claim_use(k->kind),
+				k->ino);
 			continue;
 		}
-		if (!problem(f, true, "inode %" PRIu64 ": %s %" PRIu64 "+%" PRIu64 "%s are also %s "
-			     "of inode %" PRIu64 "; give inode %" PRIu64 " its own copy", c->ino,
-			     claim_what(c->kind), c->pblk, c->len, at, claim_what(k->kind), k->ino,
+		if (!problem(f, true, "inode %" PRIu64 ": %s also %s of inode %" PRIu64 "; give "
+			     "inode %" PRIu64 " its own copy", c->ino, desc, claim_use(k->kind), k->ino,
 			     c->ino))
 			continue;
 		clone_claim(f, &s, c, holder, to);

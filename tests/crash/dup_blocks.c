@@ -226,6 +226,25 @@ static void share(uint64_t ino, uint64_t to, bool keep_old)
 	di->i_checksum = ufs_inode_csum(di);
 }
 
+/*
+ * Give inode @ino the extent tree of inode @src (its root, size and block
+ * count): the two share the node and every block under it.  @ino's own
+ * blocks are freed in the bitmap.
+ */
+static void share_tree(uint64_t ino, uint64_t src)
+{
+	struct ufs_dinode *di = dinode(ino);
+	const struct ufs_dinode *s = dinode(src);
+	uint64_t b;
+
+	for (b = 0; b < di->i_u.tree.ext[0].e_len; b++)
+		set_bbit(di->i_u.tree.ext[0].e_pblk + b, false);
+	memcpy(&di->i_u.tree, &s->i_u.tree, sizeof(di->i_u.tree));
+	di->i_size = s->i_size;
+	di->i_blocks = s->i_blocks;
+	di->i_checksum = ufs_inode_csum(di);
+}
+
 /* ---- what the file system shows ---- */
 
 struct view {
@@ -345,7 +364,7 @@ static int fsck_run(enum fsck_repair rep, bool *said_shared, bool *said_nospace)
 	while (fgets(line, sizeof(line), out)) {
 		if (getenv("UDAX_TEST_VERBOSE"))
 			fputs(line, stdout);
-		if (said_shared && strstr(line, "are also") && strstr(line, "own copy"))
+		if (said_shared && strstr(line, " also ") && strstr(line, "its own copy"))
 			*said_shared = true;
 		if (said_nospace && strstr(line, "no free space for a copy"))
 			*said_nospace = true;
@@ -361,7 +380,7 @@ static const char *write_changes_others(int w)
 	struct ufs *fs;
 	struct udax_media *m;
 	const char *what = NULL;
-	static uint8_t buf[BS];
+	uint8_t *buf;
 	int i;
 
 	if (view_get(img_path, &before, &fs, &m)) {
@@ -369,7 +388,10 @@ static const char *write_changes_others(int w)
 		failures++;
 		return NULL;
 	}
-	memset(buf, 0xee, sizeof(buf));
+	buf = malloc(before.len[w]);
+	if (!buf)
+		exit(1);
+	memset(buf, 0xee, before.len[w]);
 	DIE_IF(ufs_write(fs, &ctx, before.ino[w], buf, before.len[w], 0));
 	ufs_unmount(&fs);
 	udax_media_close(&m);
@@ -377,6 +399,7 @@ static const char *write_changes_others(int w)
 		printf("FAIL: the image does not mount after the write\n");
 		failures++;
 		view_free(&before);
+		free(buf);
 		return NULL;
 	}
 	/* the written file reads its new bytes; everything else as before */
@@ -396,6 +419,7 @@ static const char *write_changes_others(int w)
 		what = "the written file itself";
 	view_free(&before);
 	view_free(&after);
+	free(buf);
 	return what;
 }
 
@@ -403,7 +427,8 @@ static const char *write_changes_others(int w)
  * One case: file @victim's extent points at @to, which @owner_desc owns.
  * @writer: the file that must have been given a copy.
  */
-static void run_case(const char *name, int victim, uint64_t to, uint64_t victim_ino)
+static void run_case(const char *name, int victim, uint64_t to, uint64_t victim_ino,
+		     uint64_t tree_of)
 {
 	struct view before, after;
 	const char *d;
@@ -411,7 +436,10 @@ static void run_case(const char *name, int victim, uint64_t to, uint64_t victim_
 	int s;
 
 	load(base_path);
-	share(victim_ino, to, false);
+	if (tree_of)
+		share_tree(to, tree_of);
+	else
+		share(victim_ino, to, false);
 	store();
 	s = fsck_run(FSCK_REPAIR_NO, &shared, NULL);
 	if (s != FSCK_UNCORRECTED || !shared) {
@@ -511,11 +539,17 @@ int main(void)
 		failures++;
 	}
 
-	run_case("two files share two blocks", B, a_blk + 1, ino[B]);
+	run_case("two files share two blocks", B, a_blk + 1, ino[B], 0);
 	/* c has the lowest inode: metadata keeps the block all the same */
-	run_case("file data on another file's extent node", C, tree_node, ino[C]);
-	run_case("file data on another file's xattr block", C, xblk, ino[C]);
-	run_case("file data on a directory block", C, dblk, ino[C]);
+	run_case("file data on another file's extent node", C, tree_node, ino[C], 0);
+	run_case("file data on another file's xattr block", C, xblk, ino[C], 0);
+	run_case("file data on a directory block", C, dblk, ino[C], 0);
+	/*
+	 * a takes tree's whole tree: a (the lower inode) keeps the node and
+	 * the data; tree gets a copy of the node, and its copied node is
+	 * what then points at its copies of the data
+	 */
+	run_case("two files share an extent node and its data", TREE, ino[A], 0, ino[TREE]);
 
 	/* a full device: nothing to copy into; fsck says so and changes no file */
 	{
