@@ -337,63 +337,25 @@ static uint64_t div_up(uint64_t a, uint64_t b)
 }
 
 /*
- * super_validate() - is @sb a usable superblock?  The same rules as mount
- * (super.c): fsck must never call clean what mount refuses.
+ * super_validate() - is @sb, found at block @blk, a usable superblock?
+ * The core's rules (ufs_super_check), the ones mount applies.
  * Return: 0 usable; 1 not udaxfs (no magic); 2 unsupported; 3 corrupt;
  * 4 larger than the device.  A reason is left in @why.
  */
-static int super_validate(const struct ufs_super *sb, uint64_t dev_blocks, char *why, size_t wl)
+static int super_validate(const struct ufs_super *sb, uint64_t blk, uint64_t dev_blocks,
+			  char *why, size_t wl)
 {
-	uint64_t nb = sb->s_blocks_count, ni = sb->s_inode_count;
-
-#define BAD(code, ...) do { snprintf(why, wl, __VA_ARGS__); return (code); } while (0)
-	if (sb->s_magic != UFS_MAGIC)
-		BAD(1, "bad magic 0x%016" PRIx64, sb->s_magic);
-	if (ufs_super_csum(sb) != sb->s_checksum)
-		BAD(3, "bad checksum 0x%08x (computed 0x%08x)", sb->s_checksum, ufs_super_csum(sb));
-	if (sb->s_version > UFS_VERSION)
-		BAD(2, "format version %u is newer than this fsck (%u)", sb->s_version, UFS_VERSION);
-	if (sb->s_version == 0)
-		BAD(3, "format version 0");
-	if (sb->s_feat_incompat & ~UFS_FEAT_INCOMPAT_SUPPORTED)
-		BAD(2, "unknown incompatible features 0x%x", sb->s_feat_incompat);
-	if (sb->s_block_size != UFS_BLOCK_SIZE)
-		BAD(3, "block size %u", sb->s_block_size);
-	if (sb->s_state != UFS_STATE_CLEAN && sb->s_state != UFS_STATE_MOUNTED)
-		BAD(3, "invalid state %u", sb->s_state);
-	if (sb->s_label[sizeof(sb->s_label) - 1] != '\0')
-		BAD(3, "label is not NUL-terminated");
-	if (nb < UFS_MIN_BLOCKS || nb > (1ULL << 40))
-		BAD(3, "blocks_count %" PRIu64 " out of range", nb);
-	if (ni < 2 || ni > nb * INODES_PER_BLOCK)
-		BAD(3, "inode_count %" PRIu64 " out of range", ni);
-	if (sb->s_journal_start != 1 || sb->s_journal_blocks < 16 || sb->s_journal_blocks > nb)
-		BAD(3, "journal region %" PRIu64 "+%" PRIu64 " invalid", sb->s_journal_start,
-		    sb->s_journal_blocks);
-	if (sb->s_ibitmap_start != sb->s_journal_start + sb->s_journal_blocks ||
-	    sb->s_ibitmap_blocks != div_up(ni, BITS_PER_BLOCK))
-		BAD(3, "inode bitmap region %" PRIu64 "+%" PRIu64 " invalid", sb->s_ibitmap_start,
-		    sb->s_ibitmap_blocks);
-	if (sb->s_bbitmap_start != sb->s_ibitmap_start + sb->s_ibitmap_blocks ||
-	    sb->s_bbitmap_blocks != div_up(nb, BITS_PER_BLOCK))
-		BAD(3, "block bitmap region %" PRIu64 "+%" PRIu64 " invalid", sb->s_bbitmap_start,
-		    sb->s_bbitmap_blocks);
-	if (sb->s_itable_start != sb->s_bbitmap_start + sb->s_bbitmap_blocks ||
-	    sb->s_itable_blocks != div_up(ni, INODES_PER_BLOCK))
-		BAD(3, "inode table region %" PRIu64 "+%" PRIu64 " invalid", sb->s_itable_start,
-		    sb->s_itable_blocks);
-	if (sb->s_data_start < sb->s_itable_start + sb->s_itable_blocks ||
-	    sb->s_data_start % UFS_HUGE_BLOCKS || sb->s_data_start + 16 > nb - 1)
-		BAD(3, "data start %" PRIu64 " invalid", sb->s_data_start);
-	if (sb->s_root_ino != ROOT_INO)
-		BAD(3, "root inode %" PRIu64, sb->s_root_ino);
-	if (sb->s_orphan_head >= ni)
-		BAD(3, "orphan head %" PRIu64 " out of range", sb->s_orphan_head);
-	if (nb > dev_blocks)
-		BAD(4, "the file system needs %" PRIu64 " blocks but the device has %" PRIu64
-		    " (truncated image?)", nb, dev_blocks);
-#undef BAD
-	return 0;
+	switch (ufs_super_check(sb, blk * BS, dev_blocks * BS, why, wl)) {
+	case 0:
+		return 0;
+	case -EINVAL:
+		return 1;
+	case -EPROTONOSUPPORT:
+		return 2;
+	case -EFBIG:
+		return 4;
+	}
+	return 3;
 }
 
 /* Same geometry?  (state, times, orphan head and hints may differ.) */
@@ -427,7 +389,7 @@ static int load_super(struct fsck *f)
 	uint64_t boff = 0;
 
 	memcpy(&p, fsck_blk(f, 0), sizeof(p));
-	rp = super_validate(&p, f->dev_blocks, whyp, sizeof(whyp));
+	rp = super_validate(&p, 0, f->dev_blocks, whyp, sizeof(whyp));
 	/* backup: at blocks_count - 1 of a readable primary, else the device's last block */
 	if (rp == 0 || (p.s_magic == UFS_MAGIC && p.s_blocks_count >= 2 &&
 			p.s_blocks_count <= f->dev_blocks))
@@ -435,12 +397,7 @@ static int load_super(struct fsck *f)
 	else
 		boff = f->dev_blocks - 1;
 	memcpy(&b, fsck_blk(f, boff), sizeof(b));
-	rb = super_validate(&b, f->dev_blocks, whyb, sizeof(whyb));
-	if (rb == 0 && b.s_blocks_count - 1 != boff) {
-		snprintf(whyb, sizeof(whyb), "backup at block %" PRIu64 " claims %" PRIu64 " blocks",
-			 boff, b.s_blocks_count);
-		rb = 3;
-	}
+	rb = super_validate(&b, boff, f->dev_blocks, whyb, sizeof(whyb));
 	if (rp != 0 && rb != 0) {
 		if (rp == 1 && rb == 1) {
 			say(f, "udaxfs: %s: not a udaxfs file system (superblock at offset 0: %s)",
@@ -497,7 +454,8 @@ static int reload_super(struct fsck *f)
 	char why[160];
 
 	memcpy(&s, fsck_blk(f, f->st.used_backup ? f->nblocks - 1 : 0), sizeof(s));
-	if (super_validate(&s, f->dev_blocks, why, sizeof(why)) != 0 ||
+	if (super_validate(&s, f->st.used_backup ? f->nblocks - 1 : 0, f->dev_blocks, why,
+			   sizeof(why)) != 0 ||
 	    !super_same_geometry(&s, &f->sb)) {
 		problem(f, false, "superblock after journal rollback: %s", why);
 		return FSCK_UNCORRECTED;
@@ -508,23 +466,6 @@ static int reload_super(struct fsck *f)
 
 /* ---------------------------------------------------------------- journal */
 
-static uint32_t jrec_csum(const struct ufs_journal_rec *r, const void *bytes)
-{
-	struct ufs_journal_rec c = *r;
-
-	c.r_crc = 0;
-	return udax_crc32c(udax_crc32c(0, &c, sizeof(c)), bytes, r->r_len);
-}
-
-struct jrec_pos {
-	uint64_t off;		/* device offset of the record header */
-};
-
-/*
- * check_journal() - validate the journal header and an unfinished
- * transaction; roll it back (for real with repairs, else into the overlay).
- * Return: 0 to go on checking, or an FSCK_* status to stop.
- */
 /*
  * fix_one_bit() - a structure whose checksum fails may differ from a valid
  * one by a single flipped bit (the common media error).  Try each bit of
@@ -551,27 +492,32 @@ static bool fix_one_bit(void *obj, size_t from, size_t to, bool (*ok)(const void
 
 static bool journal_head_ok(const void *obj)
 {
-	const struct ufs_journal_head *h = obj;
-
-	return h->j_magic == UFS_JOURNAL_MAGIC && h->j_pad == 0 &&
-	       ufs_journal_head_csum(h) == h->j_checksum;
+	return ufs_journal_head_ok(obj);
 }
 
+/* ufs_journal_scan() callback: roll one record back into the overlay (-n). */
+static int ovl_rollback(void *arg, uint64_t dev_off, const void *old, uint32_t len)
+{
+	return ovl_write(arg, dev_off, old, len) ? -ENOMEM : 0;
+}
+
+/*
+ * check_journal() - validate the journal header and an unfinished
+ * transaction with the core's decoders (the rules mount applies); roll it
+ * back (for real with repairs, else into the overlay).
+ * Return: 0 to go on checking, or an FSCK_* status to stop.
+ */
 static int check_journal(struct fsck *f)
 {
 	const struct ufs_super *sb = &f->sb;
 	uint64_t joff = sb->s_journal_start * BS;
-	uint64_t jsize = sb->s_journal_blocks * BS;
-	uint64_t jend = joff + jsize;
 	struct ufs_journal_head h;
-	struct jrec_pos *recs = NULL;
-	size_t nrec = 0, cap = 0;
-	uint64_t pos, rstart;
-	int ret = 0;
+	struct ufs_journal *j = NULL;
+	char why[256];
+	int n, ret = 0;
 
 	fsck_read(f, joff, &h, sizeof(h));
-	if (h.j_magic != UFS_JOURNAL_MAGIC || ufs_journal_head_csum(&h) != h.j_checksum ||
-	    h.j_pad != 0) {
+	if (!ufs_journal_head_ok(&h)) {
 		struct ufs_journal_head fixed = h;
 		bool one_bit = fix_one_bit(&fixed, 8, offsetof(struct ufs_journal_head, j_seq),
 					   journal_head_ok) ||
@@ -597,63 +543,21 @@ static int check_journal(struct fsck *f)
 		verbose(f, "udaxfs: journal: empty (sequence %" PRIu64 ")", h.j_seq);
 		return 0;
 	}
-	if (h.j_used > jsize - UFS_JOURNAL_REC_START || h.j_used % 8) {
-		pos = joff;
+	/* the used-count, then every record, before anything is rolled back */
+	n = ufs_journal_open(&j, f->m, sb);
+	if (n == 0)
+		n = ufs_journal_scan(j, NULL, NULL);
+	if (n == -ENOMEM) {
+		ret = FSCK_OPERATIONAL;
+		goto out;
+	}
+	if (n < 0)
 		goto bad;
-	}
-	/* validate every record before anything is rolled back */
-	rstart = joff + UFS_JOURNAL_REC_START;
-	pos = rstart;
-	while (pos < rstart + h.j_used) {
-		struct ufs_journal_rec r;
-		uint8_t *bytes;
-		uint64_t padded;
-
-		if (pos + sizeof(r) > rstart + h.j_used)
-			goto bad;
-		fsck_read(f, pos, &r, sizeof(r));
-		padded = UDAX_ALIGN_UP((uint64_t)r.r_len, 8);
-		if (r.r_len == 0 || padded > rstart + h.j_used - pos - sizeof(r))
-			goto bad;
-		if (r.r_dev_off > f->nblocks * BS || r.r_len > f->nblocks * BS - r.r_dev_off ||
-		    (r.r_dev_off < jend && r.r_dev_off + r.r_len > joff))
-			goto bad;
-		bytes = malloc(r.r_len);
-		if (!bytes) {
-			ret = FSCK_OPERATIONAL;
-			goto out;
-		}
-		fsck_read(f, pos + sizeof(r), bytes, r.r_len);
-		if (jrec_csum(&r, bytes) != r.r_crc || r.r_seq != h.j_seq) {
-			free(bytes);
-			goto bad;
-		}
-		free(bytes);
-		if (nrec == cap) {
-			struct jrec_pos *n;
-
-			cap = cap ? cap * 2 : 32;
-			n = realloc(recs, cap * sizeof(*n));
-			if (!n) {
-				ret = FSCK_OPERATIONAL;
-				goto out;
-			}
-			recs = n;
-		}
-		recs[nrec++].off = pos;
-		pos += sizeof(r) + padded;
-	}
-	f->st.journal_records = nrec;
+	f->st.journal_records = (uint64_t)n;
 	if (f->can_write && f->o.repair != FSCK_REPAIR_NO) {
-		struct ufs_journal *j = NULL;
-		int r;
-
-		say(f, "udaxfs: journal: unfinished transaction (%zu records): rolling it back", nrec);
-		r = ufs_journal_open(&j, f->m, sb);
-		if (r == 0)
-			r = ufs_journal_recover(j, false);
-		ufs_journal_close(&j);
-		if (r < 0) {
+		say(f, "udaxfs: journal: unfinished transaction (%d records): rolling it back", n);
+		n = ufs_journal_recover(j, false);
+		if (n < 0) {
 			problem(f, false, "journal at offset %" PRIu64 ": rollback failed: %s",
 				joff, udax_errmsg());
 			ret = FSCK_UNCORRECTED;
@@ -661,27 +565,15 @@ static int check_journal(struct fsck *f)
 		}
 		f->status |= FSCK_CORRECTED;
 	} else {
-		size_t i;
-
-		say(f, "udaxfs: journal: unfinished transaction (%zu records); mount rolls it back, "
-		    "checking the rolled-back state", nrec);
-		for (i = nrec; i-- > 0;) {
-			struct ufs_journal_rec r;
-			uint8_t *bytes;
-
-			fsck_read(f, recs[i].off, &r, sizeof(r));
-			bytes = malloc(r.r_len);
-			if (!bytes || fsck_read(f, recs[i].off + sizeof(r), bytes, r.r_len) ||
-			    ovl_write(f, r.r_dev_off, bytes, r.r_len)) {
-				free(bytes);
-				ret = FSCK_OPERATIONAL;
-				goto out;
-			}
-			free(bytes);
+		say(f, "udaxfs: journal: unfinished transaction (%d records); mount rolls it back, "
+		    "checking the rolled-back state", n);
+		if (ufs_journal_scan(j, ovl_rollback, f) < 0) {
+			ret = FSCK_OPERATIONAL;
+			goto out;
 		}
 	}
-	ret = reload_super(f);
-	goto out;
+	ufs_journal_close(&j);
+	return reload_super(f);
 bad:
 	/*
 	 * The log cannot be rolled back (mount refuses it).  It is an undo
@@ -689,18 +581,17 @@ bad:
 	 * already changed in place, and the passes below repair that, as
 	 * e2fsck does with a journal it cannot replay.
 	 */
-	if (problem(f, true, "journal at offset %" PRIu64 ": %s at offset %" PRIu64 " (mount "
-		    "refuses this image); empty the log", joff, pos == joff ?
-		    "used-count larger than the log or unaligned" : "corrupt record", pos)) {
+	snprintf(why, sizeof(why), "%s", udax_errmsg());
+	if (problem(f, true, "journal at offset %" PRIu64 ": %s (mount refuses this image); "
+		    "empty the log", joff, why)) {
 		uint64_t zero = 0;
 
 		fsck_write(f, joff + offsetof(struct ufs_journal_head, j_used), &zero, sizeof(zero));
-		ret = 0;
 	} else {
 		ret = FSCK_UNCORRECTED;
 	}
 out:
-	free(recs);
+	ufs_journal_close(&j);
 	return ret;
 }
 
