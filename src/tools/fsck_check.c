@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "extent.h"
 #include "format.h"
 #include "journal.h"
 #include "media.h"
@@ -744,22 +745,18 @@ static int walk_node(struct fsck *f, struct tree_walk *w, const struct ufs_exten
 		     const uint8_t *ent, unsigned int cap, uint64_t lo, uint64_t hi, int level,
 		     uint64_t holder)
 {
+	const char *why = ufs_ext_hdr_check(hdr, level < 0, level < 0 ? 0 : (unsigned int)level);
 	unsigned int i;
 	int r;
 
-	if (hdr->h_magic != UFS_EXT_MAGIC) {
-		tree_bad(w, "extent node: bad magic 0x%04x", hdr->h_magic);
+	/* the header rules mount applies; then h_entries <= h_max == cap */
+	if (why) {
+		tree_bad(w, "extent %s: %s (magic 0x%04x, %u entries, max %u, depth %u)",
+			 level < 0 ? "root" : "node", why, hdr->h_magic, hdr->h_entries, hdr->h_max,
+			 hdr->h_depth);
 		return -1;
 	}
-	if (hdr->h_entries > cap || hdr->h_max > cap) {
-		tree_bad(w, "extent node: %u entries, max %u (room for %u)", hdr->h_entries,
-			 hdr->h_max, cap);
-		return -1;
-	}
-	if (hdr->h_depth > MAX_TREE_DEPTH || (level >= 0 && hdr->h_depth != (unsigned)level)) {
-		tree_bad(w, "extent node: depth %u", hdr->h_depth);
-		return -1;
-	}
+	UDAX_BUG_ON(hdr->h_entries > cap);
 	if (hdr->h_depth == 0) {
 		for (i = 0; i < hdr->h_entries; i++) {
 			struct ufs_extent e;
@@ -774,9 +771,10 @@ static int walk_node(struct fsck *f, struct tree_walk *w, const struct ufs_exten
 					 "overlapping or outside its index", i, e.e_lblk, e.e_len);
 				return -1;
 			}
-			if (!data_range_ok(f, e.e_pblk, e.e_len)) {
-				tree_bad(w, "extent %u: blocks %" PRIu64 "+%u outside the data area",
-					 i, e.e_pblk, e.e_len);
+			why = ufs_ext_leaf_check(&f->sb, &e);
+			if (why) {
+				tree_bad(w, "extent %u (logical %" PRIu64 ", blocks %" PRIu64 "+%u): %s",
+					 i, e.e_lblk, e.e_pblk, e.e_len, why);
 				return -1;
 			}
 			w->last_end = e.e_lblk + e.e_len;
