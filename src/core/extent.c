@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "extent.h"
 #include "ufs_int.h"
 
 struct elevel {
@@ -72,32 +73,52 @@ static int corrupt(struct ufs_inode *ip, uint64_t blk, const char *what)
 	return -EUCLEAN;
 }
 
+const char *ufs_ext_hdr_check(const struct ufs_extent_hdr *h, bool root, unsigned int depth)
+{
+	if (h->h_magic != UFS_EXT_MAGIC)
+		return "bad magic";
+	if (h->h_max != (root ? UFS_INLINE_EXTENTS : UFS_NODE_ENTRIES))
+		return "bad header: wrong capacity";
+	if (h->h_entries > h->h_max)
+		return "bad header: more entries than room";
+	if (root ? h->h_depth > UFS_MAX_DEPTH : h->h_depth != depth)
+		return "bad header: wrong depth";
+	if (root && h->h_depth && !h->h_entries)
+		return "bad header: an index root with no entries";
+	return NULL;
+}
+
+const char *ufs_ext_leaf_check(const struct ufs_super *sb, const struct ufs_extent *e)
+{
+	if (!ufs_data_range(sb, e->e_pblk, e->e_len))
+		return "extent maps blocks outside the data area";
+	if (e->e_lblk >= UFS_MAX_FILE_BLOCKS || e->e_len > UFS_MAX_FILE_BLOCKS - e->e_lblk)
+		return "extent maps logical blocks past the largest file";
+	return NULL;
+}
+
 static int node_get(struct ufs_inode *ip, uint64_t blk, unsigned int depth,
 		    struct ufs_extent_hdr **out)
 {
 	struct ufs *fs = ip->fs;
 	struct ufs_extent_hdr *h;
+	const char *why;
 
 	if (!ufs_data_range(&fs->sb, blk, 1))
 		return corrupt(ip, blk, "child pointer outside the data area");
 	h = ufs_blk(fs, blk);
-	if (h->h_magic != UFS_EXT_MAGIC)
-		return corrupt(ip, blk, "bad magic");
-	if (h->h_depth != depth || h->h_max != UFS_NODE_ENTRIES || h->h_entries > h->h_max)
-		return corrupt(ip, blk, "bad header");
+	why = ufs_ext_hdr_check(h, false, depth);
+	if (why)
+		return corrupt(ip, blk, why);
 	*out = h;
 	return 0;
 }
 
 static int root_check(struct ufs_inode *ip)
 {
-	struct ufs_extent_hdr *r = root_of(ip);
+	const char *why = ufs_ext_hdr_check(root_of(ip), true, 0);
 
-	if (r->h_magic != UFS_EXT_MAGIC || r->h_max != UFS_INLINE_EXTENTS ||
-	    r->h_entries > r->h_max || r->h_depth > UFS_MAX_DEPTH ||
-	    (r->h_depth && !r->h_entries))
-		return corrupt(ip, 0, "bad root in inode");
-	return 0;
+	return why ? corrupt(ip, 0, why) : 0;
 }
 
 /* Last slot whose key is <= @target, or -1. */
@@ -189,12 +210,9 @@ static int ep_step_leaf(struct ufs_inode *ip, struct epath *p, bool next)
 /* A leaf extent must map data blocks inside the device. */
 static int ext_valid(struct ufs_inode *ip, uint64_t blk, const struct ufs_extent *x)
 {
-	const struct ufs_super *sb = &ip->fs->sb;
+	const char *why = ufs_ext_leaf_check(&ip->fs->sb, x);
 
-	if (!ufs_data_range(sb, x->e_pblk, x->e_len) || x->e_lblk >= UFS_MAX_FILE_BLOCKS ||
-	    x->e_len > UFS_MAX_FILE_BLOCKS - x->e_lblk)
-		return corrupt(ip, blk, "extent maps blocks outside the data area");
-	return 0;
+	return why ? corrupt(ip, blk, why) : 0;
 }
 
 int ufs_ext_find(struct ufs_inode *ip, uint64_t lblk, struct ufs_extent *e)

@@ -69,6 +69,12 @@ static uint32_t rec_crc(const struct ufs_journal_rec *r, const void *bytes)
 	return udax_crc32c(udax_crc32c(0, &h, sizeof(h)), bytes, r->r_len);
 }
 
+bool ufs_journal_head_ok(const struct ufs_journal_head *h)
+{
+	return h->j_magic == UFS_JOURNAL_MAGIC && h->j_pad == 0 &&
+	       h->j_checksum == ufs_journal_head_csum(h);
+}
+
 int ufs_journal_open(struct ufs_journal **out, struct udax_media *m, const struct ufs_super *sb)
 {
 	struct ufs_journal_head *h;
@@ -82,7 +88,7 @@ int ufs_journal_open(struct ufs_journal **out, struct udax_media *m, const struc
 			    udax_media_path(m), j_off, h->j_magic);
 		return -EUCLEAN;
 	}
-	if (h->j_checksum != ufs_journal_head_csum(h) || h->j_pad != 0) {
+	if (!ufs_journal_head_ok(h)) {
 		udax_seterr("%s: journal header at offset %" PRIu64 ": bad checksum",
 			    udax_media_path(m), j_off);
 		return -EUCLEAN;
@@ -240,6 +246,31 @@ int ufs_journal_recover(struct ufs_journal *j, bool dry_run)
 			n = -EROFS;
 		} else {
 			rollback(j, false);
+		}
+	}
+	j->tx.nrecs = 0;
+	pthread_mutex_unlock(&j->lock);
+	return n;
+}
+
+int ufs_journal_scan(struct ufs_journal *j,
+		     int (*fn)(void *arg, uint64_t dev_off, const void *old, uint32_t len),
+		     void *arg)
+{
+	uint64_t used;
+	size_t i;
+	int n;
+
+	pthread_mutex_lock(&j->lock);
+	used = j->head->j_used;
+	n = used ? scan_records(j, used) : 0;
+	for (i = n > 0 && fn ? j->tx.nrecs : 0; i-- > 0;) {
+		const struct ufs_journal_rec *r = (const void *)(j->area + j->tx.recs[i]);
+		int rc = fn(arg, r->r_dev_off, r + 1, r->r_len);
+
+		if (rc) {
+			n = rc;
+			break;
 		}
 	}
 	j->tx.nrecs = 0;

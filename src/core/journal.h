@@ -30,6 +30,14 @@ struct ufs_journal;
 struct ufs_tx;
 
 /*
+ * ufs_journal_head_ok() - is @h a sound journal header (magic, padding,
+ * checksum of its static fields)?  j_seq and j_used are not covered by the
+ * checksum: ufs_journal_open() judges j_used, ufs_journal_scan() j_seq.
+ * Context: any; reads only @h.
+ * Return: true when mount accepts the header.
+ */
+bool ufs_journal_head_ok(const struct ufs_journal_head *h);
+/*
  * ufs_journal_open() - check the journal header of a validated superblock.
  * Return: 0; -EUCLEAN with udax_errmsg() naming the journal and its offset
  * when the header or a record is corrupt.
@@ -44,6 +52,23 @@ bool ufs_journal_dirty(const struct ufs_journal *j);
  * -EUCLEAN (corrupt record: nothing written).
  */
 int ufs_journal_recover(struct ufs_journal *j, bool dry_run);
+
+/*
+ * ufs_journal_scan() - validate the unfinished transaction in the log, as
+ * recovery does (each record's length, sequence, target range outside the
+ * journal and inside the file system, checksum), writing nothing; when
+ * @fn is given, hand it each record's target offset and old bytes in the
+ * order a rollback applies them (newest first).  fsck uses it to check
+ * the rolled-back state in a private copy.
+ * Context: no transaction running (mount or fsck, before any); @fn must
+ * not touch the journal.
+ * Return: records in the log (0 when empty); -EUCLEAN with udax_errmsg()
+ * naming the corrupt record and its offset (@fn was not called); or the
+ * first non-zero value @fn returned.
+ */
+int ufs_journal_scan(struct ufs_journal *j,
+		     int (*fn)(void *arg, uint64_t dev_off, const void *old, uint32_t len),
+		     void *arg);
 
 /*
  * ufs_journal_replay() - roll back an unfinished transaction but keep the

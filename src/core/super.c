@@ -42,14 +42,9 @@ static uint64_t div_up(uint64_t a, uint64_t b)
 	return (a + b - 1) / b;
 }
 
-/*
- * super_check() - validate a copy of a superblock found at device offset
- * @off.  Return: 0; -EINVAL no magic; -EUCLEAN corrupt; -EPROTONOSUPPORT
- * newer format; -EFBIG device smaller than the file system.  The reason is
- * left in @why.
- */
-static int super_check(const struct ufs_super *sb, uint64_t off, uint64_t dev_size,
-		       char *why, size_t wlen)
+/* See super.h.  Mount and fsck both judge a superblock here. */
+int ufs_super_check(const struct ufs_super *sb, uint64_t off, uint64_t dev_size,
+		    char *why, size_t wlen)
 {
 	uint64_t end;
 
@@ -122,7 +117,7 @@ int ufs_super_load(struct udax_media *m, struct ufs_super *out, bool *used_backu
 
 	*used_backup = false;
 	memcpy(&p, udax_media_base(m), sizeof(p));
-	rp = super_check(&p, 0, size, why_p, sizeof(why_p));
+	rp = ufs_super_check(&p, 0, size, why_p, sizeof(why_p));
 	if (rp == 0) {
 		*out = p;
 		return 0;
@@ -133,7 +128,7 @@ int ufs_super_load(struct udax_media *m, struct ufs_super *out, bool *used_backu
 		return rp;
 	}
 	memcpy(&b, udax_media_ptr(m, boff), sizeof(b));
-	rb = super_check(&b, boff, size, why_b, sizeof(why_b));
+	rb = ufs_super_check(&b, boff, size, why_b, sizeof(why_b));
 	if (rb == 0) {
 		*out = b;
 		*used_backup = true;

@@ -24,6 +24,21 @@
  * primary was refused (the caller prints it).
  */
 int ufs_super_load(struct udax_media *m, struct ufs_super *out, bool *used_backup);
+/*
+ * ufs_super_check() - validate one copy of a superblock, found at device
+ * offset @off (0: the primary; else it must be the file system's last
+ * block), on a device of @dev_size bytes: magic, checksum, version,
+ * features, block size, state, label, and the layout of every region.
+ * The one set of rules mount (ufs_super_load) and fsck both apply, so
+ * fsck never calls clean what mount refuses.
+ * Context: any; reads only @sb; never writes.
+ * Return: 0 usable; -EINVAL no udaxfs magic; -EPROTONOSUPPORT newer
+ * format or unknown incompatible features; -EUCLEAN corrupt; -EFBIG the
+ * device is smaller than the file system.  On error the reason is left in
+ * @why (@wlen bytes).
+ */
+int ufs_super_check(const struct ufs_super *sb, uint64_t off, uint64_t dev_size,
+		    char *why, size_t wlen);
 /* Write @sb (checksum recomputed) to the primary and the backup, durably. */
 void ufs_super_write(struct udax_media *m, struct ufs_super *sb);
 uint32_t ufs_super_csum(const struct ufs_super *sb);

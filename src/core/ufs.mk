@@ -2,4 +2,4 @@
 # mount/unmount and the inode cache, extent trees, file data,
 # directories, xattrs.
 libudax_core_la_SOURCES += src/core/ufs.h src/core/ufs_int.h src/core/ufs.c \
-	src/core/extent.c src/core/inode.c src/core/dir.c src/core/xattr.c
+	src/core/extent.h src/core/extent.c src/core/inode.c src/core/dir.c src/core/xattr.c

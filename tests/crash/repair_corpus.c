@@ -24,6 +24,8 @@
  *      (lost+found included) with its content intact.
  * And once: a zeroed directory block leaves names that fsck -y puts in
  * /lost+found (made if missing).
+ * And: an extent root of the wrong capacity and an extent past the largest
+ * file, which the core refuses to use, are not called clean by fsck -n.
  * Negative control: the checker is run on a damaged image without fsck -y
  * and must see the damage (fsck -n status 4), and the content check must
  * see a file whose data was changed.
@@ -547,6 +549,35 @@ int main(void)
 			       "fsck -n says %d\n", s);
 			failures++;
 			fsck_run(FSCK_REPAIR_NO, true);
+		}
+	}
+
+	/*
+	 * What the core refuses fsck must not call clean: an extent root whose
+	 * capacity is not the inode's four slots, an extent past the largest
+	 * file (both with a valid checksum).
+	 */
+	{
+		uint64_t off = ufs_inode_off(&sb, files[2].ino);
+		struct ufs_dinode di;
+		int c;
+
+		for (c = 0; c < 2; c++) {
+			memcpy(&di, good + off, sizeof(di));
+			if (c == 0)
+				di.i_u.tree.hdr.h_max = UFS_INLINE_EXTENTS - 1;
+			else
+				di.i_u.tree.ext[0].e_lblk = 1ull << 40;
+			di.i_checksum = ufs_inode_csum(&di);
+			memcpy(img, good, IMG_SIZE);
+			memcpy(img + off, &di, sizeof(di));
+			write_img();
+			s = fsck_run(FSCK_REPAIR_NO, false);
+			if (s != FSCK_UNCORRECTED) {
+				printf("FAIL: %s: fsck -n says %d; the core refuses it\n", c == 0 ?
+				       "extent root with capacity 3" : "extent past the largest file", s);
+				failures++;
+			}
 		}
 	}
 

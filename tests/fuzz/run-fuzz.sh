@@ -26,14 +26,20 @@ for f in ${UDAX_CORE_SOURCES:-}; do
 	case $f in *.c) srcs="$srcs $s/$f";; esac
 done
 [ -n "$srcs" ] || srcs=$(ls "$s"/src/core/*.c)
-srcs="$srcs $s/src/tools/fsck_check.c $s/tests/fuzz/fuzz_image.c"
+# the checker's sources, likewise (UDAX_FSCK_SOURCES), else src/tools/fsck_*.c
+fsrcs=""
+for f in ${UDAX_FSCK_SOURCES:-}; do
+	case $f in *.c) fsrcs="$fsrcs $s/$f";; esac
+done
+[ -n "$fsrcs" ] || fsrcs=$(ls "$s"/src/tools/fsck_*.c)
+srcs="$srcs $fsrcs $s/tests/fuzz/fuzz_image.c"
 libs=${UDAX_CORE_LIBS:--lpmem2 -lnuma -luring}
 
 bin="$out/fuzz_image_libfuzzer"
 need=1
 if [ -x "$bin" ]; then
 	need=0
-	for f in $srcs "$s"/src/core/*.h "$s"/src/tools/fsck_check.h "$s"/tests/fuzz/fuzz_image.h; do
+	for f in $srcs "$s"/src/core/*.h "$s"/src/tools/fsck_*.h "$s"/tests/fuzz/fuzz_image.h; do
 		[ "$f" -nt "$bin" ] && { need=1; break; }
 	done
 fi
