@@ -20,6 +20,9 @@
  *   CHECK_SYS(expr)          CHECK for a system call that returns -1 and
  *                            sets errno: prints strerror(errno); evaluates
  *                            to @expr's value so calls nest.
+ *   t_fail(fmt, ...)         a failed check said in words, for a test that
+ *                            judges with if/else (counts, goes on).
+ * A message's arguments are evaluated only when the check failed.
  * t_exit(name) prints "NAME: N checks, M failed" and returns the exit code.
  *
  * The counters are shared by every file of a test program (weak
@@ -92,6 +95,7 @@ static inline void t_fail_(bool fatal, const char *file, int line, const char *e
 	va_list ap;
 
 	__atomic_add_fetch(&t_failures, 1, __ATOMIC_RELAXED);
+	fflush(stdout);		/* after the progress lines it belongs to */
 	flockfile(stderr);
 	fprintf(stderr, "FAIL %s:%d: %s", file, line, expr);
 	if (fmt[1]) {
@@ -144,6 +148,27 @@ static inline long t_check_sys_(long r, const char *file, int line, const char *
 		t_fail_(false, file, line, expr, e, " ");
 	errno = e;
 	return r;
+}
+
+/*
+ * A failed check whose message says it all (what was compared and what was
+ * found), for a test that judges with if/else: counted like a CHECK.
+ */
+static inline void t_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void t_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	t_count_(false);
+	__atomic_add_fetch(&t_failures, 1, __ATOMIC_RELAXED);
+	fflush(stdout);		/* after the progress lines it belongs to */
+	flockfile(stderr);
+	fputs("FAIL: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	funlockfile(stderr);
 }
 
 /* Print the summary; return the exit code. */
