@@ -75,13 +75,10 @@ static void make_good(void)
 	struct ufs_mount_opts o = { 0 };
 	struct udax_media *m;
 	struct ufs *fs;
-	struct ufs_entry e;
 	uint64_t junk;
 
 	img_mkfs_mount(good_path, IMG_SIZE, &mk, &o, &sb, &m, &fs);
-	REQUIRE_OK(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "dir", 0755, &e));
-	ino_dir = e.ino;
-	ufs_forget(fs, e.ino, 1);
+	ino_dir = img_mkdir(fs, UFS_ROOT_INO, "dir");
 	mkfile(fs, ino_dir, "f1", 3 * BS, &ino_f1);
 	mkfile(fs, UFS_ROOT_INO, "f2", 2 * BS + 100, &ino_f2);
 	mkfile(fs, ino_dir, "f3", 10, &junk);

@@ -15,6 +15,7 @@
 #include "util.h"
 
 #include "../harness.h"
+#include "../unit/test_helpers.h"
 #include "image_util.h"
 
 const struct ufs_ctx img_ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
@@ -62,6 +63,15 @@ uint64_t img_mkfile(struct ufs *fs, uint64_t dir, const char *name, unsigned int
 	return e.ino;
 }
 
+uint64_t img_mkdir(struct ufs *fs, uint64_t dir, const char *name)
+{
+	struct ufs_entry e;
+
+	REQUIRE_OK(ufs_mkdir(fs, &img_ctx, dir, name, 0755, &e));
+	ufs_forget(fs, e.ino, 1);
+	return e.ino;
+}
+
 uint8_t *img_load(const char *path, uint64_t size)
 {
 	uint8_t *buf = malloc(size);
@@ -93,17 +103,7 @@ void img_poke(const char *path, uint64_t off, const void *p, size_t len)
 
 uint32_t img_crc(const char *path)
 {
-	static uint8_t buf[1 << 20];
-	uint32_t crc = 0;
-	ssize_t n;
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return 0;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		crc = udax_crc32c(crc, buf, (size_t)n);
-	close(fd);
-	return crc;
+	return t_file_crc(path);
 }
 
 void img_inode(const uint8_t *image, const struct ufs_super *sb, uint64_t ino,

@@ -44,6 +44,9 @@ void img_unmount(struct ufs **fs, struct udax_media **m);
 uint64_t img_mkfile(struct ufs *fs, uint64_t dir, const char *name, unsigned int nblocks,
 		    unsigned int stride, int fill);
 
+/* A directory @name in @dir, mode 0755, forgotten.  Return: its inode number. */
+uint64_t img_mkdir(struct ufs *fs, uint64_t dir, const char *name);
+
 /* The whole file @path (@size bytes) read into a new buffer. */
 uint8_t *img_load(const char *path, uint64_t size);
 /* Write @buf (@size bytes) over @path, created if missing: a fresh copy. */

@@ -69,13 +69,10 @@ static void make_good(void)
 	struct ufs_mount_opts o = { .log = img_quiet };
 	struct udax_media *m;
 	struct ufs *fs;
-	struct ufs_entry e;
 	uint64_t junk;
 
 	img_mkfs_mount(good_path, IMG_SIZE, &mk, &o, &sb, &m, &fs);
-	REQUIRE_OK(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "dir", 0755, &e));
-	ino_dir = e.ino;
-	ufs_forget(fs, e.ino, 1);
+	ino_dir = img_mkdir(fs, UFS_ROOT_INO, "dir");
 	ino_keep = mkfile(fs, ino_dir, "keep", 3 * BS, 0);
 	ufs_forget(fs, ino_keep, 1);
 	junk = mkfile(fs, UFS_ROOT_INO, "f2", 2 * BS, 0);

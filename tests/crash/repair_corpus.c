@@ -179,15 +179,9 @@ static void make_good(void)
 	char name[64];
 
 	img_mkfs_mount(good_path, IMG_SIZE, &mk, &o, &sb, &m, &fs);
-	REQUIRE_OK(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "d1", 0755, &e));
-	d1 = e.ino;
-	ufs_forget(fs, e.ino, 1);
-	REQUIRE_OK(ufs_mkdir(fs, &ctx, d1, "d2", 0755, &e));
-	d2 = e.ino;
-	ufs_forget(fs, e.ino, 1);
-	REQUIRE_OK(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "big", 0755, &e));
-	big = e.ino;
-	ufs_forget(fs, e.ino, 1);
+	d1 = img_mkdir(fs, UFS_ROOT_INO, "d1");
+	d2 = img_mkdir(fs, d1, "d2");
+	big = img_mkdir(fs, UFS_ROOT_INO, "big");
 	mkfile(fs, UFS_ROOT_INO, "empty", 0, 1);
 	mkfile(fs, UFS_ROOT_INO, "eight", 8, 1);
 	mkfile(fs, d1, "small", 100, 1);

@@ -33,6 +33,7 @@
 #include "ufs.h"
 #include "util.h"
 
+#include "../crash/image_util.h"
 #include "../harness.h"
 
 static const struct ufs_ctx ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
@@ -139,13 +140,7 @@ static size_t diff(const uint8_t *base, const uint8_t *img, uint8_t *out, size_t
 
 static uint8_t *load(const char *path)
 {
-	uint8_t *p = malloc(UDAX_FUZZ_IMAGE_SIZE);
-	int fd = open(path, O_RDONLY);
-
-	if (!p || fd < 0 || pread(fd, p, UDAX_FUZZ_IMAGE_SIZE, 0) != (ssize_t)UDAX_FUZZ_IMAGE_SIZE)
-		t_die("cannot read %s", path);
-	close(fd);
-	return p;
+	return img_load(path, UDAX_FUZZ_IMAGE_SIZE);
 }
 
 /* A short workload; returns the fences it took. */
