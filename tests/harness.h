@@ -67,11 +67,17 @@ static inline void t_run_cleanup(void)
 		fn();
 }
 
+/*
+ * What the core last said, or NULL: the test does not link the core, or
+ * nothing was said in this thread (udax_errmsg() then reads "unknown
+ * error").  It may be older than the failed check: it is printed as a
+ * lead, labelled as the core's.
+ */
 static inline const char *t_errmsg(void)
 {
 	const char *m = udax_errmsg ? udax_errmsg() : NULL;
 
-	return m && *m ? m : NULL;
+	return m && *m && strcmp(m, "unknown error") ? m : NULL;
 }
 
 /* Count a check; return @ok.  */
@@ -107,7 +113,7 @@ static inline void t_fail_(bool fatal, const char *file, int line, const char *e
 	if (err > 0)
 		fprintf(stderr, " (%s)", strerror(err));
 	if (em)
-		fprintf(stderr, " [%s]", em);
+		fprintf(stderr, " [core: %s]", em);
 	fputc('\n', stderr);
 	funlockfile(stderr);
 	if (fatal) {
