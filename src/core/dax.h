@@ -81,6 +81,11 @@ struct udax_page;
 #define UDAX_ENTRY_ZERO   0x4ULL
 #define UDAX_ENTRY_EMPTY  0x8ULL
 #define UDAX_ENTRY_SHIFT  4
+/*
+ * udax_entry_mk() - the entry value for @pfn with @flags; the others take
+ * an entry value apart.  Context: any (pure).  Return: the value, its
+ * pfn, whether a flag is set, its order (UDAX_HUGE_ORDER or 0).
+ */
 static inline uint64_t udax_entry_mk(uint64_t pfn, uint64_t flags)
 {
 	return (pfn << UDAX_ENTRY_SHIFT) | flags;
