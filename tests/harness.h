@@ -23,7 +23,8 @@
  *   t_fail(fmt, ...)         a failed check said in words, for a test that
  *                            judges with if/else (counts, goes on).
  * A message's arguments are evaluated only when the check failed.
- * t_exit(name) prints "NAME: N checks, M failed" and returns the exit code.
+ * t_exit(name) runs t_cleanup, prints "NAME: N checks, M failed" and returns
+ * the exit code.
  *
  * The counters are shared by every file of a test program (weak
  * definitions: one instance per program, no harness.c to link) and are
@@ -177,10 +178,13 @@ static inline void t_fail(const char *fmt, ...)
 	funlockfile(stderr);
 }
 
-/* Print the summary; return the exit code. */
+/* Undo what the test set up (t_cleanup), print the summary; return the exit code. */
 static inline int t_exit(const char *name)
 {
-	int f = __atomic_load_n(&t_failures, __ATOMIC_RELAXED);
+	int f;
+
+	t_run_cleanup();	/* an unmount may still fail a check: count after it */
+	f = __atomic_load_n(&t_failures, __ATOMIC_RELAXED);
 
 	printf("%s: %d checks, %d failed\n", name, __atomic_load_n(&t_checks, __ATOMIC_RELAXED), f);
 	return f ? T_FAIL : T_PASS;

@@ -3,8 +3,10 @@
  * test_harness.c - the checks every C test relies on (tests/harness.h) do
  * what the header says: a failed CHECK is printed with its place and
  * expression and counted, and the test goes on; REQUIRE and REQUIRE_OK
- * stop with exit 1; t_skip exits 77; a check's message arguments are
- * evaluated only when it failed; t_exit's code follows the failures.
+ * stop with exit 1 after running t_cleanup; t_skip exits 77; a check's
+ * message arguments are evaluated only when it failed; t_exit runs
+ * t_cleanup (the direct-access tests unmount there) and its code follows
+ * the failures.
  *
  * Each case runs in a child whose stderr and exit status the parent reads,
  * so a harness that swallowed a failure (exit 0, nothing printed) fails
@@ -27,6 +29,11 @@ static int count_eval(void)
 	return ++evaluated;
 }
 
+static void say_cleaned(void)
+{
+	fputs("cleaned up\n", stderr);
+}
+
 /* The child's bodies.  Each returns (or exits) with the code under test. */
 static int body_pass(void)
 {
@@ -42,6 +49,7 @@ static int body_pass(void)
 
 static int body_fail_goes_on(void)
 {
+	t_cleanup = say_cleaned;
 	CHECK(1 == 2, "one is %d", 1);
 	CHECK_EQ(4, 5);
 	fputs("still running\n", stderr);
@@ -50,6 +58,7 @@ static int body_fail_goes_on(void)
 
 static int body_require(void)
 {
+	t_cleanup = say_cleaned;
 	REQUIRE(0 > 1);
 	fputs("not reached\n", stderr);
 	return T_PASS;
@@ -115,11 +124,13 @@ int main(void)
 	      "no place, expression and message: %s", r.err);
 	CHECK(strstr(r.err, "4 == 5: 4 != 5"), "CHECK_EQ without its values: %s", r.err);
 	CHECK(strstr(r.err, "still running"), "a failed CHECK stopped the test: %s", r.err);
+	CHECK(strstr(r.err, "cleaned up"), "t_exit did not run t_cleanup: %s", r.err);
 
 	run(body_require, &r);
 	CHECK(r.status == T_FAIL, "REQUIRE: exit %d", r.status);
 	CHECK(strstr(r.err, "0 > 1") && !strstr(r.err, "not reached"),
 	      "REQUIRE did not stop, or said nothing: %s", r.err);
+	CHECK(strstr(r.err, "cleaned up"), "REQUIRE did not run t_cleanup: %s", r.err);
 
 	run(body_require_ok, &r);
 	CHECK(r.status == T_FAIL, "REQUIRE_OK: exit %d", r.status);
