@@ -29,7 +29,8 @@
  * The counters are shared by every file of a test program (weak
  * definitions: one instance per program, no harness.c to link) and are
  * atomic, so threads may check.  A test that must undo something before it
- * exits (an unmount) sets t_cleanup; t_skip(), t_die() and REQUIRE*() call it.
+ * exits (an unmount) sets t_cleanup; t_skip(), t_die(), REQUIRE*() and
+ * t_exit() call it.
  */
 #ifndef UDAX_TESTS_HARNESS_H
 #define UDAX_TESTS_HARNESS_H
@@ -56,7 +57,7 @@ const char *udax_errmsg(void);
 /* One instance per program (see above).  Written through the atomics below. */
 int t_checks __attribute__((weak));
 int t_failures __attribute__((weak));
-/* Run by t_skip(), t_die() and a failed REQUIRE before the test exits. */
+/* Run once by t_skip(), t_die(), a failed REQUIRE or t_exit() before the test exits. */
 void (*t_cleanup)(void) __attribute__((weak));
 
 static inline void t_run_cleanup(void)
