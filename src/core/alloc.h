@@ -24,9 +24,18 @@
 
 struct ufs_alloc;
 
-/* Scan the bitmaps and build the DRAM summary.  Return: 0, -ENOMEM, -EUCLEAN. */
+/*
+ * ufs_alloc_open() - scan the bitmaps and build the DRAM summary.
+ * Context: mount, after journal recovery, before any transaction.
+ * Return: 0 with *@out set, -ENOMEM, -EUCLEAN (a bitmap contradicts the
+ * superblock; udax_errmsg() says which).
+ */
 int ufs_alloc_open(struct ufs_alloc **out, struct udax_media *m, const struct ufs_super *sb,
 		   struct udax_dax *dax);
+/*
+ * ufs_alloc_close() - free the allocator and clear *@ap (NULL-safe).
+ * Context: unmount, no transaction open.  Return: nothing.
+ */
 void ufs_alloc_close(struct ufs_alloc **ap);
 
 #define UFS_ALLOC_HUGE 0x1	/* want a 2 MiB aligned run (goal ignored) */
@@ -38,7 +47,13 @@ void ufs_alloc_close(struct ufs_alloc **ap);
  */
 int ufs_alloc_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t goal, uint32_t want,
 		     uint32_t min, unsigned int flags, uint64_t *pblk, uint32_t *got);
-/* Free a run.  Asserts I1 first.  Context: inside @tx.  Return: 0, -EINVAL (not allocated). */
+/*
+ * ufs_free_blocks() - free the run [@pblk, @pblk + @len).  Asserts I1 (no
+ * page of it still referenced) first; a quarantined block joins the
+ * quarantine instead of the free pool.
+ * Context: inside @tx.  Return: 0, -EINVAL (outside the data area or not
+ * allocated), -ENOMEM, -ENOSPC (log full).
+ */
 int ufs_free_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t pblk, uint32_t len);
 
 /* A run of blocks. */
@@ -56,16 +71,32 @@ struct ufs_blk_range {
  * Context: before the first allocation or free (at mount).  Return: 0, -ENOMEM.
  */
 int ufs_alloc_quarantine(struct ufs_alloc *a, const struct ufs_blk_range *r, size_t n);
-/* Blocks under quarantine (free or in use). */
+/*
+ * ufs_alloc_quarantined() - Context: takes the allocator lock.
+ * Return: blocks under quarantine (free or in use).
+ */
 uint64_t ufs_alloc_quarantined(const struct ufs_alloc *a);
 
-/* Inode slots.  Return: 0 with *ino; -ENOSPC. */
+/*
+ * ufs_ialloc() - take a free inode slot.
+ * Context: inside @tx.  Return: 0 with *@ino; -ENOSPC (table full or log full).
+ */
 int ufs_ialloc(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t *ino);
+/*
+ * ufs_ifree() - give inode slot @ino back.
+ * Context: inside @tx.  Return: 0; -EINVAL (the root, out of range, or
+ * not allocated: udax_errmsg() says which); -ENOSPC (log full).
+ */
 int ufs_ifree(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t ino);
 
+/* ufs_alloc_free_blocks() - Context: takes the allocator lock.  Return: free, allocatable blocks. */
 uint64_t ufs_alloc_free_blocks(const struct ufs_alloc *a);
+/* ufs_alloc_free_inodes() - Context: takes the allocator lock.  Return: free inode slots. */
 uint64_t ufs_alloc_free_inodes(const struct ufs_alloc *a);
-/* Is block @pblk allocated in the bitmap?  (fsck and tests) */
+/*
+ * ufs_alloc_test() - is block @pblk allocated in the bitmap?  (fsck and tests)
+ * Context: takes the allocator lock.  Return: 1, 0, -EINVAL (past the device).
+ */
 int ufs_alloc_test(const struct ufs_alloc *a, uint64_t pblk);
 
 #endif /* UDAX_ALLOC_H */

@@ -81,6 +81,11 @@ struct udax_page;
 #define UDAX_ENTRY_ZERO   0x4ULL
 #define UDAX_ENTRY_EMPTY  0x8ULL
 #define UDAX_ENTRY_SHIFT  4
+/*
+ * udax_entry_mk() - the entry value for @pfn with @flags; the others take
+ * an entry value apart.  Context: any (pure).  Return: the value, its
+ * pfn, whether a flag is set, its order (UDAX_HUGE_ORDER or 0).
+ */
 static inline uint64_t udax_entry_mk(uint64_t pfn, uint64_t flags)
 {
 	return (pfn << UDAX_ENTRY_SHIFT) | flags;
@@ -100,8 +105,16 @@ enum udax_policy {
 	UDAX_POLICY_UNTRACK_FIRST,	/* untrack first, then wait for refcount 0 on handles */
 	UDAX_POLICY_UNSAFE,		/* no wait: demonstration only, disables I1 */
 };
+/*
+ * udax_policy_name() - the mount option's name of @p ("default",
+ * "untrack-first", "unsafe").  Context: any.  Return: a static string
+ * ("unknown" for a value out of range).
+ */
 const char *udax_policy_name(enum udax_policy p);
-/* Return: 0 and *out, or -EINVAL for an unknown name. */
+/*
+ * udax_policy_parse() - the policy named @name (udax_policy_name()'s names).
+ * Context: any.  Return: 0 and *@out, or -EINVAL for an unknown name.
+ */
 int udax_policy_parse(const char *name, enum udax_policy *out);
 
 enum udax_ref {
@@ -164,18 +177,46 @@ struct udax_mapping {
 };
 
 /* ---- the per-mount object ---- */
+/*
+ * udax_dax_new() - the per-mount page lifecycle state with options @o.
+ * Context: mount.  Return: 0 with *@out set, -EINVAL (bad options), -ENOMEM.
+ */
 int udax_dax_new(struct udax_dax **out, const struct udax_dax_opts *o);
-/* NULL-safe; asserts (always on) that no handle is left. */
+/*
+ * udax_dax_delete() - free it and clear *@dp; NULL-safe; asserts (always
+ * on) that no handle is left.  Context: unmount, every mapping destroyed.
+ * Return: nothing.
+ */
 void udax_dax_delete(struct udax_dax **dp);
+/* udax_dax_policy() - Context: any.  Return: the mount's break_layouts policy. */
 enum udax_policy udax_dax_policy(const struct udax_dax *d);
-/* Wake every waiter so it re-checks interruption (a FUSE interrupt arrived). */
+/*
+ * udax_dax_kick() - wake every waiter so it re-checks interruption (a FUSE
+ * interrupt arrived).  Context: any; takes the pfn-index lock briefly.
+ * Return: nothing.
+ */
 void udax_dax_kick(struct udax_dax *d);
 
 /* ---- the per-inode mapping ---- */
+/*
+ * udax_mapping_init() - set up the mapping of inode @ino (embedded in the
+ * fs inode): an empty entry tree and a writer-preferring layout lock, so
+ * that a truncate does not starve behind a stream of grants.
+ * Context: before the inode is visible.  Return: 0, -errno from pthread.
+ */
 int udax_mapping_init(struct udax_mapping *m, struct udax_dax *dax, uint64_t ino);
-/* Asserts (always on) that nothing is tracked. */
+/*
+ * udax_mapping_destroy() - tear it down; asserts (always on) that nothing
+ * is tracked.  Context: eviction, nobody else holds @m.  Return: nothing.
+ */
 void udax_mapping_destroy(struct udax_mapping *m);
 
+/*
+ * The layout lock (a pthread rwlock): shared for grants and I/O that must
+ * not race a block being freed, exclusive for truncate, punch, eviction.
+ * Context: may sleep; ranks below the fs inode i_rwsem and above the
+ * xarray lock (lock order above).  Return: nothing.
+ */
 void udax_layout_lock_shared(struct udax_mapping *m);
 void udax_layout_unlock_shared(struct udax_mapping *m);
 void udax_layout_lock_excl(struct udax_mapping *m);
@@ -202,16 +243,22 @@ int udax_track(struct udax_mapping *m, uint64_t index, uint64_t pfn,
  * final one, which takes the pfn-index lock (the innermost lock, below
  * the wait table, never held while sleeping): no layout, xarray or entry
  * lock, so unpins always make progress while break_layouts waits.
+ * Return: nothing.
  */
 void udax_page_get(struct udax_page *p, enum udax_ref kind);
 void udax_page_put(struct udax_page *p, enum udax_ref kind);
 /*
  * udax_pin_get() - take a pin reference under the layout lock (shared),
- * refused while a recall is under way.  Return: 0, -EBUSY.
+ * refused while a recall is under way.
+ * Context: the caller holds the layout lock (shared) and a reference on
+ * @p; never sleeps.  Return: 0, -EBUSY.
  */
 int udax_pin_get(struct udax_mapping *m, struct udax_page *p);
 
-/* Current reference count (for tests and introspection; racy by nature). */
+/*
+ * udax_page_refcount() - the current reference count (for tests and
+ * introspection; racy by nature).  Context: any.  Return: the count.
+ */
 uint32_t udax_page_refcount(const struct udax_page *p);
 
 /*
@@ -232,11 +279,20 @@ int udax_entry_grab(struct udax_mapping *m, uint64_t index, unsigned int order,
  * udax_entry_unlock() - store @entry (LOCKED ignored) over the locked entry
  * covering @index and wake one exclusive waiter (and every non-exclusive
  * one).  An EMPTY @entry deletes the placeholder instead (wakes all).
+ * Context: the caller holds that entry lock (udax_entry_grab()); takes the
+ * xarray and wait-table locks briefly, never sleeps.  Return: nothing.
  */
 void udax_entry_unlock(struct udax_mapping *m, uint64_t index, uint64_t entry);
-/* udax_entry_delete() - erase the locked entry covering @index, wake all. */
+/*
+ * udax_entry_delete() - erase the locked entry covering @index, wake all.
+ * Context: as udax_entry_unlock().  Return: nothing.
+ */
 void udax_entry_delete(struct udax_mapping *m, uint64_t index);
-/* Return: the entry value covering @index (0 if none).  Takes the xa lock. */
+/*
+ * udax_entry_peek() - the entry covering @index, locked or not.
+ * Context: takes the xarray lock; never sleeps.
+ * Return: the entry value (0 if none).
+ */
 uint64_t udax_entry_peek(struct udax_mapping *m, uint64_t index);
 
 struct udax_page_info {
@@ -246,6 +302,12 @@ struct udax_page_info {
 	bool tracked;
 	uint64_t age_ns;		/* since the handle was created */
 };
+/*
+ * udax_page_info() - a snapshot of handle @p into *@out (counts read
+ * without a lock: racy by nature).  Context: the caller keeps @p alive
+ * (a reference, or the pfn-index lock as in udax_dax_foreach_handle()).
+ * Return: nothing.
+ */
 void udax_page_info(const struct udax_page *p, struct udax_page_info *out);
 
 /*
@@ -289,9 +351,14 @@ int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
  * udax_dax_assert_free() - I1 in the allocator's free path: abort (always
  * on) if any pfn in [pfn, pfn + npages) has a live handle (tracked or
  * referenced).  Under UDAX_POLICY_UNSAFE it only counts the violation.
+ * Context: the owner's layout lock held exclusively; takes the pfn-index
+ * lock.  Return: nothing (it does not return on a violation).
  */
 void udax_dax_assert_free(struct udax_dax *d, uint64_t pfn, uint64_t npages);
-/* True if any pfn in the range has a live handle. */
+/*
+ * udax_dax_pfn_busy() - Context: takes the pfn-index lock.
+ * Return: true if any pfn in [@pfn, @pfn + @npages) has a live handle.
+ */
 bool udax_dax_pfn_busy(struct udax_dax *d, uint64_t pfn, uint64_t npages);
 
 /* ---- introspection (udaxctl status shows it) ---- */
@@ -305,13 +372,22 @@ struct udax_dax_stats {
 	uint64_t entry_waiters;		/* threads sleeping on an entry lock */
 	uint64_t entry_wakeups;		/* entry-lock waiters woken so far */
 };
+/*
+ * udax_dax_stats() - the counters above into *@out.
+ * Context: takes the pfn-index lock (the counters outside it are atomics).
+ * Return: nothing.
+ */
 void udax_dax_stats(struct udax_dax *d, struct udax_dax_stats *out);
-/* Bytes used by one mapping's entry tree (DRAM accounting). */
+/*
+ * udax_mapping_mem_bytes() - bytes used by one mapping's entry tree (DRAM
+ * accounting).  Context: takes the xarray lock.  Return: the bytes.
+ */
 size_t udax_mapping_mem_bytes(struct udax_mapping *m);
 /*
- * Calls @cb for each live handle; stops early when cb returns non-zero and
- * returns that value.  Context: @cb runs with the pfn-index lock held: it
- * must not call back into the dax layer (copy what it needs).
+ * udax_dax_foreach_handle() - call @cb for each live handle; stop early
+ * when @cb returns non-zero.  Context: @cb runs with the pfn-index lock
+ * held: it must not call back into the dax layer (copy what it needs).
+ * Return: 0, or the non-zero value @cb stopped with.
  */
 int udax_dax_foreach_handle(struct udax_dax *d,
 			    int (*cb)(const struct udax_page_info *pi, void *arg), void *arg);
@@ -327,10 +403,14 @@ struct udax_waiter_info {
  * unmount's refusal and for logs, e.g. "2 pages in use: ino 12 index 7
  * pfn 0x1a refs 2 (mapped 1, pinned 1) for 4.1 s; ...".  Lists the oldest
  * few; truncated to @len (always NUL-terminated when @len > 0).
+ * Context: takes the pfn-index lock.
  * Return: the number of handles with a non-zero refcount.
  */
 uint64_t udax_dax_busy_report(struct udax_dax *d, char *buf, size_t len);
-/* As udax_dax_foreach_handle, for break_layouts calls sleeping now. */
+/*
+ * udax_dax_foreach_waiter() - as udax_dax_foreach_handle(), for the
+ * break_layouts calls sleeping now.  Context and Return: the same.
+ */
 int udax_dax_foreach_waiter(struct udax_dax *d,
 			    int (*cb)(const struct udax_waiter_info *wi, void *arg), void *arg);
 

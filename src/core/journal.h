@@ -39,17 +39,27 @@ struct ufs_tx;
 bool ufs_journal_head_ok(const struct ufs_journal_head *h);
 /*
  * ufs_journal_open() - check the journal header of a validated superblock.
- * Return: 0; -EUCLEAN with udax_errmsg() naming the journal and its offset
+ * Context: mount or fsck, before any transaction.
+ * Return: 0 with *@out set; -ENOMEM; -EUCLEAN with udax_errmsg() naming the journal and its offset
  * when the header or a record is corrupt.
  */
 int ufs_journal_open(struct ufs_journal **out, struct udax_media *m, const struct ufs_super *sb);
+/*
+ * ufs_journal_close() - free the journal and clear *@jp (NULL-safe).
+ * Context: no transaction open.  Return: nothing.
+ */
 void ufs_journal_close(struct ufs_journal **jp);
-/* Does the log hold an unfinished transaction? */
+/*
+ * ufs_journal_dirty() - does the log hold an unfinished transaction?
+ * Context: any (one atomic load).  Return: true when j_used != 0.
+ */
 bool ufs_journal_dirty(const struct ufs_journal *j);
 /*
  * ufs_journal_recover() - roll back an unfinished transaction.  With
- * @dry_run only validate and count.  Return: records rolled back (>= 0) or
- * -EUCLEAN (corrupt record: nothing written).
+ * @dry_run only validate and count.
+ * Context: mount or fsck, before any transaction.
+ * Return: records rolled back (>= 0) or -EUCLEAN (corrupt record: nothing
+ * written).
  */
 int ufs_journal_recover(struct ufs_journal *j, bool dry_run);
 
@@ -83,25 +93,46 @@ int ufs_journal_scan(struct ufs_journal *j,
  */
 struct ufs_journal_undo;
 int ufs_journal_replay(struct ufs_journal *j, struct ufs_journal_undo **undo);
+/*
+ * ufs_journal_replay_end() - finish ufs_journal_replay(): empty the log
+ * (@keep) or put the saved bytes back; frees *@undo and clears it.
+ * Context: mount, before any transaction.  Return: nothing.
+ */
 void ufs_journal_replay_end(struct ufs_journal *j, struct ufs_journal_undo **undo, bool keep);
 
-/* Context: may sleep on the journal mutex. */
+/*
+ * ufs_tx_begin() - open the one transaction of this mount.  Asserts that
+ * the log is empty and the device writable.
+ * Context: may sleep on the journal mutex, held until ufs_tx_commit() or
+ * ufs_tx_abort(); never with a pin wait pending (break_layouts first).
+ * Return: the transaction (never NULL).
+ */
 struct ufs_tx *ufs_tx_begin(struct ufs_journal *j);
 /*
  * ufs_tx_add() - log the old bytes of [ptr, ptr + len) (inside the device
  * mapping) before the caller changes them.  Ranges already logged in this
- * transaction are not logged twice.  Return: 0, -ENOSPC (log full: the
- * caller must abort and retry with a smaller step), -EINVAL.
+ * transaction are not logged twice.
+ * Context: inside @tx.
+ * Return: 0, -ENOSPC (log full: the caller must abort and retry with a
+ * smaller step), -EINVAL (outside the device or the metadata area).
  */
 int ufs_tx_add(struct ufs_tx *tx, void *ptr, size_t len);
-/* Bytes left in the log for this transaction. */
+/* ufs_tx_room() - Context: inside @tx.  Return: bytes left in the log for it. */
 size_t ufs_tx_room(const struct ufs_tx *tx);
-/* Make every logged range durable, then empty the log.  Frees tx. */
+/*
+ * ufs_tx_commit() - make every logged range durable, then empty the log;
+ * the hooks' end(committed) runs.  @tx is gone afterwards.
+ * Context: inside @tx; releases the journal mutex.  Return: nothing.
+ */
 void ufs_tx_commit(struct ufs_tx *tx);
-/* Restore every logged range from the log, then empty it.  Frees tx. */
+/*
+ * ufs_tx_abort() - restore every logged range from the log, then empty
+ * it; the hooks' restored() and end(aborted) run.  @tx is gone afterwards.
+ * Context: inside @tx; releases the journal mutex.  Return: nothing.
+ */
 void ufs_tx_abort(struct ufs_tx *tx);
 
-/* The journal a transaction belongs to. */
+/* ufs_tx_journal() - Context: inside @tx.  Return: the journal @tx belongs to. */
 struct ufs_journal *ufs_tx_journal(struct ufs_tx *tx);
 
 /*
@@ -112,7 +143,11 @@ struct ufs_journal *ufs_tx_journal(struct ufs_tx *tx);
  * transaction, after commit or abort.  Neither may start a transaction.
  * Hooks may be added from inside a transaction (the allocator registers
  * itself on the first transaction it sees).
+ * ufs_journal_add_hooks() - add @h with @arg.
+ * Context: takes the hook lock (not the journal mutex).
  * Return: 0, -ENOSPC (too many hooks: 8 at most).
+ * ufs_journal_remove_hooks() - remove the pair @h, @arg (absent: nothing).
+ * Context: takes the hook lock; not from inside a hook.  Return: nothing.
  */
 struct ufs_tx_hooks {
 	void (*restored)(void *arg, uint64_t dev_off, uint64_t len);
@@ -121,7 +156,10 @@ struct ufs_tx_hooks {
 int ufs_journal_add_hooks(struct ufs_journal *j, const struct ufs_tx_hooks *h, void *arg);
 void ufs_journal_remove_hooks(struct ufs_journal *j, const struct ufs_tx_hooks *h, void *arg);
 
-/* Transactions committed or aborted since open (statistics, tests). */
+/*
+ * ufs_journal_commits() - transactions committed or aborted since open
+ * (statistics, tests).  Context: any.  Return: the count.
+ */
 uint64_t ufs_journal_commits(const struct ufs_journal *j);
 
 #endif /* UDAX_JOURNAL_H */

@@ -22,6 +22,7 @@
  * system says (truncated image).  udax_errmsg() names the structure and
  * its offset.  When the backup was used, udax_errmsg() says why the
  * primary was refused (the caller prints it).
+ * Context: mount, fsck; nothing else may use @m yet.
  */
 int ufs_super_load(struct udax_media *m, struct ufs_super *out, bool *used_backup);
 /*
@@ -39,12 +40,24 @@ int ufs_super_load(struct udax_media *m, struct ufs_super *out, bool *used_backu
  */
 int ufs_super_check(const struct ufs_super *sb, uint64_t off, uint64_t dev_size,
 		    char *why, size_t wlen);
-/* Write @sb (checksum recomputed) to the primary and the backup, durably. */
+/*
+ * ufs_super_write() - write @sb (checksum recomputed into it) to the
+ * primary and the backup, durably.
+ * Context: outside a transaction (the superblock is not journaled here):
+ * mkfs, mount, unmount, fsck -y.  Return: nothing.
+ */
 void ufs_super_write(struct udax_media *m, struct ufs_super *sb);
+/* ufs_super_csum() - crc32c of @sb up to s_checksum.  Context: any.  Return: the checksum. */
 uint32_t ufs_super_csum(const struct ufs_super *sb);
-/* crc32c of an inode with i_checksum taken as 0 (format.h). */
+/*
+ * ufs_inode_csum() - crc32c of an inode with i_checksum taken as 0
+ * (format.h).  Context: any.  Return: the checksum.
+ */
 uint32_t ufs_inode_csum(const struct ufs_dinode *di);
-/* crc32c of a journal head's static fields (format.h). */
+/*
+ * ufs_journal_head_csum() - crc32c of a journal head's static fields
+ * (format.h).  Context: any.  Return: the checksum.
+ */
 uint32_t ufs_journal_head_csum(const struct ufs_journal_head *jh);
 
 struct ufs_mkfs_opts {
@@ -60,12 +73,15 @@ struct ufs_mkfs_opts {
  * bitmaps, root directory.  Never touches the inode table or data area
  * beyond what the root needs.  Refuses (-EEXIST, naming what it found) to
  * overwrite a udaxfs or other recognisable signature unless opts->force.
+ * *@out (may be NULL) receives the superblock written.
+ * Context: the device is not mounted.
  * Return: 0, -ENOSPC (device too small), -EEXIST, -errno.
  */
 int ufs_mkfs(struct udax_media *m, const struct ufs_mkfs_opts *o, struct ufs_super *out);
 /*
  * ufs_probe_signature() - name a recognisable signature at the start of the
- * device ("udaxfs", "ext4", "xfs", "btrfs", "swap", "PMDK pool", ...) or NULL.
+ * device ("udaxfs", "ext4", "xfs", "btrfs", "swap", "PMDK pool", ...).
+ * Context: any; reads only.  Return: a static string, or NULL (none found).
  */
 const char *ufs_probe_signature(struct udax_media *m);
 

@@ -94,6 +94,8 @@ struct ufs_mount_opts {
  * Return: 0, or -errno with udax_errmsg() naming the structure and its
  * offset (not udaxfs, newer version, truncated image, corrupted ...).
  * Nothing is written to a device that fails validation.
+ * Context: may sleep (orphan reclaim); @m stays the caller's and must
+ * outlive the mount.
  */
 int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opts *o);
 /*
@@ -107,18 +109,45 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
  * -EUCLEAN when unlinked inodes could not be freed because their metadata is
  * corrupt: they stay on the orphan list with their blocks, the mount is
  * freed and *fsp cleared; run fsck.udaxfs.
+ * Context: no other call on this mount may run or follow; sleeps
+ * (break_layouts on the orphans).
  */
 int ufs_unmount(struct ufs **fsp);
 
+/* The mount's parts.  Context: any.  Return: the part (owned by the mount). */
+/* ufs_media() - Return: the device the mount is on. */
 struct udax_media *ufs_media(struct ufs *fs);
-/* Blocks under quarantine (ufs_mount_opts.quarantine), free or in use. */
+/*
+ * ufs_quarantined_blocks() - Context: takes the allocator lock.
+ * Return: blocks under quarantine (ufs_mount_opts.quarantine), free or in use.
+ */
 uint64_t ufs_quarantined_blocks(struct ufs *fs);
+/* ufs_dax() - Return: the mount's page lifecycle state (dax.h). */
 struct udax_dax *ufs_dax(struct ufs *fs);
+/* ufs_block_size() - Return: the file system block size in bytes. */
 uint32_t ufs_block_size(const struct ufs *fs);
 
 /* ---- names ---- */
+/*
+ * ufs_lookup() - find @name in directory @parent; fill *@e and take one
+ * lookup count on it.
+ * Context: takes the namespace lock shared.
+ * Return: 0, -ENOENT, -ENOTDIR, -ENAMETOOLONG, -EUCLEAN, -ENOMEM.
+ */
 int ufs_lookup(struct ufs *fs, uint64_t parent, const char *name, struct ufs_entry *e);
+/*
+ * ufs_forget() - drop @nlookup lookup counts of @ino (as FUSE_FORGET); an
+ * inode with no link, lookup or open left is evicted (see above).
+ * Context: may sleep (eviction frees blocks after break_layouts).
+ * Return: nothing (an unknown @ino is ignored).
+ */
 void ufs_forget(struct ufs *fs, uint64_t ino, uint64_t nlookup);
+/*
+ * ufs_getattr() - the attributes of @ino into *@st.
+ * Context: never waits for a writer of the inode: while one holds its
+ * i_rwsem the last committed snapshot is returned.
+ * Return: 0, -ENOENT, -EUCLEAN.
+ */
 int ufs_getattr(struct ufs *fs, uint64_t ino, struct stat *st);
 
 /* Fields of struct ufs_setattr to apply. */
@@ -139,42 +168,139 @@ struct ufs_setattr {
 	uint64_t size;
 	struct timespec atime, mtime, ctime;
 };
+/*
+ * ufs_setattr() - apply the fields of @sa named in sa->valid, in one
+ * transaction; a size change frees blocks only after break_layouts, and
+ * drops what c->kill says.  *@st (may be NULL) receives the new attributes.
+ * Context: takes the inode's lock exclusively; may sleep in break_layouts.
+ * Return: 0, -EINTR or -EBUSY (recall interrupted or timed out: nothing
+ * changed), -EINVAL, -EFBIG, -EISDIR, -ENOSPC, -EROFS, -EUCLEAN.
+ */
 int ufs_setattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		const struct ufs_setattr *sa, struct stat *st);
 
+/*
+ * Creating names: ufs_mknod() (any file type but a directory; @rdev for
+ * devices), ufs_mkdir(), ufs_symlink() (target up to UFS_SYMLINK_MAX),
+ * ufs_link() (a new name @newname in @newparent for @ino).  The new
+ * object is owned by c->uid and c->gid (or the setgid directory's group),
+ * with @mode less c->umask; *@e is filled and one lookup count taken.
+ * Context: takes the namespace lock exclusively; one transaction.
+ * Return: 0, or -errno:
+ * -ENOENT, -ENOTDIR, -EEXIST, -ENAMETOOLONG, -EMLINK, -ENOSPC (no block,
+ * inode or log room), -EROFS, -EUCLEAN (corrupt metadata: udax_errmsg()
+ * says where), -ENOMEM.
+ */
 int ufs_mknod(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
 	      const char *name, mode_t mode, dev_t rdev, struct ufs_entry *e);
 int ufs_mkdir(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
 	      const char *name, mode_t mode, struct ufs_entry *e);
 int ufs_symlink(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
 		const char *name, const char *target, struct ufs_entry *e);
-/* Return: length of the target copied into buf (not NUL-terminated), or -errno. */
+/*
+ * ufs_readlink() - copy the target of symlink @ino into @buf (@size bytes).
+ * Context: takes the inode's lock shared.
+ * Return: length of the target copied into buf (not NUL-terminated), or
+ * -errno (-EINVAL: not a symlink; -ENOENT; -EUCLEAN).
+ */
 ssize_t ufs_readlink(struct ufs *fs, uint64_t ino, char *buf, size_t size);
 int ufs_link(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 	     uint64_t newparent, const char *newname, struct ufs_entry *e);
+/*
+ * ufs_unlink() / ufs_rmdir() - remove @name from @parent (rmdir: an empty
+ * directory).  The inode goes when no link, lookup or open is left; until
+ * then it sits on the orphan list.
+ * Context: takes the namespace lock exclusively for one transaction; the
+ * victim is evicted after it is dropped (that may sleep in break_layouts).
+ * Return: 0, -ENOENT, -ENOTDIR, -EISDIR (unlink of a directory),
+ * -ENOTEMPTY, -ENOSPC (log), -EROFS, -EUCLEAN.
+ */
 int ufs_unlink(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name);
 int ufs_rmdir(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name);
-/* flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE (RENAME_WHITEOUT: -EINVAL). */
+/*
+ * ufs_rename() - move @name in @parent to @newname in @newparent, atomically
+ * (one transaction).  @flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE
+ * (RENAME_WHITEOUT: -EINVAL).  A replaced target is unlinked as by
+ * ufs_unlink().
+ * Context: takes the namespace lock exclusively for one transaction; a
+ * replaced victim is evicted after it is dropped.
+ * Return: 0, or -errno: -ENOENT, -EEXIST (NOREPLACE), -EINVAL (a directory
+ * into itself, unknown flags), -EBUSY ("." or ".."), -ENOTDIR, -EISDIR,
+ * -ENOTEMPTY, -EMLINK, -ENOSPC, -EROFS, -EUCLEAN.
+ */
 int ufs_rename(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name,
 	       uint64_t newparent, const char *newname, unsigned int flags);
 
 /* ---- open files ---- */
-/* O_TRUNC truncates (break_layouts first). Counts an open reference. */
+/*
+ * ufs_open() - count an open reference on @ino; O_TRUNC truncates to 0
+ * (break_layouts first, and what c->kill says is dropped).
+ * Context: may sleep in break_layouts (O_TRUNC).
+ * Return: 0, -ENOENT, -EISDIR (writable open of a directory), -EINTR or
+ * -EBUSY (O_TRUNC's recall: nothing changed), -EROFS, -EUCLEAN.
+ */
 int ufs_open(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int flags);
-/* Create and open a regular file (O_EXCL honoured). */
+/*
+ * ufs_create() - create and open a regular file @name in @parent (O_EXCL
+ * honoured; an existing file is opened as by ufs_open()).  *@e is filled,
+ * one lookup count and one open reference taken.
+ * Context: as ufs_mknod().  Return: as ufs_mknod(), and as ufs_open().
+ */
 int ufs_create(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
 	       const char *name, mode_t mode, int flags, struct ufs_entry *e);
+/*
+ * ufs_release() - drop an open reference (FUSE_RELEASE); the inode may be
+ * evicted (see ufs_forget()).  Context: may sleep.  Return: nothing.
+ */
 void ufs_release(struct ufs *fs, uint64_t ino);
+/*
+ * ufs_read() - copy up to @size bytes at @off into @buf (holes read as
+ * zeros, nothing past EOF).
+ * Context: takes the inode's lock shared.
+ * Return: bytes copied (0 at or past EOF), or -errno (-EISDIR, -ENOENT,
+ * -EIO/-EUCLEAN: an extent pointing outside the data area).
+ */
 ssize_t ufs_read(struct ufs *fs, uint64_t ino, void *buf, size_t size, uint64_t off);
+/*
+ * ufs_write() - copy @size bytes of @buf to @off, allocating blocks as
+ * needed; the data is durable on return, the size and times are committed
+ * in a transaction; what c->kill says is dropped.
+ * Context: takes the inode's lock exclusively.
+ * Return: bytes written (all of @size, or short when the device filled up
+ * part way), or -errno (-ENOSPC, -EFBIG, -EISDIR, -EROFS, -EIO, -EUCLEAN).
+ */
 ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		  const void *buf, size_t size, uint64_t off);
+/*
+ * ufs_fsync() - make @ino durable: data goes out with persisting stores and
+ * metadata with committed transactions, so what is left is a final fence.
+ * Context: any.  Return: 0, -ENOENT.
+ */
 int ufs_fsync(struct ufs *fs, uint64_t ino, bool datasync);
-/* FALLOC_FL_* modes: 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE,
- * COLLAPSE_RANGE, INSERT_RANGE; anything else -EOPNOTSUPP. */
+/*
+ * ufs_fallocate() - FALLOC_FL_* modes: 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE,
+ * ZERO_RANGE, COLLAPSE_RANGE, INSERT_RANGE; anything else -EOPNOTSUPP.
+ * Modes that free or move blocks break the layouts of the range first.
+ * Context: takes the inode's lock exclusively; may sleep in break_layouts.
+ * Return: 0, -EOPNOTSUPP, -EINVAL (unaligned collapse/insert, bad range),
+ * -ENOSPC, -EFBIG, -EINTR or -EBUSY (recall: nothing changed), -EROFS.
+ */
 int ufs_fallocate(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int mode,
 		  uint64_t off, uint64_t len);
-/* SEEK_DATA / SEEK_HOLE (and SEEK_SET/CUR/END are the kernel's).  Return the offset or -ENXIO. */
+/*
+ * ufs_lseek() - SEEK_DATA / SEEK_HOLE from @off (SEEK_SET/CUR/END are the
+ * kernel's).  Context: takes the inode's lock shared.
+ * Return: the offset, -ENXIO (@off at or past EOF, or no data after it),
+ * -EINVAL (another @whence).
+ */
 int64_t ufs_lseek(struct ufs *fs, uint64_t ino, int64_t off, int whence);
+/*
+ * ufs_copy_file_range() - copy @len bytes from @ino_in at @off_in to
+ * @ino_out at @off_out inside the file system (@flags must be 0), as
+ * ufs_read() + ufs_write() without a trip through the kernel.
+ * Context: takes both inodes' locks in inode order.
+ * Return: bytes copied (short at EOF of @ino_in), or -errno as ufs_write().
+ */
 ssize_t ufs_copy_file_range(struct ufs *fs, const struct ufs_ctx *c,
 			    uint64_t ino_in, uint64_t off_in,
 			    uint64_t ino_out, uint64_t off_out, size_t len, unsigned int flags);
@@ -197,12 +323,31 @@ typedef int (*ufs_fill_t)(void *arg, const char *name, const struct ufs_entry *e
 			  uint64_t next_off);
 int ufs_readdir(struct ufs *fs, uint64_t dir, uint64_t off, bool plus,
 		ufs_fill_t fill, void *arg);
+/*
+ * ufs_fsyncdir() - directory changes are committed transactions already:
+ * only a final fence is left.  Context: any.  Return: 0.
+ */
 int ufs_fsyncdir(struct ufs *fs, uint64_t dir);
 
+/*
+ * ufs_statfs() - sizes and free counts into *@sv (all free blocks are
+ * available: no reserve).  Context: takes the allocator lock.  Return: 0.
+ */
 int ufs_statfs(struct ufs *fs, struct statvfs *sv);
 
 /* ---- extended attributes ---- */
-/* flags: 0, XATTR_CREATE, XATTR_REPLACE.  size 0 on get/list returns the size needed. */
+/*
+ * Extended attributes live in one block per inode.  @flags: 0,
+ * XATTR_CREATE, XATTR_REPLACE.  A @size of 0 on get/list returns the size
+ * needed.
+ * Context: take the inode's lock (shared to read, exclusive to change);
+ * changes are one transaction.
+ * Return: set/remove: 0 or -errno; get/list: the value's or the list's
+ * length, or -errno.  Errors: -ENODATA (no such attribute, or a get of an
+ * unknown namespace), -EEXIST (XATTR_CREATE), -ERANGE (@size too small,
+ * name or value too long), -ENOSPC (the block is full), -EOPNOTSUPP (a set
+ * in an unknown namespace), -EROFS, -EUCLEAN.
+ */
 int ufs_setxattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, const char *name,
 		 const void *value, size_t size, int flags);
 ssize_t ufs_getxattr(struct ufs *fs, uint64_t ino, const char *name, void *value, size_t size);
@@ -229,6 +374,8 @@ struct ufs_layout_seg {
  * order is used, so a huge segment may cover more than [off, off+len).
  * @out must hold len / 4096 entries.  The caller drops the references with
  * udax_page_put(seg.page, UDAX_REF_MAP).
+ * Context: takes the inode's i_rwsem exclusively and its layout lock
+ * shared; one transaction when it allocates or grows the size.
  * Return: number of segments, or -errno (-ENOSPC, -EFBIG, -EINVAL unaligned,
  * -EBUSY a recall is under way on the file).
  */
@@ -246,13 +393,18 @@ int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint
  * (relocating blocks written earlier in smaller pieces), tracked as one huge
  * entry; blocks past EOF so allocated stay past EOF.  Device alignments
  * other than 4 KiB and 2 MiB: -EINVAL.
+ * Context and Return: as ufs_layout_grant(), and -ERANGE (above).
  */
 int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
 			  uint64_t len, uint64_t size_end, unsigned int flags,
 			  struct ufs_layout_seg *out, size_t max);
 #define UFS_GRANT_WRITE		1u	/* a writable layout: allocate, may grow the size */
 #define UFS_GRANT_KEEP_SIZE	2u	/* never change the size: -ERANGE instead */
-/* The inode's udax_mapping (valid while the caller holds a lookup or open ref). */
+/*
+ * ufs_mapping() - the inode's udax_mapping (valid while the caller holds a
+ * lookup or open reference).  Context: takes the inode cache lock briefly.
+ * Return: the mapping, or NULL (no such inode).
+ */
 struct udax_mapping *ufs_mapping(struct ufs *fs, uint64_t ino);
 
 #endif /* UDAX_UFS_H */

@@ -48,6 +48,11 @@
 #define UDAX_DBG_ASSERT(cond) ((void)0)
 #endif
 
+/*
+ * udax_bug() - report a broken invariant (UDAX_BUG_ON) and abort: the
+ * handler set by udax_set_bug_handler() runs first (it may longjmp away).
+ * Context: any.  Return: never.
+ */
 __attribute__((noreturn)) void udax_bug(const char *file, int line,
 					const char *func, const char *cond);
 /*
@@ -55,19 +60,44 @@ __attribute__((noreturn)) void udax_bug(const char *file, int line,
  * longjmp) to prove that an invariant really fires.  NULL restores abort().
  */
 typedef void (*udax_bug_handler_t)(const char *file, int line, const char *cond);
+/*
+ * udax_set_bug_handler() - run @h before udax_bug() aborts (NULL: none).
+ * Context: any; process-wide.  Return: nothing.
+ */
 void udax_set_bug_handler(udax_bug_handler_t h);
 
-/* Per-thread error message. */
+/*
+ * udax_seterr() - keep a human-readable reason for this thread's last
+ * failure; an argument may be udax_errmsg() itself (it is formatted
+ * before the buffer is overwritten).
+ * Context: any; per thread.  Return: nothing.
+ */
 void udax_seterr(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * udax_errmsg() - this thread's last reason (udax_seterr()).
+ * Context: any; per thread.  Return: the message, or "unknown error" when
+ * none was set since the last udax_clearerr(); valid until the next
+ * udax_seterr() in this thread.
+ */
 const char *udax_errmsg(void);
+/*
+ * udax_clearerr() - forget this thread's reason, so that a later
+ * udax_errmsg() tells whether the next call set one.
+ * Context: any; per thread.  Return: nothing.
+ */
 void udax_clearerr(void);
 
 /*
- * Parse a size with an optional binary suffix (K, M, G, T, P; "KiB" etc.
- * accepted too).  Return: 0, or -EINVAL (not a size) / -ERANGE (overflow).
+ * udax_parse_size() - parse a size with an optional binary suffix (K, M,
+ * G, T, P; "KiB" etc. accepted too) into *@out.
+ * Context: any.  Return: 0, or -EINVAL (not a size) / -ERANGE (overflow).
  */
 int udax_parse_size(const char *s, uint64_t *out);
-/* Format a size as "1.5 GiB" into buf.  Returns buf. */
+/*
+ * udax_fmt_size() - format @v bytes as "512 B" or "1.5 GiB" into @buf
+ * (@len bytes, truncated to fit).
+ * Context: any.  Return: @buf.
+ */
 char *udax_fmt_size(uint64_t v, char *buf, size_t len);
 
 /*
@@ -79,15 +109,30 @@ char *udax_fmt_size(uint64_t v, char *buf, size_t len);
  * udax_crc32c_hw() falls back to the table code where there is no
  * instruction (see udax_crc32c_hw_available()).
  */
+/*
+ * udax_crc32c() - continue the CRC32C @crc over @len bytes of @data, with
+ * the implementation chosen at the first call.
+ * Context: any.  Return: the new checksum.
+ */
 uint32_t udax_crc32c(uint32_t crc, const void *data, size_t len);
+/* udax_crc32c_sw() - the same, always by the table.  Context: any.  Return: as udax_crc32c(). */
 uint32_t udax_crc32c_sw(uint32_t crc, const void *data, size_t len);
+/*
+ * udax_crc32c_hw() - the same by the SSE4.2 instruction, by the table where
+ * the CPU lacks it.  Context: any.  Return: as udax_crc32c().
+ */
 uint32_t udax_crc32c_hw(uint32_t crc, const void *data, size_t len);
+/* udax_crc32c_hw_available() - Context: any.  Return: does this CPU have the instruction? */
 bool udax_crc32c_hw_available(void);
+/*
+ * udax_crc32c_impl() - name the implementation udax_crc32c() uses.
+ * Context: any.  Return: "sse4.2" or "table" (a static string).
+ */
 const char *udax_crc32c_impl(void);
 
-/* Monotonic clock in nanoseconds. */
+/* udax_now_ns() - Context: any.  Return: CLOCK_MONOTONIC in nanoseconds. */
 uint64_t udax_now_ns(void);
-/* Wall clock as a timespec. */
+/* udax_now_ts() - the wall clock (CLOCK_REALTIME) into *@ts.  Context: any.  Return: nothing. */
 void udax_now_ts(struct timespec *ts);
 
 #endif /* UDAX_UTIL_H */

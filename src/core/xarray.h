@@ -69,7 +69,13 @@ struct xarray {
 	unsigned long node_gen;		/* bumped when a node is freed; *lockp */
 };
 
-/* ---- entry encoding ---- */
+/*
+ * ---- entry encoding ----
+ * Context: any (pure functions of their argument).
+ * xa_mk_value() - Return: the value entry holding @v (v < LONG_MAX).
+ * xa_to_value() - Return: the value a value entry holds.
+ * xa_is_value() / xa_is_internal() - Return: is @entry of that kind?
+ */
 static inline void *xa_mk_value(unsigned long v)
 {
 	return (void *)((v << 1) | 1UL);
@@ -86,7 +92,11 @@ static inline bool xa_is_internal(const void *entry)
 {
 	return ((unsigned long)entry & 3UL) == 2UL;
 }
-/* Error entries: internal entries holding a small negative errno. */
+/*
+ * Error entries: internal entries holding a small negative errno.
+ * xa_mk_err() - Return: the error entry for @err (-4095 <= @err < 0).
+ * xa_is_err() - Return: is @entry an error entry?
+ */
 static inline void *xa_mk_err(int err)
 {
 	return (void *)(((unsigned long)(long)err << 2) | 2UL);
@@ -102,26 +112,36 @@ static inline int xa_err(const void *entry)
 }
 
 /* ---- lifetime ---- */
+/* xa_init() - an empty tree with a lock of its own.  Context: before use.  Return: nothing. */
 void xa_init(struct xarray *xa);
 /*
  * xa_init_shared() - a tree protected by @owner's lock (taken and dropped
  * through either tree): for two indexes that must change together.
- * @owner must outlive @xa.
+ * @owner must outlive @xa.  Context: before use.  Return: nothing.
  */
 void xa_init_shared(struct xarray *xa, struct xarray *owner);
-/* Frees every node; the entries themselves are the caller's.  Context: no lock. */
+/*
+ * xa_destroy() - free every node; the entries themselves are the caller's.
+ * Context: no lock held, nobody else uses @xa.  Return: nothing.
+ */
 void xa_destroy(struct xarray *xa);
+/* xa_lock() / xa_unlock() - the tree's lock (its own or the shared one).  Context: may sleep. */
 static inline void xa_lock(struct xarray *xa) { pthread_mutex_lock(xa->lockp); }
 static inline void xa_unlock(struct xarray *xa) { pthread_mutex_unlock(xa->lockp); }
+/* xa_empty() - Context: the lock held, or a racy hint.  Return: does the tree hold nothing? */
 static inline bool xa_empty(const struct xarray *xa) { return xa->head == NULL; }
 
 /* ---- single entries ---- */
-/* Return: the entry covering @index, or NULL. */
+/*
+ * xa_load() - Context: takes the lock (the __ form: lock held); never sleeps
+ * otherwise.  Return: the entry covering @index, or NULL.
+ */
 void *xa_load(struct xarray *xa, unsigned long index);
 void *__xa_load(const struct xarray *xa, unsigned long index);
 /*
- * Like __xa_load, and also report the covering entry's first index and
- * order (both untouched when nothing is there).
+ * __xa_load_extent() - like __xa_load, and also report the covering
+ * entry's first index and order (both untouched when nothing is there).
+ * Context: lock held.  Return: the entry, or NULL.
  */
 void *__xa_load_extent(const struct xarray *xa, unsigned long index,
 		       unsigned long *firstp, unsigned int *orderp);
@@ -140,6 +160,7 @@ void *xa_store_order(struct xarray *xa, unsigned long index, unsigned int order,
 		     void *entry, unsigned int flags);
 void *__xa_store_order(struct xarray *xa, unsigned long index, unsigned int order,
 		       void *entry, unsigned int flags);
+/* xa_store() - xa_store_order() of order 0, no flags.  Context and Return: the same. */
 static inline void *xa_store(struct xarray *xa, unsigned long index, void *entry)
 {
 	return xa_store_order(xa, index, 0, entry, 0);
@@ -153,17 +174,29 @@ int __xa_insert_order(struct xarray *xa, unsigned long index, unsigned int order
 /*
  * xa_cmpxchg() - if the entry covering @index is @old, replace it by @entry
  * (same extent; order 0 when @old is NULL; NULL @entry erases).
+ * Context: as xa_store_order().
  * Return: the entry that was there (== @old on success) or an error entry.
  */
 void *xa_cmpxchg(struct xarray *xa, unsigned long index, void *old, void *entry);
 void *__xa_cmpxchg(struct xarray *xa, unsigned long index, void *old, void *entry);
-/* Return: the erased entry covering @index, or NULL.  Never drops the lock. */
+/*
+ * xa_erase() - erase the entry covering @index (its whole extent) and its
+ * marks, freeing nodes that become empty.
+ * Context: takes the lock (the __ form: lock held; never drops it).
+ * Return: the erased entry, or NULL.
+ */
 void *xa_erase(struct xarray *xa, unsigned long index);
 void *__xa_erase(struct xarray *xa, unsigned long index);
-/* Return: order of the entry covering @index, 0 if none. */
+/* xa_get_order() - Context: takes the lock.  Return: order of the entry covering @index, 0 if none. */
 unsigned int xa_get_order(struct xarray *xa, unsigned long index);
 
-/* ---- marks ---- */
+/*
+ * ---- marks ----
+ * xa_set_mark() / xa_clear_mark() - set or clear @mark on the entry
+ * covering @index (nothing there: nothing done), propagating to the root.
+ * xa_get_mark() - Return: is @mark set on the entry covering @index?
+ * Context: take the lock (the __ forms: lock held); never drop it.
+ */
 void xa_set_mark(struct xarray *xa, unsigned long index, xa_mark_t mark);
 void xa_clear_mark(struct xarray *xa, unsigned long index, xa_mark_t mark);
 bool xa_get_mark(struct xarray *xa, unsigned long index, xa_mark_t mark);
@@ -177,12 +210,17 @@ bool __xa_get_mark(const struct xarray *xa, unsigned long index, xa_mark_t mark)
  * covers an index in [*indexp, max].  On success *indexp is set to the
  * entry's first index (which may be below the starting *indexp when a
  * multi-order entry covers it).
+ * Context: takes the lock (the __ form: lock held, and *@orderp, if not
+ * NULL, receives the entry's order).
  * Return: the entry or NULL.
  */
 void *xa_find(struct xarray *xa, unsigned long *indexp, unsigned long max, xa_mark_t filter);
 void *__xa_find(const struct xarray *xa, unsigned long *indexp, unsigned long max,
 		xa_mark_t filter, unsigned int *orderp);
-/* xa_find_after() - like xa_find, strictly after the entry at *indexp. */
+/*
+ * xa_find_after() - like xa_find, strictly after the entry at *indexp (past
+ * its whole extent).  Context and Return: as xa_find().
+ */
 void *xa_find_after(struct xarray *xa, unsigned long *indexp, unsigned long max,
 		    xa_mark_t filter);
 
@@ -208,11 +246,26 @@ struct xa_cursor {
 	struct xa_node *node;		/* leaf of the last entry; NULL after pause */
 	unsigned long gen;		/* xa->node_gen when node was cached */
 };
+/*
+ * xa_cursor_init() - a cursor over the entries of [@start, @max] of @xa
+ * matching @filter (XA_PRESENT or a mark).  Context: any.  Return: nothing.
+ */
 void xa_cursor_init(struct xa_cursor *c, struct xarray *xa, unsigned long start,
 		    unsigned long max, xa_mark_t filter);
+/*
+ * __xa_cursor_next() - the next matching entry; c->index and c->order say
+ * where it lies.  Context: lock held.  Return: the entry, or NULL (done).
+ */
 void *__xa_cursor_next(struct xa_cursor *c);
-/* Erase the entry last returned (no descent when the leaf is cached). */
+/*
+ * __xa_cursor_erase() - erase the entry last returned (no descent when the
+ * leaf is cached).  Context: lock held.  Return: the erased entry.
+ */
 void *__xa_cursor_erase(struct xa_cursor *c);
+/*
+ * xa_cursor_pause() - forget the cached leaf, so that the lock may be
+ * dropped before the next __xa_cursor_next().  Context: any.  Return: nothing.
+ */
 static inline void xa_cursor_pause(struct xa_cursor *c) { c->node = NULL; }
 
 #define xa_for_each_range(xa, index, entry, start, last)			\
@@ -226,15 +279,18 @@ struct xa_alloc_ops {
 	void (*free)(void *p, size_t size, void *arg);
 	void *arg;
 };
-/* Replace the node allocator for every tree (NULL: malloc).  Tests only. */
+/*
+ * xa_set_alloc_ops() - replace the node allocator for every tree (NULL:
+ * malloc).  Tests only.  Context: no tree is changing.  Return: nothing.
+ */
 void xa_set_alloc_ops(const struct xa_alloc_ops *ops);
-/* Nodes alive in all trees (for leak checks). */
+/* xa_nodes_live() - Context: any (atomic).  Return: nodes alive in all trees (leak checks). */
 long xa_nodes_live(void);
-/* Bytes of one node. */
+/* xa_node_size() - Context: any.  Return: bytes of one node. */
 size_t xa_node_size(void);
-/* Bytes used by this tree's nodes.  Context: takes the lock. */
+/* xa_mem_bytes() - Context: takes the lock.  Return: bytes used by this tree's nodes. */
 size_t xa_mem_bytes(struct xarray *xa);
-/* The fan-out this file was built with (tests check their build). */
+/* xa_chunk_shift() - Context: any.  Return: the fan-out shift this file was built with. */
 unsigned int xa_chunk_shift(void);
 
 #endif /* UDAX_XARRAY_H */

@@ -19,7 +19,11 @@
  *     system, the peer for udaxfs' own no-DMA truncate.
  *
  * Without a MOUNTPOINT it formats an emulated device in /dev/shm and mounts
- * udaxfs itself, once per policy (-o dax_policy=), and cleans up.
+ * udaxfs itself, once per policy (-o dax_policy=), and cleans up
+ * (bench_mount.c).
+ *
+ * This file: the options, the no-DMA and peer measurements, the report.
+ * One case under DMA is run by bench_truncate_dma.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,56 +45,15 @@
 #include <unistd.h>
 
 #include "util.h"
-#include "udaxctl.h"
+#include "bench_truncate.h"
 
-#define SEC 1000000000ull
-
-struct opts {
-	const char *mountpoint;		/* NULL: mount our own */
-	unsigned int iterations;
-	unsigned int nodma_iterations;
-	unsigned int futex_rounds;
-	char **policies;
-	int npolicies;
-	uint64_t *pinned, *qd, *io_size, *clients, *file_size;
-	int npinned, nqd, nio, nclients, nfile;
-	bool dma_write;
-	bool shrink_half;
-	bool json, quiet;
-	const char *plot;
-	const char *json_file;		/* --json-file: the JSON also goes here */
-	uint64_t device_size;
-	const char *source_dir;
-	const char *passthrough;	/* path to passthrough_ll */
-	bool no_passthrough;
-	uint64_t recall_timeout_ms;
-	int futex_cpu_a, futex_cpu_b;
-	char tag[64];			/* unique name part: udaxbench-h7-<pid> */
-};
-
-/* Results of one case. */
-struct result {
-	struct bench_case bc;
-	struct lat under, nodma, mech;
-	struct lat unpin_ret;		/* last unpin -> truncate returned, raw */
-	/* parts, relative to the truncate call (us) */
-	struct lat p_recall, p_seen, p_drained, p_unpin, p_returned, p_freed;
-	bool daemon_parts;		/* parts from the daemon's own timestamps */
-	unsigned int truncates;
-	unsigned int kicked;		/* truncates after which no recall arrived */
-	uint64_t corruptions, canary_pages, completions;
-	double dma_mib_s;
-	bool dma_ran;
-	char note[200];
-};
-
-static struct opts O;
+struct opts O;
 static struct result *R;
 static int nres;
 static struct lat futex_cross, futex_same, passthrough_lat;
 static char passthrough_path[PATH_MAX];	/* the peer binary that was measured */
 static char futex_cross_desc[64], futex_same_desc[64];
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t interrupted;
 static FILE *progress;
 
 /* ---- small helpers ---- */
@@ -107,7 +70,7 @@ static void die_usage(const char *fmt, ...)
 	exit(2);
 }
 
-static void prog(const char *fmt, ...)
+void prog(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -151,66 +114,12 @@ int bench_wait(struct bench_shm *shm, bool (*cond)(void *arg), void *arg, uint64
 	}
 }
 
-static int run_cmd(char *const argv[], bool quiet)
-{
-	pid_t pid = fork();
-	int st;
-
-	if (pid < 0)
-		return -errno;
-	if (pid == 0) {
-		if (quiet) {
-			int nul = open("/dev/null", O_WRONLY);
-
-			if (nul >= 0) {
-				dup2(nul, 1);
-				close(nul);
-			}
-		}
-		execv(argv[0], argv);
-		fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return -errno;
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return -EIO;
-	return 0;
-}
-
-static int unmount_fuse(const char *mnt)
-{
-	char *fm = ctl_find_prog(NULL, "fusermount3", NULL);
-	char *argv[] = { fm, "-u", "-z", (char *)mnt, NULL };
-	int ret;
-
-	if (!fm)
-		return -ENOENT;
-	ret = run_cmd(argv, true);
-	free(fm);
-	return ret;
-}
-
-/* Wait until @mnt shows up as a mount of type @type (the daemon forked away). */
-static int wait_mounted(const char *mnt, const char *type)
-{
-	for (int i = 0; i < 500; i++) {
-		char t[256] = "";
-
-		ctl_is_udaxfs_mount(mnt, t, sizeof(t));
-		if (strcmp(t, type) == 0)
-			return 0;
-		usleep(10000);
-	}
-	return -ETIMEDOUT;
-}
-
 /*
  * Bring back the blocks a truncate frees: fallocate (both udaxfs and
  * passthrough_ll over tmpfs allocate real blocks/pages), or write zeros
  * when a file system lacks fallocate.
  */
-static int refill(int fd, uint64_t size)
+int refill(int fd, uint64_t size)
 {
 	static char zero[65536];
 
@@ -227,7 +136,7 @@ static int refill(int fd, uint64_t size)
 	return 0;
 }
 
-static uint64_t shrink_to(uint64_t size)
+uint64_t shrink_to(uint64_t size)
 {
 	return O.shrink_half ? UDAX_ALIGN_DOWN(size / 2, 4096) : 0;
 }
@@ -294,450 +203,6 @@ static int measure_passthrough(void)
 	unlink(file);
 	rmdir(dir);
 	free(pt);
-	return ret;
-}
-
-/* ---- our own emulated device ---- */
-
-struct selfmount {
-	char dev[PATH_MAX], mnt[PATH_MAX];
-	bool mounted;
-};
-
-static int self_mount(struct selfmount *sm, const char *policy)
-{
-	static const char *const sub[] = { "src/tools", "src/daemon", NULL };
-	char *mkfs = ctl_find_prog("UDAX_MKFS", "mkfs.udaxfs", sub);
-	char *daemon = ctl_find_prog("UDAX_DAEMON", "udaxfs", sub);
-	char mopt[256];
-	int fd, ret = -ENOENT;
-
-	if (!mkfs || !daemon) {
-		fprintf(stderr, "udaxctl bench: %s not found (build it, or set %s)\n",
-			!mkfs ? "mkfs.udaxfs" : "udaxfs", !mkfs ? "UDAX_MKFS" : "UDAX_DAEMON");
-		goto out;
-	}
-	snprintf(sm->dev, sizeof(sm->dev), "/dev/shm/%s.img", O.tag);
-	snprintf(sm->mnt, sizeof(sm->mnt), "/dev/shm/%s-mnt", O.tag);
-	fd = open(sm->dev, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)O.device_size) < 0) {
-		ret = -errno;
-		fprintf(stderr, "udaxctl bench: %s: %s\n", sm->dev, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		goto out;
-	}
-	close(fd);
-	char *mk[] = { mkfs, sm->dev, NULL };
-	ret = run_cmd(mk, true);
-	if (ret < 0) {
-		fprintf(stderr, "udaxctl bench: mkfs.udaxfs %s failed\n", sm->dev);
-		goto out;
-	}
-	mkdir(sm->mnt, 0700);
-	snprintf(mopt, sizeof(mopt), "dax_policy=%s", policy);
-	if (O.recall_timeout_ms)
-		snprintf(mopt + strlen(mopt), sizeof(mopt) - strlen(mopt), ",recall_timeout=%llu",
-			 (unsigned long long)O.recall_timeout_ms);
-	char *mo[] = { daemon, sm->dev, sm->mnt, "-o", mopt, NULL };
-	ret = run_cmd(mo, true);
-	if (ret == 0)
-		ret = wait_mounted(sm->mnt, "fuse.udaxfs");
-	if (ret < 0) {
-		fprintf(stderr, "udaxctl bench: mounting udaxfs -o %s on %s failed\n", mopt, sm->mnt);
-		unmount_fuse(sm->mnt);
-		goto out;
-	}
-	sm->mounted = true;
-out:
-	free(mkfs);
-	free(daemon);
-	return ret;
-}
-
-static void self_unmount(struct selfmount *sm)
-{
-	if (sm->mounted) {
-		for (int i = 0; i < 50 && unmount_fuse(sm->mnt) < 0; i++)
-			usleep(100000);
-		sm->mounted = false;
-	}
-	rmdir(sm->mnt);
-	unlink(sm->dev);
-}
-
-/* ---- one case: clients + checker + the truncate loop ---- */
-
-struct waitarg {
-	struct bench_shm *shm;
-	unsigned int nclients;
-	uint64_t min_completions;
-	uint32_t seq;
-	uint32_t recalls;
-};
-
-static bool any_failed(struct waitarg *w)
-{
-	for (unsigned int i = 0; i < w->nclients; i++)
-		if (w->shm->c[i].state == BC_FAILED || w->shm->c[i].state == BC_EXITED)
-			return true;
-	return w->shm->chk_err != 0;
-}
-
-static bool all_streaming(void *arg)
-{
-	struct waitarg *w = arg;
-
-	if (any_failed(w))
-		return true;
-	for (unsigned int i = 0; i < w->nclients; i++)
-		if (w->shm->c[i].state != BC_STREAMING ||
-		    w->shm->c[i].epoch_completions < w->min_completions)
-			return false;
-	return true;
-}
-
-static bool all_returned(void *arg)
-{
-	struct waitarg *w = arg;
-
-	if (any_failed(w))
-		return true;
-	for (unsigned int i = 0; i < w->nclients; i++)
-		if (w->shm->c[i].recalls < w->recalls)
-			return false;
-	return true;
-}
-
-static bool checker_acked(void *arg)
-{
-	struct waitarg *w = arg;
-
-	return w->shm->chk_ack == w->seq || w->shm->chk_err;
-}
-
-static int checker_cmd(struct bench_shm *shm, uint32_t cmd, uint32_t *seq)
-{
-	struct waitarg w = { .shm = shm, .seq = ++*seq };
-
-	shm->chk_cmd = cmd;
-	__atomic_store_n(&shm->chk_seq, w.seq, __ATOMIC_SEQ_CST);
-	bench_ring(shm);
-	int ret = bench_wait(shm, checker_acked, &w, 30 * SEC);
-	if (ret == 0 && shm->chk_err)
-		ret = -EIO;
-	return ret;
-}
-
-static const char *client_error(struct bench_shm *shm, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++)
-		if (shm->c[i].state == BC_FAILED || shm->c[i].state == BC_EXITED)
-			return shm->c[i].msg[0] ? shm->c[i].msg : "client exited";
-	if (shm->chk_err)
-		return shm->chk_msg[0] ? shm->chk_msg : "checker failed";
-	return NULL;
-}
-
-/* Daemon-side moments per truncate (0: not reported). */
-struct daemon_times {
-	uint64_t *recall, *unpin, *freed;
-	unsigned int matched;
-	int err;
-};
-
-/*
- * Fetch the daemon's recent break_layouts timestamps and give each truncate
- * in [from, to) the one that started inside its call (the bench file's
- * inode first).  Return @to (the next one to match).
- */
-static unsigned int fetch_daemon(int fd, const uint64_t *t0s, const uint64_t *t1s,
-				 unsigned int from, unsigned int to, struct daemon_times *dd)
-{
-	struct bench_break *bs;
-	struct stat st;
-	int got;
-
-	if (from >= to || dd->err == -ENOSYS || fstat(fd, &st) < 0)
-		return to;
-	bs = calloc(4096, sizeof(*bs));
-	if (!bs)
-		return to;
-	got = bdma_break_stats(fd, bs, 4096);
-	if (got < 0)
-		dd->err = got;
-	for (unsigned int it = from; it < to && got > 0; it++) {
-		const struct bench_break *best = NULL;
-
-		for (int k = 0; k < got; k++) {
-			if (bs[k].t_start < t0s[it] || bs[k].t_start > t1s[it])
-				continue;
-			if (!best || (bs[k].ino == (uint64_t)st.st_ino && best->ino != (uint64_t)st.st_ino))
-				best = &bs[k];
-		}
-		if (!best)
-			continue;
-		dd->recall[it] = best->t_recall_sent;
-		dd->unpin[it] = best->t_last_unpin;
-		dd->freed[it] = best->t_freed ? best->t_freed : best->t_done;
-		dd->matched++;
-	}
-	free(bs);
-	return to;
-}
-
-static int run_dma(const char *mnt, struct result *r)
-{
-	const struct bench_case *bc = &r->bc;
-	char path[PATH_MAX], src[PATH_MAX], canary[PATH_MAX];
-	struct bench_shm *shm;
-	pid_t pids[BENCH_MAX_CLIENTS + 1];
-	unsigned int npids = 0, nc = (unsigned int)bc->clients;
-	struct waitarg w = { .nclients = nc };
-	uint32_t seq = 0;
-	struct lat recall_ns = { 0 };
-	uint64_t *t0s = NULL, *t1s = NULL, *unpins = NULL, *drains = NULL, *seens = NULL;
-	struct daemon_times dd_s = { 0 }, *dd = &dd_s;
-	unsigned int fetched = 0;
-	int fd = -1, ret;
-
-	snprintf(path, sizeof(path), "%s/%s-dma", mnt, O.tag);
-	snprintf(canary, sizeof(canary), "%s/%s-canary", mnt, O.tag);
-	snprintf(src, sizeof(src), "%s/%s-src", O.source_dir, O.tag);
-
-	/* the DMA source: bytes that never look like the canary pattern */
-	int sfd = open(src, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (sfd < 0)
-		return -errno;
-	{
-		size_t n = (size_t)udax_max(bc->io_size, 65536);
-		unsigned char *buf = malloc(n);
-
-		if (!buf) {
-			close(sfd);
-			return -ENOMEM;
-		}
-		for (size_t i = 0; i < n; i++)
-			buf[i] = (unsigned char)(0xd0 ^ (i * 7));
-		for (uint64_t off = 0; off < bc->io_size * 4; off += n)
-			if (pwrite(sfd, buf, n, (off_t)off) != (ssize_t)n)
-				break;
-		free(buf);
-		close(sfd);
-	}
-
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0) {
-		ret = -errno;
-		goto out_src;
-	}
-	ret = refill(fd, bc->file_size);
-	if (ret < 0)
-		goto out_file;
-
-	shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (shm == MAP_FAILED) {
-		ret = -errno;
-		goto out_file;
-	}
-	w.shm = shm;
-	t0s = calloc(O.iterations, sizeof(*t0s));
-	t1s = calloc(O.iterations, sizeof(*t1s));
-	unpins = calloc(O.iterations, sizeof(*unpins));
-	drains = calloc(O.iterations, sizeof(*drains));
-	seens = calloc(O.iterations, sizeof(*seens));
-	dd->recall = calloc(O.iterations, sizeof(uint64_t));
-	dd->unpin = calloc(O.iterations, sizeof(uint64_t));
-	dd->freed = calloc(O.iterations, sizeof(uint64_t));
-	if (!t0s || !t1s || !unpins || !drains || !seens || !dd->recall || !dd->unpin || !dd->freed) {
-		ret = -ENOMEM;
-		goto out_shm;
-	}
-
-	fflush(NULL);
-	for (unsigned int i = 0; i <= nc; i++) {
-		pid_t pid = fork();
-
-		if (pid < 0) {
-			ret = -errno;
-			goto out_kill;
-		}
-		if (pid == 0) {
-			signal(SIGINT, SIG_IGN);
-			if (i < nc)
-				_exit(bdma_client_main(shm, i, bc, path, src));
-			_exit(bdma_checker_main(shm, canary));
-		}
-		pids[npids++] = pid;
-	}
-
-	w.min_completions = bc->qd;
-	uint64_t freed = bc->file_size - shrink_to(bc->file_size);
-	uint64_t start_ns = ctl_now_ns(), bytes0 = 0;
-	for (unsigned int it = 0; it < O.iterations && !interrupted; it++) {
-		/* every truncate happens under DMA: all clients pinned and streaming */
-		ret = bench_wait(shm, all_streaming, &w, 30 * SEC);
-		if (ret == 0 && any_failed(&w))
-			ret = -EIO;
-		if (ret < 0)
-			goto out_kill;
-		if (it == 0) {
-			start_ns = ctl_now_ns();
-			for (unsigned int i = 0; i < nc; i++)
-				bytes0 += shm->c[i].completions;
-		}
-		shm->chk_bytes = freed;
-		uint64_t t0 = ctl_now_ns();
-		if (ftruncate(fd, (off_t)shrink_to(bc->file_size)) < 0) {
-			ret = -errno;
-			snprintf(r->note, sizeof(r->note), "truncate failed: %s", strerror(errno));
-			goto out_kill;
-		}
-		uint64_t t1 = ctl_now_ns();
-		/* the checker grabs the freed blocks at once */
-		ret = checker_cmd(shm, CHK_ARM, &seq);
-		if (ret < 0)
-			goto out_kill;
-		w.recalls = it + 1;
-		ret = bench_wait(shm, all_returned, &w, 2 * SEC);
-		if (ret == -ETIMEDOUT) {
-			/* no recall reached a client (a policy that does not send
-			 * them): stop the clients as a recall would */
-			for (unsigned int i = 0; i < nc; i++)
-				shm->c[i].kick = it + 1;
-			bench_ring(shm);
-			r->kicked++;
-			ret = bench_wait(shm, all_returned, &w, 30 * SEC);
-		}
-		if (ret == 0 && any_failed(&w))
-			ret = -EIO;
-		if (ret < 0)
-			goto out_kill;
-		/* every DMA that will ever land has landed: verify */
-		ret = checker_cmd(shm, CHK_VERIFY, &seq);
-		if (ret < 0)
-			goto out_kill;
-		r->corruptions += shm->chk_corrupt;
-		r->canary_pages += shm->chk_pages;
-		t0s[it] = t0;
-		t1s[it] = t1;
-		uint64_t lu = 0, ld = 0, ls = UINT64_MAX;
-		for (unsigned int i = 0; i < nc; i++) {
-			/* the client's last act: unpin, then give the layout back */
-			lu = udax_max(lu, udax_max(shm->c[i].t_unpinned, shm->c[i].t_returned));
-			ld = udax_max(ld, shm->c[i].t_drained);
-			ls = udax_min(ls, shm->c[i].t_recall);
-		}
-		unpins[it] = lu;
-		drains[it] = ld;
-		seens[it] = ls;
-		lat_add(&r->under, (double)(t1 - t0) / 1000.0);
-		r->truncates++;
-		/* give the blocks back, then let the clients map and pin again */
-		ret = refill(fd, bc->file_size);
-		if (ret < 0)
-			goto out_kill;
-		/* the daemon keeps the last UDAX_BREAKS_MAX: collect before they roll over */
-		if (r->truncates - fetched >= 512)
-			fetched = fetch_daemon(fd, t0s, t1s, fetched, r->truncates, dd);
-		for (unsigned int i = 0; i < nc; i++)
-			shm->c[i].resume = it + 1;
-		bench_ring(shm);
-		if ((it & 15) == 0 || it + 1 == O.iterations)
-			prog("%s qd=%llu io=%lluK clients=%llu: truncate %u/%u, corruptions %llu",
-			     bc->policy, (unsigned long long)bc->qd,
-			     (unsigned long long)(bc->io_size >> 10), (unsigned long long)nc,
-			     it + 1, O.iterations, (unsigned long long)r->corruptions);
-	}
-	{
-		uint64_t el = ctl_now_ns() - start_ns, b = 0;
-
-		for (unsigned int i = 0; i < nc; i++)
-			b += shm->c[i].completions;
-		r->completions = b - bytes0;
-		r->dma_mib_s = el ? (double)(b - bytes0) * (double)bc->io_size /
-				    ((double)el / 1e9) / (1024.0 * 1024.0) : 0;
-	}
-	r->dma_ran = true;
-
-	/* parts: the daemon's timestamps when it keeps them, else the client's */
-	fetch_daemon(fd, t0s, t1s, fetched, r->truncates, dd);
-	r->daemon_parts = dd->matched > 0;
-	for (unsigned int it = 0; it < r->truncates; it++) {
-		uint64_t t0 = t0s[it], t1 = t1s[it];
-		uint64_t unpin = dd->unpin[it] ? dd->unpin[it] : unpins[it];
-
-#define REL(t) ((t) > t0 ? (double)((t) - t0) / 1000.0 : 0.0)
-		if (dd->recall[it])
-			lat_add(&r->p_recall, REL(dd->recall[it]));
-		if (dd->freed[it])
-			lat_add(&r->p_freed, REL(dd->freed[it]));
-		if (seens[it] != UINT64_MAX)
-			lat_add(&r->p_seen, REL(seens[it]));
-		lat_add(&r->p_drained, REL(drains[it]));
-		lat_add(&r->p_unpin, REL(unpin));
-		lat_add(&r->p_returned, REL(t1));
-		lat_add(&recall_ns, unpin && unpin < t1 ? (double)(t1 - unpin) / 1000.0 : 0.0);
-#undef REL
-	}
-	if (!r->daemon_parts)
-		snprintf(r->note, sizeof(r->note), "the daemon reports no break_layouts timestamps "
-			 "(%s): last unpin is when the client had unpinned and returned the layout",
-			 dd->err ? strerror(-dd->err) : "none matched");
-	/* mechanism: last unpin -> truncate returned, minus a no-DMA truncate's round trip */
-	{
-		struct pct nd;
-
-		lat_pct(&r->nodma, &nd);
-		for (size_t i = 0; i < recall_ns.n; i++) {
-			lat_add(&r->unpin_ret, recall_ns.v[i]);
-			lat_add(&r->mech, udax_max(0.0, recall_ns.v[i] - nd.p50));
-		}
-	}
-	ret = 0;
-
-out_kill:
-	if (ret < 0 && !r->note[0]) {
-		const char *m = client_error(shm, nc);
-
-		snprintf(r->note, sizeof(r->note), "%s", m ? m : strerror(-ret));
-	}
-	shm->stop = 1;
-	shm->chk_cmd = CHK_QUIT;
-	shm->chk_seq++;
-	for (unsigned int i = 0; i < nc; i++)
-		shm->c[i].resume = UINT32_MAX;
-	bench_ring(shm);
-	for (unsigned int i = 0; i < npids; i++) {
-		int st;
-
-		for (int k = 0; k < 500 && waitpid(pids[i], &st, WNOHANG) == 0; k++) {
-			bench_ring(shm);
-			usleep(10000);
-		}
-		if (waitpid(pids[i], &st, WNOHANG) == 0) {
-			kill(pids[i], SIGKILL);
-			waitpid(pids[i], &st, 0);
-		}
-	}
-out_shm:
-	lat_free(&recall_ns);
-	free(t0s);
-	free(t1s);
-	free(unpins);
-	free(drains);
-	free(seens);
-	free(dd->recall);
-	free(dd->unpin);
-	free(dd->freed);
-	munmap(shm, sizeof(*shm));
-out_file:
-	if (fd >= 0)
-		close(fd);
-	unlink(path);
-	unlink(canary);
-out_src:
-	unlink(src);
 	return ret;
 }
 

@@ -39,6 +39,9 @@
 #include "ufs.h"
 #include "util.h"
 
+#include "../harness.h"
+#include "image_util.h"
+
 #define IMG_SIZE (16u * 1024 * 1024)
 #define BS UFS_BLOCK_SIZE
 
@@ -46,90 +49,37 @@ static char good_path[256], img_path[256];
 static uint8_t *good, marker[BS];
 static struct ufs_super sb;
 static uint64_t ino_f, ino_big, ino_x;
-static int failures, cases;
+static int cases;
 static const struct ufs_ctx ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
-
-#define DIE_IF(x) do { int r_ = (x); if (r_ < 0) { \
-	fprintf(stderr, "bad_extents: %s: %s (%s)\n", #x, strerror(-r_), udax_errmsg()); \
-	exit(1); } } while (0)
-
-static void quiet(void *arg, const char *msg)
-{
-	(void)arg;
-	(void)msg;
-}
 
 static uint64_t mkfile(struct ufs *fs, const char *name, int nblocks, int stride)
 {
-	struct ufs_entry e;
-	static char buf[BS];
-	int i;
+	uint64_t ino = img_mkfile(fs, UFS_ROOT_INO, name, (unsigned int)nblocks,
+				  (unsigned int)stride, 'd');
 
-	memset(buf, 'd', BS);
-	DIE_IF(ufs_create(fs, &ctx, UFS_ROOT_INO, name, 0644, O_RDWR | O_CREAT, &e));
-	for (i = 0; i < nblocks; i++)
-		DIE_IF((int)ufs_write(fs, &ctx, e.ino, buf, BS, (uint64_t)i * BS * stride));
-	ufs_release(fs, e.ino);
-	ufs_forget(fs, e.ino, 1);
-	return e.ino;
+	ufs_forget(fs, ino, 1);
+	return ino;
 }
 
 static void make_good(void)
 {
-	struct udax_media_opts mo = { .path = good_path };
 	struct ufs_mkfs_opts mk = { .force = true };
-	struct ufs_mount_opts o = { .log = quiet };
+	struct ufs_mount_opts o = { .log = img_quiet };
 	struct udax_media *m;
 	struct ufs *fs;
-	int fd = open(good_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 
-	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0) {
-		printf("SKIP: cannot create %s\n", good_path);
-		exit(77);
-	}
-	close(fd);
-	DIE_IF(udax_media_open(&m, &mo));
-	DIE_IF(ufs_mkfs(m, &mk, &sb));
-	DIE_IF(ufs_mount(&fs, m, &o));
+	img_mkfs_mount(good_path, IMG_SIZE, &mk, &o, &sb, &m, &fs);
 	ino_f = mkfile(fs, "f", 1, 1);
 	ino_big = mkfile(fs, "big", 8, 2);	/* 8 extents: the tree leaves the inode */
 	ino_x = mkfile(fs, "x", 1, 1);
-	DIE_IF(ufs_setxattr(fs, &ctx, ino_x, "user.k", "v", 1, 0));
-	DIE_IF(ufs_unmount(&fs));
-	udax_media_close(&m);
-	good = malloc(IMG_SIZE);
-	fd = open(good_path, O_RDONLY);
-	if (!good || fd < 0 || pread(fd, good, IMG_SIZE, 0) != IMG_SIZE) {
-		fprintf(stderr, "bad_extents: cannot read back %s\n", good_path);
-		exit(1);
-	}
-	close(fd);
+	REQUIRE_OK(ufs_setxattr(fs, &ctx, ino_x, "user.k", "v", 1, 0));
+	img_unmount(&fs, &m);
+	good = img_load(good_path, IMG_SIZE);
 	memcpy(&sb, good, sizeof(sb));
 }
 
 static uint8_t *img;	/* the case's image, read back */
 
-static void write_img(void)
-{
-	int fd = open(img_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-
-	if (fd < 0 || pwrite(fd, img, IMG_SIZE, 0) != IMG_SIZE) {
-		fprintf(stderr, "bad_extents: cannot write %s\n", img_path);
-		exit(1);
-	}
-	close(fd);
-}
-
-static void read_img(void)
-{
-	int fd = open(img_path, O_RDONLY);
-
-	if (fd < 0 || pread(fd, img, IMG_SIZE, 0) != IMG_SIZE) {
-		fprintf(stderr, "bad_extents: cannot read %s\n", img_path);
-		exit(1);
-	}
-	close(fd);
-}
 
 static struct ufs_dinode *inode(uint64_t ino)
 {
@@ -162,7 +112,7 @@ enum what { EXTENT, NODE, XATTR };
 static void one(const char *name, enum what what, uint64_t target, uint32_t len, bool legit)
 {
 	struct udax_media_opts mo = { .path = img_path };
-	struct ufs_mount_opts o = { .log = quiet };
+	struct ufs_mount_opts o = { .log = img_quiet };
 	struct udax_media *m;
 	struct ufs *fs;
 	struct ufs_dinode *di;
@@ -182,60 +132,56 @@ static void one(const char *name, enum what what, uint64_t target, uint32_t len,
 	} else if (what == NODE) {
 		struct ufs_extent_idx *x = (struct ufs_extent_idx *)di->i_u.tree.ext;
 
-		if (!di->i_u.tree.hdr.h_depth) {
-			fprintf(stderr, "bad_extents: 'big' has no tree node\n");
-			exit(1);
-		}
+		if (!di->i_u.tree.hdr.h_depth)
+			t_die("'big' has no tree node");
 		x[0].x_child = target;
 	} else {
 		di->i_xattr_block = target;
 	}
 	di->i_checksum = ufs_inode_csum(di);
-	write_img();
+	img_store(img_path, img, IMG_SIZE);
 
-	DIE_IF(udax_media_open(&m, &mo));
-	DIE_IF(ufs_mount(&fs, m, &o));
+	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(ufs_mount(&fs, m, &o));
 	if (what == XATTR) {
 		rd = ufs_getxattr(fs, ino, "user.k", v, sizeof(v));
 		wr = ufs_setxattr(fs, &ctx, ino, "user.k2", marker, 64, 0);
 		if (!legit && (rd >= 0 || wr >= 0)) {
-			printf("FAIL: %s: getxattr %zd, setxattr %zd: the block was used\n", name, rd,
-			       wr);
+			t_fail("%s: getxattr %zd, setxattr %zd: the block was used", name, rd, wr);
 			bad++;
 		}
 	} else {
 		rd = ufs_read(fs, ino, buf, BS, 0);
 		wr = ufs_write(fs, &ctx, ino, marker, BS, 0);
 		if (!legit && (rd >= 0 || wr >= 0)) {
-			printf("FAIL: %s: read %zd, write %zd: the extent was used\n", name, rd, wr);
+			t_fail("%s: read %zd, write %zd: the extent was used", name, rd, wr);
 			bad++;
 		}
 	}
 	ufs_unlink(fs, &ctx, UFS_ROOT_INO, what == EXTENT ? "f" : what == NODE ? "big" : "x");
 	ufs_unmount(&fs);	/* may report the inode it could not free */
 	udax_media_close(&m);
-	read_img();
+	free(img);
+	img = img_load(img_path, IMG_SIZE);
 	if (legit) {
 		if (wr < 0 || !marker_in(target, len)) {
-			printf("FAIL: control %s: write %zd, marker %sfound: the check cannot see "
-			       "a write through an extent\n", name, wr,
+			t_fail("control %s: write %zd, marker %sfound: the check cannot see "
+			       "a write through an extent", name, wr,
 			       marker_in(target, len) ? "" : "not ");
 			bad++;
 		}
 	} else {
 		if (marker_in(target, len)) {
-			printf("FAIL: %s: the marker was written into block %" PRIu64 "\n", name,
-			       target);
+			t_fail("%s: the marker was written into block %" PRIu64, name, target);
 			bad++;
 		}
 		if (bits_before && !bbit(target)) {
-			printf("FAIL: %s: block %" PRIu64 " was freed\n", name, target);
+			t_fail("%s: block %" PRIu64 " was freed", name, target);
 			bad++;
 		}
 	}
 	if (!bad)
 		printf("ok: %s%s (read %zd, write %zd)\n", legit ? "control: " : "", name, rd, wr);
-	failures += bad;
 }
 
 int main(void)
@@ -277,6 +223,6 @@ int main(void)
 	unlink(img_path);
 	free(good);
 	free(img);
-	printf("%d cases, %d failed\n", cases, failures);
-	return failures ? 1 : 0;
+	printf("%d cases\n", cases);
+	return t_exit("bad_extents");
 }

@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,9 @@
 #include "ufs.h"
 #include "util.h"
 
+#include "../harness.h"
+#include "image_util.h"
+
 #define IMG_SIZE (8u * 1024 * 1024)
 #define BS UFS_BLOCK_SIZE
 
@@ -42,26 +44,8 @@ static char good_path[256], img_path[256], fsck_bin[1024], log_path[256];
 static uint8_t *good;
 static struct ufs_super sb;
 static uint64_t ino_dir, ino_f1, ino_f2;
-static int failures;
 static char mount_log[2048];
 static const struct ufs_ctx ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
-
-#define CHECK(x) do { int r_ = (x); if (r_ < 0) { \
-	fprintf(stderr, "corrupt: %s: %s (%s)\n", #x, strerror(-r_), udax_errmsg()); \
-	exit(1); } } while (0)
-
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("FAIL: ", stdout);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-	failures++;
-}
 
 static void log_msg(void *arg, const char *msg)
 {
@@ -76,9 +60,9 @@ static void mkfile(struct ufs *fs, uint64_t dir, const char *name, size_t len, u
 	char *buf = malloc(len);
 
 	memset(buf, 'x', len);
-	CHECK(ufs_create(fs, &ctx, dir, name, 0644, O_RDWR | O_CREAT, &e));
+	REQUIRE_OK(ufs_create(fs, &ctx, dir, name, 0644, O_RDWR | O_CREAT, &e));
 	if (len)
-		CHECK((int)ufs_write(fs, &ctx, e.ino, buf, len, 0));
+		REQUIRE_OK((int)ufs_write(fs, &ctx, e.ino, buf, len, 0));
 	ufs_release(fs, e.ino);
 	ufs_forget(fs, e.ino, 1);
 	*ino = e.ino;
@@ -87,62 +71,31 @@ static void mkfile(struct ufs *fs, uint64_t dir, const char *name, size_t len, u
 
 static void make_good(void)
 {
-	struct udax_media_opts mo = { .path = good_path };
 	struct ufs_mkfs_opts mk = { .force = true };
 	struct ufs_mount_opts o = { 0 };
 	struct udax_media *m;
 	struct ufs *fs;
-	struct ufs_entry e;
-	int fd = open(good_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	uint64_t junk;
 
-	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0) {
-		printf("SKIP: cannot create %s\n", good_path);
-		exit(77);
-	}
-	close(fd);
-	CHECK(udax_media_open(&m, &mo));
-	CHECK(ufs_mkfs(m, &mk, &sb));
-	CHECK(ufs_mount(&fs, m, &o));
-	CHECK(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "dir", 0755, &e));
-	ino_dir = e.ino;
-	ufs_forget(fs, e.ino, 1);
+	img_mkfs_mount(good_path, IMG_SIZE, &mk, &o, &sb, &m, &fs);
+	ino_dir = img_mkdir(fs, UFS_ROOT_INO, "dir");
 	mkfile(fs, ino_dir, "f1", 3 * BS, &ino_f1);
 	mkfile(fs, UFS_ROOT_INO, "f2", 2 * BS + 100, &ino_f2);
 	mkfile(fs, ino_dir, "f3", 10, &junk);
-	CHECK(ufs_setxattr(fs, &ctx, ino_f2, "user.x", "1", 1, 0));
-	CHECK(ufs_unmount(&fs));
-	udax_media_close(&m);
-	good = malloc(IMG_SIZE);
-	fd = open(good_path, O_RDONLY);
-	if (fd < 0 || pread(fd, good, IMG_SIZE, 0) != IMG_SIZE) {
-		fprintf(stderr, "corrupt: cannot read back %s\n", good_path);
-		exit(1);
-	}
-	close(fd);
+	REQUIRE_OK(ufs_setxattr(fs, &ctx, ino_f2, "user.x", "1", 1, 0));
+	img_unmount(&fs, &m);
+	good = img_load(good_path, IMG_SIZE);
 	memcpy(&sb, good, sizeof(sb));
 }
 
 static void fresh_copy(void)
 {
-	int fd = open(img_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-
-	if (fd < 0 || pwrite(fd, good, IMG_SIZE, 0) != IMG_SIZE) {
-		fprintf(stderr, "corrupt: cannot write %s\n", img_path);
-		exit(1);
-	}
-	close(fd);
+	img_store(img_path, good, IMG_SIZE);
 }
 
 static void poke(uint64_t off, const void *p, size_t len)
 {
-	int fd = open(img_path, O_RDWR);
-
-	if (fd < 0 || pwrite(fd, p, len, (off_t)off) != (ssize_t)len) {
-		fprintf(stderr, "corrupt: poke at %" PRIu64 " failed\n", off);
-		exit(1);
-	}
-	close(fd);
+	img_poke(img_path, off, p, len);
 }
 
 static void peek(uint64_t off, void *p, size_t len)
@@ -152,17 +105,7 @@ static void peek(uint64_t off, void *p, size_t len)
 
 static uint32_t image_crc(void)
 {
-	static uint8_t buf[1 << 20];
-	uint32_t crc = 0;
-	ssize_t n;
-	int fd = open(img_path, O_RDONLY);
-
-	if (fd < 0)
-		return 0;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		crc = udax_crc32c(crc, buf, (size_t)n);
-	close(fd);
-	return crc;
+	return img_crc(img_path);
 }
 
 static uint64_t inode_off(uint64_t ino)
@@ -172,7 +115,7 @@ static uint64_t inode_off(uint64_t ino)
 
 static void get_inode(uint64_t ino, struct ufs_dinode *di)
 {
-	peek(inode_off(ino), di, sizeof(*di));
+	img_inode(good, &sb, ino, di);
 }
 
 static void put_inode(uint64_t ino, struct ufs_dinode *di, bool fix_csum)
@@ -295,7 +238,7 @@ static void c_xattr_csum(void)
 
 	get_inode(ino_f2, &di);
 	if (!di.i_xattr_block) {
-		fail("f2 has no xattr block (format changed?)");
+		t_fail("f2 has no xattr block (format changed?)");
 		return;
 	}
 	/* the value "1" of user.x: the last used byte of the block */
@@ -348,7 +291,7 @@ static void c_dirent_type(void)
 	uint8_t t = 4;	/* DT_DIR */
 
 	if (!off) {
-		fail("dirent f3 not found in /dir (format changed?)");
+		t_fail("dirent f3 not found in /dir (format changed?)");
 		return;
 	}
 	poke(off + offsetof(struct ufs_dirent, d_type), &t, 1);
@@ -360,7 +303,7 @@ static void c_dirent_ino(void)
 	uint64_t ino = sb.s_inode_count - 3;	/* a free slot */
 
 	if (!off) {
-		fail("dirent f3 not found in /dir (format changed?)");
+		t_fail("dirent f3 not found in /dir (format changed?)");
 		return;
 	}
 	poke(off, &ino, 8);
@@ -498,22 +441,22 @@ static void check_mount(const struct ccase *c)
 		const char *msg = udax_errmsg();
 
 		if (r == 0) {
-			fail("%s: mount succeeded, should refuse", c->name);
+			t_fail("%s: mount succeeded, should refuse", c->name);
 			ufs_unmount(&fs);
 		} else {
 			printf("  mount refused: %s\n", msg);
 			if (!strstr(msg, c->keyword) ||
 			    (strcmp(c->name, "not udaxfs") && !strstr(msg, "offset")))
-				fail("%s: message does not name '%s' and its offset: %s", c->name,
+				t_fail("%s: message does not name '%s' and its offset: %s", c->name,
 				     c->keyword, msg);
 		}
 		udax_media_close(&m);
 		if (image_crc() != before)
-			fail("%s: a refused mount changed the image", c->name);
+			t_fail("%s: a refused mount changed the image", c->name);
 		return;
 	}
 	if (r) {
-		fail("%s: mount refused (%s), expected to mount", c->name, udax_errmsg());
+		t_fail("%s: mount refused (%s), expected to mount", c->name, udax_errmsg());
 		udax_media_close(&m);
 		return;
 	}
@@ -523,7 +466,7 @@ static void check_mount(const struct ccase *c)
 		struct stat st;
 
 		if (ufs_getattr(fs, UFS_ROOT_INO, &st) || st.st_uid != 4321)
-			fail("%s: the unfinished transaction was not rolled back (root uid %u)",
+			t_fail("%s: the unfinished transaction was not rolled back (root uid %u)",
 			     c->name, (unsigned)st.st_uid);
 	}
 	walk_some(fs);
@@ -561,9 +504,9 @@ static void check_daemon(const struct ccase *c)
 		out[n] = '\0';
 		printf("  daemon refused (exit %d): %s", WEXITSTATUS(st), out);
 		if (!strstr(out, c->keyword))
-			fail("%s: the daemon's message does not name '%s'", c->name, c->keyword);
+			t_fail("%s: the daemon's message does not name '%s'", c->name, c->keyword);
 	} else {
-		fail("%s: the daemon did not refuse the image", c->name);
+		t_fail("%s: the daemon did not refuse the image", c->name);
 		snprintf(cmd, sizeof(cmd), "fusermount3 -u '%s' 2>/dev/null", mnt);
 		if (system(cmd)) {
 			/* not mounted */
@@ -583,8 +526,7 @@ int main(void)
 	snprintf(log_path, sizeof(log_path), "/dev/shm/udax-corrupt-%d.log", (int)getpid());
 	snprintf(fsck_bin, sizeof(fsck_bin), "%s/fsck.udaxfs", b ? b : ".");
 	if (access(fsck_bin, X_OK)) {
-		printf("SKIP: %s not built\n", fsck_bin);
-		return 77;
+		t_skip("%s not built", fsck_bin);
 	}
 	make_good();
 	for (i = 0; i < UDAX_ARRAY_SIZE(cases); i++) {
@@ -600,20 +542,20 @@ int main(void)
 		fflush(stdout);
 		pid = fork();
 		if (pid == 0) {
-			failures = 0;
+			t_failures = 0;
 			check_mount(c);
 			fflush(stdout);
-			_exit(failures ? 3 : 0);
+			_exit(t_failures ? 3 : 0);
 		}
 		if (pid < 0 || waitpid(pid, &wst, 0) < 0 || !WIFEXITED(wst) || WEXITSTATUS(wst)) {
 			if (pid > 0 && WIFSIGNALED(wst))
-				fail("%s: mounting or using the image crashed (signal %d)", c->name,
+				t_fail("%s: mounting or using the image crashed (signal %d)", c->name,
 				     WTERMSIG(wst));
 			else if (pid > 0 && WIFEXITED(wst) && WEXITSTATUS(wst) != 3)
-				fail("%s: mounting or using the image crashed (exit %d)", c->name,
+				t_fail("%s: mounting or using the image crashed (exit %d)", c->name,
 				     WEXITSTATUS(wst));
 			else
-				failures++;
+				t_failures++;	/* the child said what failed */
 		}
 		fresh_copy();
 		c->corrupt();
@@ -623,20 +565,20 @@ int main(void)
 		crc = image_crc();
 		rc = run_fsck("-n");
 		if (rc != c->fsck_n) {
-			fail("%s: fsck -n exited %d, expected %d", c->name, rc, c->fsck_n);
+			t_fail("%s: fsck -n exited %d, expected %d", c->name, rc, c->fsck_n);
 			show_log();
 		}
 		if (image_crc() != crc)
-			fail("%s: fsck -n wrote to the image", c->name);
+			t_fail("%s: fsck -n wrote to the image", c->name);
 		rc = run_fsck("-y");
 		if (c->fsck_y != ANY && rc != c->fsck_y) {
-			fail("%s: fsck -y exited %d, expected %d", c->name, rc, c->fsck_y);
+			t_fail("%s: fsck -y exited %d, expected %d", c->name, rc, c->fsck_y);
 			show_log();
 		}
 		if (rc == 1 || rc == 0) {
 			rc = run_fsck("-n");
 			if (rc != 0) {
-				fail("%s: fsck -n after fsck -y exited %d", c->name, rc);
+				t_fail("%s: fsck -n after fsck -y exited %d", c->name, rc);
 				show_log();
 			}
 		}
@@ -644,6 +586,6 @@ int main(void)
 	unlink(good_path);
 	unlink(img_path);
 	unlink(log_path);
-	printf("corrupt: %zu cases, %d failures\n", UDAX_ARRAY_SIZE(cases), failures);
-	return failures ? 1 : 0;
+	printf("corrupt: %zu cases\n", UDAX_ARRAY_SIZE(cases));
+	return t_exit("corrupt_images");
 }

@@ -56,6 +56,8 @@
 #include "ufs.h"
 #include "util.h"
 
+#include "../harness.h"
+
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
 #endif
@@ -854,7 +856,7 @@ int main(int argc, char **argv)
 	uint8_t *pick = NULL;
 	const char *keep = getenv("UDAX_CRASH_KEEP");
 	bool all = false;
-	int c, fd, ret = 1;
+	int c, fd, ret = T_FAIL;
 	size_t i;
 
 	memset(&rec, 0, sizeof(rec));
@@ -882,10 +884,8 @@ int main(int argc, char **argv)
 	snprintf(repair_path, sizeof(repair_path), "%s.y", state_path);
 
 	fd = open(base_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0) {
-		fprintf(stderr, "crash: SKIP: cannot create %s: %s\n", base_path, strerror(errno));
-		return 77;
-	}
+	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0)
+		t_skip("cannot create %s: %s", base_path, strerror(errno));
 	close(fd);
 	mo.path = base_path;
 	if (udax_media_open(&m, &mo) || ufs_mkfs(m, &mk, NULL)) {
@@ -970,7 +970,7 @@ int main(int argc, char **argv)
 			       "it failed\n", i, i < NOPS ? op_names[workload[i].kind] : "unmount",
 			       i < NOPS ? workload[i].a : "", op_failed[i], op_states[i]);
 	printf("crash: checked %" PRIu64 " crash states, %" PRIu64 " failed\n", checked, failed);
-	ret = failed ? 1 : 0;
+	ret = failed ? T_FAIL : T_PASS;
 out:
 	for (i = 0; i <= NOPS; i++) {
 		free(rec.full[i]);

@@ -23,17 +23,12 @@
 #include "ufs.h"
 #include "util.h"
 
+#include "../harness.h"
+
 #define IMG_SIZE (16u * 1024 * 1024)
 
 static char path[256];
-static int failures;
 static const struct ufs_ctx ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
-
-#define CHECK(x) do { int r_ = (int)(x); if (r_ < 0) { \
-	fprintf(stderr, "full: %s: %s (%s)\n", #x, strerror(-r_), udax_errmsg()); \
-	exit(1); } } while (0)
-#define EXPECT(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); \
-	putchar('\n'); failures++; } } while (0)
 
 static struct udax_media *m;
 static struct ufs *fs;
@@ -43,13 +38,13 @@ static void do_mount(void)
 	struct udax_media_opts mo = { .path = path };
 	struct ufs_mount_opts o = { 0 };
 
-	CHECK(udax_media_open(&m, &mo));
-	CHECK(ufs_mount(&fs, m, &o));
+	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(ufs_mount(&fs, m, &o));
 }
 
 static void do_unmount(void)
 {
-	CHECK(ufs_unmount(&fs));
+	REQUIRE_OK(ufs_unmount(&fs));
 	udax_media_close(&m);
 }
 
@@ -61,8 +56,7 @@ static uint64_t fsck_free(const char *when)
 	int rc = udax_fsck_path(path, &o, &st);
 
 	if (rc != 0) {
-		printf("FAIL: fsck -n %s: exit %d\n", when, rc);
-		failures++;
+		t_fail("fsck -n %s: exit %d", when, rc);
 		o.quiet = false;
 		udax_fsck_path(path, &o, &st);
 	}
@@ -88,7 +82,7 @@ static uint64_t fill(const char *prefix, size_t chunk, int *nfiles)
 		r = ufs_create(fs, &ctx, UFS_ROOT_INO, name, 0644, O_RDWR | O_CREAT, &e);
 		if (r == -ENOSPC)
 			break;
-		EXPECT(r == 0, "create %s: %s", name, strerror(-r));
+		CHECK(r == 0, "create %s: %s", name, strerror(-r));
 		if (r)
 			break;
 		for (;;) {
@@ -100,7 +94,7 @@ static uint64_t fill(const char *prefix, size_t chunk, int *nfiles)
 			if (off >= 2 * 1024 * 1024)
 				break;	/* next file */
 		}
-		EXPECT(n > 0 || n == -ENOSPC, "write %s at %" PRIu64 ": %s", name, off,
+		CHECK(n > 0 || n == -ENOSPC, "write %s at %" PRIu64 ": %s", name, off,
 		       strerror((int)-n));
 		ufs_release(fs, e.ino);
 		ufs_forget(fs, e.ino, 1);
@@ -116,7 +110,7 @@ static uint64_t root_blocks(void)
 {
 	struct stat st;
 
-	CHECK(ufs_getattr(fs, UFS_ROOT_INO, &st));
+	REQUIRE_OK(ufs_getattr(fs, UFS_ROOT_INO, &st));
 	return (uint64_t)st.st_size / 4096;
 }
 
@@ -130,7 +124,7 @@ static void remove_all(const char *prefix, int nfiles)
 
 		snprintf(name, sizeof(name), "%s%d", prefix, i);
 		r = ufs_unlink(fs, &ctx, UFS_ROOT_INO, name);
-		EXPECT(r == 0 || r == -ENOENT, "unlink %s: %s", name, strerror(-r));
+		CHECK(r == 0 || r == -ENOENT, "unlink %s: %s", name, strerror(-r));
 	}
 }
 
@@ -144,35 +138,33 @@ int main(void)
 
 	snprintf(path, sizeof(path), "/dev/shm/udax-full-device-%d.img", (int)getpid());
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0) {
-		printf("SKIP: cannot create %s\n", path);
-		return 77;
-	}
+	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0)
+		t_skip("cannot create %s: %s", path, strerror(errno));
 	close(fd);
 	memset(&mo, 0, sizeof(mo));
 	mo.path = path;
-	CHECK(udax_media_open(&m, &mo));
-	CHECK(ufs_mkfs(m, &mk, NULL));
+	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(ufs_mkfs(m, &mk, NULL));
 	udax_media_close(&m);
 
 	do_mount();
-	CHECK(ufs_statfs(fs, &sv0));
+	REQUIRE_OK(ufs_statfs(fs, &sv0));
 	root0 = root_blocks();
 	printf("full: empty: %" PRIu64 " of %" PRIu64 " blocks free, %" PRIu64 " inodes free\n",
 	       (uint64_t)sv0.f_bfree, (uint64_t)sv0.f_blocks, (uint64_t)sv0.f_ffree);
 
 	/* 1. fill with data (odd-sized writes leave partial blocks) */
 	wrote1 = fill("a", 100000, &n1);
-	CHECK(ufs_statfs(fs, &sv1));
+	REQUIRE_OK(ufs_statfs(fs, &sv1));
 	printf("full: wrote %" PRIu64 " bytes in %d files; %" PRIu64 " blocks free\n", wrote1, n1,
 	       (uint64_t)sv1.f_bfree);
-	EXPECT(sv1.f_bfree < 16, "device not full after ENOSPC: %" PRIu64 " blocks free",
+	CHECK(sv1.f_bfree < 16, "device not full after ENOSPC: %" PRIu64 " blocks free",
 	       (uint64_t)sv1.f_bfree);
-	EXPECT(wrote1 > (uint64_t)IMG_SIZE / 2, "only %" PRIu64 " bytes fit", wrote1);
+	CHECK(wrote1 > (uint64_t)IMG_SIZE / 2, "only %" PRIu64 " bytes fit", wrote1);
 	/* a write into a full device fails cleanly and changes nothing */
 	do_unmount();
 	ffree = fsck_free("when full");
-	EXPECT(ffree == sv1.f_bfree, "statfs says %" PRIu64 " free blocks, fsck %" PRIu64,
+	CHECK(ffree == sv1.f_bfree, "statfs says %" PRIu64 " free blocks, fsck %" PRIu64,
 	       (uint64_t)sv1.f_bfree, ffree);
 
 	/* 2. inodes: create empty files until the table is full */
@@ -189,11 +181,11 @@ int main(void)
 		ufs_forget(fs, e.ino, 1);
 		inodes++;
 	}
-	EXPECT(r == -ENOSPC, "mknod #%" PRIu64 ": %s, expected ENOSPC", inodes, strerror(-r));
-	CHECK(ufs_statfs(fs, &sv1));
+	CHECK(r == -ENOSPC, "mknod #%" PRIu64 ": %s, expected ENOSPC", inodes, strerror(-r));
+	REQUIRE_OK(ufs_statfs(fs, &sv1));
 	printf("full: %" PRIu64 " inodes created before ENOSPC; %" PRIu64 " inodes free\n", inodes,
 	       (uint64_t)sv1.f_ffree);
-	EXPECT(sv1.f_ffree == 0, "statfs reports %" PRIu64 " free inodes after ENOSPC",
+	CHECK(sv1.f_ffree == 0, "statfs reports %" PRIu64 " free inodes after ENOSPC",
 	       (uint64_t)sv1.f_ffree);
 	remove_all("i", (int)inodes);
 	do_unmount();
@@ -201,25 +193,24 @@ int main(void)
 
 	/* 3. space comes back: fill again, the same amount fits */
 	do_mount();
-	CHECK(ufs_statfs(fs, &sv2));
+	REQUIRE_OK(ufs_statfs(fs, &sv2));
 	root2 = root_blocks();
 	printf("full: the root directory grew from %" PRIu64 " to %" PRIu64 " blocks\n", root0, root2);
-	EXPECT(sv2.f_bfree + root2 == sv0.f_bfree + root0, "after deleting everything %" PRIu64
+	CHECK(sv2.f_bfree + root2 == sv0.f_bfree + root0, "after deleting everything %" PRIu64
 	       " blocks free, %" PRIu64 " when empty", (uint64_t)sv2.f_bfree, (uint64_t)sv0.f_bfree);
-	EXPECT(sv2.f_ffree == sv0.f_ffree, "after deleting everything %" PRIu64
+	CHECK(sv2.f_ffree == sv0.f_ffree, "after deleting everything %" PRIu64
 	       " inodes free, %" PRIu64 " when empty", (uint64_t)sv2.f_ffree, (uint64_t)sv0.f_ffree);
 	wrote2 = fill("b", 4096 * 3, &n2);
 	printf("full: refill wrote %" PRIu64 " bytes in %d files\n", wrote2, n2);
-	EXPECT(wrote2 + 1024 * 1024 >= wrote1, "refill: %" PRIu64 " bytes fit, %" PRIu64
+	CHECK(wrote2 + 1024 * 1024 >= wrote1, "refill: %" PRIu64 " bytes fit, %" PRIu64
 	       " the first time", wrote2, wrote1);
 	remove_all("b", n2);
-	CHECK(ufs_statfs(fs, &sv2));
+	REQUIRE_OK(ufs_statfs(fs, &sv2));
 	do_unmount();
 	ffree = fsck_free("after the refill and delete");
-	EXPECT(ffree == sv2.f_bfree && ffree + root2 == sv0.f_bfree + root0, "fsck: %" PRIu64
+	CHECK(ffree == sv2.f_bfree && ffree + root2 == sv0.f_bfree + root0, "fsck: %" PRIu64
 	       " free blocks at the end, statfs %" PRIu64 ", %" PRIu64 " when empty", ffree,
 	       (uint64_t)sv2.f_bfree, (uint64_t)sv0.f_bfree);
 	unlink(path);
-	printf("full: %d failures\n", failures);
-	return failures ? 1 : 0;
+	return t_exit("full_device");
 }

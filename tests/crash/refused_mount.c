@@ -42,6 +42,9 @@
 #include "ufs.h"
 #include "util.h"
 
+#include "../harness.h"
+#include "image_util.h"
+
 #define IMG_SIZE (16u * 1024 * 1024)
 #define BS UFS_BLOCK_SIZE
 
@@ -49,59 +52,27 @@ static char good_path[256], img_path[256];
 static uint8_t *good;
 static struct ufs_super sb;
 static uint64_t ino_dir, ino_keep, orphan_a, orphan_b;
-static int failures, cases;
+static int cases;
 static const struct ufs_ctx ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
-
-#define DIE_IF(x) do { int r_ = (x); if (r_ < 0) { \
-	fprintf(stderr, "refused_mount: %s: %s (%s)\n", #x, strerror(-r_), udax_errmsg()); \
-	exit(1); } } while (0)
-
-static void quiet(void *arg, const char *msg)
-{
-	(void)arg;
-	(void)msg;
-}
 
 static uint64_t mkfile(struct ufs *fs, uint64_t dir, const char *name, size_t len, int holes)
 {
-	struct ufs_entry e;
-	char *buf = malloc(BS);
-	int i;
-
-	memset(buf, 'x', BS);
-	DIE_IF(ufs_create(fs, &ctx, dir, name, 0644, O_RDWR | O_CREAT, &e));
 	/* holes between blocks: one extent each, so the tree leaves the inode */
-	for (i = 0; i < (int)(len / BS); i++)
-		DIE_IF((int)ufs_write(fs, &ctx, e.ino, buf, BS, (uint64_t)i * BS * (holes ? 2 : 1)));
-	ufs_release(fs, e.ino);
-	free(buf);
-	return e.ino;
+	return img_mkfile(fs, dir, name, (unsigned int)(len / BS), holes ? 2 : 1, 'x');
 }
 
 /* The image: a directory, files, and two unlinked files still referenced
  * (on the orphan list) when the image is copied, as after a crash. */
 static void make_good(void)
 {
-	struct udax_media_opts mo = { .path = good_path };
 	struct ufs_mkfs_opts mk = { .force = true };
-	struct ufs_mount_opts o = { .log = quiet };
+	struct ufs_mount_opts o = { .log = img_quiet };
 	struct udax_media *m;
 	struct ufs *fs;
-	struct ufs_entry e;
-	int fd = open(good_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	uint64_t junk;
 
-	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0) {
-		printf("SKIP: cannot create %s\n", good_path);
-		exit(77);
-	}
-	close(fd);
-	DIE_IF(udax_media_open(&m, &mo));
-	DIE_IF(ufs_mkfs(m, &mk, &sb));
-	DIE_IF(ufs_mount(&fs, m, &o));
-	DIE_IF(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "dir", 0755, &e));
-	ino_dir = e.ino;
-	ufs_forget(fs, e.ino, 1);
+	img_mkfs_mount(good_path, IMG_SIZE, &mk, &o, &sb, &m, &fs);
+	ino_dir = img_mkdir(fs, UFS_ROOT_INO, "dir");
 	ino_keep = mkfile(fs, ino_dir, "keep", 3 * BS, 0);
 	ufs_forget(fs, ino_keep, 1);
 	junk = mkfile(fs, UFS_ROOT_INO, "f2", 2 * BS, 0);
@@ -109,62 +80,31 @@ static void make_good(void)
 	/* b first: the list is a -> b, so a is reclaimed before b is reached */
 	orphan_b = mkfile(fs, UFS_ROOT_INO, "orphan-b", 8 * BS, 1);
 	orphan_a = mkfile(fs, UFS_ROOT_INO, "orphan-a", 4 * BS, 0);
-	DIE_IF(ufs_unlink(fs, &ctx, UFS_ROOT_INO, "orphan-b"));
-	DIE_IF(ufs_unlink(fs, &ctx, UFS_ROOT_INO, "orphan-a"));
+	REQUIRE_OK(ufs_unlink(fs, &ctx, UFS_ROOT_INO, "orphan-b"));
+	REQUIRE_OK(ufs_unlink(fs, &ctx, UFS_ROOT_INO, "orphan-a"));
 	/* "crash": copy the image while the two are still referenced */
-	good = malloc(IMG_SIZE);
-	fd = open(good_path, O_RDONLY);
-	if (!good || fd < 0 || pread(fd, good, IMG_SIZE, 0) != IMG_SIZE) {
-		fprintf(stderr, "refused_mount: cannot read back %s\n", good_path);
-		exit(1);
-	}
-	close(fd);
+	good = img_load(good_path, IMG_SIZE);
 	ufs_forget(fs, orphan_a, 1);
 	ufs_forget(fs, orphan_b, 1);
-	DIE_IF(ufs_unmount(&fs));
-	udax_media_close(&m);
+	img_unmount(&fs, &m);
 	memcpy(&sb, good, sizeof(sb));
-	if (((struct ufs_super *)good)->s_orphan_head != orphan_a) {
-		fprintf(stderr, "refused_mount: the crash image has no orphan list\n");
-		exit(1);
-	}
+	if (((struct ufs_super *)good)->s_orphan_head != orphan_a)
+		t_die("the crash image has no orphan list");
 }
 
 static void fresh_copy(void)
 {
-	int fd = open(img_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-
-	if (fd < 0 || pwrite(fd, good, IMG_SIZE, 0) != IMG_SIZE) {
-		fprintf(stderr, "refused_mount: cannot write %s\n", img_path);
-		exit(1);
-	}
-	close(fd);
+	img_store(img_path, good, IMG_SIZE);
 }
 
 static void poke(uint64_t off, const void *p, size_t len)
 {
-	int fd = open(img_path, O_RDWR);
-
-	if (fd < 0 || pwrite(fd, p, len, (off_t)off) != (ssize_t)len) {
-		fprintf(stderr, "refused_mount: poke at %" PRIu64 " failed\n", off);
-		exit(1);
-	}
-	close(fd);
+	img_poke(img_path, off, p, len);
 }
 
 static uint32_t image_crc(void)
 {
-	static uint8_t buf[1 << 20];
-	uint32_t crc = 0;
-	ssize_t n;
-	int fd = open(img_path, O_RDONLY);
-
-	if (fd < 0)
-		return 0;
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		crc = udax_crc32c(crc, buf, (size_t)n);
-	close(fd);
-	return crc;
+	return img_crc(img_path);
 }
 
 /*
@@ -195,7 +135,7 @@ static void craft_record(uint64_t off, const void *old, uint32_t len)
 
 static void inode_at(uint64_t ino, struct ufs_dinode *di)
 {
-	memcpy(di, good + ufs_inode_off(&sb, ino), sizeof(*di));
+	img_inode(good, &sb, ino, di);
 }
 
 /* ---- the cases: each crafts damage in a fresh copy ---- */
@@ -340,7 +280,7 @@ static void nothing(void)
 static int try_mount(char *msg, size_t ml)
 {
 	struct udax_media_opts mo = { .path = img_path };
-	struct ufs_mount_opts o = { .log = quiet };
+	struct ufs_mount_opts o = { .log = img_quiet };
 	struct udax_media *m;
 	struct ufs *fs = NULL;
 	int rc;
@@ -378,16 +318,13 @@ static void refused(const char *name, void (*damage)(void), const char *expect)
 	rc = try_mount(msg, sizeof(msg));
 	after = image_crc();
 	if (rc >= 0) {
-		printf("FAIL: %s: mounted (rc %d), expected a refusal\n", name, rc);
-		failures++;
+		t_fail("%s: mounted (rc %d), expected a refusal", name, rc);
 	} else if (before != after) {
-		printf("FAIL: %s: refused (%s) but the image changed (crc %08x -> %08x)\n", name,
+		t_fail("%s: refused (%s) but the image changed (crc %08x -> %08x)", name,
 		       msg, before, after);
-		failures++;
 	} else if (expect && !strstr(msg, expect)) {
-		printf("FAIL: %s: refused, image unchanged, but the message \"%s\" lacks \"%s\"\n",
+		t_fail("%s: refused, image unchanged, but the message \"%s\" lacks \"%s\"",
 		       name, msg, expect);
-		failures++;
 	} else {
 		printf("ok: %s: refused, image unchanged: %s\n", name, msg);
 	}
@@ -410,9 +347,8 @@ static void mounts(const char *name, void (*damage)(void))
 	if (fd >= 0)
 		close(fd);
 	if (rc || h.j_used) {
-		printf("FAIL: %s: rc %d (%s), log %" PRIu64 " bytes after the mount\n", name, rc,
+		t_fail("%s: rc %d (%s), log %" PRIu64 " bytes after the mount", name, rc,
 		       msg, h.j_used);
-		failures++;
 	} else {
 		printf("ok: %s: mounted, log empty\n", name);
 	}
@@ -430,16 +366,15 @@ static void control(void)
 	fresh_copy();
 	rec_root_zeroed();
 	before = image_crc();
-	DIE_IF(udax_media_open(&m, &mo));
-	DIE_IF(ufs_journal_open(&j, m, &sb));
+	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(ufs_journal_open(&j, m, &sb));
 	rc = ufs_journal_recover(j, false);
 	ufs_journal_close(&j);
 	udax_media_close(&m);
 	after = image_crc();
 	if (rc != 1 || before == after) {
-		printf("FAIL: control: a direct rollback (rc %d) left the crc at %08x: the check "
-		       "cannot see a replay\n", rc, after);
-		failures++;
+		t_fail("control: a direct rollback (rc %d) left the crc at %08x: the check "
+		       "cannot see a replay", rc, after);
 	} else {
 		printf("ok: control: a direct rollback changes the image (%08x -> %08x)\n", before,
 		       after);
@@ -482,6 +417,6 @@ int main(void)
 	unlink(good_path);
 	unlink(img_path);
 	free(good);
-	printf("%d cases, %d failed\n", cases, failures);
-	return failures ? 1 : 0;
+	printf("%d cases\n", cases);
+	return t_exit("refused_mount");
 }

@@ -49,6 +49,9 @@
 #include "ufs.h"
 #include "util.h"
 
+#include "../harness.h"
+#include "image_util.h"
+
 #define IMG_SIZE (8u * 1024 * 1024)
 #define BS UFS_BLOCK_SIZE
 #define MAXF 256
@@ -58,11 +61,7 @@ static char good_path[256], img_path[256];
 static uint8_t *good, *img;
 static struct ufs_super sb;
 static const struct ufs_ctx ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
-static int failures, cases, unrepaired, verbose_cases;
-
-#define DIE_IF(x) do { int r_ = (x); if (r_ < 0) { \
-	fprintf(stderr, "repair_corpus: %s: %s (%s)\n", #x, strerror(-r_), udax_errmsg()); \
-	exit(1); } } while (0)
+static int cases, unrepaired, verbose_cases;
 
 /* the files whose data is checked */
 static struct file {
@@ -94,12 +93,6 @@ static uint64_t rnd(void)
 	return rng;
 }
 
-static void quiet(void *arg, const char *msg)
-{
-	(void)arg;
-	(void)msg;
-}
-
 static uint8_t pattern(uint64_t ino, uint64_t off)
 {
 	return (uint8_t)(ino * 131 + off * 7 + (off >> 12));
@@ -111,13 +104,13 @@ static uint64_t mkfile(struct ufs *fs, uint64_t dir, const char *name, uint64_t 
 	static uint8_t buf[BS];
 	uint64_t off;
 
-	DIE_IF(ufs_create(fs, &ctx, dir, name, 0644, O_RDWR | O_CREAT, &e));
+	REQUIRE_OK(ufs_create(fs, &ctx, dir, name, 0644, O_RDWR | O_CREAT, &e));
 	for (off = 0; off < size; off += BS) {
 		uint64_t n = udax_min(size - off, (uint64_t)BS), i;
 
 		for (i = 0; i < n; i++)
 			buf[i] = pattern(e.ino, off * stride + i);
-		DIE_IF((int)ufs_write(fs, &ctx, e.ino, buf, n, off * stride));
+		REQUIRE_OK((int)ufs_write(fs, &ctx, e.ino, buf, n, off * stride));
 	}
 	ufs_release(fs, e.ino);
 	ufs_forget(fs, e.ino, 1);
@@ -179,45 +172,30 @@ static void walk(uint64_t ino, const struct ufs_extent_hdr *h, const uint8_t *en
 
 static void make_good(void)
 {
-	struct udax_media_opts mo = { .path = good_path };
 	struct ufs_mkfs_opts mk = { .force = true, .inode_ratio = 16384 };
-	struct ufs_mount_opts o = { .log = quiet };
+	struct ufs_mount_opts o = { .log = img_quiet };
 	struct udax_media *m;
 	struct ufs *fs;
 	struct ufs_entry e;
 	uint64_t d1, d2, big, ino, i, orphan;
 	char name[64];
-	int fd = open(good_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 
-	if (fd < 0 || ftruncate(fd, IMG_SIZE) < 0) {
-		printf("SKIP: cannot create %s\n", good_path);
-		exit(77);
-	}
-	close(fd);
-	DIE_IF(udax_media_open(&m, &mo));
-	DIE_IF(ufs_mkfs(m, &mk, &sb));
-	DIE_IF(ufs_mount(&fs, m, &o));
-	DIE_IF(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "d1", 0755, &e));
-	d1 = e.ino;
-	ufs_forget(fs, e.ino, 1);
-	DIE_IF(ufs_mkdir(fs, &ctx, d1, "d2", 0755, &e));
-	d2 = e.ino;
-	ufs_forget(fs, e.ino, 1);
-	DIE_IF(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "big", 0755, &e));
-	big = e.ino;
-	ufs_forget(fs, e.ino, 1);
+	img_mkfs_mount(good_path, IMG_SIZE, &mk, &o, &sb, &m, &fs);
+	d1 = img_mkdir(fs, UFS_ROOT_INO, "d1");
+	d2 = img_mkdir(fs, d1, "d2");
+	big = img_mkdir(fs, UFS_ROOT_INO, "big");
 	mkfile(fs, UFS_ROOT_INO, "empty", 0, 1);
 	mkfile(fs, UFS_ROOT_INO, "eight", 8, 1);
 	mkfile(fs, d1, "small", 100, 1);
 	mkfile(fs, d1, "three-blocks", 3 * BS, 1);
 	mkfile(fs, d2, "tree", 10 * BS, 2);	/* holes: ten extents, a node block */
 	ino = mkfile(fs, d2, "linked", 5000, 1);
-	DIE_IF(ufs_link(fs, &ctx, ino, UFS_ROOT_INO, "hardlink", &e));
+	REQUIRE_OK(ufs_link(fs, &ctx, ino, UFS_ROOT_INO, "hardlink", &e));
 	ufs_forget(fs, e.ino, 1);
 	ino = mkfile(fs, UFS_ROOT_INO, "xattrs", 300, 1);
-	DIE_IF(ufs_setxattr(fs, &ctx, ino, "user.one", "1", 1, 0));
-	DIE_IF(ufs_setxattr(fs, &ctx, ino, "user.two", "22", 2, 0));
-	DIE_IF(ufs_symlink(fs, &ctx, d1, "short-link", "three-blocks", &e));
+	REQUIRE_OK(ufs_setxattr(fs, &ctx, ino, "user.one", "1", 1, 0));
+	REQUIRE_OK(ufs_setxattr(fs, &ctx, ino, "user.two", "22", 2, 0));
+	REQUIRE_OK(ufs_symlink(fs, &ctx, d1, "short-link", "three-blocks", &e));
 	ufs_forget(fs, e.ino, 1);
 	memset(name, 'l', sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
@@ -226,7 +204,7 @@ static void make_good(void)
 
 		memset(target, 't', sizeof(target) - 1);
 		target[sizeof(target) - 1] = '\0';
-		DIE_IF(ufs_symlink(fs, &ctx, d1, "long-link", target, &e));
+		REQUIRE_OK(ufs_symlink(fs, &ctx, d1, "long-link", target, &e));
 		ufs_forget(fs, e.ino, 1);
 	}
 	for (i = 0; i < 120; i++) {
@@ -236,18 +214,11 @@ static void make_good(void)
 	/* an orphan: unlinked while still referenced, as a crash leaves it */
 	orphan = mkfile(fs, UFS_ROOT_INO, "orphan", 2 * BS, 1);
 	nfiles--;	/* not a healthy file: mount or fsck reclaims it */
-	DIE_IF(ufs_lookup(fs, UFS_ROOT_INO, "orphan", &e));
-	DIE_IF(ufs_unlink(fs, &ctx, UFS_ROOT_INO, "orphan"));
-	good = malloc(IMG_SIZE);
-	fd = open(good_path, O_RDONLY);
-	if (!good || fd < 0 || pread(fd, good, IMG_SIZE, 0) != IMG_SIZE) {
-		fprintf(stderr, "repair_corpus: cannot read back %s\n", good_path);
-		exit(1);
-	}
-	close(fd);
+	REQUIRE_OK(ufs_lookup(fs, UFS_ROOT_INO, "orphan", &e));
+	REQUIRE_OK(ufs_unlink(fs, &ctx, UFS_ROOT_INO, "orphan"));
+	good = img_load(good_path, IMG_SIZE);
 	ufs_forget(fs, orphan, 1);
-	DIE_IF(ufs_unmount(&fs));
-	udax_media_close(&m);
+	img_unmount(&fs, &m);
 	memcpy(&sb, good, sizeof(sb));
 	(void)d2;
 
@@ -278,13 +249,7 @@ static void make_good(void)
 
 static void write_img(void)
 {
-	int fd = open(img_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-
-	if (fd < 0 || pwrite(fd, img, IMG_SIZE, 0) != IMG_SIZE) {
-		fprintf(stderr, "repair_corpus: cannot write %s\n", img_path);
-		exit(1);
-	}
-	close(fd);
+	img_store(img_path, img, IMG_SIZE);
 }
 
 /* ---- the content check ---- */
@@ -354,7 +319,7 @@ static bool content_ok(const struct file *f)
 static int check_files(const char *name, bool *mounted)
 {
 	struct udax_media_opts mo = { .path = img_path };
-	struct ufs_mount_opts o = { .log = quiet };
+	struct ufs_mount_opts o = { .log = img_quiet };
 	struct udax_media *m;
 	unsigned int i;
 	int lost = 0;
@@ -432,12 +397,10 @@ static void run_case(const char *name, uint64_t doff, uint32_t dlen, bool must, 
 	s2 = fsck_run(FSCK_REPAIR_NO, false);
 	lost = check_files(name, &mounted);
 	if (s1 & FSCK_OPERATIONAL) {
-		printf("FAIL: %s: fsck -y: operational error (%d)\n", name, s1);
-		failures++;
+		t_fail("%s: fsck -y: operational error (%d)", name, s1);
 	} else if (s2 != FSCK_OK && !(s1 & FSCK_UNCORRECTED)) {
-		printf("FAIL: %s: fsck -y said %d (all repaired) but fsck -n then says %d\n", name,
+		t_fail("%s: fsck -y said %d (all repaired) but fsck -n then says %d", name,
 		       s1, s2);
-		failures++;
 		if (verbose_cases < 3) {
 			verbose_cases++;
 			write_img();
@@ -446,12 +409,10 @@ static void run_case(const char *name, uint64_t doff, uint32_t dlen, bool must, 
 			verbose_cases--;
 		}
 	} else if (must && (s1 & FSCK_UNCORRECTED)) {
-		printf("FAIL: %s: fsck -y says it cannot repair (%d), but this damage is "
-		       "repairable\n", name, s1);
-		failures++;
+		t_fail("%s: fsck -y says it cannot repair (%d), but this damage is "
+		       "repairable", name, s1);
 	} else if (lost > 0) {
-		printf("FAIL: %s: fsck -y (%d) lost %d healthy file(s)\n", name, s1, lost);
-		failures++;
+		t_fail("%s: fsck -y (%d) lost %d healthy file(s)", name, s1, lost);
 	} else {
 		if (s1 & FSCK_UNCORRECTED)
 			unrepaired++;
@@ -511,8 +472,7 @@ int main(void)
 	write_img();
 	s = fsck_run(FSCK_REPAIR_NO, false);
 	if (s != FSCK_UNCORRECTED) {
-		printf("FAIL: control: fsck -n of a zeroed inode bitmap says %d\n", s);
-		failures++;
+		t_fail("control: fsck -n of a zeroed inode bitmap says %d", s);
 	}
 	{
 		bool mounted;
@@ -524,8 +484,7 @@ int main(void)
 		for (j = 0; j < nfiles; j++)
 			files[j].healthy = true;
 		if (check_files("control", &mounted) != 1) {
-			printf("FAIL: control: a changed data byte was not seen\n");
-			failures++;
+			t_fail("control: a changed data byte was not seen");
 		}
 	}
 
@@ -545,9 +504,8 @@ int main(void)
 		write_img();
 		s = fsck_run(FSCK_REPAIR_NO, false);
 		if (s != FSCK_OK) {
-			printf("FAIL: a valid inode in a free, unnamed slot (a rolled-back create): "
-			       "fsck -n says %d\n", s);
-			failures++;
+			t_fail("a valid inode in a free, unnamed slot (a rolled-back create): "
+			       "fsck -n says %d", s);
 			fsck_run(FSCK_REPAIR_NO, true);
 		}
 	}
@@ -639,7 +597,7 @@ int main(void)
 	/* what a salvaged directory no longer names goes to /lost+found, as with e2fsck */
 	for (j = 0; j < nmeta; j++) {
 		struct udax_media_opts mo = { .path = img_path };
-		struct ufs_mount_opts o = { .log = quiet };
+		struct ufs_mount_opts o = { .log = img_quiet };
 		struct udax_media *m;
 		struct ufs_entry e;
 		uint64_t v2[4097];
@@ -652,19 +610,16 @@ int main(void)
 		fsck_run(FSCK_REPAIR_YES, false);
 		memset(v2, 0, sizeof(v2));
 		if (udax_media_open(&m, &mo) || ufs_mount(&cfs, m, &o)) {
-			printf("FAIL: lost+found: the repaired image does not mount\n");
-			failures++;
+			t_fail("lost+found: the repaired image does not mount");
 			break;
 		}
 		if (ufs_lookup(cfs, UFS_ROOT_INO, "lost+found", &e) || !S_ISDIR(e.st.st_mode)) {
-			printf("FAIL: lost+found: no /lost+found after a directory block was salvaged\n");
-			failures++;
+			t_fail("lost+found: no /lost+found after a directory block was salvaged");
 		} else {
 			ufs_readdir(cfs, e.ino, 0, false, scan_fill, v2);
 			ufs_forget(cfs, e.ino, 1);
 			if (v2[0] == 0) {
-				printf("FAIL: lost+found: empty after a directory block was salvaged\n");
-				failures++;
+				t_fail("lost+found: empty after a directory block was salvaged");
 			} else {
 				printf("ok: zeroed block of directory %" PRIu64 ": %" PRIu64
 				       " names reconnected in /lost+found\n", meta[j].owner, v2[0]);
@@ -677,7 +632,6 @@ int main(void)
 
 	unlink(good_path);
 	unlink(img_path);
-	printf("%d cases, %d failed, %d where fsck said it could not repair everything\n", cases,
-	       failures, unrepaired);
-	return failures ? 1 : 0;
+	printf("%d cases, %d where fsck said it could not repair everything\n", cases, unrepaired);
+	return t_exit("repair_corpus");
 }

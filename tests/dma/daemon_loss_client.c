@@ -32,6 +32,8 @@
 
 #include <udax/udax.h>
 
+#include "../harness.h"
+
 #define LEN (1u << 20)
 
 static sigjmp_buf g_jb;
@@ -103,12 +105,8 @@ int main(int argc, char **argv)
 	if (lib) {
 		struct udax_map_opts mo = { .recall = on_recall };
 		unsigned int bi = UDAX_PIN_ANY;
-		int r = io_uring_queue_init(4, &ring, 0);
 
-		if (r < 0) {
-			fprintf(stderr, "io_uring_queue_init: %s\n", strerror(-r));
-			return 77;
-		}
+		t_require_uring(io_uring_queue_init(4, &ring, 0));
 		if (udax_map_open(&m, fd, 0, LEN, PROT_READ | PROT_WRITE, &mo) ||
 		    udax_pin(m, &ring, &bi)) {
 			fprintf(stderr, "lib: %s\n", udax_last_error());

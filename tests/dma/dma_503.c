@@ -61,7 +61,7 @@ static int dma_client(void *arg)
 	struct io_uring ring;
 	struct udax_map_opts mo = { .recall = on_recall };
 	if (io_uring_queue_init(32, &ring, 0) < 0)
-		return 77;
+		return T_SKIP;
 	int src = t_pattern_file(1u << 20, DMA_BYTE);
 	int fd = open(t_path(g_fm, "A"), O_RDWR);
 	uint64_t maps = 0, ios = 0, pin_refused = 0;
@@ -79,7 +79,7 @@ static int dma_client(void *arg)
 		unsigned int bi = UDAX_PIN_ANY;
 		err = udax_pin(m, &ring, &bi);
 		if (err == -EFAULT || err == -EOPNOTSUPP)
-			return 77;
+			return T_SKIP;
 		if (err) {
 			pin_refused++;
 			atomic_store(&g_drained, 1);
@@ -252,7 +252,7 @@ static long run(struct fsmount *fm, const char *name, const char *opts)
 	}
 	kill(client, SIGKILL);
 	int rc = t_wait(client, 20000);
-	if (rc == 77)
+	if (rc == T_SKIP)
 		t_skip("io_uring cannot pin here");
 	close(afd);
 
@@ -292,5 +292,5 @@ int main(void)
 		neg = run(&fm, "503-unsafe", "dax_policy=unsafe");
 	CHECK(neg > 0, "negative control: with dax_policy=unsafe the check found nothing, "
 	      "so it cannot be trusted");
-	return t_exit();
+	return t_exit("dma_503");
 }

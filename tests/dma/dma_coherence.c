@@ -235,5 +235,5 @@ int main(void)
 		close(fd);
 	}
 	free(buf);
-	return t_exit();
+	return t_exit("dma_coherence");
 }

@@ -127,5 +127,5 @@ int main(void)
 	t_require_env();
 	one_policy(&fm, "eintr", NULL, &intr);
 	one_policy(&fm, "timeout", "recall_timeout=300", &tmo);
-	return t_exit();
+	return t_exit("dma_eintr");
 }

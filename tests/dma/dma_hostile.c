@@ -35,7 +35,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <udax/udax.h>
@@ -81,24 +80,6 @@ static long rss_kb(pid_t pid)
 	return v;
 }
 
-static int conn(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	size_t nl = strlen(g_sock);
-	memcpy(sa.sun_path, g_sock, nl);
-	sa.sun_path[0] = 0;
-	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	if (connect(s, (struct sockaddr *)&sa,
-		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + nl)) < 0) {
-		int e = -errno;
-		close(s);
-		return e;
-	}
-	return s;
-}
-
 static void become_nobody(void)
 {
 	struct rlimit rl;
@@ -108,7 +89,7 @@ static void become_nobody(void)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
-		_exit(77);
+		_exit(T_SKIP);
 }
 
 static void signal_parent(char c)
@@ -124,7 +105,7 @@ static int hold100(void *arg)
 	int s[100];
 	become_nobody();
 	for (int i = 0; i < 100; i++)
-		if ((s[i] = conn()) < 0)
+		if ((s[i] = proto_raw_connect(g_sock)) < 0)
 			return 3;
 	signal_parent('h');
 	pause();
@@ -138,13 +119,13 @@ static int flood(void *arg)
 	static int s[2000];
 	become_nobody();
 	for (int i = 0; i < 21000; i++) {
-		int c = conn();
+		int c = proto_raw_connect(g_sock);
 		if (c >= 0)
 			close(c);
 	}
 	for (int round = 0; round < 5; round++) {
 		for (int i = 0; i < 2000; i++)
-			s[i] = conn();
+			s[i] = proto_raw_connect(g_sock);
 		for (int i = 0; i < 2000; i++)
 			if (s[i] >= 0)
 				close(s[i]);
@@ -162,7 +143,7 @@ static int huge(void *arg)
 	if (!buf)
 		return 3;
 	for (int i = 0; i < 4; i++) {
-		s[i] = conn();
+		s[i] = proto_raw_connect(g_sock);
 		if (s[i] < 0)
 			return 4;
 		fcntl(s[i], F_SETFL, O_NONBLOCK);
@@ -192,7 +173,7 @@ static int idle_conn(void *arg)
 	(void)arg;
 	char c;
 	become_nobody();
-	int s = conn();
+	int s = proto_raw_connect(g_sock);
 	if (s < 0)
 		return 3;
 	struct timeval tv = { 30, 0 };
@@ -210,7 +191,7 @@ static int pinner(void *arg)
 	struct udax_map_opts mo = { .flags = UDAX_MAP_RECALL_FD };
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (io_uring_queue_init(8, &ring, 0) < 0)
-		return 77;
+		return T_SKIP;
 	int fd = open(t_path(g_fm, "victim"), O_RDWR);
 	if (fd < 0 || udax_map_open(&m, fd, 0, 1u << 20, PROT_READ | PROT_WRITE, &mo)) {
 		fprintf(stderr, "pinner: %s\n", udax_last_error());
@@ -304,7 +285,7 @@ int main(void)
 	/* positive control: the count sees connections */
 	pid_t h = t_fork(hold100, NULL);
 	if (wait_child() != 'h') {
-		if (t_wait(h, 5000) == 77)
+		if (t_wait(h, 5000) == T_SKIP)
 			t_skip("cannot become user nobody");
 		t_die("the holding client failed");
 	}
@@ -368,7 +349,7 @@ int main(void)
 	pid_t p = t_fork(pinner, NULL);
 	if (wait_child() != 'p') {
 		st = t_wait(p, 5000);
-		if (st == 77)
+		if (st == T_SKIP)
 			t_skip("io_uring is not available");
 		t_die("the pinner failed (status %d)", st);
 	}
@@ -382,5 +363,5 @@ int main(void)
 	if (st == -ETIMEDOUT)
 		kill(tr, SIGKILL);
 	t_umount(&fm);
-	return t_exit();
+	return t_exit("dma_hostile");
 }

@@ -37,7 +37,7 @@ static int dma_client(void *arg)
 	/* never answers recalls: only its death releases the pages */
 	struct udax_map_opts mo = { .flags = UDAX_MAP_RECALL_FD };
 	if (io_uring_queue_init(16, &ring, 0) < 0)
-		return 77;
+		return T_SKIP;
 	int fd = open(t_path(g_fm, "victim"), O_RDWR);
 	if (udax_map_open(&m, fd, 0, LEN, PROT_READ | PROT_WRITE, &mo)) {
 		fprintf(stderr, "client: %s\n", udax_last_error());
@@ -119,7 +119,7 @@ int main(void)
 	char c;
 	if (read(g_ready[0], &c, 1) != 1) {
 		int rc = t_wait(client, 5000);
-		if (rc == 77)
+		if (rc == T_SKIP)
 			t_skip("io_uring refused in the client");
 		t_die("the DMA client failed to start (status %d)", rc);
 	}
@@ -171,5 +171,5 @@ int main(void)
 	CHECK(t_wait(tr, 10000) == 0, "truncate after the hung-up client exited");
 	printf("truncate completed %.3f ms after the hung-up client was told to exit\n",
 	       (double)(t_now_ns() - t_exit_req) / 1e6);
-	return t_exit();
+	return t_exit("dma_kill");
 }

@@ -95,5 +95,5 @@ int main(void)
 	udax_map_close(&m);
 	close(fd);
 	io_uring_queue_exit(&ring);
-	return t_exit();
+	return t_exit("dma_pin_munmap");
 }

@@ -138,5 +138,5 @@ int main(void)
 	      udax_last_error());
 	udax_map_close(&m);
 	close(fd);
-	return t_exit();
+	return t_exit("dma_protocol");
 }

@@ -78,7 +78,7 @@ static int dma_client(void *arg)
 	struct udax_map_opts mo = { .flags = UDAX_MAP_RECALL_FD };	/* never answers */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (io_uring_queue_init(16, &ring, 0) < 0)
-		return 77;
+		return T_SKIP;
 	int fd = open(t_path(g_fm, "A"), O_RDWR);
 	if (fd < 0 || udax_map_open(&m, fd, 0, A_LEN, PROT_READ | PROT_WRITE, &mo)) {
 		fprintf(stderr, "client: %s\n", udax_last_error());
@@ -295,7 +295,7 @@ static long scenario(enum how how)
 	char c;
 	if (read(g_ready[0], &c, 1) != 1) {
 		int st = t_wait(client, 5000);
-		if (st == 77)
+		if (st == T_SKIP)
 			t_skip("io_uring is not available");
 		t_die("the DMA client failed (status %d)", st);
 	}
@@ -372,5 +372,5 @@ int main(void)
 	bad = scenario(UNMOUNTED);
 	CHECK(bad == 0, "unmounted under the pin: %ld pages of B received the old client's DMA",
 	      bad);
-	return t_exit();
+	return t_exit("dma_restart");
 }

@@ -160,5 +160,5 @@ int main(void)
 	t_remount(&fm);
 	rc = t_wait(t_fork(as_nobody_allowed, NULL), 20000);
 	CHECK(rc == 0, "uid %d listed in dax_allow: child status %d", NOBODY, rc);
-	return t_exit();
+	return t_exit("dma_security");
 }

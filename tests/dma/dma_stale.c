@@ -156,7 +156,7 @@ static int app_main(const char *mode, const char *path)
 	int r = io_uring_queue_init(QD * 2, &ring, 0);
 	if (r < 0) {
 		report_fail('S', mode, -r);
-		return 77;
+		return T_SKIP;
 	}
 	struct iovec iov = { p, A_LEN };
 	if (strcmp(mode, "shim-raw") == 0)
@@ -208,7 +208,7 @@ static int lib_actor(void *arg)
 	int r = io_uring_queue_init_params(QD * 2, &ring, &p);
 	if (r < 0) {
 		report_fail('S', mode, -r);
-		return 77;
+		return T_SKIP;
 	}
 	struct ready_msg rm = { .tag = 'R' };
 	unsigned int bi = UDAX_PIN_ANY;
@@ -234,7 +234,7 @@ static int lib_actor(void *arg)
 			if (r == 0 && syscall(__NR_io_uring_register, ring2.ring_fd,
 					      REG_CLONE_BUFFERS, &cb, 1) < 0) {
 				report_fail('S', "IORING_REGISTER_CLONE_BUFFERS", errno);
-				return 77;
+				return T_SKIP;
 			}
 			r = queue_reads(&ring2, buf, 0);
 		} else if (strcmp(mode, "fork") == 0) {
@@ -283,7 +283,7 @@ static int taker(void *arg)
 	int fd = pidfd < 0 ? -1 : (int)syscall(__NR_pidfd_getfd, pidfd, ta->ring_fd, 0);
 	if (fd < 0) {
 		report_fail('S', "pidfd_getfd", errno);
-		return 77;
+		return T_SKIP;
 	}
 	struct io_uring ring;
 	int r = io_uring_queue_mmap(fd, &ta->p, &ring);
@@ -328,7 +328,7 @@ static int refuse_client(void *arg)
 	int r = io_uring_queue_init_params(8, &ring, &p);
 	if (r < 0) {
 		printf("SKIP refuse: no single-issuer rings: %s\n", strerror(-r));
-		return 77;
+		return T_SKIP;
 	}
 	unsigned int bi = UDAX_PIN_ANY;
 	err = udax_pin(m, &ring, &bi);
@@ -340,7 +340,7 @@ static int refuse_client(void *arg)
 	/* an ordinary ring still works, and unpins */
 	struct io_uring r2;
 	if (io_uring_queue_init(8, &r2, 0) < 0)
-		return 77;
+		return T_SKIP;
 	bi = UDAX_PIN_ANY;
 	err = udax_pin(m, &r2, &bi);
 	if (!err)
@@ -453,7 +453,7 @@ static int start_actor(const char *self, pid_t *kill_list, int *nkill)
 		t_die("%s: the actor did not report", g_mode);
 	if (m.tag == 'S') {
 		printf("SKIP %s: %s\n", g_mode, m.why);
-		return 77;
+		return T_SKIP;
 	}
 	if (m.tag == 'F')
 		t_die("%s: actor failed: %s", g_mode, m.why);
@@ -480,7 +480,7 @@ static int start_actor(const char *self, pid_t *kill_list, int *nkill)
 			t_die("getfd: the taker did not report");
 		if (km.tag == 'S') {
 			printf("SKIP %s: %s\n", g_mode, km.why);
-			return 77;
+			return T_SKIP;
 		}
 		if (km.tag != 'K')
 			t_die("getfd: the taker failed: %s", km.why);
@@ -540,9 +540,9 @@ int main(int argc, char **argv)
 	uint64_t free0 = t_free_blocks(&fm);
 	if (strcmp(g_mode, "refuse") == 0) {
 		int r = t_wait(t_fork(refuse_client, control ? &fm : NULL), 30000);
-		CHECK(r == 0 || r == 77, "refuse%s: exit %d", control ? " (control)" : "", r);
+		CHECK(r == 0 || r == T_SKIP, "refuse%s: exit %d", control ? " (control)" : "", r);
 		t_umount(&fm);
-		return r == 77 ? T_SKIP : t_failures ? T_FAIL : T_PASS;
+		return r == T_SKIP ? T_SKIP : t_failures ? T_FAIL : T_PASS;
 	}
 	uint64_t corrupted = 0, done = 0;
 	static const char *ops[] = { "truncate", "punch", "unlink" };
@@ -558,7 +558,7 @@ int main(int argc, char **argv)
 		pid_t kill_list[4] = { 0 };
 		int nkill = 0;
 		int r = start_actor(argv[0], kill_list, &nkill);
-		if (r == 77) {
+		if (r == T_SKIP) {
 			for (int k = 0; k < nkill; k++)
 				kill_wait(kill_list[k]);
 			t_umount(&fm);

@@ -69,12 +69,12 @@ int main(void)
 	int bad = 0;
 	for (int i = 0; i < NPROC; i++) {
 		int st = t_wait(pids[i], 300000);
-		if (st == 77)
+		if (st == T_SKIP)
 			t_skip("direct access unavailable");
 		if (st != 0)
 			bad++;
 	}
 	CHECK(bad == 0, "%d of %d processes saw a failed map request", bad, NPROC);
 	t_umount(&fm);
-	return t_exit();
+	return t_exit("dma_ticket_race");
 }

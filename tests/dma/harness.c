@@ -30,33 +30,13 @@
 
 #define FUSE_SUPER_MAGIC 0x65735546
 
-int t_failures;
 static struct fsmount *t_cleanup_fm;
 
-void t_skip(const char *fmt, ...)
+/* t_cleanup: leave no mount and no image behind, whatever ends the test */
+static void umount_on_exit(void)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("SKIP: ", stdout);
-	vprintf(fmt, ap);
-	putchar('\n');
-	va_end(ap);
 	if (t_cleanup_fm)
 		t_umount(t_cleanup_fm);
-	exit(T_SKIP);
-}
-
-void t_die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fputs("FAIL: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	if (t_cleanup_fm)
-		t_umount(t_cleanup_fm);
-	exit(T_FAIL);
 }
 
 uint64_t t_now_ns(void)
@@ -181,6 +161,7 @@ void t_mount(struct fsmount *fm, const char *name, uint64_t size, const char *op
 	}
 	fm->size = size;
 	t_cleanup_fm = fm;
+	t_cleanup = umount_on_exit;
 	int fd = open(fm->img, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
 		t_die("creating %s: %s", fm->img, strerror(errno));
@@ -371,18 +352,6 @@ uint64_t t_free_blocks(const struct fsmount *fm)
 	if (statvfs(fm->mnt, &sv) < 0)
 		t_die("statvfs %s: %s", fm->mnt, strerror(errno));
 	return sv.f_bfree;
-}
-
-int t_exit(void)
-{
-	if (t_cleanup_fm)
-		t_umount(t_cleanup_fm);
-	if (t_failures) {
-		fprintf(stderr, "%d check(s) failed\n", t_failures);
-		return T_FAIL;
-	}
-	printf("PASS\n");
-	return T_PASS;
 }
 
 int proto_hello(int fd, struct udax_ioc_hello *h)

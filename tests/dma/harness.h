@@ -4,8 +4,10 @@
  * emulated device on /dev/shm, mkfs, mount udaxfs, run a "DMA" stand-in
  * (io_uring READ_FIXED into the mapped pages), unmount.
  *
- * Every test exits 0 (pass), 1 (fail) or 77 (skip, with the reason: no
- * /dev/fuse, io_uring refused, udaxfs not built).
+ * Checks, exit codes and skips are the common ones (../harness.h): every
+ * test exits 0 (pass), 1 (fail) or 77 (skip, with the reason: no
+ * /dev/fuse, io_uring refused, udaxfs not built).  A mounted file system
+ * is unmounted by t_skip(), t_die(), a failed REQUIRE and t_exit().
  */
 #ifndef UDAX_TESTS_DMA_HARNESS_H
 #define UDAX_TESTS_DMA_HARNESS_H
@@ -17,9 +19,7 @@
 
 #include <liburing.h>
 
-#define T_PASS 0
-#define T_FAIL 1
-#define T_SKIP 77
+#include "../harness.h"
 
 struct fsmount {
 	char img[256];		/* /dev/shm/udaxfs-h5-<test>-<pid>.img */
@@ -29,20 +29,6 @@ struct fsmount {
 	bool mounted;
 };
 
-/* Print and count a failed check; tests exit non-zero when any failed. */
-extern int t_failures;
-#define CHECK(cond, ...) \
-	do { \
-		if (!(cond)) { \
-			t_failures++; \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__); \
-			fputc('\n', stderr); \
-		} \
-	} while (0)
-
-void t_skip(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-void t_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 uint64_t t_now_ns(void);
 void t_sleep_ms(unsigned int ms);
 
@@ -114,7 +100,5 @@ int proto_call(struct udax_wire *w, unsigned int type, const void *in, size_t in
 int proto_send(struct udax_wire *w, unsigned int type, const void *in, size_t in_len);
 /* A bare connected socket, for tests that send malformed bytes.  Return it or -errno. */
 int proto_raw_connect(const char *name);
-
-int t_exit(void);
 
 #endif /* UDAX_TESTS_DMA_HARNESS_H */

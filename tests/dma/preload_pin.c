@@ -37,20 +37,11 @@
 
 #include "wire.h"
 
+#include "../harness.h"
+
 #define LEN (1u << 20)
 
-static int failures;
 static const char *g_dir;
-
-#define CHECK(c, ...) \
-	do { \
-		if (!(c)) { \
-			failures++; \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #c); \
-			fprintf(stderr, __VA_ARGS__); \
-			fputc('\n', stderr); \
-		} \
-	} while (0)
 
 struct lstate {
 	bool present, mapped, recalling;
@@ -138,10 +129,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int r = io_uring_queue_init(8, &ring, 0);
-	if (r < 0) {
-		fprintf(stderr, "SKIP: io_uring_queue_init: %s\n", strerror(-r));
-		return 77;
-	}
+
+	t_require_uring(r);
 	uint64_t ino = (uint64_t)st.st_ino;
 	char *p = map_file(fd);
 	struct iovec iov = { p, LEN };
@@ -247,10 +236,6 @@ int main(int argc, char **argv)
 	munmap(p, LEN);
 	io_uring_queue_exit(&ring);
 	close(fd);
-	if (failures) {
-		fprintf(stderr, "%d check(s) failed\n", failures);
-		return 1;
-	}
-	printf("PASS (%s)\n", argv[2]);
-	return 0;
+	printf("%s: ", argv[2]);
+	return t_exit("preload_pin");
 }

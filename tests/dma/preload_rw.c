@@ -40,18 +40,9 @@
 
 #include <udax/udax.h>
 
-static const char *self;
-static int failures;
+#include "../harness.h"
 
-#define CHECK(c, ...)                                                           \
-	do {                                                                    \
-		if (!(c)) {                                                     \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);    \
-			fprintf(stderr, __VA_ARGS__);                           \
-			fputc('\n', stderr);                                    \
-			failures++;                                             \
-		}                                                               \
-	} while (0)
+static const char *self;
 
 static unsigned char pat(uint64_t seed, uint64_t off)
 {
@@ -396,7 +387,7 @@ static int fsx(const char *f, uint64_t seed, int nops)
 		return 1;
 	rng_s = seed * 0x9e3779b97f4a7c15ull + 1;
 	bool direct = false;
-	for (int op = 0; op < nops && !failures; op++) {
+	for (int op = 0; op < nops && !t_failures; op++) {
 		if (op % 50 == 49 && !direct)
 			direct = maps_device();
 		int kind = (int)(rnd() % 10);
@@ -510,7 +501,7 @@ static int fsx(const char *f, uint64_t seed, int nops)
 		h = (h ^ model[i]) * 1099511628211ull;
 	printf("%zu %016" PRIx64 "\n", size, h);
 	close(fd);
-	return failures ? 1 : 0;
+	return t_failures ? T_FAIL : T_PASS;
 }
 
 /* ---- recall during a stream of direct writes ---- */
@@ -609,11 +600,11 @@ int main(int argc, char **argv)
 		return truncate(argv[2], 0) == 0 ? 0 : 1;
 	if (argc == 3 && !strcmp(argv[1], "calls")) {
 		calls(argv[2]);
-		return failures ? 1 : 0;
+		return t_failures ? T_FAIL : T_PASS;
 	}
 	if (argc == 3 && !strcmp(argv[1], "api")) {
 		api(argv[2]);
-		return failures ? 1 : 0;
+		return t_failures ? T_FAIL : T_PASS;
 	}
 	if (argc == 5 && !strcmp(argv[1], "fsx"))
 		return fsx(argv[2], strtoull(argv[3], 0, 0), atoi(argv[4]));

@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../harness.h"
+
 #ifndef MAP_SHARED_VALIDATE
 #define MAP_SHARED_VALIDATE 0x03
 #endif
@@ -31,7 +33,6 @@
 
 static sigjmp_buf jb;
 static volatile int last_sig;
-static int fails;
 
 static void on_fault(int sig)
 {
@@ -47,9 +48,6 @@ static int touch(volatile char *p)
 		(void)*p;
 	return last_sig;
 }
-
-#define CHECK(cond, ...) do { if (!(cond)) { printf("FAIL: " __VA_ARGS__); printf("\n"); fails++; } \
-	else { printf("ok: " __VA_ARGS__); printf("\n"); } } while (0)
 
 int main(int argc, char **argv)
 {
@@ -100,6 +98,5 @@ int main(int argc, char **argv)
 		munmap(q, pg);
 	close(ro);
 	close(fd);
-	printf("%s\n", fails ? "FAILED" : "all checks passed");
-	return fails != 0;
+	return t_exit("preload_semantics");
 }

@@ -38,23 +38,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "../harness.h"
+
 #define NOBODY 65534
-
-static int checks, failures;
-static const char *cur_test = "";
-
-static void fail(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(int line, const char *fmt, ...)
-{
-	va_list ap;
-
-	failures++;
-	fprintf(stderr, "FAIL %s (fsops.c:%d): ", cur_test, line);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static const char *ename(int e)
 {
@@ -63,32 +49,17 @@ static const char *ename(int e)
 	return n ? n : "?";
 }
 
-/* cond must hold */
-#define CHECK(cond) do { \
-	checks++; \
-	if (!(cond)) \
-		fail(__LINE__, "%s", #cond); \
-} while (0)
-/* expr must not return -1 (a function, so OK() nests: OK(close(OK(open(...))))) */
-static long ok_(long r, const char *expr, int line)
-{
-	checks++;
-	if (r == -1)
-		fail(line, "%s: %s", expr, ename(errno));
-	return r;
-}
-#define OK(expr) (errno = 0, ok_((long)(expr), #expr, __LINE__))
+/* expr must not return -1 (OK() nests: OK(close(OK(open(...))))) */
+#define OK(expr) (errno = 0, CHECK_SYS(expr))
 /* expr must return -1 with errno == err */
 #define ERR(expr, err) do { \
-	long _r; \
-	int _e; \
-	checks++; \
+	long r_; \
+	int e_; \
 	errno = 0; \
-	_r = (long)(expr); \
-	_e = errno; \
-	if (_r != -1 || _e != (err)) \
-		fail(__LINE__, "%s: expected %s, got %ld (%s)", #expr, ename(err), _r, \
-		     _r == -1 ? ename(_e) : "no error"); \
+	r_ = (long)(expr); \
+	e_ = errno; \
+	CHECK(r_ == -1 && e_ == (err), "%s: expected %s, got %ld (%s)", #expr, ename(err), r_, \
+	      r_ == -1 ? ename(e_) : "no error"); \
 } while (0)
 
 static char *path(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -145,13 +116,13 @@ static bool as_user(uid_t id, void (*fn)(void *), void *arg)
 	int ws;
 
 	if (pid == 0) {
-		failures = 0;
+		t_failures = 0;
 		if (setgroups(0, NULL) || setresgid(id, id, id) || setresuid(id, id, id)) {
 			perror("fsops: switching user");
 			_exit(2);
 		}
 		fn(arg);
-		_exit(failures ? 1 : 0);
+		_exit(t_failures ? T_FAIL : T_PASS);
 	}
 	if (pid < 0 || waitpid(pid, &ws, 0) != pid)
 		return false;
@@ -823,7 +794,6 @@ static void perm_child(void *arg)
 	char *p;
 	int fd;
 
-	cur_test = "perm (as nobody)";
 	/* private file: no read, no write */
 	ERR(open(path("%s/private", d), O_RDONLY), EACCES);
 	ERR(open(path("%s/public", d), O_WRONLY), EACCES);
@@ -1129,20 +1099,19 @@ static const struct test tests[] = {
 
 static int run(const char *top, const struct test *t)
 {
-	int before = failures;
-	int c0 = checks;
+	int before = t_failures;
+	int c0 = t_checks;
 	const char *d = path("%s/%s", top, t->name);
 
-	cur_test = t->name;
 	if (mkdir(d, 0755) && errno != EEXIST) {
-		fail(__LINE__, "mkdir %s: %s", d, strerror(errno));
+		t_fail("%s: mkdir %s: %s", t->name, d, strerror(errno));
 		return 1;
 	}
 	t->fn(strdup(d));
-	printf("%s %s (%d checks)\n", failures == before ? "ok  " : "FAIL", t->name,
-	       checks - c0);
+	printf("%s %s (%d checks)\n", t_failures == before ? "ok  " : "FAIL", t->name,
+	       t_checks - c0);
 	fflush(stdout);
-	return failures != before;
+	return t_failures != before;
 }
 
 /*
@@ -1284,6 +1253,6 @@ int main(int argc, char **argv)
 			bad += run(argv[1], &tests[i]);
 		}
 	}
-	printf("%d checks, %d failed\n", checks, failures);
-	return bad ? 1 : 0;
+	t_exit("fsops");
+	return bad ? T_FAIL : T_PASS;
 }

@@ -33,11 +33,10 @@
 #include "ufs.h"
 #include "util.h"
 
-static const struct ufs_ctx ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
+#include "../crash/image_util.h"
+#include "../harness.h"
 
-#define CHECK(x) do { int r_ = (x); if (r_ < 0) { \
-	fprintf(stderr, "fuzz_mkbase: %s: %s (%s)\n", #x, strerror(-r_), udax_errmsg()); \
-	exit(1); } } while (0)
+static const struct ufs_ctx ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
 
 static uint64_t mkfile(struct ufs *fs, uint64_t dir, const char *name, size_t len, int stride)
 {
@@ -45,10 +44,10 @@ static uint64_t mkfile(struct ufs *fs, uint64_t dir, const char *name, size_t le
 	static char buf[4096];
 	size_t i;
 
-	CHECK(ufs_create(fs, &ctx, dir, name, 0644, O_RDWR | O_CREAT, &e));
+	REQUIRE_OK(ufs_create(fs, &ctx, dir, name, 0644, O_RDWR | O_CREAT, &e));
 	memset(buf, name[0], sizeof(buf));
 	for (i = 0; i * 4096 < len; i++)
-		CHECK(ufs_write(fs, &ctx, e.ino, buf, udax_min(sizeof(buf), len - i * 4096),
+		REQUIRE_OK(ufs_write(fs, &ctx, e.ino, buf, udax_min(sizeof(buf), len - i * 4096),
 				(uint64_t)i * 4096 * stride));
 	ufs_release(fs, e.ino);
 	ufs_forget(fs, e.ino, 1);
@@ -61,23 +60,23 @@ static void populate(struct ufs *fs)
 	char name[256], target[300];
 	int i;
 
-	CHECK(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "dir", 0755, &d));
-	CHECK(ufs_mkdir(fs, &ctx, d.ino, "sub", 0700, &sub));
+	REQUIRE_OK(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "dir", 0755, &d));
+	REQUIRE_OK(ufs_mkdir(fs, &ctx, d.ino, "sub", 0700, &sub));
 	mkfile(fs, d.ino, "file1", 5000, 1);
 	/* 24 separate extents: more than the inode holds, so an indexed tree */
 	mkfile(fs, UFS_ROOT_INO, "big", 24 * 4096, 2);
-	CHECK(ufs_symlink(fs, &ctx, UFS_ROOT_INO, "lnk", "dir/file1", &e));
+	REQUIRE_OK(ufs_symlink(fs, &ctx, UFS_ROOT_INO, "lnk", "dir/file1", &e));
 	ufs_forget(fs, e.ino, 1);
 	memset(target, 't', 200);
 	target[200] = '\0';
-	CHECK(ufs_symlink(fs, &ctx, UFS_ROOT_INO, "longlnk", target, &e));
+	REQUIRE_OK(ufs_symlink(fs, &ctx, UFS_ROOT_INO, "longlnk", target, &e));
 	ufs_forget(fs, e.ino, 1);
-	CHECK(ufs_lookup(fs, d.ino, "file1", &e));
-	CHECK(ufs_setxattr(fs, &ctx, e.ino, "user.a", "hello", 5, 0));
-	CHECK(ufs_setxattr(fs, &ctx, e.ino, "trusted.b", "world!", 6, 0));
-	CHECK(ufs_link(fs, &ctx, e.ino, UFS_ROOT_INO, "hard", &e));
+	REQUIRE_OK(ufs_lookup(fs, d.ino, "file1", &e));
+	REQUIRE_OK(ufs_setxattr(fs, &ctx, e.ino, "user.a", "hello", 5, 0));
+	REQUIRE_OK(ufs_setxattr(fs, &ctx, e.ino, "trusted.b", "world!", 6, 0));
+	REQUIRE_OK(ufs_link(fs, &ctx, e.ino, UFS_ROOT_INO, "hard", &e));
 	ufs_forget(fs, e.ino, 2);
-	CHECK(ufs_mknod(fs, &ctx, sub.ino, "fifo", S_IFIFO | 0600, 0, &e));
+	REQUIRE_OK(ufs_mknod(fs, &ctx, sub.ino, "fifo", S_IFIFO | 0600, 0, &e));
 	ufs_forget(fs, e.ino, 1);
 	/* long names: the directory needs several blocks */
 	for (i = 0; i < 40; i++) {
@@ -96,10 +95,8 @@ static void write_seed(const char *dir, const char *name, const void *p, size_t 
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "wb");
-	if (!f || fwrite(p, 1, len, f) != len) {
-		fprintf(stderr, "fuzz_mkbase: %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
+	if (!f || fwrite(p, 1, len, f) != len)
+		t_die("%s: %s", path, strerror(errno));
 	fclose(f);
 }
 
@@ -143,15 +140,7 @@ static size_t diff(const uint8_t *base, const uint8_t *img, uint8_t *out, size_t
 
 static uint8_t *load(const char *path)
 {
-	uint8_t *p = malloc(UDAX_FUZZ_IMAGE_SIZE);
-	int fd = open(path, O_RDONLY);
-
-	if (!p || fd < 0 || pread(fd, p, UDAX_FUZZ_IMAGE_SIZE, 0) != (ssize_t)UDAX_FUZZ_IMAGE_SIZE) {
-		fprintf(stderr, "fuzz_mkbase: cannot read %s\n", path);
-		exit(1);
-	}
-	close(fd);
-	return p;
+	return img_load(path, UDAX_FUZZ_IMAGE_SIZE);
 }
 
 /* A short workload; returns the fences it took. */
@@ -166,20 +155,20 @@ static uint64_t crash_workload(const char *base, uint64_t trigger, const char *o
 	struct stat st;
 	uint64_t n;
 
-	CHECK(udax_media_open(&m, &mo));
+	REQUIRE_OK(udax_media_open(&m, &mo));
 	if (trigger)
-		CHECK(udax_media_crash_set_trigger(m, trigger, out));
-	CHECK(ufs_mount(&fs, m, &o));
-	CHECK(ufs_lookup(fs, UFS_ROOT_INO, "dir", &d));
-	CHECK(ufs_rename(fs, &ctx, d.ino, "file1", UFS_ROOT_INO, "moved", 0));
+		REQUIRE_OK(udax_media_crash_set_trigger(m, trigger, out));
+	REQUIRE_OK(ufs_mount(&fs, m, &o));
+	REQUIRE_OK(ufs_lookup(fs, UFS_ROOT_INO, "dir", &d));
+	REQUIRE_OK(ufs_rename(fs, &ctx, d.ino, "file1", UFS_ROOT_INO, "moved", 0));
 	mkfile(fs, UFS_ROOT_INO, "new", 9000, 1);
-	CHECK(ufs_lookup(fs, UFS_ROOT_INO, "big", &e));
-	CHECK(ufs_open(fs, &ctx, e.ino, O_RDWR));
-	CHECK(ufs_unlink(fs, &ctx, UFS_ROOT_INO, "big"));	/* an orphan while open */
-	CHECK(ufs_lookup(fs, UFS_ROOT_INO, "new", &d));
-	CHECK(ufs_setattr(fs, &ctx, d.ino, &sa, &st));
+	REQUIRE_OK(ufs_lookup(fs, UFS_ROOT_INO, "big", &e));
+	REQUIRE_OK(ufs_open(fs, &ctx, e.ino, O_RDWR));
+	REQUIRE_OK(ufs_unlink(fs, &ctx, UFS_ROOT_INO, "big"));	/* an orphan while open */
+	REQUIRE_OK(ufs_lookup(fs, UFS_ROOT_INO, "new", &d));
+	REQUIRE_OK(ufs_setattr(fs, &ctx, d.ino, &sa, &st));
 	ufs_forget(fs, d.ino, 1);
-	CHECK(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "nd", 0755, &d));
+	REQUIRE_OK(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "nd", 0755, &d));
 	ufs_forget(fs, d.ino, 1);
 	n = udax_media_crash_fences(m);
 	ufs_release(fs, e.ino);
@@ -216,11 +205,11 @@ int main(int argc, char **argv)
 	close(fd);
 	mkdir(argv[2], 0755);
 	mo.path = argv[1];
-	CHECK(udax_media_open(&m, &mo));
-	CHECK(ufs_mkfs(m, &mk, &sb));
-	CHECK(ufs_mount(&fs, m, &o));
+	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(ufs_mkfs(m, &mk, &sb));
+	REQUIRE_OK(ufs_mount(&fs, m, &o));
 	populate(fs);
-	CHECK(ufs_unmount(&fs));
+	REQUIRE_OK(ufs_unmount(&fs));
 	udax_media_close(&m);
 
 	base = load(argv[1]);

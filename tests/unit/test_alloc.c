@@ -328,5 +328,5 @@ int main(void)
 	ufs_journal_close(&j);
 	udax_media_close(&m);
 	unlink(path);
-	return t_done("test_alloc");
+	return t_exit("test_alloc");
 }

@@ -97,7 +97,7 @@ static void *join_within(pthread_t t, unsigned int ms)
 	}
 	if (pthread_timedjoin_np(t, &ret, &ts)) {
 		CHECK(!"thread did not finish in time");
-		test_report("test_dax");
+		t_exit("test_dax");
 		_exit(1);
 	}
 	return ret;
@@ -1068,5 +1068,5 @@ int main(void)
 	RUN(check_track_enomem);
 	RUN(check_introspection_and_dram);
 	RUN(check_numa_handle_slab);
-	return test_report("test_dax");
+	return t_exit("test_dax");
 }

@@ -267,5 +267,5 @@ int main(void)
 	RUN(check_stress_default);
 	RUN(check_stress_untrack_first);
 	RUN(check_stress_unsafe_is_caught);
-	return test_report("test_dax_stress");
+	return t_exit("test_dax_stress");
 }

@@ -126,5 +126,5 @@ int main(void)
 	CHECK_EQ(ufs_rmdir(T.fs, &T.c, UFS_ROOT_INO, "d"), 0);
 	CHECK_EQ(fsck_now("rmdir"), FSCK_OK);
 	t_teardown(&T);
-	return t_done("test_dir_fsck");
+	return t_exit("test_dir_fsck");
 }

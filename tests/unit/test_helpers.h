@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_helpers.h - tiny counting assertions for the lower layer's unit tests
- * (media, superblock, mkfs, journal, allocator, crash backend).
+ * test_helpers.h - emulation files for the lower layer's unit tests (media,
+ * superblock, mkfs, journal, allocator, crash backend); the checks are
+ * ../harness.h's.
  */
 #ifndef UDAX_TEST_HELPERS_H
 #define UDAX_TEST_HELPERS_H
@@ -15,30 +16,7 @@
 
 #include "util.h"
 
-static int t_fails, t_checks;
-
-#define CHECK(cond) do { \
-	__atomic_add_fetch(&t_checks, 1, __ATOMIC_RELAXED); \
-	if (!(cond)) { \
-		__atomic_add_fetch(&t_fails, 1, __ATOMIC_RELAXED); \
-		fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-	} \
-} while (0)
-#define CHECK_EQ(a, b) do { \
-	long long _a = (long long)(a), _b = (long long)(b); \
-	__atomic_add_fetch(&t_checks, 1, __ATOMIC_RELAXED); \
-	if (_a != _b) { \
-		__atomic_add_fetch(&t_fails, 1, __ATOMIC_RELAXED); \
-		fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld) [%s]\n", \
-			__FILE__, __LINE__, #a, #b, _a, _b, udax_errmsg()); \
-	} \
-} while (0)
-
-static inline int t_done(const char *name)
-{
-	printf("%s: %d checks, %d failed\n", name, t_checks, t_fails);
-	return t_fails ? 1 : 0;
-}
+#include "../harness.h"
 
 /* A temporary emulation file of @size bytes in /dev/shm (sparse). */
 static inline void t_mkfile(char *path, size_t plen, const char *tag, unsigned long long size)
@@ -49,7 +27,7 @@ static inline void t_mkfile(char *path, size_t plen, const char *tag, unsigned l
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
 		perror(path);
-		exit(99);
+		exit(T_ERROR);
 	}
 	close(fd);
 }

@@ -283,5 +283,5 @@ int main(void)
 	check_corrupt_record();
 	check_fuzz_log();
 	unlink(base);
-	return t_done("test_journal");
+	return t_exit("test_journal");
 }

@@ -259,5 +259,5 @@ int main(void)
 	check_refusals();
 	check_crash_backend();
 	check_numa();
-	return t_done("test_media");
+	return t_exit("test_media");
 }

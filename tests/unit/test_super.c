@@ -340,5 +340,5 @@ int main(void)
 	check_mkfs_crash_mode();
 	check_fuzz_fields();
 	check_mkfs_1tib();
-	return t_done("test_super");
+	return t_exit("test_super");
 }

@@ -1107,5 +1107,5 @@ int main(void)
 	test_small_journal();
 	test_unmount_corrupt_orphan();
 	t_teardown(&T);
-	return t_done("test_ufs");
+	return t_exit("test_ufs");
 }

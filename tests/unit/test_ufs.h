@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_ufs.h - helpers for the ufs.h unit tests: counting checks, an
- * emulation file in /dev/shm, mkfs + mount in one call.
+ * test_ufs.h - helpers for the ufs.h unit tests: an emulation file in
+ * /dev/shm, mkfs + mount in one call (the checks are ../harness.h's).
  */
 #ifndef UDAX_TEST_UFS_H
 #define UDAX_TEST_UFS_H
@@ -19,39 +19,7 @@
 #include "ufs.h"
 #include "util.h"
 
-static int t_fails, t_checks;
-
-#define CHECK(cond) do { \
-	t_checks++; \
-	if (!(cond)) { \
-		t_fails++; \
-		fprintf(stderr, "%s:%d: CHECK failed: %s [%s]\n", __FILE__, __LINE__, #cond, \
-			udax_errmsg()); \
-	} \
-} while (0)
-#define CHECK_EQ(a, b) do { \
-	long long _a = (long long)(a), _b = (long long)(b); \
-	t_checks++; \
-	if (_a != _b) { \
-		t_fails++; \
-		fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld) [%s]\n", \
-			__FILE__, __LINE__, #a, #b, _a, _b, udax_errmsg()); \
-	} \
-} while (0)
-/* fatal: the rest of the test cannot run */
-#define REQUIRE(cond) do { \
-	if (!(cond)) { \
-		fprintf(stderr, "%s:%d: REQUIRE failed: %s [%s]\n", __FILE__, __LINE__, #cond, \
-			udax_errmsg()); \
-		exit(1); \
-	} \
-} while (0)
-
-static inline int t_done(const char *name)
-{
-	printf("%s: %d checks, %d failed\n", name, t_checks, t_fails);
-	return t_fails ? 1 : 0;
-}
+#include "../harness.h"
 
 struct t_fs {
 	char path[256];

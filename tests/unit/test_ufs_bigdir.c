@@ -139,5 +139,5 @@ int main(void)
 	CHECK_EQ(lookup_all(dir, 7, "lookup (refilled)"), 0);
 	t_teardown(&T);
 	free(seen);
-	return t_done("test_ufs_bigdir");
+	return t_exit("test_ufs_bigdir");
 }

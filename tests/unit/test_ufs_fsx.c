@@ -250,7 +250,7 @@ static void run(uint64_t seed, bool small)
 			fprintf(stderr, "tree broken after op %u: %s\n", op, udax_errmsg());
 			bad = 1;
 		}
-		if (t_fails)
+		if (t_failures)
 			bad = 1;
 		if (!bad && op % 50 == 49) {
 			uint64_t n = 0;
@@ -275,7 +275,7 @@ static void run(uint64_t seed, bool small)
 	if (!bad)
 		bad |= verify(0, msize, "final");
 	CHECK_EQ(check_tree(), 0);
-	if (bad || t_fails) {
+	if (bad || t_failures) {
 		CHECK(!bad);
 		fprintf(stderr, "FAILED with seed %llu at op %u; last ops:\n",
 			(unsigned long long)seed, op);
@@ -311,8 +311,8 @@ int main(int argc, char **argv)
 	} else {
 		/* make check: mixed sizes, then small ops that grow a deeper tree */
 		run(seed, false);
-		if (!t_fails)
+		if (!t_failures)
 			run(seed + 1, true);
 	}
-	return t_done("test_ufs_fsx");
+	return t_exit("test_ufs_fsx");
 }

@@ -291,5 +291,5 @@ int main(void)
 	CHECK_EQ(ufs_statfs(T.fs, &sv1), 0);
 	CHECK_EQ(sv1.f_ffree, sv0.f_ffree);
 	t_teardown(&T);
-	return t_done("test_ufs_mt");
+	return t_exit("test_ufs_mt");
 }

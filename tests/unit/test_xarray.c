@@ -765,5 +765,5 @@ int main(void)
 	RUN(check_concurrent);
 	/* Leak count: every node of every tree above is gone. */
 	CHECK_EQ(xa_nodes_live(), 0);
-	return test_report("test_xarray");
+	return t_exit("test_xarray");
 }
