@@ -484,6 +484,14 @@ static void run_case(const char *name, int victim, uint64_t to, uint64_t victim_
 		printf("ok: %s\n", name);
 }
 
+static void cleanup(void)
+{
+	unlink(base_path);
+	unlink(full_path);
+	unlink(img_path);
+	unlink(out_path);
+}
+
 int main(void)
 {
 	struct view v;
@@ -498,6 +506,7 @@ int main(void)
 	snprintf(full_path, sizeof(full_path), "/dev/shm/udax-fsck-dup-full-%d", (int)getpid());
 	snprintf(img_path, sizeof(img_path), "/dev/shm/udax-fsck-dup-img-%d", (int)getpid());
 	snprintf(out_path, sizeof(out_path), "/dev/shm/udax-fsck-dup-out-%d", (int)getpid());
+	atexit(cleanup);	/* every way out, early failures included */
 	img = malloc(IMG_SIZE);
 	if (!img)
 		return 1;
@@ -583,10 +592,6 @@ int main(void)
 		}
 	}
 
-	unlink(base_path);
-	unlink(full_path);
-	unlink(img_path);
-	unlink(out_path);
 	printf("%d failure(s)\n", failures);
 	return failures ? 1 : 0;
 }
