@@ -63,6 +63,7 @@
 #include <udax/udax.h>
 
 #include "libudax_int.h"
+#include "wire.h"
 
 #define UDAX_EXPORT __attribute__((visibility("default")))
 
@@ -87,6 +88,7 @@ struct udax_file {
 	bool can_read, can_write;	/* the descriptor's access mode */
 	atomic_bool no_direct;		/* refused once: everything through the mount */
 	atomic_bool dirty;		/* direct writes since the last touch */
+	atomic_bool no_cachestat;	/* cachestat(2) failed: every direct write asks the daemon */
 	pthread_mutex_t lock;		/* the fields below */
 	_Atomic uint64_t eof;		/* size hint (see the file comment); written under lock */
 	struct win **slot;		/* by (offset / UDAX_WIN_SIZE) % nslots */
@@ -153,25 +155,6 @@ UDAX_EXPORT ssize_t udax_pwrite(struct udax_map *m, const void *buf, size_t n, o
 }
 
 /* ---- on a file ---- */
-
-/* The mount's answer; never the preload shim's interposed functions. */
-static ssize_t fuse_pread(int fd, void *buf, size_t n, uint64_t off)
-{
-	ssize_t r;
-	do
-		r = syscall(SYS_pread64, fd, buf, n, (off_t)off);
-	while (r < 0 && errno == EINTR);
-	return r < 0 ? -errno : r;
-}
-
-static ssize_t fuse_pwrite(int fd, const void *buf, size_t n, uint64_t off)
-{
-	ssize_t r;
-	do
-		r = syscall(SYS_pwrite64, fd, buf, n, (off_t)off);
-	while (r < 0 && errno == EINTR);
-	return r < 0 ? -errno : r;
-}
 
 static uint64_t now_ns(void)
 {
@@ -357,102 +340,183 @@ UDAX_EXPORT int udax_file_open(struct udax_file **out, int fd, unsigned int flag
 	return 0;
 }
 
-UDAX_EXPORT ssize_t udax_file_pread(struct udax_file *f, void *buf, size_t n, off_t off)
+/*
+ * Page-cache coherence.  The kernel caches the pages a descriptor opened
+ * through the mount before a writable layout was granted reads (the daemon
+ * drops the range's pages at the grant and opens later descriptors without
+ * cache); a direct store goes around them.  So a direct write, before it
+ * returns, looks whether the kernel holds pages of the range (cachestat(2),
+ * which counts a page being read in) and if it does has the daemon drop
+ * them (UDAX_REQ_INVAL, answered once they are gone).  A page the look did
+ * not see is read in after it, from the stored data.  Guarantee: a read
+ * through the mount that starts after a direct write returned sees it.
+ * Without cachestat(2) (ENOSYS, EPERM) every direct write asks the daemon.
+ * UDAX_TEST_NO_INVAL=1 (a test aid) skips all this, so that the coherence
+ * test can show it sees the stale read.
+ */
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+struct cstat_range { uint64_t off, len; };
+struct cstat { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted; };
+
+/* Does the kernel (maybe) cache pages of [off, off + len)?  Context: any; a syscall. */
+static bool cache_holds(struct udax_file *f, uint64_t off, uint64_t len)
+{
+	struct cstat_range r = { off & ~(PAGE - 1), 0 };
+	struct cstat cs;
+
+	r.len = ((off + len + PAGE - 1) & ~(PAGE - 1)) - r.off;
+	if (atomic_load_explicit(&f->no_cachestat, memory_order_relaxed))
+		return true;
+	if (syscall(__NR_cachestat, f->fd, &r, &cs, 0) == 0)
+		return cs.nr_cache != 0;
+	atomic_store(&f->no_cachestat, true);	/* not here or not allowed: always ask */
+	return true;
+}
+
+static int test_no_inval(void)
+{
+	static int v = -1;
+	if (v < 0) {
+		const char *e = getenv("UDAX_TEST_NO_INVAL");
+		v = e && *e == '1';
+	}
+	return v;
+}
+
+/* The mount's answer for [off, off + n); updates the size hint.  Return: bytes or -errno. */
+static ssize_t mount_io(struct udax_file *f, char *buf, size_t n, uint64_t off, bool write)
+{
+	ssize_t r;
+	do
+		r = syscall(write ? SYS_pwrite64 : SYS_pread64, f->fd, buf, n, (off_t)off);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	uint64_t end = off + (uint64_t)r;
+	/* an O_APPEND write went to the end, not to @off */
+	if (r > 0 && !(write && f->append) && end > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
+		pthread_mutex_lock(&f->lock);
+		if (end > f->eof) {
+			f->eof = end;	/* it is at least this long now */
+			grow_slots(f);
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	return r;
+}
+
+/*
+ * walk() - serve [off, off + n) from windows, piece by piece, as far as
+ * they go: memcpy out for a read, the durable store (then the page-cache
+ * step, above) for a write.
+ * Return: the bytes served (the caller sends the rest to the mount), or
+ * -errno of a failed store when nothing was served.
+ */
+static ssize_t walk(struct udax_file *f, char *buf, size_t n, uint64_t off, bool write)
 {
 	size_t done = 0;
 
-	if (!f || (!buf && n))
-		return udax__set_err(-EINVAL, "file or buffer is NULL");
-	if (off < 0)
-		return udax__set_err(-EINVAL, "negative offset");
-	if (n > SSIZE_MAX)
-		n = SSIZE_MAX & ~(size_t)(PAGE - 1);
-	if (!f->can_read || atomic_load(&f->no_direct) ||
-	    (uint64_t)off >= atomic_load_explicit(&f->eof, memory_order_relaxed))
-		goto mount;
 	while (done < n) {
-		uint64_t pos = (uint64_t)off + done;
-		struct win *w = win_get(f, pos, false);
+		uint64_t pos = off + done;
+		struct win *w = win_get(f, pos, write);
 		if (!w)
 			break;
 		/* a live window serves only bytes below the true EOF (see the file comment) */
 		size_t k = n - done;
 		if (k > w->start + w->len - pos)
 			k = (size_t)(w->start + w->len - pos);
-		memcpy((char *)buf + done, w->addr + (pos - w->start), k);
-		udax__map_io_put(w->map);
-		done += k;
-	}
-mount:
-	if (done < n) {
-		ssize_t r = fuse_pread(f->fd, (char *)buf + done, n - done, (uint64_t)off + done);
-		if (r < 0)
-			return done ? (ssize_t)done : r;
-		done += (size_t)r;
-		uint64_t end = (uint64_t)off + done;
-		if (r > 0 && end > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
-			pthread_mutex_lock(&f->lock);
-			if (end > f->eof)
-				f->eof = end;	/* it grew at least this far */
-			pthread_mutex_unlock(&f->lock);
+		char *at = w->addr + (pos - w->start);
+		struct udax_wire *conn = NULL;
+		uint64_t id = 0;
+		int err = 0;
+		if (!write) {
+			memcpy(buf + done, at, k);
+		} else {
+			err = udax__map_store(w->map, at, buf + done, k);
+			/* looked at while the map is held: the stores are in the device */
+			if (!err && !test_no_inval() && cache_holds(f, pos, k))
+				udax__map_conn(w->map, &conn, &id);
 		}
+		udax__map_io_put(w->map);
+		if (err)
+			return done ? (ssize_t)done : err;
+		if (conn) {
+			err = udax__inval(conn, id, pos, k);
+			udax_wire_put(&conn);
+			if (err) {
+				/*
+				 * No daemon to drop the pages: store the piece
+				 * again through the mount (which updates them)
+				 * and use the mount from now on.
+				 */
+				atomic_store(&f->no_direct, true);
+				ssize_t r = mount_io(f, buf + done, k, pos, true);
+				if (r != (ssize_t)k)
+					return done ? (ssize_t)done : r < 0 ? r : -EIO;
+			}
+			atomic_store(&f->dirty, true);
+		} else if (write) {
+			atomic_store(&f->dirty, true);
+		}
+		done += k;
 	}
 	return (ssize_t)done;
 }
 
-UDAX_EXPORT ssize_t udax_file_pwrite(struct udax_file *f, const void *buf, size_t n, off_t off)
+/* The checks both calls start with.  Return: 0, or -EINVAL. */
+static int io_args(struct udax_file *f, const void *buf, size_t *n, off_t off)
 {
-	size_t done = 0;
-
-	if (!f || (!buf && n))
+	if (!f || (!buf && *n))
 		return udax__set_err(-EINVAL, "file or buffer is NULL");
 	if (off < 0)
 		return udax__set_err(-EINVAL, "negative offset");
-	if (n > SSIZE_MAX)
-		n = SSIZE_MAX & ~(size_t)(PAGE - 1);
-	if (!f->can_write || f->append || atomic_load(&f->no_direct))
-		goto mount;
+	if (*n > SSIZE_MAX)
+		*n = SSIZE_MAX & ~(size_t)(PAGE - 1);
+	return 0;
+}
+
+/* Serve directly what @direct allows, the rest through the mount. */
+static ssize_t file_io(struct udax_file *f, char *buf, size_t n, uint64_t off, bool direct,
+		       bool write)
+{
+	ssize_t done = direct ? walk(f, buf, n, off, write) : 0;
+	if (done < 0 || (size_t)done == n)
+		return done;
+	ssize_t r = mount_io(f, buf + done, n - (size_t)done, off + (uint64_t)done, write);
+	if (r < 0)
+		return done ? done : r;
+	return done + r;
+}
+
+UDAX_EXPORT ssize_t udax_file_pread(struct udax_file *f, void *buf, size_t n, off_t off)
+{
+	int err = io_args(f, buf, &n, off);
+	if (err)
+		return err;
+	bool direct = f->can_read && !atomic_load(&f->no_direct) &&
+		      (uint64_t)off < atomic_load_explicit(&f->eof, memory_order_relaxed);
+	return file_io(f, buf, n, (uint64_t)off, direct, false);
+}
+
+UDAX_EXPORT ssize_t udax_file_pwrite(struct udax_file *f, const void *buf, size_t n, off_t off)
+{
+	int err = io_args(f, buf, &n, off);
+	if (err)
+		return err;
+	bool direct = f->can_write && !f->append && !atomic_load(&f->no_direct);
 	/*
 	 * A write past the size hint: look at the size again (another process
 	 * may have grown the file); still past it, the write goes through the
 	 * mount, whole (it grows the file).
 	 */
-	if ((uint64_t)off + n > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
+	if (direct && (uint64_t)off + n > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
 		pthread_mutex_lock(&f->lock);
-		bool past = refresh_eof(f) < 0 || (uint64_t)off + n > f->eof;
-		pthread_mutex_unlock(&f->lock);
-		if (past)
-			goto mount;
-	}
-	while (done < n) {
-		uint64_t pos = (uint64_t)off + done;
-		struct win *w = win_get(f, pos, true);
-		if (!w)
-			break;
-		size_t k = n - done;
-		if (k > w->start + w->len - pos)
-			k = (size_t)(w->start + w->len - pos);
-		int err = udax__map_store(w->map, w->addr + (pos - w->start), (const char *)buf + done, k);
-		udax__map_io_put(w->map);
-		if (err)
-			return done ? (ssize_t)done : err;
-		atomic_store(&f->dirty, true);
-		done += k;
-	}
-mount:
-	if (done < n) {
-		ssize_t r = fuse_pwrite(f->fd, (const char *)buf + done, n - done, (uint64_t)off + done);
-		if (r < 0)
-			return done ? (ssize_t)done : r;
-		done += (size_t)r;
-		pthread_mutex_lock(&f->lock);
-		if (!f->append && (uint64_t)off + done > f->eof) {
-			f->eof = (uint64_t)off + done;	/* the mount grew it at least this far */
-			grow_slots(f);
-		}
+		direct = refresh_eof(f) == 0 && (uint64_t)off + n <= f->eof;
 		pthread_mutex_unlock(&f->lock);
 	}
-	return (ssize_t)done;
+	return file_io(f, (char *)buf, n, (uint64_t)off, direct, true);
 }
 
 UDAX_EXPORT int udax_file_sync(struct udax_file *f)

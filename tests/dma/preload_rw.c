@@ -14,6 +14,9 @@
  *   preload_rw stream F G SECS  direct writes to F while another process
  *                                truncates F and fills the freed blocks with
  *                                G: G must never change, the writer never fail
+ *   preload_rw coherence F N    N direct pwrite()s, each re-read by a reader
+ *                                through the mount (opened before the grant):
+ *                                exit 1 if it ever reads stale data
  *   preload_rw direct           exit 0 if this process maps the device
  *                                ($UDAX_TEST_DEV) now, i.e. I/O went direct
  *   preload_rw peer-check F OFF LEN SEED / peer-write F OFF LEN SEED
@@ -513,6 +516,88 @@ static int fsx(const char *f, uint64_t seed, int nops)
 	return failures ? 1 : 0;
 }
 
+/* ---- page-cache coherence with a reader through the mount ---- */
+
+/*
+ * The reader: a process without the shim whose descriptor was opened
+ * before the writer's writable layout was granted, so the kernel caches
+ * what it reads.  Per round: wait for the writer's "w", pread the range,
+ * answer "y" (the round's data) or "n" (anything else: a stale page).
+ */
+static int reader_main(const char *f, uint64_t off, size_t len)
+{
+	unsigned char *b = malloc(len);
+	int fd = open(f, O_RDONLY);
+	char c = 'o';
+	if (!b || fd < 0 || write(4, &c, 1) != 1)
+		return 2;
+	for (uint64_t round = 0; read(3, &c, 1) == 1 && c == 'w'; round++) {
+		if (pread(fd, b, len, (off_t)off) != (ssize_t)len)
+			return 3;
+		c = same(b, len, 100 + round, off) ? 'y' : 'n';
+		if (write(4, &c, 1) != 1)
+			return 2;
+	}
+	return 0;
+}
+
+/*
+ * Direct pwrite()s under the shim while a reader through the mount re-reads
+ * the range after each: every re-read must see the write that returned
+ * before it.  Prints the number of stale rounds; exit 0 when none.
+ */
+static int coherence(const char *f, int rounds)
+{
+	const uint64_t off = 128 * 1024;
+	const size_t len = 64 * 1024;
+	unsigned char *b = malloc(len);
+	int fd = open(f, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || !b || ftruncate(fd, 4 * MB) < 0)
+		return 2;
+	int to[2], from[2];
+	if (pipe2(to, O_CLOEXEC) || pipe2(from, O_CLOEXEC))
+		return 2;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, to[0], 3);
+	posix_spawn_file_actions_adddup2(&fa, from[1], 4);
+	char a[32], l[32];
+	snprintf(a, sizeof(a), "%" PRIu64, off);
+	snprintf(l, sizeof(l), "%zu", len);
+	char *av[] = { (char *)self, "reader", (char *)f, a, l, NULL };
+	pid_t p;
+	if (posix_spawn(&p, self, &fa, NULL, av, clean_env()) != 0)
+		return 2;
+	close(to[0]);
+	close(from[1]);
+	char c;
+	if (read(from[0], &c, 1) != 1 || c != 'o')
+		return 2;	/* the reader has its descriptor: opened before any grant */
+	int stale = 0, direct = 0;
+	for (int r = 0; r < rounds; r++) {
+		fill(b, len, 100 + (uint64_t)r, off);
+		if (pwrite(fd, b, len, (off_t)off) != (ssize_t)len)
+			return 2;
+		direct += maps_device();
+		c = 'w';
+		if (write(to[1], &c, 1) != 1 || read(from[0], &c, 1) != 1)
+			return 2;
+		if (c != 'y') {
+			stale++;
+			fprintf(stderr, "round %d: the reader through the mount read stale data\n", r);
+		}
+	}
+	close(to[1]);
+	int st;
+	waitpid(p, &st, 0);
+	printf("coherence: %d rounds, %d direct, %d stale\n", rounds, direct, stale);
+	if (direct != rounds) {
+		fprintf(stderr, "FAIL: the writes did not all go direct: the test proves nothing\n");
+		return 2;
+	}
+	return stale ? 1 : 0;
+}
+
 /* ---- recall during a stream of direct writes ---- */
 
 static int stream(const char *f, const char *g, int secs)
@@ -617,6 +702,10 @@ int main(int argc, char **argv)
 	}
 	if (argc == 5 && !strcmp(argv[1], "fsx"))
 		return fsx(argv[2], strtoull(argv[3], 0, 0), atoi(argv[4]));
+	if (argc == 4 && !strcmp(argv[1], "coherence"))
+		return coherence(argv[2], atoi(argv[3]));
+	if (argc == 5 && !strcmp(argv[1], "reader"))
+		return reader_main(argv[2], strtoull(argv[3], 0, 0), strtoul(argv[4], 0, 0));
 	if (argc == 5 && !strcmp(argv[1], "stream"))
 		return stream(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 5 && !strcmp(argv[1], "truncator"))
