@@ -18,7 +18,10 @@
  *   - everything, once the daemon refused a layout with EPERM/EACCES/ENOTTY
  *     (not allowed direct access; not udaxfs);
  *   - the rest of a call whose window cannot be opened now (EBUSY: a
- *     recall is under way; the grant is not retried on this path).
+ *     recall is under way; the grant is not retried on this path, and the
+ *     slot goes to the mount for BUSY_BACKOFF_NS).  UDAX_TEST_BUSY_FAILS=1
+ *     (a test aid) fails the call with EBUSY instead: the negative control
+ *     of the fallback test.
  * End of file.  A shrink to size S recalls the layouts over the blocks
  * from ceil(S / block) on, not the block holding S.  So a window maps one
  * block more than it serves, both below the size seen by fstat() just
@@ -118,40 +121,38 @@ static ssize_t map_clip(struct udax_map *m, size_t n, off_t off, char **at, bool
 	return (ssize_t)n;
 }
 
-UDAX_EXPORT ssize_t udax_pread(struct udax_map *m, void *buf, size_t n, off_t off)
+/* One copy between @buf and map @m: memcpy out, or the durable store in. */
+static ssize_t map_copy(struct udax_map *m, char *buf, size_t n, off_t off, bool write)
 {
-	char *at;
-	bool w;
+	char *at = NULL;
+	bool w = false;
 
 	if (!m || (!buf && n))
 		return udax__set_err(-EINVAL, "map or buffer is NULL");
 	ssize_t r = map_clip(m, n, off, &at, &w);
 	if (r <= 0)
 		return r;
+	if (write && !w)
+		return udax__set_err(-EBADF, "the map is read-only");
 	if (udax__map_io_get(m))
 		return udax__set_err(-ESTALE, "the layout was recalled, unmapped or closed");
-	memcpy(buf, at, (size_t)r);
+	int err = 0;
+	if (write)
+		err = udax__map_store(m, at, buf, (size_t)r);
+	else
+		memcpy(buf, at, (size_t)r);
 	udax__map_io_put(m);
-	return r;
+	return err ? err : r;
+}
+
+UDAX_EXPORT ssize_t udax_pread(struct udax_map *m, void *buf, size_t n, off_t off)
+{
+	return map_copy(m, buf, n, off, false);
 }
 
 UDAX_EXPORT ssize_t udax_pwrite(struct udax_map *m, const void *buf, size_t n, off_t off)
 {
-	char *at;
-	bool w;
-
-	if (!m || (!buf && n))
-		return udax__set_err(-EINVAL, "map or buffer is NULL");
-	ssize_t r = map_clip(m, n, off, &at, &w);
-	if (r <= 0)
-		return r;
-	if (!w)
-		return udax__set_err(-EBADF, "the map is read-only");
-	if (udax__map_io_get(m))
-		return udax__set_err(-ESTALE, "the layout was recalled, unmapped or closed");
-	int err = udax__map_store(m, at, buf, (size_t)r);
-	udax__map_io_put(m);
-	return err ? err : r;
+	return map_copy(m, (char *)buf, n, off, true);
 }
 
 /* ---- on a file ---- */
@@ -237,9 +238,10 @@ static void win_close(struct win *w)
  * win_get() - the window covering file offset @off, entered for a copy
  * (udax__map_io_get held), opened or upgraded as needed.
  * Context: takes f->lock; may call the daemon.
- * Return: the window, or NULL: serve this piece through the mount.
+ * Return: the window, or NULL: serve this piece through the mount (*busy:
+ * because the daemon refused the grant with EBUSY, now or just before).
  */
-static struct win *win_get(struct udax_file *f, uint64_t off, bool write)
+static struct win *win_get(struct udax_file *f, uint64_t off, bool write, bool *busy)
 {
 	struct win *old = NULL, *w = NULL;
 
@@ -255,8 +257,10 @@ static struct win *win_get(struct udax_file *f, uint64_t off, bool write)
 		goto out;
 	}
 	/* a miss: a recalled, too short, read-only or other window goes */
-	if (f->busy_until[si] && now_ns() < f->busy_until[si])
+	if (f->busy_until[si] && now_ns() < f->busy_until[si]) {
+		*busy = true;
 		goto out;
+	}
 	f->slot[si] = NULL;
 	old = cur;
 	pthread_mutex_unlock(&f->lock);
@@ -287,8 +291,10 @@ static struct win *win_get(struct udax_file *f, uint64_t off, bool write)
 	if (err) {
 		free(w);
 		w = NULL;
-		if (err == -EBUSY || err == -EAGAIN)
+		if (err == -EBUSY || err == -EAGAIN) {
 			f->busy_until[si] = now_ns() + BUSY_BACKOFF_NS;
+			*busy = true;
+		}
 		else
 			atomic_store(&f->no_direct, true);	/* EPERM, EACCES, ENOTTY, ...: for good */
 		goto out;
@@ -375,14 +381,15 @@ static bool cache_holds(struct udax_file *f, uint64_t off, uint64_t len)
 	return true;
 }
 
-static int test_no_inval(void)
+/* A test aid's switch, read once: set to 1 in the environment. */
+static int t_no_inval = -1, t_busy_fails = -1;
+static bool test_flag(int *v, const char *name)
 {
-	static int v = -1;
-	if (v < 0) {
-		const char *e = getenv("UDAX_TEST_NO_INVAL");
-		v = e && *e == '1';
+	if (*v < 0) {
+		const char *e = getenv(name);
+		*v = e && *e == '1';
 	}
-	return v;
+	return *v;
 }
 
 /* The mount's answer for [off, off + n); updates the size hint.  Return: bytes or -errno. */
@@ -420,7 +427,10 @@ static ssize_t walk(struct udax_file *f, char *buf, size_t n, uint64_t off, bool
 
 	while (done < n) {
 		uint64_t pos = off + done;
-		struct win *w = win_get(f, pos, write);
+		bool busy = false;
+		struct win *w = win_get(f, pos, write, &busy);
+		if (!w && busy && test_flag(&t_busy_fails, "UDAX_TEST_BUSY_FAILS"))
+			return done ? (ssize_t)done : -EBUSY;	/* no fallback: a test's negative control */
 		if (!w)
 			break;
 		/* a live window serves only bytes below the true EOF (see the file comment) */
@@ -436,7 +446,7 @@ static ssize_t walk(struct udax_file *f, char *buf, size_t n, uint64_t off, bool
 		} else {
 			err = udax__map_store(w->map, at, buf + done, k);
 			/* looked at while the map is held: the stores are in the device */
-			if (!err && !test_no_inval() && cache_holds(f, pos, k))
+			if (!err && !test_flag(&t_no_inval, "UDAX_TEST_NO_INVAL") && cache_holds(f, pos, k))
 				udax__map_conn(w->map, &conn, &id);
 		}
 		udax__map_io_put(w->map);
