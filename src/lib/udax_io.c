@@ -224,6 +224,18 @@ static int refresh_eof(struct udax_file *f)
 }
 
 /*
+ * The end of what a window at @start may serve when the file is @eof long:
+ * the mapping ends one block further, both below the size (file comment).
+ */
+static uint64_t served_end(uint64_t eof, uint64_t start)
+{
+	uint64_t mend = eof & ~(UDAX_BLOCK - 1);
+	if (mend > start + UDAX_WIN_SIZE + UDAX_BLOCK)
+		mend = start + UDAX_WIN_SIZE + UDAX_BLOCK;
+	return mend < start + 2 * UDAX_BLOCK ? start : mend - UDAX_BLOCK;
+}
+
+/*
  * win_close() - give a window back.  Context: no f->lock (udax_map_close
  * waits for a running recall handler); @w already unlinked.
  */
@@ -256,6 +268,16 @@ static struct win *win_get(struct udax_file *f, uint64_t off, bool write, bool *
 		w = cur;
 		goto out;
 	}
+	if (cur && cur->start == start && (!write || cur->writable) && off >= start + cur->len) {
+		/*
+		 * Past the window's end (the last block of the file): only a
+		 * file grown since gives a window that serves @off.  Otherwise
+		 * keep this one: a stream over the whole file would give it
+		 * back and take it again at every pass.
+		 */
+		if (refresh_eof(f) < 0 || off >= served_end(f->eof, start))
+			goto out;
+	}
 	/* a miss: a recalled, too short, read-only or other window goes */
 	if (f->busy_until[si] && now_ns() < f->busy_until[si]) {
 		*busy = true;
@@ -272,22 +294,20 @@ static struct win *win_get(struct udax_file *f, uint64_t off, bool write, bool *
 	/* a fresh size: the window's served range must lie below it (file comment) */
 	if (refresh_eof(f) < 0)
 		goto out;
-	uint64_t mend = f->eof & ~(UDAX_BLOCK - 1);
-	if (mend > start + UDAX_WIN_SIZE + UDAX_BLOCK)
-		mend = start + UDAX_WIN_SIZE + UDAX_BLOCK;
-	if (mend < start + 2 * UDAX_BLOCK || off >= mend - UDAX_BLOCK)
+	uint64_t send = served_end(f->eof, start);
+	if (off >= send)
 		goto out;		/* the last block of the file: the mount's */
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		goto out;
-	*w = (struct win){ .f = f, .start = start, .len = mend - UDAX_BLOCK - start,
+	*w = (struct win){ .f = f, .start = start, .len = send - start,
 			   .writable = write || (cur && cur->writable) };
 	struct udax_map_opts o = { .recall = win_recalled, .recall_arg = w,
 				   .flags = UDAX_MAP_KEEP_SIZE };
 	int prot = PROT_READ | (w->writable ? PROT_WRITE : 0);
 	/* the grant runs with f->lock held: other threads of this file wait for it, as they would for FUSE */
-	int err = udax__map_open(&w->map, f->fd, (off_t)start, (size_t)(mend - start), prot, &o,
-				 true);
+	int err = udax__map_open(&w->map, f->fd, (off_t)start, (size_t)(send + UDAX_BLOCK - start),
+				 prot, &o, true);
 	if (err) {
 		free(w);
 		w = NULL;
