@@ -75,6 +75,8 @@
 #define UDAX_WIN_SIZE (32ull << 20)	/* one layout covers this much of the file */
 #define WIN_SLOTS_MAX 4096u		/* 128 GiB of file mapped at most, per file */
 #define BUSY_BACKOFF_NS 1000000ull	/* after an EBUSY grant, serve the slot by FUSE this long */
+#define POP_PIECE (2ull << 20)		/* faulted in at once on first use */
+_Static_assert(UDAX_WIN_SIZE / POP_PIECE < 32, "struct win's populated bits");
 
 struct win {
 	struct udax_file *f;
@@ -83,6 +85,7 @@ struct win {
 	bool writable;			/* const */
 	struct udax_map *map;		/* const once published */
 	char *addr;			/* start's address; const */
+	atomic_uint populated;		/* bit i: piece i (POP_PIECE bytes) faulted in */
 };
 
 struct udax_file {
@@ -435,6 +438,28 @@ static ssize_t mount_io(struct udax_file *f, char *buf, size_t n, uint64_t off, 
 }
 
 /*
+ * Before a direct write, fault in the window's pieces under [pos, pos + k)
+ * on their first use, a piece per madvise(MADV_POPULATE_WRITE): one call
+ * instead of a write fault per page.  On an emulation file (4 KiB pages) a
+ * first pass of 1 MiB writes over a file ran at ~60 MiB/s with a fault per
+ * page, ~1.2 GiB/s so.  (Reads showed no clear gain: left to faults.)  A
+ * failure leaves the faults to the copy.
+ * Context: inside io_get/io_put (the range stays mapped).
+ */
+static void win_populate(struct win *w, uint64_t pos, size_t k)
+{
+	uint64_t first = (pos - w->start) / POP_PIECE, last = (pos + k - 1 - w->start) / POP_PIECE;
+	for (uint64_t i = first; i <= last; i++) {
+		unsigned int bit = 1u << i;
+		if (atomic_load_explicit(&w->populated, memory_order_relaxed) & bit)
+			continue;
+		uint64_t end = (i + 1) * POP_PIECE < w->len ? (i + 1) * POP_PIECE : w->len;
+		madvise(w->addr + i * POP_PIECE, (size_t)(end - i * POP_PIECE), MADV_POPULATE_WRITE);
+		atomic_fetch_or_explicit(&w->populated, bit, memory_order_relaxed);
+	}
+}
+
+/*
  * walk() - serve [off, off + n) from windows, piece by piece, as far as
  * they go: memcpy out for a read, the durable store (then the page-cache
  * step, above) for a write.
@@ -458,6 +483,8 @@ static ssize_t walk(struct udax_file *f, char *buf, size_t n, uint64_t off, bool
 		if (k > w->start + w->len - pos)
 			k = (size_t)(w->start + w->len - pos);
 		char *at = w->addr + (pos - w->start);
+		if (write)
+			win_populate(w, pos, k);
 		struct udax_wire *conn = NULL;
 		uint64_t id = 0;
 		int err = 0;
