@@ -52,6 +52,9 @@
  *   UDAX_REQ_STATUS  -> (empty)                   <- JSON text (see below)
  *   UDAX_REQ_BREAKS  -> (empty)                   <- struct udax_break_rec[n] (see below);
  *                       -ENOSYS from a daemon that does not keep them
+ *   UDAX_REQ_INVAL   -> struct udax_inval_req     <- (empty) once the kernel's page cache
+ *                       of the range holds nothing older than the client's direct stores
+ *                       made before the request (see struct udax_inval_req)
  *   UDAX_MSG_RECALL  <- struct udax_recall_msg    (daemon push)
  */
 #ifndef UDAX_PROTO_H
@@ -93,6 +96,7 @@ enum udax_msg_type {
 	UDAX_REQ_RETURN = 5,
 	UDAX_REQ_STATUS = 6,
 	UDAX_REQ_BREAKS = 7,
+	UDAX_REQ_INVAL = 8,
 	UDAX_MSG_RECALL = 16,
 };
 #define UDAX_MSG_REPLY	0x8000u		/* or'ed into the request's type */
@@ -171,6 +175,20 @@ struct udax_pin_req {
 struct udax_return_req {
 	uint64_t id;
 	uint64_t recall_seq;		/* the recall being answered */
+};
+
+/*
+ * UDAX_REQ_INVAL: the client stored into [off, off + len) of a writable
+ * layout @id and the kernel may cache pages of it (read through the mount
+ * by a descriptor opened before the grant).  The daemon drops those pages
+ * (FUSE's inval_inode: waits for pages being read in) and answers once
+ * they are gone, and once every invalidation it queued before the request
+ * (a returned writable layout's) is done; so an unknown id (the layout was
+ * recalled and given back meanwhile) is answered too, with 0.
+ */
+struct udax_inval_req {
+	uint64_t id;
+	uint64_t off, len;		/* file bytes */
 };
 
 struct udax_recall_msg {

@@ -190,7 +190,7 @@ struct lclient {
 	int fd_access;			/* -1, O_RDONLY, O_RDWR: the device fd sent; ls->lock */
 	uint64_t next_id;		/* ls->lock */
 	struct lmap *maps;		/* ls->lock */
-	unsigned int grants;		/* grant threads in flight; ls->lock */
+	unsigned int grants;		/* grant threads and UDAX_REQ_INVALs in flight; ls->lock */
 	bool want_out;			/* EPOLLOUT armed; event thread */
 	char *in;			/* event thread */
 	size_t in_len, in_cap;
@@ -203,7 +203,9 @@ struct lclient {
 
 struct inval {
 	struct inval *next;
-	uint64_t ino, off, len;
+	uint64_t ino, off, len;		/* len 0: nothing to drop (a barrier) */
+	struct lclient *cl;		/* UDAX_REQ_INVAL: answer it (holds a cl->grants count) */
+	uint32_t seq;
 };
 
 struct allow {
@@ -388,7 +390,7 @@ static void queue_inval(struct layout_service *ls, uint64_t ino, uint64_t off, u
 	struct inval *iv = malloc(sizeof(*iv));
 	if (!iv)
 		return;
-	*iv = (struct inval){ NULL, ino, off, len };
+	*iv = (struct inval){ .ino = ino, .off = off, .len = len };
 	pthread_mutex_lock(&ls->lock);
 	if (ls->inval_tail)
 		ls->inval_tail->next = iv;
@@ -423,9 +425,17 @@ static void *inval_main(void *arg)
 		if (!ls->inval_head)
 			ls->inval_tail = NULL;
 		pthread_mutex_unlock(&ls->lock);
-		do_inval(ls, iv->ino, iv->off, iv->len);
-		free(iv);
+		if (iv->len)
+			do_inval(ls, iv->ino, iv->off, iv->len);
 		pthread_mutex_lock(&ls->lock);
+		if (iv->cl) {
+			/* the queue is in order: everything queued before it is done too */
+			queue_msg(iv->cl, UDAX_REQ_INVAL | UDAX_MSG_REPLY, iv->seq, 0, -1, NULL, 0,
+				  NULL, 0);
+			iv->cl->grants--;
+			wake(ls);
+		}
+		free(iv);
 	}
 	pthread_mutex_unlock(&ls->lock);
 	return NULL;
@@ -1364,6 +1374,52 @@ static void req_id(struct layout_service *ls, struct lclient *cl, const struct u
 	}
 }
 
+/*
+ * UDAX_REQ_INVAL: drop the kernel's cached pages of a range the client
+ * stored into directly, on the notifier thread (the kernel may wait there
+ * for a page being read in, which a truncate waiting for this very event
+ * thread can hold up), and answer when done.  Only ranges of the client's
+ * own writable layouts are dropped; an unknown id is a barrier behind the
+ * invalidations already queued (a returned layout's).
+ * Context: event thread.
+ */
+static void req_inval(struct layout_service *ls, struct lclient *cl, const struct udax_msg *h,
+		      const void *payload)
+{
+	struct udax_inval_req rq;
+	struct inval *iv;
+
+	if (h->len < sizeof(rq)) {
+		reply_simple(ls, cl, h->type, h->seq, -EINVAL);
+		return;
+	}
+	memcpy(&rq, payload, sizeof(rq));
+	iv = calloc(1, sizeof(*iv));
+	if (!iv) {
+		reply_simple(ls, cl, h->type, h->seq, -ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&ls->lock);
+	struct lmap *lm = find_map(cl, rq.id);
+	if (lm && lm->writable && rq.off < lm->off + lm->len && rq.len &&
+	    rq.off + rq.len > lm->off) {
+		uint64_t s = udax_max(rq.off, lm->off);
+		uint64_t e = udax_min(rq.off + rq.len < rq.off ? UINT64_MAX : rq.off + rq.len,
+				      lm->off + lm->len);
+		*iv = (struct inval){ .ino = lm->ino, .off = s, .len = e - s };
+	}
+	iv->cl = cl;
+	iv->seq = h->seq;
+	cl->grants++;
+	if (ls->inval_tail)
+		ls->inval_tail->next = iv;
+	else
+		ls->inval_head = iv;
+	ls->inval_tail = iv;
+	pthread_cond_signal(&ls->inval_cond);
+	pthread_mutex_unlock(&ls->lock);
+}
+
 /* ---- status (JSON) ---- */
 
 struct sbuf {
@@ -1572,6 +1628,9 @@ static void dispatch(struct layout_service *ls, struct lclient *cl, const struct
 	case UDAX_REQ_BREAKS:
 		req_breaks(ls, cl, h);
 		break;
+	case UDAX_REQ_INVAL:
+		req_inval(ls, cl, h, payload);
+		break;
 	default:
 		pthread_mutex_lock(&ls->lock);
 		queue_err(cl, h->type, h->seq, -EOPNOTSUPP, "unknown request type %u", h->type);
@@ -1651,6 +1710,8 @@ static uint32_t req_max_len(uint16_t type)
 	case UDAX_REQ_UNMAP:
 	case UDAX_REQ_RETURN:
 		return 2 * sizeof(struct udax_return_req);
+	case UDAX_REQ_INVAL:
+		return 2 * sizeof(struct udax_inval_req);
 	case UDAX_REQ_STATUS:
 	case UDAX_REQ_BREAKS:
 		return 64;

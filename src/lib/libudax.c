@@ -442,6 +442,19 @@ int udax__map_store(struct udax_map *m, void *dst, const void *src, size_t n)
 	return 0;
 }
 
+void udax__map_conn(struct udax_map *m, struct udax_wire **w, uint64_t *id)
+{
+	udax_wire_hold(m->w);
+	*w = m->w;
+	*id = m->id;
+}
+
+int udax__inval(struct udax_wire *w, uint64_t id, uint64_t off, uint64_t len)
+{
+	struct udax_inval_req rq = { .id = id, .off = off, .len = len };
+	return conn_call(w, UDAX_REQ_INVAL, &rq, sizeof(rq), NULL, NULL, NULL);
+}
+
 static void map_free(struct udax_map *m)
 {
 	if (m->va)

@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 struct udax_map;
+struct udax_wire;
 struct udax_map_opts;
 
 /*
@@ -26,6 +27,20 @@ void udax__map_info(const struct udax_map *m, char **addr, uint64_t *off, uint64
 		    bool *writable);
 /* Copy into the map and make it durable.  Context: inside io_get/io_put.  Return: 0, -errno. */
 int udax__map_store(struct udax_map *m, void *dst, const void *src, size_t n);
+/*
+ * The connection (a reference: udax_wire_put() it) and layout id of @m, to
+ * ask for an invalidation after the copy (udax__inval).  Context: inside
+ * io_get/io_put (the map stays alive).
+ */
+void udax__map_conn(struct udax_map *m, struct udax_wire **w, uint64_t *id);
+/*
+ * Have the daemon drop the kernel's cached pages of file range [off, off +
+ * len) of layout @id (UDAX_REQ_INVAL); returns when they are gone.  Never
+ * inside io_get/io_put: the kernel may wait for a read that a truncate
+ * holds up, and the truncate waits for this map's copies to drain.
+ * Return: 0, -errno.
+ */
+int udax__inval(struct udax_wire *w, uint64_t id, uint64_t off, uint64_t len);
 /* udax_map_open() without the EBUSY retries when @nowait (a grant racing a recall fails fast). */
 int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int prot,
 		   const struct udax_map_opts *o, bool nowait);

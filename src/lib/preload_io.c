@@ -334,29 +334,15 @@ static ssize_t ret(ssize_t r)
 
 /* ---- positional ---- */
 
-static ssize_t do_preadv(struct pfile *p, const struct iovec *iov, int cnt, off_t off)
+/* The vector at @off, piece by piece, through libudax; a short piece ends it. */
+static ssize_t do_iov(struct pfile *p, const struct iovec *iov, int cnt, off_t off, bool wr)
 {
 	ssize_t total = 0;
 	for (int i = 0; i < cnt; i++) {
 		if (!iov[i].iov_len)
 			continue;
-		ssize_t r = udax_file_pread(p->uf, iov[i].iov_base, iov[i].iov_len, off + total);
-		if (r < 0)
-			return total ? total : r;
-		total += r;
-		if ((size_t)r < iov[i].iov_len)
-			break;
-	}
-	return total;
-}
-
-static ssize_t do_pwritev(struct pfile *p, const struct iovec *iov, int cnt, off_t off)
-{
-	ssize_t total = 0;
-	for (int i = 0; i < cnt; i++) {
-		if (!iov[i].iov_len)
-			continue;
-		ssize_t r = udax_file_pwrite(p->uf, iov[i].iov_base, iov[i].iov_len, off + total);
+		ssize_t r = wr ? udax_file_pwrite(p->uf, iov[i].iov_base, iov[i].iov_len, off + total) :
+				 udax_file_pread(p->uf, iov[i].iov_base, iov[i].iov_len, off + total);
 		if (r < 0)
 			return total ? total : r;
 		total += r;
@@ -386,7 +372,7 @@ static ssize_t pos_call(struct pfile *p, const struct iovec *iov, int cnt, off_t
 		return -ENOSYS;		/* libc reports EINVAL */
 	if (wr && (p->flags & O_APPEND))
 		return -ENOSYS;		/* Linux pwrite on O_APPEND appends: the kernel's */
-	return wr ? do_pwritev(p, iov, cnt, off) : do_preadv(p, iov, cnt, off);
+	return do_iov(p, iov, cnt, off, wr);
 }
 
 /* Serve an offset call (read/write).  -ENOSYS: hand it to libc.  Context: pf_get held. */
@@ -401,7 +387,7 @@ static ssize_t cur_call(struct pfile *p, int fd, const struct iovec *iov, int cn
 	if (cur < 0) {
 		r = -errno;
 	} else {
-		r = wr ? do_pwritev(p, iov, cnt, cur) : do_preadv(p, iov, cnt, cur);
+		r = do_iov(p, iov, cnt, cur, wr);
 		if (r > 0 && real_lseek64(fd, cur + r, SEEK_SET) < 0)
 			r = -errno;
 	}
@@ -409,29 +395,20 @@ static ssize_t cur_call(struct pfile *p, int fd, const struct iovec *iov, int cn
 	return r;
 }
 
-#define POS(fd, iov, cnt, off, wr, fallback)                                   \
+/* Serve @call (p_ is the file) on a udaxfs descriptor, else return @fallback (libc). */
+#define SERVE(fd, call, fallback)                                              \
 	do {                                                                    \
 		struct pfile *p_ = pf_get(fd);                                  \
 		if (p_) {                                                       \
-			ssize_t r_ = pos_call(p_, iov, cnt, off, wr);           \
+			ssize_t r_ = (call);                                    \
 			pf_put(fd);                                             \
 			if (r_ != -ENOSYS)                                      \
 				return ret(r_);                                 \
 		}                                                               \
 		return fallback;                                                \
 	} while (0)
-
-#define CUR(fd, iov, cnt, wr, fallback)                                        \
-	do {                                                                    \
-		struct pfile *p_ = pf_get(fd);                                  \
-		if (p_) {                                                       \
-			ssize_t r_ = cur_call(p_, fd, iov, cnt, wr);            \
-			pf_put(fd);                                             \
-			if (r_ != -ENOSYS)                                      \
-				return ret(r_);                                 \
-		}                                                               \
-		return fallback;                                                \
-	} while (0)
+#define POS(fd, iov, cnt, off, wr, fallback) SERVE(fd, pos_call(p_, iov, cnt, off, wr), fallback)
+#define CUR(fd, iov, cnt, wr, fallback) SERVE(fd, cur_call(p_, fd, iov, cnt, wr), fallback)
 
 EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
@@ -480,40 +457,34 @@ EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off64_t off)
 /* RWF_HIPRI, RWF_DSYNC, RWF_SYNC keep their meaning directly; APPEND and NOWAIT are the kernel's. */
 #define RWF_DIRECT_OK(fl) (((fl) & (RWF_APPEND | RWF_NOWAIT)) == 0)
 
+/* preadv2/pwritev2 and their 64-bit names: offset -1 is the file offset. */
+#define V2(fd, iov, cnt, off, fl, wr, fallback)                                \
+	do {                                                                    \
+		if (!RWF_DIRECT_OK(fl))                                         \
+			return fallback;                                        \
+		if ((off) == -1)                                                \
+			CUR(fd, iov, cnt, wr, fallback);                        \
+		POS(fd, iov, cnt, off, wr, fallback);                           \
+	} while (0)
+
 EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int fl)
 {
-	if (!RWF_DIRECT_OK(fl))
-		return real_preadv2(fd, iov, cnt, off, fl);
-	if (off == -1)
-		CUR(fd, iov, cnt, false, real_preadv2(fd, iov, cnt, off, fl));
-	POS(fd, iov, cnt, off, false, real_preadv2(fd, iov, cnt, off, fl));
+	V2(fd, iov, cnt, off, fl, false, real_preadv2(fd, iov, cnt, off, fl));
 }
 
 EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int fl)
 {
-	if (!RWF_DIRECT_OK(fl))
-		return real_preadv64v2(fd, iov, cnt, off, fl);
-	if (off == -1)
-		CUR(fd, iov, cnt, false, real_preadv64v2(fd, iov, cnt, off, fl));
-	POS(fd, iov, cnt, off, false, real_preadv64v2(fd, iov, cnt, off, fl));
+	V2(fd, iov, cnt, off, fl, false, real_preadv64v2(fd, iov, cnt, off, fl));
 }
 
 EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int fl)
 {
-	if (!RWF_DIRECT_OK(fl))
-		return real_pwritev2(fd, iov, cnt, off, fl);
-	if (off == -1)
-		CUR(fd, iov, cnt, true, real_pwritev2(fd, iov, cnt, off, fl));
-	POS(fd, iov, cnt, off, true, real_pwritev2(fd, iov, cnt, off, fl));
+	V2(fd, iov, cnt, off, fl, true, real_pwritev2(fd, iov, cnt, off, fl));
 }
 
 EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off64_t off, int fl)
 {
-	if (!RWF_DIRECT_OK(fl))
-		return real_pwritev64v2(fd, iov, cnt, off, fl);
-	if (off == -1)
-		CUR(fd, iov, cnt, true, real_pwritev64v2(fd, iov, cnt, off, fl));
-	POS(fd, iov, cnt, off, true, real_pwritev64v2(fd, iov, cnt, off, fl));
+	V2(fd, iov, cnt, off, fl, true, real_pwritev64v2(fd, iov, cnt, off, fl));
 }
 
 /* ---- offset ---- */

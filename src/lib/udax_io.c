@@ -18,7 +18,10 @@
  *   - everything, once the daemon refused a layout with EPERM/EACCES/ENOTTY
  *     (not allowed direct access; not udaxfs);
  *   - the rest of a call whose window cannot be opened now (EBUSY: a
- *     recall is under way; the grant is not retried on this path).
+ *     recall is under way; the grant is not retried on this path, and the
+ *     slot goes to the mount for BUSY_BACKOFF_NS).  UDAX_TEST_BUSY_FAILS=1
+ *     (a test aid) fails the call with EBUSY instead: the negative control
+ *     of the fallback test.
  * End of file.  A shrink to size S recalls the layouts over the blocks
  * from ceil(S / block) on, not the block holding S.  So a window maps one
  * block more than it serves, both below the size seen by fstat() just
@@ -63,6 +66,7 @@
 #include <udax/udax.h>
 
 #include "libudax_int.h"
+#include "wire.h"
 
 #define UDAX_EXPORT __attribute__((visibility("default")))
 
@@ -71,6 +75,8 @@
 #define UDAX_WIN_SIZE (32ull << 20)	/* one layout covers this much of the file */
 #define WIN_SLOTS_MAX 4096u		/* 128 GiB of file mapped at most, per file */
 #define BUSY_BACKOFF_NS 1000000ull	/* after an EBUSY grant, serve the slot by FUSE this long */
+#define POP_PIECE (2ull << 20)		/* faulted in at once on first use */
+_Static_assert(UDAX_WIN_SIZE / POP_PIECE < 32, "struct win's populated bits");
 
 struct win {
 	struct udax_file *f;
@@ -79,6 +85,7 @@ struct win {
 	bool writable;			/* const */
 	struct udax_map *map;		/* const once published */
 	char *addr;			/* start's address; const */
+	atomic_uint populated;		/* bit i: piece i (POP_PIECE bytes) faulted in */
 };
 
 struct udax_file {
@@ -87,6 +94,7 @@ struct udax_file {
 	bool can_read, can_write;	/* the descriptor's access mode */
 	atomic_bool no_direct;		/* refused once: everything through the mount */
 	atomic_bool dirty;		/* direct writes since the last touch */
+	atomic_bool no_cachestat;	/* cachestat(2) failed: every direct write asks the daemon */
 	pthread_mutex_t lock;		/* the fields below */
 	_Atomic uint64_t eof;		/* size hint (see the file comment); written under lock */
 	struct win **slot;		/* by (offset / UDAX_WIN_SIZE) % nslots */
@@ -116,62 +124,41 @@ static ssize_t map_clip(struct udax_map *m, size_t n, off_t off, char **at, bool
 	return (ssize_t)n;
 }
 
-UDAX_EXPORT ssize_t udax_pread(struct udax_map *m, void *buf, size_t n, off_t off)
+/* One copy between @buf and map @m: memcpy out, or the durable store in. */
+static ssize_t map_copy(struct udax_map *m, char *buf, size_t n, off_t off, bool write)
 {
-	char *at;
-	bool w;
+	char *at = NULL;
+	bool w = false;
 
 	if (!m || (!buf && n))
 		return udax__set_err(-EINVAL, "map or buffer is NULL");
 	ssize_t r = map_clip(m, n, off, &at, &w);
 	if (r <= 0)
 		return r;
-	if (udax__map_io_get(m))
-		return udax__set_err(-ESTALE, "the layout was recalled, unmapped or closed");
-	memcpy(buf, at, (size_t)r);
-	udax__map_io_put(m);
-	return r;
-}
-
-UDAX_EXPORT ssize_t udax_pwrite(struct udax_map *m, const void *buf, size_t n, off_t off)
-{
-	char *at;
-	bool w;
-
-	if (!m || (!buf && n))
-		return udax__set_err(-EINVAL, "map or buffer is NULL");
-	ssize_t r = map_clip(m, n, off, &at, &w);
-	if (r <= 0)
-		return r;
-	if (!w)
+	if (write && !w)
 		return udax__set_err(-EBADF, "the map is read-only");
 	if (udax__map_io_get(m))
 		return udax__set_err(-ESTALE, "the layout was recalled, unmapped or closed");
-	int err = udax__map_store(m, at, buf, (size_t)r);
+	int err = 0;
+	if (write)
+		err = udax__map_store(m, at, buf, (size_t)r);
+	else
+		memcpy(buf, at, (size_t)r);
 	udax__map_io_put(m);
 	return err ? err : r;
 }
 
+UDAX_EXPORT ssize_t udax_pread(struct udax_map *m, void *buf, size_t n, off_t off)
+{
+	return map_copy(m, buf, n, off, false);
+}
+
+UDAX_EXPORT ssize_t udax_pwrite(struct udax_map *m, const void *buf, size_t n, off_t off)
+{
+	return map_copy(m, (char *)buf, n, off, true);
+}
+
 /* ---- on a file ---- */
-
-/* The mount's answer; never the preload shim's interposed functions. */
-static ssize_t fuse_pread(int fd, void *buf, size_t n, uint64_t off)
-{
-	ssize_t r;
-	do
-		r = syscall(SYS_pread64, fd, buf, n, (off_t)off);
-	while (r < 0 && errno == EINTR);
-	return r < 0 ? -errno : r;
-}
-
-static ssize_t fuse_pwrite(int fd, const void *buf, size_t n, uint64_t off)
-{
-	ssize_t r;
-	do
-		r = syscall(SYS_pwrite64, fd, buf, n, (off_t)off);
-	while (r < 0 && errno == EINTR);
-	return r < 0 ? -errno : r;
-}
 
 static uint64_t now_ns(void)
 {
@@ -240,6 +227,18 @@ static int refresh_eof(struct udax_file *f)
 }
 
 /*
+ * The end of what a window at @start may serve when the file is @eof long:
+ * the mapping ends one block further, both below the size (file comment).
+ */
+static uint64_t served_end(uint64_t eof, uint64_t start)
+{
+	uint64_t mend = eof & ~(UDAX_BLOCK - 1);
+	if (mend > start + UDAX_WIN_SIZE + UDAX_BLOCK)
+		mend = start + UDAX_WIN_SIZE + UDAX_BLOCK;
+	return mend < start + 2 * UDAX_BLOCK ? start : mend - UDAX_BLOCK;
+}
+
+/*
  * win_close() - give a window back.  Context: no f->lock (udax_map_close
  * waits for a running recall handler); @w already unlinked.
  */
@@ -254,9 +253,10 @@ static void win_close(struct win *w)
  * win_get() - the window covering file offset @off, entered for a copy
  * (udax__map_io_get held), opened or upgraded as needed.
  * Context: takes f->lock; may call the daemon.
- * Return: the window, or NULL: serve this piece through the mount.
+ * Return: the window, or NULL: serve this piece through the mount (*busy:
+ * because the daemon refused the grant with EBUSY, now or just before).
  */
-static struct win *win_get(struct udax_file *f, uint64_t off, bool write)
+static struct win *win_get(struct udax_file *f, uint64_t off, bool write, bool *busy)
 {
 	struct win *old = NULL, *w = NULL;
 
@@ -271,9 +271,21 @@ static struct win *win_get(struct udax_file *f, uint64_t off, bool write)
 		w = cur;
 		goto out;
 	}
+	if (cur && cur->start == start && (!write || cur->writable) && off >= start + cur->len) {
+		/*
+		 * Past the window's end (the last block of the file): only a
+		 * file grown since gives a window that serves @off.  Otherwise
+		 * keep this one: a stream over the whole file would give it
+		 * back and take it again at every pass.
+		 */
+		if (refresh_eof(f) < 0 || off >= served_end(f->eof, start))
+			goto out;
+	}
 	/* a miss: a recalled, too short, read-only or other window goes */
-	if (f->busy_until[si] && now_ns() < f->busy_until[si])
+	if (f->busy_until[si] && now_ns() < f->busy_until[si]) {
+		*busy = true;
 		goto out;
+	}
 	f->slot[si] = NULL;
 	old = cur;
 	pthread_mutex_unlock(&f->lock);
@@ -285,27 +297,27 @@ static struct win *win_get(struct udax_file *f, uint64_t off, bool write)
 	/* a fresh size: the window's served range must lie below it (file comment) */
 	if (refresh_eof(f) < 0)
 		goto out;
-	uint64_t mend = f->eof & ~(UDAX_BLOCK - 1);
-	if (mend > start + UDAX_WIN_SIZE + UDAX_BLOCK)
-		mend = start + UDAX_WIN_SIZE + UDAX_BLOCK;
-	if (mend < start + 2 * UDAX_BLOCK || off >= mend - UDAX_BLOCK)
+	uint64_t send = served_end(f->eof, start);
+	if (off >= send)
 		goto out;		/* the last block of the file: the mount's */
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		goto out;
-	*w = (struct win){ .f = f, .start = start, .len = mend - UDAX_BLOCK - start,
+	*w = (struct win){ .f = f, .start = start, .len = send - start,
 			   .writable = write || (cur && cur->writable) };
 	struct udax_map_opts o = { .recall = win_recalled, .recall_arg = w,
 				   .flags = UDAX_MAP_KEEP_SIZE };
 	int prot = PROT_READ | (w->writable ? PROT_WRITE : 0);
 	/* the grant runs with f->lock held: other threads of this file wait for it, as they would for FUSE */
-	int err = udax__map_open(&w->map, f->fd, (off_t)start, (size_t)(mend - start), prot, &o,
-				 true);
+	int err = udax__map_open(&w->map, f->fd, (off_t)start, (size_t)(send + UDAX_BLOCK - start),
+				 prot, &o, true);
 	if (err) {
 		free(w);
 		w = NULL;
-		if (err == -EBUSY || err == -EAGAIN)
+		if (err == -EBUSY || err == -EAGAIN) {
 			f->busy_until[si] = now_ns() + BUSY_BACKOFF_NS;
+			*busy = true;
+		}
 		else
 			atomic_store(&f->no_direct, true);	/* EPERM, EACCES, ENOTTY, ...: for good */
 		goto out;
@@ -357,102 +369,211 @@ UDAX_EXPORT int udax_file_open(struct udax_file **out, int fd, unsigned int flag
 	return 0;
 }
 
-UDAX_EXPORT ssize_t udax_file_pread(struct udax_file *f, void *buf, size_t n, off_t off)
+/*
+ * Page-cache coherence.  The kernel caches the pages a descriptor opened
+ * through the mount before a writable layout was granted reads (the daemon
+ * drops the range's pages at the grant and opens later descriptors without
+ * cache); a direct store goes around them.  So a direct write, before it
+ * returns, looks whether the kernel holds pages of the range (cachestat(2),
+ * which counts a page being read in) and if it does has the daemon drop
+ * them (UDAX_REQ_INVAL, answered once they are gone).  A page the look did
+ * not see is read in after it, from the stored data.  Guarantee: a read
+ * through the mount that starts after a direct write returned sees it.
+ * Without cachestat(2) (ENOSYS, EPERM) every direct write asks the daemon.
+ * UDAX_TEST_NO_INVAL=1 (a test aid) skips all this, so that the coherence
+ * test can show it sees the stale read.
+ */
+#ifndef __NR_cachestat
+#define __NR_cachestat 451
+#endif
+struct cstat_range { uint64_t off, len; };
+struct cstat { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted; };
+
+/* Does the kernel (maybe) cache pages of [off, off + len)?  Context: any; a syscall. */
+static bool cache_holds(struct udax_file *f, uint64_t off, uint64_t len)
+{
+	struct cstat_range r = { off & ~(PAGE - 1), 0 };
+	struct cstat cs;
+
+	r.len = ((off + len + PAGE - 1) & ~(PAGE - 1)) - r.off;
+	if (atomic_load_explicit(&f->no_cachestat, memory_order_relaxed))
+		return true;
+	if (syscall(__NR_cachestat, f->fd, &r, &cs, 0) == 0)
+		return cs.nr_cache != 0;
+	atomic_store(&f->no_cachestat, true);	/* not here or not allowed: always ask */
+	return true;
+}
+
+/* A test aid's switch, read once: set to 1 in the environment. */
+static int t_no_inval = -1, t_busy_fails = -1;
+static bool test_flag(int *v, const char *name)
+{
+	if (*v < 0) {
+		const char *e = getenv(name);
+		*v = e && *e == '1';
+	}
+	return *v;
+}
+
+/* The mount's answer for [off, off + n); updates the size hint.  Return: bytes or -errno. */
+static ssize_t mount_io(struct udax_file *f, char *buf, size_t n, uint64_t off, bool write)
+{
+	ssize_t r;
+	do
+		r = syscall(write ? SYS_pwrite64 : SYS_pread64, f->fd, buf, n, (off_t)off);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	uint64_t end = off + (uint64_t)r;
+	/* an O_APPEND write went to the end, not to @off */
+	if (r > 0 && !(write && f->append) && end > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
+		pthread_mutex_lock(&f->lock);
+		if (end > f->eof) {
+			f->eof = end;	/* it is at least this long now */
+			grow_slots(f);
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	return r;
+}
+
+/*
+ * Before a direct write, fault in the window's pieces under [pos, pos + k)
+ * on their first use, a piece per madvise(MADV_POPULATE_WRITE): one call
+ * instead of a write fault per page.  On an emulation file (4 KiB pages) a
+ * first pass of 1 MiB writes over a file ran at ~60 MiB/s with a fault per
+ * page, ~1.2 GiB/s so.  (Reads showed no clear gain: left to faults.)  A
+ * failure leaves the faults to the copy.
+ * Context: inside io_get/io_put (the range stays mapped).
+ */
+static void win_populate(struct win *w, uint64_t pos, size_t k)
+{
+	uint64_t first = (pos - w->start) / POP_PIECE, last = (pos + k - 1 - w->start) / POP_PIECE;
+	for (uint64_t i = first; i <= last; i++) {
+		unsigned int bit = 1u << i;
+		if (atomic_load_explicit(&w->populated, memory_order_relaxed) & bit)
+			continue;
+		uint64_t end = (i + 1) * POP_PIECE < w->len ? (i + 1) * POP_PIECE : w->len;
+		madvise(w->addr + i * POP_PIECE, (size_t)(end - i * POP_PIECE), MADV_POPULATE_WRITE);
+		atomic_fetch_or_explicit(&w->populated, bit, memory_order_relaxed);
+	}
+}
+
+/*
+ * walk() - serve [off, off + n) from windows, piece by piece, as far as
+ * they go: memcpy out for a read, the durable store (then the page-cache
+ * step, above) for a write.
+ * Return: the bytes served (the caller sends the rest to the mount), or
+ * -errno of a failed store when nothing was served.
+ */
+static ssize_t walk(struct udax_file *f, char *buf, size_t n, uint64_t off, bool write)
 {
 	size_t done = 0;
 
-	if (!f || (!buf && n))
-		return udax__set_err(-EINVAL, "file or buffer is NULL");
-	if (off < 0)
-		return udax__set_err(-EINVAL, "negative offset");
-	if (n > SSIZE_MAX)
-		n = SSIZE_MAX & ~(size_t)(PAGE - 1);
-	if (!f->can_read || atomic_load(&f->no_direct) ||
-	    (uint64_t)off >= atomic_load_explicit(&f->eof, memory_order_relaxed))
-		goto mount;
 	while (done < n) {
-		uint64_t pos = (uint64_t)off + done;
-		struct win *w = win_get(f, pos, false);
+		uint64_t pos = off + done;
+		bool busy = false;
+		struct win *w = win_get(f, pos, write, &busy);
+		if (!w && busy && test_flag(&t_busy_fails, "UDAX_TEST_BUSY_FAILS"))
+			return done ? (ssize_t)done : -EBUSY;	/* no fallback: a test's negative control */
 		if (!w)
 			break;
 		/* a live window serves only bytes below the true EOF (see the file comment) */
 		size_t k = n - done;
 		if (k > w->start + w->len - pos)
 			k = (size_t)(w->start + w->len - pos);
-		memcpy((char *)buf + done, w->addr + (pos - w->start), k);
-		udax__map_io_put(w->map);
-		done += k;
-	}
-mount:
-	if (done < n) {
-		ssize_t r = fuse_pread(f->fd, (char *)buf + done, n - done, (uint64_t)off + done);
-		if (r < 0)
-			return done ? (ssize_t)done : r;
-		done += (size_t)r;
-		uint64_t end = (uint64_t)off + done;
-		if (r > 0 && end > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
-			pthread_mutex_lock(&f->lock);
-			if (end > f->eof)
-				f->eof = end;	/* it grew at least this far */
-			pthread_mutex_unlock(&f->lock);
+		char *at = w->addr + (pos - w->start);
+		if (write)
+			win_populate(w, pos, k);
+		struct udax_wire *conn = NULL;
+		uint64_t id = 0;
+		int err = 0;
+		if (!write) {
+			memcpy(buf + done, at, k);
+		} else {
+			err = udax__map_store(w->map, at, buf + done, k);
+			/* looked at while the map is held: the stores are in the device */
+			if (!err && !test_flag(&t_no_inval, "UDAX_TEST_NO_INVAL") && cache_holds(f, pos, k))
+				udax__map_conn(w->map, &conn, &id);
 		}
+		udax__map_io_put(w->map);
+		if (err)
+			return done ? (ssize_t)done : err;
+		if (conn) {
+			err = udax__inval(conn, id, pos, k);
+			udax_wire_put(&conn);
+			if (err) {
+				/*
+				 * No daemon to drop the pages: store the piece
+				 * again through the mount (which updates them)
+				 * and use the mount from now on.
+				 */
+				atomic_store(&f->no_direct, true);
+				ssize_t r = mount_io(f, buf + done, k, pos, true);
+				if (r != (ssize_t)k)
+					return done ? (ssize_t)done : r < 0 ? r : -EIO;
+			}
+			atomic_store(&f->dirty, true);
+		} else if (write) {
+			atomic_store(&f->dirty, true);
+		}
+		done += k;
 	}
 	return (ssize_t)done;
 }
 
-UDAX_EXPORT ssize_t udax_file_pwrite(struct udax_file *f, const void *buf, size_t n, off_t off)
+/* The checks both calls start with.  Return: 0, or -EINVAL. */
+static int io_args(struct udax_file *f, const void *buf, size_t *n, off_t off)
 {
-	size_t done = 0;
-
-	if (!f || (!buf && n))
+	if (!f || (!buf && *n))
 		return udax__set_err(-EINVAL, "file or buffer is NULL");
 	if (off < 0)
 		return udax__set_err(-EINVAL, "negative offset");
-	if (n > SSIZE_MAX)
-		n = SSIZE_MAX & ~(size_t)(PAGE - 1);
-	if (!f->can_write || f->append || atomic_load(&f->no_direct))
-		goto mount;
+	if (*n > SSIZE_MAX)
+		*n = SSIZE_MAX & ~(size_t)(PAGE - 1);
+	return 0;
+}
+
+/* Serve directly what @direct allows, the rest through the mount. */
+static ssize_t file_io(struct udax_file *f, char *buf, size_t n, uint64_t off, bool direct,
+		       bool write)
+{
+	ssize_t done = direct ? walk(f, buf, n, off, write) : 0;
+	if (done < 0 || (size_t)done == n)
+		return done;
+	ssize_t r = mount_io(f, buf + done, n - (size_t)done, off + (uint64_t)done, write);
+	if (r < 0)
+		return done ? done : r;
+	return done + r;
+}
+
+UDAX_EXPORT ssize_t udax_file_pread(struct udax_file *f, void *buf, size_t n, off_t off)
+{
+	int err = io_args(f, buf, &n, off);
+	if (err)
+		return err;
+	bool direct = f->can_read && !atomic_load(&f->no_direct) &&
+		      (uint64_t)off < atomic_load_explicit(&f->eof, memory_order_relaxed);
+	return file_io(f, buf, n, (uint64_t)off, direct, false);
+}
+
+UDAX_EXPORT ssize_t udax_file_pwrite(struct udax_file *f, const void *buf, size_t n, off_t off)
+{
+	int err = io_args(f, buf, &n, off);
+	if (err)
+		return err;
+	bool direct = f->can_write && !f->append && !atomic_load(&f->no_direct);
 	/*
 	 * A write past the size hint: look at the size again (another process
 	 * may have grown the file); still past it, the write goes through the
 	 * mount, whole (it grows the file).
 	 */
-	if ((uint64_t)off + n > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
+	if (direct && (uint64_t)off + n > atomic_load_explicit(&f->eof, memory_order_relaxed)) {
 		pthread_mutex_lock(&f->lock);
-		bool past = refresh_eof(f) < 0 || (uint64_t)off + n > f->eof;
-		pthread_mutex_unlock(&f->lock);
-		if (past)
-			goto mount;
-	}
-	while (done < n) {
-		uint64_t pos = (uint64_t)off + done;
-		struct win *w = win_get(f, pos, true);
-		if (!w)
-			break;
-		size_t k = n - done;
-		if (k > w->start + w->len - pos)
-			k = (size_t)(w->start + w->len - pos);
-		int err = udax__map_store(w->map, w->addr + (pos - w->start), (const char *)buf + done, k);
-		udax__map_io_put(w->map);
-		if (err)
-			return done ? (ssize_t)done : err;
-		atomic_store(&f->dirty, true);
-		done += k;
-	}
-mount:
-	if (done < n) {
-		ssize_t r = fuse_pwrite(f->fd, (const char *)buf + done, n - done, (uint64_t)off + done);
-		if (r < 0)
-			return done ? (ssize_t)done : r;
-		done += (size_t)r;
-		pthread_mutex_lock(&f->lock);
-		if (!f->append && (uint64_t)off + done > f->eof) {
-			f->eof = (uint64_t)off + done;	/* the mount grew it at least this far */
-			grow_slots(f);
-		}
+		direct = refresh_eof(f) == 0 && (uint64_t)off + n <= f->eof;
 		pthread_mutex_unlock(&f->lock);
 	}
-	return (ssize_t)done;
+	return file_io(f, (char *)buf, n, (uint64_t)off, direct, true);
 }
 
 UDAX_EXPORT int udax_file_sync(struct udax_file *f)

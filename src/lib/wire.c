@@ -550,6 +550,16 @@ void udax_wire_put(struct udax_wire **wp)
 	ref_put(w);
 }
 
+void udax_wire_hold(struct udax_wire *w)
+{
+	if (stale(w))
+		return;		/* the parent's: never touched here (put ignores it too) */
+	pthread_mutex_lock(&g_lock);
+	w->users++;
+	atomic_fetch_add(&w->refs, 1);
+	pthread_mutex_unlock(&g_lock);
+}
+
 bool udax_wire_dead(struct udax_wire *w)
 {
 	if (stale(w))

@@ -67,6 +67,8 @@ int udax_wire_hello(int fd, struct udax_ioc_hello *out);
  */
 int udax_wire_get(struct udax_wire **out, const char *sock_name);
 int udax_wire_open(struct udax_wire **out, const char *sock_name);
+/* One more reference to a connection the caller holds (released by udax_wire_put). */
+void udax_wire_hold(struct udax_wire *w);
 /* Drop a reference; NULL-safe; clears *w. */
 void udax_wire_put(struct udax_wire **w);
 

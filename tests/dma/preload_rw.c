@@ -14,6 +14,11 @@
  *   preload_rw stream F G SECS  direct writes to F while another process
  *                                truncates F and fills the freed blocks with
  *                                G: G must never change, the writer never fail
+ *   preload_rw busy DIR         pread/pwrite fall back to the mount while
+ *                                a recall of the file is under way (EBUSY)
+ *   preload_rw coherence F N    N direct pwrite()s, each re-read by a reader
+ *                                through the mount (opened before the grant):
+ *                                exit 1 if it ever reads stale data
  *   preload_rw direct           exit 0 if this process maps the device
  *                                ($UDAX_TEST_DEV) now, i.e. I/O went direct
  *   preload_rw peer-check F OFF LEN SEED / peer-write F OFF LEN SEED
@@ -36,6 +41,10 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <udax/udax.h>
@@ -250,7 +259,16 @@ static void calls(const char *dir)
 	CHECK(pread(ro, c, 8192, 100000) == 8192 && same(c, 8192, 2, 100000), "read-only pread");
 	errno = 0;
 	CHECK(pwrite(ro, c, 10, 0) == -1 && errno == EBADF, "pwrite on a read-only fd: EBADF");
+	CHECK(peer("peer-check", f, 100000, 8192, 2) == 0, "the refused write changed nothing");
 	close(ro);
+	/* a write-only descriptor: writes direct, reads refused */
+	int wo = open(f, O_WRONLY);
+	fill(c, 4096, 15, 700000);
+	CHECK(pwrite(wo, c, 4096, 700000) == 4096, "write-only pwrite");
+	CHECK(peer("peer-check", f, 700000, 4096, 15) == 0, "peer sees the write-only pwrite");
+	errno = 0;
+	CHECK(pread(wo, c, 10, 0) == -1 && errno == EBADF, "pread on a write-only fd: EBADF");
+	close(wo);
 
 	/* O_APPEND from two processes at once: no record lost or torn */
 	int a = open(g, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
@@ -504,6 +522,251 @@ static int fsx(const char *f, uint64_t seed, int nops)
 	return t_failures ? T_FAIL : T_PASS;
 }
 
+/* ---- page-cache coherence with a reader through the mount ---- */
+
+/*
+ * The reader: a process without the shim whose descriptor was opened
+ * before the writer's writable layout was granted, so the kernel caches
+ * what it reads.  Per round: wait for the writer's "w", pread the range,
+ * answer "y" (the round's data) or "n" (anything else: a stale page).
+ */
+static int reader_main(const char *f, uint64_t off, size_t len)
+{
+	unsigned char *b = malloc(len);
+	int fd = open(f, O_RDONLY);
+	char c = 'o';
+	if (!b || fd < 0 || write(4, &c, 1) != 1)
+		return 2;
+	for (uint64_t round = 0; read(3, &c, 1) == 1 && c == 'w'; round++) {
+		if (pread(fd, b, len, (off_t)off) != (ssize_t)len)
+			return 3;
+		c = same(b, len, 100 + round, off) ? 'y' : 'n';
+		if (write(4, &c, 1) != 1)
+			return 2;
+	}
+	return 0;
+}
+
+/*
+ * Direct pwrite()s under the shim while a reader through the mount re-reads
+ * the range after each: every re-read must see the write that returned
+ * before it.  Prints the number of stale rounds; exit 0 when none.
+ */
+static int coherence(const char *f, int rounds)
+{
+	const uint64_t off = 128 * 1024;
+	const size_t len = 64 * 1024;
+	unsigned char *b = malloc(len);
+	int fd = open(f, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || !b || ftruncate(fd, 4 * MB) < 0)
+		return 2;
+	int to[2], from[2];
+	if (pipe2(to, O_CLOEXEC) || pipe2(from, O_CLOEXEC))
+		return 2;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, to[0], 3);
+	posix_spawn_file_actions_adddup2(&fa, from[1], 4);
+	char a[32], l[32];
+	snprintf(a, sizeof(a), "%" PRIu64, off);
+	snprintf(l, sizeof(l), "%zu", len);
+	char *av[] = { (char *)self, "reader", (char *)f, a, l, NULL };
+	pid_t p;
+	if (posix_spawn(&p, self, &fa, NULL, av, clean_env()) != 0)
+		return 2;
+	close(to[0]);
+	close(from[1]);
+	char c;
+	if (read(from[0], &c, 1) != 1 || c != 'o')
+		return 2;	/* the reader has its descriptor: opened before any grant */
+	int stale = 0, direct = 0;
+	for (int r = 0; r < rounds; r++) {
+		fill(b, len, 100 + (uint64_t)r, off);
+		if (pwrite(fd, b, len, (off_t)off) != (ssize_t)len)
+			return 2;
+		direct += maps_device();
+		c = 'w';
+		if (write(to[1], &c, 1) != 1 || read(from[0], &c, 1) != 1)
+			return 2;
+		if (c != 'y') {
+			stale++;
+			fprintf(stderr, "round %d: the reader through the mount read stale data\n", r);
+		}
+	}
+	close(to[1]);
+	int st;
+	waitpid(p, &st, 0);
+	printf("coherence: %d rounds, %d direct, %d stale\n", rounds, direct, stale);
+	if (direct != rounds) {
+		fprintf(stderr, "FAIL: the writes did not all go direct: the test proves nothing\n");
+		return 2;
+	}
+	return stale ? 1 : 0;
+}
+
+/* ---- fallback while a recall is under way (the daemon answers EBUSY) ---- */
+
+struct busy_io {
+	int fd;
+	bool wr;
+	uint64_t off, seed;
+	size_t len;
+	ssize_t r;
+	bool data_ok;
+	_Atomic pid_t tid;
+	atomic_bool done;
+};
+
+static void *busy_io_main(void *arg)
+{
+	struct busy_io *a = arg;
+	unsigned char *b = NULL;
+	a->tid = gettid();
+	if (posix_memalign((void **)&b, 4096, a->len))
+		return NULL;
+	if (a->wr) {
+		fill(b, a->len, a->seed, a->off);
+		a->r = pwrite(a->fd, b, a->len, (off_t)a->off);
+	} else {
+		a->r = pread(a->fd, b, a->len, (off_t)a->off);
+		a->data_ok = a->r == (ssize_t)a->len && same(b, a->len, a->seed, a->off);
+	}
+	free(b);
+	a->done = true;
+	return NULL;
+}
+
+struct punch {
+	int fd;
+	off_t off;
+	int rc;
+};
+
+static void *punch_main(void *arg)
+{
+	struct punch *p = arg;
+	p->rc = fallocate(p->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, p->off, 4096);
+	return NULL;
+}
+
+/* The system call thread @tid is blocked in, or -1 (running, or unreadable). */
+static long task_syscall(pid_t tid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	FILE *f = fopen(path, "re");
+	long nr = -1;
+	if (f && fgets(line, sizeof(line), f) && line[0] >= '0' && line[0] <= '9')
+		nr = strtol(line, NULL, 10);
+	if (f)
+		fclose(f);
+	return nr;
+}
+
+/*
+ * Under the shim: a process holds a layout of the file and does not answer
+ * its recall yet, so a punch through the mount waits with the file's recall
+ * under way, and every grant for the file is refused with EBUSY.  A pread()
+ * (then a pwrite()) in another thread must fall back to the mount: it is
+ * seen inside the kernel's pread64/pwrite64 (the direct path makes no such
+ * call) while the recall is pending, and returns whole, with the right
+ * data, once the holder answers.  Negative control: UDAX_TEST_BUSY_FAILS=1
+ * (the call fails with EBUSY instead of falling back) must fail this.  Control: with no recall the same call
+ * goes direct (the device becomes mapped).
+ */
+static void busy(const char *dir)
+{
+	const uint64_t off = 4 * MB;
+	const size_t len = 64 * 1024, SZ = 8 * MB;
+	char f[4096];
+	snprintf(f, sizeof(f), "%s/busy", dir);
+	unsigned char *b = malloc(SZ);
+	int fd = open(f, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && b, "open %s", f);
+	if (fd < 0 || !b)
+		return;
+	fill(b, SZ, 30, 0);
+	CHECK(pwrite(fd, b, SZ, 0) == (ssize_t)SZ, "fill (through the mount: it grows the file)");
+	for (int cycle = 0; cycle < 2 && !failures; cycle++) {
+		bool wr = cycle == 1;
+		CHECK(!maps_device(), "cycle %d: a direct mapping before the test", cycle);
+		struct udax_map *m = NULL;
+		struct udax_map_opts o = { .flags = UDAX_MAP_RECALL_FD };
+		int err = udax_map_open(&m, fd, 0, 2 * MB, PROT_READ, &o);
+		CHECK(err == 0, "the holder's udax_map_open: %s", udax_last_error());
+		if (err)
+			return;
+		struct punch pu = { fd, (off_t)cycle * 4096, -1 };
+		pthread_t pt, at;
+		pthread_create(&pt, NULL, punch_main, &pu);
+		struct pollfd pfd = { udax_recall_fd(m), POLLIN, 0 };
+		CHECK(poll(&pfd, 1, 120000) == 1, "the punch never recalled the holder's layout");
+		/*
+		 * O_DIRECT: the mount's answer comes from the daemon, never
+		 * from the kernel's cache, so the fallback call waits for the
+		 * punch and is seen inside the kernel's call.
+		 */
+		int dfd = open(f, O_RDWR | O_DIRECT);
+		CHECK(dfd >= 0, "open O_DIRECT: %s", strerror(errno));
+		struct busy_io a = { .fd = dfd, .wr = wr, .off = off, .len = len,
+				     .seed = wr ? 31 : 30, .r = -2 };
+		pthread_create(&at, NULL, busy_io_main, &a);
+		/* a bound only so that a broken fallback fails instead of hanging */
+		long want = wr ? SYS_pwrite64 : SYS_pread64, nr = -1;
+		for (int i = 0; i < 120000; i++) {
+			if (a.tid && (nr = task_syscall(a.tid)) == want)
+				break;
+			if (a.done)
+				break;	/* returned without the mount */
+			usleep(1000);
+		}
+		CHECK(nr == want, "cycle %d: the %s under the shim did not fall back to the mount "
+		      "while the recall was under way (thread in syscall %ld)", cycle,
+		      wr ? "pwrite" : "pread", nr);
+		CHECK(udax_recall_process(m) == 1, "the holder answers its recall");
+		pthread_join(pt, NULL);
+		pthread_join(at, NULL);
+		CHECK(pu.rc == 0, "punch: %s", strerror(errno));
+		udax_map_close(&m);
+		CHECK(a.r == (ssize_t)len, "cycle %d: the fallback %s returned %zd, want %zu", cycle,
+		      wr ? "pwrite" : "pread", a.r, len);
+		if (wr)
+			CHECK(peer("peer-check", f, off, len, 31) == 0,
+			      "the mount does not show the fallback pwrite's data");
+		else
+			CHECK(a.data_ok, "the fallback pread returned wrong data");
+		/* control: nothing under way, the same call goes direct */
+		CHECK(!maps_device(), "cycle %d: the fallback left a direct mapping", cycle);
+		/* a fresh descriptor: dfd's file waits out the EBUSY back-off */
+		int cfd = open(f, O_RDWR | O_DIRECT);
+		struct busy_io c = { .fd = cfd, .wr = wr, .off = off, .len = len,
+				     .seed = wr ? 32 : 30 };
+		busy_io_main(&c);
+		CHECK(c.r == (ssize_t)len && (wr || c.data_ok), "cycle %d: control %s", cycle,
+		      wr ? "pwrite" : "pread");
+		CHECK(maps_device(), "cycle %d: control: with no recall the call did not go direct",
+		      cycle);
+		if (wr)
+			CHECK(peer("peer-check", f, off, len, 32) == 0, "the mount does not show the "
+			      "direct pwrite's data");
+		/* the punched block reads zero; what was not punched is intact */
+		unsigned char z[4096];
+		CHECK(peer("peer-check", f, 8192, 4096, 30) == 0, "data outside the punch");
+		CHECK(pread(fd, z, 4096, cycle * 4096) == 4096, "read the punched block");
+		bool zero = true;
+		for (int i = 0; i < 4096; i++)
+			zero &= z[i] == 0;
+		CHECK(zero, "cycle %d: the punched block does not read zero", cycle);
+		/* give the shim's windows back: the next cycle starts unmapped */
+		close(cfd);
+		close(dfd);
+		close(fd);
+		fd = open(f, O_RDWR);
+	}
+	close(fd);
+	free(b);
+}
+
 /* ---- recall during a stream of direct writes ---- */
 
 static int stream(const char *f, const char *g, int secs)
@@ -608,6 +871,14 @@ int main(int argc, char **argv)
 	}
 	if (argc == 5 && !strcmp(argv[1], "fsx"))
 		return fsx(argv[2], strtoull(argv[3], 0, 0), atoi(argv[4]));
+	if (argc == 3 && !strcmp(argv[1], "busy")) {
+		busy(argv[2]);
+		return failures ? 1 : 0;
+	}
+	if (argc == 4 && !strcmp(argv[1], "coherence"))
+		return coherence(argv[2], atoi(argv[3]));
+	if (argc == 5 && !strcmp(argv[1], "reader"))
+		return reader_main(argv[2], strtoull(argv[3], 0, 0), strtoul(argv[4], 0, 0));
 	if (argc == 5 && !strcmp(argv[1], "stream"))
 		return stream(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 5 && !strcmp(argv[1], "truncator"))

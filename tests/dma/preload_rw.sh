@@ -3,7 +3,8 @@
 # from direct layouts and agree with processes that use the mount only;
 # libudax's udax_pread/udax_pwrite/udax_file_*; a random-operation checker
 # (pread/pwrite/read/write, truncate, punch, zero range, mapped writes) gives
-# the same file with and without the shim; the fallbacks (a uid not in
+# the same file with and without the shim; a reader through the mount sees
+# every direct write that returned; the fallbacks (a uid not in
 # dax_allow, UDAX_PRELOAD_IO=0) keep working through the mount.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
 set -u	# an unset mount variable must stop the test, not write elsewhere
@@ -21,6 +22,16 @@ fail() { echo "FAIL: $*"; rc=1; }
 
 LD_PRELOAD=$PRELOAD "$PROG" calls "$TEST_MNT" || fail "calls under the shim"
 "$PROG" api "$TEST_MNT" || fail "libudax API"
+
+# the kernel's page cache: a reader through the mount whose descriptor was
+# opened before the writer's grant re-reads after every direct write and must
+# see it.  Negative control: with the invalidation off (UDAX_TEST_NO_INVAL=1)
+# the same reader is served stale cached pages, and the check sees it.
+LD_PRELOAD=$PRELOAD "$PROG" coherence "$TEST_MNT/coh" 8 ||
+	fail "a reader through the mount read stale data after a direct write returned"
+UDAX_TEST_NO_INVAL=1 LD_PRELOAD=$PRELOAD "$PROG" coherence "$TEST_MNT/coh-stale" 8 >/dev/null 2>&1
+st=$?
+[ $st = 1 ] || fail "negative control: without the invalidation no stale read was seen (exit $st)"
 
 # fsx: the same seeds with and without the shim give the same file
 for seed in 1 2 3; do

@@ -6,6 +6,7 @@
 # fail.  Negative control: UDAX_TEST_RECALL_NO_DRAIN=1 makes the recall skip
 # waiting for copies in progress; the late copy then faults in the writer
 # (the recalled range raises SIGBUS), and the checker must see that failure.
+# Then the EBUSY fallback (preload_rw busy).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
 set -u	# an unset mount variable must stop the test, not write elsewhere
 PROG=$top_builddir/tests/dma/preload_rw
@@ -24,5 +25,12 @@ for i in 1 2 3; do
 	if [ $st != 0 ]; then caught=1; echo "negative control: caught (exit status $st)"; break; fi
 done
 [ $caught = 1 ] || { echo "FAIL: without the drain the checker saw nothing"; rc=1; }
+
+# a recall under way: grants are refused with EBUSY and pread/pwrite under the
+# shim fall back to the mount, whole and with the right data.  Negative
+# control: UDAX_TEST_BUSY_FAILS=1 (no fallback: the call fails with EBUSY)
+LD_PRELOAD=$PRELOAD "$PROG" busy "$TEST_MNT" || { echo "FAIL: fallback while a recall is under way"; rc=1; }
+LD_PRELOAD=$PRELOAD UDAX_TEST_BUSY_FAILS=1 "$PROG" busy "$TEST_MNT" >/dev/null 2>&1 &&
+	{ echo "FAIL: negative control: the fallback test passed without the fallback"; rc=1; }
 [ $rc = 0 ] && echo PASS
 exit $rc
