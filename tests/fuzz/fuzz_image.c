@@ -272,6 +272,32 @@ static void exercise(struct ufs *fs)
 	}
 }
 
+/*
+ * check_untouched() - a refused mount must leave the image as it found it
+ * (nothing before the mount writes: fsck ran read-only): any byte that
+ * differs from the patched input is a finding.
+ */
+static void check_untouched(const char *what, int rc)
+{
+	static uint8_t now[UDAX_FUZZ_IMAGE_SIZE];
+	size_t done = 0, i;
+
+	while (done < UDAX_FUZZ_IMAGE_SIZE) {
+		ssize_t n = pread(work_fd, now + done, UDAX_FUZZ_IMAGE_SIZE - done, (off_t)done);
+
+		if (n <= 0)
+			return;
+		done += (size_t)n;
+	}
+	if (!memcmp(now, work_img, UDAX_FUZZ_IMAGE_SIZE))
+		return;
+	for (i = 0; now[i] == work_img[i]; i++)
+		;
+	fprintf(stderr, "fuzz: %s (%s: %s) changed the image at device offset %zu\n", what,
+		strerror(-rc), udax_errmsg(), i);
+	abort();
+}
+
 int udax_fuzz_one(const uint8_t *data, size_t size)
 {
 	struct udax_media_opts ro = { .path = work_path, .readonly = true };
@@ -292,7 +318,10 @@ int udax_fuzz_one(const uint8_t *data, size_t size)
 	}
 	/* 2. mount, use, unmount */
 	if (!mode_fsck_only && udax_media_open(&m, &rw) == 0) {
-		if (ufs_mount(&fs, m, &mo) == 0) {
+		rc = ufs_mount(&fs, m, &mo);
+		if (rc)
+			check_untouched("a refused mount", rc);
+		if (rc == 0) {
 			exercise(fs);
 			rc = ufs_unmount(&fs);
 			/* no pin exists here: only -EUCLEAN (an unlinked inode could
