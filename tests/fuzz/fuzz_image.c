@@ -4,10 +4,10 @@
  *
  * For every input: build the image in a memfd, then
  *   1. fsck -n (the checker library) must not crash;
- *   2. ufs_mount() must refuse or succeed without crashing; on success the
- *      namespace is walked (readdir, lookup, getattr, read, readlink,
- *      xattrs), a file is created, written and removed, and the file
- *      system is unmounted;
+ *   2. ufs_mount() must refuse (leaving the image byte-identical) or
+ *      succeed without crashing; on success the namespace is walked
+ *      (readdir, lookup, getattr, read, readlink, xattrs), a file is
+ *      created, written and removed, and the file system is unmounted;
  *   3. fsck -y repairs what it can; when it claims to have left nothing
  *      uncorrected, a second fsck -n must find the image clean (repairs
  *      converge).
