@@ -106,11 +106,47 @@ int udax_fuzz_init(const char *base_path)
 	return 0;
 }
 
+/* the log's records in [0, @used): this transaction's sequence, good checksums */
+static void fix_records(uint64_t jo, uint64_t seq, uint64_t used)
+{
+	const struct ufs_super *sb = (const struct ufs_super *)base_img;
+	uint64_t area = sb->s_journal_blocks * UFS_BLOCK_SIZE - UFS_JOURNAL_REC_START, pos = 0;
+
+	if (used > area)
+		used = area;
+	while (used - pos >= sizeof(struct ufs_journal_rec)) {
+		uint8_t *p = work_img + jo + UFS_JOURNAL_REC_START + pos;
+		struct ufs_journal_rec r;
+
+		memcpy(&r, p, sizeof(r));
+		if (!r.r_len || UFS_JOURNAL_REC_SIZE(r.r_len) > used - pos)
+			return;
+		r.r_seq = seq;
+		r.r_crc = 0;
+		r.r_crc = udax_crc32c(udax_crc32c(0, &r, sizeof(r)), p + sizeof(r), r.r_len);
+		memcpy(p, &r, sizeof(r));
+		pos += UFS_JOURNAL_REC_SIZE(r.r_len);
+	}
+}
+
+/* an xattr block: x_checksum over the x_used bytes after the header */
+static void fix_xattr(uint64_t off)
+{
+	struct ufs_xattr_hdr x;
+
+	memcpy(&x, work_img + off, sizeof(x));
+	if (x.x_used > UFS_BLOCK_SIZE - sizeof(x))
+		return;
+	x.x_checksum = udax_crc32c(0, work_img + off + sizeof(x), x.x_used);
+	memcpy(work_img + off, &x, sizeof(x));
+}
+
 /*
  * fix_checksums() - recompute every checksum the patches may have broken
- * (superblocks, journal header, the inodes and extent nodes of the base
- * image's regions), so inputs get past checksum checks into the code
- * behind them.
+ * (superblocks, journal header and records, the inodes, extent nodes and
+ * xattr blocks of the base image's regions), so inputs get past checksum
+ * checks into the code behind them.  Records also get the header's
+ * sequence: with both, a patch can make the mount roll back any bytes.
  */
 static void fix_checksums(void)
 {
@@ -128,6 +164,7 @@ static void fix_checksums(void)
 	memcpy(&jh, work_img + jo, sizeof(jh));
 	jh.j_checksum = ufs_journal_head_csum(&jh);
 	memcpy(work_img + jo, &jh, sizeof(jh));
+	fix_records(jo, jh.j_seq, jh.j_used);
 	for (off = regions[4].start; off < regions[4].start + regions[4].len; off += UFS_INODE_SIZE) {
 		struct ufs_dinode di;
 
@@ -141,6 +178,10 @@ static void fix_checksums(void)
 		struct ufs_extent_hdr h;
 
 		memcpy(&h, work_img + off, sizeof(h));
+		if (h.h_magic == UFS_XATTR_MAGIC) {
+			fix_xattr(off);
+			continue;
+		}
 		if (h.h_magic != UFS_EXT_MAGIC || h.h_depth > 8)
 			continue;
 		h.h_checksum = 0;
