@@ -728,3 +728,30 @@ int ufs_alloc_test(const struct ufs_alloc *a, uint64_t pblk)
 	pthread_mutex_unlock(&w->lock);
 	return r;
 }
+
+uint64_t ufs_alloc_first_free(const struct ufs_alloc *a, uint64_t pblk, uint64_t len)
+{
+	struct ufs_alloc *w = (struct ufs_alloc *)a;
+	uint64_t b;
+
+	/* a block past the device counts as free: nothing can free it */
+	pthread_mutex_lock(&w->lock);
+	for (b = pblk; b - pblk < len; b++)
+		if (b >= a->nblocks || !bit_test(a->bbm, b))
+			break;
+	pthread_mutex_unlock(&w->lock);
+	return b;
+}
+
+int ufs_alloc_itest(const struct ufs_alloc *a, uint64_t ino)
+{
+	struct ufs_alloc *w = (struct ufs_alloc *)a;
+	int r;
+
+	if (ino >= a->ninodes)
+		return -EINVAL;
+	pthread_mutex_lock(&w->lock);
+	r = bit_test(a->ibm, ino) ? 1 : 0;
+	pthread_mutex_unlock(&w->lock);
+	return r;
+}

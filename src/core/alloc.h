@@ -98,5 +98,10 @@ uint64_t ufs_alloc_free_inodes(const struct ufs_alloc *a);
  * Context: takes the allocator lock.  Return: 1, 0, -EINVAL (past the device).
  */
 int ufs_alloc_test(const struct ufs_alloc *a, uint64_t pblk);
+/* The first block of [pblk, pblk + len) that is free in the bitmap (or past
+ * the device), or pblk + len. */
+uint64_t ufs_alloc_first_free(const struct ufs_alloc *a, uint64_t pblk, uint64_t len);
+/* Is inode slot @ino allocated in the bitmap?  1 yes, 0 no, -EINVAL past the table. */
+int ufs_alloc_itest(const struct ufs_alloc *a, uint64_t ino);
 
 #endif /* UDAX_ALLOC_H */

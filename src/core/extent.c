@@ -719,8 +719,10 @@ int ufs_ext_shift_cost(struct ufs_inode *ip, uint64_t from, int64_t delta, size_
 	return shift_node(NULL, ip, root_of(ip), 0, from, delta, bytes);
 }
 
+/* @fn (may be NULL) is told every node block and every extent's blocks */
 static int check_node(struct ufs_inode *ip, struct ufs_extent_hdr *h, uint64_t blk,
-		      uint64_t lo, uint64_t hi, uint64_t *last_end, uint64_t *count)
+		      uint64_t lo, uint64_t hi, uint64_t *last_end, uint64_t *count,
+		      ufs_ext_blocks_fn fn, void *arg)
 {
 	int i, rc;
 
@@ -738,7 +740,13 @@ static int check_node(struct ufs_inode *ip, struct ufs_extent_hdr *h, uint64_t b
 				return rc;
 			if (!c->h_entries)
 				return corrupt(ip, n_idx(h)[i].x_child, "empty node");
-			rc = check_node(ip, c, n_idx(h)[i].x_child, klo, khi, last_end, count);
+			if (fn) {
+				rc = fn(arg, n_idx(h)[i].x_child, 1);
+				if (rc)
+					return rc;
+			}
+			rc = check_node(ip, c, n_idx(h)[i].x_child, klo, khi, last_end, count,
+					fn, arg);
 			if (rc)
 				return rc;
 		} else {
@@ -748,6 +756,8 @@ static int check_node(struct ufs_inode *ip, struct ufs_extent_hdr *h, uint64_t b
 			    e->e_lblk + e->e_len > hi)
 				return corrupt(ip, blk, "extents overlap or out of order");
 			rc = ext_valid(ip, blk, e);
+			if (!rc && fn)
+				rc = fn(arg, e->e_pblk, e->e_len);
 			if (rc)
 				return rc;
 			*last_end = e->e_lblk + e->e_len;
@@ -763,9 +773,19 @@ int ufs_ext_check(struct ufs_inode *ip, uint64_t *nextents)
 	int rc = root_check(ip);
 
 	if (!rc)
-		rc = check_node(ip, root_of(ip), 0, 0, UINT64_MAX, &last_end, &count);
+		rc = check_node(ip, root_of(ip), 0, 0, UINT64_MAX, &last_end, &count, NULL, NULL);
 	if (nextents)
 		*nextents = count;
+	return rc;
+}
+
+int ufs_ext_check_blocks(struct ufs_inode *ip, ufs_ext_blocks_fn fn, void *arg)
+{
+	uint64_t last_end = 0, count = 0;
+	int rc = root_check(ip);
+
+	if (!rc)
+		rc = check_node(ip, root_of(ip), 0, 0, UINT64_MAX, &last_end, &count, fn, arg);
 	return rc;
 }
 

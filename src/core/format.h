@@ -126,7 +126,8 @@ struct ufs_journal_head {
 	uint32_t j_checksum;		/* crc32c of j_magic then j_pad (12 bytes) */
 };
 #define UFS_JOURNAL_REC_START	64
-/* A record: header then the old bytes, padded to 8 bytes. */
+/* A record: header then the old bytes, padded to 8 bytes.  The size is
+ * computed in 64 bits: a 32-bit r_len near 2^32 must not wrap to 24. */
 struct ufs_journal_rec {
 	uint64_t r_dev_off;		/* where the old bytes lived (device offset) */
 	uint32_t r_len;			/* how many, >= 1 */
@@ -134,7 +135,7 @@ struct ufs_journal_rec {
 	uint64_t r_seq;			/* j_seq of the transaction that wrote it */
 };
 static_assert(sizeof(struct ufs_journal_rec) == 24, "journal record header is 24 bytes");
-#define UFS_JOURNAL_REC_SIZE(len) (sizeof(struct ufs_journal_rec) + (((len) + 7u) & ~7ull))
+#define UFS_JOURNAL_REC_SIZE(len) (sizeof(struct ufs_journal_rec) + (((uint64_t)(len) + 7u) & ~7ull))
 
 /* ---- inodes ---- */
 #define UFS_INODE_FL_INLINE_SYMLINK 0x1	/* symlink target stored in i_u.symlink */

@@ -725,44 +725,151 @@ static int orphans_cut(struct ufs *fs, uint64_t ino, const char *why)
 	return 0;
 }
 
+/* What the orphans that orphans_reclaim() would evict give back. */
+struct orphan_claim {
+	uint64_t pblk, len, ino;
+};
+
+struct orphan_claims {
+	struct ufs *fs;
+	uint64_t ino;			/* the orphan being checked */
+	struct orphan_claim *v;
+	size_t n, cap;
+};
+
+/* An eviction frees each of these blocks: they must be allocated now. */
+static int orphan_claim(void *arg, uint64_t pblk, uint64_t len)
+{
+	struct orphan_claims *c = arg;
+	uint64_t b = ufs_alloc_first_free(c->fs->a, pblk, len);
+
+	if (b - pblk < len) {
+		udax_seterr("inode %" PRIu64 " holds block %" PRIu64 ", which is free in the "
+			    "block bitmap", c->ino, b);
+		return -EUCLEAN;
+	}
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 64;
+		struct orphan_claim *nv = realloc(c->v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		c->v = nv;
+		c->cap = ncap;
+	}
+	c->v[c->n].pblk = pblk;
+	c->v[c->n].len = len;
+	c->v[c->n].ino = c->ino;
+	c->n++;
+	return 0;
+}
+
+static int cmp_claim(const void *x, const void *y)
+{
+	const struct orphan_claim *a = x, *b = y;
+
+	return a->pblk < b->pblk ? -1 : a->pblk > b->pblk;
+}
+
+/* One block given back twice (two orphans, or one orphan twice, hold it):
+ * the second free would find it free and stop the reclaim half way. */
+static int orphan_claims_disjoint(struct orphan_claims *c)
+{
+	size_t i;
+
+	qsort(c->v, c->n, sizeof(*c->v), cmp_claim);
+	for (i = 1; i < c->n; i++) {
+		if (c->v[i].pblk - c->v[i - 1].pblk < c->v[i - 1].len) {
+			udax_seterr("inodes %" PRIu64 " and %" PRIu64 " both hold block %" PRIu64,
+				    c->v[i - 1].ino, c->v[i].ino, c->v[i].pblk);
+			return -EUCLEAN;
+		}
+	}
+	return 0;
+}
+
+/* What orphans_reclaim() will free of one unlinked orphan, claimed in @c. */
+static int orphan_check_one(struct ufs *fs, uint64_t ino, struct ufs_dinode *di,
+			    struct orphan_claims *c)
+{
+	struct ufs_inode *ip;
+	int rc = 0;
+
+	c->ino = ino;
+	if (ufs_alloc_itest(fs->a, ino) != 1) {
+		udax_seterr("inode %" PRIu64 " is free in the inode bitmap", ino);
+		return -EUCLEAN;
+	}
+	if (di->i_xattr_block) {
+		if (!ufs_data_range(&fs->sb, di->i_xattr_block, 1)) {
+			udax_seterr("inode %" PRIu64 ": xattr block %" PRIu64 " outside the data "
+				    "area", ino, di->i_xattr_block);
+			return -EUCLEAN;
+		}
+		rc = orphan_claim(c, di->i_xattr_block, 1);
+		if (rc)
+			return rc;
+	}
+	if (di->i_flags & UFS_INODE_FL_INLINE_SYMLINK)
+		return 0;	/* i_u holds the target, not an extent root */
+	/* a private handle: ufs_iget()/ufs_iput() would evict it */
+	ip = inode_alloc(fs, ino);
+	if (!ip)
+		return -ENOMEM;
+	rc = ufs_ext_check_blocks(ip, orphan_claim, c);
+	inode_free(ip);
+	return rc;
+}
+
 /*
  * orphans_precheck() - walk the orphan list without writing: every inode
- * that orphans_reclaim() would evict must have a sound extent tree, or the
- * eviction would stop half way and refuse the mount after freeing blocks.
+ * that orphans_reclaim() would evict must be one that its eviction can
+ * free completely (a sound extent tree; its slot, tree, data and xattr
+ * blocks allocated in the bitmaps; no block held twice), or the eviction
+ * would stop half way and refuse the mount after freeing blocks.
  * A list that points somewhere it should not is not a refusal (reclaim
- * cuts it and leaves the rest to fsck).
- * Context: mount, nothing else running.  Return: 0 or -EUCLEAN (message set).
+ * cuts it and leaves the rest to fsck); nor is a loop: reclaim meets an
+ * inode it has already evicted or taken off the list, and cuts there.
+ * Context: mount, nothing else running.  Return: 0, -ENOMEM or -EUCLEAN
+ * (message set).
  */
 static int orphans_precheck(struct ufs *fs)
 {
-	uint64_t ino = fs->sb.s_orphan_head, n = 0;
+	struct orphan_claims c = { .fs = fs };
+	uint64_t ino = fs->sb.s_orphan_head;
+	uint8_t *seen;
+	int rc = 0;
 
-	while (ino && ino < fs->sb.s_inode_count && ++n <= fs->sb.s_inode_count) {
+	if (!ino)
+		return 0;
+	seen = calloc((fs->sb.s_inode_count + 7) / 8, 1);
+	if (!seen)
+		return -ENOMEM;
+	while (ino && ino < fs->sb.s_inode_count && !(seen[ino / 8] & (1u << (ino % 8)))) {
 		struct ufs_dinode *di = ufs_dinode_ptr(fs, ino);
-		struct ufs_inode *ip;
-		int rc = 0;
 
+		seen[ino / 8] |= (uint8_t)(1u << (ino % 8));
 		if (!di->i_mode || di->i_checksum != ufs_inode_csum(di) ||
 		    !(di->i_flags & UFS_INODE_FL_ORPHAN))
-			return 0;	/* reclaim cuts the list here */
-		if (!di->i_nlink && !(di->i_flags & UFS_INODE_FL_INLINE_SYMLINK)) {
-			/* a private handle: ufs_iget()/ufs_iput() would evict it */
-			ip = inode_alloc(fs, ino);
-			if (!ip)
-				return -ENOMEM;
-			rc = ufs_ext_check(ip, NULL);
-			inode_free(ip);
-		}
-		if (rc) {
-			char why[400];
-
-			snprintf(why, sizeof(why), "%s", udax_errmsg());
-			udax_seterr("orphan list: %s (run fsck)", why);
-			return rc;
+			break;	/* reclaim cuts the list here */
+		if (!di->i_nlink) {
+			rc = orphan_check_one(fs, ino, di, &c);
+			if (rc)
+				break;
 		}
 		ino = di->i_orphan_next;
 	}
-	return 0;
+	if (!rc)
+		rc = orphan_claims_disjoint(&c);
+	if (rc == -EUCLEAN) {
+		char why[400];
+
+		snprintf(why, sizeof(why), "%s", udax_errmsg());
+		udax_seterr("orphan list: %s (run fsck)", why);
+	}
+	free(c.v);
+	free(seen);
+	return rc;
 }
 
 /*

@@ -225,6 +225,14 @@ int ufs_ext_shift(struct utx *t, struct ufs_inode *ip, uint64_t from, int64_t de
 int ufs_ext_shift_cost(struct ufs_inode *ip, uint64_t from, int64_t delta, size_t *bytes);
 /* Number of extents (tests, fsck-ish checks). Call ufs_ext_check for structure. */
 int ufs_ext_check(struct ufs_inode *ip, uint64_t *nextents);
+/*
+ * ufs_ext_check_blocks() - ufs_ext_check() that also reports the blocks
+ * the tree holds: @fn gets every node block (len 1) and every extent's
+ * run, each after it was found sound; a non-zero return stops the walk
+ * and is returned.  Context: i_rwsem held or a private handle.
+ */
+typedef int (*ufs_ext_blocks_fn)(void *arg, uint64_t pblk, uint64_t len);
+int ufs_ext_check_blocks(struct ufs_inode *ip, ufs_ext_blocks_fn fn, void *arg);
 /* Print the tree (debugging, tests). */
 void ufs_ext_dump(struct ufs_inode *ip, FILE *f);
 /* Free every extent-tree node block (the mapping must be empty). */

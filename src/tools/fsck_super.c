@@ -248,6 +248,18 @@ int fsck_check_journal(struct fsck *f)
 			goto out;
 		}
 		f->status |= FSCK_CORRECTED;
+		/*
+		 * A record may have rewritten the primary superblock, which
+		 * load_super() had just repaired from the backup: the backup
+		 * is the copy in use, so it repairs the primary again (the
+		 * mount, too, rewrites both from it after its rollback).
+		 */
+		if (f->st.used_backup) {
+			uint8_t blk[BS];
+
+			memcpy(blk, fsck_blk(f, f->nblocks - 1), BS);
+			fsck_write(f, 0, blk, BS);
+		}
 	} else {
 		fsck_say(f, "udaxfs: journal: unfinished transaction (%d records); mount rolls it back, "
 			 "checking the rolled-back state", n);

@@ -195,6 +195,33 @@ static void journal_with_record(bool bad)
 static void c_journal_bad_record(void) { journal_with_record(true); }
 static void c_journal_pending(void) { journal_with_record(false); }
 
+/* A bad primary superblock and an unfinished transaction that logged it:
+ * the rollback writes the bad bytes back over the primary that fsck -y
+ * had just repaired from the backup. */
+static void c_primary_sb_record(void)
+{
+	struct ufs_journal_head h;
+	struct ufs_journal_rec r;
+	uint64_t joff = sb.s_journal_start * BS;
+	uint8_t rec[sizeof(r) + sizeof(struct ufs_super)];
+
+	c_primary_sb();
+	peek(joff, &h, sizeof(h));
+	memset(&r, 0, sizeof(r));
+	r.r_dev_off = 0;
+	r.r_len = sizeof(struct ufs_super);
+	r.r_seq = h.j_seq;
+	memcpy(rec, &r, sizeof(r));
+	/* the old bytes: the primary as c_primary_sb() left it */
+	peek(0, rec + sizeof(r), sizeof(struct ufs_super));
+	rec[sizeof(r) + offsetof(struct ufs_super, s_label) + 3] = 0x55;
+	r.r_crc = udax_crc32c(0, rec, sizeof(rec));
+	memcpy(rec, &r, sizeof(r));
+	poke(joff + UFS_JOURNAL_REC_START, rec, sizeof(rec));
+	h.j_used = sizeof(rec);
+	poke(joff + offsetof(struct ufs_journal_head, j_used), &h.j_used, 8);
+}
+
 static void c_inode_mode(void)
 {
 	struct ufs_dinode di;
@@ -347,6 +374,7 @@ struct ccase {
 
 static const struct ccase cases[] = {
 	{ "primary superblock", c_primary_sb, MOUNTS, NULL, 4, 1 },
+	{ "primary superblock logged by a pending record", c_primary_sb_record, MOUNTS, NULL, 4, 1 },
 	{ "both superblocks", c_both_sb, REFUSE, "superblock", 4, 4 },
 	{ "not udaxfs", c_no_magic, REFUSE, "udaxfs", 8, 8 },
 	{ "truncated image", c_truncated, REFUSE, "superblock", 4, 4 },

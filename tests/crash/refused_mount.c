@@ -254,6 +254,79 @@ static void rec_orphan_b_badtree(void)
 	craft_record(ufs_inode_off(&sb, orphan_b), &di, sizeof(di));
 }
 
+/* the first data block of @ino: its first leaf extent (inline or one level down) */
+static uint64_t first_pblk(uint64_t ino)
+{
+	struct ufs_dinode di;
+	const struct ufs_extent_hdr *h;
+
+	inode_at(ino, &di);
+	h = &di.i_u.tree.hdr;
+	if (h->h_depth) {
+		const struct ufs_extent_idx *x = (const void *)(h + 1);
+
+		h = (const void *)(good + x[0].x_child * BS);
+	}
+	return ((const struct ufs_extent *)(h + 1))[0].e_pblk;
+}
+
+/* the second orphan's slot is free in the inode bitmap: freeing it fails
+ * after the first orphan was reclaimed */
+static void orphan_b_slot_free(void)
+{
+	uint64_t off = sb.s_ibitmap_start * BS + orphan_b / 8;
+	uint8_t byte = good[off] & (uint8_t)~(1u << (orphan_b % 8));
+
+	poke(off, &byte, 1);
+}
+
+/* one of the second orphan's data blocks is free in the block bitmap */
+static void orphan_b_block_free(void)
+{
+	uint64_t b = first_pblk(orphan_b);
+	uint64_t off = sb.s_bbitmap_start * BS + b / 8;
+	uint8_t byte = good[off] & (uint8_t)~(1u << (b % 8));
+
+	poke(off, &byte, 1);
+}
+
+/* the second orphan's xattr block is one of the first orphan's data
+ * blocks: reclaiming the first frees it, freeing the second fails */
+static void orphan_b_xattr_crosslinked(void)
+{
+	struct ufs_dinode di;
+
+	inode_at(orphan_b, &di);
+	di.i_xattr_block = first_pblk(orphan_a);
+	di.i_blocks++;
+	di.i_checksum = ufs_inode_csum(&di);
+	poke(ufs_inode_off(&sb, orphan_b), &di, sizeof(di));
+}
+
+/* the second orphan's xattr block lies outside the data area */
+static void orphan_b_xattr_outside(void)
+{
+	struct ufs_dinode di;
+
+	inode_at(orphan_b, &di);
+	di.i_xattr_block = sb.s_itable_start;
+	di.i_blocks++;
+	di.i_checksum = ufs_inode_csum(&di);
+	poke(ufs_inode_off(&sb, orphan_b), &di, sizeof(di));
+}
+
+/* the list loops back to its head: reclaim frees both and cuts the list
+ * where it meets the freed head again, so this mounts */
+static void orphan_loop(void)
+{
+	struct ufs_dinode di;
+
+	inode_at(orphan_b, &di);
+	di.i_orphan_next = orphan_a;
+	di.i_checksum = ufs_inode_csum(&di);
+	poke(ufs_inode_off(&sb, orphan_b), &di, sizeof(di));
+}
+
 static void rec_bad_crc(void)
 {
 	struct ufs_dinode di;
@@ -410,9 +483,18 @@ int main(void)
 	refused("second orphan's extent tree is unusable", orphan_b_badtree, "orphan list");
 	refused("journal record breaks the second orphan's tree", rec_orphan_b_badtree,
 		"orphan list");
+	refused("second orphan's slot is free in the inode bitmap", orphan_b_slot_free,
+		"orphan list");
+	refused("second orphan's data block is free in the block bitmap", orphan_b_block_free,
+		"orphan list");
+	refused("second orphan's xattr block is the first orphan's data block",
+		orphan_b_xattr_crosslinked, "orphan list");
+	refused("second orphan's xattr block is outside the data area", orphan_b_xattr_outside,
+		"orphan list");
 	refused("journal record with a bad checksum", rec_bad_crc, "checksum");
 	mounts("harmless journal record", rec_harmless);
 	mounts("untouched crash image (two orphans)", nothing);
+	mounts("orphan list that loops back to its head", orphan_loop);
 
 	unlink(good_path);
 	unlink(img_path);

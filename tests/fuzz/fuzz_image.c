@@ -4,10 +4,10 @@
  *
  * For every input: build the image in a memfd, then
  *   1. fsck -n (the checker library) must not crash;
- *   2. ufs_mount() must refuse or succeed without crashing; on success the
- *      namespace is walked (readdir, lookup, getattr, read, readlink,
- *      xattrs), a file is created, written and removed, and the file
- *      system is unmounted;
+ *   2. ufs_mount() must refuse (leaving the image byte-identical) or
+ *      succeed without crashing; on success the namespace is walked
+ *      (readdir, lookup, getattr, read, readlink, xattrs), a file is
+ *      created, written and removed, and the file system is unmounted;
  *   3. fsck -y repairs what it can; when it claims to have left nothing
  *      uncorrected, a second fsck -n must find the image clean (repairs
  *      converge).
@@ -106,11 +106,47 @@ int udax_fuzz_init(const char *base_path)
 	return 0;
 }
 
+/* the log's records in [0, @used): this transaction's sequence, good checksums */
+static void fix_records(uint64_t jo, uint64_t seq, uint64_t used)
+{
+	const struct ufs_super *sb = (const struct ufs_super *)base_img;
+	uint64_t area = sb->s_journal_blocks * UFS_BLOCK_SIZE - UFS_JOURNAL_REC_START, pos = 0;
+
+	if (used > area)
+		used = area;
+	while (used - pos >= sizeof(struct ufs_journal_rec)) {
+		uint8_t *p = work_img + jo + UFS_JOURNAL_REC_START + pos;
+		struct ufs_journal_rec r;
+
+		memcpy(&r, p, sizeof(r));
+		if (!r.r_len || UFS_JOURNAL_REC_SIZE(r.r_len) > used - pos)
+			return;
+		r.r_seq = seq;
+		r.r_crc = 0;
+		r.r_crc = udax_crc32c(udax_crc32c(0, &r, sizeof(r)), p + sizeof(r), r.r_len);
+		memcpy(p, &r, sizeof(r));
+		pos += UFS_JOURNAL_REC_SIZE(r.r_len);
+	}
+}
+
+/* an xattr block: x_checksum over the x_used bytes after the header */
+static void fix_xattr(uint64_t off)
+{
+	struct ufs_xattr_hdr x;
+
+	memcpy(&x, work_img + off, sizeof(x));
+	if (x.x_used > UFS_BLOCK_SIZE - sizeof(x))
+		return;
+	x.x_checksum = udax_crc32c(0, work_img + off + sizeof(x), x.x_used);
+	memcpy(work_img + off, &x, sizeof(x));
+}
+
 /*
  * fix_checksums() - recompute every checksum the patches may have broken
- * (superblocks, journal header, the inodes and extent nodes of the base
- * image's regions), so inputs get past checksum checks into the code
- * behind them.
+ * (superblocks, journal header and records, the inodes, extent nodes and
+ * xattr blocks of the base image's regions), so inputs get past checksum
+ * checks into the code behind them.  Records also get the header's
+ * sequence: with both, a patch can make the mount roll back any bytes.
  */
 static void fix_checksums(void)
 {
@@ -128,6 +164,7 @@ static void fix_checksums(void)
 	memcpy(&jh, work_img + jo, sizeof(jh));
 	jh.j_checksum = ufs_journal_head_csum(&jh);
 	memcpy(work_img + jo, &jh, sizeof(jh));
+	fix_records(jo, jh.j_seq, jh.j_used);
 	for (off = regions[4].start; off < regions[4].start + regions[4].len; off += UFS_INODE_SIZE) {
 		struct ufs_dinode di;
 
@@ -141,6 +178,10 @@ static void fix_checksums(void)
 		struct ufs_extent_hdr h;
 
 		memcpy(&h, work_img + off, sizeof(h));
+		if (h.h_magic == UFS_XATTR_MAGIC) {
+			fix_xattr(off);
+			continue;
+		}
 		if (h.h_magic != UFS_EXT_MAGIC || h.h_depth > 8)
 			continue;
 		h.h_checksum = 0;
@@ -272,6 +313,32 @@ static void exercise(struct ufs *fs)
 	}
 }
 
+/*
+ * check_untouched() - a refused mount must leave the image as it found it
+ * (nothing before the mount writes: fsck ran read-only): any byte that
+ * differs from the patched input is a finding.
+ */
+static void check_untouched(const char *what, int rc)
+{
+	static uint8_t now[UDAX_FUZZ_IMAGE_SIZE];
+	size_t done = 0, i;
+
+	while (done < UDAX_FUZZ_IMAGE_SIZE) {
+		ssize_t n = pread(work_fd, now + done, UDAX_FUZZ_IMAGE_SIZE - done, (off_t)done);
+
+		if (n <= 0)
+			return;
+		done += (size_t)n;
+	}
+	if (!memcmp(now, work_img, UDAX_FUZZ_IMAGE_SIZE))
+		return;
+	for (i = 0; now[i] == work_img[i]; i++)
+		;
+	fprintf(stderr, "fuzz: %s (%s: %s) changed the image at device offset %zu\n", what,
+		strerror(-rc), udax_errmsg(), i);
+	abort();
+}
+
 int udax_fuzz_one(const uint8_t *data, size_t size)
 {
 	struct udax_media_opts ro = { .path = work_path, .readonly = true };
@@ -292,7 +359,10 @@ int udax_fuzz_one(const uint8_t *data, size_t size)
 	}
 	/* 2. mount, use, unmount */
 	if (!mode_fsck_only && udax_media_open(&m, &rw) == 0) {
-		if (ufs_mount(&fs, m, &mo) == 0) {
+		rc = ufs_mount(&fs, m, &mo);
+		if (rc)
+			check_untouched("a refused mount", rc);
+		if (rc == 0) {
 			exercise(fs);
 			rc = ufs_unmount(&fs);
 			/* no pin exists here: only -EUCLEAN (an unlinked inode could
