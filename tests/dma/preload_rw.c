@@ -687,7 +687,7 @@ static void busy(const char *dir)
 		return;
 	fill(b, SZ, 30, 0);
 	CHECK(pwrite(fd, b, SZ, 0) == (ssize_t)SZ, "fill (through the mount: it grows the file)");
-	for (int cycle = 0; cycle < 2 && !failures; cycle++) {
+	for (int cycle = 0; cycle < 2 && !t_failures; cycle++) {
 		bool wr = cycle == 1;
 		CHECK(!maps_device(), "cycle %d: a direct mapping before the test", cycle);
 		struct udax_map *m = NULL;
@@ -873,7 +873,7 @@ int main(int argc, char **argv)
 		return fsx(argv[2], strtoull(argv[3], 0, 0), atoi(argv[4]));
 	if (argc == 3 && !strcmp(argv[1], "busy")) {
 		busy(argv[2]);
-		return failures ? 1 : 0;
+		return t_failures ? T_FAIL : T_PASS;
 	}
 	if (argc == 4 && !strcmp(argv[1], "coherence"))
 		return coherence(argv[2], atoi(argv[3]));
