@@ -36,7 +36,10 @@ void ls_put_segs(struct lmap *lm, enum udax_ref kind, unsigned int times)
 			udax_page_put(lm->segs[i].page, kind);
 }
 
-/* Unlink @lm from its client and free it.  Context: ls->lock held; no refs left. */
+/*
+ * Unlink @lm from its client and its inode's chain, and free it.
+ * Context: ls->lock held; no references left.
+ */
 void ls_lmap_unlink_free(struct lmap *lm)
 {
 	struct lmap **pp = &lm->cl->maps;
@@ -44,6 +47,11 @@ void ls_lmap_unlink_free(struct lmap *lm)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = lm->next;
+	if (lm->ino_pprev) {
+		*lm->ino_pprev = lm->ino_next;
+		if (lm->ino_next)
+			lm->ino_next->ino_pprev = lm->ino_pprev;
+	}
 	free(lm->segs);
 	free(lm);
 }
@@ -331,6 +339,12 @@ void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax
 	/* registered before the grant so that a recall racing it is seen */
 	lm->next = cl->maps;
 	cl->maps = lm;
+	struct lmap **chain = ls_ino_chain(ls, lm->ino);
+	lm->ino_next = *chain;
+	if (*chain)
+		(*chain)->ino_pprev = &lm->ino_next;
+	lm->ino_pprev = chain;
+	*chain = lm;
 	*job = (struct grant_job){ ls, cl, lm, h->seq, t->uid, t->gid, t->pid };
 	cl->grants++;
 	pthread_t th;

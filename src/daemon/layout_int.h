@@ -61,7 +61,8 @@
 #define CONN_MAX_PER_UID 128		/* open connections of one uid */
 #define IN_BUF_BYTES (16u << 10)	/* input buffered per connection */
 #define OUT_PAUSE_BYTES (256u << 10)	/* stop reading requests while this much waits */
-#define NOTICKET_TIMEOUT_S 10		/* a connection that never presented a ticket */
+#define NOTICKET_TIMEOUT_S 10
+#define LS_INO_HASH_BITS 10		/* chains of layouts by inode */		/* a connection that never presented a ticket */
 
 struct ticket {
 	uint8_t key[16];
@@ -108,6 +109,8 @@ struct lpin {
 
 struct lmap {
 	struct lmap *next;		/* cl->maps; ls->lock */
+	struct lmap *ino_next;		/* its inode's chain in ls->ino_hash; ls->lock */
+	struct lmap **ino_pprev;	/* what points at it there; ls->lock */
 	struct lclient *cl;
 	uint64_t id, ino, off, len;	/* the granted range: device-aligned */
 	uint64_t size_end;		/* i_size grows to it (0: UDAX_MAP_F_KEEP_SIZE) */
@@ -163,6 +166,7 @@ struct lclient {
 	bool overflow;			/* out_bytes would pass OUT_MAX_BYTES; ls->lock */
 	struct lring *rings;		/* our references to its rings; ls->lock */
 	bool adopt_logged;		/* an adoption was logged; ls->lock */
+	bool recall_mark;		/* visited by this layout_recall(); ls->lock */
 };
 
 struct inval {
@@ -207,6 +211,12 @@ struct layout_service {
 	pthread_t inval_thread;
 	pthread_cond_t inval_cond;	/* ls->lock */
 	struct inval *inval_head, *inval_tail;	/* ls->lock */
+	/*
+	 * Every layout (granting or active) by inode, so that a recall visits
+	 * only the layouts of its file, not every client's every layout;
+	 * chained through lmap.ino_next.  ls->lock.
+	 */
+	struct lmap *ino_hash[1u << LS_INO_HASH_BITS];
 };
 
 /*
@@ -224,6 +234,12 @@ static inline bool range_overlaps(const struct lmap *lm, uint64_t start, uint64_
 	uint64_t first = lm->off >> UDAX_PAGE_SHIFT;
 	uint64_t last = (lm->off + lm->len - 1) >> UDAX_PAGE_SHIFT;
 	return first <= end && start <= last;
+}
+
+/* The chain in ls->ino_hash of the layouts of @ino (others may share it). */
+static inline struct lmap **ls_ino_chain(struct layout_service *ls, uint64_t ino)
+{
+	return &ls->ino_hash[(ino * 0x9e3779b97f4a7c15ull) >> (64 - LS_INO_HASH_BITS)];
 }
 
 /* The running service, for layout_recall() called with a NULL arg. */

@@ -63,38 +63,41 @@ void layout_recall(void *arg, uint64_t ino, uint64_t start, uint64_t end)
 	if (!ls)
 		return;
 	pthread_mutex_lock(&ls->lock);
-	for (struct lclient *cl = ls->clients; cl; cl = cl->next) {
-		/*
-		 * Before the recall makes the client replace its mappings: a
-		 * ring it registered them on without declaring it is adopted
-		 * now, so the break waits for the ring to let go, not only for
-		 * the client's word.
-		 */
-		bool in_range = false;
-		for (struct lmap *lm = cl->maps; lm && !in_range; lm = lm->next)
-			in_range = lm->state == LM_ACTIVE && !lm->recall_sent && lm->ino == ino &&
-				   range_overlaps(lm, start, end);
-		if (in_range)
-			ls_discover_locked(ls, cl, NULL, ino, start, end);
-		for (struct lmap *lm = cl->maps; lm; lm = lm->next) {
-			if (lm->ino != ino || !range_overlaps(lm, start, end))
-				continue;
-			if (lm->state == LM_GRANTING) {
-				lm->recall_pending = true;
-				continue;
-			}
-			if (lm->recall_sent)
-				continue;
-			lm->recall_sent = true;
-			lm->recall_seq = ++ls->recall_seq;
-			struct udax_recall_msg rm = {
-				.id = lm->id, .recall_seq = lm->recall_seq, .ino = ino,
-				.start = start, .end = end,
-			};
-			ls_queue_msg(cl, UDAX_MSG_RECALL, 0, 0, -1, &rm, sizeof(rm), NULL, 0);
-			if (!ls_client_send_now(cl))
-				any = true;	/* the event thread sends the rest */
+	struct lmap *chain = *ls_ino_chain(ls, ino);
+	/*
+	 * Before a recall makes a client replace its mappings: a ring it
+	 * registered them on without declaring it is adopted now (once per
+	 * client), so the break waits for the ring to let go, not only for the
+	 * client's word.  Discovery adopts pins; it adds or frees no layout.
+	 */
+	for (struct lmap *lm = chain; lm; lm = lm->ino_next) {
+		if (lm->ino != ino || lm->state != LM_ACTIVE || lm->recall_sent ||
+		    !range_overlaps(lm, start, end) || lm->cl->recall_mark)
+			continue;
+		lm->cl->recall_mark = true;
+		ls_discover_locked(ls, lm->cl, NULL, ino, start, end);
+	}
+	for (struct lmap *lm = chain; lm; lm = lm->ino_next) {
+		if (lm->ino != ino)
+			continue;
+		lm->cl->recall_mark = false;
+		if (!range_overlaps(lm, start, end))
+			continue;
+		if (lm->state == LM_GRANTING) {
+			lm->recall_pending = true;
+			continue;
 		}
+		if (lm->recall_sent)
+			continue;
+		lm->recall_sent = true;
+		lm->recall_seq = ++ls->recall_seq;
+		struct udax_recall_msg rm = {
+			.id = lm->id, .recall_seq = lm->recall_seq, .ino = ino,
+			.start = start, .end = end,
+		};
+		ls_queue_msg(lm->cl, UDAX_MSG_RECALL, 0, 0, -1, &rm, sizeof(rm), NULL, 0);
+		if (!ls_client_send_now(lm->cl))
+			any = true;	/* the event thread sends the rest */
 	}
 	pthread_mutex_unlock(&ls->lock);
 	if (any)
@@ -107,9 +110,8 @@ bool layout_ino_has_writable(struct layout_service *ls, uint64_t ino)
 	if (!ls)
 		return false;
 	pthread_mutex_lock(&ls->lock);
-	for (struct lclient *cl = ls->clients; cl && !found; cl = cl->next)
-		for (struct lmap *lm = cl->maps; lm && !found; lm = lm->next)
-			found = lm->ino == ino && lm->writable;
+	for (struct lmap *lm = *ls_ino_chain(ls, ino); lm && !found; lm = lm->ino_next)
+		found = lm->ino == ino && lm->writable;
 	pthread_mutex_unlock(&ls->lock);
 	return found;
 }
