@@ -18,7 +18,13 @@ until grep -q '^pinned' $out 2>/dev/null; do
 done
 truncate -s 0 "$f" &
 trunc=$!
-sleep 1
+# wait until the daemon shows the truncate waiting (a condition, not a delay)
+i=0
+until "$UDAXCTL" status "$TEST_MNT" --json | jq -e '(.waiters | length) >= 1' >/dev/null; do
+	sleep 0.1; i=$((i + 1))
+	[ $i -lt 300 ] && kill -0 $trunc 2>/dev/null ||
+		{ echo "FAIL: the truncate did not wait for the pin"; kill $holder; exit 1; }
+done
 kill -0 $trunc 2>/dev/null || { echo "FAIL: the truncate did not wait for the pin"; kill $holder; exit 1; }
 # stat(2) must not queue behind the waiting truncate (getattr answers from
 # the snapshot the truncate published): the old size, at once.
