@@ -183,8 +183,9 @@ struct udax_recall_msg {
 /*
  * UDAX_REQ_STATUS reply: a stream of status records, built by the daemon
  * and turned into text or JSON only by the reader (udaxctl status).  Any
- * connected user may ask; other users' clients are shown without pid and
- * comm unless the asker is root or allowed direct access.
+ * connected user may ask; other users' clients are shown without pid, comm,
+ * pin addresses and file names unless the asker is root or allowed direct
+ * access.
  *
  * Unlike the rest of the protocol, status records are little-endian (they
  * are what a tool decodes, possibly from a dump), each with a struct
@@ -199,9 +200,10 @@ struct udax_recall_msg {
  * nrecords counts every record before it, so a reply cut short is seen),
  * and in between, in this order: the device, clients, each followed by
  * its layouts and pins, page runs, waiters, and the names of the files
- * that the layouts, page runs and waiters name.  No record is cut
- * silently: what a limit leaves out (UDAX_STATUS_MAX_RECORDS) is counted
- * in the END record's dropped.
+ * that the layouts, page runs and waiters name (to an asker who is not
+ * root nor allowed direct access: of its own layouts' files only).  No
+ * record is cut silently: what a limit leaves out (UDAX_STATUS_MAX_RECORDS,
+ * or half of UDAX_MSG_MAX bytes) is counted in the END record's dropped.
  */
 #define UDAX_STATUS_VERSION	1
 #define UDAX_STATUS_MAX_RECORDS	(1u << 18)
@@ -315,7 +317,8 @@ struct udax_srec_waiter {
 /*
  * A file's name, found by the daemon in its own directories (no lookup
  * through the mount, so a file whose truncate waits is named all the same).
- * One of its names when it has several.
+ * One of its names when it has several.  A file named nowhere in the
+ * reply has no FILE record (names withheld from this asker).
  */
 #define UDAX_SFILE_UNLINKED	(1u << 0)	/* no name left (open or mapped only) */
 #define UDAX_SFILE_UNKNOWN	(1u << 1)	/* not searched: the directory walk's limit */
@@ -329,7 +332,7 @@ struct udax_srec_file {
 struct udax_srec_end {
 	struct udax_srec h;
 	uint64_t nrecords;		/* records before this one */
-	uint64_t dropped;		/* records left out by UDAX_STATUS_MAX_RECORDS */
+	uint64_t dropped;		/* records left out by the limits above */
 };
 
 /*

@@ -23,6 +23,12 @@
 
 /* Directory entries the name search visits at most, per status request. */
 #define STATUS_WALK_MAX 1000000
+/*
+ * Bytes of records at most (file names make records of up to 4 KiB): half
+ * of what either side accepts in one message, so the reply always fits
+ * beside other queued output.  Past it, records are dropped and counted.
+ */
+#define STATUS_MAX_BYTES (UDAX_MSG_MAX / 2)
 
 struct sbuf {
 	char *p;
@@ -46,7 +52,8 @@ static void sb_rec(struct sbuf *sb, uint16_t type, void *rec, size_t fixed, cons
 
 	if (sb->oom)
 		return;
-	if (type != UDAX_SREC_END && sb->n + 1 >= UDAX_STATUS_MAX_RECORDS) {
+	if (type != UDAX_SREC_END && (sb->n + 1 >= UDAX_STATUS_MAX_RECORDS ||
+				      sb->len + len + sizeof(struct udax_srec_end) > STATUS_MAX_BYTES)) {
 		sb->dropped++;
 		return;
 	}
@@ -77,11 +84,12 @@ static void sb_rec(struct sbuf *sb, uint16_t type, void *rec, size_t fixed, cons
 struct inoset {
 	uint64_t *v;
 	size_t n, cap;
+	bool off;			/* names not shown to this asker: add nothing */
 };
 
 static void inoset_add(struct inoset *s, uint64_t ino)
 {
-	if (s->n && s->v[s->n - 1] == ino)
+	if (s->off || (s->n && s->v[s->n - 1] == ino))
 		return;
 	if (s->n == s->cap) {
 		size_t ncap = s->cap ? s->cap * 2 : 64;
@@ -384,6 +392,7 @@ static void *status_main(void *arg)
 		if (!cl->maps && cl != asker)
 			continue;
 		bool show = privileged || cl->uid == asker->uid;
+		inos.off = !show;
 		struct udax_srec_client c = {
 			.cid = htole32(++cid), .pid = (int32_t)htole32(show ? (uint32_t)cl->pid : 0),
 			.uid = htole32((uint32_t)cl->uid),
@@ -427,6 +436,12 @@ static void *status_main(void *arg)
 	}
 	pthread_mutex_unlock(&ls->lock);
 
+	/*
+	 * Paths say where other users keep what they map: an asker who is
+	 * neither root nor allowed direct access gets the names of its own
+	 * layouts' files only (as it gets pid and comm of its own clients only).
+	 */
+	inos.off = !privileged;
 	udax_dax_foreach_handle(ufs_dax(ls->fs), runs_page, &rs);
 	emit_runs(&sb, &rs, &inos);
 	free(rs.v);

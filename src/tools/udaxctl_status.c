@@ -354,8 +354,8 @@ static void print_human(const char *mnt, const struct udax_status *st)
 	       st->head.quarantined_blocks ? " (pins of an earlier mount never seen released: "
 	       "out of use until reboot or udaxctl quarantine --release)" : "");
 	if (st->dropped)
-		printf("  TRUNCATED: the daemon left out %llu records (limit %u)\n",
-		       (unsigned long long)st->dropped, UDAX_STATUS_MAX_RECORDS);
+		printf("  TRUNCATED: the daemon left out %llu records (over its limits)\n",
+		       (unsigned long long)st->dropped);
 
 	size_t ncl = 0;
 	for (size_t c = 0; c < st->nclients; c++)

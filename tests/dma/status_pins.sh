@@ -5,8 +5,9 @@
 # reported whole as page runs, nothing truncated; the file is named by the
 # daemon (its path, or "(unlinked)" once its last name is gone: the name
 # comes from the directories at the time of asking); the device object has
-# daxctl's keys; a directory that is not a udaxfs mount is refused with a
-# clear message.
+# daxctl's keys; another user sees neither pids nor names of root's
+# layouts; a directory that is not a udaxfs mount is refused with a clear
+# message.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
 command -v jq >/dev/null || test_skip "jq is not installed"
 
@@ -53,6 +54,23 @@ jq -e '.device | (.chardev | type) == "string" and .size >= 33554432 and .align 
 	(.target_node | type) == "number" and (.mode == "emulation" or .mode == "devdax")' /dev/shm/$TEST_TAG.json > /dev/null ||
 	{ echo "FAIL: the device object"; jq .device /dev/shm/$TEST_TAG.json; exit 1; }
 
+# another user (neither root nor allowed direct access), asking the daemon's
+# socket directly (the mount itself is closed to it): no pid, no comm, no
+# file names of root's layouts; root above saw all three
+if command -v setpriv >/dev/null; then
+	dpid=$(jq .pid /dev/shm/$TEST_TAG.json)
+	sock=$(grep -o "@udaxfs-$dpid-[0-9a-f]*" /proc/net/unix | head -n 1)
+	[ -n "$sock" ] || { echo "FAIL: the daemon's socket is not in /proc/net/unix"; exit 1; }
+	UDAXCTL_TEST_STATUS_SOCKET=$sock setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$UDAXCTL" status "$TEST_MNT" --json > /dev/shm/$TEST_TAG.other ||
+		{ echo "FAIL: status as another user"; exit 1; }
+	jq -e '([.clients[] | select(.asker | not)] | length) >= 1 and
+		([.clients[] | select(.asker | not) | select(.pid != null or .comm != "")] | length) == 0 and
+		([.clients[].layouts[] | select(.file != null)] | length) == 0 and
+		(.files | length) == 0' /dev/shm/$TEST_TAG.other > /dev/null ||
+		{ echo "FAIL: another user sees root's pids or file names"; cat /dev/shm/$TEST_TAG.other; exit 1; }
+fi
+
 # a file in a subdirectory, pinned, then unlinked: named while it has a
 # name, "(unlinked)" after
 g=$TEST_MNT/sub/gone
@@ -79,6 +97,7 @@ jq -e '.clients[].layouts[] | select(.file == "/pinned")' /dev/shm/$TEST_TAG.jso
 kill $holder2; wait $holder2
 
 kill $holder; wait $holder
-rm -f /dev/shm/$TEST_TAG.pin /dev/shm/$TEST_TAG.pin2 /dev/shm/$TEST_TAG.txt /dev/shm/$TEST_TAG.json
+rm -f /dev/shm/$TEST_TAG.pin /dev/shm/$TEST_TAG.pin2 /dev/shm/$TEST_TAG.txt /dev/shm/$TEST_TAG.json \
+	/dev/shm/$TEST_TAG.other
 echo "PASS"
 exit 0
