@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential autoconf automake libtool pkg-config
-	libfuse3-dev fuse3 liburing-dev libpmem2-dev libnuma-dev libdaxctl-dev)
+	libfuse3-dev fuse3 liburing-dev libpmem2-dev libnuma-dev libdaxctl-dev libjson-c-dev)
 test_pkgs=(groff mandoc clang libclang-rt-14-dev fio pmdk-tools jq gnuplot-nox
 	util-linux procps attr psmisc strace systemd
 	qemu-system-x86 busybox-static ndctl daxctl cpio kmod xz-utils zstd bc)

@@ -49,7 +49,7 @@
  *                       pins taken through this layout stay until UNPIN (a pin outlives munmap)
  *   UDAX_REQ_RETURN  -> struct udax_return_req    (no reply)  a recalled layout is given back:
  *                       drops map and pin references of that layout
- *   UDAX_REQ_STATUS  -> (empty)                   <- JSON text (see below)
+ *   UDAX_REQ_STATUS  -> (empty)                   <- status records (see below)
  *   UDAX_REQ_BREAKS  -> (empty)                   <- struct udax_break_rec[n] (see below);
  *                       -ENOSYS from a daemon that does not keep them
  *   UDAX_REQ_INVAL   -> struct udax_inval_req     <- (empty) once the kernel's page cache
@@ -199,24 +199,159 @@ struct udax_recall_msg {
 };
 
 /*
- * UDAX_REQ_STATUS reply: a NUL-terminated JSON document (any connected
- * user may ask; other users' clients are shown without pid and comm unless
- * the asker is root or allowed direct access):
+ * UDAX_REQ_STATUS reply: a stream of status records, built by the daemon
+ * and turned into text or JSON only by the reader (udaxctl status).  Any
+ * connected user may ask; other users' clients are shown without pid, comm,
+ * pin addresses and file names unless the asker is root or allowed direct
+ * access.
  *
- * {"version":1,"pid":DAEMON_PID,"mountpoint":"/mnt",
- *  "dax":{"tracked_entries":N,"live_handles":N,"busy_handles":N,"waiters":N,
- *         "handle_bytes":N,"unsafe_frees":N},
- *  "clients":[{"pid":P,"comm":"name","uid":U,"age_ns":N,"alive":true,
- *              "layouts":[{"id":N,"ino":I,"off":O,"len":L,"writable":true,
- *                          "mapped":true,"pins":N,"recalling":false,
- *                          "age_ns":N,"pin_age_ns":N}]}],
- *  "pages":[{"ino":I,"index":X,"pfn":F,"order":O,"refcount":R,"mapcount":M,
- *            "pincount":P,"tracked":true,"age_ns":N}],
- *  "waiters":[{"ino":I,"start":S,"end":E,"wait_index":X,"wait_pfn":F,
- *              "refcount":R,"waiting_ns":N}]}
- * "end" is printed as -1 for "to end of file".  "pages" is limited to
- * pages with a non-zero refcount, at most 4096 of them.
+ * Unlike the rest of the protocol, status records are little-endian (they
+ * are what a tool decodes, possibly from a dump), each with a struct
+ * udax_srec header whose len counts header and body, is a multiple of 8
+ * and is at least the size of that type's structure below.  A later daemon
+ * may append fields to a record (a reader uses the ones it knows and skips
+ * the rest by len) or add record types (a reader skips unknown types); a
+ * change of meaning bumps UDAX_STATUS_VERSION, which a reader refuses.
+ * Strings follow a record's fixed part, NUL-terminated, padded with NULs.
+ *
+ * The stream: one UDAX_SREC_HEAD first, one UDAX_SREC_END last (its
+ * nrecords counts every record before it, so a reply cut short is seen),
+ * and in between, in this order: the device, clients, each followed by
+ * its layouts and pins, page runs, waiters, and the names of the files
+ * that the layouts, page runs and waiters name (to an asker who is not
+ * root nor allowed direct access: of its own layouts' files only).  No
+ * record is cut silently: what a limit leaves out (UDAX_STATUS_MAX_RECORDS,
+ * or half of UDAX_MSG_MAX bytes) is counted in the END record's dropped.
  */
+#define UDAX_STATUS_VERSION	1
+#define UDAX_STATUS_MAX_RECORDS	(1u << 18)
+
+enum udax_srec_type {
+	UDAX_SREC_HEAD = 1,		/* struct udax_srec_head, then the mount point */
+	UDAX_SREC_DEVICE = 2,		/* struct udax_srec_device, then the device path */
+	UDAX_SREC_CLIENT = 3,		/* struct udax_srec_client */
+	UDAX_SREC_LAYOUT = 4,		/* struct udax_srec_layout */
+	UDAX_SREC_PIN = 5,		/* struct udax_srec_pin */
+	UDAX_SREC_PAGES = 6,		/* struct udax_srec_pages */
+	UDAX_SREC_WAITER = 7,		/* struct udax_srec_waiter */
+	UDAX_SREC_FILE = 8,		/* struct udax_srec_file, then the path */
+	UDAX_SREC_END = 15,		/* struct udax_srec_end */
+};
+
+struct udax_srec {
+	uint16_t type;			/* enum udax_srec_type */
+	uint16_t reserved;		/* zero */
+	uint32_t len;			/* bytes of the record, this header included */
+};
+
+struct udax_srec_head {
+	struct udax_srec h;
+	uint32_t version;		/* UDAX_STATUS_VERSION */
+	int32_t pid;			/* the daemon's */
+	uint64_t quarantined_blocks;	/* pins of an earlier mount never seen released */
+	/* the page handles (struct udax_dax_stats) */
+	uint64_t tracked_entries, live_handles, busy_handles, waiters;
+	uint64_t handle_bytes, unsafe_frees;
+};
+
+#define UDAX_SDEV_DEVDAX	1	/* a device-DAX character device */
+#define UDAX_SDEV_EMULATION	2	/* a regular file standing in for one */
+struct udax_srec_device {
+	struct udax_srec h;
+	uint64_t size;			/* bytes */
+	uint64_t align;			/* every mapping of it is aligned to this */
+	int32_t target_node;		/* NUMA node, -1 unknown */
+	uint32_t mode;			/* UDAX_SDEV_* */
+};
+
+#define UDAX_SCLIENT_ALIVE	(1u << 0)	/* its process has not exited */
+#define UDAX_SCLIENT_ASKER	(1u << 1)	/* the connection that asked */
+struct udax_srec_client {
+	struct udax_srec h;
+	uint32_t cid;			/* its number in this reply (layouts, pins) */
+	int32_t pid;			/* 0: not shown to the asker */
+	uint32_t uid;
+	uint32_t flags;			/* UDAX_SCLIENT_* */
+	uint64_t age_ns;		/* since it connected */
+	char comm[32];			/* NUL-terminated; empty when not shown */
+};
+
+#define UDAX_SLAYOUT_WRITABLE	(1u << 0)
+#define UDAX_SLAYOUT_MAPPED	(1u << 1)	/* map references held */
+#define UDAX_SLAYOUT_RECALLING	(1u << 2)	/* recall sent, not returned yet */
+struct udax_srec_layout {
+	struct udax_srec h;
+	uint32_t cid;
+	uint32_t flags;			/* UDAX_SLAYOUT_* */
+	uint64_t id, ino, off, len;	/* the granted byte range */
+	uint32_t pins;
+	uint32_t reserved;
+	uint64_t age_ns, pin_age_ns;	/* pin_age_ns 0 when not pinned */
+};
+
+#define UDAX_SPIN_ADOPTED	(1u << 0)	/* found on a ring the client never declared */
+#define UDAX_SPIN_SUPERVISED	(1u << 1)	/* the daemon holds the ring and can revoke */
+#define UDAX_SPIN_RELEASING	(1u << 2)	/* its end waits for the kernel's word */
+struct udax_srec_pin {
+	struct udax_srec h;
+	uint32_t cid;
+	uint32_t flags;			/* UDAX_SPIN_* */
+	uint64_t layout_id;
+	uint64_t addr, len;		/* the buffer, client virtual addresses */
+	int32_t ring_fd;		/* the ring's descriptor in the client, -1 unknown */
+	uint32_t reserved;
+};
+
+/*
+ * A run of referenced pages: consecutive page indexes of one file on
+ * consecutive device pages whose handles have the same order and counts.
+ * Only pages with a non-zero refcount are listed.
+ */
+#define UDAX_SPAGES_TRACKED	(1u << 0)	/* still in the file's mapping */
+struct udax_srec_pages {
+	struct udax_srec h;
+	uint64_t ino;
+	uint64_t index;			/* the first page index (4 KiB units) */
+	uint64_t npages;		/* 4 KiB pages in the run */
+	uint64_t pfn;			/* the first device page */
+	uint32_t handles;		/* page handles merged (one per 4 KiB or 2 MiB) */
+	uint32_t order;			/* each handle's (0 or 9) */
+	uint32_t refcount, mapcount, pincount;	/* each handle's */
+	uint32_t flags;			/* UDAX_SPAGES_* */
+	uint64_t age_ns;		/* the oldest handle's */
+};
+
+#define UDAX_SWAITER_ENTRY_LOCK	(1u << 0)	/* waits for a locked entry, not a page */
+struct udax_srec_waiter {
+	struct udax_srec h;
+	uint64_t ino;
+	uint64_t start, end;		/* page indexes, inclusive; end UINT64_MAX: EOF */
+	uint64_t wait_index, wait_pfn;	/* the busy page it sleeps on */
+	uint32_t refcount;		/* that page's refcount now */
+	uint32_t flags;			/* UDAX_SWAITER_* */
+	uint64_t waiting_ns;
+};
+
+/*
+ * A file's name, found by the daemon in its own directories (no lookup
+ * through the mount, so a file whose truncate waits is named all the same).
+ * One of its names when it has several.  A file named nowhere in the
+ * reply has no FILE record (names withheld from this asker).
+ */
+#define UDAX_SFILE_UNLINKED	(1u << 0)	/* no name left (open or mapped only) */
+#define UDAX_SFILE_UNKNOWN	(1u << 1)	/* not searched: the directory walk's limit */
+struct udax_srec_file {
+	struct udax_srec h;
+	uint64_t ino;
+	uint32_t flags;			/* UDAX_SFILE_*; with either, the path is empty */
+	uint32_t reserved;
+};
+
+struct udax_srec_end {
+	struct udax_srec h;
+	uint64_t nrecords;		/* records before this one */
+	uint64_t dropped;		/* records left out by the limits above */
+};
 
 /*
  * UDAX_REQ_BREAKS reply: the daemon-side timestamps of the most recent

@@ -2,13 +2,15 @@
 /*
  * layout.h - the daemon's layout service: grants direct mappings
  * of file ranges to clients, tracks their pins, recalls them for
- * break_layouts.  Implemented in layout.c; the FUSE side (ops.c) only calls
- * these hooks.  Protocol: include/udax/udax_proto.h.
+ * break_layouts.  Implemented in layout*.c (layout_int.h lists which file
+ * does what); the FUSE side (ops.c) only calls these hooks.  Protocol:
+ * include/udax/udax_proto.h.
  *
  * Threads: the service runs one event thread (socket, pidfds, recall
  * queue), one notifier thread (fuse_lowlevel_notify_inval_inode, which may
  * wait for write-back served by FUSE workers, so it never runs on the event
- * thread or under a lock), and a short-lived thread per layout grant (a
+ * thread or under a lock), a short-lived thread per status request (its
+ * name search reads directories), and a short-lived thread per layout grant (a
  * grant may wait for i_rwsem held by a truncate that itself waits for the
  * event thread to process a layout return, and it writes back the kernel's
  * dirty pages of its range - before it holds any reference, since that

@@ -6,9 +6,9 @@ udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_stat
 	src/tools/bench_dma.c src/tools/udaxctl_quarantine.c \
 	src/daemon/procscan.c src/daemon/procscan.h src/daemon/pinrec.c src/daemon/pinrec.h
 udaxctl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/lib -I$(top_srcdir)/src/daemon
-udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) -DUDAX_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
+udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) $(JSONC_CFLAGS) -DUDAX_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
 	-DUDAX_BINDIR='"$(bindir)"'
-udaxctl_LDADD = libudax.la libudaxwire.la libudax-core.la $(URING_LIBS) -lm -lpthread
+udaxctl_LDADD = libudax.la libudaxwire.la libudax-core.la $(URING_LIBS) $(JSONC_LIBS) -lm -lpthread
 EXTRA_DIST += src/tools/bench_dma_none.c
 
 # libudax-preload.so: LD_PRELOAD shim giving unmodified programs direct

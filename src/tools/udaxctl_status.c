@@ -3,29 +3,24 @@
  * udaxctl_status.c - udaxctl status MOUNTPOINT [--json], and the client
  * side of the layout socket that udaxctl uses (udax_proto.h): a HELLO
  * ioctl on the mount point names the daemon's socket; UDAX_REQ_STATUS
- * returns a JSON document, which --json prints as is and the default
- * output turns into tables per client and per file.
+ * returns status records (decoded by status.h), which --json writes as one
+ * JSON object (with json-c, as daxctl does) and the default output turns
+ * into tables per client and per file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <poll.h>
-#include <signal.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
 #include <udax/udax_proto.h>
 
+#include "status.h"
 #include "udaxctl.h"
 #include "wire.h"
 
@@ -104,533 +99,375 @@ int udaxctl_fetch_breaks(int fd, struct bench_break *out, unsigned int max)
 	return (int)(n - skip);
 }
 
-/* ---- a small JSON reader, enough for the status document ---- */
+/* ---- JSON (json-c): the records, with the keys udax_proto.h's fields name ---- */
 
-enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
-struct jv {
-	enum jtype t;
-	double num;
-	bool b;
-	char *str;
-	struct jv **items;	/* array items, or object values */
-	char **keys;		/* object keys */
-	size_t n;
-};
-
-static void jfree(struct jv *v)
+static int jadd(struct json_object *o, const char *key, struct json_object *v)
 {
 	if (!v)
-		return;
-	for (size_t i = 0; i < v->n; i++) {
-		jfree(v->items[i]);
-		if (v->keys)
-			free(v->keys[i]);
+		return -ENOMEM;
+	if (json_object_object_add(o, key, v)) {
+		json_object_put(v);
+		return -ENOMEM;
 	}
-	free(v->items);
-	free(v->keys);
-	free(v->str);
-	free(v);
+	return 0;
 }
 
-static void skip_ws(const char **p)
+#define J_U64(o, k, v) jadd(o, k, json_object_new_uint64(v))
+#define J_I64(o, k, v) jadd(o, k, json_object_new_int64(v))
+#define J_BOOL(o, k, v) jadd(o, k, json_object_new_boolean(v))
+#define J_STR(o, k, v) jadd(o, k, json_object_new_string(v))
+
+static int jpush(struct json_object *a, struct json_object *v)
 {
-	while (**p == ' ' || **p == '\n' || **p == '\t' || **p == '\r')
-		(*p)++;
+	if (!v)
+		return -ENOMEM;
+	if (json_object_array_add(a, v)) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
-static char *jparse_str(const char **p)
+/* daxctl's chardev is the device's name ("dax0.0"); an emulation file keeps its path. */
+static const char *chardev(const struct udax_status *st)
 {
-	const char *s = *p + 1;
-	size_t cap = 16, n = 0;
-	char *out = malloc(cap);
+	const char *p = st->device_path ? st->device_path : "";
+	const char *b = strrchr(p, '/');
 
-	if (!out)
+	return st->device.mode == UDAX_SDEV_DEVDAX && b ? b + 1 : p;
+}
+
+/* json-c's null is a NULL object */
+static int jnull(struct json_object *o, const char *key)
+{
+	return json_object_object_add(o, key, NULL) ? -ENOMEM : 0;
+}
+
+/* @key: the file's name, "(unlinked)", or null when the daemon could not tell. */
+static int jfile(struct json_object *o, const char *key, const struct udax_status *st,
+		 uint64_t ino)
+{
+	const struct udax_status_file *f = udax_status_file(st, ino);
+
+	if (!f || (f->flags & UDAX_SFILE_UNKNOWN))
+		return jnull(o, key);
+	return J_STR(o, key, f->flags & UDAX_SFILE_UNLINKED ? "(unlinked)" : f->path);
+}
+
+static struct json_object *status_json(const struct udax_status *st)
+{
+	struct json_object *doc = json_object_new_object(), *o, *a, *cl, *ls, *ps;
+	int e = 0;
+
+	if (!doc)
 		return NULL;
-	for (; *s && *s != '"'; s++) {
-		char c = *s;
-
-		if (c == '\\') {
-			s++;
-			switch (*s) {
-			case 'n': c = '\n'; break;
-			case 't': c = '\t'; break;
-			case 'r': c = '\r'; break;
-			case 'b': c = '\b'; break;
-			case 'f': c = '\f'; break;
-			case 'u': {
-				unsigned int u = 0;
-
-				if (sscanf(s + 1, "%4x", &u) != 1) {
-					free(out);
-					return NULL;
-				}
-				s += 4;
-				c = u < 0x80 ? (char)u : '?';
-				break;
-			}
-			case '\0': free(out); return NULL;
-			default: c = *s;
-			}
-		}
-		if (n + 2 > cap) {
-			char *nb = realloc(out, cap *= 2);
-
-			if (!nb) {
-				free(out);
-				return NULL;
-			}
-			out = nb;
-		}
-		out[n++] = c;
+	e |= J_I64(doc, "version", st->head.version);
+	e |= J_I64(doc, "pid", st->head.pid);
+	e |= J_STR(doc, "mountpoint", st->mountpoint);
+	e |= jadd(doc, "dax", o = json_object_new_object());
+	if (o) {
+		e |= J_U64(o, "tracked_entries", st->head.tracked_entries);
+		e |= J_U64(o, "live_handles", st->head.live_handles);
+		e |= J_U64(o, "busy_handles", st->head.busy_handles);
+		e |= J_U64(o, "waiters", st->head.waiters);
+		e |= J_U64(o, "handle_bytes", st->head.handle_bytes);
+		e |= J_U64(o, "unsafe_frees", st->head.unsafe_frees);
 	}
-	if (*s != '"') {
-		free(out);
-		return NULL;
-	}
-	out[n] = '\0';
-	*p = s + 1;
-	return out;
-}
-
-static struct jv *jparse(const char **p, int depth)
-{
-	struct jv *v = calloc(1, sizeof(*v));
-
-	if (!v || depth > 32)
-		goto bad;
-	skip_ws(p);
-	if (**p == '{' || **p == '[') {
-		bool obj = **p == '{';
-		char close = obj ? '}' : ']';
-
-		v->t = obj ? J_OBJ : J_ARR;
-		(*p)++;
-		skip_ws(p);
-		if (**p == close) {
-			(*p)++;
-			return v;
+	e |= J_U64(doc, "quarantined_blocks", st->head.quarantined_blocks);
+	if (st->has_device) {
+		e |= jadd(doc, "device", o = json_object_new_object());
+		if (o) {
+			e |= J_STR(o, "chardev", chardev(st));
+			e |= J_STR(o, "path", st->device_path);
+			e |= J_U64(o, "size", st->device.size);
+			e |= J_U64(o, "align", st->device.align);
+			e |= J_I64(o, "target_node", st->device.target_node);
+			e |= J_STR(o, "mode", st->device.mode == UDAX_SDEV_DEVDAX ? "devdax" :
+				   "emulation");
 		}
-		for (;;) {
-			char *key = NULL;
+	}
+	e |= jadd(doc, "clients", a = json_object_new_array());
+	for (size_t c = 0; a && c < st->nclients; c++) {
+		const struct udax_srec_client *C = &st->clients[c];
 
-			skip_ws(p);
-			if (obj) {
-				if (**p != '"' || !(key = jparse_str(p)))
-					goto bad;
-				skip_ws(p);
-				if (**p != ':') {
-					free(key);
-					goto bad;
-				}
-				(*p)++;
-			}
-			struct jv *it = jparse(p, depth + 1);
-			if (!it) {
-				free(key);
-				goto bad;
-			}
-			struct jv **ni = realloc(v->items, (v->n + 1) * sizeof(*ni));
-			char **nk = obj ? realloc(v->keys, (v->n + 1) * sizeof(*nk)) : NULL;
-			if (!ni || (obj && !nk)) {
-				free(ni ? ni : v->items);
-				v->items = NULL;
-				jfree(it);
-				free(key);
-				goto bad;
-			}
-			v->items = ni;
-			if (obj) {
-				v->keys = nk;
-				v->keys[v->n] = key;
-			}
-			v->items[v->n++] = it;
-			skip_ws(p);
-			if (**p == ',') {
-				(*p)++;
+		e |= jpush(a, cl = json_object_new_object());
+		if (!cl)
+			break;
+		e |= C->pid ? J_I64(cl, "pid", C->pid) : jnull(cl, "pid");
+		e |= J_STR(cl, "comm", C->comm);
+		e |= J_U64(cl, "uid", C->uid);
+		e |= J_U64(cl, "age_ns", C->age_ns);
+		e |= J_BOOL(cl, "alive", C->flags & UDAX_SCLIENT_ALIVE);
+		e |= J_BOOL(cl, "asker", C->flags & UDAX_SCLIENT_ASKER);
+		e |= jadd(cl, "layouts", ls = json_object_new_array());
+		for (size_t l = 0; ls && l < st->nlayouts; l++) {
+			const struct udax_srec_layout *L = &st->layouts[l];
+
+			if (L->cid != C->cid)
 				continue;
-			}
-			if (**p == close) {
-				(*p)++;
-				return v;
-			}
-			goto bad;
+			e |= jpush(ls, o = json_object_new_object());
+			if (!o)
+				break;
+			e |= J_U64(o, "id", L->id);
+			e |= J_U64(o, "ino", L->ino);
+			e |= jfile(o, "file", st, L->ino);
+			e |= J_U64(o, "off", L->off);
+			e |= J_U64(o, "len", L->len);
+			e |= J_BOOL(o, "writable", L->flags & UDAX_SLAYOUT_WRITABLE);
+			e |= J_BOOL(o, "mapped", L->flags & UDAX_SLAYOUT_MAPPED);
+			e |= J_U64(o, "pins", L->pins);
+			e |= J_BOOL(o, "recalling", L->flags & UDAX_SLAYOUT_RECALLING);
+			e |= J_U64(o, "age_ns", L->age_ns);
+			e |= J_U64(o, "pin_age_ns", L->pin_age_ns);
+		}
+		e |= jadd(cl, "pins", ps = json_object_new_array());
+		for (size_t p = 0; ps && p < st->npins; p++) {
+			const struct udax_srec_pin *P = &st->pins[p];
+
+			if (P->cid != C->cid)
+				continue;
+			e |= jpush(ps, o = json_object_new_object());
+			if (!o)
+				break;
+			e |= J_U64(o, "layout", P->layout_id);
+			e |= J_U64(o, "addr", P->addr);
+			e |= J_U64(o, "len", P->len);
+			e |= J_I64(o, "ring_fd", P->ring_fd);
+			e |= J_BOOL(o, "adopted", P->flags & UDAX_SPIN_ADOPTED);
+			e |= J_BOOL(o, "supervised", P->flags & UDAX_SPIN_SUPERVISED);
+			e |= J_BOOL(o, "releasing", P->flags & UDAX_SPIN_RELEASING);
 		}
 	}
-	if (**p == '"') {
-		v->t = J_STR;
-		if (!(v->str = jparse_str(p)))
-			goto bad;
-		return v;
-	}
-	if (!strncmp(*p, "true", 4) || !strncmp(*p, "false", 5)) {
-		v->t = J_BOOL;
-		v->b = **p == 't';
-		*p += v->b ? 4 : 5;
-		return v;
-	}
-	if (!strncmp(*p, "null", 4)) {
-		*p += 4;
-		return v;
-	}
-	{
-		char *end;
+	e |= jadd(doc, "pages", a = json_object_new_array());
+	for (size_t i = 0; a && i < st->npages; i++) {
+		const struct udax_srec_pages *P = &st->pages[i];
 
-		v->t = J_NUM;
-		v->num = strtod(*p, &end);
-		if (end == *p)
-			goto bad;
-		*p = end;
-		return v;
+		e |= jpush(a, o = json_object_new_object());
+		if (!o)
+			break;
+		e |= J_U64(o, "ino", P->ino);
+		e |= J_U64(o, "index", P->index);
+		e |= J_U64(o, "npages", P->npages);
+		e |= J_U64(o, "pfn", P->pfn);
+		e |= J_U64(o, "handles", P->handles);
+		e |= J_U64(o, "order", P->order);
+		e |= J_U64(o, "refcount", P->refcount);
+		e |= J_U64(o, "mapcount", P->mapcount);
+		e |= J_U64(o, "pincount", P->pincount);
+		e |= J_BOOL(o, "tracked", P->flags & UDAX_SPAGES_TRACKED);
+		e |= J_U64(o, "age_ns", P->age_ns);
 	}
-bad:
-	jfree(v);
-	return NULL;
-}
+	e |= jadd(doc, "waiters", a = json_object_new_array());
+	for (size_t i = 0; a && i < st->nwaiters; i++) {
+		const struct udax_srec_waiter *W = &st->waiters[i];
 
-static struct jv *jget(const struct jv *o, const char *key)
-{
-	if (!o || o->t != J_OBJ)
+		e |= jpush(a, o = json_object_new_object());
+		if (!o)
+			break;
+		e |= J_U64(o, "ino", W->ino);
+		e |= jfile(o, "file", st, W->ino);
+		e |= J_U64(o, "start", W->start);
+		e |= J_I64(o, "end", W->end == UINT64_MAX ? -1 : (int64_t)W->end);
+		e |= J_U64(o, "wait_index", W->wait_index);
+		e |= J_U64(o, "wait_pfn", W->wait_pfn);
+		e |= J_U64(o, "refcount", W->refcount);
+		e |= J_BOOL(o, "entry_lock", W->flags & UDAX_SWAITER_ENTRY_LOCK);
+		e |= J_U64(o, "waiting_ns", W->waiting_ns);
+	}
+	e |= jadd(doc, "files", a = json_object_new_array());
+	for (size_t i = 0; a && i < st->nfiles; i++) {
+		const struct udax_status_file *F = &st->files[i];
+
+		e |= jpush(a, o = json_object_new_object());
+		if (!o)
+			break;
+		e |= J_U64(o, "ino", F->ino);
+		e |= jfile(o, "name", st, F->ino);
+		e |= J_BOOL(o, "unlinked", F->flags & UDAX_SFILE_UNLINKED);
+	}
+	e |= J_U64(doc, "truncated", st->dropped);
+	if (e) {
+		json_object_put(doc);
 		return NULL;
-	for (size_t i = 0; i < o->n; i++)
-		if (!strcmp(o->keys[i], key))
-			return o->items[i];
-	return NULL;
-}
-
-static double jnum(const struct jv *o, const char *key)
-{
-	struct jv *v = jget(o, key);
-
-	return v && v->t == J_NUM ? v->num : v && v->t == J_BOOL ? v->b : 0;
-}
-
-static const char *jstr(const struct jv *o, const char *key)
-{
-	struct jv *v = jget(o, key);
-
-	return v && v->t == J_STR ? v->str : "";
-}
-
-static bool jbool(const struct jv *o, const char *key)
-{
-	struct jv *v = jget(o, key);
-
-	return v && v->t == J_BOOL && v->b;
-}
-
-static size_t jlen(const struct jv *a)
-{
-	return a && a->t == J_ARR ? a->n : 0;
+	}
+	return doc;
 }
 
 /* ---- the human-readable report ---- */
 
-static char *age(double ns, char *buf, size_t len)
+static char *age(uint64_t ns, char *buf, size_t len)
 {
-	double s = ns / 1e9;
+	double s = (double)ns / 1e9;
 
 	if (s < 1e-3)
-		snprintf(buf, len, "%.0fus", ns / 1e3);
+		snprintf(buf, len, "%.0fus", (double)ns / 1e3);
 	else if (s < 1)
-		snprintf(buf, len, "%.1fms", ns / 1e6);
+		snprintf(buf, len, "%.1fms", (double)ns / 1e6);
 	else if (s < 120)
 		snprintf(buf, len, "%.1fs", s);
 	else if (s < 7200)
-		snprintf(buf, len, "%.0fm%02.0fs", s / 60 - 0.5, s - 60 * (double)(long)(s / 60));
+		snprintf(buf, len, "%llum%02llus", (unsigned long long)(ns / 60000000000ull),
+			 (unsigned long long)(ns / 1000000000ull % 60));
 	else
 		snprintf(buf, len, "%.1fh", s / 3600);
 	return buf;
 }
 
-/* ino -> path below the mount, for the per-file table (best effort, bounded) */
-static struct {
-	uint64_t *ino;
-	char **path;
-	size_t n, want;
-	size_t visited;
-	uint64_t *wanted;
-	size_t nwanted;
-	size_t mnt_len;
-} ipath;
-
-static FILE *ipath_out;		/* the resolving child streams its finds here */
-
-static int ipath_visit(const char *fpath, const struct stat *st, int flag, struct FTW *f)
+static const char *ino_path(const struct udax_status *st, uint64_t ino)
 {
-	(void)flag; (void)f;
-	if (++ipath.visited > 20000)
-		return 1;
-	for (size_t i = 0; i < ipath.nwanted; i++) {
-		if (ipath.wanted[i] != (uint64_t)st->st_ino)
-			continue;
-		uint64_t *ni = realloc(ipath.ino, (ipath.n + 1) * sizeof(*ni));
-		char **np = realloc(ipath.path, (ipath.n + 1) * sizeof(*np));
-		if (ni)
-			ipath.ino = ni;
-		if (np)
-			ipath.path = np;
-		if (!ni || !np)
-			return 1;
-		ipath.ino[ipath.n] = (uint64_t)st->st_ino;
-		ipath.path[ipath.n++] = strdup(fpath + ipath.mnt_len);
-		if (ipath_out) {
-			fprintf(ipath_out, "%llu %s\n", (unsigned long long)st->st_ino,
-				fpath + ipath.mnt_len);
-			fflush(ipath_out);
-		}
-	}
-	return 0;
-}
+	const struct udax_status_file *f = udax_status_file(st, ino);
 
-/*
- * Find the names of the wanted inodes, in a child with a deadline: a stat()
- * of a file whose truncate is waiting for a pin blocks until the truncate
- * ends (the daemon holds the inode's lock meanwhile), and that is exactly
- * when status is wanted.  Names not found in time print as "?".
- */
-static void resolve_paths(const char *mnt)
-{
-	int pfd[2];
-	pid_t pid;
-
-	ipath.mnt_len = strlen(mnt);
-	while (ipath.mnt_len > 1 && mnt[ipath.mnt_len - 1] == '/')
-		ipath.mnt_len--;
-	if (pipe(pfd) < 0)
-		return;
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return;
-	}
-	if (pid == 0) {
-		FILE *o;
-
-		close(pfd[0]);
-		o = fdopen(pfd[1], "w");
-		ipath_out = o;
-		if (o) {
-			nftw(mnt, ipath_visit, 16, FTW_PHYS | FTW_MOUNT);
-			fclose(o);
-		}
-		_exit(0);
-	}
-	close(pfd[1]);
-	char buf[65536];
-	size_t got = 0;
-	uint64_t end = ctl_now_ns() + 1000000000ull;
-	for (;;) {
-		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-		uint64_t now = ctl_now_ns();
-
-		if (now >= end || got + 1 >= sizeof(buf))
-			break;
-		if (poll(&p, 1, (int)((end - now) / 1000000 + 1)) <= 0)
-			break;
-		ssize_t n = read(pfd[0], buf + got, sizeof(buf) - 1 - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(pfd[0]);
-	kill(pid, SIGKILL);	/* a child stuck on a blocked stat() */
-	waitpid(pid, NULL, 0);
-	buf[got] = '\0';
-	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char *sp = strchr(l, ' ');
-		uint64_t *ni;
-		char **np;
-
-		if (!sp)
-			continue;
-		*sp = '\0';
-		ni = realloc(ipath.ino, (ipath.n + 1) * sizeof(*ni));
-		if (ni)
-			ipath.ino = ni;
-		np = realloc(ipath.path, (ipath.n + 1) * sizeof(*np));
-		if (np)
-			ipath.path = np;
-		if (!ni || !np)
-			break;
-		ipath.ino[ipath.n] = strtoull(l, NULL, 10);
-		ipath.path[ipath.n++] = strdup(sp + 1);
-	}
-}
-
-static const char *ino_path(uint64_t ino)
-{
-	for (size_t i = 0; i < ipath.n; i++)
-		if (ipath.ino[i] == ino && ipath.path[i])
-			return ipath.path[i][0] ? ipath.path[i] : "/";
-	return "?";
-}
-
-static void want_ino(uint64_t ino)
-{
-	for (size_t i = 0; i < ipath.nwanted; i++)
-		if (ipath.wanted[i] == ino)
-			return;
-	uint64_t *n = realloc(ipath.wanted, (ipath.nwanted + 1) * sizeof(*n));
-	if (!n)
-		return;
-	ipath.wanted = n;
-	ipath.wanted[ipath.nwanted++] = ino;
+	if (!f || (f->flags & UDAX_SFILE_UNKNOWN))
+		return "?";
+	return f->flags & UDAX_SFILE_UNLINKED ? "(unlinked)" : f->path;
 }
 
 /* The asking udaxctl is a client too while it asks: leave it out of the tables. */
-static bool is_me(const struct jv *cl)
+static bool is_me(const struct udax_status *st, const struct udax_srec_client *c)
 {
-	struct jv *pid = jget(cl, "pid");
-
-	return pid && pid->t == J_NUM && (pid_t)pid->num == getpid() && !jlen(jget(cl, "layouts"));
+	if (!(c->flags & UDAX_SCLIENT_ASKER))
+		return false;
+	for (size_t l = 0; l < st->nlayouts; l++)
+		if (st->layouts[l].cid == c->cid)
+			return false;
+	return true;
 }
 
-static void print_human(const char *mnt, const struct jv *doc)
+static void print_human(const char *mnt, const struct udax_status *st)
 {
-	struct jv *dax = jget(doc, "dax"), *clients = jget(doc, "clients");
-	struct jv *pages = jget(doc, "pages"), *waiters = jget(doc, "waiters");
 	char a1[32], a2[32];
 
-	printf("udaxfs %s, daemon pid %.0f\n", mnt, jnum(doc, "pid"));
-	printf("  tracked entries %.0f, live handles %.0f, busy %.0f, waiting truncates %.0f, "
-	       "handle memory %.0f bytes%s\n",
-	       jnum(dax, "tracked_entries"), jnum(dax, "live_handles"), jnum(dax, "busy_handles"),
-	       jnum(dax, "waiters"), jnum(dax, "handle_bytes"),
-	       jnum(dax, "unsafe_frees") ? " (UNSAFE policy: blocks freed under pins)" : "");
-	printf("  quarantined blocks %.0f%s\n", jnum(doc, "quarantined_blocks"),
-	       jnum(doc, "quarantined_blocks") ? " (pins of an earlier mount never seen released: "
+	printf("udaxfs %s, daemon pid %d\n", mnt, (int)st->head.pid);
+	if (st->has_device)
+		printf("  device %s (%s), %llu bytes, align %llu, NUMA node %d\n",
+		       st->device_path, st->device.mode == UDAX_SDEV_DEVDAX ? "devdax" : "emulation",
+		       (unsigned long long)st->device.size, (unsigned long long)st->device.align,
+		       (int)st->device.target_node);
+	printf("  tracked entries %llu, live handles %llu, busy %llu, waiting truncates %llu, "
+	       "handle memory %llu bytes%s\n",
+	       (unsigned long long)st->head.tracked_entries,
+	       (unsigned long long)st->head.live_handles,
+	       (unsigned long long)st->head.busy_handles, (unsigned long long)st->head.waiters,
+	       (unsigned long long)st->head.handle_bytes,
+	       st->head.unsafe_frees ? " (UNSAFE policy: blocks freed under pins)" : "");
+	printf("  quarantined blocks %llu%s\n", (unsigned long long)st->head.quarantined_blocks,
+	       st->head.quarantined_blocks ? " (pins of an earlier mount never seen released: "
 	       "out of use until reboot or udaxctl quarantine --release)" : "");
-
-	/* collect the inodes for the per-file table */
-	for (size_t c = 0; c < jlen(clients); c++) {
-		struct jv *ls = jget(clients->items[c], "layouts");
-
-		for (size_t l = 0; l < jlen(ls); l++)
-			want_ino((uint64_t)jnum(ls->items[l], "ino"));
-	}
-	for (size_t i = 0; i < jlen(pages); i++)
-		want_ino((uint64_t)jnum(pages->items[i], "ino"));
-	for (size_t i = 0; i < jlen(waiters); i++)
-		want_ino((uint64_t)jnum(waiters->items[i], "ino"));
-	if (ipath.nwanted)
-		resolve_paths(mnt);
+	if (st->dropped)
+		printf("  TRUNCATED: the daemon left out %llu records (over its limits)\n",
+		       (unsigned long long)st->dropped);
 
 	size_t ncl = 0;
-	for (size_t c = 0; c < jlen(clients); c++)
-		ncl += !is_me(clients->items[c]);
+	for (size_t c = 0; c < st->nclients; c++)
+		ncl += !is_me(st, &st->clients[c]);
 	printf("\nclients: %zu\n", ncl);
 	if (ncl)
 		printf("  %-8s %-16s %-6s %-9s %7s %5s  %s\n", "PID", "COMMAND", "UID", "AGE",
 		       "LAYOUTS", "PINS", "STATE");
-	for (size_t c = 0; c < jlen(clients); c++) {
-		struct jv *cl = clients->items[c], *ls = jget(cl, "layouts");
-		double pins = 0;
-
-		if (is_me(cl))
-			continue;
-
-		for (size_t l = 0; l < jlen(ls); l++)
-			pins += jnum(ls->items[l], "pins");
-		struct jv *pidv = jget(cl, "pid");
+	for (size_t c = 0; c < st->nclients; c++) {
+		const struct udax_srec_client *C = &st->clients[c];
+		unsigned long long pins = 0;
+		size_t nl = 0;
 		char pid[24];
-		if (pidv && pidv->t == J_NUM)
-			snprintf(pid, sizeof(pid), "%.0f", pidv->num);
+
+		if (is_me(st, C))
+			continue;
+		for (size_t l = 0; l < st->nlayouts; l++) {
+			if (st->layouts[l].cid != C->cid)
+				continue;
+			nl++;
+			pins += st->layouts[l].pins;
+		}
+		if (C->pid)
+			snprintf(pid, sizeof(pid), "%d", (int)C->pid);
 		else
 			snprintf(pid, sizeof(pid), "-");
-		printf("  %-8s %-16s %-6.0f %-9s %7zu %5.0f  %s\n", pid,
-		       jstr(cl, "comm")[0] ? jstr(cl, "comm") : "-", jnum(cl, "uid"),
-		       age(jnum(cl, "age_ns"), a1, sizeof(a1)), jlen(ls), pins,
-		       jbool(cl, "alive") ? "alive" : "exited (references held until released)");
+		printf("  %-8s %-16s %-6u %-9s %7zu %5llu  %s\n", pid, C->comm[0] ? C->comm : "-",
+		       C->uid, age(C->age_ns, a1, sizeof(a1)), nl, pins,
+		       C->flags & UDAX_SCLIENT_ALIVE ? "alive" :
+		       "exited (references held until released)");
 	}
 
 	printf("\nlayouts:\n");
-	size_t nl = 0;
-	for (size_t c = 0; c < jlen(clients); c++) {
-		struct jv *cl = clients->items[c], *ls = jget(cl, "layouts");
+	for (size_t l = 0; l < st->nlayouts; l++) {
+		const struct udax_srec_layout *L = &st->layouts[l];
+		const struct udax_srec_client *C = udax_status_client(st, L->cid);
+		char pid[24];
 
-		for (size_t l = 0; l < jlen(ls); l++) {
-			struct jv *L = ls->items[l];
-
-			if (!nl++)
-				printf("  %-8s %-10s %-24s %12s %12s %-3s %-6s %4s %-9s %-9s %s\n", "PID",
-				       "INO", "FILE", "OFFSET", "LENGTH", "RW", "MAPPED", "PINS",
-				       "AGE", "PIN AGE", "STATE");
-			struct jv *pidv = jget(cl, "pid");
-			char pid[24];
-			if (pidv && pidv->t == J_NUM)
-				snprintf(pid, sizeof(pid), "%.0f", pidv->num);
-			else
-				snprintf(pid, sizeof(pid), "-");
-			uint64_t ino = (uint64_t)jnum(L, "ino");
-			printf("  %-8s %-10llu %-24s %12.0f %12.0f %-3s %-6s %4.0f %-9s %-9s %s\n", pid,
-			       (unsigned long long)ino, ino_path(ino), jnum(L, "off"), jnum(L, "len"),
-			       jbool(L, "writable") ? "rw" : "r", jbool(L, "mapped") ? "yes" : "no",
-			       jnum(L, "pins"), age(jnum(L, "age_ns"), a1, sizeof(a1)),
-			       jnum(L, "pins") ? age(jnum(L, "pin_age_ns"), a2, sizeof(a2)) : "-",
-			       jbool(L, "recalling") ? "recalling" : "");
-		}
+		if (!l)
+			printf("  %-8s %-10s %-24s %12s %12s %-3s %-6s %4s %-9s %-9s %s\n", "PID",
+			       "INO", "FILE", "OFFSET", "LENGTH", "RW", "MAPPED", "PINS", "AGE",
+			       "PIN AGE", "STATE");
+		if (C && C->pid)
+			snprintf(pid, sizeof(pid), "%d", (int)C->pid);
+		else
+			snprintf(pid, sizeof(pid), "-");
+		printf("  %-8s %-10llu %-24s %12llu %12llu %-3s %-6s %4u %-9s %-9s %s\n", pid,
+		       (unsigned long long)L->ino, ino_path(st, L->ino), (unsigned long long)L->off,
+		       (unsigned long long)L->len, L->flags & UDAX_SLAYOUT_WRITABLE ? "rw" : "r",
+		       L->flags & UDAX_SLAYOUT_MAPPED ? "yes" : "no", L->pins,
+		       age(L->age_ns, a1, sizeof(a1)),
+		       L->pins ? age(L->pin_age_ns, a2, sizeof(a2)) : "-",
+		       L->flags & UDAX_SLAYOUT_RECALLING ? "recalling" : "");
 	}
-	if (!nl)
+	if (!st->nlayouts)
 		printf("  (none)\n");
 
 	/* per file: pages with references, and who waits on them */
 	printf("\nfiles with referenced pages:\n");
 	size_t nf = 0;
-	for (size_t w = 0; w < ipath.nwanted; w++) {
-		uint64_t ino = ipath.wanted[w];
-		double np = 0, pins = 0, maps = 0, refs = 0, oldest = 0;
+	for (size_t f = 0; f < st->nfiles; f++) {
+		uint64_t ino = st->files[f].ino, np = 0, pins = 0, maps = 0, refs = 0;
+		uint64_t oldest = 0, longest = 0;
 		size_t nw = 0;
-		double longest = 0;
 
-		for (size_t i = 0; i < jlen(pages); i++) {
-			struct jv *P = pages->items[i];
+		for (size_t i = 0; i < st->npages; i++) {
+			const struct udax_srec_pages *P = &st->pages[i];
 
-			if ((uint64_t)jnum(P, "ino") != ino)
+			if (P->ino != ino)
 				continue;
-			np += 1;
-			pins += jnum(P, "pincount");
-			maps += jnum(P, "mapcount");
-			refs += jnum(P, "refcount");
-			if (jnum(P, "age_ns") > oldest)
-				oldest = jnum(P, "age_ns");
+			np += P->npages;
+			pins += (uint64_t)P->pincount * P->handles;
+			maps += (uint64_t)P->mapcount * P->handles;
+			refs += (uint64_t)P->refcount * P->handles;
+			if (P->age_ns > oldest)
+				oldest = P->age_ns;
 		}
-		for (size_t i = 0; i < jlen(waiters); i++)
-			if ((uint64_t)jnum(waiters->items[i], "ino") == ino) {
+		for (size_t i = 0; i < st->nwaiters; i++)
+			if (st->waiters[i].ino == ino) {
 				nw++;
-				if (jnum(waiters->items[i], "waiting_ns") > longest)
-					longest = jnum(waiters->items[i], "waiting_ns");
+				if (st->waiters[i].waiting_ns > longest)
+					longest = st->waiters[i].waiting_ns;
 			}
 		if (!np && !nw)
 			continue;
 		if (!nf++)
 			printf("  %-10s %-24s %6s %8s %8s %8s %-9s %7s %s\n", "INO", "FILE", "PAGES",
 			       "REFS", "MAPS", "PINS", "OLDEST", "WAITERS", "LONGEST WAIT");
-		printf("  %-10llu %-24s %6.0f %8.0f %8.0f %8.0f %-9s %7zu %s\n",
-		       (unsigned long long)ino, ino_path(ino), np, refs, maps, pins,
+		printf("  %-10llu %-24s %6llu %8llu %8llu %8llu %-9s %7zu %s\n",
+		       (unsigned long long)ino, ino_path(st, ino), (unsigned long long)np,
+		       (unsigned long long)refs, (unsigned long long)maps, (unsigned long long)pins,
 		       age(oldest, a1, sizeof(a1)), nw, nw ? age(longest, a2, sizeof(a2)) : "-");
 	}
 	if (!nf)
 		printf("  (none)\n");
 
 	printf("\nwaiters (truncate / punch / unlink waiting for pages to go idle):\n");
-	for (size_t i = 0; i < jlen(waiters); i++) {
-		struct jv *W = waiters->items[i];
-		uint64_t ino = (uint64_t)jnum(W, "ino");
-		double end = jnum(W, "end");
+	for (size_t i = 0; i < st->nwaiters; i++) {
+		const struct udax_srec_waiter *W = &st->waiters[i];
 		char e[32];
 
-		if (end < 0)
+		if (W->end == UINT64_MAX)
 			snprintf(e, sizeof(e), "EOF");
 		else
-			snprintf(e, sizeof(e), "%.0f", end);
-		printf("  ino %llu (%s) pages %.0f..%s: waiting %s on page %.0f (pfn %.0f, refcount %.0f)\n",
-		       (unsigned long long)ino, ino_path(ino), jnum(W, "start"), e,
-		       age(jnum(W, "waiting_ns"), a1, sizeof(a1)), jnum(W, "wait_index"),
-		       jnum(W, "wait_pfn"), jnum(W, "refcount"));
+			snprintf(e, sizeof(e), "%llu", (unsigned long long)W->end);
+		printf("  ino %llu (%s) pages %llu..%s: waiting %s on page %llu (pfn %llu, "
+		       "refcount %u)\n", (unsigned long long)W->ino, ino_path(st, W->ino),
+		       (unsigned long long)W->start, e, age(W->waiting_ns, a1, sizeof(a1)),
+		       (unsigned long long)W->wait_index, (unsigned long long)W->wait_pfn,
+		       W->refcount);
 	}
-	if (!jlen(waiters))
+	if (!st->nwaiters)
 		printf("  (none)\n");
 }
 
@@ -646,16 +483,28 @@ static void status_usage(FILE *f)
 		"  -V, --version  print the version and exit\n");
 }
 
+/*
+ * The daemon's socket: the one the mount names, or (a test aid, for a
+ * stand-in daemon) the abstract name in UDAXCTL_TEST_STATUS_SOCKET.
+ */
+static int status_connect(const char *mnt, struct udax_wire **w)
+{
+	const char *fake = getenv("UDAXCTL_TEST_STATUS_SOCKET");
+
+	if (fake && fake[0])
+		return udax_wire_open(w, fake);
+	return ctl_daemon_connect(mnt, w);
+}
+
 int udaxctl_status(int argc, char **argv)
 {
 	static const struct option lo[] = { { "json", 0, 0, 'j' }, { "help", 0, 0, 'h' },
 					    { "version", 0, 0, 'V' }, { 0, 0, 0, 0 } };
 	bool json = false;
 	const char *mnt;
-	char type[256] = "";
-	void *rep = NULL;
-	uint32_t len;
+	char type[256] = "", why[512] = "";
 	struct udax_wire *w = NULL;
+	struct udax_status *st = NULL;
 	int c, ret;
 
 	optind = 1;
@@ -677,7 +526,8 @@ int udaxctl_status(int argc, char **argv)
 		return 2;
 	}
 	mnt = argv[optind];
-	ret = ctl_is_udaxfs_mount(mnt, type, sizeof(type));
+	const char *fake = getenv("UDAXCTL_TEST_STATUS_SOCKET");
+	ret = fake && fake[0] ? 1 : ctl_is_udaxfs_mount(mnt, type, sizeof(type));
 	if (ret <= 0) {
 		if (ret < 0)
 			fprintf(stderr, "udaxctl status: %s: %s\n", mnt, strerror(-ret));
@@ -689,34 +539,38 @@ int udaxctl_status(int argc, char **argv)
 				mnt);
 		return 1;
 	}
-	ret = ctl_daemon_connect(mnt, &w);
+	ret = status_connect(mnt, &w);
 	if (ret < 0) {
 		fprintf(stderr, "udaxctl status: %s: cannot reach the daemon's layout service: %s\n",
 			mnt, strerror(-ret));
 		return 1;
 	}
-	ret = ctl_daemon_request(w, UDAX_REQ_STATUS, NULL, 0, &rep, &len);
+	ret = udax_status_get(w, &st, why, sizeof(why));
 	udax_wire_put(&w);
-	if (ret < 0) {
-		fprintf(stderr, "udaxctl status: %s: status request failed: %s\n", mnt, strerror(-ret));
+	if (ret == -EPROTO) {
+		fprintf(stderr, "udaxctl status: %s: the daemon's reply is not a valid status: %s\n",
+			mnt, why);
 		return 1;
 	}
-	const char *p = rep;
-	struct jv *doc = jparse(&p, 0);
-	if (!doc || doc->t != J_OBJ) {
-		fprintf(stderr, "udaxctl status: %s: the daemon's status is not valid JSON\n", mnt);
-		jfree(doc);
-		free(rep);
+	if (ret < 0) {
+		fprintf(stderr, "udaxctl status: %s: status request failed: %s%s%s\n", mnt,
+			strerror(-ret), why[0] ? ": " : "", why);
 		return 1;
 	}
 	if (json) {
-		fputs(rep, stdout);
-		if (len && ((char *)rep)[strlen(rep) - 1] != '\n')
-			putchar('\n');
+		struct json_object *doc = status_json(st);
+
+		if (!doc) {
+			fprintf(stderr, "udaxctl status: out of memory\n");
+			udax_status_free(&st);
+			return 1;
+		}
+		puts(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN |
+						    JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(doc);
 	} else {
-		print_human(mnt, doc);
+		print_human(mnt, st);
 	}
-	jfree(doc);
-	free(rep);
+	udax_status_free(&st);
 	return 0;
 }

@@ -41,6 +41,7 @@
 #include <udax/udax_proto.h>
 
 #include "harness.h"
+#include "status.h"
 
 #define NOBODY 65534
 #define PER_UID_LIMIT 128
@@ -221,8 +222,8 @@ static int truncator(void *arg)
 static pid_t daemon_pid(const struct fsmount *fm)
 {
 	struct udax_ioc_hello h;
-	static char js[1 << 20];
-	size_t len = 0;
+	struct udax_status *st = NULL;
+	char why[256] = "";
 	long v = -1;
 	int f = open(t_path(fm, "probe"), O_RDWR | O_CREAT, 0600);
 	if (f < 0 || proto_hello(f, &h))
@@ -230,12 +231,11 @@ static pid_t daemon_pid(const struct fsmount *fm)
 	snprintf(g_sock, sizeof(g_sock), "%s", h.sock);
 	struct udax_wire *w = NULL;
 	int s = proto_connect(h.sock, &w);
-	if (s == 0 && proto_call(w, UDAX_REQ_STATUS, NULL, 0, js, sizeof(js) - 1, &len) == 0) {
-		js[len < sizeof(js) ? len : sizeof(js) - 1] = 0;
-		char *p = strstr(js, "\"pid\":");
-		if (p)
-			v = strtol(p + 6, NULL, 10);
-	}
+	if (s == 0 && udax_status_get(w, &st, why, sizeof(why)) == 0)
+		v = st->head.pid;
+	else
+		fprintf(stderr, "status: %s\n", why);
+	udax_status_free(&st);
 	proto_close(&w);
 	close(f);
 	if (v <= 0)

@@ -22,18 +22,20 @@
 #include <udax/udax_proto.h>
 
 #include "harness.h"
+#include "status.h"
 
 static char g_sock[UDAX_SOCK_NAME_MAX];
 
 static void daemon_alive(const struct fsmount *fm, const char *after)
 {
 	struct udax_wire *w = NULL;
+	struct udax_status *st = NULL;
+	char why[256] = "";
 	int err = proto_connect(g_sock, &w);
-	char buf[256];
-	size_t len = 0;
 	if (!err)
-		err = proto_call(w, UDAX_REQ_STATUS, NULL, 0, buf, sizeof(buf), &len);
-	CHECK(err == 0 && len > 10 && buf[0] == '{', "STATUS after %s: %d", after, err);
+		err = udax_status_get(w, &st, why, sizeof(why));
+	CHECK(err == 0 && st->head.pid > 0, "STATUS after %s: %d %s", after, err, why);
+	udax_status_free(&st);
 	proto_close(&w);
 	int fd = open(t_path(fm, "probe"), O_RDWR | O_CREAT, 0644);
 	CHECK(fd >= 0 && pwrite(fd, "ok", 2, 0) == 2, "the mount works after %s", after);

@@ -42,6 +42,7 @@
 #include <udax/udax_proto.h>
 
 #include "harness.h"
+#include "status.h"
 
 #define DEV_SIZE (24ull << 20)
 #define A_LEN (1u << 20)
@@ -167,12 +168,12 @@ static int mount_again(struct fsmount *fm, const char *opts, char *err, size_t s
 	return rc;
 }
 
-/* A field of the daemon's status JSON ("pid", "quarantined_blocks"); -1 if missing. */
+/* A field of the daemon's status ("pid", "quarantined_blocks"); -1 if missing. */
 static long status_field(const struct fsmount *fm, const char *key)
 {
 	struct udax_ioc_hello h;
-	static char js[1 << 20];
-	size_t len = 0;
+	struct udax_status *st = NULL;
+	char why[256] = "";
 	long v = -1;
 	int fd = open(fm->mnt, O_RDONLY | O_DIRECTORY);
 	int f2 = open(t_path(fm, "status-probe"), O_RDWR | O_CREAT, 0600);
@@ -185,14 +186,15 @@ static long status_field(const struct fsmount *fm, const char *key)
 	}
 	struct udax_wire *w = NULL;
 	int s = proto_connect(h.sock, &w);
-	if (s == 0 && proto_call(w, UDAX_REQ_STATUS, NULL, 0, js, sizeof(js) - 1, &len) == 0) {
-		js[len < sizeof(js) ? len : sizeof(js) - 1] = 0;
-		char pat[64];
-		snprintf(pat, sizeof(pat), "\"%s\":", key);
-		char *p = strstr(js, pat);
-		if (p)
-			v = strtol(p + strlen(pat), NULL, 10);
+	if (s == 0 && udax_status_get(w, &st, why, sizeof(why)) == 0) {
+		if (!strcmp(key, "pid"))
+			v = st->head.pid;
+		else if (!strcmp(key, "quarantined_blocks"))
+			v = (long)st->head.quarantined_blocks;
+	} else {
+		fprintf(stderr, "status: %s\n", why);
 	}
+	udax_status_free(&st);
 	proto_close(&w);
 	close(f2);
 	unlink(t_path(fm, "status-probe"));

@@ -24,6 +24,7 @@
 #include <udax/udax_proto.h>
 
 #include "harness.h"
+#include "status.h"
 
 #define NOBODY 65534
 
@@ -135,16 +136,17 @@ int main(void)
 		err = proto_call(s2, UDAX_REQ_UNPIN, &pr, sizeof(pr), NULL, 0, NULL);
 		CHECK(err == -ESTALE, "UNPIN of another connection's id -> %d", err);
 	}
-	char *status = malloc(1 << 20);
-	size_t slen = 0;
-	err = proto_call(s2, UDAX_REQ_STATUS, NULL, 0, status, (1 << 20) - 1, &slen);
-	CHECK(err == 0, "status -> %d", err);
-	status[slen < (1 << 20) ? slen : (1 << 20) - 1] = 0;
-	CHECK(strstr(status, "\"mapped\":true") != NULL, "the victim's layout is still mapped: %s",
-	      status);
+	struct udax_status *status = NULL;
+	char why[256] = "";
+	size_t nmapped = 0;
+	err = udax_status_get(s2, &status, why, sizeof(why));
+	CHECK(err == 0, "status -> %d (%s)", err, why);
+	for (size_t i = 0; status && i < status->nlayouts; i++)
+		nmapped += (status->layouts[i].flags & UDAX_SLAYOUT_MAPPED) != 0;
+	CHECK(nmapped > 0, "the victim's layout is still mapped (%zu mapped layouts)", nmapped);
 	((char *)udax_map_addr(m))[4096] = 'V';
 	CHECK(udax_persist(m, (char *)udax_map_addr(m) + 4096, 1) == 0, "victim still works");
-	free(status);
+	udax_status_free(&status);
 	proto_close(&s2);
 	proto_close(&s);
 	udax_map_close(&m);

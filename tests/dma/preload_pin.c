@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "status.h"
 #include "wire.h"
 
 #include "../harness.h"
@@ -53,9 +54,8 @@ static int layout_state(uint64_t ino, struct lstate *ls)
 {
 	struct udax_ioc_hello h;
 	struct udax_wire *w = NULL;
-	char needle[64];
-	void *rep = NULL;
-	uint32_t len = 0;
+	struct udax_status *st = NULL;
+	char why[256] = "";
 	int fd = open(g_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int ret = fd < 0 ? -errno : udax_wire_hello(fd, &h);
 
@@ -65,26 +65,24 @@ static int layout_state(uint64_t ino, struct lstate *ls)
 	if (!ret)
 		ret = udax_wire_open(&w, h.sock);
 	if (!ret)
-		ret = udax_wire_call(w, UDAX_REQ_STATUS, NULL, 0, &rep, &len, NULL);
+		ret = udax_status_get(w, &st, why, sizeof(why));
 	udax_wire_put(&w);
-	if (ret < 0 || !rep) {
-		free(rep);
-		return ret < 0 ? ret : -EPROTO;
+	if (ret < 0) {
+		fprintf(stderr, "status: %s\n", why);
+		return ret;
 	}
-	snprintf(needle, sizeof(needle), "\"ino\":%" PRIu64 ",\"off\"", ino);
-	char *l = strstr(rep, needle);
-	if (l) {
-		char *end = strchr(l, '}'), *f;
+	for (size_t i = 0; i < st->nlayouts; i++) {
+		const struct udax_srec_layout *l = &st->layouts[i];
 
-		if (end)
-			*end = '\0';
+		if (l->ino != ino)
+			continue;
 		ls->present = true;
-		ls->mapped = strstr(l, "\"mapped\":true") != NULL;
-		ls->recalling = strstr(l, "\"recalling\":true") != NULL;
-		f = strstr(l, "\"pins\":");
-		ls->pins = f ? atoi(f + 7) : -1;
+		ls->mapped = l->flags & UDAX_SLAYOUT_MAPPED;
+		ls->recalling = l->flags & UDAX_SLAYOUT_RECALLING;
+		ls->pins = (int)l->pins;
+		break;
 	}
-	free(rep);
+	udax_status_free(&st);
 	return 0;
 }
 

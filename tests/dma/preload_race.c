@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "status.h"
 #include "wire.h"
 
 #define F_SIZE (1u << 20)		/* the truncated file */
@@ -81,9 +82,8 @@ static int layout_shown(const char *dir, uint64_t ino)
 {
 	struct udax_ioc_hello h;
 	struct udax_wire *w = NULL;
-	char needle[64];
-	void *rep = NULL;
-	uint32_t len = 0;
+	struct udax_status *st = NULL;
+	char why[256] = "";
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int ret = fd < 0 ? -errno : udax_wire_hello(fd, &h);
 
@@ -92,20 +92,18 @@ static int layout_shown(const char *dir, uint64_t ino)
 	if (!ret)
 		ret = udax_wire_open(&w, h.sock);
 	if (!ret)
-		ret = udax_wire_call(w, UDAX_REQ_STATUS, NULL, 0, &rep, &len, NULL);
+		ret = udax_status_get(w, &st, why, sizeof(why));
 	udax_wire_put(&w);
 	if (ret < 0) {
-		free(rep);
+		fprintf(stderr, "status: %s\n", why);
 		return ret;
 	}
 	/* granted (mapped), not still being granted: a recall then fails the grant */
-	snprintf(needle, sizeof(needle), "\"ino\":%" PRIu64 ",\"off\"", ino);
-	char *l = rep ? strstr(rep, needle) : NULL, *end = l ? strchr(l, '}') : NULL;
-
-	if (end)
-		*end = '\0';
-	ret = l && strstr(l, "\"mapped\":true") != NULL;
-	free(rep);
+	ret = 0;
+	for (size_t i = 0; i < st->nlayouts; i++)
+		if (st->layouts[i].ino == ino && (st->layouts[i].flags & UDAX_SLAYOUT_MAPPED))
+			ret = 1;
+	udax_status_free(&st);
 	return ret;
 }
 

@@ -11,6 +11,16 @@ EXTRA_DIST += tests/dma/status_pins.sh tests/dma/status_waiters.sh tests/dma/pre
 	tests/dma/preload_semantics.sh \
 	tests/dma/bench_policies.sh tests/dma/bench_common.sh
 
+# udaxctl status against a stand-in daemon: valid and broken record streams.
+check_PROGRAMS += tests/dma/status_fake
+tests_dma_status_fake_SOURCES = tests/dma/status_fake.c
+TESTS += tests/dma/status_fake.sh
+EXTRA_DIST += tests/dma/status_fake.sh
+
+# A recall reaches the layouts of its own file only (the per-inode index).
+TESTS += tests/dma/recall_scope.sh
+EXTRA_DIST += tests/dma/recall_scope.sh
+
 # The shim's protocol client (wire.h): a recall racing a mapping, fork.
 check_PROGRAMS += tests/dma/preload_race tests/dma/preload_fork
 tests_dma_preload_race_SOURCES = tests/dma/preload_race.c

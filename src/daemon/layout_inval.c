@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * layout_inval.c - the notifier thread: invalidation of the kernel's page
+ * cache of a range when a writable layout is granted or ends, so reads
+ * through the mount never see pages that direct stores went around.
+ * fuse_lowlevel_notify_inval_inode() may wait for write-back that FUSE
+ * workers serve, so it never runs on the event thread or under a lock.
+ */
+#include "config.h"
+
+#define FUSE_USE_VERSION 314
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "layout_int.h"
+
+void ls_queue_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len)
+{
+	struct inval *iv = malloc(sizeof(*iv));
+	if (!iv)
+		return;
+	*iv = (struct inval){ .ino = ino, .off = off, .len = len };
+	pthread_mutex_lock(&ls->lock);
+	if (ls->inval_tail)
+		ls->inval_tail->next = iv;
+	else
+		ls->inval_head = iv;
+	ls->inval_tail = iv;
+	pthread_cond_signal(&ls->inval_cond);
+	pthread_mutex_unlock(&ls->lock);
+}
+
+/* Invalidate the FUSE page cache of a range.  Context: no lock held; not a FUSE worker. */
+void ls_do_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len)
+{
+	pthread_mutex_lock(&ls->lock);
+	struct fuse_session *se = ls->se;
+	pthread_mutex_unlock(&ls->lock);
+	if (se)
+		fuse_lowlevel_notify_inval_inode(se, ino, (off_t)off, (off_t)len);
+}
+
+void *ls_inval_main(void *arg)
+{
+	struct layout_service *ls = arg;
+	pthread_mutex_lock(&ls->lock);
+	for (;;) {
+		while (!ls->inval_head && !ls->stopping)
+			pthread_cond_wait(&ls->inval_cond, &ls->lock);
+		struct inval *iv = ls->inval_head;
+		if (!iv)
+			break;
+		ls->inval_head = iv->next;
+		if (!ls->inval_head)
+			ls->inval_tail = NULL;
+		pthread_mutex_unlock(&ls->lock);
+		if (iv->len)
+			ls_do_inval(ls, iv->ino, iv->off, iv->len);
+		pthread_mutex_lock(&ls->lock);
+		if (iv->cl) {
+			/* the queue is in order: everything queued before it is done too */
+			ls_queue_msg(iv->cl, UDAX_REQ_INVAL | UDAX_MSG_REPLY, iv->seq, 0, -1, NULL, 0,
+				     NULL, 0);
+			iv->cl->grants--;
+			ls_wake(ls);
+		}
+		free(iv);
+	}
+	pthread_mutex_unlock(&ls->lock);
+	return NULL;
+}
