@@ -198,8 +198,15 @@ struct rm_finish {
 	uint64_t shift_from;
 	int64_t shift_delta;
 	size_t shift_cost;
-	/* eviction: free the slot in the same transaction */
-	int (*last)(struct utx *t, struct ufs_inode *ip);
+	/*
+	 * The operation's own last work, after the size and times (eviction:
+	 * free the slot; a truncate: the attributes and privileges of its
+	 * request), needing @last_room bytes of journal: when the last
+	 * removal step left less, it gets a transaction of its own.
+	 */
+	int (*last)(struct utx *t, struct ufs_inode *ip, void *arg);
+	void *last_arg;
+	size_t last_room;
 };
 
 /*
@@ -253,27 +260,49 @@ static int remove_blocks(struct ufs_inode *ip, uint64_t first, uint64_t end,
 				return rc;
 			}
 		}
+		if (f && f->setsize)
+			set_size(ip, f->size);
+		if (f && f->touch)
+			ufs_touch(ip, false, true, true);
 		if (f && f->last) {
-			rc = f->last(&t, ip);
+			if (f->last_room && utx_room(&t) < f->last_room) {
+				utx_commit(&t);
+				rc = utx_begin_inode(&t, ip);
+			}
+			if (!rc)
+				rc = f->last(&t, ip, f->last_arg);
 			if (rc) {
 				utx_abort(&t);
 				return rc;
 			}
 		}
-		if (f && f->setsize)
-			set_size(ip, f->size);
-		if (f && f->touch)
-			ufs_touch(ip, false, true, true);
 		utx_commit(&t);
 		return 0;
 	}
 }
 
-int ufs_truncate(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx *w)
+/* Journal room the last work of a truncate needs: an xattr block rewritten, inode. */
+#define TRUNCATE_LAST_ROOM	(4 * UFS_BLOCK_SIZE + 1024)
+
+/*
+ * truncate_to() - set the size to @size, freeing the blocks past it, and do
+ * @last (may be NULL: the attributes and privileges of the request) in
+ * the transaction that sets the final size, so that a truncate that fits
+ * one transaction is one atomic change: no crash leaves it half done (the
+ * file cut but still set-ID).  A truncate of more than one transaction
+ * (UFS_STEP_BLOCKS) commits the removal in steps from the end, each a
+ * consistent file, as it always has.
+ * Context: i_rwsem held exclusively; may sleep in break_layouts.
+ * Return: 0 or -errno (-EINTR / -EBUSY: the file is unchanged).
+ */
+static int truncate_to(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx *w,
+		       int (*last)(struct utx *t, struct ufs_inode *ip, void *arg), void *last_arg)
 {
 	struct ufs *fs = ip->fs;
 	uint64_t old = ip->di->i_size, nb = blocks_up(size);
-	struct rm_finish fin = { .shrink = true, .setsize = true, .size = size, .touch = true };
+	struct rm_finish fin = { .shrink = true, .setsize = true, .size = size, .touch = true,
+				 .last = last, .last_arg = last_arg,
+				 .last_room = TRUNCATE_LAST_ROOM };
 	struct ufs_extent e;
 	struct utx t;
 	int rc;
@@ -303,6 +332,12 @@ int ufs_truncate(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx
 		}
 		set_size(ip, size);
 		ufs_touch(ip, false, true, true);
+		if (last)
+			rc = last(&t, ip, last_arg);
+		if (rc) {
+			utx_abort(&t);
+			return rc;
+		}
 		utx_commit(&t);
 	}
 	/*
@@ -316,8 +351,9 @@ int ufs_truncate(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx
 }
 
 /* The last step of an eviction: xattrs, orphan list, the slot itself. */
-static int evict_last(struct utx *t, struct ufs_inode *ip)
+static int evict_last(struct utx *t, struct ufs_inode *ip, void *arg)
 {
+	(void)arg;
 	int rc = ufs_xattr_free(t, ip);
 
 	if (!rc)
@@ -395,87 +431,92 @@ static void set_ts(uint64_t *sec, uint32_t *nsec, const struct timespec *ts)
 	*nsec = (uint32_t)ts->tv_nsec;
 }
 
+struct setattr_arg {
+	const struct ufs_ctx *c;
+	const struct ufs_setattr *sa;
+};
+
+/*
+ * setattr_apply() - everything but the size of a setattr, in the caller's
+ * transaction: mode, owner, the privileges that a truncate or a chown drops
+ * (ufs_kill_mask()), times.  An explicit mode is what was asked: it keeps
+ * its set-ID bits.
+ * Context: i_rwsem exclusive, in @t with the inode logged.
+ * Return: 0 or -errno.
+ */
+static int setattr_apply(struct utx *t, struct ufs_inode *ip, void *arg)
+{
+	const struct setattr_arg *a = arg;
+	const struct ufs_setattr *sa = a->sa;
+	struct ufs_dinode *di = ip->di;
+	struct timespec now;
+	unsigned int kill;
+	int rc;
+
+	udax_now_ts(&now);
+	kill = ufs_kill_mask(a->c, sa->valid & UFS_SET_SIZE,
+			     sa->valid & (UFS_SET_UID | UFS_SET_GID));
+	if (sa->valid & UFS_SET_MODE) {
+		di->i_mode = (di->i_mode & S_IFMT) | (sa->mode & 07777);
+		kill &= ~(unsigned int)UFS_KILL_SUIDGID;
+	}
+	if (sa->valid & UFS_SET_UID)
+		di->i_uid = sa->uid;
+	if (sa->valid & UFS_SET_GID)
+		di->i_gid = sa->gid;
+	rc = ufs_kill_privs_ctx(t, ip, a->c, kill);
+	if (rc)
+		return rc;
+	if (sa->valid & UFS_SET_ATIME_NOW)
+		set_ts(&di->i_atime_sec, &di->i_atime_nsec, &now);
+	else if (sa->valid & UFS_SET_ATIME)
+		set_ts(&di->i_atime_sec, &di->i_atime_nsec, &sa->atime);
+	if (sa->valid & UFS_SET_MTIME_NOW)
+		set_ts(&di->i_mtime_sec, &di->i_mtime_nsec, &now);
+	else if (sa->valid & UFS_SET_MTIME)
+		set_ts(&di->i_mtime_sec, &di->i_mtime_nsec, &sa->mtime);
+	if (sa->valid & UFS_SET_CTIME)
+		set_ts(&di->i_ctime_sec, &di->i_ctime_nsec, &sa->ctime);
+	else
+		set_ts(&di->i_ctime_sec, &di->i_ctime_nsec, &now);
+	return 0;
+}
+
 int ufs_setattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		const struct ufs_setattr *sa, struct stat *st)
 {
+	struct setattr_arg a = { .c = c, .sa = sa };
 	struct ufs_inode *ip;
-	struct ufs_dinode *di;
-	struct timespec now;
 	struct utx t;
 	int rc;
 
 	rc = ufs_iget(fs, ino, &ip);
 	if (rc)
 		return rc;
-	di = ip->di;
 	if (fs->ro && (sa->valid & ~0u)) {
 		rc = -EROFS;
 		goto out;
 	}
 	pthread_rwlock_wrlock(&ip->rwsem);
 	if (sa->valid & UFS_SET_SIZE) {
+		/* the rest of the request goes in the transaction that sets the size */
 		if (ufs_isdir(ip))
 			rc = -EISDIR;
 		else if (!ufs_isreg(ip))
 			rc = -EINVAL;
 		else
-			rc = ufs_truncate(ip, sa->size, wctx(c));
-		if (rc)
-			goto out_unlock;
-	}
-	if ((sa->valid & ~UFS_SET_SIZE) || (c && c->kill)) {
-		unsigned int kill = c ? c->kill : 0;
-
+			rc = truncate_to(ip, sa->size, wctx(c), setattr_apply, &a);
+	} else if (sa->valid) {
 		rc = utx_begin_inode(&t, ip);
-		if (rc) {
+		if (!rc)
+			rc = setattr_apply(&t, ip, &a);
+		if (rc)
 			utx_abort(&t);
-			goto out_unlock;
-		}
-		udax_now_ts(&now);
-		if (sa->valid & UFS_SET_MODE)
-			di->i_mode = (di->i_mode & S_IFMT) | (sa->mode & 07777);
-		if (sa->valid & (UFS_SET_UID | UFS_SET_GID)) {
-			if (sa->valid & UFS_SET_UID)
-				di->i_uid = sa->uid;
-			if (sa->valid & UFS_SET_GID)
-				di->i_gid = sa->gid;
-			/*
-			 * chown kills setuid, and setgid when it means "set
-			 * group id", of every non-directory, whoever asks (as
-			 * the VFS does; tmpfs shows it)
-			 */
-			if (!(sa->valid & UFS_SET_MODE))
-				kill |= UFS_KILL_SUIDGID;
-		}
-		if (sa->valid & UFS_SET_MODE)
-			kill &= ~(unsigned int)UFS_KILL_SUIDGID;	/* the new mode is what was asked */
-		if (kill) {
-			rc = ufs_kill_privs(&t, ip, kill);
-			if (rc < 0) {
-				utx_abort(&t);
-				goto out_unlock;
-			}
-			if (rc > 0 && c && c->killed)
-				*c->killed = true;
-			rc = 0;
-		}
-		if (sa->valid & UFS_SET_ATIME_NOW)
-			set_ts(&di->i_atime_sec, &di->i_atime_nsec, &now);
-		else if (sa->valid & UFS_SET_ATIME)
-			set_ts(&di->i_atime_sec, &di->i_atime_nsec, &sa->atime);
-		if (sa->valid & UFS_SET_MTIME_NOW)
-			set_ts(&di->i_mtime_sec, &di->i_mtime_nsec, &now);
-		else if (sa->valid & UFS_SET_MTIME)
-			set_ts(&di->i_mtime_sec, &di->i_mtime_nsec, &sa->mtime);
-		if (sa->valid & UFS_SET_CTIME)
-			set_ts(&di->i_ctime_sec, &di->i_ctime_nsec, &sa->ctime);
 		else
-			set_ts(&di->i_ctime_sec, &di->i_ctime_nsec, &now);
-		utx_commit(&t);
+			utx_commit(&t);
 	}
-	if (st)
+	if (!rc && st)
 		ufs_fill_stat(ip, st);
-out_unlock:
 	pthread_rwlock_unlock(&ip->rwsem);
 out:
 	ufs_iput(ip);
@@ -483,6 +524,14 @@ out:
 }
 
 /* ---- open files ---- */
+
+/* The last work of an O_TRUNC open: the privileges a truncate drops. */
+static int open_trunc_last(struct utx *t, struct ufs_inode *ip, void *arg)
+{
+	const struct ufs_ctx *c = arg;
+
+	return ufs_kill_privs_ctx(t, ip, c, ufs_kill_mask(c, true, false));
+}
 
 int ufs_open(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int flags)
 {
@@ -505,23 +554,9 @@ int ufs_open(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int flags)
 	pthread_mutex_unlock(&fs->icache_lock);
 	if ((flags & O_TRUNC) && ufs_isreg(ip) && acc != O_RDONLY) {
 		pthread_rwlock_wrlock(&ip->rwsem);
-		rc = ufs_truncate(ip, 0, wctx(c));
-		if (!rc && c && c->kill) {
-			/* under the same inode lock: nobody sees the file truncated but privileged */
-			struct utx t;
-
-			rc = utx_begin_inode(&t, ip);
-			if (!rc)
-				rc = ufs_kill_privs(&t, ip, c->kill);
-			if (rc < 0) {
-				utx_abort(&t);
-			} else {
-				if (rc > 0 && c->killed)
-					*c->killed = true;
-				utx_commit(&t);
-				rc = 0;
-			}
-		}
+		/* under the same inode lock and in the same transaction:
+		 * nobody sees the file truncated but privileged */
+		rc = truncate_to(ip, 0, wctx(c), open_trunc_last, (void *)c);
 		pthread_rwlock_unlock(&ip->rwsem);
 		if (rc) {
 			pthread_mutex_lock(&fs->icache_lock);
@@ -616,13 +651,8 @@ static ssize_t write_step(struct ufs_inode *ip, const char *buf, uint64_t len, u
 	rc = utx_begin_inode(&t, ip);
 	if (!rc)
 		rc = zero_past_eof(ip, old, off);
-	if (!rc && c && c->kill) {
-		/* privileges go in the transaction that writes */
-		rc = ufs_kill_privs(&t, ip, c->kill);
-		if (rc > 0 && c->killed)
-			*c->killed = true;
-		rc = rc > 0 ? 0 : rc;
-	}
+	if (!rc && c)	/* privileges go in the transaction that writes */
+		rc = ufs_kill_privs_ctx(&t, ip, c, ufs_kill_mask(c, true, false));
 	if (rc) {
 		utx_abort(&t);
 		return rc;

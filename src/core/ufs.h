@@ -52,16 +52,19 @@ struct ufs_ctx {
 	mode_t umask;
 	struct udax_wait_ctx wait;	/* interrupt / timeout for break_layouts */
 	/*
-	 * What a write, truncate (ufs_setattr size, O_TRUNC open) or chown
-	 * must drop, in the same transaction, when the file system and not
-	 * the kernel handles it (FUSE_HANDLE_KILLPRIV_V2): UFS_KILL_* bits.
-	 * Chown drops the set-ID bits of every non-directory anyway.
+	 * Who drops privileges on a write, a truncate (ufs_setattr size, an
+	 * O_TRUNC open) and a chown: the kernel, or the file system
+	 * (@killpriv: FUSE_HANDLE_KILLPRIV_V2 negotiated).  What each of them
+	 * drops is the core's rule, applied in the operation's own
+	 * transaction: security.capability always; the set-ID bits on a write
+	 * or truncate when @no_fsetid (the kernel says the caller lacks
+	 * CAP_FSETID); on a chown of a non-directory, the set-ID bits always
+	 * (whoever drops privileges: the VFS does it too).
 	 */
-	unsigned int kill;
+	bool killpriv;
+	bool no_fsetid;
 	bool *killed;			/* out (may be NULL): set when the mode or xattrs changed */
 };
-#define UFS_KILL_SUIDGID	0x1	/* setuid, and setgid when group-executable */
-#define UFS_KILL_CAPS		0x2	/* the security.capability xattr */
 
 struct ufs_entry {
 	uint64_t ino;

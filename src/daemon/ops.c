@@ -111,9 +111,17 @@ static int req_interrupted(void *arg)
 	return fuse_req_interrupted(arg);
 }
 
-static void ctx_init(struct ufs_ctx *c, fuse_req_t req)
+/*
+ * ctx_init() - who asks, and what the kernel left to us: under
+ * FUSE_HANDLE_KILLPRIV_V2 (kio.c) the core drops privileges on write,
+ * truncate and chown, and the request says whether the caller lacks
+ * CAP_FSETID.  What is dropped when is the core's rule (ufs.h).
+ * Return: @c.
+ */
+static struct ufs_ctx *ctx_init(struct ufs_ctx *c, fuse_req_t req)
 {
 	const struct fuse_ctx *fc = fuse_req_ctx(req);
+	struct udaxd *d = udaxd_of(req);
 
 	memset(c, 0, sizeof(*c));
 	c->uid = fc->uid;
@@ -122,6 +130,9 @@ static void ctx_init(struct ufs_ctx *c, fuse_req_t req)
 	c->umask = fc->umask;
 	c->wait.interrupted = req_interrupted;
 	c->wait.arg = req;
+	c->killpriv = __atomic_load_n(&d->killpriv_v2, __ATOMIC_ACQUIRE);
+	c->no_fsetid = udaxd_req_flags() & UDAXD_REQ_KILL_SUIDGID;
+	return c;
 }
 
 /* A FUSE_INTERRUPT arrived for a request that may sleep in break_layouts. */
@@ -133,10 +144,11 @@ static void on_interrupt(fuse_req_t req, void *data)
 }
 
 /* ctx_init() for a request that may block in break_layouts. */
-static void ctx_init_blocking(struct ufs_ctx *c, fuse_req_t req, struct udaxd *d)
+static struct ufs_ctx *ctx_init_blocking(struct ufs_ctx *c, fuse_req_t req, struct udaxd *d)
 {
 	ctx_init(c, req);
 	fuse_req_interrupt_func(req, on_interrupt, d);
+	return c;
 }
 
 /*
@@ -201,37 +213,6 @@ static void reply_entry_rc(fuse_req_t req, struct udaxd *d, int rc, const struct
 		reply_rc(req, rc);
 	else
 		reply_entry(req, d, ue);
-}
-
-static bool name_too_long(const char *name)
-{
-	return strlen(name) > UFS_NAME_MAX;
-}
-
-static inline bool killpriv(struct udaxd *d)
-{
-	return __atomic_load_n(&d->killpriv_v2, __ATOMIC_ACQUIRE);
-}
-
-/* The kernel asked us to kill set-ID bits for this request (kio.c). */
-static inline bool req_kill_suidgid(void)
-{
-	return udaxd_req_flags() & UDAXD_REQ_KILL_SUIDGID;
-}
-
-/*
- * kill_privs_ctx() - under FUSE_HANDLE_KILLPRIV_V2 (kio.c) a write,
- * truncate or chown drops security.capability and, when the kernel says
- * the caller lacks CAP_FSETID, the set-ID bits: the core does it inside
- * the operation's transaction and sets *@killed when it changed anything.
- */
-static void kill_privs_ctx(struct udaxd *d, struct ufs_ctx *c, bool suidgid, bool *killed)
-{
-	*killed = false;
-	if (!killpriv(d))
-		return;
-	c->kill = UFS_KILL_CAPS | (suidgid && req_kill_suidgid() ? UFS_KILL_SUIDGID : 0);
-	c->killed = killed;
 }
 
 /*
@@ -338,10 +319,6 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct ufs_entry ue;
 	int rc;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	rc = ufs_lookup(d->fs, parent, name, &ue);
 	if (rc == -ENOENT) {
 		/* a negative entry: the kernel caches "no such name" too */
@@ -392,7 +369,6 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct ufs_setattr sa;
 	struct ufs_ctx c;
 	struct stat st;
-	bool killed;
 	int rc;
 
 	memset(&sa, 0, sizeof(sa));
@@ -432,11 +408,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		ctx_init_timed(&c, req, d, &bs);	/* a shrink runs break_layouts */
 	else
 		ctx_init(&c, req);
-	/* truncate kills set-ID bits for the unprivileged, chown always (the
-	 * core does both, and capabilities, in the attribute transaction; the
-	 * reply carries the new mode) */
-	if (sa.valid & (UFS_SET_SIZE | UFS_SET_UID | UFS_SET_GID))
-		kill_privs_ctx(d, &c, sa.valid & UFS_SET_SIZE, &killed);
+	/* the reply carries the mode the core left (privileges dropped) */
 	rc = ufs_setattr(d->fs, &c, ino, &sa, &st);
 	if (sa.valid & UFS_SET_SIZE)
 		note_break(d, ino, &bs, rc);
@@ -461,21 +433,20 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
+/*
+ * The entry-creating handlers below are each one call and one reply: the
+ * core checks names (-ENAMETOOLONG, ...) and takes the lookup that
+ * reply_entry_rc() hands to the kernel or gives back.
+ */
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		     dev_t rdev)
 {
 	struct udaxd *d = udaxd_of(req);
 	struct ufs_entry ue;
 	struct ufs_ctx c;
-	int rc;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
-	ctx_init(&c, req);
-	rc = ufs_mknod(d->fs, &c, parent, name, mode, rdev, &ue);
-	reply_entry_rc(req, d, rc, &ue);
+	reply_entry_rc(req, d, ufs_mknod(d->fs, ctx_init(&c, req), parent, name, mode, rdev, &ue),
+		       &ue);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -483,15 +454,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct udaxd *d = udaxd_of(req);
 	struct ufs_entry ue;
 	struct ufs_ctx c;
-	int rc;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
-	ctx_init(&c, req);
-	rc = ufs_mkdir(d->fs, &c, parent, name, mode, &ue);
-	reply_entry_rc(req, d, rc, &ue);
+	reply_entry_rc(req, d, ufs_mkdir(d->fs, ctx_init(&c, req), parent, name, mode, &ue), &ue);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
@@ -500,15 +464,9 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent,
 	struct udaxd *d = udaxd_of(req);
 	struct ufs_entry ue;
 	struct ufs_ctx c;
-	int rc;
 
-	if (name_too_long(name) || strlen(target) > UFS_SYMLINK_MAX) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
-	ctx_init(&c, req);
-	rc = ufs_symlink(d->fs, &c, parent, name, target, &ue);
-	reply_entry_rc(req, d, rc, &ue);
+	reply_entry_rc(req, d, ufs_symlink(d->fs, ctx_init(&c, req), parent, name, target, &ue),
+		       &ue);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -516,15 +474,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	struct udaxd *d = udaxd_of(req);
 	struct ufs_entry ue;
 	struct ufs_ctx c;
-	int rc;
 
-	if (name_too_long(newname)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
-	ctx_init(&c, req);
-	rc = ufs_link(d->fs, &c, ino, newparent, newname, &ue);
-	reply_entry_rc(req, d, rc, &ue);
+	reply_entry_rc(req, d, ufs_link(d->fs, ctx_init(&c, req), ino, newparent, newname, &ue),
+		       &ue);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -532,12 +484,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct udaxd *d = udaxd_of(req);
 	struct ufs_ctx c;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
-	ctx_init_blocking(&c, req, d);
-	reply_rc(req, ufs_unlink(d->fs, &c, parent, name));
+	/* may drop the last link: break_layouts */
+	reply_rc(req, ufs_unlink(d->fs, ctx_init_blocking(&c, req, d), parent, name));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -545,12 +493,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct udaxd *d = udaxd_of(req);
 	struct ufs_ctx c;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
-	ctx_init(&c, req);
-	reply_rc(req, ufs_rmdir(d->fs, &c, parent, name));
+	reply_rc(req, ufs_rmdir(d->fs, ctx_init(&c, req), parent, name));
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -559,12 +502,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct udaxd *d = udaxd_of(req);
 	struct ufs_ctx c;
 
-	if (name_too_long(name) || name_too_long(newname)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
-	ctx_init_blocking(&c, req, d);	/* may drop the last link of the target */
-	reply_rc(req, ufs_rename(d->fs, &c, parent, name, newparent, newname, flags));
+	/* may drop the last link of the target: break_layouts */
+	reply_rc(req, ufs_rename(d->fs, ctx_init_blocking(&c, req, d), parent, name, newparent,
+				 newname, flags));
 }
 
 /* ---- open files ---- */
@@ -596,12 +536,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct ufs_ctx c;
 	int rc;
 
-	if (fi->flags & O_TRUNC) {
+	if (fi->flags & O_TRUNC)
 		ctx_init_timed(&c, req, d, &bs);
-		kill_privs_ctx(d, &c, true, &killed);
-	} else {
+	else
 		ctx_init(&c, req);
-	}
+	c.killed = &killed;	/* O_TRUNC drops privileges: tell the kernel */
 	rc = ufs_open(d->fs, &c, ino, fi->flags);
 	if (fi->flags & O_TRUNC)
 		note_break(d, ino, &bs, rc);
@@ -624,10 +563,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct ufs_ctx c;
 	int rc;
 
-	if (name_too_long(name)) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	if (fi->flags & O_TRUNC)
 		ctx_init_blocking(&c, req, d);
 	else
@@ -683,16 +618,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		     off_t off, struct fuse_file_info *fi)
 {
 	struct udaxd *d = udaxd_of(req);
+	bool killed = false;
 	struct ufs_ctx c;
-	bool killed;
 	ssize_t n;
 
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	ctx_init(&c, req);
-	kill_privs_ctx(d, &c, true, &killed);
+	ctx_init(&c, req)->killed = &killed;
 	n = ufs_write(d->fs, &c, ino, buf, size, (uint64_t)off);
 	killed_notify(d, ino, killed);
 	reply_write(req, n);
@@ -709,9 +643,9 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 	struct udaxd *d = udaxd_of(req);
 	size_t size = fuse_buf_size(bufv);
 	const struct fuse_buf *b = &bufv->buf[bufv->idx];
+	bool killed = false;
 	struct ufs_ctx c;
 	const char *src;
-	bool killed;
 	ssize_t n;
 
 	if (off < 0) {
@@ -737,8 +671,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 		size = (size_t)got;
 		src = dst.buf[0].mem;
 	}
-	ctx_init(&c, req);
-	kill_privs_ctx(d, &c, true, &killed);
+	ctx_init(&c, req)->killed = &killed;
 	n = ufs_write(d->fs, &c, ino, src, size, (uint64_t)off);
 	killed_notify(d, ino, killed);
 	reply_write(req, n);

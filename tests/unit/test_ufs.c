@@ -383,6 +383,117 @@ static int rd_fill(void *arg, const char *name, const struct ufs_entry *e, uint6
 	return 0;
 }
 
+/* Make @f 06755 with a security.capability xattr, @len bytes long. */
+static void make_privileged(uint64_t f, uint64_t len)
+{
+	struct ufs_setattr sa = { .valid = UFS_SET_MODE | UFS_SET_SIZE, .mode = 06755,
+				  .size = len };
+	char blk[3 * 4096];
+
+	CHECK_EQ(ufs_setattr(FS, C, f, &sa, NULL), 0);
+	memset(blk, 'p', sizeof(blk));
+	CHECK_EQ(ufs_write(FS, C, f, blk, (size_t)udax_min(len, sizeof(blk)), 0),
+		 (ssize_t)udax_min(len, sizeof(blk)));
+	CHECK_EQ(ufs_setxattr(FS, C, f, "security.capability", "cap", 3, 0), 0);
+	CHECK_EQ(st_of(f).st_mode, S_IFREG | 06755);
+}
+
+static bool has_caps(uint64_t f)
+{
+	return ufs_getxattr(FS, f, "security.capability", NULL, 0) == 3;
+}
+
+/*
+ * A truncate that drops privileges (FUSE_HANDLE_KILLPRIV_V2, a caller
+ * without CAP_FSETID) is one transaction: the size, the set-ID bits, the
+ * capability and the times commit together, so no crash leaves the file
+ * cut but still privileged.  The bug this catches: the size change and the
+ * privileges went in two transactions (commits counted 2).  Without
+ * killpriv the kernel drops privileges and the core keeps them.
+ */
+static void test_truncate_killpriv(void)
+{
+	struct ufs_ctx user = T.c;
+	uint64_t f = mkfile(UFS_ROOT_INO, "kp"), before;
+	struct ufs_setattr sa = { .valid = UFS_SET_SIZE };
+	bool killed;
+	struct stat st;
+
+	user.killpriv = true;
+	user.no_fsetid = true;
+	user.killed = &killed;
+
+	/* shrink, freeing blocks (break_layouts path) */
+	make_privileged(f, 3 * 4096);
+	killed = false;
+	sa.size = 4096;
+	before = ufs_journal_commits(FS->j);
+	CHECK_EQ(ufs_setattr(FS, &user, f, &sa, &st), 0);
+	CHECK_EQ(ufs_journal_commits(FS->j) - before, 1);
+	CHECK_EQ(st.st_mode, S_IFREG | 0755);
+	CHECK_EQ(st.st_size, 4096);
+	CHECK(!has_caps(f));
+	CHECK(killed);
+
+	/* grow */
+	make_privileged(f, 4096);
+	killed = false;
+	sa.size = 5 * 4096;
+	before = ufs_journal_commits(FS->j);
+	CHECK_EQ(ufs_setattr(FS, &user, f, &sa, &st), 0);
+	CHECK_EQ(ufs_journal_commits(FS->j) - before, 1);
+	CHECK_EQ(st.st_mode, S_IFREG | 0755);
+	CHECK_EQ(st.st_size, 5 * 4096);
+	CHECK(!has_caps(f));
+	CHECK(killed);
+
+	/* an explicit mtime in the same request wins over the truncate's own */
+	make_privileged(f, 3 * 4096);
+	sa.valid = UFS_SET_SIZE | UFS_SET_MTIME;
+	sa.size = 100;
+	sa.mtime.tv_sec = 1234;
+	sa.mtime.tv_nsec = 0;
+	before = ufs_journal_commits(FS->j);
+	CHECK_EQ(ufs_setattr(FS, &user, f, &sa, &st), 0);
+	CHECK_EQ(ufs_journal_commits(FS->j) - before, 1);
+	CHECK_EQ(st.st_mtim.tv_sec, 1234);
+	CHECK_EQ(st.st_size, 100);
+	CHECK_EQ(st.st_mode, S_IFREG | 0755);
+
+	/* O_TRUNC open */
+	make_privileged(f, 3 * 4096);
+	killed = false;
+	before = ufs_journal_commits(FS->j);
+	CHECK_EQ(ufs_open(FS, &user, f, O_WRONLY | O_TRUNC), 0);
+	CHECK_EQ(ufs_journal_commits(FS->j) - before, 1);
+	ufs_release(FS, f);
+	st = st_of(f);
+	CHECK_EQ(st.st_mode, S_IFREG | 0755);
+	CHECK_EQ(st.st_size, 0);
+	CHECK(!has_caps(f));
+	CHECK(killed);
+
+	/* the caller has CAP_FSETID: the capability goes, the set-ID bits stay */
+	make_privileged(f, 3 * 4096);
+	user.no_fsetid = false;
+	sa.valid = UFS_SET_SIZE;
+	sa.size = 4096;
+	CHECK_EQ(ufs_setattr(FS, &user, f, &sa, &st), 0);
+	CHECK_EQ(st.st_mode, S_IFREG | 06755);
+	CHECK(!has_caps(f));
+
+	/* the kernel drops privileges (no killpriv): the core keeps them all */
+	make_privileged(f, 3 * 4096);
+	user.killpriv = false;
+	user.no_fsetid = true;
+	killed = false;
+	CHECK_EQ(ufs_setattr(FS, &user, f, &sa, &st), 0);
+	CHECK_EQ(st.st_mode, S_IFREG | 06755);
+	CHECK(has_caps(f));
+	CHECK(!killed);
+	CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, "kp"), 0);
+}
+
 static void test_readdir(void)
 {
 	uint64_t d = mkdir_(UFS_ROOT_INO, "rd"), off = 0;
@@ -1094,6 +1205,7 @@ int main(void)
 	test_special();
 	test_xattr();
 	test_attr();
+	test_truncate_killpriv();
 	test_readdir();
 	test_data();
 	test_falloc();
