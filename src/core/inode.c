@@ -21,6 +21,8 @@
 #include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -121,17 +123,6 @@ struct copy_arg {
 	char *buf;
 	uint64_t base;		/* file offset of buf[0] */
 };
-
-static int piece_read(void *arg, char *dev, uint64_t foff, uint64_t n)
-{
-	struct copy_arg *a = arg;
-
-	if (dev)
-		memcpy(a->buf + (foff - a->base), dev, n);
-	else
-		memset(a->buf + (foff - a->base), 0, n);
-	return 0;
-}
 
 static int piece_write(void *arg, char *dev, uint64_t foff, uint64_t n)
 {
@@ -605,13 +596,74 @@ void ufs_forget(struct ufs *fs, uint64_t ino, uint64_t nlookup)
 	ufs_iput(ip);
 }
 
-ssize_t ufs_read(struct ufs *fs, uint64_t ino, void *buf, size_t size, uint64_t off)
+/*
+ * Holes are read from one region of anonymous read-only memory: every page
+ * of it is the kernel's zero page, so it costs no memory, and a hole of
+ * any length up to ZERO_REGION is one iovec.  Mapped once, for the life
+ * of the process.
+ */
+#define ZERO_REGION	(1ul << 20)
+static const char *zero_region;
+static pthread_once_t zero_once = PTHREAD_ONCE_INIT;
+
+static void zero_region_map(void)
 {
-	struct copy_arg a = { .fs = fs, .buf = buf, .base = off };
+	void *p = mmap(NULL, ZERO_REGION, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	zero_region = p == MAP_FAILED ? NULL : p;
+}
+
+/* Iovecs of a read: device pieces and zero-region pieces. */
+struct iov_arg {
+	struct iovec *iov;
+	size_t cnt, max;
+};
+
+static int piece_iov(void *arg, char *dev, uint64_t foff, uint64_t n)
+{
+	struct iov_arg *a = arg;
+
+	(void)foff;
+	while (n) {
+		uint64_t k = dev ? n : udax_min(n, (uint64_t)ZERO_REGION);
+		struct iovec *last = a->cnt ? &a->iov[a->cnt - 1] : NULL;
+
+		if (dev && last && (char *)last->iov_base + last->iov_len == dev) {
+			last->iov_len += k;	/* the next extent continues the run */
+		} else {
+			UDAX_BUG_ON(a->cnt == a->max);
+			a->iov[a->cnt].iov_base = dev ? dev : (char *)zero_region;
+			a->iov[a->cnt].iov_len = k;
+			a->cnt++;
+		}
+		n -= k;
+	}
+	return 0;
+}
+
+/* Iovecs [off, off + size) can need: each block its own extent or hole. */
+static size_t iov_max(uint64_t off, size_t size)
+{
+	uint64_t blocks = ((off + size + UFS_BLOCK_SIZE - 1) >> UFS_BLOCK_SHIFT) -
+			  (off >> UFS_BLOCK_SHIFT);
+
+	return (size_t)(blocks + size / ZERO_REGION + 1);
+}
+
+#define READ_IOV_STACK 16
+
+int ufs_read_iov(struct ufs *fs, uint64_t ino, size_t size, uint64_t off,
+		 ufs_read_actor_t fn, void *arg)
+{
+	struct iovec stack_iov[READ_IOV_STACK];
+	struct iov_arg a = { .iov = stack_iov, .max = READ_IOV_STACK };
 	struct ufs_inode *ip;
 	uint64_t isize;
-	ssize_t rc;
+	int rc;
 
+	pthread_once(&zero_once, zero_region_map);
+	if (!zero_region)
+		return -ENOMEM;
 	rc = ufs_iget(fs, ino, &ip);
 	if (rc)
 		return rc;
@@ -621,17 +673,52 @@ ssize_t ufs_read(struct ufs *fs, uint64_t ino, void *buf, size_t size, uint64_t 
 	}
 	pthread_rwlock_rdlock(&ip->rwsem);
 	isize = ip->di->i_size;
-	if (off >= isize || !size) {
-		rc = 0;
-	} else {
-		size = (size_t)udax_min((uint64_t)size, isize - off);
-		rc = for_each_piece(ip, off, size, piece_read, &a);
-		if (!rc)
-			rc = (ssize_t)size;
+	if (off >= isize)
+		size = 0;
+	size = (size_t)udax_min((uint64_t)size, isize - udax_min(off, isize));
+	if (size && iov_max(off, size) > READ_IOV_STACK) {
+		a.max = iov_max(off, size);
+		a.iov = malloc(a.max * sizeof(*a.iov));
+		if (!a.iov)
+			rc = -ENOMEM;
 	}
+	if (!rc && size)
+		rc = for_each_piece(ip, off, size, piece_iov, &a);
+	/* under the shared i_rwsem: no truncate or punch frees these blocks meanwhile */
+	if (!rc)
+		fn(arg, a.iov, (int)a.cnt, size);
 	pthread_rwlock_unlock(&ip->rwsem);
+	if (a.iov != stack_iov)
+		free(a.iov);
 	ufs_iput(ip);
 	return rc;
+}
+
+struct read_copy {
+	char *buf;
+	ssize_t n;
+};
+
+static void read_copy(void *arg, const struct iovec *iov, int cnt, size_t len)
+{
+	struct read_copy *r = arg;
+	size_t pos = 0;
+	int i;
+
+	for (i = 0; i < cnt; i++) {
+		memcpy(r->buf + pos, iov[i].iov_base, iov[i].iov_len);
+		pos += iov[i].iov_len;
+	}
+	UDAX_BUG_ON(pos != len);
+	r->n = (ssize_t)len;
+}
+
+ssize_t ufs_read(struct ufs *fs, uint64_t ino, void *buf, size_t size, uint64_t off)
+{
+	struct read_copy r = { .buf = buf };
+	int rc = ufs_read_iov(fs, ino, size, off, read_copy, &r);
+
+	return rc ? rc : r.n;
 }
 
 /*
@@ -716,6 +803,100 @@ ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 	pthread_rwlock_unlock(&ip->rwsem);
 	ufs_iput(ip);
 	return done ? (ssize_t)done : (rc < 0 ? rc : 0);
+}
+
+static int piece_hole(void *arg, char *dev, uint64_t foff, uint64_t n)
+{
+	(void)arg;
+	(void)foff;
+	(void)n;
+	return dev ? 0 : -EAGAIN;
+}
+
+struct fill_arg {
+	struct ufs *fs;
+	ufs_fill_actor_t fill;
+	void *arg;
+	uint64_t done;		/* bytes stored so far */
+	bool stop;		/* the source gave fewer bytes than asked */
+};
+
+/* Store a mapped piece straight from the source, durably. */
+static int piece_fill(void *arg, char *dev, uint64_t foff, uint64_t n)
+{
+	struct fill_arg *a = arg;
+	uint64_t got = 0;
+
+	(void)foff;
+	UDAX_BUG_ON(!dev);	/* ufs_write_fill() checked: no hole */
+	while (got < n && !a->stop) {
+		ssize_t k = a->fill(a->arg, dev + got, (size_t)(n - got));
+
+		if (k <= 0) {
+			a->stop = true;
+			if (k < 0 && !a->done && !got)
+				return (int)k;
+			break;
+		}
+		udax_media_persist(a->fs->m, dev + got, (size_t)k);
+		got += (uint64_t)k;
+	}
+	a->done += got;
+	return a->stop ? 1 : 0;
+}
+
+ssize_t ufs_write_fill(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, size_t size,
+		       uint64_t off, ufs_fill_actor_t fill, void *arg)
+{
+	struct fill_arg a = { .fs = fs, .fill = fill, .arg = arg };
+	struct utx t = { .tx = NULL };
+	struct ufs_inode *ip;
+	uint64_t old;
+	int rc;
+
+	if (fs->ro)
+		return -EROFS;
+	if (!size)
+		return 0;
+	if (off >= UFS_MAX_FILE_SIZE || size > UFS_MAX_FILE_SIZE - off)
+		return -EAGAIN;	/* ufs_write() says what is wrong */
+	rc = ufs_iget(fs, ino, &ip);
+	if (rc)
+		return rc;
+	if (!ufs_isreg(ip)) {
+		ufs_iput(ip);
+		return ufs_isdir(ip) ? -EISDIR : -EINVAL;
+	}
+	pthread_rwlock_wrlock(&ip->rwsem);
+	old = ip->di->i_size;
+	/* only where every block is there: a fresh block half filled would show stale bytes */
+	rc = for_each_piece(ip, off, size, piece_hole, NULL);
+	if (!rc)
+		rc = utx_begin_inode(&t, ip);
+	if (!rc)
+		rc = zero_past_eof(ip, old, off);
+	if (!rc && c)
+		rc = ufs_kill_privs_ctx(&t, ip, c, ufs_kill_mask(c, true, false));
+	if (!rc) {
+		rc = for_each_piece(ip, off, size, piece_fill, &a);
+		if (rc > 0)
+			rc = 0;		/* a short source: a short write */
+	}
+	if (rc && !a.done) {
+		utx_abort(&t);
+		goto out;
+	}
+	/* the data is durable; the size and times follow in one transaction */
+	if (off + a.done > old)
+		set_size(ip, off + a.done);
+	if (a.done)
+		ufs_touch(ip, false, true, true);
+	utx_commit(&t);
+	rc = 0;
+out:
+	pthread_rwlock_unlock(&ip->rwsem);
+	ufs_iput(ip);
+	return rc ? rc : (ssize_t)a.done;
 }
 
 int ufs_fsync(struct ufs *fs, uint64_t ino, bool datasync)

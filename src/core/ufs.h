@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "dax.h"
@@ -169,8 +170,38 @@ int ufs_create(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
 	       const char *name, mode_t mode, int flags, struct ufs_entry *e);
 void ufs_release(struct ufs *fs, uint64_t ino);
 ssize_t ufs_read(struct ufs *fs, uint64_t ino, void *buf, size_t size, uint64_t off);
+/*
+ * ufs_read_iov() - read without a copy: @fn gets [off, off + size) of the
+ * file, cut at the end of file, as @cnt iovecs (@len bytes in all; none at
+ * or past the end of file): mapped bytes point into the device, holes at a
+ * shared read-only region of zeros.  The pointers are valid only until @fn
+ * returns: it runs with the file's i_rwsem held shared, so no truncate,
+ * punch or eviction can free those blocks under it, and it must copy or
+ * send the bytes before it returns, without calling the core for this
+ * file (a writer waits for it) and without waiting for another request.
+ * Context: may sleep on the file's i_rwsem.
+ * Return: 0 (@fn was called exactly once) or -errno (@fn was not called).
+ */
+typedef void (*ufs_read_actor_t)(void *arg, const struct iovec *iov, int cnt, size_t len);
+int ufs_read_iov(struct ufs *fs, uint64_t ino, size_t size, uint64_t off,
+		 ufs_read_actor_t fn, void *arg);
 ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		  const void *buf, size_t size, uint64_t off);
+/*
+ * ufs_write_fill() - ufs_write() with one copy less when the bytes come
+ * from a file descriptor (a pipe): @fill stores up to @n bytes at @dst,
+ * a device address in the range, and returns how many (0: the source is
+ * done; -errno).  Only where every block of [off, off + size) is already
+ * allocated: a hole (fresh blocks) is -EAGAIN, before @fill is called, and
+ * the caller writes through a buffer instead.  Each stored piece is made
+ * durable before the size grows; a source that gives fewer bytes makes a
+ * short write.
+ * Context: may sleep on the file's i_rwsem (held exclusively across @fill).
+ * Return: bytes written, or -errno (-EAGAIN: a hole, nothing done).
+ */
+typedef ssize_t (*ufs_fill_actor_t)(void *arg, void *dst, size_t n);
+ssize_t ufs_write_fill(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, size_t size,
+		       uint64_t off, ufs_fill_actor_t fill, void *arg);
 int ufs_fsync(struct ufs *fs, uint64_t ino, bool datasync);
 /* FALLOC_FL_* modes: 0, KEEP_SIZE, PUNCH_HOLE|KEEP_SIZE, ZERO_RANGE,
  * COLLAPSE_RANGE, INSERT_RANGE; anything else -EOPNOTSUPP. */

@@ -5,7 +5,11 @@
  * Each handler decodes its request, calls the core (ufs.h) once and replies.
  * Rules every handler follows:
  *  - it replies exactly once, and never while holding a lock (it holds
- *    none: the core takes and drops its own locks inside each call);
+ *    none: the core takes and drops its own locks inside each call) -
+ *    but for a read, which replies from the device pages with the file's
+ *    i_rwsem held shared (ufs_read_iov()), so that no truncate frees them
+ *    under the copy: that reply waits for no other request (it copies into
+ *    pages the reader has locked), so a writer waits only for the copy;
  *  - the core returns -errno, never sets errno: nothing to save;
  *  - a reply that hands the kernel a reference (an entry: one lookup; an
  *    open file: one open count) and fails to arrive (the request was
@@ -48,7 +52,7 @@ static inline struct layout_service *udaxd_ls(struct udaxd *d)
 	return __atomic_load_n(&d->ls, __ATOMIC_ACQUIRE);
 }
 
-/* ---- per-thread scratch buffer (read replies, readdir, xattr lists) ---- */
+/* ---- per-thread scratch buffer (readdir, xattr lists, ioctl replies) ---- */
 
 struct tbuf {
 	char *p;
@@ -275,7 +279,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	}
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
-	/* reads are served from the mapped device: a spliced pipe buys nothing */
+	/*
+	 * Requests are read into memory, not spliced into a pipe: a WRITE's
+	 * data then reaches the device in one copy, from the request buffer
+	 * (op_write_buf).
+	 */
 	conn->want &= ~FUSE_CAP_SPLICE_READ;
 	conn->max_write = UDAXD_MAX_IO;
 	conn->max_readahead = UDAXD_MAX_IO;
@@ -580,30 +588,30 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 }
 
+/* Reply a read with the device's bytes (ufs_read_iov(): under the file's lock). */
+static void read_reply(void *arg, const struct iovec *iov, int cnt, size_t len)
+{
+	(void)len;
+	fuse_reply_iov(arg, iov, cnt);
+}
+
+/*
+ * op_read() - one copy: the kernel copies the reply from the device
+ * mapping (over /dev/fuse, writev; over io_uring, the reply is built in
+ * the ring entry's payload straight from the device).
+ */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	struct udaxd *d = udaxd_of(req);
-	ssize_t n;
-	void *buf;
+	int rc;
 
 	if (off < 0) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	/* over io_uring, read straight into the reply's payload buffer */
-	buf = udaxd_uring_reply_space(size);
-	if (!buf)
-		buf = thread_buf(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = ufs_read(d->fs, ino, buf, size, (uint64_t)off);
-	if (n < 0)
-		reply_rc(req, (int)n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
+	rc = ufs_read_iov(udaxd_of(req)->fs, ino, size, (uint64_t)off, read_reply, req);
+	if (rc)
+		reply_rc(req, rc);
 }
 
 static void reply_write(fuse_req_t req, ssize_t n)
@@ -632,10 +640,23 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	reply_write(req, n);
 }
 
+/* ufs_fill_actor_t: read the request's data from the pipe libfuse spliced it into. */
+static ssize_t pipe_fill(void *arg, void *dst, size_t n)
+{
+	const struct fuse_buf *b = arg;
+	ssize_t k;
+
+	do
+		k = read(b->fd, dst, n);
+	while (k < 0 && errno == EINTR);
+	return k < 0 ? -errno : k;
+}
+
 /*
  * op_write_buf() - the data usually arrives in the request buffer itself:
- * write it from there, without a copy.  Only a spliced (fd) buffer is
- * copied into the thread's scratch buffer first.
+ * write it from there, without a copy.  Spliced data (a pipe) is read
+ * straight into the device where the range is allocated (ufs_write_fill()),
+ * else through the thread's scratch buffer (fresh blocks are filled whole).
  */
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 			 off_t off, struct fuse_file_info *fi)
@@ -643,6 +664,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 	struct udaxd *d = udaxd_of(req);
 	size_t size = fuse_buf_size(bufv);
 	const struct fuse_buf *b = &bufv->buf[bufv->idx];
+	bool one = bufv->count - bufv->idx == 1;
 	bool killed = false;
 	struct ufs_ctx c;
 	const char *src;
@@ -652,7 +674,13 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (bufv->count - bufv->idx == 1 && !(b->flags & FUSE_BUF_IS_FD)) {
+	ctx_init(&c, req)->killed = &killed;
+	if (one && (b->flags & FUSE_BUF_IS_FD) && !(b->flags & FUSE_BUF_FD_SEEK) && !bufv->off) {
+		n = ufs_write_fill(d->fs, &c, ino, size, (uint64_t)off, pipe_fill, (void *)b);
+		if (n != -EAGAIN)
+			goto reply;
+	}
+	if (one && !(b->flags & FUSE_BUF_IS_FD)) {
 		src = (const char *)b->mem + bufv->off;
 	} else {
 		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
@@ -671,8 +699,8 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *buf
 		size = (size_t)got;
 		src = dst.buf[0].mem;
 	}
-	ctx_init(&c, req)->killed = &killed;
 	n = ufs_write(d->fs, &c, ino, src, size, (uint64_t)off);
+reply:
 	killed_notify(d, ino, killed);
 	reply_write(req, n);
 }
