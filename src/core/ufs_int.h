@@ -2,7 +2,8 @@
 /*
  * ufs_int.h - internals of the ufs.h layer: the mounted file system, the
  * DRAM inode cache, the transaction wrapper, the extent tree and the
- * directory index.  Not a contract: only src/core/ufs*.c, inode.c,
+ * directory index.  Not a contract: only src/core/ufs*.c, the file-data
+ * files (through inode_int.h: inode.c, file.c, falloc.c, grant.c),
  * extent.c, dir.c and xattr.c include it (and the ufs unit tests).
  *
  * Lock order (journal.h / dax.h, repeated for this layer):
@@ -236,7 +237,6 @@ int64_t ufs_ext_alloc(struct utx *t, struct ufs_inode *ip, uint64_t lblk, uint64
 		      uint64_t skip_lo, uint64_t skip_hi);
 
 /* ---- data (inode.c) ---- */
-/* Truncate to @size (break_layouts from the new end, several transactions). */
 /* Free every block of an unlinked inode and the inode itself. */
 int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w);
 /* break_layouts for [first, last] pages: takes the layout lock exclusively,
