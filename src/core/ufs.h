@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "dax.h"
@@ -52,16 +53,19 @@ struct ufs_ctx {
 	mode_t umask;
 	struct udax_wait_ctx wait;	/* interrupt / timeout for break_layouts */
 	/*
-	 * What a write, truncate (ufs_setattr size, O_TRUNC open) or chown
-	 * must drop, in the same transaction, when the file system and not
-	 * the kernel handles it (FUSE_HANDLE_KILLPRIV_V2): UFS_KILL_* bits.
-	 * Chown drops the set-ID bits of every non-directory anyway.
+	 * Who drops privileges on a write, a truncate (ufs_setattr size, an
+	 * O_TRUNC open) and a chown: the kernel, or the file system
+	 * (@killpriv: FUSE_HANDLE_KILLPRIV_V2 negotiated).  What each of them
+	 * drops is the core's rule, applied in the operation's own
+	 * transaction: security.capability always; the set-ID bits on a write
+	 * or truncate when @no_fsetid (the kernel says the caller lacks
+	 * CAP_FSETID); on a chown of a non-directory, the set-ID bits always
+	 * (whoever drops privileges: the VFS does it too).
 	 */
-	unsigned int kill;
+	bool killpriv;
+	bool no_fsetid;
 	bool *killed;			/* out (may be NULL): set when the mode or xattrs changed */
 };
-#define UFS_KILL_SUIDGID	0x1	/* setuid, and setgid when group-executable */
-#define UFS_KILL_CAPS		0x2	/* the security.capability xattr */
 
 struct ufs_entry {
 	uint64_t ino;
@@ -262,6 +266,21 @@ void ufs_release(struct ufs *fs, uint64_t ino);
  */
 ssize_t ufs_read(struct ufs *fs, uint64_t ino, void *buf, size_t size, uint64_t off);
 /*
+ * ufs_read_iov() - read without a copy: @fn gets [off, off + size) of the
+ * file, cut at the end of file, as @cnt iovecs (@len bytes in all; none at
+ * or past the end of file): mapped bytes point into the device, holes at a
+ * shared read-only region of zeros.  The pointers are valid only until @fn
+ * returns: it runs with the file's i_rwsem held shared, so no truncate,
+ * punch or eviction can free those blocks under it, and it must copy or
+ * send the bytes before it returns, without calling the core for this
+ * file (a writer waits for it) and without waiting for another request.
+ * Context: may sleep on the file's i_rwsem.
+ * Return: 0 (@fn was called exactly once) or -errno (@fn was not called).
+ */
+typedef void (*ufs_read_actor_t)(void *arg, const struct iovec *iov, int cnt, size_t len);
+int ufs_read_iov(struct ufs *fs, uint64_t ino, size_t size, uint64_t off,
+		 ufs_read_actor_t fn, void *arg);
+/*
  * ufs_write() - copy @size bytes of @buf to @off, allocating blocks as
  * needed; the data is durable on return, the size and times are committed
  * in a transaction; what c->kill says is dropped.
@@ -271,6 +290,21 @@ ssize_t ufs_read(struct ufs *fs, uint64_t ino, void *buf, size_t size, uint64_t 
  */
 ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		  const void *buf, size_t size, uint64_t off);
+/*
+ * ufs_write_fill() - ufs_write() with one copy less when the bytes come
+ * from a file descriptor (a pipe): @fill stores up to @n bytes at @dst,
+ * a device address in the range, and returns how many (0: the source is
+ * done; -errno).  Only where every block of [off, off + size) is already
+ * allocated: a hole (fresh blocks) is -EAGAIN, before @fill is called, and
+ * the caller writes through a buffer instead.  Each stored piece is made
+ * durable before the size grows; a source that gives fewer bytes makes a
+ * short write.
+ * Context: may sleep on the file's i_rwsem (held exclusively across @fill).
+ * Return: bytes written, or -errno (-EAGAIN: a hole, nothing done).
+ */
+typedef ssize_t (*ufs_fill_actor_t)(void *arg, void *dst, size_t n);
+ssize_t ufs_write_fill(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, size_t size,
+		       uint64_t off, ufs_fill_actor_t fill, void *arg);
 /*
  * ufs_fsync() - make @ino durable: data goes out with persisting stores and
  * metadata with committed transactions, so what is left is a final fence.

@@ -2,7 +2,8 @@
 /*
  * ufs_int.h - internals of the ufs.h layer: the mounted file system, the
  * DRAM inode cache, the transaction wrapper, the extent tree and the
- * directory index.  Not a contract: only src/core/ufs*.c, inode.c,
+ * directory index.  Not a contract: only src/core/ufs*.c, the file-data
+ * files (through inode_int.h: inode.c, file.c, falloc.c, grant.c),
  * extent.c, dir.c and xattr.c include it (and the ufs unit tests).
  *
  * Lock order (journal.h / dax.h, repeated for this layer):
@@ -244,8 +245,6 @@ int64_t ufs_ext_alloc(struct utx *t, struct ufs_inode *ip, uint64_t lblk, uint64
 		      uint64_t skip_lo, uint64_t skip_hi);
 
 /* ---- data (inode.c) ---- */
-/* Truncate to @size (break_layouts from the new end, several transactions). */
-int ufs_truncate(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx *w);
 /* Free every block of an unlinked inode and the inode itself. */
 int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w);
 /* break_layouts for [first, last] pages: takes the layout lock exclusively,
@@ -259,7 +258,14 @@ void ufs_dix_free(struct ufs_inode *dir);
 uint32_t ufs_name_hash(const char *name, size_t len);
 
 /* ---- xattrs (xattr.c) ---- */
+/* What ufs_kill_privs() drops. */
+#define UFS_KILL_SUIDGID	0x1	/* setuid, and setgid when group-executable */
+#define UFS_KILL_CAPS		0x2	/* the security.capability xattr */
+/* What changing data (a write, a truncate) and/or a chown drops for @c's caller. */
+unsigned int ufs_kill_mask(const struct ufs_ctx *c, bool data, bool chown);
 int ufs_kill_privs(struct utx *t, struct ufs_inode *ip, unsigned int kill);
+int ufs_kill_privs_ctx(struct utx *t, struct ufs_inode *ip, const struct ufs_ctx *c,
+		       unsigned int kill);
 int ufs_xattr_free(struct utx *t, struct ufs_inode *ip);
 
 #endif /* UDAX_UFS_INT_H */

@@ -230,6 +230,46 @@ int ufs_kill_privs(struct utx *t, struct ufs_inode *ip, unsigned int kill)
 	return changed;
 }
 
+/*
+ * ufs_kill_mask() - the privileges rule, in one place: changing data (@data:
+ * a write or a truncate) drops security.capability, and the set-ID bits of
+ * a caller without CAP_FSETID, when the file system and not the kernel
+ * drops privileges (@c->killpriv); a chown (@chown) drops the set-ID bits
+ * of a non-directory whoever asks, as the VFS does (tmpfs shows it), and
+ * the capability when the file system drops privileges.
+ * Context: any.  Return: UFS_KILL_* bits.
+ */
+unsigned int ufs_kill_mask(const struct ufs_ctx *c, bool data, bool chown)
+{
+	unsigned int kill = 0;
+	bool fs_kills = c && c->killpriv;
+
+	if (data && fs_kills)
+		kill |= UFS_KILL_CAPS | (c->no_fsetid ? UFS_KILL_SUIDGID : 0);
+	if (chown)
+		kill |= UFS_KILL_SUIDGID | (fs_kills ? UFS_KILL_CAPS : 0);
+	return kill;
+}
+
+/*
+ * ufs_kill_privs_ctx() - ufs_kill_privs() for the request @c, telling it
+ * (*@c->killed) when something was dropped: the kernel's cached
+ * attributes are stale then.
+ * Context: as ufs_kill_privs().  Return: 0 or -errno.
+ */
+int ufs_kill_privs_ctx(struct utx *t, struct ufs_inode *ip, const struct ufs_ctx *c,
+		       unsigned int kill)
+{
+	int rc;
+
+	if (!kill)
+		return 0;
+	rc = ufs_kill_privs(t, ip, kill);
+	if (rc > 0 && c && c->killed)
+		*c->killed = true;
+	return rc < 0 ? rc : 0;
+}
+
 int ufs_setxattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, const char *name,
 		 const void *value, size_t size, int flags)
 {

@@ -110,7 +110,6 @@ void udaxd_uring_stop(struct udaxd *d);
 struct iovec;
 ssize_t udaxd_uring_reply(struct udaxd *d, struct iovec *iov, int count);
 ssize_t udaxd_uring_notify(struct udaxd *d, struct iovec *iov, int count);
-void *udaxd_uring_reply_space(size_t size);
 
 extern const struct fuse_lowlevel_ops udaxd_ops;
 

@@ -791,19 +791,6 @@ ssize_t udaxd_uring_reply(struct udaxd *d, struct iovec *iov, int count)
 	return (ssize_t)total;
 }
 
-/*
- * udaxd_uring_reply_space() - where the reply to the request this thread
- * serves can be built in place (its payload buffer), or NULL.
- */
-void *udaxd_uring_reply_space(size_t size)
-{
-	struct ufu_ent *e = cur_ent;
-
-	if (!e || size > e->q->u->payload_len)
-		return NULL;
-	return e->payload;
-}
-
 /* ---- set-up and tear-down ---- */
 
 /* Number of possible CPUs: the kernel makes one queue for each. */

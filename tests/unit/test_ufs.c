@@ -9,6 +9,7 @@
 
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
@@ -381,6 +382,332 @@ static int rd_fill(void *arg, const char *name, const struct ufs_entry *e, uint6
 	snprintf(r->names[r->n], sizeof(r->names[0]), "%s", name);
 	r->next[r->n++] = next;
 	return 0;
+}
+
+/* Make @f 06755 with a security.capability xattr, @len bytes long. */
+static void make_privileged(uint64_t f, uint64_t len)
+{
+	struct ufs_setattr sa = { .valid = UFS_SET_MODE | UFS_SET_SIZE, .mode = 06755,
+				  .size = len };
+	char blk[3 * 4096];
+
+	CHECK_EQ(ufs_setattr(FS, C, f, &sa, NULL), 0);
+	memset(blk, 'p', sizeof(blk));
+	CHECK_EQ(ufs_write(FS, C, f, blk, (size_t)udax_min(len, sizeof(blk)), 0),
+		 (ssize_t)udax_min(len, sizeof(blk)));
+	CHECK_EQ(ufs_setxattr(FS, C, f, "security.capability", "cap", 3, 0), 0);
+	CHECK_EQ(st_of(f).st_mode, S_IFREG | 06755);
+}
+
+static bool has_caps(uint64_t f)
+{
+	return ufs_getxattr(FS, f, "security.capability", NULL, 0) == 3;
+}
+
+/*
+ * A truncate that drops privileges (FUSE_HANDLE_KILLPRIV_V2, a caller
+ * without CAP_FSETID) is one transaction: the size, the set-ID bits, the
+ * capability and the times commit together, so no crash leaves the file
+ * cut but still privileged.  The bug this catches: the size change and the
+ * privileges went in two transactions (commits counted 2).  Without
+ * killpriv the kernel drops privileges and the core keeps them.
+ */
+static void test_truncate_killpriv(void)
+{
+	struct ufs_ctx user = T.c;
+	uint64_t f = mkfile(UFS_ROOT_INO, "kp"), before;
+	struct ufs_setattr sa = { .valid = UFS_SET_SIZE };
+	bool killed;
+	struct stat st;
+
+	user.killpriv = true;
+	user.no_fsetid = true;
+	user.killed = &killed;
+
+	/* shrink, freeing blocks (break_layouts path) */
+	make_privileged(f, 3 * 4096);
+	killed = false;
+	sa.size = 4096;
+	before = ufs_journal_commits(FS->j);
+	CHECK_EQ(ufs_setattr(FS, &user, f, &sa, &st), 0);
+	CHECK_EQ(ufs_journal_commits(FS->j) - before, 1);
+	CHECK_EQ(st.st_mode, S_IFREG | 0755);
+	CHECK_EQ(st.st_size, 4096);
+	CHECK(!has_caps(f));
+	CHECK(killed);
+
+	/* grow */
+	make_privileged(f, 4096);
+	killed = false;
+	sa.size = 5 * 4096;
+	before = ufs_journal_commits(FS->j);
+	CHECK_EQ(ufs_setattr(FS, &user, f, &sa, &st), 0);
+	CHECK_EQ(ufs_journal_commits(FS->j) - before, 1);
+	CHECK_EQ(st.st_mode, S_IFREG | 0755);
+	CHECK_EQ(st.st_size, 5 * 4096);
+	CHECK(!has_caps(f));
+	CHECK(killed);
+
+	/* an explicit mtime in the same request wins over the truncate's own */
+	make_privileged(f, 3 * 4096);
+	sa.valid = UFS_SET_SIZE | UFS_SET_MTIME;
+	sa.size = 100;
+	sa.mtime.tv_sec = 1234;
+	sa.mtime.tv_nsec = 0;
+	before = ufs_journal_commits(FS->j);
+	CHECK_EQ(ufs_setattr(FS, &user, f, &sa, &st), 0);
+	CHECK_EQ(ufs_journal_commits(FS->j) - before, 1);
+	CHECK_EQ(st.st_mtim.tv_sec, 1234);
+	CHECK_EQ(st.st_size, 100);
+	CHECK_EQ(st.st_mode, S_IFREG | 0755);
+
+	/* O_TRUNC open */
+	make_privileged(f, 3 * 4096);
+	killed = false;
+	before = ufs_journal_commits(FS->j);
+	CHECK_EQ(ufs_open(FS, &user, f, O_WRONLY | O_TRUNC), 0);
+	CHECK_EQ(ufs_journal_commits(FS->j) - before, 1);
+	ufs_release(FS, f);
+	st = st_of(f);
+	CHECK_EQ(st.st_mode, S_IFREG | 0755);
+	CHECK_EQ(st.st_size, 0);
+	CHECK(!has_caps(f));
+	CHECK(killed);
+
+	/* the caller has CAP_FSETID: the capability goes, the set-ID bits stay */
+	make_privileged(f, 3 * 4096);
+	user.no_fsetid = false;
+	sa.valid = UFS_SET_SIZE;
+	sa.size = 4096;
+	CHECK_EQ(ufs_setattr(FS, &user, f, &sa, &st), 0);
+	CHECK_EQ(st.st_mode, S_IFREG | 06755);
+	CHECK(!has_caps(f));
+
+	/* the kernel drops privileges (no killpriv): the core keeps them all */
+	make_privileged(f, 3 * 4096);
+	user.killpriv = false;
+	user.no_fsetid = true;
+	killed = false;
+	CHECK_EQ(ufs_setattr(FS, &user, f, &sa, &st), 0);
+	CHECK_EQ(st.st_mode, S_IFREG | 06755);
+	CHECK(has_caps(f));
+	CHECK(!killed);
+	CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, "kp"), 0);
+}
+
+/* ---- reads without a copy, writes from a pipe ---- */
+
+struct riov {
+	int cnt;
+	size_t len, sum;
+	bool on_dev, zeros, called;
+	char first;
+	/* the truncate started from inside the actor */
+	uint64_t ino;
+	pthread_t th;
+	bool start_truncate;
+	int trunc_done;			/* atomic */
+	bool done_while_held;
+};
+
+static void *truncate_thread(void *arg)
+{
+	struct riov *r = arg;
+	struct ufs_setattr sa = { .valid = UFS_SET_SIZE, .size = 0 };
+
+	CHECK_EQ(ufs_setattr(FS, C, r->ino, &sa, NULL), 0);
+	__atomic_store_n(&r->trunc_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void riov_actor(void *arg, const struct iovec *iov, int cnt, size_t len)
+{
+	struct riov *r = arg;
+	const char *dev = udax_media_base(T.m);
+	uint64_t devsz = udax_media_size(T.m);
+	int i;
+
+	r->called = true;
+	r->cnt = cnt;
+	r->len = len;
+	r->on_dev = true;
+	r->zeros = true;
+	for (i = 0; i < cnt; i++) {
+		const char *p = iov[i].iov_base;
+		size_t k;
+
+		r->sum += iov[i].iov_len;
+		if (p >= dev && p + iov[i].iov_len <= dev + devsz)
+			continue;
+		for (k = 0; k < iov[i].iov_len; k++)	/* not the device: a hole */
+			r->zeros &= p[k] == 0;
+	}
+	r->on_dev = cnt > 0 && (const char *)iov[0].iov_base >= dev &&
+		    (const char *)iov[0].iov_base < dev + devsz;
+	r->first = cnt ? *(const char *)iov[0].iov_base : 0;
+	if (r->start_truncate) {
+		/*
+		 * A truncate of the file must wait until the actor returns:
+		 * the iovecs point at blocks it would free.  Give it every
+		 * chance to finish (a broken lock lets it) before looking.
+		 */
+		int spins;
+
+		pthread_create(&r->th, NULL, truncate_thread, r);
+		for (spins = 0; spins < 300 && !__atomic_load_n(&r->trunc_done, __ATOMIC_ACQUIRE);
+		     spins++)
+			usleep(1000);
+		r->done_while_held = __atomic_load_n(&r->trunc_done, __ATOMIC_ACQUIRE);
+		CHECK_EQ(*(const char *)iov[0].iov_base, 'A');
+	}
+}
+
+/*
+ * ufs_read_iov() hands out the device bytes themselves, holes as a shared
+ * zero region (one iovec per hole up to 1 MiB), nothing past EOF, and
+ * holds the file's lock across the actor: a truncate started inside it
+ * finishes only after it returns.  Bug this catches: the reply copied
+ * from blocks a concurrent truncate had freed (the lock dropped first).
+ */
+static void test_read_iov(void)
+{
+	uint64_t f = mkfile(UFS_ROOT_INO, "riov");
+	struct riov r;
+	char blk[4096];
+
+	memset(blk, 'A', sizeof(blk));
+	CHECK_EQ(ufs_write(FS, C, f, blk, 4096, 0), 4096);
+	memset(blk, 'B', sizeof(blk));
+	CHECK_EQ(ufs_write(FS, C, f, blk, 4096, 300 * 4096), 4096);
+
+	memset(&r, 0, sizeof(r));
+	CHECK_EQ(ufs_read_iov(FS, f, 2 * MiB, 0, riov_actor, &r), 0);
+	CHECK(r.called);
+	CHECK_EQ(r.len, 301 * 4096);		/* cut at EOF */
+	CHECK_EQ(r.sum, r.len);
+	CHECK_EQ(r.cnt, 4);			/* A, a hole of 1 MiB + 196 KiB, B */
+	CHECK(r.on_dev);
+	CHECK(r.zeros);
+	CHECK_EQ(r.first, 'A');
+
+	memset(&r, 0, sizeof(r));
+	CHECK_EQ(ufs_read_iov(FS, f, 4096, 301 * 4096, riov_actor, &r), 0);
+	CHECK(r.called);
+	CHECK_EQ(r.cnt, 0);
+	CHECK_EQ(r.len, 0);
+	memset(&r, 0, sizeof(r));
+	CHECK_EQ(ufs_read_iov(FS, UFS_ROOT_INO, 4096, 0, riov_actor, &r), -EISDIR);
+	CHECK(!r.called);
+
+	memset(&r, 0, sizeof(r));
+	r.ino = f;
+	r.start_truncate = true;
+	CHECK_EQ(ufs_read_iov(FS, f, 4096, 0, riov_actor, &r), 0);
+	pthread_join(r.th, NULL);
+	CHECK(!r.done_while_held);
+	CHECK_EQ(r.trunc_done, 1);
+	CHECK_EQ(st_of(f).st_size, 0);
+	CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, "riov"), 0);
+}
+
+static int pipe_with(int p[2], char c, size_t n)
+{
+	char buf[8192];
+
+	memset(buf, c, sizeof(buf));
+	if (pipe(p))
+		return -1;
+	while (n) {
+		size_t k = udax_min(n, sizeof(buf));
+
+		if (write(p[1], buf, k) != (ssize_t)k)
+			return -1;
+		n -= k;
+	}
+	return 0;
+}
+
+static ssize_t fd_fill(void *arg, void *dst, size_t n)
+{
+	ssize_t k = read(*(int *)arg, dst, n);
+
+	return k < 0 ? -errno : k;
+}
+
+static bool all_of(const char *p, char c, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != c)
+			return false;
+	return true;
+}
+
+/*
+ * ufs_write_fill() stores a pipe's bytes straight into allocated blocks,
+ * durably, growing the size into preallocated blocks; a hole is -EAGAIN
+ * with the pipe untouched (the caller goes through a buffer: a fresh block
+ * half filled would show stale bytes); a source that runs dry makes a
+ * short write and leaves the rest as it was.
+ */
+static void test_write_fill(void)
+{
+	uint64_t f = mkfile(UFS_ROOT_INO, "wfill");
+	struct ufs_ctx user = T.c;
+	char buf[4 * 4096];
+	bool killed = false;
+	int p[2], avail;
+
+	memset(buf, 'x', sizeof(buf));
+	CHECK_EQ(ufs_write(FS, C, f, buf, 3 * 4096, 0), 3 * 4096);
+	REQUIRE(pipe_with(p, 'y', 8192) == 0);
+	CHECK_EQ(ufs_write_fill(FS, C, f, 8192, 100, fd_fill, &p[0]), 8192);
+	CHECK_EQ(ufs_read(FS, f, buf, sizeof(buf), 0), 3 * 4096);
+	CHECK(all_of(buf, 'x', 100));
+	CHECK(all_of(buf + 100, 'y', 8192));
+	CHECK(all_of(buf + 8292, 'x', 3 * 4096 - 8292));
+	close(p[0]);
+	close(p[1]);
+
+	/* a hole: refused before reading anything */
+	REQUIRE(pipe_with(p, 'z', 4096) == 0);
+	CHECK_EQ(ufs_write_fill(FS, C, f, 4096, 5 * 4096, fd_fill, &p[0]), -EAGAIN);
+	CHECK_EQ(ioctl(p[0], FIONREAD, &avail), 0);
+	CHECK_EQ(avail, 4096);
+	CHECK_EQ(st_of(f).st_size, 3 * 4096);
+
+	/* preallocated past EOF: the size grows */
+	CHECK_EQ(ufs_fallocate(FS, C, f, FALLOC_FL_KEEP_SIZE, 3 * 4096, 4096), 0);
+	CHECK_EQ(ufs_write_fill(FS, C, f, 4096, 3 * 4096, fd_fill, &p[0]), 4096);
+	CHECK_EQ(st_of(f).st_size, 4 * 4096);
+	CHECK_EQ(ufs_read(FS, f, buf, 4096, 3 * 4096), 4096);
+	CHECK(all_of(buf, 'z', 4096));
+	close(p[0]);
+	close(p[1]);
+
+	/* a source that runs dry: a short write, the rest unchanged */
+	REQUIRE(pipe_with(p, 's', 100) == 0);
+	close(p[1]);
+	CHECK_EQ(ufs_write_fill(FS, C, f, 4096, 0, fd_fill, &p[0]), 100);
+	CHECK_EQ(ufs_read(FS, f, buf, 4096, 0), 4096);
+	CHECK(all_of(buf, 's', 100));
+	CHECK(all_of(buf + 100, 'y', 4096 - 100));
+	close(p[0]);
+
+	/* privileges go as with any write */
+	make_privileged(f, 3 * 4096);
+	user.killpriv = true;
+	user.no_fsetid = true;
+	user.killed = &killed;
+	REQUIRE(pipe_with(p, 'k', 10) == 0);
+	CHECK_EQ(ufs_write_fill(FS, &user, f, 10, 0, fd_fill, &p[0]), 10);
+	CHECK_EQ(st_of(f).st_mode, S_IFREG | 0755);
+	CHECK(!has_caps(f));
+	CHECK(killed);
+	close(p[0]);
+	close(p[1]);
+	CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, "wfill"), 0);
 }
 
 static void test_readdir(void)
@@ -1094,6 +1421,9 @@ int main(void)
 	test_special();
 	test_xattr();
 	test_attr();
+	test_truncate_killpriv();
+	test_read_iov();
+	test_write_fill();
 	test_readdir();
 	test_data();
 	test_falloc();
