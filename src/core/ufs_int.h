@@ -2,9 +2,14 @@
 /*
  * ufs_int.h - internals of the ufs.h layer: the mounted file system, the
  * DRAM inode cache, the transaction wrapper, the extent tree and the
- * directory index.  Not a contract: only src/core/ufs*.c, the file-data
- * files (through inode_int.h: inode.c, file.c, falloc.c, grant.c),
+ * directory index.  Not a contract: only txn.c, icache.c, mount.c, the
+ * file-data files (through inode_int.h: inode.c, file.c, falloc.c, grant.c),
  * extent.c, dir.c and xattr.c include it (and the ufs unit tests).
+ *
+ * The layer's pieces, lowest first: txn.c (transactions over the journal),
+ * icache.c (the inode cache, the orphan list), extent.c, the file data
+ * (inode.c, file.c, falloc.c, grant.c), dir.c and xattr.c (the
+ * namespace), mount.c (mount and unmount, which call all of them).
  *
  * Lock order (journal.h / dax.h, repeated for this layer):
  *   fs->ns_lock (namespace, rwlock)  ->  inode i_rwsem  ->  layout lock
@@ -122,6 +127,7 @@ struct utx {
 	bool super;			/* primary superblock checksum due */
 };
 
+/* ---- transactions (txn.c) ---- */
 int utx_begin(struct ufs *fs, struct utx *t);
 int utx_add(struct utx *t, void *ptr, size_t len);
 int utx_dinode(struct utx *t, struct ufs_dinode *di);
@@ -146,7 +152,7 @@ size_t utx_room(struct utx *t);
 void utx_commit(struct utx *t);
 void utx_abort(struct utx *t);
 
-/* ---- inodes (ufs.c) ---- */
+/* ---- inodes (icache.c) ---- */
 /*
  * Do blocks [pblk, pblk + len) lie in the data area?  File data, extent
  * nodes and xattr blocks must: never block 0, the journal, the bitmaps,
@@ -180,6 +186,23 @@ int ufs_inew(struct ufs *fs, struct utx *t, const struct ufs_ctx *c, struct ufs_
 void ufs_inew_undo(struct ufs_inode *ip);
 /* Make an inode unfindable (eviction, before its slot is freed). */
 void ufs_icache_unhash(struct ufs_inode *ip);
+/* Free a cached inode's DRAM (it is out of the hash).  Context: no lock held. */
+void ufs_inode_free(struct ufs_inode *ip);
+/* Every cached inode not being evicted, each with a reference taken, so
+ * they can be worked on unlocked (@n set; NULL when out of memory).
+ * Context: unmount; takes icache_lock. */
+struct ufs_inode **ufs_icache_snapshot(struct ufs *fs, size_t *n);
+/* Set up the empty cache (and the heap's trim policy).  Context: mount.
+ * Return: 0 or -ENOMEM. */
+int ufs_icache_init(struct ufs *fs);
+/* A private, uncached inode for @ino (freed with ufs_inode_free()).
+ * Context: any.  Return: the inode, or NULL when out of memory. */
+struct ufs_inode *ufs_inode_alloc(struct ufs *fs, uint64_t ino);
+/* ufs_iput_ctx() that says how an eviction it started ended.  Return: 0
+ * (no eviction, or the inode was freed), else the failed eviction's error. */
+int ufs_iput_rc(struct ufs_inode *ip, const struct udax_wait_ctx *w);
+/* The primary superblock in the device mapping (the orphan list's head). */
+struct ufs_super *ufs_primary(struct ufs *fs);
 int ufs_orphan_add(struct utx *t, struct ufs_inode *ip);
 int ufs_orphan_del(struct utx *t, struct ufs_inode *ip);
 void ufs_fill_stat(struct ufs_inode *ip, struct stat *st);
