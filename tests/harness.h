@@ -9,14 +9,14 @@
  * One semantics for the checks:
  *   CHECK(cond[, fmt, ...])  counts; a false @cond prints "FAIL file:line:
  *                            cond[: message]" and what the core last said
- *                            (udax_errmsg(), when the test links the core
+ *                            (dx_errmsg(), when the test links the core
  *                            and it says anything), then the test goes on,
  *                            so that one run shows every failed check.
  *   CHECK_EQ(a, b)           the same, printing both values.
  *   REQUIRE(cond[, fmt, ...]) the same print, then the test stops (T_FAIL):
  *                            for a check the rest of the test builds on.
  *   REQUIRE_OK(call)         REQUIRE for a call that returns 0 (or more) or
- *                            -errno: prints strerror(-ret) and udax_errmsg().
+ *                            -errno: prints strerror(-ret) and dx_errmsg().
  *   CHECK_SYS(expr)          CHECK for a system call that returns -1 and
  *                            sets errno: prints strerror(errno); evaluates
  *                            to @expr's value so calls nest.
@@ -51,8 +51,8 @@
 #define T_ERROR 99
 
 /* What the core last said about an error; absent when the test does not link it. */
-const char *udax_errmsg(void);
-#pragma weak udax_errmsg
+const char *dx_errmsg(void);
+#pragma weak dx_errmsg
 
 /* One instance per program (see above).  Written through the atomics below. */
 int t_checks __attribute__((weak));
@@ -71,13 +71,13 @@ static inline void t_run_cleanup(void)
 
 /*
  * What the core last said, or NULL: the test does not link the core, or
- * nothing was said in this thread (udax_errmsg() then reads "unknown
+ * nothing was said in this thread (dx_errmsg() then reads "unknown
  * error").  It may be older than the failed check: it is printed as a
  * lead, labelled as the core's.
  */
 static inline const char *t_errmsg(void)
 {
-	const char *m = udax_errmsg ? udax_errmsg() : NULL;
+	const char *m = dx_errmsg ? dx_errmsg() : NULL;
 
 	return m && *m && strcmp(m, "unknown error") ? m : NULL;
 }

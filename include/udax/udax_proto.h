@@ -249,7 +249,7 @@ struct udax_srec_head {
 	uint32_t version;		/* UDAX_STATUS_VERSION */
 	int32_t pid;			/* the daemon's */
 	uint64_t quarantined_blocks;	/* pins of an earlier mount never seen released */
-	/* the page handles (struct udax_dax_stats) */
+	/* the page handles (struct dx_dax_stats) */
 	uint64_t tracked_entries, live_handles, busy_handles, waiters;
 	uint64_t handle_bytes, unsafe_frees;
 };
@@ -359,7 +359,7 @@ struct udax_srec_end {
  * (at most UDAX_BREAKS_MAX, oldest first), for `udaxctl bench
  * truncate-dma`.  Times are CLOCK_MONOTONIC nanoseconds (the same clock
  * as the clients'), 0 when not reached; the first five are the fields of
- * struct udax_break_stats (src/core/dax.h); t_freed is when the file
+ * struct dx_break_stats (src/core/dax.h); t_freed is when the file
  * system call that freed the blocks returned.
  */
 #define UDAX_BREAKS_MAX 4096

@@ -35,8 +35,8 @@ struct blk_run {
 };
 
 struct ufs_alloc {
-	struct udax_media *m;
-	struct udax_dax *dax;
+	struct dx_media *m;
+	struct dx_dax *dax;
 	struct ufs_journal *j;		/* hooks registered on it (first tx seen) */
 	pthread_mutex_t lock;
 	uint8_t *bbm, *ibm;		/* bitmaps, in the mapping */
@@ -102,8 +102,8 @@ static uint16_t chunk_count(const struct ufs_alloc *a, uint64_t c)
 	uint64_t lo = c * CHUNK, hi = lo + CHUNK;
 
 	for (size_t i = 0; i < a->nquar; i++) {
-		uint64_t s = udax_max(a->quar[i].pblk, udax_max(lo, a->data_start));
-		uint64_t e = udax_min(a->quar[i].pblk + a->quar[i].len, udax_min(hi, a->data_end));
+		uint64_t s = dx_max(a->quar[i].pblk, dx_max(lo, a->data_start));
+		uint64_t e = dx_min(a->quar[i].pblk + a->quar[i].len, dx_min(hi, a->data_end));
 
 		for (uint64_t b = s; b < e; b++)
 			if (!bit_test(a->bbm, b))
@@ -114,7 +114,7 @@ static uint16_t chunk_count(const struct ufs_alloc *a, uint64_t c)
 
 static uint16_t chunk_count_bits(const struct ufs_alloc *a, uint64_t c)
 {
-	uint64_t b = c * CHUNK, end = udax_min(b + CHUNK, a->data_end);
+	uint64_t b = c * CHUNK, end = dx_min(b + CHUNK, a->data_end);
 	uint16_t n = 0;
 
 	if (b < a->data_start)
@@ -154,14 +154,14 @@ static inline bool blk_avail(const struct ufs_alloc *a, uint64_t b)
 static void alloc_restored(void *arg, uint64_t off, uint64_t len)
 {
 	struct ufs_alloc *a = arg;
-	uint64_t bstart = udax_media_off(a->m, a->bbm);
+	uint64_t bstart = dx_media_off(a->m, a->bbm);
 	uint64_t bend = bstart + (a->nblocks + 7) / 8;
 	uint64_t lo, hi, c, c0, c1;
 
 	if (off + len <= bstart || off >= bend)
 		return;
-	lo = udax_max(off, bstart) - bstart;
-	hi = udax_min(off + len, bend) - bstart;
+	lo = dx_max(off, bstart) - bstart;
+	hi = dx_min(off + len, bend) - bstart;
 	c0 = lo * 8 / CHUNK;
 	c1 = (hi * 8 - 1) / CHUNK;
 	pthread_mutex_lock(&a->lock);
@@ -222,8 +222,8 @@ static int alloc_hook(struct ufs_alloc *a, struct ufs_tx *tx)
 	return ret;
 }
 
-int ufs_alloc_open(struct ufs_alloc **out, struct udax_media *m, const struct ufs_super *sb,
-		   struct udax_dax *dax)
+int ufs_alloc_open(struct ufs_alloc **out, struct dx_media *m, const struct ufs_super *sb,
+		   struct dx_dax *dax)
 {
 	struct ufs_alloc *a;
 	uint64_t c, i;
@@ -235,15 +235,15 @@ int ufs_alloc_open(struct ufs_alloc **out, struct udax_media *m, const struct uf
 	a->m = m;
 	a->dax = dax;
 	pthread_mutex_init(&a->lock, NULL);
-	a->bbm = udax_media_ptr(m, sb->s_bbitmap_start * BS);
-	a->ibm = udax_media_ptr(m, sb->s_ibitmap_start * BS);
+	a->bbm = dx_media_ptr(m, sb->s_bbitmap_start * BS);
+	a->ibm = dx_media_ptr(m, sb->s_ibitmap_start * BS);
 	a->nblocks = sb->s_blocks_count;
 	a->data_start = sb->s_data_start;
 	a->data_end = sb->s_blocks_count - 1;	/* the backup superblock */
 	a->ninodes = sb->s_inode_count;
 	a->nchunks = (a->nblocks + CHUNK - 1) / CHUNK;
 	a->chunk_bytes = a->nchunks * sizeof(uint16_t);
-	a->chunk_free = udax_numa_alloc(a->chunk_bytes, udax_media_numa_node(m));
+	a->chunk_free = dx_numa_alloc(a->chunk_bytes, dx_media_numa_node(m));
 	if (!a->chunk_free) {
 		free(a);
 		return -ENOMEM;
@@ -251,10 +251,10 @@ int ufs_alloc_open(struct ufs_alloc **out, struct udax_media *m, const struct uf
 	/* metadata blocks must be marked used: otherwise the bitmap is corrupt */
 	for (i = 0; i < a->data_start; i += 8) {
 		if (i + 8 <= a->data_start ? a->bbm[i / 8] != 0xff : !bit_test(a->bbm, i)) {
-			udax_seterr("%s: block bitmap at offset %" PRIu64
+			dx_seterr("%s: block bitmap at offset %" PRIu64
 				    ": metadata block %" PRIu64 " is marked free",
-				    udax_media_path(m), sb->s_bbitmap_start * BS, i);
-			udax_numa_free(a->chunk_free, a->chunk_bytes);
+				    dx_media_path(m), sb->s_bbitmap_start * BS, i);
+			dx_numa_free(a->chunk_free, a->chunk_bytes);
 			free(a);
 			return -EUCLEAN;
 		}
@@ -276,9 +276,9 @@ int ufs_alloc_open(struct ufs_alloc **out, struct udax_media *m, const struct uf
 			a->free_inodes++;
 	}
 	if (!bit_test(a->ibm, 0) || !bit_test(a->ibm, UFS_ROOT_INO)) {
-		udax_seterr("%s: inode bitmap at offset %" PRIu64 ": reserved slot 0 or the root is free",
-			    udax_media_path(m), sb->s_ibitmap_start * BS);
-		udax_numa_free(a->chunk_free, a->chunk_bytes);
+		dx_seterr("%s: inode bitmap at offset %" PRIu64 ": reserved slot 0 or the root is free",
+			    dx_media_path(m), sb->s_ibitmap_start * BS);
+		dx_numa_free(a->chunk_free, a->chunk_bytes);
 		free(a);
 		return -EUCLEAN;
 	}
@@ -296,7 +296,7 @@ void ufs_alloc_close(struct ufs_alloc **ap)
 		return;
 	if (a->j)
 		ufs_journal_remove_hooks(a->j, &alloc_hooks, a);
-	udax_numa_free(a->chunk_free, a->chunk_bytes);
+	dx_numa_free(a->chunk_free, a->chunk_bytes);
 	free(a->txfree);
 	free(a->quar);
 	pthread_mutex_destroy(&a->lock);
@@ -406,8 +406,8 @@ static bool find_small(struct ufs_alloc *a, uint64_t start, uint64_t want, uint6
 		if (a->chunk_free[c] < min || (budget && scanned >= budget))
 			continue;
 		scanned++;
-		b = udax_max(c * CHUNK, a->data_start);
-		end = udax_min((c + 1) * CHUNK, a->data_end);
+		b = dx_max(c * CHUNK, a->data_start);
+		end = dx_min((c + 1) * CHUNK, a->data_end);
 		while (b < end) {
 			uint64_t n;
 
@@ -415,7 +415,7 @@ static bool find_small(struct ufs_alloc *a, uint64_t start, uint64_t want, uint6
 				b++;
 				continue;
 			}
-			n = run_at(a, b, udax_min(want, end - b));
+			n = run_at(a, b, dx_min(want, end - b));
 			if (n >= want) {
 				*pblk = b;
 				*got = want;
@@ -480,7 +480,7 @@ int ufs_alloc_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t goal, uint
 
 			if (c != UINT64_MAX) {
 				p = c * CHUNK;
-				n = udax_min((uint64_t)want, k * CHUNK);
+				n = dx_min((uint64_t)want, k * CHUNK);
 				found = true;
 				break;
 			}
@@ -489,7 +489,7 @@ int ufs_alloc_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t goal, uint
 	/* 3. small requests (and big ones when no whole chunk is left) */
 	if (!found) {
 		/* no whole chunk left: a run inside a partly used one (< 512 blocks) */
-		uint64_t w = udax_min((uint64_t)want, (uint64_t)CHUNK - 1);
+		uint64_t w = dx_min((uint64_t)want, (uint64_t)CHUNK - 1);
 
 		if (min <= w)
 			found = find_small(a, goal && goal < a->nblocks ? goal / CHUNK : a->small_hint,
@@ -515,19 +515,19 @@ int ufs_free_blocks(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t pblk, uint3
 	int ret;
 
 	if (len == 0 || pblk < a->data_start || pblk >= a->data_end || len > a->data_end - pblk) {
-		udax_seterr("free of blocks %" PRIu64 "+%u outside the data area", pblk, len);
+		dx_seterr("free of blocks %" PRIu64 "+%u outside the data area", pblk, len);
 		return -EINVAL;
 	}
 	/* I1: never give back a block whose page is tracked or referenced */
 	if (a->dax)
-		udax_dax_assert_free(a->dax, pblk, len);
+		dx_dax_assert_free(a->dax, pblk, len);
 	ret = alloc_hook(a, tx);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&a->lock);
 	for (b = pblk; b < pblk + len; b++) {
 		if (!bit_test(a->bbm, b) || (a->ntxfree && txfreed(a, b))) {
-			udax_seterr("free of block %" PRIu64 " which is not allocated", b);
+			dx_seterr("free of block %" PRIu64 " which is not allocated", b);
 			ret = -EINVAL;
 			goto out;
 		}
@@ -604,7 +604,7 @@ int ufs_ifree(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t ino)
 	int ret;
 
 	if (ino <= UFS_ROOT_INO || ino >= a->ninodes) {
-		udax_seterr("free of inode %" PRIu64 ": not a freeable inode number", ino);
+		dx_seterr("free of inode %" PRIu64 ": not a freeable inode number", ino);
 		return -EINVAL;
 	}
 	ret = alloc_hook(a, tx);
@@ -612,7 +612,7 @@ int ufs_ifree(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t ino)
 		return ret;
 	pthread_mutex_lock(&a->lock);
 	if (!bit_test(a->ibm, ino)) {
-		udax_seterr("free of inode %" PRIu64 " which is not allocated", ino);
+		dx_seterr("free of inode %" PRIu64 " which is not allocated", ino);
 		ret = -EINVAL;
 		goto out;
 	}
@@ -648,9 +648,9 @@ int ufs_alloc_quarantine(struct ufs_alloc *a, const struct ufs_blk_range *r, siz
 	for (i = 0; i < a->nquar; i++)
 		q[w++] = a->quar[i];
 	for (i = 0; i < n; i++) {
-		uint64_t s = udax_max(r[i].pblk, a->data_start);
+		uint64_t s = dx_max(r[i].pblk, a->data_start);
 		uint64_t e = r[i].pblk + r[i].len < r[i].pblk ? a->data_end :
-			     udax_min(r[i].pblk + r[i].len, a->data_end);
+			     dx_min(r[i].pblk + r[i].len, a->data_end);
 
 		if (s < e)
 			q[w++] = (struct blk_run){ s, e - s };
@@ -660,7 +660,7 @@ int ufs_alloc_quarantine(struct ufs_alloc *a, const struct ufs_blk_range *r, siz
 	w = 0;
 	for (i = 0; i < n; i++) {
 		if (w && q[i].pblk <= q[w - 1].pblk + q[w - 1].len) {
-			uint64_t end = udax_max(q[w - 1].pblk + q[w - 1].len, q[i].pblk + q[i].len);
+			uint64_t end = dx_max(q[w - 1].pblk + q[w - 1].len, q[i].pblk + q[i].len);
 
 			q[w - 1].len = end - q[w - 1].pblk;
 			continue;

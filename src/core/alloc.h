@@ -9,7 +9,7 @@
  * mappings stay possible.  DRAM cost: 2 bytes per 2 MiB of device.
  *
  * Every bitmap change is made inside the caller's transaction.  The free
- * path checks invariant I1 (udax_dax_assert_free(), always on) before a
+ * path checks invariant I1 (dx_dax_assert_free(), always on) before a
  * single bit is cleared.
  */
 #ifndef UDAX_ALLOC_H
@@ -28,10 +28,10 @@ struct ufs_alloc;
  * ufs_alloc_open() - scan the bitmaps and build the DRAM summary.
  * Context: mount, after journal recovery, before any transaction.
  * Return: 0 with *@out set, -ENOMEM, -EUCLEAN (a bitmap contradicts the
- * superblock; udax_errmsg() says which).
+ * superblock; dx_errmsg() says which).
  */
-int ufs_alloc_open(struct ufs_alloc **out, struct udax_media *m, const struct ufs_super *sb,
-		   struct udax_dax *dax);
+int ufs_alloc_open(struct ufs_alloc **out, struct dx_media *m, const struct ufs_super *sb,
+		   struct dx_dax *dax);
 /*
  * ufs_alloc_close() - free the allocator and clear *@ap (NULL-safe).
  * Context: unmount, no transaction open.  Return: nothing.
@@ -85,7 +85,7 @@ int ufs_ialloc(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t *ino);
 /*
  * ufs_ifree() - give inode slot @ino back.
  * Context: inside @tx.  Return: 0; -EINVAL (the root, out of range, or
- * not allocated: udax_errmsg() says which); -ENOSPC (log full).
+ * not allocated: dx_errmsg() says which); -ENOSPC (log full).
  */
 int ufs_ifree(struct ufs_alloc *a, struct ufs_tx *tx, uint64_t ino);
 

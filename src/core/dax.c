@@ -17,26 +17,26 @@
 #include "dax_int.h"
 
 /* ---- policies ---- */
-static const char *const udax_policy_names[] = {
+static const char *const dx_policy_names[] = {
 	[UDAX_POLICY_DEFAULT] = "default",
 	[UDAX_POLICY_UNTRACK_FIRST] = "untrack-first",
 	[UDAX_POLICY_UNSAFE] = "unsafe",
 };
 
-const char *udax_policy_name(enum udax_policy p)
+const char *dx_policy_name(enum dx_policy p)
 {
-	if ((unsigned int)p >= UDAX_ARRAY_SIZE(udax_policy_names))
+	if ((unsigned int)p >= UDAX_ARRAY_SIZE(dx_policy_names))
 		return "unknown";
-	return udax_policy_names[p];
+	return dx_policy_names[p];
 }
 
-int udax_policy_parse(const char *name, enum udax_policy *out)
+int dx_policy_parse(const char *name, enum dx_policy *out)
 {
 	unsigned int i;
 
-	for (i = 0; name && i < UDAX_ARRAY_SIZE(udax_policy_names); i++) {
-		if (!strcasecmp(name, udax_policy_names[i])) {
-			*out = (enum udax_policy)i;
+	for (i = 0; name && i < UDAX_ARRAY_SIZE(dx_policy_names); i++) {
+		if (!strcasecmp(name, dx_policy_names[i])) {
+			*out = (enum dx_policy)i;
 			return 0;
 		}
 	}
@@ -44,9 +44,9 @@ int udax_policy_parse(const char *name, enum udax_policy *out)
 }
 
 /* ---- the per-mount object ---- */
-int udax_dax_new(struct udax_dax **out, const struct udax_dax_opts *o)
+int dx_dax_new(struct dx_dax **out, const struct dx_dax_opts *o)
 {
-	struct udax_dax *d;
+	struct dx_dax *d;
 	unsigned int i;
 
 	*out = NULL;
@@ -60,7 +60,7 @@ int udax_dax_new(struct udax_dax **out, const struct udax_dax_opts *o)
 		d->opts = *o;
 	else
 		d->opts.numa_node = -1;
-	d->epoch_ns = udax_now_ns();
+	d->epoch_ns = dx_now_ns();
 	xa_init(&d->pfns);
 	xa_init_shared(&d->pfns_huge, &d->pfns);
 	for (i = 0; i < UDAX_WAIT_BUCKETS; i++)
@@ -69,9 +69,9 @@ int udax_dax_new(struct udax_dax **out, const struct udax_dax_opts *o)
 	return 0;
 }
 
-void udax_dax_delete(struct udax_dax **dp)
+void dx_dax_delete(struct dx_dax **dp)
 {
-	struct udax_dax *d = dp ? *dp : NULL;
+	struct dx_dax *d = dp ? *dp : NULL;
 	unsigned int i;
 
 	if (!d)
@@ -79,7 +79,7 @@ void udax_dax_delete(struct udax_dax **dp)
 	xa_lock(&d->pfns);
 	UDAX_BUG_ON(d->live_handles != 0);
 	UDAX_BUG_ON(d->waiters != NULL);
-	udax_handle_chunks_free(d);
+	dx_handle_chunks_free(d);
 	xa_unlock(&d->pfns);
 	xa_destroy(&d->pfns_huge);
 	xa_destroy(&d->pfns);
@@ -91,13 +91,13 @@ void udax_dax_delete(struct udax_dax **dp)
 	*dp = NULL;
 }
 
-enum udax_policy udax_dax_policy(const struct udax_dax *d)
+enum dx_policy dx_dax_policy(const struct dx_dax *d)
 {
 	return d->opts.policy;
 }
 
 /* ---- the per-inode mapping ---- */
-int udax_mapping_init(struct udax_mapping *m, struct udax_dax *dax, uint64_t ino)
+int dx_mapping_init(struct dx_mapping *m, struct dx_dax *dax, uint64_t ino)
 {
 	pthread_rwlockattr_t a;
 	int r;
@@ -118,55 +118,55 @@ int udax_mapping_init(struct udax_mapping *m, struct udax_dax *dax, uint64_t ino
 	return 0;
 }
 
-void udax_mapping_destroy(struct udax_mapping *m)
+void dx_mapping_destroy(struct dx_mapping *m)
 {
 	UDAX_BUG_ON(!xa_empty(&m->entries));
 	xa_destroy(&m->entries);
 	pthread_rwlock_destroy(&m->layout_lock);
 }
 
-void udax_layout_lock_shared(struct udax_mapping *m)
+void dx_layout_lock_shared(struct dx_mapping *m)
 {
 	pthread_rwlock_rdlock(&m->layout_lock);
 }
 
-void udax_layout_unlock_shared(struct udax_mapping *m)
+void dx_layout_unlock_shared(struct dx_mapping *m)
 {
 	pthread_rwlock_unlock(&m->layout_lock);
 }
 
-void udax_layout_lock_excl(struct udax_mapping *m)
+void dx_layout_lock_excl(struct dx_mapping *m)
 {
 	pthread_rwlock_wrlock(&m->layout_lock);
 }
 
-void udax_layout_unlock_excl(struct udax_mapping *m)
+void dx_layout_unlock_excl(struct dx_mapping *m)
 {
 	pthread_rwlock_unlock(&m->layout_lock);
 }
 
-size_t udax_mapping_mem_bytes(struct udax_mapping *m)
+size_t dx_mapping_mem_bytes(struct dx_mapping *m)
 {
 	return xa_mem_bytes(&m->entries);
 }
 
-static inline bool udax_recalling(const struct udax_mapping *m)
+static inline bool dx_recalling(const struct dx_mapping *m)
 {
 	return __atomic_load_n(&m->recalling, __ATOMIC_ACQUIRE) != 0;
 }
 
 /* ---- entry values ---- */
-static inline uint64_t udax_xa_to_entry(const void *e)
+static inline uint64_t dx_xa_to_entry(const void *e)
 {
 	return (uint64_t)xa_to_value(e);
 }
-static inline void *udax_entry_to_xa(uint64_t v)
+static inline void *dx_entry_to_xa(uint64_t v)
 {
 	return xa_mk_value((unsigned long)v);
 }
 
 /* ---- the entry wait table ---- */
-static struct udax_wait_bucket *udax_bucket(struct udax_dax *d, const struct udax_mapping *m,
+static struct dx_wait_bucket *dx_bucket(struct dx_dax *d, const struct dx_mapping *m,
 					    uint64_t index)
 {
 	uint64_t h = ((uint64_t)(uintptr_t)m >> 4) * 0x9E3779B97F4A7C15ULL;
@@ -181,9 +181,9 @@ static struct udax_wait_bucket *udax_bucket(struct udax_dax *d, const struct uda
  * and the entry seen LOCKED under it: the unlocker changes the entry under
  * that lock first, so its wake comes after this and cannot be lost.
  */
-static void udax_ewait_queue(struct udax_dax *d, struct udax_ewait *ew)
+static void dx_ewait_queue(struct dx_dax *d, struct dx_ewait *ew)
 {
-	struct udax_wait_bucket *b = udax_bucket(d, ew->m, ew->index);
+	struct dx_wait_bucket *b = dx_bucket(d, ew->m, ew->index);
 
 	__atomic_store_n(&ew->woken, 0, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&b->lock);
@@ -200,7 +200,7 @@ static void udax_ewait_queue(struct udax_dax *d, struct udax_ewait *ew)
 	__atomic_add_fetch(&d->entry_waiters, 1, __ATOMIC_RELAXED);
 }
 
-static void udax_ewait_unqueue_locked(struct udax_wait_bucket *b, struct udax_ewait *ew)
+static void dx_ewait_unqueue_locked(struct dx_wait_bucket *b, struct dx_ewait *ew)
 {
 	if (!ew->queued)
 		return;
@@ -217,13 +217,13 @@ static void udax_ewait_unqueue_locked(struct udax_wait_bucket *b, struct udax_ew
 }
 
 /* Leave the queue (if a waker did not already take us off).  Return: woken. */
-static uint32_t udax_ewait_finish(struct udax_dax *d, struct udax_ewait *ew)
+static uint32_t dx_ewait_finish(struct dx_dax *d, struct dx_ewait *ew)
 {
-	struct udax_wait_bucket *b = udax_bucket(d, ew->m, ew->index);
+	struct dx_wait_bucket *b = dx_bucket(d, ew->m, ew->index);
 	uint32_t woken;
 
 	pthread_mutex_lock(&b->lock);
-	udax_ewait_unqueue_locked(b, ew);
+	dx_ewait_unqueue_locked(b, ew);
 	woken = __atomic_load_n(&ew->woken, __ATOMIC_ACQUIRE);
 	pthread_mutex_unlock(&b->lock);
 	__atomic_sub_fetch(&d->entry_waiters, 1, __ATOMIC_RELAXED);
@@ -236,11 +236,11 @@ static uint32_t udax_ewait_finish(struct udax_dax *d, struct udax_ewait *ew)
  * (the entry was deleted or replaced).
  * Context: any lock up to the mapping's xa lock may be held.
  */
-static void udax_entry_wake(struct udax_dax *d, struct udax_mapping *m, uint64_t index,
+static void dx_entry_wake(struct dx_dax *d, struct dx_mapping *m, uint64_t index,
 			    uint32_t mode)
 {
-	struct udax_wait_bucket *b = udax_bucket(d, m, index);
-	struct udax_ewait *ew, *next;
+	struct dx_wait_bucket *b = dx_bucket(d, m, index);
+	struct dx_ewait *ew, *next;
 	bool one_done = false;
 
 	if (!__atomic_load_n(&b->nwaiters, __ATOMIC_ACQUIRE))
@@ -255,11 +255,11 @@ static void udax_entry_wake(struct udax_dax *d, struct udax_mapping *m, uint64_t
 				continue;
 			one_done = true;
 		}
-		udax_ewait_unqueue_locked(b, ew);
+		dx_ewait_unqueue_locked(b, ew);
 		__atomic_add_fetch(&d->entry_wakeups, 1, __ATOMIC_RELAXED);
 		__atomic_store_n(&ew->woken, mode, __ATOMIC_RELEASE);
 		/* Still under the bucket lock: ew cannot have gone away. */
-		udax_futex_wake(&ew->woken, 1);
+		dx_futex_wake(&ew->woken, 1);
 	}
 	pthread_mutex_unlock(&b->lock);
 }
@@ -268,7 +268,7 @@ static void udax_entry_wake(struct udax_dax *d, struct udax_mapping *m, uint64_t
  * Sleep until @ew is woken.  With @w, interruptible and bounded by
  * @deadline.  Return: 0 (woken), -EINTR, -EBUSY.
  */
-static int udax_ewait_sleep(struct udax_ewait *ew, const struct udax_wait_ctx *w,
+static int dx_ewait_sleep(struct dx_ewait *ew, const struct dx_wait_ctx *w,
 			    uint64_t deadline)
 {
 	uint64_t slice;
@@ -277,18 +277,18 @@ static int udax_ewait_sleep(struct udax_ewait *ew, const struct udax_wait_ctx *w
 	for (;;) {
 		if (__atomic_load_n(&ew->woken, __ATOMIC_ACQUIRE))
 			return 0;
-		r = udax_wait_check(w, deadline, &slice);
+		r = dx_wait_check(w, deadline, &slice);
 		if (r)
 			return r;
-		udax_futex_wait(&ew->woken, 0, slice);
+		dx_futex_wait(&ew->woken, 0, slice);
 	}
 }
 
 /* ---- entry locks ---- */
-int udax_entry_grab(struct udax_mapping *m, uint64_t index, unsigned int order,
+int dx_entry_grab(struct dx_mapping *m, uint64_t index, unsigned int order,
 		    uint64_t *entryp)
 {
-	struct udax_dax *d = m->dax;
+	struct dx_dax *d = m->dax;
 	struct xarray *xa = &m->entries;
 	uint64_t aligned, v;
 	unsigned long first = 0;
@@ -304,14 +304,14 @@ int udax_entry_grab(struct udax_mapping *m, uint64_t index, unsigned int order,
 	for (;;) {
 		e = __xa_load_extent(xa, index, &first, &eorder);
 		if (e) {
-			v = udax_xa_to_entry(e);
-			if (udax_entry_locked(v)) {
-				struct udax_ewait ew = { .m = m, .index = first, .excl = true };
+			v = dx_xa_to_entry(e);
+			if (dx_entry_locked(v)) {
+				struct dx_ewait ew = { .m = m, .index = first, .excl = true };
 
-				udax_ewait_queue(d, &ew);
+				dx_ewait_queue(d, &ew);
 				xa_unlock(xa);
-				udax_ewait_sleep(&ew, NULL, 0);
-				woken_one = udax_ewait_finish(d, &ew) == UDAX_WAKE_ONE;
+				dx_ewait_sleep(&ew, NULL, 0);
+				woken_one = dx_ewait_finish(d, &ew) == UDAX_WAKE_ONE;
 				xa_lock(xa);
 				continue;
 			}
@@ -321,13 +321,13 @@ int udax_entry_grab(struct udax_mapping *m, uint64_t index, unsigned int order,
 			}
 			v |= UDAX_ENTRY_LOCKED;
 			/* Same extent: needs no memory, never drops the lock. */
-			__xa_store_order(xa, first, eorder, udax_entry_to_xa(v), 0);
+			__xa_store_order(xa, first, eorder, dx_entry_to_xa(v), 0);
 			*entryp = v;
 			xa_unlock(xa);
 			return 0;
 		}
 		v = UDAX_ENTRY_EMPTY | UDAX_ENTRY_LOCKED | (order ? UDAX_ENTRY_HUGE : 0);
-		r = __xa_insert_order(xa, aligned, order, udax_entry_to_xa(v));
+		r = __xa_insert_order(xa, aligned, order, dx_entry_to_xa(v));
 		if (r == -EEXIST && __xa_load(xa, index))
 			continue;	/* raced while the lock was dropped to allocate */
 		if (r)
@@ -339,31 +339,31 @@ int udax_entry_grab(struct udax_mapping *m, uint64_t index, unsigned int order,
 	xa_unlock(xa);
 	/* We were handed the lock by an unlock but do not take it: pass it on. */
 	if (woken_one)
-		udax_entry_wake(d, m, first, UDAX_WAKE_ONE);
+		dx_entry_wake(d, m, first, UDAX_WAKE_ONE);
 	return r;
 }
 
-void udax_entry_unlock(struct udax_mapping *m, uint64_t index, uint64_t entry)
+void dx_entry_unlock(struct dx_mapping *m, uint64_t index, uint64_t entry)
 {
 	struct xarray *xa = &m->entries;
 	unsigned long first = 0;
 	unsigned int order = 0;
 	void *e;
 
-	if (udax_entry_empty(entry)) {
-		udax_entry_delete(m, index);
+	if (dx_entry_empty(entry)) {
+		dx_entry_delete(m, index);
 		return;
 	}
 	xa_lock(xa);
 	e = __xa_load_extent(xa, index, &first, &order);
-	UDAX_BUG_ON(!e || !udax_entry_locked(udax_xa_to_entry(e)));
-	UDAX_BUG_ON(udax_entry_order(entry) != order);
-	__xa_store_order(xa, first, order, udax_entry_to_xa(entry & ~UDAX_ENTRY_LOCKED), 0);
+	UDAX_BUG_ON(!e || !dx_entry_locked(dx_xa_to_entry(e)));
+	UDAX_BUG_ON(dx_entry_order(entry) != order);
+	__xa_store_order(xa, first, order, dx_entry_to_xa(entry & ~UDAX_ENTRY_LOCKED), 0);
 	xa_unlock(xa);
-	udax_entry_wake(m->dax, m, first, UDAX_WAKE_ONE);
+	dx_entry_wake(m->dax, m, first, UDAX_WAKE_ONE);
 }
 
-void udax_entry_delete(struct udax_mapping *m, uint64_t index)
+void dx_entry_delete(struct dx_mapping *m, uint64_t index)
 {
 	struct xarray *xa = &m->entries;
 	unsigned long first = 0;
@@ -372,17 +372,17 @@ void udax_entry_delete(struct udax_mapping *m, uint64_t index)
 
 	xa_lock(xa);
 	e = __xa_load_extent(xa, index, &first, &order);
-	UDAX_BUG_ON(!e || !udax_entry_locked(udax_xa_to_entry(e)));
+	UDAX_BUG_ON(!e || !dx_entry_locked(dx_xa_to_entry(e)));
 	__xa_erase(xa, first);
 	xa_unlock(xa);
-	udax_entry_wake(m->dax, m, first, UDAX_WAKE_ALL);
+	dx_entry_wake(m->dax, m, first, UDAX_WAKE_ALL);
 }
 
-uint64_t udax_entry_peek(struct udax_mapping *m, uint64_t index)
+uint64_t dx_entry_peek(struct dx_mapping *m, uint64_t index)
 {
 	void *e = xa_load(&m->entries, index);
 
-	return e ? udax_xa_to_entry(e) : 0;
+	return e ? dx_xa_to_entry(e) : 0;
 }
 
 /* ---- tracking ---- */
@@ -391,10 +391,10 @@ uint64_t udax_entry_peek(struct udax_mapping *m, uint64_t index)
  * The first live handle (in the index) covering a pfn of [pfn, pfn + n).
  * Context: pfn-index lock held.
  */
-static struct udax_page *udax_pfn_busy_locked(struct udax_dax *d, uint64_t pfn, uint64_t n)
+static struct dx_page *dx_pfn_busy_locked(struct dx_dax *d, uint64_t pfn, uint64_t n)
 {
 	unsigned long last, idx;
-	struct udax_page *p;
+	struct dx_page *p;
 
 	if (!n)
 		return NULL;
@@ -408,11 +408,11 @@ static struct udax_page *udax_pfn_busy_locked(struct udax_dax *d, uint64_t pfn, 
 }
 
 /* Call @fn for every handle in the index.  Context: pfn-index lock held. */
-static int udax_for_each_handle_locked(struct udax_dax *d,
-				       int (*fn)(struct udax_page *p, void *arg), void *arg)
+static int dx_for_each_handle_locked(struct dx_dax *d,
+				       int (*fn)(struct dx_page *p, void *arg), void *arg)
 {
 	struct xarray *trees[2] = { &d->pfns, &d->pfns_huge };
-	struct udax_page *p;
+	struct dx_page *p;
 	int r;
 
 	for (unsigned int t = 0; t < 2; t++) {
@@ -434,46 +434,46 @@ static int udax_for_each_handle_locked(struct udax_dax *d,
  * Create (or re-adopt) the handle for a new entry, with one ref of @kind.
  * Context: no xa lock held; the entry is locked (EMPTY placeholder).
  */
-static int udax_handle_create(struct udax_mapping *m, uint64_t index, uint64_t pfn,
-			      unsigned int order, enum udax_ref kind, struct udax_page **out)
+static int dx_handle_create(struct dx_mapping *m, uint64_t index, uint64_t pfn,
+			      unsigned int order, enum dx_ref kind, struct dx_page **out)
 {
-	struct udax_dax *d = m->dax;
-	struct udax_page *p;
+	struct dx_dax *d = m->dax;
+	struct dx_page *p;
 	int r;
 
 	unsigned long key;
-	struct xarray *tree = udax_pfn_tree(d, order, pfn, &key);
+	struct xarray *tree = dx_pfn_tree(d, order, pfn, &key);
 
 	xa_lock(&d->pfns);
 	for (;;) {
 		p = __xa_load(tree, key);
 		if (p) {
 			/* An untracked handle still referenced (untrack-first policy). */
-			if (!(udax_page_flags(p) & UDAX_PG_TRACKED) &&
-			    udax_u64(p->ino) == m->ino && udax_u64(p->index) == index &&
+			if (!(dx_page_flags(p) & UDAX_PG_TRACKED) &&
+			    dx_u64(p->ino) == m->ino && dx_u64(p->index) == index &&
 			    p->order == order) {
 				__atomic_or_fetch(&p->flags, UDAX_PG_TRACKED, __ATOMIC_RELAXED);
-				udax_page_get(p, kind);
+				dx_page_get(p, kind);
 				r = 0;
 				break;
 			}
 			r = -EEXIST;
 			break;
 		}
-		if (udax_pfn_busy_locked(d, pfn, 1ULL << order)) {
+		if (dx_pfn_busy_locked(d, pfn, 1ULL << order)) {
 			r = -EEXIST;
 			break;
 		}
-		p = udax_handle_alloc(d);
+		p = dx_handle_alloc(d);
 		if (!p) {
 			r = -ENOMEM;
 			break;
 		}
 		p->order = (uint8_t)order;
-		udax_set_u64(p->ino, m->ino);
-		udax_set_u64(p->index, index);
-		udax_set_u64(p->pfn, pfn);
-		p->born_ms = (uint32_t)((udax_now_ns() - d->epoch_ns) / 1000000ULL);
+		dx_set_u64(p->ino, m->ino);
+		dx_set_u64(p->index, index);
+		dx_set_u64(p->pfn, pfn);
+		p->born_ms = (uint32_t)((dx_now_ns() - d->epoch_ns) / 1000000ULL);
 		p->flags = UDAX_PG_TRACKED;
 		p->refcount = 1;
 		if (kind == UDAX_REF_MAP)
@@ -485,7 +485,7 @@ static int udax_handle_create(struct udax_mapping *m, uint64_t index, uint64_t p
 		r = __xa_insert_order(tree, key, 0, p);
 		if (r) {
 			p->flags = UDAX_PG_DETACHED;
-			udax_handle_free_locked(d, p);
+			dx_handle_free_locked(d, p);
 			if (r == -EEXIST)
 				continue;
 			break;
@@ -499,69 +499,69 @@ static int udax_handle_create(struct udax_mapping *m, uint64_t index, uint64_t p
 }
 
 /* The handle of a tracked entry.  Context: pfn-index lock held. */
-static struct udax_page *udax_handle_lookup_locked(struct udax_dax *d, uint64_t entry)
+static struct dx_page *dx_handle_lookup_locked(struct dx_dax *d, uint64_t entry)
 {
-	uint64_t pfn = udax_entry_pfn(entry);
+	uint64_t pfn = dx_entry_pfn(entry);
 	unsigned long key;
-	struct xarray *tree = udax_pfn_tree(d, udax_entry_order(entry), pfn, &key);
-	struct udax_page *p = __xa_load(tree, key);
+	struct xarray *tree = dx_pfn_tree(d, dx_entry_order(entry), pfn, &key);
+	struct dx_page *p = __xa_load(tree, key);
 
-	UDAX_BUG_ON(!p || udax_u64(p->pfn) != pfn);
+	UDAX_BUG_ON(!p || dx_u64(p->pfn) != pfn);
 	return p;
 }
 
-int udax_track(struct udax_mapping *m, uint64_t index, uint64_t pfn,
-	       unsigned int order, enum udax_ref kind, struct udax_page **out)
+int dx_track(struct dx_mapping *m, uint64_t index, uint64_t pfn,
+	       unsigned int order, enum dx_ref kind, struct dx_page **out)
 {
-	struct udax_dax *d = m->dax;
+	struct dx_dax *d = m->dax;
 	uint64_t e, want;
-	struct udax_page *p;
+	struct dx_page *p;
 	int r;
 
 	if (order != 0 && order != UDAX_HUGE_ORDER)
 		return -EINVAL;
 	if ((index | pfn) & ((1ULL << order) - 1))
 		return -EINVAL;
-	if (udax_recalling(m))
+	if (dx_recalling(m))
 		return -EBUSY;
-	r = udax_entry_grab(m, index, order, &e);
+	r = dx_entry_grab(m, index, order, &e);
 	if (r)
 		return r;
-	if (udax_entry_empty(e)) {
-		r = udax_handle_create(m, index, pfn, order, kind, &p);
+	if (dx_entry_empty(e)) {
+		r = dx_handle_create(m, index, pfn, order, kind, &p);
 		if (r) {
-			udax_entry_delete(m, index);
+			dx_entry_delete(m, index);
 			return r;
 		}
 		__atomic_add_fetch(&d->tracked_entries, 1, __ATOMIC_RELAXED);
-		udax_entry_unlock(m, index, udax_entry_mk(pfn, order ? UDAX_ENTRY_HUGE : 0));
+		dx_entry_unlock(m, index, dx_entry_mk(pfn, order ? UDAX_ENTRY_HUGE : 0));
 		*out = p;
 		return 0;
 	}
-	want = udax_entry_mk(pfn, (order ? UDAX_ENTRY_HUGE : 0) | UDAX_ENTRY_LOCKED);
+	want = dx_entry_mk(pfn, (order ? UDAX_ENTRY_HUGE : 0) | UDAX_ENTRY_LOCKED);
 	if (e != want) {
-		udax_entry_unlock(m, index, e);
+		dx_entry_unlock(m, index, e);
 		return -EEXIST;
 	}
 	xa_lock(&d->pfns);
-	p = udax_handle_lookup_locked(d, e);
-	udax_page_get(p, kind);
+	p = dx_handle_lookup_locked(d, e);
+	dx_page_get(p, kind);
 	xa_unlock(&d->pfns);
-	udax_entry_unlock(m, index, e);
+	dx_entry_unlock(m, index, e);
 	*out = p;
 	return 0;
 }
 
-int udax_pin_get(struct udax_mapping *m, struct udax_page *p)
+int dx_pin_get(struct dx_mapping *m, struct dx_page *p)
 {
-	if (udax_recalling(m))
+	if (dx_recalling(m))
 		return -EBUSY;
-	udax_page_get(p, UDAX_REF_PIN);
+	dx_page_get(p, UDAX_REF_PIN);
 	return 0;
 }
 
 /* ---- break_layouts ---- */
-enum udax_scan { UDAX_SCAN_CLEAN, UDAX_SCAN_BUSY, UDAX_SCAN_LOCKED };
+enum dx_scan { UDAX_SCAN_CLEAN, UDAX_SCAN_BUSY, UDAX_SCAN_LOCKED };
 
 /*
  * One pass over the tracked entries of [start, end].  Stops at the first
@@ -571,12 +571,12 @@ enum udax_scan { UDAX_SCAN_CLEAN, UDAX_SCAN_BUSY, UDAX_SCAN_LOCKED };
  * when not stopping on them.
  * Context: the mapping's xa lock held; takes the pfn-index lock.
  */
-static enum udax_scan udax_bl_scan(struct udax_mapping *m, uint64_t start, uint64_t end,
-				   bool check_busy, struct udax_page **busyp,
-				   struct udax_ewait *ew, uint64_t *idxp, size_t *nbusy)
+static enum dx_scan dx_bl_scan(struct dx_mapping *m, uint64_t start, uint64_t end,
+				   bool check_busy, struct dx_page **busyp,
+				   struct dx_ewait *ew, uint64_t *idxp, size_t *nbusy)
 {
-	struct udax_dax *d = m->dax;
-	enum udax_scan res = UDAX_SCAN_CLEAN;
+	struct dx_dax *d = m->dax;
+	enum dx_scan res = UDAX_SCAN_CLEAN;
 	struct xa_cursor c;
 	uint64_t v;
 	void *e;
@@ -585,18 +585,18 @@ static enum udax_scan udax_bl_scan(struct udax_mapping *m, uint64_t start, uint6
 	xa_cursor_init(&c, &m->entries, start, end, XA_PRESENT);
 	xa_lock(&d->pfns);
 	while ((e = __xa_cursor_next(&c))) {
-		struct udax_page *p;
+		struct dx_page *p;
 
-		v = udax_xa_to_entry(e);
-		if (udax_entry_locked(v)) {
+		v = dx_xa_to_entry(e);
+		if (dx_entry_locked(v)) {
 			*idxp = c.index;
 			res = UDAX_SCAN_LOCKED;
 			break;
 		}
-		if (udax_entry_zero(v) || udax_entry_empty(v))
+		if (dx_entry_zero(v) || dx_entry_empty(v))
 			continue;
-		p = udax_handle_lookup_locked(d, v);
-		if (!udax_page_refcount(p))
+		p = dx_handle_lookup_locked(d, v);
+		if (!dx_page_refcount(p))
 			continue;
 		if (check_busy) {
 			UDAX_BUG_ON(p->holds == UINT16_MAX);
@@ -614,7 +614,7 @@ static enum udax_scan udax_bl_scan(struct udax_mapping *m, uint64_t start, uint6
 		ew->m = m;
 		ew->index = *idxp;
 		ew->excl = false;
-		udax_ewait_queue(d, ew);
+		dx_ewait_queue(d, ew);
 	}
 	return res;
 }
@@ -627,69 +627,69 @@ static enum udax_scan udax_bl_scan(struct udax_mapping *m, uint64_t start, uint6
  * Context: the mapping's xa lock held, nothing locked in the range.
  */
 /* Untrack the handles of a batch of deleted entries.  Context: pfn lock. */
-struct udax_untrack {
-	struct udax_page **held;
+struct dx_untrack {
+	struct dx_page **held;
 	size_t nheld, n;
 	uint64_t v[64];
 	unsigned int nv;
 };
 
-static void udax_untrack_batch(struct udax_dax *d, struct udax_untrack *u)
+static void dx_untrack_batch(struct dx_dax *d, struct dx_untrack *u)
 {
 	if (!u->nv)
 		return;
 	xa_lock(&d->pfns);
 	for (unsigned int i = 0; i < u->nv; i++) {
-		struct udax_page *p = udax_handle_lookup_locked(d, u->v[i]);
+		struct dx_page *p = dx_handle_lookup_locked(d, u->v[i]);
 
 		__atomic_and_fetch(&p->flags, (uint8_t)~UDAX_PG_TRACKED, __ATOMIC_RELAXED);
-		if (u->held && udax_page_refcount(p) && u->n < u->nheld) {
+		if (u->held && dx_page_refcount(p) && u->n < u->nheld) {
 			UDAX_BUG_ON(p->holds == UINT16_MAX);
 			p->holds++;
 			u->held[u->n++] = p;
 			continue;
 		}
-		udax_handle_maybe_free_locked(d, p);
+		dx_handle_maybe_free_locked(d, p);
 	}
 	xa_unlock(&d->pfns);
 	u->nv = 0;
 }
 
-static size_t udax_bl_delete(struct udax_mapping *m, uint64_t start, uint64_t end,
-			     struct udax_page **held, size_t nheld)
+static size_t dx_bl_delete(struct dx_mapping *m, uint64_t start, uint64_t end,
+			     struct dx_page **held, size_t nheld)
 {
-	struct udax_dax *d = m->dax;
-	struct udax_untrack u = { .held = held, .nheld = nheld };
+	struct dx_dax *d = m->dax;
+	struct dx_untrack u = { .held = held, .nheld = nheld };
 	struct xa_cursor c;
 	size_t deleted = 0;
 	void *e;
 
 	xa_cursor_init(&c, &m->entries, start, end, XA_PRESENT);
 	while ((e = __xa_cursor_next(&c))) {
-		uint64_t v = udax_xa_to_entry(e);
+		uint64_t v = dx_xa_to_entry(e);
 
-		UDAX_BUG_ON(udax_entry_locked(v));
+		UDAX_BUG_ON(dx_entry_locked(v));
 		__xa_cursor_erase(&c);
 		deleted++;
 		/* Bucket lock under the xa lock only: the pfn lock is innermost. */
-		udax_entry_wake(d, m, c.index, UDAX_WAKE_ALL);
-		if (udax_entry_zero(v) || udax_entry_empty(v))
+		dx_entry_wake(d, m, c.index, UDAX_WAKE_ALL);
+		if (dx_entry_zero(v) || dx_entry_empty(v))
 			continue;
 		u.v[u.nv++] = v;
 		if (u.nv == UDAX_ARRAY_SIZE(u.v))
-			udax_untrack_batch(d, &u);
+			dx_untrack_batch(d, &u);
 	}
-	udax_untrack_batch(d, &u);
+	dx_untrack_batch(d, &u);
 	__atomic_sub_fetch(&d->tracked_entries, deleted, __ATOMIC_RELAXED);
 	return u.n;
 }
 
-static void udax_unhold(struct udax_dax *d, struct udax_page *p)
+static void dx_unhold(struct dx_dax *d, struct dx_page *p)
 {
 	xa_lock(&d->pfns);
 	UDAX_BUG_ON(p->holds == 0);
 	p->holds--;
-	udax_handle_maybe_free_locked(d, p);
+	dx_handle_maybe_free_locked(d, p);
 	xa_unlock(&d->pfns);
 }
 
@@ -700,24 +700,24 @@ static void udax_unhold(struct udax_dax *d, struct udax_page *p)
  * deleted, so their slots are still free.
  * Context: layout lock held exclusively; may sleep to allocate.
  */
-static void udax_bl_retrack(struct udax_mapping *m, struct udax_page **held, size_t n)
+static void dx_bl_retrack(struct dx_mapping *m, struct dx_page **held, size_t n)
 {
-	struct udax_dax *d = m->dax;
+	struct dx_dax *d = m->dax;
 
 	for (size_t i = 0; i < n; i++) {
-		struct udax_page *p = held[i];
-		uint64_t index = udax_u64(p->index), pfn = udax_u64(p->pfn);
-		uint64_t e = udax_entry_mk(pfn, p->order ? UDAX_ENTRY_HUGE : 0);
+		struct dx_page *p = held[i];
+		uint64_t index = dx_u64(p->index), pfn = dx_u64(p->pfn);
+		uint64_t e = dx_entry_mk(pfn, p->order ? UDAX_ENTRY_HUGE : 0);
 		int r;
 
 		/* Nothing can have taken the slot; only memory can fail. */
 		while ((r = xa_insert_order(&m->entries, index, p->order,
-					    udax_entry_to_xa(e))) == -ENOMEM)
-			udax_futex_wait(&(uint32_t){ 0 }, 0, 1000000ULL);
+					    dx_entry_to_xa(e))) == -ENOMEM)
+			dx_futex_wait(&(uint32_t){ 0 }, 0, 1000000ULL);
 		UDAX_BUG_ON(r != 0);
 		xa_lock(&m->entries);
 		xa_lock(&d->pfns);
-		if (udax_page_flags(p) & UDAX_PG_DETACHED) {
+		if (dx_page_flags(p) & UDAX_PG_DETACHED) {
 			/* Went idle meanwhile: no need to track it. */
 			__xa_erase(&m->entries, index);
 		} else {
@@ -726,18 +726,18 @@ static void udax_bl_retrack(struct udax_mapping *m, struct udax_page **held, siz
 		}
 		UDAX_BUG_ON(p->holds == 0);
 		p->holds--;
-		udax_handle_maybe_free_locked(d, p);
+		dx_handle_maybe_free_locked(d, p);
 		xa_unlock(&d->pfns);
 		xa_unlock(&m->entries);
 	}
 }
 
 /* Wait for the locked entry @ew is queued on, lock dropped.  0/-EINTR/-EBUSY. */
-static int udax_bl_wait_entry(struct udax_mapping *m, struct udax_ewait *ew,
-			      struct udax_bwait *bw, const struct udax_wait_ctx *w,
+static int dx_bl_wait_entry(struct dx_mapping *m, struct dx_ewait *ew,
+			      struct dx_bwait *bw, const struct dx_wait_ctx *w,
 			      uint64_t deadline)
 {
-	struct udax_dax *d = m->dax;
+	struct dx_dax *d = m->dax;
 	int r;
 
 	xa_lock(&d->pfns);
@@ -745,31 +745,31 @@ static int udax_bl_wait_entry(struct udax_mapping *m, struct udax_ewait *ew,
 	bw->word = &ew->woken;
 	bw->wait_index = ew->index;
 	bw->wait_pfn = 0;
-	bw->t_begin = udax_now_ns();
-	udax_bwait_link_locked(d, bw);
+	bw->t_begin = dx_now_ns();
+	dx_bwait_link_locked(d, bw);
 	xa_unlock(&d->pfns);
-	r = udax_ewait_sleep(ew, w, deadline);
-	udax_ewait_finish(d, ew);
+	r = dx_ewait_sleep(ew, w, deadline);
+	dx_ewait_finish(d, ew);
 	xa_lock(&d->pfns);
-	udax_bwait_unlink_locked(d, bw);
+	dx_bwait_unlink_locked(d, bw);
 	bw->word = NULL;
 	xa_unlock(&d->pfns);
 	return r;
 }
 
-int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
-		       const struct udax_wait_ctx *w)
+int dx_break_layouts(struct dx_mapping *m, uint64_t start, uint64_t end,
+		       const struct dx_wait_ctx *w)
 {
-	struct udax_dax *d = m->dax;
-	enum udax_policy policy = d->opts.policy;
-	struct udax_break_stats st = { 0 };
-	struct udax_bwait bw = { .m = m, .start = start, .end = end };
-	struct udax_page **held = NULL;
+	struct dx_dax *d = m->dax;
+	enum dx_policy policy = d->opts.policy;
+	struct dx_break_stats st = { 0 };
+	struct dx_bwait bw = { .m = m, .start = start, .end = end };
+	struct dx_page **held = NULL;
 	size_t nheld = 0, i;
 	uint64_t timeout, deadline = 0, pos;
 	int r = 0;
 
-	st.t_start = udax_now_ns();
+	st.t_start = dx_now_ns();
 	if (start > end)
 		goto out_nolock;
 	timeout = w && w->timeout_ns ? w->timeout_ns : d->opts.recall_timeout_ns;
@@ -785,9 +785,9 @@ int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
 	 */
 	pos = start;
 	for (;;) {
-		struct udax_ewait ew = { 0 };
-		struct udax_page *busy = NULL;
-		enum udax_scan res;
+		struct dx_ewait ew = { 0 };
+		struct dx_page *busy = NULL;
+		enum dx_scan res;
 		uint64_t idx = 0;
 		size_t nbusy;
 
@@ -796,10 +796,10 @@ int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
 			if (d->opts.ops && d->opts.ops->recall)
 				d->opts.ops->recall(d->opts.ops_arg, m->ino, start, end);
 			if (!st.t_recall_sent)
-				st.t_recall_sent = udax_now_ns();
+				st.t_recall_sent = dx_now_ns();
 		}
 		xa_lock(&m->entries);
-		res = udax_bl_scan(m, pos, end, policy == UDAX_POLICY_DEFAULT, &busy, &ew,
+		res = dx_bl_scan(m, pos, end, policy == UDAX_POLICY_DEFAULT, &busy, &ew,
 				   &idx, &nbusy);
 		if (res == UDAX_SCAN_CLEAN && pos != start) {
 			xa_unlock(&m->entries);
@@ -816,27 +816,27 @@ int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
 				}
 			}
 			if (policy == UDAX_POLICY_DEFAULT)
-				st.t_idle = udax_now_ns();
-			nheld = udax_bl_delete(m, start, end, held, nbusy);
+				st.t_idle = dx_now_ns();
+			nheld = dx_bl_delete(m, start, end, held, nbusy);
 			xa_unlock(&m->entries);
 			break;
 		}
 		xa_unlock(&m->entries);
 		st.waits++;
-		udax_layout_unlock_excl(m);
+		dx_layout_unlock_excl(m);
 		bw.wait_index = idx;
 		if (res == UDAX_SCAN_BUSY) {
-			r = udax_page_wait_idle(d, busy, &bw, w, deadline, false);
+			r = dx_page_wait_idle(d, busy, &bw, w, deadline, false);
 			if (!r && bw.t_unpin > st.t_last_unpin)
 				st.t_last_unpin = bw.t_unpin;
 		} else {
-			r = udax_bl_wait_entry(m, &ew, &bw, w, deadline);
+			r = dx_bl_wait_entry(m, &ew, &bw, w, deadline);
 		}
-		udax_layout_lock_excl(m);
+		dx_layout_lock_excl(m);
 		if (r)
 			break;
 		/* Reload the same slot (a huge entry may start before @start). */
-		pos = udax_max(idx, start);
+		pos = dx_max(idx, start);
 	}
 	if (!r && nheld) {
 		/*
@@ -848,47 +848,47 @@ int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
 		 * layout lock, so they make progress.
 		 */
 		for (i = 0; i < nheld; i++) {
-			bw.wait_index = udax_u64(held[i]->index);
+			bw.wait_index = dx_u64(held[i]->index);
 			st.waits++;
-			r = udax_page_wait_idle(d, held[i], &bw, w, deadline, true);
+			r = dx_page_wait_idle(d, held[i], &bw, w, deadline, true);
 			if (r)
 				break;
 			if (bw.t_unpin > st.t_last_unpin)
 				st.t_last_unpin = bw.t_unpin;
-			udax_unhold(d, held[i]);
+			dx_unhold(d, held[i]);
 		}
 		/* Interrupted: track again what is still referenced. */
 		if (r)
-			udax_bl_retrack(m, held + i, nheld - i);
+			dx_bl_retrack(m, held + i, nheld - i);
 	}
 	if (!r && policy != UDAX_POLICY_DEFAULT)
-		st.t_idle = udax_now_ns();
+		st.t_idle = dx_now_ns();
 	free(held);
 	__atomic_sub_fetch(&m->recalling, 1, __ATOMIC_ACQ_REL);
 out_nolock:
-	st.t_done = udax_now_ns();
+	st.t_done = dx_now_ns();
 	if (w && w->stats)
 		*w->stats = st;
 	return r;
 }
 
 /* ---- the free path ---- */
-void udax_dax_assert_free(struct udax_dax *d, uint64_t pfn, uint64_t npages)
+void dx_dax_assert_free(struct dx_dax *d, uint64_t pfn, uint64_t npages)
 {
-	struct udax_page *p;
+	struct dx_page *p;
 	bool busy;
 
 	xa_lock(&d->pfns);
-	p = udax_pfn_busy_locked(d, pfn, npages);
+	p = dx_pfn_busy_locked(d, pfn, npages);
 	busy = p != NULL;
 	if (busy && d->opts.policy == UDAX_POLICY_UNSAFE) {
 		__atomic_add_fetch(&d->unsafe_frees, 1, __ATOMIC_RELAXED);
 		/* Let the block be reused: orphans leave the index, live on. */
-		while ((p = udax_pfn_busy_locked(d, pfn, npages))) {
-			if (udax_page_flags(p) & UDAX_PG_TRACKED)
+		while ((p = dx_pfn_busy_locked(d, pfn, npages))) {
+			if (dx_page_flags(p) & UDAX_PG_TRACKED)
 				break;	/* a tracked block: nothing we can do */
 			unsigned long key;
-			struct xarray *tree = udax_pfn_tree(d, p->order, udax_u64(p->pfn), &key);
+			struct xarray *tree = dx_pfn_tree(d, p->order, dx_u64(p->pfn), &key);
 
 			__xa_erase(tree, key);
 			__atomic_or_fetch(&p->flags, UDAX_PG_DETACHED, __ATOMIC_RELAXED);
@@ -900,37 +900,37 @@ void udax_dax_assert_free(struct udax_dax *d, uint64_t pfn, uint64_t npages)
 	UDAX_BUG_ON(busy);
 }
 
-bool udax_dax_pfn_busy(struct udax_dax *d, uint64_t pfn, uint64_t npages)
+bool dx_dax_pfn_busy(struct dx_dax *d, uint64_t pfn, uint64_t npages)
 {
 	bool busy;
 
 	xa_lock(&d->pfns);
-	busy = udax_pfn_busy_locked(d, pfn, npages) != NULL;
+	busy = dx_pfn_busy_locked(d, pfn, npages) != NULL;
 	xa_unlock(&d->pfns);
 	return busy;
 }
 
 /* ---- wake-ups for interruption ---- */
-void udax_dax_kick(struct udax_dax *d)
+void dx_dax_kick(struct dx_dax *d)
 {
-	struct udax_bwait *bw;
+	struct dx_bwait *bw;
 
 	xa_lock(&d->pfns);
 	for (bw = d->waiters; bw; bw = bw->next)
 		if (bw->word)
-			udax_futex_wake(bw->word, INT_MAX);
+			dx_futex_wake(bw->word, INT_MAX);
 	xa_unlock(&d->pfns);
 }
 
 /* ---- introspection ---- */
-static int udax_count_busy(struct udax_page *p, void *arg)
+static int dx_count_busy(struct dx_page *p, void *arg)
 {
-	if (udax_page_refcount(p))
+	if (dx_page_refcount(p))
 		(*(uint64_t *)arg)++;
 	return 0;
 }
 
-void udax_dax_stats(struct udax_dax *d, struct udax_dax_stats *out)
+void dx_dax_stats(struct dx_dax *d, struct dx_dax_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->tracked_entries = __atomic_load_n(&d->tracked_entries, __ATOMIC_RELAXED);
@@ -942,42 +942,42 @@ void udax_dax_stats(struct udax_dax *d, struct udax_dax_stats *out)
 	out->waiters = d->nwaiters;
 	out->handle_bytes = d->nr_chunks * UDAX_CHUNK_BYTES +
 		(d->pfns.nr_nodes + d->pfns_huge.nr_nodes) * xa_node_size();
-	udax_for_each_handle_locked(d, udax_count_busy, &out->busy_handles);
+	dx_for_each_handle_locked(d, dx_count_busy, &out->busy_handles);
 	xa_unlock(&d->pfns);
 }
 
-struct udax_foreach {
-	int (*cb)(const struct udax_page_info *pi, void *arg);
+struct dx_foreach {
+	int (*cb)(const struct dx_page_info *pi, void *arg);
 	void *arg;
 };
 
-static int udax_foreach_one(struct udax_page *p, void *arg)
+static int dx_foreach_one(struct dx_page *p, void *arg)
 {
-	struct udax_foreach *f = arg;
-	struct udax_page_info pi;
+	struct dx_foreach *f = arg;
+	struct dx_page_info pi;
 
-	udax_page_info(p, &pi);
+	dx_page_info(p, &pi);
 	return f->cb(&pi, f->arg);
 }
 
-int udax_dax_foreach_handle(struct udax_dax *d,
-			    int (*cb)(const struct udax_page_info *pi, void *arg), void *arg)
+int dx_dax_foreach_handle(struct dx_dax *d,
+			    int (*cb)(const struct dx_page_info *pi, void *arg), void *arg)
 {
-	struct udax_foreach f = { cb, arg };
+	struct dx_foreach f = { cb, arg };
 	int r;
 
 	xa_lock(&d->pfns);
-	r = udax_for_each_handle_locked(d, udax_foreach_one, &f);
+	r = dx_for_each_handle_locked(d, dx_foreach_one, &f);
 	xa_unlock(&d->pfns);
 	return r;
 }
 
-int udax_dax_foreach_waiter(struct udax_dax *d,
-			    int (*cb)(const struct udax_waiter_info *wi, void *arg), void *arg)
+int dx_dax_foreach_waiter(struct dx_dax *d,
+			    int (*cb)(const struct dx_waiter_info *wi, void *arg), void *arg)
 {
-	struct udax_waiter_info wi;
-	struct udax_bwait *bw;
-	uint64_t now = udax_now_ns();
+	struct dx_waiter_info wi;
+	struct dx_bwait *bw;
+	uint64_t now = dx_now_ns();
 	int r = 0;
 
 	xa_lock(&d->pfns);
@@ -988,7 +988,7 @@ int udax_dax_foreach_waiter(struct udax_dax *d,
 		wi.end = bw->end;
 		wi.wait_index = bw->wait_index;
 		wi.wait_pfn = bw->wait_pfn;
-		wi.refcount = bw->page ? udax_page_refcount(bw->page) : 0;
+		wi.refcount = bw->page ? dx_page_refcount(bw->page) : 0;
 		wi.waiting_ns = now > bw->t_begin ? now - bw->t_begin : 0;
 		wi.entry_lock = bw->page == NULL;
 		r = cb(&wi, arg);
@@ -999,15 +999,15 @@ int udax_dax_foreach_waiter(struct udax_dax *d,
 
 /* ---- a human-readable summary of busy pages ---- */
 #define UDAX_REPORT_MAX 4
-struct udax_report {
+struct dx_report {
 	uint64_t busy;
-	struct udax_page_info oldest[UDAX_REPORT_MAX];	/* by age, oldest first */
+	struct dx_page_info oldest[UDAX_REPORT_MAX];	/* by age, oldest first */
 	unsigned int n;
 };
 
-static int udax_report_one(const struct udax_page_info *pi, void *arg)
+static int dx_report_one(const struct dx_page_info *pi, void *arg)
 {
-	struct udax_report *r = arg;
+	struct dx_report *r = arg;
 	unsigned int i;
 
 	if (!pi->refcount)
@@ -1024,19 +1024,19 @@ static int udax_report_one(const struct udax_page_info *pi, void *arg)
 	return 0;
 }
 
-uint64_t udax_dax_busy_report(struct udax_dax *d, char *buf, size_t len)
+uint64_t dx_dax_busy_report(struct dx_dax *d, char *buf, size_t len)
 {
-	struct udax_report r = { 0 };
+	struct dx_report r = { 0 };
 	size_t off = 0;
 	int k;
 
-	udax_dax_foreach_handle(d, udax_report_one, &r);
+	dx_dax_foreach_handle(d, dx_report_one, &r);
 	if (!len)
 		return r.busy;
 	buf[0] = '\0';
 	k = snprintf(buf, len, "%" PRIu64 " page%s in use", r.busy, r.busy == 1 ? "" : "s");
 	for (unsigned int i = 0; i < r.n && k >= 0 && (size_t)k < len - off; i++) {
-		const struct udax_page_info *pi = &r.oldest[i];
+		const struct dx_page_info *pi = &r.oldest[i];
 
 		off += (size_t)k;
 		k = snprintf(buf + off, len - off,

@@ -6,12 +6,12 @@
  *     -> page busy -> page free -> pfn untracked -> block free
  *
  * Objects:
- *   struct udax_dax      one per mount: the global pfn -> handle index, the
+ *   struct dx_dax      one per mount: the global pfn -> handle index, the
  *                        hashed entry wait table, the policy, the recall hook.
- *   struct udax_mapping  one per inode (embedded in the fs inode): the xarray
+ *   struct dx_mapping  one per inode (embedded in the fs inode): the xarray
  *                        of file page index -> entry (pfn + flags), and the
  *                        inode's layout lock.
- *   struct udax_page     a page handle: refcount, mapcount, pincount, owner.
+ *   struct dx_page     a page handle: refcount, mapcount, pincount, owner.
  *                        Exists only while its pfn is tracked or referenced.
  *
  * Units: "index" is a file page index (file offset >> UDAX_PAGE_SHIFT), "pfn"
@@ -51,7 +51,7 @@
  *
  * Invariant I1 (always on): a block is returned to the allocator only when
  * its pfn is untracked, its refcount is 0, and the owning inode's layout lock
- * is held exclusively.  udax_dax_assert_free() checks it in the free path.
+ * is held exclusively.  dx_dax_assert_free() checks it in the free path.
  */
 #ifndef UDAX_DAX_H
 #define UDAX_DAX_H
@@ -68,8 +68,8 @@
 /* Inclusive range end meaning "to the end of the file, whatever its size". */
 #define UDAX_END_OF_FILE UINT64_MAX
 
-struct udax_dax;
-struct udax_page;
+struct dx_dax;
+struct dx_page;
 
 /*
  * Mapping entry values (what the per-inode xarray holds, as value entries):
@@ -82,42 +82,42 @@ struct udax_page;
 #define UDAX_ENTRY_EMPTY  0x8ULL
 #define UDAX_ENTRY_SHIFT  4
 /*
- * udax_entry_mk() - the entry value for @pfn with @flags; the others take
+ * dx_entry_mk() - the entry value for @pfn with @flags; the others take
  * an entry value apart.  Context: any (pure).  Return: the value, its
  * pfn, whether a flag is set, its order (UDAX_HUGE_ORDER or 0).
  */
-static inline uint64_t udax_entry_mk(uint64_t pfn, uint64_t flags)
+static inline uint64_t dx_entry_mk(uint64_t pfn, uint64_t flags)
 {
 	return (pfn << UDAX_ENTRY_SHIFT) | flags;
 }
-static inline uint64_t udax_entry_pfn(uint64_t e) { return e >> UDAX_ENTRY_SHIFT; }
-static inline bool udax_entry_locked(uint64_t e) { return e & UDAX_ENTRY_LOCKED; }
-static inline bool udax_entry_huge(uint64_t e) { return e & UDAX_ENTRY_HUGE; }
-static inline bool udax_entry_zero(uint64_t e) { return e & UDAX_ENTRY_ZERO; }
-static inline bool udax_entry_empty(uint64_t e) { return e & UDAX_ENTRY_EMPTY; }
-static inline unsigned int udax_entry_order(uint64_t e)
+static inline uint64_t dx_entry_pfn(uint64_t e) { return e >> UDAX_ENTRY_SHIFT; }
+static inline bool dx_entry_locked(uint64_t e) { return e & UDAX_ENTRY_LOCKED; }
+static inline bool dx_entry_huge(uint64_t e) { return e & UDAX_ENTRY_HUGE; }
+static inline bool dx_entry_zero(uint64_t e) { return e & UDAX_ENTRY_ZERO; }
+static inline bool dx_entry_empty(uint64_t e) { return e & UDAX_ENTRY_EMPTY; }
+static inline unsigned int dx_entry_order(uint64_t e)
 {
-	return udax_entry_huge(e) ? UDAX_HUGE_ORDER : 0;
+	return dx_entry_huge(e) ? UDAX_HUGE_ORDER : 0;
 }
 
-enum udax_policy {
+enum dx_policy {
 	UDAX_POLICY_DEFAULT = 0,	/* scan, wait with lock dropped, rescan, delete, free */
 	UDAX_POLICY_UNTRACK_FIRST,	/* untrack first, then wait for refcount 0 on handles */
 	UDAX_POLICY_UNSAFE,		/* no wait: demonstration only, disables I1 */
 };
 /*
- * udax_policy_name() - the mount option's name of @p ("default",
+ * dx_policy_name() - the mount option's name of @p ("default",
  * "untrack-first", "unsafe").  Context: any.  Return: a static string
  * ("unknown" for a value out of range).
  */
-const char *udax_policy_name(enum udax_policy p);
+const char *dx_policy_name(enum dx_policy p);
 /*
- * udax_policy_parse() - the policy named @name (udax_policy_name()'s names).
+ * dx_policy_parse() - the policy named @name (dx_policy_name()'s names).
  * Context: any.  Return: 0 and *@out, or -EINVAL for an unknown name.
  */
-int udax_policy_parse(const char *name, enum udax_policy *out);
+int dx_policy_parse(const char *name, enum dx_policy *out);
 
-enum udax_ref {
+enum dx_ref {
 	UDAX_REF_MAP,		/* a client mapping: refcount and mapcount */
 	UDAX_REF_PIN,		/* a long-term pin (io_uring fixed buffer): refcount and pincount */
 	UDAX_REF_ACCESS,	/* a short access outliving the layout lock: refcount only */
@@ -128,20 +128,20 @@ enum udax_ref {
  * layout lock held, once per pass, for the range it is about to wait on: it
  * must not block (it queues recall messages to clients and returns).
  */
-struct udax_dax_ops {
+struct dx_dax_ops {
 	void (*recall)(void *arg, uint64_t ino, uint64_t start, uint64_t end);
 };
 
-struct udax_dax_opts {
-	enum udax_policy policy;
+struct dx_dax_opts {
+	enum dx_policy policy;
 	uint64_t recall_timeout_ns;	/* 0: wait forever (interruptibly) */
-	const struct udax_dax_ops *ops;	/* may be NULL */
+	const struct dx_dax_ops *ops;	/* may be NULL */
 	void *ops_arg;
 	int numa_node;			/* -1: no preference */
 };
 
 /* Timestamps of one break_layouts call (CLOCK_MONOTONIC ns; 0 = not reached). */
-struct udax_break_stats {
+struct dx_break_stats {
 	uint64_t t_start;		/* lock taken */
 	uint64_t t_recall_sent;		/* first recall hook returned */
 	uint64_t t_last_unpin;		/* the final put that made the range idle */
@@ -152,7 +152,7 @@ struct udax_break_stats {
 };
 
 /* How a blocked break_layouts may end early. */
-struct udax_wait_ctx {
+struct dx_wait_ctx {
 	/* Return non-zero when the caller was interrupted (-> -EINTR). */
 	int (*interrupted)(void *arg);
 	void *arg;
@@ -160,11 +160,11 @@ struct udax_wait_ctx {
 	uint64_t timeout_ns;
 	/* Uninterruptible (eviction, unmount): interrupted() is ignored. */
 	bool uninterruptible;
-	struct udax_break_stats *stats;	/* optional out */
+	struct dx_break_stats *stats;	/* optional out */
 };
 
-struct udax_mapping {
-	struct udax_dax *dax;
+struct dx_mapping {
+	struct dx_dax *dax;
 	uint64_t ino;
 	struct xarray entries;		/* index -> entry value; its own lock */
 	pthread_rwlock_t layout_lock;	/* see lock order above */
@@ -178,38 +178,38 @@ struct udax_mapping {
 
 /* ---- the per-mount object ---- */
 /*
- * udax_dax_new() - the per-mount page lifecycle state with options @o.
+ * dx_dax_new() - the per-mount page lifecycle state with options @o.
  * Context: mount.  Return: 0 with *@out set, -EINVAL (bad options), -ENOMEM.
  */
-int udax_dax_new(struct udax_dax **out, const struct udax_dax_opts *o);
+int dx_dax_new(struct dx_dax **out, const struct dx_dax_opts *o);
 /*
- * udax_dax_delete() - free it and clear *@dp; NULL-safe; asserts (always
+ * dx_dax_delete() - free it and clear *@dp; NULL-safe; asserts (always
  * on) that no handle is left.  Context: unmount, every mapping destroyed.
  * Return: nothing.
  */
-void udax_dax_delete(struct udax_dax **dp);
-/* udax_dax_policy() - Context: any.  Return: the mount's break_layouts policy. */
-enum udax_policy udax_dax_policy(const struct udax_dax *d);
+void dx_dax_delete(struct dx_dax **dp);
+/* dx_dax_policy() - Context: any.  Return: the mount's break_layouts policy. */
+enum dx_policy dx_dax_policy(const struct dx_dax *d);
 /*
- * udax_dax_kick() - wake every waiter so it re-checks interruption (a FUSE
+ * dx_dax_kick() - wake every waiter so it re-checks interruption (a FUSE
  * interrupt arrived).  Context: any; takes the pfn-index lock briefly.
  * Return: nothing.
  */
-void udax_dax_kick(struct udax_dax *d);
+void dx_dax_kick(struct dx_dax *d);
 
 /* ---- the per-inode mapping ---- */
 /*
- * udax_mapping_init() - set up the mapping of inode @ino (embedded in the
+ * dx_mapping_init() - set up the mapping of inode @ino (embedded in the
  * fs inode): an empty entry tree and a writer-preferring layout lock, so
  * that a truncate does not starve behind a stream of grants.
  * Context: before the inode is visible.  Return: 0, -errno from pthread.
  */
-int udax_mapping_init(struct udax_mapping *m, struct udax_dax *dax, uint64_t ino);
+int dx_mapping_init(struct dx_mapping *m, struct dx_dax *dax, uint64_t ino);
 /*
- * udax_mapping_destroy() - tear it down; asserts (always on) that nothing
+ * dx_mapping_destroy() - tear it down; asserts (always on) that nothing
  * is tracked.  Context: eviction, nobody else holds @m.  Return: nothing.
  */
-void udax_mapping_destroy(struct udax_mapping *m);
+void dx_mapping_destroy(struct dx_mapping *m);
 
 /*
  * The layout lock (a pthread rwlock): shared for grants and I/O that must
@@ -217,54 +217,54 @@ void udax_mapping_destroy(struct udax_mapping *m);
  * Context: may sleep; ranks below the fs inode i_rwsem and above the
  * xarray lock (lock order above).  Return: nothing.
  */
-void udax_layout_lock_shared(struct udax_mapping *m);
-void udax_layout_unlock_shared(struct udax_mapping *m);
-void udax_layout_lock_excl(struct udax_mapping *m);
-void udax_layout_unlock_excl(struct udax_mapping *m);
+void dx_layout_lock_shared(struct dx_mapping *m);
+void dx_layout_unlock_shared(struct dx_mapping *m);
+void dx_layout_lock_excl(struct dx_mapping *m);
+void dx_layout_unlock_excl(struct dx_mapping *m);
 
 /*
- * udax_track() - track [index, index + (1 << order)) -> pfn and return its
+ * dx_track() - track [index, index + (1 << order)) -> pfn and return its
  * handle with one reference of @kind taken.
  * Context: layout lock held (shared or exclusive); may sleep on an entry lock.
  * Return: 0; -EEXIST if a different pfn or a conflicting order is tracked
  * there (small entries are never upgraded to huge); -EBUSY if a recall is
  * under way on this mapping; -ENOMEM.
  */
-int udax_track(struct udax_mapping *m, uint64_t index, uint64_t pfn,
-	       unsigned int order, enum udax_ref kind, struct udax_page **out);
+int dx_track(struct dx_mapping *m, uint64_t index, uint64_t pfn,
+	       unsigned int order, enum dx_ref kind, struct dx_page **out);
 
 /*
- * udax_page_get()/udax_page_put() - take/drop a reference of @kind.
+ * dx_page_get()/dx_page_put() - take/drop a reference of @kind.
  * The put that brings refcount to 0 wakes every waiter on the handle and,
  * if the pfn is no longer tracked, frees the handle.  The caller of get
  * must already hold a reference on @p, or have found @p through a tracked
- * entry under the layout lock (udax_track does that).
+ * entry under the layout lock (dx_track does that).
  * Context: any; never sleeps.  A put is one compare-and-swap, except the
  * final one, which takes the pfn-index lock (the innermost lock, below
  * the wait table, never held while sleeping): no layout, xarray or entry
  * lock, so unpins always make progress while break_layouts waits.
  * Return: nothing.
  */
-void udax_page_get(struct udax_page *p, enum udax_ref kind);
-void udax_page_put(struct udax_page *p, enum udax_ref kind);
+void dx_page_get(struct dx_page *p, enum dx_ref kind);
+void dx_page_put(struct dx_page *p, enum dx_ref kind);
 /*
- * udax_pin_get() - take a pin reference under the layout lock (shared),
+ * dx_pin_get() - take a pin reference under the layout lock (shared),
  * refused while a recall is under way.
  * Context: the caller holds the layout lock (shared) and a reference on
  * @p; never sleeps.  Return: 0, -EBUSY.
  */
-int udax_pin_get(struct udax_mapping *m, struct udax_page *p);
+int dx_pin_get(struct dx_mapping *m, struct dx_page *p);
 
 /*
- * udax_page_refcount() - the current reference count (for tests and
+ * dx_page_refcount() - the current reference count (for tests and
  * introspection; racy by nature).  Context: any.  Return: the count.
  */
-uint32_t udax_page_refcount(const struct udax_page *p);
+uint32_t dx_page_refcount(const struct dx_page *p);
 
 /*
  * Entry locks (the kernel's grab_mapping_entry / dax_unlock_entry).
  *
- * udax_entry_grab() - lock the entry covering @index, waiting while another
+ * dx_entry_grab() - lock the entry covering @index, waiting while another
  * thread holds it; when nothing is there insert a locked EMPTY placeholder
  * of @order (0 or UDAX_HUGE_ORDER) at the aligned index.
  * Context: no xarray or dax lock held (the layout lock may be); may sleep.
@@ -273,29 +273,29 @@ uint32_t udax_page_refcount(const struct udax_page *p);
  * are never upgraded), or a huge entry is asked for where a small one is;
  * -ENOMEM.
  */
-int udax_entry_grab(struct udax_mapping *m, uint64_t index, unsigned int order,
+int dx_entry_grab(struct dx_mapping *m, uint64_t index, unsigned int order,
 		    uint64_t *entryp);
 /*
- * udax_entry_unlock() - store @entry (LOCKED ignored) over the locked entry
+ * dx_entry_unlock() - store @entry (LOCKED ignored) over the locked entry
  * covering @index and wake one exclusive waiter (and every non-exclusive
  * one).  An EMPTY @entry deletes the placeholder instead (wakes all).
- * Context: the caller holds that entry lock (udax_entry_grab()); takes the
+ * Context: the caller holds that entry lock (dx_entry_grab()); takes the
  * xarray and wait-table locks briefly, never sleeps.  Return: nothing.
  */
-void udax_entry_unlock(struct udax_mapping *m, uint64_t index, uint64_t entry);
+void dx_entry_unlock(struct dx_mapping *m, uint64_t index, uint64_t entry);
 /*
- * udax_entry_delete() - erase the locked entry covering @index, wake all.
- * Context: as udax_entry_unlock().  Return: nothing.
+ * dx_entry_delete() - erase the locked entry covering @index, wake all.
+ * Context: as dx_entry_unlock().  Return: nothing.
  */
-void udax_entry_delete(struct udax_mapping *m, uint64_t index);
+void dx_entry_delete(struct dx_mapping *m, uint64_t index);
 /*
- * udax_entry_peek() - the entry covering @index, locked or not.
+ * dx_entry_peek() - the entry covering @index, locked or not.
  * Context: takes the xarray lock; never sleeps.
  * Return: the entry value (0 if none).
  */
-uint64_t udax_entry_peek(struct udax_mapping *m, uint64_t index);
+uint64_t dx_entry_peek(struct dx_mapping *m, uint64_t index);
 
-struct udax_page_info {
+struct dx_page_info {
 	uint64_t ino, index, pfn;
 	unsigned int order;
 	uint32_t refcount, mapcount, pincount;
@@ -303,15 +303,15 @@ struct udax_page_info {
 	uint64_t age_ns;		/* since the handle was created */
 };
 /*
- * udax_page_info() - a snapshot of handle @p into *@out (counts read
+ * dx_page_info() - a snapshot of handle @p into *@out (counts read
  * without a lock: racy by nature).  Context: the caller keeps @p alive
- * (a reference, or the pfn-index lock as in udax_dax_foreach_handle()).
+ * (a reference, or the pfn-index lock as in dx_dax_foreach_handle()).
  * Return: nothing.
  */
-void udax_page_info(const struct udax_page *p, struct udax_page_info *out);
+void dx_page_info(const struct dx_page *p, struct dx_page_info *out);
 
 /*
- * udax_break_layouts() - make [start, end] (inclusive page indexes; end may
+ * dx_break_layouts() - make [start, end] (inclusive page indexes; end may
  * be UDAX_END_OF_FILE) idle and untracked, so its blocks may be freed.
  * Recalls layouts, scans tracked entries (never shortcuts on "not mapped",
  * never skips a locked entry), waits with the layout lock dropped, rescans,
@@ -344,25 +344,25 @@ void udax_page_info(const struct udax_page *p, struct udax_page_info *out);
  *    path then counts the I1 violation (stats.unsafe_frees) and detaches
  *    the orphans instead of aborting.  For the benchmark's demonstration.
  */
-int udax_break_layouts(struct udax_mapping *m, uint64_t start, uint64_t end,
-		       const struct udax_wait_ctx *w);
+int dx_break_layouts(struct dx_mapping *m, uint64_t start, uint64_t end,
+		       const struct dx_wait_ctx *w);
 
 /*
- * udax_dax_assert_free() - I1 in the allocator's free path: abort (always
+ * dx_dax_assert_free() - I1 in the allocator's free path: abort (always
  * on) if any pfn in [pfn, pfn + npages) has a live handle (tracked or
  * referenced).  Under UDAX_POLICY_UNSAFE it only counts the violation.
  * Context: the owner's layout lock held exclusively; takes the pfn-index
  * lock.  Return: nothing (it does not return on a violation).
  */
-void udax_dax_assert_free(struct udax_dax *d, uint64_t pfn, uint64_t npages);
+void dx_dax_assert_free(struct dx_dax *d, uint64_t pfn, uint64_t npages);
 /*
- * udax_dax_pfn_busy() - Context: takes the pfn-index lock.
+ * dx_dax_pfn_busy() - Context: takes the pfn-index lock.
  * Return: true if any pfn in [@pfn, @pfn + @npages) has a live handle.
  */
-bool udax_dax_pfn_busy(struct udax_dax *d, uint64_t pfn, uint64_t npages);
+bool dx_dax_pfn_busy(struct dx_dax *d, uint64_t pfn, uint64_t npages);
 
 /* ---- introspection (udaxctl status shows it) ---- */
-struct udax_dax_stats {
+struct dx_dax_stats {
 	uint64_t tracked_entries;	/* entries in all mappings */
 	uint64_t live_handles;
 	uint64_t busy_handles;		/* refcount != 0 */
@@ -373,25 +373,25 @@ struct udax_dax_stats {
 	uint64_t entry_wakeups;		/* entry-lock waiters woken so far */
 };
 /*
- * udax_dax_stats() - the counters above into *@out.
+ * dx_dax_stats() - the counters above into *@out.
  * Context: takes the pfn-index lock (the counters outside it are atomics).
  * Return: nothing.
  */
-void udax_dax_stats(struct udax_dax *d, struct udax_dax_stats *out);
+void dx_dax_stats(struct dx_dax *d, struct dx_dax_stats *out);
 /*
- * udax_mapping_mem_bytes() - bytes used by one mapping's entry tree (DRAM
+ * dx_mapping_mem_bytes() - bytes used by one mapping's entry tree (DRAM
  * accounting).  Context: takes the xarray lock.  Return: the bytes.
  */
-size_t udax_mapping_mem_bytes(struct udax_mapping *m);
+size_t dx_mapping_mem_bytes(struct dx_mapping *m);
 /*
- * udax_dax_foreach_handle() - call @cb for each live handle; stop early
+ * dx_dax_foreach_handle() - call @cb for each live handle; stop early
  * when @cb returns non-zero.  Context: @cb runs with the pfn-index lock
  * held: it must not call back into the dax layer (copy what it needs).
  * Return: 0, or the non-zero value @cb stopped with.
  */
-int udax_dax_foreach_handle(struct udax_dax *d,
-			    int (*cb)(const struct udax_page_info *pi, void *arg), void *arg);
-struct udax_waiter_info {
+int dx_dax_foreach_handle(struct dx_dax *d,
+			    int (*cb)(const struct dx_page_info *pi, void *arg), void *arg);
+struct dx_waiter_info {
 	uint64_t ino, start, end;	/* the break_layouts range */
 	uint64_t wait_index, wait_pfn;	/* the busy page it sleeps on */
 	uint32_t refcount;		/* that page's refcount now */
@@ -399,19 +399,19 @@ struct udax_waiter_info {
 	bool entry_lock;		/* waits for a locked entry, not a page */
 };
 /*
- * udax_dax_busy_report() - one line saying what keeps blocks busy, for
+ * dx_dax_busy_report() - one line saying what keeps blocks busy, for
  * unmount's refusal and for logs, e.g. "2 pages in use: ino 12 index 7
  * pfn 0x1a refs 2 (mapped 1, pinned 1) for 4.1 s; ...".  Lists the oldest
  * few; truncated to @len (always NUL-terminated when @len > 0).
  * Context: takes the pfn-index lock.
  * Return: the number of handles with a non-zero refcount.
  */
-uint64_t udax_dax_busy_report(struct udax_dax *d, char *buf, size_t len);
+uint64_t dx_dax_busy_report(struct dx_dax *d, char *buf, size_t len);
 /*
- * udax_dax_foreach_waiter() - as udax_dax_foreach_handle(), for the
+ * dx_dax_foreach_waiter() - as dx_dax_foreach_handle(), for the
  * break_layouts calls sleeping now.  Context and Return: the same.
  */
-int udax_dax_foreach_waiter(struct udax_dax *d,
-			    int (*cb)(const struct udax_waiter_info *wi, void *arg), void *arg);
+int dx_dax_foreach_waiter(struct dx_dax *d,
+			    int (*cb)(const struct dx_waiter_info *wi, void *arg), void *arg);
 
 #endif /* UDAX_DAX_H */

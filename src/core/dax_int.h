@@ -24,7 +24,7 @@
 #define UDAX_PG_TRACKED  0x1U		/* an entry of its owner points at it */
 #define UDAX_PG_DETACHED 0x2U		/* out of the pfn index (unsafe policy orphan) */
 
-struct udax_page {
+struct dx_page {
 	uint32_t refcount;	/* refs | UDAX_PG_WAITERS: atomic; the futex word */
 	uint32_t mapcount;	/* atomic */
 	uint32_t pincount;	/* atomic */
@@ -37,11 +37,11 @@ struct udax_page {
 	uint32_t born_ms;	/* immutable: ms since the dax epoch */
 };
 
-static inline uint64_t udax_u64(const uint32_t v[2])
+static inline uint64_t dx_u64(const uint32_t v[2])
 {
 	return (uint64_t)v[0] | ((uint64_t)v[1] << 32);
 }
-static inline void udax_set_u64(uint32_t v[2], uint64_t x)
+static inline void dx_set_u64(uint32_t v[2], uint64_t x)
 {
 	v[0] = (uint32_t)x;
 	v[1] = (uint32_t)(x >> 32);
@@ -49,25 +49,25 @@ static inline void udax_set_u64(uint32_t v[2], uint64_t x)
 
 #define UDAX_CHUNK_BYTES 16384UL
 
-struct udax_chunk {
-	struct udax_dax *dax;
-	struct udax_chunk *prev, *next;	/* d->partial list; pfn lock */
+struct dx_chunk {
+	struct dx_dax *dax;
+	struct dx_chunk *prev, *next;	/* d->partial list; pfn lock */
 	uint32_t nfree;			/* pfn lock */
 	uint32_t free_head;		/* slot, or UINT32_MAX; pfn lock */
 	uint32_t nr_init;		/* slots ever handed out; pfn lock */
 	uint32_t pad;
-	struct udax_page pages[];
+	struct dx_page pages[];
 };
 #define UDAX_CHUNK_PAGES \
-	((UDAX_CHUNK_BYTES - sizeof(struct udax_chunk)) / sizeof(struct udax_page))
+	((UDAX_CHUNK_BYTES - sizeof(struct dx_chunk)) / sizeof(struct dx_page))
 
 /* A break_layouts call asleep (for kick and introspection). */
-struct udax_bwait {
-	struct udax_bwait *prev, *next;	/* d->waiters; pfn lock */
-	struct udax_mapping *m;
+struct dx_bwait {
+	struct dx_bwait *prev, *next;	/* d->waiters; pfn lock */
+	struct dx_mapping *m;
 	uint64_t start, end;
 	uint64_t wait_index, wait_pfn;
-	struct udax_page *page;		/* waited-on handle (a hold keeps it), or NULL */
+	struct dx_page *page;		/* waited-on handle (a hold keeps it), or NULL */
 	uint32_t *word;			/* the futex word it sleeps on */
 	uint64_t t_begin;
 	uint64_t t_unpin;		/* set by the final put; pfn lock */
@@ -77,9 +77,9 @@ struct udax_bwait {
 /* An entry-lock waiter, queued in a wait-table bucket. */
 #define UDAX_WAKE_ONE 1U
 #define UDAX_WAKE_ALL 2U
-struct udax_ewait {
-	struct udax_ewait *prev, *next;	/* bucket lock */
-	struct udax_mapping *m;
+struct dx_ewait {
+	struct dx_ewait *prev, *next;	/* bucket lock */
+	struct dx_mapping *m;
 	uint64_t index;			/* first index of the entry */
 	bool excl;			/* wants the lock (wake-one) */
 	bool queued;			/* bucket lock */
@@ -87,27 +87,27 @@ struct udax_ewait {
 };
 
 #define UDAX_WAIT_BUCKETS 256
-struct udax_wait_bucket {
+struct dx_wait_bucket {
 	pthread_mutex_t lock;
-	struct udax_ewait *head, *tail;	/* lock */
+	struct dx_ewait *head, *tail;	/* lock */
 	uint32_t nwaiters;		/* atomic; changed under lock */
 } __attribute__((aligned(64)));
 
-struct udax_dax {
-	struct udax_dax_opts opts;	/* immutable */
+struct dx_dax {
+	struct dx_dax_opts opts;	/* immutable */
 	uint64_t epoch_ns;		/* immutable */
 	struct xarray pfns;		/* pfn -> small handle; its lock is the pfn-index lock */
 	struct xarray pfns_huge;	/* pfn >> HUGE_ORDER -> huge handle; same lock */
-	struct udax_chunk *partial;	/* chunks with a free slot; pfn lock */
+	struct dx_chunk *partial;	/* chunks with a free slot; pfn lock */
 	uint64_t nr_chunks;		/* pfn lock */
 	uint64_t live_handles;		/* pfn lock */
-	struct udax_bwait *waiters;	/* pfn lock */
+	struct dx_bwait *waiters;	/* pfn lock */
 	uint64_t nwaiters;		/* pfn lock */
 	uint64_t tracked_entries;	/* atomic */
 	uint64_t unsafe_frees;		/* atomic */
 	uint64_t entry_waiters;		/* atomic */
 	uint64_t entry_wakeups;		/* atomic */
-	struct udax_wait_bucket buckets[UDAX_WAIT_BUCKETS];
+	struct dx_wait_bucket buckets[UDAX_WAIT_BUCKETS];
 };
 
 /*
@@ -115,7 +115,7 @@ struct udax_dax {
  * huge ones by pfn >> UDAX_HUGE_ORDER (one slot per 2 MiB, not 512 or a
  * sparse leaf each).  Return: the tree for a handle of @order, and its key.
  */
-static inline struct xarray *udax_pfn_tree(struct udax_dax *d, unsigned int order,
+static inline struct xarray *dx_pfn_tree(struct dx_dax *d, unsigned int order,
 					   uint64_t pfn, unsigned long *key)
 {
 	if (order) {
@@ -127,30 +127,30 @@ static inline struct xarray *udax_pfn_tree(struct udax_dax *d, unsigned int orde
 }
 
 /* ---- page.c ---- */
-int udax_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_ns);
-void udax_futex_wake(uint32_t *word, int n);
-struct udax_dax *udax_page_dax(const struct udax_page *p);
-static inline uint32_t udax_page_flags(const struct udax_page *p)
+int dx_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_ns);
+void dx_futex_wake(uint32_t *word, int n);
+struct dx_dax *dx_page_dax(const struct dx_page *p);
+static inline uint32_t dx_page_flags(const struct dx_page *p)
 {
 	return __atomic_load_n(&p->flags, __ATOMIC_RELAXED);
 }
 /* pfn lock held for all four. */
-struct udax_page *udax_handle_alloc(struct udax_dax *d);
-void udax_handle_free_locked(struct udax_dax *d, struct udax_page *p);
+struct dx_page *dx_handle_alloc(struct dx_dax *d);
+void dx_handle_free_locked(struct dx_dax *d, struct dx_page *p);
 /* Free @p if nothing keeps it alive any more. */
-void udax_handle_maybe_free_locked(struct udax_dax *d, struct udax_page *p);
-void udax_handle_chunks_free(struct udax_dax *d);
+void dx_handle_maybe_free_locked(struct dx_dax *d, struct dx_page *p);
+void dx_handle_chunks_free(struct dx_dax *d);
 
 /*
  * Sleep until @p's refcount is 0.  The caller took a hold on @p (pfn lock);
  * this drops it unless @keep_hold.  @bw is registered in d->waiters meanwhile.
  * Return: 0, -EINTR, -EBUSY (deadline, CLOCK_MONOTONIC ns; 0 = none).
  */
-int udax_page_wait_idle(struct udax_dax *d, struct udax_page *p, struct udax_bwait *bw,
-			const struct udax_wait_ctx *w, uint64_t deadline, bool keep_hold);
+int dx_page_wait_idle(struct dx_dax *d, struct dx_page *p, struct dx_bwait *bw,
+			const struct dx_wait_ctx *w, uint64_t deadline, bool keep_hold);
 /* 0, -EINTR or -EBUSY; and the futex timeout to use (0 = forever). */
-int udax_wait_check(const struct udax_wait_ctx *w, uint64_t deadline, uint64_t *slice);
-void udax_bwait_link_locked(struct udax_dax *d, struct udax_bwait *bw);
-void udax_bwait_unlink_locked(struct udax_dax *d, struct udax_bwait *bw);
+int dx_wait_check(const struct dx_wait_ctx *w, uint64_t deadline, uint64_t *slice);
+void dx_bwait_link_locked(struct dx_dax *d, struct dx_bwait *bw);
+void dx_bwait_unlink_locked(struct dx_dax *d, struct dx_bwait *bw);
 
 #endif /* UDAX_DAX_INT_H */

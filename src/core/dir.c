@@ -46,7 +46,7 @@ static_assert(sizeof(struct ufs_dirent) == 16, "dirent header is 16 bytes");
 
 uint32_t ufs_name_hash(const char *name, size_t len)
 {
-	uint32_t h = udax_crc32c(0, name, len);
+	uint32_t h = dx_crc32c(0, name, len);
 
 	return h ? h : 1;
 }
@@ -93,7 +93,7 @@ struct dix_full {
 
 static inline struct dix_full *dixf(struct ufs_dix *d)
 {
-	return udax_container_of(d, struct dix_full, d);
+	return dx_container_of(d, struct dix_full, d);
 }
 
 static inline char *dix_blk(struct ufs_dix *d, uint64_t lblk)
@@ -208,7 +208,7 @@ static uint16_t block_room(char *b)
 
 static int dir_corrupt(struct ufs_inode *dir, uint64_t lblk, uint32_t off, const char *what)
 {
-	udax_seterr("directory inode %llu, block %llu, offset %u: %s",
+	dx_seterr("directory inode %llu, block %llu, offset %u: %s",
 		    (unsigned long long)dir->ino, (unsigned long long)lblk, off, what);
 	return -EUCLEAN;
 }
@@ -390,7 +390,7 @@ static int dir_grow(struct utx *t, struct ufs_inode *dir, uint64_t parent)
 	r = (struct ufs_dirent *)(h + 1);
 	r->d_ino = 0;
 	r->d_rec_len = DIR_SPACE;
-	udax_media_persist(fs->m, h, DIR_HDR + sizeof(*r));
+	dx_media_persist(fs->m, h, DIR_HDR + sizeof(*r));
 	dir->di->i_size += UFS_BLOCK_SIZE;
 	if (dir->dix)
 		return dix_add_block(dir->dix, (char *)h);
@@ -669,7 +669,7 @@ out:
 int ufs_fsyncdir(struct ufs *fs, uint64_t dir)
 {
 	(void)dir;
-	udax_media_drain(fs->m);
+	dx_media_drain(fs->m);
 	return 0;
 }
 
@@ -694,7 +694,7 @@ static int symlink_store(struct utx *t, struct ufs_inode *ip, const char *target
 		rc = ufs_ext_find(ip, 0, &e);
 		if (rc != 1)
 			return rc < 0 ? rc : -EIO;
-		udax_media_memcpy_persist(t->fs->m, ufs_blk(t->fs, e.e_pblk), target, len);
+		dx_media_memcpy_persist(t->fs->m, ufs_blk(t->fs, e.e_pblk), target, len);
 	}
 	ip->di->i_size = len;
 	return 0;
@@ -884,7 +884,7 @@ ssize_t ufs_readlink(struct ufs *fs, uint64_t ino, char *buf, size_t size)
 		return -EINVAL;
 	}
 	pthread_rwlock_rdlock(&ip->rwsem);
-	len = udax_min((size_t)ip->di->i_size, size);
+	len = dx_min((size_t)ip->di->i_size, size);
 	if (ip->di->i_flags & UFS_INODE_FL_INLINE_SYMLINK) {
 		memcpy(buf, ip->di->i_u.symlink, len);
 		rc = (ssize_t)len;

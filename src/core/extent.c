@@ -67,7 +67,7 @@ void ufs_ext_init(struct ufs_dinode *di)
 
 static int corrupt(struct ufs_inode *ip, uint64_t blk, const char *what)
 {
-	udax_seterr("inode %llu: extent tree node at block %llu (device offset %llu): %s",
+	dx_seterr("inode %llu: extent tree node at block %llu (device offset %llu): %s",
 		    (unsigned long long)ip->ino, (unsigned long long)blk,
 		    (unsigned long long)(blk << UFS_BLOCK_SHIFT), what);
 	return -EUCLEAN;
@@ -456,7 +456,7 @@ static int ext_insert(struct utx *t, struct ufs_inode *ip, uint64_t lblk, uint64
 	prev = s >= 0 ? &x[s] : NULL;
 	next = s + 1 < (int)h->h_entries ? &x[s + 1] : NULL;
 	if ((prev && prev->e_lblk + prev->e_len > lblk) || (next && lblk + len > next->e_lblk)) {
-		udax_seterr("inode %llu: extent insert overlaps at block %llu",
+		dx_seterr("inode %llu: extent insert overlaps at block %llu",
 			    (unsigned long long)ip->ino, (unsigned long long)lblk);
 		return -EUCLEAN;
 	}
@@ -586,8 +586,8 @@ int ufs_ext_remove(struct utx *t, struct ufs_inode *ip, uint64_t start, uint64_t
 			cur = start;
 			break;
 		}
-		a = udax_max(start, old.e_lblk);
-		b = udax_min(cur, eend);
+		a = dx_max(start, old.e_lblk);
+		b = dx_min(cur, eend);
 		if (b - a > UFS_STEP_BLOCKS - freed)
 			a = b - (UFS_STEP_BLOCKS - freed);
 		fpblk = old.e_pblk + (a - old.e_lblk);
@@ -809,7 +809,7 @@ int64_t ufs_ext_alloc(struct utx *t, struct ufs_inode *ip, uint64_t lblk, uint64
 		if (rc < 0)
 			return rc;
 		if (rc == 1) {
-			done += udax_min(e.e_lblk + e.e_len - cur, len - done);
+			done += dx_min(e.e_lblk + e.e_len - cur, len - done);
 			continue;
 		}
 		hole = (e.e_len && e.e_lblk < lblk + len ? e.e_lblk : lblk + len) - cur;
@@ -838,12 +838,12 @@ int64_t ufs_ext_alloc(struct utx *t, struct ufs_inode *ip, uint64_t lblk, uint64
 		lo = cur << UFS_BLOCK_SHIFT;
 		hi = (cur + got) << UFS_BLOCK_SHIFT;
 		if (skip_lo >= hi || skip_hi <= lo || skip_lo >= skip_hi) {
-			udax_media_memset_persist(fs->m, ufs_blk(fs, pblk), 0, hi - lo);
+			dx_media_memset_persist(fs->m, ufs_blk(fs, pblk), 0, hi - lo);
 		} else {
 			if (skip_lo > lo)
-				udax_media_memset_persist(fs->m, ufs_blk(fs, pblk), 0, skip_lo - lo);
+				dx_media_memset_persist(fs->m, ufs_blk(fs, pblk), 0, skip_lo - lo);
 			if (skip_hi < hi)
-				udax_media_memset_persist(fs->m,
+				dx_media_memset_persist(fs->m,
 							  (char *)ufs_blk(fs, pblk) + (skip_hi - lo),
 							  0, hi - skip_hi);
 		}

@@ -23,7 +23,7 @@ int ufs_alloc_range(struct ufs_inode *ip, uint64_t b0, uint64_t b1, uint64_t new
 	int rc = 0;
 
 	while (cur < b1 || (cur == b1 && newsize > ip->di->i_size)) {
-		uint64_t n = udax_min(b1 - cur, (uint64_t)UFS_STEP_BLOCKS);
+		uint64_t n = dx_min(b1 - cur, (uint64_t)UFS_STEP_BLOCKS);
 		uint64_t old = ip->di->i_size;
 		struct utx t;
 		int64_t got = 0;
@@ -42,7 +42,7 @@ int ufs_alloc_range(struct ufs_inode *ip, uint64_t b0, uint64_t b1, uint64_t new
 		}
 		cur += (uint64_t)got;
 		if (newsize > old) {
-			uint64_t sz = udax_min(newsize, cur << UFS_BLOCK_SHIFT);
+			uint64_t sz = dx_min(newsize, cur << UFS_BLOCK_SHIFT);
 
 			if (cur >= b1)
 				sz = newsize;
@@ -79,7 +79,7 @@ static int touch_tx(struct ufs_inode *ip, bool m, uint64_t newsize)
 }
 
 static int do_punch(struct ufs_inode *ip, uint64_t off, uint64_t len,
-		    const struct udax_wait_ctx *w)
+		    const struct dx_wait_ctx *w)
 {
 	uint64_t end = off + len, fb = ufs_blocks_up(off), lb = end >> UFS_BLOCK_SHIFT;
 	int rc;
@@ -98,7 +98,7 @@ static int do_punch(struct ufs_inode *ip, uint64_t off, uint64_t len,
 			rc = ufs_zero_mapped(ip, lb << UFS_BLOCK_SHIFT, end - (lb << UFS_BLOCK_SHIFT));
 		if (!rc)
 			rc = ufs_remove_blocks(ip, fb, lb, &fin);
-		udax_layout_unlock_excl(&ip->map);
+		dx_layout_unlock_excl(&ip->map);
 		return rc;
 	}
 	if (rc)
@@ -107,21 +107,21 @@ static int do_punch(struct ufs_inode *ip, uint64_t off, uint64_t len,
 }
 
 static int do_zero(struct ufs_inode *ip, uint64_t off, uint64_t len, bool keep,
-		   const struct udax_wait_ctx *w)
+		   const struct dx_wait_ctx *w)
 {
 	uint64_t end = off + len, b0 = off >> UFS_BLOCK_SHIFT, b1 = ufs_blocks_up(end);
-	uint64_t newsize = keep ? ip->di->i_size : udax_max(ip->di->i_size, end);
+	uint64_t newsize = keep ? ip->di->i_size : dx_max(ip->di->i_size, end);
 	int rc;
 
 	rc = ufs_break(ip, b0, b1 - 1, w);
 	if (rc)
 		return rc;
 	rc = ufs_zero_mapped(ip, off, len);
-	udax_layout_unlock_excl(&ip->map);
+	dx_layout_unlock_excl(&ip->map);
 	if (!rc)
 		rc = ufs_alloc_range(ip, b0, b1, newsize);
 	if (!rc)
-		rc = touch_tx(ip, true, udax_max(newsize, ip->di->i_size));
+		rc = touch_tx(ip, true, dx_max(newsize, ip->di->i_size));
 	return rc;
 }
 
@@ -146,7 +146,7 @@ static int shift_fits(struct ufs_inode *ip, uint64_t from, int64_t delta, size_t
 	utx_abort(&t);
 	/* + a split (two leaves, an index and a fresh node) and the inode */
 	if (cost + 4 * UFS_BLOCK_SIZE + 1024 > room) {
-		udax_seterr("inode %llu: shifting its extents needs %zu bytes of journal, %zu free",
+		dx_seterr("inode %llu: shifting its extents needs %zu bytes of journal, %zu free",
 			    (unsigned long long)ip->ino, cost, room);
 		return -ENOSPC;
 	}
@@ -156,7 +156,7 @@ static int shift_fits(struct ufs_inode *ip, uint64_t from, int64_t delta, size_t
 }
 
 static int do_collapse(struct ufs_inode *ip, uint64_t off, uint64_t len,
-		       const struct udax_wait_ctx *w)
+		       const struct dx_wait_ctx *w)
 {
 	uint64_t ob = off >> UFS_BLOCK_SHIFT, nb = len >> UFS_BLOCK_SHIFT;
 	struct ufs_rm_finish fin = {
@@ -176,12 +176,12 @@ static int do_collapse(struct ufs_inode *ip, uint64_t off, uint64_t len,
 	/* the range goes first (steps keep the size), then the shift and the
 	 * new size together with the last step when they fit */
 	rc = ufs_remove_blocks(ip, ob, ob + nb, &fin);
-	udax_layout_unlock_excl(&ip->map);
+	dx_layout_unlock_excl(&ip->map);
 	return rc;
 }
 
 static int do_insert(struct ufs_inode *ip, uint64_t off, uint64_t len,
-		     const struct udax_wait_ctx *w)
+		     const struct dx_wait_ctx *w)
 {
 	uint64_t ob = off >> UFS_BLOCK_SHIFT, nb = len >> UFS_BLOCK_SHIFT;
 	struct utx t;
@@ -210,14 +210,14 @@ static int do_insert(struct ufs_inode *ip, uint64_t off, uint64_t len,
 	ufs_touch(ip, false, true, true);
 	utx_commit(&t);
 out:
-	udax_layout_unlock_excl(&ip->map);
+	dx_layout_unlock_excl(&ip->map);
 	return rc;
 }
 
 int ufs_fallocate(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int mode,
 		  uint64_t off, uint64_t len)
 {
-	const struct udax_wait_ctx *w = ufs_wctx(c);
+	const struct dx_wait_ctx *w = ufs_wctx(c);
 	struct ufs_inode *ip;
 	int rc;
 
@@ -254,7 +254,7 @@ int ufs_fallocate(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, int mod
 	case 0:
 	case FALLOC_FL_KEEP_SIZE:
 		rc = ufs_alloc_range(ip, off >> UFS_BLOCK_SHIFT, ufs_blocks_up(off + len),
-				 mode ? ip->di->i_size : udax_max(ip->di->i_size, off + len));
+				 mode ? ip->di->i_size : dx_max(ip->di->i_size, off + len));
 		break;
 	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
 		rc = do_punch(ip, off, len, w);

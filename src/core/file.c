@@ -33,7 +33,7 @@ static int piece_write(void *arg, char *dev, uint64_t foff, uint64_t n)
 
 	if (!dev)
 		return -EIO;	/* the caller allocated every block first */
-	udax_media_memcpy_persist(a->fs->m, dev, a->buf + (foff - a->base), n);
+	dx_media_memcpy_persist(a->fs->m, dev, a->buf + (foff - a->base), n);
 	return 0;
 }
 
@@ -66,7 +66,7 @@ static int piece_iov(void *arg, char *dev, uint64_t foff, uint64_t n)
 
 	(void)foff;
 	while (n) {
-		uint64_t k = dev ? n : udax_min(n, (uint64_t)ZERO_REGION);
+		uint64_t k = dev ? n : dx_min(n, (uint64_t)ZERO_REGION);
 		struct iovec *last = a->cnt ? &a->iov[a->cnt - 1] : NULL;
 
 		if (dev && last && (char *)last->iov_base + last->iov_len == dev) {
@@ -116,7 +116,7 @@ int ufs_read_iov(struct ufs *fs, uint64_t ino, size_t size, uint64_t off,
 	isize = ip->di->i_size;
 	if (off >= isize)
 		size = 0;
-	size = (size_t)udax_min((uint64_t)size, isize - udax_min(off, isize));
+	size = (size_t)dx_min((uint64_t)size, isize - dx_min(off, isize));
 	if (size && iov_max(off, size) > READ_IOV_STACK) {
 		a.max = iov_max(off, size);
 		a.iov = malloc(a.max * sizeof(*a.iov));
@@ -232,7 +232,7 @@ ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		uint64_t pos = off + done;
 		uint64_t max = ((uint64_t)UFS_STEP_BLOCKS << UFS_BLOCK_SHIFT) -
 			       (pos & (UFS_BLOCK_SIZE - 1));
-		uint64_t n = udax_min((uint64_t)size - done, max);
+		uint64_t n = dx_min((uint64_t)size - done, max);
 
 		rc = write_step(ip, (const char *)buf + done, n, pos, done ? NULL : c);
 		if (rc < 0)
@@ -279,7 +279,7 @@ static int piece_fill(void *arg, char *dev, uint64_t foff, uint64_t n)
 				return (int)k;
 			break;
 		}
-		udax_media_persist(a->fs->m, dev + got, (size_t)k);
+		dx_media_persist(a->fs->m, dev + got, (size_t)k);
 		got += (uint64_t)k;
 	}
 	a->done += got;
@@ -351,7 +351,7 @@ int ufs_fsync(struct ufs *fs, uint64_t ino, bool datasync)
 		return rc;
 	/* data went out with persisting stores, metadata with committed
 	 * transactions: what is left is the final fence */
-	udax_media_drain(fs->m);
+	dx_media_drain(fs->m);
 	ufs_iput(ip);
 	return 0;
 }
@@ -399,7 +399,7 @@ int64_t ufs_lseek(struct ufs *fs, uint64_t ino, int64_t off, int whence)
 		if ((b << UFS_BLOCK_SHIFT) >= size)
 			break;
 	}
-	rc = (int64_t)udax_min(udax_max((uint64_t)off, b << UFS_BLOCK_SHIFT), size);
+	rc = (int64_t)dx_min(dx_max((uint64_t)off, b << UFS_BLOCK_SHIFT), size);
 out:
 	pthread_rwlock_unlock(&ip->rwsem);
 	ufs_iput(ip);
@@ -421,12 +421,12 @@ ssize_t ufs_copy_file_range(struct ufs *fs, const struct ufs_ctx *c,
 		return -EINVAL;
 	if (ino_in == ino_out && off_in < off_out + len && off_out < off_in + len)
 		return -EINVAL;
-	len = udax_min(len, (size_t)CFR_MAX);
-	buf = malloc(udax_min(len, (size_t)CFR_CHUNK) + 1);
+	len = dx_min(len, (size_t)CFR_MAX);
+	buf = malloc(dx_min(len, (size_t)CFR_CHUNK) + 1);
 	if (!buf)
 		return -ENOMEM;
 	while (done < len) {
-		size_t n = udax_min(len - done, (size_t)CFR_CHUNK);
+		size_t n = dx_min(len - done, (size_t)CFR_CHUNK);
 		ssize_t r = ufs_read(fs, ino_in, buf, n, off_in + done), wr;
 
 		if (r <= 0) {

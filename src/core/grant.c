@@ -20,14 +20,14 @@
 static void put_segs(struct ufs_layout_seg *out, int n)
 {
 	while (n-- > 0)
-		udax_page_put(out[n].page, UDAX_REF_MAP);
+		dx_page_put(out[n].page, UDAX_REF_MAP);
 }
 
 /*
  * Take i_rwsem for a grant, but never wait behind a break_layouts that is
  * waiting for clients: the layout service that asks for this grant may be
  * the very thread that must deliver their unpins (deadlock).  While a
- * recall is under way the answer is -EBUSY, as udax_track() would give.
+ * recall is under way the answer is -EBUSY, as dx_track() would give.
  * Every breaker holds i_rwsem, so once we have it none is running.
  */
 static int grant_lock(struct ufs_inode *ip)
@@ -81,16 +81,16 @@ static int huge_chunk(struct ufs_inode *ip, uint64_t hidx)
 	    (e.e_pblk + (hidx - e.e_lblk)) % UFS_HUGE_BLOCKS == 0)
 		return 0;
 	if (fs->ro) {
-		udax_seterr("read-only mount: file block %" PRIu64 " is not in one 2 MiB aligned "
+		dx_seterr("read-only mount: file block %" PRIu64 " is not in one 2 MiB aligned "
 			    "device run, which this device's alignment needs", hidx);
 		return -EROFS;
 	}
-	udax_layout_lock_excl(&ip->map);
+	dx_layout_lock_excl(&ip->map);
 	for (i = 0; i < UFS_HUGE_BLOCKS; i++) {
-		uint64_t ent = udax_entry_peek(&ip->map, hidx + i);
+		uint64_t ent = dx_entry_peek(&ip->map, hidx + i);
 
-		if (ent && !udax_entry_empty(ent)) {
-			udax_layout_unlock_excl(&ip->map);
+		if (ent && !dx_entry_empty(ent)) {
+			dx_layout_unlock_excl(&ip->map);
 			return -EBUSY;
 		}
 	}
@@ -109,22 +109,22 @@ static int huge_chunk(struct ufs_inode *ip, uint64_t hidx)
 		if (rc < 0)
 			goto abort;
 		if (rc == 1) {
-			n = udax_min(e.e_lblk + e.e_len - cur, (uint64_t)UFS_HUGE_BLOCKS - i);
-			udax_media_memcpy_persist(fs->m, dst + (i << UFS_BLOCK_SHIFT),
+			n = dx_min(e.e_lblk + e.e_len - cur, (uint64_t)UFS_HUGE_BLOCKS - i);
+			dx_media_memcpy_persist(fs->m, dst + (i << UFS_BLOCK_SHIFT),
 						  ufs_blk(fs, e.e_pblk + (cur - e.e_lblk)),
 						  n << UFS_BLOCK_SHIFT);
 		} else {
 			n = (uint64_t)UFS_HUGE_BLOCKS - i;
 			if (e.e_len && e.e_lblk < hidx + UFS_HUGE_BLOCKS)
 				n = e.e_lblk - cur;
-			udax_media_memset_persist(fs->m, dst + (i << UFS_BLOCK_SHIFT), 0,
+			dx_media_memset_persist(fs->m, dst + (i << UFS_BLOCK_SHIFT), 0,
 						  n << UFS_BLOCK_SHIFT);
 		}
 		i += n;
 	}
 	rc = ufs_ext_remove(&t, ip, hidx, hidx + UFS_HUGE_BLOCKS, &next);
 	if (!rc && next > hidx) {
-		udax_seterr("the journal cannot hold the relocation of file blocks %" PRIu64
+		dx_seterr("the journal cannot hold the relocation of file blocks %" PRIu64
 			    "..+%u to an aligned run", hidx, UFS_HUGE_BLOCKS);
 		rc = -ENOSPC;
 	}
@@ -134,11 +134,11 @@ static int huge_chunk(struct ufs_inode *ip, uint64_t hidx)
 		goto abort;
 	ufs_iblocks(ip, UFS_HUGE_BLOCKS);
 	utx_commit(&t);
-	udax_layout_unlock_excl(&ip->map);
+	dx_layout_unlock_excl(&ip->map);
 	return 0;
 abort:
 	utx_abort(&t);
-	udax_layout_unlock_excl(&ip->map);
+	dx_layout_unlock_excl(&ip->map);
 	return rc;
 }
 
@@ -170,7 +170,7 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 			  struct ufs_layout_seg *out, size_t max)
 {
 	bool write = flags & UFS_GRANT_WRITE;
-	uint64_t align = udax_media_align(fs->m), b0, b1, idx;
+	uint64_t align = dx_media_align(fs->m), b0, b1, idx;
 	struct ufs_inode *ip;
 	int rc, nseg = 0;
 
@@ -183,7 +183,7 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		return -EINVAL;
 	if (align > UFS_BLOCK_SIZE) {
 		if (align != (uint64_t)UFS_HUGE_BLOCKS << UFS_BLOCK_SHIFT) {
-			udax_seterr("device alignment %#" PRIx64 " is not supported for direct "
+			dx_seterr("device alignment %#" PRIx64 " is not supported for direct "
 				    "access (only 4 KiB and 2 MiB are)", align);
 			return -EINVAL;
 		}
@@ -207,7 +207,7 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		return rc;
 	}
 	if (write && (flags & UFS_GRANT_KEEP_SIZE) && ip->di->i_size < size_end) {
-		udax_seterr("the file ends at %" PRIu64 ", before the end of the writable "
+		dx_seterr("the file ends at %" PRIu64 ", before the end of the writable "
 			    "mapping (%" PRIu64 "): grow it through the mount first",
 			    ip->di->i_size, size_end);
 		pthread_rwlock_unlock(&ip->rwsem);
@@ -223,9 +223,9 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		ufs_iput(ip);
 		return rc;
 	}
-	udax_layout_lock_shared(&ip->map);
+	dx_layout_lock_shared(&ip->map);
 	if (!fs->ro) {
-		uint64_t newsize = write ? udax_max(ip->di->i_size, size_end) : ip->di->i_size;
+		uint64_t newsize = write ? dx_max(ip->di->i_size, size_end) : ip->di->i_size;
 
 		rc = ufs_alloc_range(ip, b0, b1, newsize);
 		/*
@@ -242,7 +242,7 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		goto out;
 	for (idx = b0; idx < b1;) {
 		uint64_t hidx = idx & ~(uint64_t)(UFS_HUGE_BLOCKS - 1), pfn, hpfn;
-		struct udax_page *pg;
+		struct dx_page *pg;
 		struct ufs_extent e;
 		bool huge_ok;
 
@@ -257,7 +257,7 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 			  hpfn % UFS_HUGE_BLOCKS == 0;
 		rc = -EEXIST;
 		if (huge_ok && idx == hidx && hidx + UFS_HUGE_BLOCKS <= b1)
-			rc = udax_track(&ip->map, hidx, hpfn, UDAX_HUGE_ORDER, UDAX_REF_MAP, &pg);
+			rc = dx_track(&ip->map, hidx, hpfn, UDAX_HUGE_ORDER, UDAX_REF_MAP, &pg);
 		if (rc == 0) {
 			out[nseg].order = UDAX_HUGE_ORDER;
 			out[nseg].file_off = hidx << UFS_BLOCK_SHIFT;
@@ -268,10 +268,10 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		}
 		if (rc != -EEXIST)
 			goto fail;
-		rc = udax_track(&ip->map, idx, pfn, 0, UDAX_REF_MAP, &pg);
+		rc = dx_track(&ip->map, idx, pfn, 0, UDAX_REF_MAP, &pg);
 		if (rc == -EEXIST && huge_ok) {
 			/* a 2 MiB entry already covers it: hand that one out */
-			rc = udax_track(&ip->map, hidx, hpfn, UDAX_HUGE_ORDER, UDAX_REF_MAP, &pg);
+			rc = dx_track(&ip->map, hidx, hpfn, UDAX_HUGE_ORDER, UDAX_REF_MAP, &pg);
 			if (rc == 0) {
 				out[nseg].order = UDAX_HUGE_ORDER;
 				out[nseg].file_off = hidx << UFS_BLOCK_SHIFT;
@@ -294,16 +294,16 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 fail:
 	put_segs(out, nseg);
 out:
-	udax_layout_unlock_shared(&ip->map);
+	dx_layout_unlock_shared(&ip->map);
 	pthread_rwlock_unlock(&ip->rwsem);
 	ufs_iput(ip);
 	return rc;
 }
 
-struct udax_mapping *ufs_mapping(struct ufs *fs, uint64_t ino)
+struct dx_mapping *ufs_mapping(struct ufs *fs, uint64_t ino)
 {
 	struct ufs_inode *ip;
-	struct udax_mapping *m;
+	struct dx_mapping *m;
 
 	if (ufs_iget(fs, ino, &ip))
 		return NULL;

@@ -26,7 +26,7 @@
 
 #include "ufs_int.h"
 
-static const struct udax_wait_ctx wait_forever = { .uninterruptible = true };
+static const struct dx_wait_ctx wait_forever = { .uninterruptible = true };
 
 /* ---- the inode cache ---- */
 
@@ -139,7 +139,7 @@ struct ufs_inode *ufs_inode_alloc(struct ufs *fs, uint64_t ino)
 	ip->di = ufs_dinode_ptr(fs, ino);
 	pthread_rwlock_init(&ip->rwsem, NULL);
 	pthread_mutex_init(&ip->snap_lock, NULL);
-	if (udax_mapping_init(&ip->map, fs->dax, ino)) {
+	if (dx_mapping_init(&ip->map, fs->dax, ino)) {
 		pthread_mutex_destroy(&ip->snap_lock);
 		pthread_rwlock_destroy(&ip->rwsem);
 		free(ip);
@@ -153,7 +153,7 @@ void ufs_inode_free(struct ufs_inode *ip)
 	if (!ip)
 		return;
 	ufs_dix_free(ip);
-	udax_mapping_destroy(&ip->map);
+	dx_mapping_destroy(&ip->map);
 	pthread_mutex_destroy(&ip->snap_lock);
 	pthread_rwlock_destroy(&ip->rwsem);
 	free(ip);
@@ -181,7 +181,7 @@ int ufs_iget(struct ufs *fs, uint64_t ino, struct ufs_inode **out)
 	if (di->i_mode == 0)
 		return -ENOENT;
 	if (di->i_checksum != ufs_inode_csum(di)) {
-		udax_seterr("inode %" PRIu64 " (device offset %" PRIu64 "): bad checksum",
+		dx_seterr("inode %" PRIu64 " (device offset %" PRIu64 "): bad checksum",
 			    ino, ufs_inode_off(&fs->sb, ino));
 		return -EUCLEAN;
 	}
@@ -254,7 +254,7 @@ static void heap_policy(void)
  * freed), else the error of the failed eviction (the inode stays cached
  * and on the orphan list).
  */
-int ufs_iput_rc(struct ufs_inode *ip, const struct udax_wait_ctx *w)
+int ufs_iput_rc(struct ufs_inode *ip, const struct dx_wait_ctx *w)
 {
 	struct ufs *fs;
 	bool evict;
@@ -319,7 +319,7 @@ int ufs_iput_rc(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 	return 0;
 }
 
-void ufs_iput_ctx(struct ufs_inode *ip, const struct udax_wait_ctx *w)
+void ufs_iput_ctx(struct ufs_inode *ip, const struct dx_wait_ctx *w)
 {
 	ufs_iput_rc(ip, w);
 }
@@ -334,7 +334,7 @@ void ufs_touch(struct ufs_inode *ip, bool a, bool m, bool c)
 	struct ufs_dinode *di = ip->di;
 	struct timespec ts;
 
-	udax_now_ts(&ts);
+	dx_now_ts(&ts);
 	if (a) {
 		di->i_atime_sec = (uint64_t)ts.tv_sec;
 		di->i_atime_nsec = (uint32_t)ts.tv_nsec;
@@ -371,7 +371,7 @@ int ufs_inew(struct ufs *fs, struct utx *t, const struct ufs_ctx *c, struct ufs_
 	pthread_mutex_unlock(&fs->icache_lock);
 	if (ip) {
 		/* the bitmap calls a live inode free: never hand it out twice */
-		udax_seterr("inode bitmap (block %" PRIu64 "): inode %" PRIu64
+		dx_seterr("inode bitmap (block %" PRIu64 "): inode %" PRIu64
 			    " is in use but marked free; run fsck", fs->sb.s_ibitmap_start, ino);
 		return -EUCLEAN;
 	}
@@ -391,7 +391,7 @@ int ufs_inew(struct ufs *fs, struct utx *t, const struct ufs_ctx *c, struct ufs_
 	}
 	di->i_mode = mode;
 	di->i_nlink = S_ISDIR(mode) ? 2 : 1;
-	udax_now_ts(&ts);
+	dx_now_ts(&ts);
 	di->i_atime_sec = di->i_mtime_sec = di->i_ctime_sec = di->i_crtime_sec =
 		(uint64_t)ts.tv_sec;
 	di->i_atime_nsec = di->i_mtime_nsec = di->i_ctime_nsec = di->i_crtime_nsec =
@@ -531,12 +531,12 @@ uint64_t ufs_quarantined_blocks(struct ufs *fs)
 	return fs->a ? ufs_alloc_quarantined(fs->a) : 0;
 }
 
-struct udax_media *ufs_media(struct ufs *fs)
+struct dx_media *ufs_media(struct ufs *fs)
 {
 	return fs->m;
 }
 
-struct udax_dax *ufs_dax(struct ufs *fs)
+struct dx_dax *ufs_dax(struct ufs *fs)
 {
 	return fs->dax;
 }

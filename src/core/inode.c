@@ -7,7 +7,7 @@
  * direct-access path in grant.c.
  *
  * Every path that frees blocks follows the same shape (DESIGN.md §2):
- *   i_rwsem exclusive -> layout lock exclusive + udax_break_layouts(range)
+ *   i_rwsem exclusive -> layout lock exclusive + dx_break_layouts(range)
  *   -> transactions that unmap and free -> layout unlock -> i_rwsem unlock
  * so the blocks are untracked and idle (I1) when ufs_free_blocks() sees
  * them, and an interrupted or timed-out wait leaves the file unchanged.
@@ -30,9 +30,9 @@
 
 #include "inode_int.h"
 
-static const struct udax_wait_ctx wait_default;
+static const struct dx_wait_ctx wait_default;
 
-const struct udax_wait_ctx *ufs_wctx(const struct ufs_ctx *c)
+const struct dx_wait_ctx *ufs_wctx(const struct ufs_ctx *c)
 {
 	return c ? &c->wait : &wait_default;
 }
@@ -59,15 +59,15 @@ static void snap_withdraw(struct ufs_inode *ip)
  * Context: i_rwsem held exclusively (so the getattr snapshot is exact);
  * may sleep for as long as pins take to drain.
  */
-int ufs_break(struct ufs_inode *ip, uint64_t first, uint64_t last, const struct udax_wait_ctx *w)
+int ufs_break(struct ufs_inode *ip, uint64_t first, uint64_t last, const struct dx_wait_ctx *w)
 {
 	int rc;
 
 	snap_publish(ip);
-	udax_layout_lock_excl(&ip->map);
-	rc = udax_break_layouts(&ip->map, first, last, w ? w : &wait_default);
+	dx_layout_lock_excl(&ip->map);
+	rc = dx_break_layouts(&ip->map, first, last, w ? w : &wait_default);
 	if (rc)
-		udax_layout_unlock_excl(&ip->map);
+		dx_layout_unlock_excl(&ip->map);
 	snap_withdraw(ip);
 	return rc;
 }
@@ -101,9 +101,9 @@ int ufs_for_each_piece(struct ufs_inode *ip, uint64_t off, uint64_t len,
 		} else {
 			n = end - pos;
 		}
-		n = udax_min(n, end - pos);
+		n = dx_min(n, end - pos);
 		if (!n) {
-			udax_seterr("inode %llu: extent lookup of block %llu went backwards",
+			dx_seterr("inode %llu: extent lookup of block %llu went backwards",
 				    (unsigned long long)ip->ino, (unsigned long long)lblk);
 			return -EUCLEAN;
 		}
@@ -121,7 +121,7 @@ static int piece_zero(void *arg, char *dev, uint64_t foff, uint64_t n)
 
 	(void)foff;
 	if (dev)
-		udax_media_memset_persist(fs->m, dev, 0, n);
+		dx_media_memset_persist(fs->m, dev, 0, n);
 	return 0;
 }
 
@@ -144,7 +144,7 @@ int ufs_zero_past_eof(struct ufs_inode *ip, uint64_t old, uint64_t new)
 
 	if (new <= old || !(old & (UFS_BLOCK_SIZE - 1)))
 		return 0;
-	end = udax_min(new, UDAX_ALIGN_UP(old, (uint64_t)UFS_BLOCK_SIZE));
+	end = dx_min(new, UDAX_ALIGN_UP(old, (uint64_t)UFS_BLOCK_SIZE));
 	return ufs_zero_mapped(ip, old, end - old);
 }
 
@@ -176,7 +176,7 @@ int ufs_remove_blocks(struct ufs_inode *ip, uint64_t first, uint64_t end,
 		if (next > first) {
 			/* an intermediate step */
 			if (f && f->shrink) {
-				uint64_t sz = udax_max(f->size, next << UFS_BLOCK_SHIFT);
+				uint64_t sz = dx_max(f->size, next << UFS_BLOCK_SHIFT);
 
 				if (sz < ip->di->i_size)
 					ufs_set_size(ip, sz);
@@ -234,7 +234,7 @@ int ufs_remove_blocks(struct ufs_inode *ip, uint64_t first, uint64_t end,
  * Context: i_rwsem held exclusively; may sleep in break_layouts.
  * Return: 0 or -errno (-EINTR / -EBUSY: the file is unchanged).
  */
-static int truncate_to(struct ufs_inode *ip, uint64_t size, const struct udax_wait_ctx *w,
+static int truncate_to(struct ufs_inode *ip, uint64_t size, const struct dx_wait_ctx *w,
 		       int (*last)(struct utx *t, struct ufs_inode *ip, void *arg), void *last_arg)
 {
 	struct ufs *fs = ip->fs;
@@ -259,7 +259,7 @@ static int truncate_to(struct ufs_inode *ip, uint64_t size, const struct udax_wa
 		if (rc)
 			return rc;
 		rc = ufs_remove_blocks(ip, nb, UFS_MAX_FILE_BLOCKS, &fin);
-		udax_layout_unlock_excl(&ip->map);
+		dx_layout_unlock_excl(&ip->map);
 	} else {
 		rc = utx_begin_inode(&t, ip);
 		/* growing: bytes past the old EOF (invisible until commit) become zeros */
@@ -304,7 +304,7 @@ static int evict_last(struct utx *t, struct ufs_inode *ip, void *arg)
 	return rc;
 }
 
-int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w)
+int ufs_evict(struct ufs_inode *ip, const struct dx_wait_ctx *w)
 {
 	struct ufs_rm_finish fin = { .last = evict_last };
 	uint64_t end = UFS_MAX_FILE_BLOCKS;
@@ -327,7 +327,7 @@ int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w)
 		 */
 		ufs_icache_unhash(ip);
 	}
-	udax_layout_unlock_excl(&ip->map);
+	dx_layout_unlock_excl(&ip->map);
 out:
 	pthread_rwlock_unlock(&ip->rwsem);
 	return rc;
@@ -392,7 +392,7 @@ static int setattr_apply(struct utx *t, struct ufs_inode *ip, void *arg)
 	unsigned int kill;
 	int rc;
 
-	udax_now_ts(&now);
+	dx_now_ts(&now);
 	kill = ufs_kill_mask(a->c, sa->valid & UFS_SET_SIZE,
 			     sa->valid & (UFS_SET_UID | UFS_SET_GID));
 	if (sa->valid & UFS_SET_MODE) {
@@ -537,7 +537,7 @@ void ufs_forget(struct ufs *fs, uint64_t ino, uint64_t nlookup)
 	if (!ip)
 		return;
 	pthread_mutex_lock(&fs->icache_lock);
-	ip->nlookup -= udax_min(nlookup, ip->nlookup);
+	ip->nlookup -= dx_min(nlookup, ip->nlookup);
 	if (!ip->nlookup)
 		ip->forgotten = true;	/* a directory may now leave DRAM too */
 	pthread_mutex_unlock(&fs->icache_lock);

@@ -22,7 +22,7 @@ static inline void ufs_set_size(struct ufs_inode *ip, uint64_t size)
 }
 
 /* The wait context of @c's request (NULL: wait without interruption). */
-const struct udax_wait_ctx *ufs_wctx(const struct ufs_ctx *c);
+const struct dx_wait_ctx *ufs_wctx(const struct ufs_ctx *c);
 
 /*
  * ufs_for_each_piece() - walk the mapped pieces of the byte range

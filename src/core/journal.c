@@ -42,7 +42,7 @@ struct ufs_tx {
 };
 
 struct ufs_journal {
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs_journal_head *head;	/* in the mapping */
 	char *area;			/* records start here (in the mapping) */
 	uint64_t area_len;
@@ -66,7 +66,7 @@ static uint32_t rec_crc(const struct ufs_journal_rec *r, const void *bytes)
 	struct ufs_journal_rec h = *r;
 
 	h.r_crc = 0;
-	return udax_crc32c(udax_crc32c(0, &h, sizeof(h)), bytes, r->r_len);
+	return dx_crc32c(dx_crc32c(0, &h, sizeof(h)), bytes, r->r_len);
 }
 
 bool ufs_journal_head_ok(const struct ufs_journal_head *h)
@@ -75,22 +75,22 @@ bool ufs_journal_head_ok(const struct ufs_journal_head *h)
 	       h->j_checksum == ufs_journal_head_csum(h);
 }
 
-int ufs_journal_open(struct ufs_journal **out, struct udax_media *m, const struct ufs_super *sb)
+int ufs_journal_open(struct ufs_journal **out, struct dx_media *m, const struct ufs_super *sb)
 {
 	struct ufs_journal_head *h;
 	struct ufs_journal *j;
 	uint64_t j_off = sb->s_journal_start * UFS_BLOCK_SIZE;
 
 	*out = NULL;
-	h = udax_media_ptr(m, j_off);
+	h = dx_media_ptr(m, j_off);
 	if (h->j_magic != UFS_JOURNAL_MAGIC) {
-		udax_seterr("%s: journal header at offset %" PRIu64 ": bad magic 0x%016" PRIx64,
-			    udax_media_path(m), j_off, h->j_magic);
+		dx_seterr("%s: journal header at offset %" PRIu64 ": bad magic 0x%016" PRIx64,
+			    dx_media_path(m), j_off, h->j_magic);
 		return -EUCLEAN;
 	}
 	if (!ufs_journal_head_ok(h)) {
-		udax_seterr("%s: journal header at offset %" PRIu64 ": bad checksum",
-			    udax_media_path(m), j_off);
+		dx_seterr("%s: journal header at offset %" PRIu64 ": bad checksum",
+			    dx_media_path(m), j_off);
 		return -EUCLEAN;
 	}
 	j = calloc(1, sizeof(*j));
@@ -104,9 +104,9 @@ int ufs_journal_open(struct ufs_journal **out, struct udax_media *m, const struc
 	j->area_len = j->j_len - UFS_JOURNAL_REC_START;
 	j->dev_len = sb->s_blocks_count * UFS_BLOCK_SIZE;
 	if (h->j_used > j->area_len || h->j_used % 8) {
-		udax_seterr("%s: journal header at offset %" PRIu64 ": %" PRIu64
+		dx_seterr("%s: journal header at offset %" PRIu64 ": %" PRIu64
 			    " bytes used does not fit the %" PRIu64 "-byte log",
-			    udax_media_path(m), j_off, h->j_used, j->area_len);
+			    dx_media_path(m), j_off, h->j_used, j->area_len);
 		free(j);
 		return -EUCLEAN;
 	}
@@ -145,7 +145,7 @@ uint64_t ufs_journal_commits(const struct ufs_journal *j)
 static void log_empty(struct ufs_journal *j)
 {
 	__atomic_store_n(&j->head->j_used, 0, __ATOMIC_RELEASE);
-	udax_media_persist(j->m, &j->head->j_used, sizeof(j->head->j_used));
+	dx_media_persist(j->m, &j->head->j_used, sizeof(j->head->j_used));
 }
 
 /* Is [off, off + len) a range a record may name? */
@@ -182,8 +182,8 @@ static int scan_records(struct ufs_journal *j, uint64_t used)
 		else if (r->r_crc != rec_crc(r, r + 1))
 			why = "bad checksum";
 		if (why) {
-			udax_seterr("%s: journal record at offset %" PRIu64 ": %s",
-				    udax_media_path(j->m), roff, why);
+			dx_seterr("%s: journal record at offset %" PRIu64 ": %s",
+				    dx_media_path(j->m), roff, why);
 			return -EUCLEAN;
 		}
 		if (tx->nrecs == tx->rcap) {
@@ -211,7 +211,7 @@ static void rollback(struct ufs_journal *j, bool hooks)
 	for (i = tx->nrecs; i-- > 0;) {
 		const struct ufs_journal_rec *r = (const void *)(j->area + tx->recs[i]);
 
-		udax_media_memcpy_persist(j->m, udax_media_ptr(j->m, r->r_dev_off), r + 1, r->r_len);
+		dx_media_memcpy_persist(j->m, dx_media_ptr(j->m, r->r_dev_off), r + 1, r->r_len);
 	}
 	log_empty(j);
 	if (!hooks)
@@ -240,9 +240,9 @@ int ufs_journal_recover(struct ufs_journal *j, bool dry_run)
 	}
 	n = scan_records(j, used);
 	if (n >= 0 && !dry_run) {
-		if (udax_media_readonly(j->m)) {
-			udax_seterr("%s: the journal needs recovery but the device is read-only",
-				    udax_media_path(j->m));
+		if (dx_media_readonly(j->m)) {
+			dx_seterr("%s: the journal needs recovery but the device is read-only",
+				    dx_media_path(j->m));
 			n = -EROFS;
 		} else {
 			rollback(j, false);
@@ -316,9 +316,9 @@ int ufs_journal_replay(struct ufs_journal *j, struct ufs_journal_undo **out)
 	n = scan_records(j, used);
 	if (n < 0)
 		goto out;
-	if (udax_media_readonly(j->m)) {
-		udax_seterr("%s: the journal needs recovery but the device is read-only",
-			    udax_media_path(j->m));
+	if (dx_media_readonly(j->m)) {
+		dx_seterr("%s: the journal needs recovery but the device is read-only",
+			    dx_media_path(j->m));
 		n = -EROFS;
 		goto out;
 	}
@@ -341,14 +341,14 @@ int ufs_journal_replay(struct ufs_journal *j, struct ufs_journal_undo **out)
 		u->r[i].off = r->r_dev_off;
 		u->r[i].len = r->r_len;
 		u->r[i].at = total;
-		memcpy(u->bytes + total, udax_media_ptr(j->m, r->r_dev_off), r->r_len);
+		memcpy(u->bytes + total, dx_media_ptr(j->m, r->r_dev_off), r->r_len);
 		total += r->r_len;
 	}
 	u->n = tx->nrecs;
 	for (i = tx->nrecs; i-- > 0;) {
 		const struct ufs_journal_rec *r = (const void *)(j->area + tx->recs[i]);
 
-		udax_media_memcpy_persist(j->m, udax_media_ptr(j->m, r->r_dev_off), r + 1, r->r_len);
+		dx_media_memcpy_persist(j->m, dx_media_ptr(j->m, r->r_dev_off), r + 1, r->r_len);
 	}
 	*out = u;
 out:
@@ -374,7 +374,7 @@ void ufs_journal_replay_end(struct ufs_journal *j, struct ufs_journal_undo **up,
 		 * The log is untouched: a crash in here replays again.
 		 */
 		for (i = 0; i < u->n; i++)
-			udax_media_memcpy_persist(j->m, udax_media_ptr(j->m, u->r[i].off),
+			dx_media_memcpy_persist(j->m, dx_media_ptr(j->m, u->r[i].off),
 						  u->bytes + u->r[i].at, u->r[i].len);
 	}
 	pthread_mutex_unlock(&j->lock);
@@ -417,7 +417,7 @@ struct ufs_tx *ufs_tx_begin(struct ufs_journal *j)
 	pthread_mutex_lock(&j->lock);
 	/* recovery runs at mount, before any transaction */
 	UDAX_BUG_ON(j->head->j_used != 0);
-	UDAX_BUG_ON(udax_media_readonly(j->m));
+	UDAX_BUG_ON(dx_media_readonly(j->m));
 	j->tx.used = 0;
 	j->tx.nranges = 0;
 	j->tx.nrecs = 0;
@@ -491,7 +491,7 @@ static int append_record(struct ufs_tx *tx, uint64_t off, uint64_t len)
 {
 	struct ufs_journal *j = tx->j;
 	struct ufs_journal_rec *r = (void *)(j->area + tx->used);
-	const void *src = udax_media_ptr(j->m, off);
+	const void *src = dx_media_ptr(j->m, off);
 	uint64_t size = UFS_JOURNAL_REC_SIZE(len);
 
 	if (tx->nrecs == tx->rcap) {
@@ -509,7 +509,7 @@ static int append_record(struct ufs_tx *tx, uint64_t off, uint64_t len)
 	memcpy(r + 1, src, len);
 	memset((char *)(r + 1) + len, 0, size - sizeof(*r) - len);
 	r->r_crc = rec_crc(r, r + 1);
-	udax_media_flush(j->m, r, size);
+	dx_media_flush(j->m, r, size);
 	tx->recs[tx->nrecs++] = tx->used;
 	tx->used += size;
 	return 0;
@@ -548,7 +548,7 @@ static bool next_gap(const struct ufs_tx *tx, size_t *i, uint64_t *cur, uint64_t
 int ufs_tx_add(struct ufs_tx *tx, void *ptr, size_t len)
 {
 	struct ufs_journal *j = tx->j;
-	uint64_t off = udax_media_off(j->m, ptr);
+	uint64_t off = dx_media_off(j->m, ptr);
 	uint64_t cur, gs, ge, end = off + len, need = 0, used0 = tx->used;
 	size_t i, first;
 	int ret = 0;
@@ -566,7 +566,7 @@ int ufs_tx_add(struct ufs_tx *tx, void *ptr, size_t len)
 	if (tx->used == 0) {
 		/* a new transaction in an empty log: new sequence, same fence as the record */
 		j->head->j_seq++;
-		udax_media_flush(j->m, &j->head->j_seq, sizeof(j->head->j_seq));
+		dx_media_flush(j->m, &j->head->j_seq, sizeof(j->head->j_seq));
 	}
 	/* pass 2: write the records (the ranges vector is not changed yet) */
 	for (cur = off, i = first; next_gap(tx, &i, &cur, end, &gs, &ge);) {
@@ -574,9 +574,9 @@ int ufs_tx_add(struct ufs_tx *tx, void *ptr, size_t len)
 		if (ret)
 			goto undo;
 	}
-	udax_media_drain(j->m);
+	dx_media_drain(j->m);
 	__atomic_store_n(&j->head->j_used, tx->used, __ATOMIC_RELEASE);
-	udax_media_persist(j->m, &j->head->j_used, sizeof(j->head->j_used));
+	dx_media_persist(j->m, &j->head->j_used, sizeof(j->head->j_used));
 	/* pass 3: remember the new pieces */
 	for (i = 0; i < tx->nrecs; i++) {
 		const struct ufs_journal_rec *r = (const void *)(j->area + tx->recs[i]);
@@ -616,9 +616,9 @@ void ufs_tx_commit(struct ufs_tx *tx)
 
 	if (tx->used) {
 		for (i = 0; i < tx->nranges; i++)
-			udax_media_flush(j->m, udax_media_ptr(j->m, tx->ranges[i].off),
+			dx_media_flush(j->m, dx_media_ptr(j->m, tx->ranges[i].off),
 					 tx->ranges[i].len);
-		udax_media_drain(j->m);
+		dx_media_drain(j->m);
 		log_empty(j);
 	}
 	tx_end(j, true);

@@ -40,10 +40,10 @@ bool ufs_journal_head_ok(const struct ufs_journal_head *h);
 /*
  * ufs_journal_open() - check the journal header of a validated superblock.
  * Context: mount or fsck, before any transaction.
- * Return: 0 with *@out set; -ENOMEM; -EUCLEAN with udax_errmsg() naming the journal and its offset
+ * Return: 0 with *@out set; -ENOMEM; -EUCLEAN with dx_errmsg() naming the journal and its offset
  * when the header or a record is corrupt.
  */
-int ufs_journal_open(struct ufs_journal **out, struct udax_media *m, const struct ufs_super *sb);
+int ufs_journal_open(struct ufs_journal **out, struct dx_media *m, const struct ufs_super *sb);
 /*
  * ufs_journal_close() - free the journal and clear *@jp (NULL-safe).
  * Context: no transaction open.  Return: nothing.
@@ -72,7 +72,7 @@ int ufs_journal_recover(struct ufs_journal *j, bool dry_run);
  * the rolled-back state in a private copy.
  * Context: no transaction running (mount or fsck, before any); @fn must
  * not touch the journal.
- * Return: records in the log (0 when empty); -EUCLEAN with udax_errmsg()
+ * Return: records in the log (0 when empty); -EUCLEAN with dx_errmsg()
  * naming the corrupt record and its offset (@fn was not called); or the
  * first non-zero value @fn returned.
  */

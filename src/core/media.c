@@ -5,7 +5,7 @@
  * primitive through here (so the crash backend sees each fence).
  *
  * libpmem2's error codes stay inside this file: callers get -errno and a
- * udax_errmsg() that names the path and quotes pmem2_errormsg().
+ * dx_errmsg() that names the path and quotes pmem2_errormsg().
  */
 #include "config.h"
 
@@ -166,7 +166,7 @@ static int sysfs_read_num(const char *dir, const char *name, long long *out)
  * size, alignment and NUMA node from /sys/bus/dax/devices/<name>/.
  * Return: 0, -ENODEV (not a device-DAX).
  */
-static int devdax_probe(struct udax_media *m, dev_t rdev)
+static int devdax_probe(struct dx_media *m, dev_t rdev)
 {
 	char link[PATH_MAX], target[PATH_MAX], dir[PATH_MAX];
 	const char *name;
@@ -202,7 +202,7 @@ static int devdax_probe(struct udax_media *m, dev_t rdev)
 	return 0;
 }
 
-/* "3 MiB" when exact, else udax_fmt_size()'s "3.5 MiB". */
+/* "3 MiB" when exact, else dx_fmt_size()'s "3.5 MiB". */
 static char *fmt_size(uint64_t v, char *buf, size_t len)
 {
 	static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB", "PiB" };
@@ -214,26 +214,26 @@ static char *fmt_size(uint64_t v, char *buf, size_t len)
 		u++;
 	}
 	if (u == 0 && v >= 1024)
-		return udax_fmt_size(v, buf, len);
+		return dx_fmt_size(v, buf, len);
 	snprintf(buf, len, "%" PRIu64 " %s", x, units[u]);
 	return buf;
 }
 
-static int check_geometry(const struct udax_media *m)
+static int check_geometry(const struct dx_media *m)
 {
 	char a[32], b[32];
 
 	if (m->size < UDAX_MEDIA_MIN_SIZE) {
-		udax_seterr("%s: size %s is smaller than the 4 MiB minimum", m->path,
+		dx_seterr("%s: size %s is smaller than the 4 MiB minimum", m->path,
 			    fmt_size(m->size, a, sizeof(a)));
 		return -EINVAL;
 	}
 	if (m->size % 4096) {
-		udax_seterr("%s: size %" PRIu64 " is not a multiple of 4096 bytes", m->path, m->size);
+		dx_seterr("%s: size %" PRIu64 " is not a multiple of 4096 bytes", m->path, m->size);
 		return -EINVAL;
 	}
 	if (m->size % m->align) {
-		udax_seterr("%s: size %s is not a multiple of the %s alignment", m->path,
+		dx_seterr("%s: size %s is not a multiple of the %s alignment", m->path,
 			    fmt_size(m->size, a, sizeof(a)),
 			    fmt_size(m->align, b, sizeof(b)));
 		return -EINVAL;
@@ -242,7 +242,7 @@ static int check_geometry(const struct udax_media *m)
 }
 
 /* Map the whole source with libpmem2.  Return: 0 or -errno with a message. */
-static int media_map(struct udax_media *m)
+static int media_map(struct dx_media *m)
 {
 	struct pmem2_config *cfg = NULL;
 	int ret;
@@ -280,7 +280,7 @@ static int media_map(struct udax_media *m)
 	return 0;
 
 err_pmem:
-	udax_seterr("%s: libpmem2: %s", m->path, pmem2_errormsg());
+	dx_seterr("%s: libpmem2: %s", m->path, pmem2_errormsg());
 	if (cfg)
 		pmem2_config_delete(&cfg);
 	/* libpmem2 returns -errno for system errors and its own codes
@@ -290,25 +290,25 @@ err_pmem:
 	return ret;
 }
 
-int udax_media_open(struct udax_media **out, const struct udax_media_opts *o)
+int dx_media_open(struct dx_media **out, const struct dx_media_opts *o)
 {
-	struct udax_media *m;
+	struct dx_media *m;
 	struct statfs sfs;
 	struct stat st;
 	int ret;
 
 	*out = NULL;
 	if (!o || !o->path || !*o->path) {
-		udax_seterr("no device given");
+		dx_seterr("no device given");
 		return -EINVAL;
 	}
 	if (o->emul_align && (!UDAX_IS_POW2(o->emul_align) || o->emul_align < 4096)) {
-		udax_seterr("%s: alignment %" PRIu64 " is not a power of two >= 4096",
+		dx_seterr("%s: alignment %" PRIu64 " is not a power of two >= 4096",
 			    o->path, o->emul_align);
 		return -EINVAL;
 	}
 	if (o->crash_emul && o->readonly) {
-		udax_seterr("%s: crash emulation needs a writable device", o->path);
+		dx_seterr("%s: crash emulation needs a writable device", o->path);
 		return -EINVAL;
 	}
 	m = calloc(1, sizeof(*m));
@@ -325,22 +325,22 @@ int udax_media_open(struct udax_media **out, const struct udax_media_opts *o)
 	m->fd = open(o->path, (o->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (m->fd < 0) {
 		ret = -errno;
-		udax_seterr("%s: %s", o->path, strerror(-ret));
+		dx_seterr("%s: %s", o->path, strerror(-ret));
 		goto err_free;
 	}
 	if (fstat(m->fd, &st) < 0) {
 		ret = -errno;
-		udax_seterr("%s: %s", o->path, strerror(-ret));
+		dx_seterr("%s: %s", o->path, strerror(-ret));
 		goto err_close;
 	}
 	if (S_ISCHR(st.st_mode)) {
 		if (devdax_probe(m, st.st_rdev) < 0) {
-			udax_seterr("%s: not a device-DAX or regular file", o->path);
+			dx_seterr("%s: not a device-DAX or regular file", o->path);
 			ret = -ENODEV;
 			goto err_close;
 		}
 		if (o->crash_emul) {
-			udax_seterr("%s: crash emulation works on emulation files only", o->path);
+			dx_seterr("%s: crash emulation works on emulation files only", o->path);
 			ret = -EOPNOTSUPP;
 			goto err_close;
 		}
@@ -352,7 +352,7 @@ int udax_media_open(struct udax_media **out, const struct udax_media_opts *o)
 		m->align = o->emul_align ? o->emul_align : 4096;
 		m->pinnable = fstatfs(m->fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
 	} else {
-		udax_seterr("%s: not a device-DAX or regular file", o->path);
+		dx_seterr("%s: not a device-DAX or regular file", o->path);
 		ret = -ENODEV;
 		goto err_close;
 	}
@@ -360,7 +360,7 @@ int udax_media_open(struct udax_media **out, const struct udax_media_opts *o)
 	if (ret)
 		goto err_close;
 	if (o->crash_emul) {
-		ret = udax_crash_init(m);
+		ret = dx_crash_init(m);
 		if (ret)
 			goto err_close;
 	}
@@ -377,7 +377,7 @@ err_map:
 		pmem2_map_delete(&m->map);
 	if (m->src)
 		pmem2_source_delete(&m->src);
-	udax_crash_fini(m);
+	dx_crash_fini(m);
 err_close:
 	close(m->fd);
 err_free:
@@ -386,9 +386,9 @@ err_free:
 	return ret;
 }
 
-void udax_media_close(struct udax_media **mp)
+void dx_media_close(struct dx_media **mp)
 {
-	struct udax_media *m = mp ? *mp : NULL;
+	struct dx_media *m = mp ? *mp : NULL;
 
 	if (!m)
 		return;
@@ -396,7 +396,7 @@ void udax_media_close(struct udax_media **mp)
 		pmem2_map_delete(&m->map);
 	if (m->src)
 		pmem2_source_delete(&m->src);
-	udax_crash_fini(m);
+	dx_crash_fini(m);
 	if (m->fd >= 0)
 		close(m->fd);
 	free(m->path);
@@ -404,17 +404,17 @@ void udax_media_close(struct udax_media **mp)
 	*mp = NULL;
 }
 
-enum udax_media_kind udax_media_kind(const struct udax_media *m) { return m->kind; }
-void *udax_media_base(const struct udax_media *m) { return m->base; }
-uint64_t udax_media_size(const struct udax_media *m) { return m->size; }
-uint64_t udax_media_align(const struct udax_media *m) { return m->align; }
-int udax_media_numa_node(const struct udax_media *m) { return m->numa_node; }
-int udax_media_fd(const struct udax_media *m) { return m->fd; }
-const char *udax_media_path(const struct udax_media *m) { return m->path; }
-bool udax_media_readonly(const struct udax_media *m) { return m->readonly; }
-bool udax_media_pinnable(const struct udax_media *m) { return m->pinnable; }
+enum dx_media_kind dx_media_kind(const struct dx_media *m) { return m->kind; }
+void *dx_media_base(const struct dx_media *m) { return m->base; }
+uint64_t dx_media_size(const struct dx_media *m) { return m->size; }
+uint64_t dx_media_align(const struct dx_media *m) { return m->align; }
+int dx_media_numa_node(const struct dx_media *m) { return m->numa_node; }
+int dx_media_fd(const struct dx_media *m) { return m->fd; }
+const char *dx_media_path(const struct dx_media *m) { return m->path; }
+bool dx_media_readonly(const struct dx_media *m) { return m->readonly; }
+bool dx_media_pinnable(const struct dx_media *m) { return m->pinnable; }
 
-int udax_media_check_map(const struct udax_media *m, uint64_t off, uint64_t len)
+int dx_media_check_map(const struct dx_media *m, uint64_t off, uint64_t len)
 {
 	if (len == 0 || off % m->align || len % m->align)
 		return -EINVAL;
@@ -423,7 +423,7 @@ int udax_media_check_map(const struct udax_media *m, uint64_t off, uint64_t len)
 	return 0;
 }
 
-const char *udax_media_persist_mode(const struct udax_media *m)
+const char *dx_media_persist_mode(const struct dx_media *m)
 {
 	if (m->crash)
 		return "crash";
@@ -432,40 +432,40 @@ const char *udax_media_persist_mode(const struct udax_media *m)
 	return m->kind == UDAX_MEDIA_DEVDAX ? "pmem2" : "msync";
 }
 
-void udax_media_flush(struct udax_media *m, const void *addr, size_t len)
+void dx_media_flush(struct dx_media *m, const void *addr, size_t len)
 {
 	if (m->cpu_persist)
 		cpu_flush(addr, len);
 	else if (m->crash)
-		udax_crash_flush(m, addr, len);
+		dx_crash_flush(m, addr, len);
 	else
 		m->flush(addr, len);
 }
 
-void udax_media_drain(struct udax_media *m)
+void dx_media_drain(struct dx_media *m)
 {
 	if (m->cpu_persist)
 		cpu_drain();
 	else if (m->crash)
-		udax_crash_drain(m);
+		dx_crash_drain(m);
 	else
 		m->drain();
 }
 
-void udax_media_persist(struct udax_media *m, const void *addr, size_t len)
+void dx_media_persist(struct dx_media *m, const void *addr, size_t len)
 {
 	if (m->cpu_persist) {
 		cpu_flush(addr, len);
 		cpu_drain();
 	} else if (m->crash) {
-		udax_crash_flush(m, addr, len);
-		udax_crash_drain(m);
+		dx_crash_flush(m, addr, len);
+		dx_crash_drain(m);
 	} else {
 		m->persist(addr, len);
 	}
 }
 
-void udax_media_memcpy_persist(struct udax_media *m, void *dst, const void *src, size_t len)
+void dx_media_memcpy_persist(struct dx_media *m, void *dst, const void *src, size_t len)
 {
 	UDAX_BUG_ON(m->readonly);
 	if (m->cpu_persist && len >= NT_THRESHOLD) {
@@ -473,13 +473,13 @@ void udax_media_memcpy_persist(struct udax_media *m, void *dst, const void *src,
 		cpu_drain();
 	} else if (m->crash || m->cpu_persist) {
 		memcpy(dst, src, len);
-		udax_media_persist(m, dst, len);
+		dx_media_persist(m, dst, len);
 	} else {
 		m->memcpy_fn(dst, src, len, 0);
 	}
 }
 
-void udax_media_memset_persist(struct udax_media *m, void *dst, int c, size_t len)
+void dx_media_memset_persist(struct dx_media *m, void *dst, int c, size_t len)
 {
 	UDAX_BUG_ON(m->readonly);
 	if (m->cpu_persist && len >= NT_THRESHOLD) {
@@ -487,7 +487,7 @@ void udax_media_memset_persist(struct udax_media *m, void *dst, int c, size_t le
 		cpu_drain();
 	} else if (m->crash || m->cpu_persist) {
 		memset(dst, c, len);
-		udax_media_persist(m, dst, len);
+		dx_media_persist(m, dst, len);
 	} else {
 		m->memset_fn(dst, c, len, 0);
 	}

@@ -24,9 +24,9 @@
 #include "media_int.h"
 #include "util.h"
 
-int udax_crash_init(struct udax_media *m)
+int dx_crash_init(struct dx_media *m)
 {
-	struct udax_crash *c;
+	struct dx_crash *c;
 	uint64_t lines = m->size / UDAX_CACHELINE;
 	int ret;
 
@@ -45,7 +45,7 @@ int udax_crash_init(struct udax_media *m)
 	if (c->durable == MAP_FAILED) {
 		ret = -errno;
 		c->durable = NULL;
-		udax_seterr("%s: crash emulation: cannot map the durable image: %s",
+		dx_seterr("%s: crash emulation: cannot map the durable image: %s",
 			    m->path, strerror(-ret));
 		goto err;
 	}
@@ -58,9 +58,9 @@ err:
 	return ret;
 }
 
-void udax_crash_fini(struct udax_media *m)
+void dx_crash_fini(struct dx_media *m)
 {
-	struct udax_crash *c = m->crash;
+	struct dx_crash *c = m->crash;
 
 	if (!c)
 		return;
@@ -74,14 +74,14 @@ void udax_crash_fini(struct udax_media *m)
 	m->crash = NULL;
 }
 
-void udax_crash_flush(struct udax_media *m, const void *addr, size_t len)
+void dx_crash_flush(struct dx_media *m, const void *addr, size_t len)
 {
-	struct udax_crash *c = m->crash;
+	struct dx_crash *c = m->crash;
 	uint64_t off, first, last, l;
 
 	if (!len)
 		return;
-	off = udax_media_off(m, addr);
+	off = dx_media_off(m, addr);
 	UDAX_BUG_ON(off >= m->size || len > m->size - off);
 	first = off / UDAX_CACHELINE;
 	last = (off + len - 1) / UDAX_CACHELINE;
@@ -121,17 +121,17 @@ static void copy_line(char *dst, const char *src)
 }
 
 /* Write the durable image to @path, keeping all-zero pages as holes. */
-static int crash_save_locked(struct udax_media *m, const char *path)
+static int crash_save_locked(struct dx_media *m, const char *path)
 {
 	static const char zero[4096];
-	struct udax_crash *c = m->crash;
+	struct dx_crash *c = m->crash;
 	uint64_t off;
 	int fd, ret = 0;
 
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		ret = -errno;
-		udax_seterr("%s: %s", path, strerror(-ret));
+		dx_seterr("%s: %s", path, strerror(-ret));
 		return ret;
 	}
 	if (ftruncate(fd, (off_t)m->size) < 0) {
@@ -158,15 +158,15 @@ static int crash_save_locked(struct udax_media *m, const char *path)
 	}
 out:
 	if (ret)
-		udax_seterr("%s: cannot save the crash image: %s", path, strerror(-ret));
+		dx_seterr("%s: cannot save the crash image: %s", path, strerror(-ret));
 	if (close(fd) < 0 && !ret)
 		ret = -errno;
 	return ret;
 }
 
-void udax_crash_drain(struct udax_media *m)
+void dx_crash_drain(struct dx_media *m)
 {
-	struct udax_crash *c = m->crash;
+	struct dx_crash *c = m->crash;
 	size_t i;
 
 	pthread_mutex_lock(&c->lock);
@@ -188,9 +188,9 @@ out:
 	pthread_mutex_unlock(&c->lock);
 }
 
-uint64_t udax_media_crash_fences(const struct udax_media *m)
+uint64_t dx_media_crash_fences(const struct dx_media *m)
 {
-	struct udax_crash *c = m->crash;
+	struct dx_crash *c = m->crash;
 	uint64_t n;
 
 	if (!c)
@@ -201,14 +201,14 @@ uint64_t udax_media_crash_fences(const struct udax_media *m)
 	return n;
 }
 
-bool udax_media_crash_mode(const struct udax_media *m)
+bool dx_media_crash_mode(const struct dx_media *m)
 {
 	return m->crash != NULL;
 }
 
-uint64_t udax_media_crash_pending(const struct udax_media *m)
+uint64_t dx_media_crash_pending(const struct dx_media *m)
 {
-	struct udax_crash *c = m->crash;
+	struct dx_crash *c = m->crash;
 	uint64_t n;
 
 	if (!c)
@@ -219,13 +219,13 @@ uint64_t udax_media_crash_pending(const struct udax_media *m)
 	return n;
 }
 
-int udax_media_crash_set_trigger(struct udax_media *m, uint64_t n, const char *path)
+int dx_media_crash_set_trigger(struct dx_media *m, uint64_t n, const char *path)
 {
-	struct udax_crash *c = m->crash;
+	struct dx_crash *c = m->crash;
 	char *p = NULL;
 
 	if (!c) {
-		udax_seterr("%s: not opened in crash-emulation mode", m->path);
+		dx_seterr("%s: not opened in crash-emulation mode", m->path);
 		return -EINVAL;
 	}
 	if (n && (!path || !(p = strdup(path))))
@@ -239,13 +239,13 @@ int udax_media_crash_set_trigger(struct udax_media *m, uint64_t n, const char *p
 	return 0;
 }
 
-int udax_media_crash_save(struct udax_media *m, const char *path)
+int dx_media_crash_save(struct dx_media *m, const char *path)
 {
-	struct udax_crash *c = m->crash;
+	struct dx_crash *c = m->crash;
 	int ret;
 
 	if (!c) {
-		udax_seterr("%s: not opened in crash-emulation mode", m->path);
+		dx_seterr("%s: not opened in crash-emulation mode", m->path);
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&c->lock);

@@ -13,7 +13,7 @@
 #define UDAX_CACHELINE 64u
 
 /* The crash-emulation state (media_crash.c). */
-struct udax_crash {
+struct dx_crash {
 	pthread_mutex_t lock;		/* protects everything below */
 	char *durable;			/* the durable image: private map of the file */
 	uint64_t *dirty;		/* one bit per cache line flushed, not drained */
@@ -26,8 +26,8 @@ struct udax_crash {
 	int trigger_err;		/* result of the triggered save */
 };
 
-struct udax_media {
-	enum udax_media_kind kind;
+struct dx_media {
+	enum dx_media_kind kind;
 	char *path;
 	int fd;
 	bool readonly;
@@ -43,13 +43,13 @@ struct udax_media {
 	pmem2_drain_fn drain;
 	pmem2_memcpy_fn memcpy_fn;
 	pmem2_memset_fn memset_fn;
-	struct udax_crash *crash;	/* NULL unless crash_emul */
+	struct dx_crash *crash;	/* NULL unless crash_emul */
 	bool cpu_persist;		/* tmpfs emulation: CPU flushes, not msync */
 };
 
-int udax_crash_init(struct udax_media *m);
-void udax_crash_fini(struct udax_media *m);
-void udax_crash_flush(struct udax_media *m, const void *addr, size_t len);
-void udax_crash_drain(struct udax_media *m);
+int dx_crash_init(struct dx_media *m);
+void dx_crash_fini(struct dx_media *m);
+void dx_crash_flush(struct dx_media *m, const void *addr, size_t len);
+void dx_crash_drain(struct dx_media *m);
 
 #endif /* UDAX_MEDIA_INT_H */

@@ -16,7 +16,7 @@
 
 #include "ufs_int.h"
 
-static const struct udax_wait_ctx wait_forever = { .uninterruptible = true };
+static const struct dx_wait_ctx wait_forever = { .uninterruptible = true };
 
 /* ---- mount / unmount ---- */
 
@@ -74,7 +74,7 @@ static int orphan_claim(void *arg, uint64_t pblk, uint64_t len)
 	uint64_t b = ufs_alloc_first_free(c->fs->a, pblk, len);
 
 	if (b - pblk < len) {
-		udax_seterr("inode %" PRIu64 " holds block %" PRIu64 ", which is free in the "
+		dx_seterr("inode %" PRIu64 " holds block %" PRIu64 ", which is free in the "
 			    "block bitmap", c->ino, b);
 		return -EUCLEAN;
 	}
@@ -110,7 +110,7 @@ static int orphan_claims_disjoint(struct orphan_claims *c)
 	qsort(c->v, c->n, sizeof(*c->v), cmp_claim);
 	for (i = 1; i < c->n; i++) {
 		if (c->v[i].pblk - c->v[i - 1].pblk < c->v[i - 1].len) {
-			udax_seterr("inodes %" PRIu64 " and %" PRIu64 " both hold block %" PRIu64,
+			dx_seterr("inodes %" PRIu64 " and %" PRIu64 " both hold block %" PRIu64,
 				    c->v[i - 1].ino, c->v[i].ino, c->v[i].pblk);
 			return -EUCLEAN;
 		}
@@ -127,12 +127,12 @@ static int orphan_check_one(struct ufs *fs, uint64_t ino, struct ufs_dinode *di,
 
 	c->ino = ino;
 	if (ufs_alloc_itest(fs->a, ino) != 1) {
-		udax_seterr("inode %" PRIu64 " is free in the inode bitmap", ino);
+		dx_seterr("inode %" PRIu64 " is free in the inode bitmap", ino);
 		return -EUCLEAN;
 	}
 	if (di->i_xattr_block) {
 		if (!ufs_data_range(&fs->sb, di->i_xattr_block, 1)) {
-			udax_seterr("inode %" PRIu64 ": xattr block %" PRIu64 " outside the data "
+			dx_seterr("inode %" PRIu64 ": xattr block %" PRIu64 " outside the data "
 				    "area", ino, di->i_xattr_block);
 			return -EUCLEAN;
 		}
@@ -194,8 +194,8 @@ static int orphans_precheck(struct ufs *fs)
 	if (rc == -EUCLEAN) {
 		char why[400];
 
-		snprintf(why, sizeof(why), "%s", udax_errmsg());
-		udax_seterr("orphan list: %s (run fsck)", why);
+		snprintf(why, sizeof(why), "%s", dx_errmsg());
+		dx_seterr("orphan list: %s (run fsck)", why);
 	}
 	free(c.v);
 	free(seen);
@@ -224,7 +224,7 @@ static int replayed_super_check(struct ufs *fs, bool backup)
 	    now.s_ibitmap_start != fs->sb.s_ibitmap_start ||
 	    now.s_bbitmap_start != fs->sb.s_bbitmap_start ||
 	    now.s_itable_start != fs->sb.s_itable_start || now.s_data_start != fs->sb.s_data_start) {
-		udax_seterr("superblock (device offset 0): the journal's rollback leaves it %s",
+		dx_seterr("superblock (device offset 0): the journal's rollback leaves it %s",
 			    rc || now_backup ? "invalid" : "describing another geometry");
 		return -EUCLEAN;
 	}
@@ -298,17 +298,17 @@ static void fs_free(struct ufs *fs)
 	}
 	ufs_alloc_close(&fs->a);
 	ufs_journal_close(&fs->j);
-	udax_dax_delete(&fs->dax);
+	dx_dax_delete(&fs->dax);
 	pthread_rwlock_destroy(&fs->ns_lock);
 	pthread_mutex_destroy(&fs->dix_lock);
 	pthread_mutex_destroy(&fs->icache_lock);
 	free(fs);
 }
 
-int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opts *o)
+int ufs_mount(struct ufs **out, struct dx_media *m, const struct ufs_mount_opts *o)
 {
 	static const struct ufs_mount_opts defaults;
-	struct udax_dax_opts dopts;
+	struct dx_dax_opts dopts;
 	struct ufs_journal_undo *undo = NULL;
 	struct ufs_inode *root;
 	struct ufs *fs;
@@ -322,10 +322,10 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	if (!fs)
 		return -ENOMEM;
 	fs->m = m;
-	fs->base = udax_media_base(m);
+	fs->base = dx_media_base(m);
 	fs->log = o->log;
 	fs->log_arg = o->log_arg;
-	fs->ro = o->readonly || udax_media_readonly(m);
+	fs->ro = o->readonly || dx_media_readonly(m);
 	pthread_rwlock_init(&fs->ns_lock, NULL);
 	pthread_mutex_init(&fs->dix_lock, NULL);
 	rc = ufs_icache_init(fs);
@@ -337,7 +337,7 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 		goto out_free;
 	if (backup)
 		fs_log(fs, "primary superblock unusable (%s); using the backup at block %" PRIu64,
-		       udax_errmsg(), fs->sb.s_blocks_count - 1);
+		       dx_errmsg(), fs->sb.s_blocks_count - 1);
 	if (fs->sb.s_feat_ro_compat & ~UFS_FEAT_RO_COMPAT_SUPPORTED) {
 		if (!fs->ro)
 			fs_log(fs, "unknown read-only features 0x%x: mounting read-only",
@@ -358,7 +358,7 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 			rc = ufs_journal_recover(fs->j, true);
 			if (rc < 0)
 				goto out_free;
-			udax_seterr("journal holds an unfinished transaction: mount read-write once to roll it back");
+			dx_seterr("journal holds an unfinished transaction: mount read-write once to roll it back");
 			rc = -EROFS;
 			goto out_free;
 		}
@@ -382,8 +382,8 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	dopts.recall_timeout_ns = o->recall_timeout_ns;
 	dopts.ops = o->dax_ops;
 	dopts.ops_arg = o->dax_ops_arg;
-	dopts.numa_node = udax_media_numa_node(m);
-	rc = udax_dax_new(&fs->dax, &dopts);
+	dopts.numa_node = dx_media_numa_node(m);
+	rc = dx_dax_new(&fs->dax, &dopts);
 	if (rc)
 		goto out_undo;
 	fs->unmount_timeout_ns = o->recall_timeout_ns ? o->recall_timeout_ns : 2000000000ULL;
@@ -394,29 +394,29 @@ int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opt
 	rc = ufs_alloc_quarantine(fs->a, o->quarantine, o->quarantine ? o->nquarantine : 0);
 	if (rc)
 		goto out_undo;
-	fs->gen_next = (uint64_t)udax_now_ns();
+	fs->gen_next = (uint64_t)dx_now_ns();
 
 	rc = ufs_iget(fs, UFS_ROOT_INO, &root);
 	if (rc == -ENOENT) {
-		udax_seterr("root inode (device offset %" PRIu64 ") is free",
+		dx_seterr("root inode (device offset %" PRIu64 ") is free",
 			    ufs_inode_off(&fs->sb, UFS_ROOT_INO));
 		rc = -EUCLEAN;
 		goto out_undo;
 	}
 	if (rc) {
-		udax_seterr("root inode: %s", udax_errmsg());
+		dx_seterr("root inode: %s", dx_errmsg());
 		rc = -EUCLEAN;
 		goto out_undo;
 	}
 	if (!ufs_isdir(root)) {
 		ufs_iput(root);
-		udax_seterr("root inode (device offset %" PRIu64 ") is not a directory",
+		dx_seterr("root inode (device offset %" PRIu64 ") is not a directory",
 			    ufs_inode_off(&fs->sb, UFS_ROOT_INO));
 		rc = -EUCLEAN;
 		goto out_undo;
 	}
 	if (root->di->i_nlink == 0) {
-		udax_seterr("root inode (device offset %" PRIu64 ") has link count %u: "
+		dx_seterr("root inode (device offset %" PRIu64 ") has link count %u: "
 			    "run fsck.udaxfs", ufs_inode_off(&fs->sb, UFS_ROOT_INO),
 			    (unsigned int)root->di->i_nlink);
 		ufs_iput(root);
@@ -479,8 +479,8 @@ static bool evict_busy(int rc)
 int ufs_unmount(struct ufs **fsp)
 {
 	struct ufs *fs = fsp ? *fsp : NULL;
-	struct udax_wait_ctx w = { 0 };
-	struct udax_dax_stats st;
+	struct dx_wait_ctx w = { 0 };
+	struct dx_dax_stats st;
 	struct ufs_inode **v;
 	uint64_t corrupt = 0, left = 0;
 	bool busy = false;
@@ -511,7 +511,7 @@ int ufs_unmount(struct ufs **fsp)
 				if (++corrupt <= 8)
 					fs_log(fs, "unmount: unlinked inode %" PRIu64 " cannot be "
 					       "freed (%s: %s); left on the orphan list with its "
-					       "blocks (run fsck)", ino, strerror(-rc), udax_errmsg());
+					       "blocks (run fsck)", ino, strerror(-rc), dx_errmsg());
 			}
 			continue;
 		}
@@ -519,7 +519,7 @@ int ufs_unmount(struct ufs **fsp)
 		if (ufs_break(ip, 0, UDAX_END_OF_FILE, &w))
 			busy = true;
 		else
-			udax_layout_unlock_excl(&ip->map);
+			dx_layout_unlock_excl(&ip->map);
 		pthread_rwlock_unlock(&ip->rwsem);
 		ufs_iput(ip);
 	}
@@ -537,11 +537,11 @@ int ufs_unmount(struct ufs **fsp)
 	if (!fs->ro && left > corrupt)
 		busy = true;
 	/* never free the handles (and the mount) while a page is referenced */
-	udax_dax_stats(fs->dax, &st);
+	dx_dax_stats(fs->dax, &st);
 	if (st.live_handles)
 		busy = true;
 	if (!fs->ro) {
-		udax_media_drain(fs->m);
+		dx_media_drain(fs->m);
 		fs->sb.s_orphan_head = ufs_primary(fs)->s_orphan_head;
 		fs->sb.s_free_blocks_hint = ufs_alloc_free_blocks(fs->a);
 		fs->sb.s_free_inodes_hint = ufs_alloc_free_inodes(fs->a);
@@ -551,14 +551,14 @@ int ufs_unmount(struct ufs **fsp)
 		ufs_super_write(fs->m, &fs->sb);
 	}
 	if (busy) {
-		udax_seterr("pages are still referenced (pins or mappings): left mounted; "
+		dx_seterr("pages are still referenced (pins or mappings): left mounted; "
 			    "unlinked files stay on the orphan list");
 		return -EBUSY;
 	}
 	fs_free(fs);
 	*fsp = NULL;
 	if (corrupt) {
-		udax_seterr("%" PRIu64 " unlinked inode%s could not be freed (corrupt); they stay "
+		dx_seterr("%" PRIu64 " unlinked inode%s could not be freed (corrupt); they stay "
 			    "on the orphan list: run fsck", corrupt, corrupt == 1 ? "" : "s");
 		return -EUCLEAN;
 	}

@@ -9,7 +9,7 @@
 
 #include "media.h"
 
-void *udax_numa_alloc(size_t len, int node)
+void *dx_numa_alloc(size_t len, int node)
 {
 	void *p;
 
@@ -26,7 +26,7 @@ void *udax_numa_alloc(size_t len, int node)
  * an allocation may be given back on its own (page.c trims an allocation
  * to an aligned handle chunk this way).
  */
-void udax_numa_free(void *p, size_t len)
+void dx_numa_free(void *p, size_t len)
 {
 	if (p)
 		munmap(p, len);	/* numa_alloc_onnode memory is an anonymous mapping too */

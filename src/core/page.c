@@ -3,7 +3,7 @@
  * page.c - page handles: references, the handle slab, and the wait for a
  * handle to become idle.
  *
- * Lifetime.  A handle is created by udax_track() and lives in the pfn index
+ * Lifetime.  A handle is created by dx_track() and lives in the pfn index
  * while any of these hold: it is TRACKED (an entry points at it), its
  * refcount is non-zero, or a sleeping break_layouts holds it ("holds").
  * Whoever makes the last of them false, under the pfn-index lock, frees it.
@@ -33,7 +33,7 @@
 #include "dax_int.h"
 #include "media.h"
 
-int udax_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_ns)
+int dx_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_ns)
 {
 	struct timespec ts, *tsp = NULL;
 	long r;
@@ -47,23 +47,23 @@ int udax_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_ns)
 	return r < 0 ? -errno : 0;
 }
 
-void udax_futex_wake(uint32_t *word, int n)
+void dx_futex_wake(uint32_t *word, int n)
 {
 	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
 /* ---- the slab ---- */
-static inline struct udax_chunk *udax_chunk_of(const struct udax_page *p)
+static inline struct dx_chunk *dx_chunk_of(const struct dx_page *p)
 {
-	return (struct udax_chunk *)((uintptr_t)p & ~(UDAX_CHUNK_BYTES - 1));
+	return (struct dx_chunk *)((uintptr_t)p & ~(UDAX_CHUNK_BYTES - 1));
 }
 
-struct udax_dax *udax_page_dax(const struct udax_page *p)
+struct dx_dax *dx_page_dax(const struct dx_page *p)
 {
-	return udax_chunk_of(p)->dax;
+	return dx_chunk_of(p)->dax;
 }
 
-static void udax_chunk_link(struct udax_dax *d, struct udax_chunk *c)
+static void dx_chunk_link(struct dx_dax *d, struct dx_chunk *c)
 {
 	c->prev = NULL;
 	c->next = d->partial;
@@ -72,7 +72,7 @@ static void udax_chunk_link(struct udax_dax *d, struct udax_chunk *c)
 	d->partial = c;
 }
 
-static void udax_chunk_unlink(struct udax_dax *d, struct udax_chunk *c)
+static void dx_chunk_unlink(struct dx_dax *d, struct dx_chunk *c)
 {
 	if (c->prev)
 		c->prev->next = c->next;
@@ -89,7 +89,7 @@ static void udax_chunk_unlink(struct udax_dax *d, struct udax_chunk *c)
  * only on the dax's fixed node and on libnuma (asked once), so a chunk is
  * always freed the way it was allocated.
  */
-static bool chunk_on_node(const struct udax_dax *d)
+static bool chunk_on_node(const struct dx_dax *d)
 {
 	static int numa_ok = -1;	/* -1 unknown, 0 no, 1 yes; set once */
 	int ok = __atomic_load_n(&numa_ok, __ATOMIC_RELAXED);
@@ -107,40 +107,40 @@ static bool chunk_on_node(const struct udax_dax *d)
 /*
  * chunk_alloc() - a chunk of UDAX_CHUNK_BYTES aligned to its size (a
  * handle finds its chunk by masking its address).  On a node: twice the
- * size from udax_numa_alloc(), the unaligned head and tail given back.
+ * size from dx_numa_alloc(), the unaligned head and tail given back.
  * Context: pfn lock.  Return: the chunk or NULL.
  */
-static struct udax_chunk *chunk_alloc(struct udax_dax *d)
+static struct dx_chunk *chunk_alloc(struct dx_dax *d)
 {
 	uintptr_t p, a;
 	size_t head;
 
 	if (!chunk_on_node(d))
 		return aligned_alloc(UDAX_CHUNK_BYTES, UDAX_CHUNK_BYTES);
-	p = (uintptr_t)udax_numa_alloc(2 * UDAX_CHUNK_BYTES, d->opts.numa_node);
+	p = (uintptr_t)dx_numa_alloc(2 * UDAX_CHUNK_BYTES, d->opts.numa_node);
 	if (!p)
 		return NULL;
 	a = (p + UDAX_CHUNK_BYTES - 1) & ~(UDAX_CHUNK_BYTES - 1);
 	head = a - p;
 	if (head)
-		udax_numa_free((void *)p, head);
+		dx_numa_free((void *)p, head);
 	if (UDAX_CHUNK_BYTES - head)
-		udax_numa_free((void *)(a + UDAX_CHUNK_BYTES), UDAX_CHUNK_BYTES - head);
-	return (struct udax_chunk *)a;
+		dx_numa_free((void *)(a + UDAX_CHUNK_BYTES), UDAX_CHUNK_BYTES - head);
+	return (struct dx_chunk *)a;
 }
 
-static void chunk_free(struct udax_dax *d, struct udax_chunk *c)
+static void chunk_free(struct dx_dax *d, struct dx_chunk *c)
 {
 	if (chunk_on_node(d))
-		udax_numa_free(c, UDAX_CHUNK_BYTES);
+		dx_numa_free(c, UDAX_CHUNK_BYTES);
 	else
 		free(c);
 }
 
-struct udax_page *udax_handle_alloc(struct udax_dax *d)
+struct dx_page *dx_handle_alloc(struct dx_dax *d)
 {
-	struct udax_chunk *c = d->partial;
-	struct udax_page *p;
+	struct dx_chunk *c = d->partial;
+	struct dx_page *p;
 	uint32_t slot;
 
 	if (!c) {
@@ -151,7 +151,7 @@ struct udax_page *udax_handle_alloc(struct udax_dax *d)
 		c->dax = d;
 		c->nfree = UDAX_CHUNK_PAGES;
 		c->free_head = UINT32_MAX;
-		udax_chunk_link(d, c);
+		dx_chunk_link(d, c);
 		d->nr_chunks++;
 	}
 	if (c->free_head != UINT32_MAX) {
@@ -161,52 +161,52 @@ struct udax_page *udax_handle_alloc(struct udax_dax *d)
 		slot = c->nr_init++;
 	}
 	if (--c->nfree == 0)
-		udax_chunk_unlink(d, c);
+		dx_chunk_unlink(d, c);
 	p = &c->pages[slot];
 	memset(p, 0, sizeof(*p));
 	return p;
 }
 
 /* Return a slot to its chunk (the handle is out of the index). */
-static void udax_handle_release(struct udax_dax *d, struct udax_page *p)
+static void dx_handle_release(struct dx_dax *d, struct dx_page *p)
 {
-	struct udax_chunk *c = udax_chunk_of(p);
+	struct dx_chunk *c = dx_chunk_of(p);
 	uint32_t slot = (uint32_t)(p - c->pages);
 
 	__atomic_store_n(&p->refcount, c->free_head, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->flags, 0, __ATOMIC_RELAXED);
 	c->free_head = slot;
 	if (++c->nfree == 1)
-		udax_chunk_link(d, c);
+		dx_chunk_link(d, c);
 	if (c->nfree == UDAX_CHUNK_PAGES) {
-		udax_chunk_unlink(d, c);
+		dx_chunk_unlink(d, c);
 		chunk_free(d, c);
 		d->nr_chunks--;
 	}
 }
 
-void udax_handle_free_locked(struct udax_dax *d, struct udax_page *p)
+void dx_handle_free_locked(struct dx_dax *d, struct dx_page *p)
 {
-	if (!(udax_page_flags(p) & UDAX_PG_DETACHED)) {
+	if (!(dx_page_flags(p) & UDAX_PG_DETACHED)) {
 		unsigned long key;
-		struct xarray *xa = udax_pfn_tree(d, p->order, udax_u64(p->pfn), &key);
+		struct xarray *xa = dx_pfn_tree(d, p->order, dx_u64(p->pfn), &key);
 		void *old = __xa_erase(xa, key);
 
 		UDAX_BUG_ON(old != p);
 	}
 	d->live_handles--;
-	udax_handle_release(d, p);
+	dx_handle_release(d, p);
 }
 
 /* Take @p out of the pfn index; it lives on for whoever holds it. */
-static void udax_handle_detach_locked(struct udax_dax *d, struct udax_page *p)
+static void dx_handle_detach_locked(struct dx_dax *d, struct dx_page *p)
 {
 	unsigned long key;
 	struct xarray *xa;
 
-	if (udax_page_flags(p) & UDAX_PG_DETACHED)
+	if (dx_page_flags(p) & UDAX_PG_DETACHED)
 		return;
-	xa = udax_pfn_tree(d, p->order, udax_u64(p->pfn), &key);
+	xa = dx_pfn_tree(d, p->order, dx_u64(p->pfn), &key);
 	UDAX_BUG_ON(__xa_erase(xa, key) != p);
 	__atomic_or_fetch(&p->flags, UDAX_PG_DETACHED, __ATOMIC_RELAXED);
 }
@@ -217,36 +217,36 @@ static void udax_handle_detach_locked(struct udax_dax *d, struct udax_page *p)
  * leaves the pfn index now (so the free path and a new handle for the
  * reused pfn do not see it) and is freed when the last hold goes.
  */
-void udax_handle_maybe_free_locked(struct udax_dax *d, struct udax_page *p)
+void dx_handle_maybe_free_locked(struct dx_dax *d, struct dx_page *p)
 {
-	if ((udax_page_flags(p) & UDAX_PG_TRACKED) ||
+	if ((dx_page_flags(p) & UDAX_PG_TRACKED) ||
 	    (__atomic_load_n(&p->refcount, __ATOMIC_ACQUIRE) & UDAX_PG_REFS))
 		return;
 	if (p->holds) {
-		udax_handle_detach_locked(d, p);
+		dx_handle_detach_locked(d, p);
 		return;
 	}
-	udax_handle_free_locked(d, p);
+	dx_handle_free_locked(d, p);
 }
 
-void udax_handle_chunks_free(struct udax_dax *d)
+void dx_handle_chunks_free(struct dx_dax *d)
 {
 	while (d->partial) {
-		struct udax_chunk *c = d->partial;
+		struct dx_chunk *c = d->partial;
 
-		udax_chunk_unlink(d, c);
+		dx_chunk_unlink(d, c);
 		chunk_free(d, c);
 		d->nr_chunks--;
 	}
 }
 
 /* ---- references ---- */
-uint32_t udax_page_refcount(const struct udax_page *p)
+uint32_t dx_page_refcount(const struct dx_page *p)
 {
 	return __atomic_load_n(&p->refcount, __ATOMIC_ACQUIRE) & UDAX_PG_REFS;
 }
 
-void udax_page_get(struct udax_page *p, enum udax_ref kind)
+void dx_page_get(struct dx_page *p, enum dx_ref kind)
 {
 	uint32_t old = __atomic_fetch_add(&p->refcount, 1, __ATOMIC_ACQ_REL);
 
@@ -258,9 +258,9 @@ void udax_page_get(struct udax_page *p, enum udax_ref kind)
 }
 
 /* The final put: under the pfn-index lock so lifetime decisions serialise. */
-static void udax_page_put_final(struct udax_page *p)
+static void dx_page_put_final(struct dx_page *p)
 {
-	struct udax_dax *d = udax_page_dax(p);
+	struct dx_dax *d = dx_page_dax(p);
 	uint32_t *word = &p->refcount;	/* only an address after the unlock */
 	bool wake = false;
 	uint32_t old;
@@ -270,8 +270,8 @@ static void udax_page_put_final(struct udax_page *p)
 	UDAX_BUG_ON((old & UDAX_PG_REFS) == 0);
 	if ((old & UDAX_PG_REFS) == 1) {
 		if (old & UDAX_PG_WAITERS) {
-			struct udax_bwait *bw;
-			uint64_t now = udax_now_ns();
+			struct dx_bwait *bw;
+			uint64_t now = dx_now_ns();
 
 			__atomic_and_fetch(&p->refcount, ~UDAX_PG_WAITERS, __ATOMIC_RELEASE);
 			for (bw = d->waiters; bw; bw = bw->next)
@@ -279,7 +279,7 @@ static void udax_page_put_final(struct udax_page *p)
 					bw->t_unpin = now;
 			wake = true;
 		}
-		udax_handle_maybe_free_locked(d, p);
+		dx_handle_maybe_free_locked(d, p);
 	}
 	xa_unlock(&d->pfns);
 	/*
@@ -290,10 +290,10 @@ static void udax_page_put_final(struct udax_page *p)
 	 * so at worst some other sleeper on a reused address wakes for nothing.
 	 */
 	if (wake)
-		udax_futex_wake(word, INT_MAX);
+		dx_futex_wake(word, INT_MAX);
 }
 
-void udax_page_put(struct udax_page *p, enum udax_ref kind)
+void dx_page_put(struct dx_page *p, enum dx_ref kind)
 {
 	uint32_t v, old;
 
@@ -313,29 +313,29 @@ void udax_page_put(struct udax_page *p, enum udax_ref kind)
 						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 			return;
 	}
-	udax_page_put_final(p);
+	dx_page_put_final(p);
 }
 
-void udax_page_info(const struct udax_page *p, struct udax_page_info *out)
+void dx_page_info(const struct dx_page *p, struct dx_page_info *out)
 {
-	struct udax_dax *d = udax_page_dax(p);
-	uint32_t now_ms = (uint32_t)((udax_now_ns() - d->epoch_ns) / 1000000ULL);
+	struct dx_dax *d = dx_page_dax(p);
+	uint32_t now_ms = (uint32_t)((dx_now_ns() - d->epoch_ns) / 1000000ULL);
 
-	out->ino = udax_u64(p->ino);
-	out->index = udax_u64(p->index);
-	out->pfn = udax_u64(p->pfn);
+	out->ino = dx_u64(p->ino);
+	out->index = dx_u64(p->index);
+	out->pfn = dx_u64(p->pfn);
 	out->order = p->order;
-	out->refcount = udax_page_refcount(p);
+	out->refcount = dx_page_refcount(p);
 	out->mapcount = __atomic_load_n(&p->mapcount, __ATOMIC_RELAXED);
 	out->pincount = __atomic_load_n(&p->pincount, __ATOMIC_RELAXED);
-	out->tracked = udax_page_flags(p) & UDAX_PG_TRACKED;
+	out->tracked = dx_page_flags(p) & UDAX_PG_TRACKED;
 	out->age_ns = (uint64_t)(uint32_t)(now_ms - p->born_ms) * 1000000ULL;
 }
 
 /* ---- waiting ---- */
 #define UDAX_POLL_NS 5000000ULL	/* re-check interruption this often */
 
-int udax_wait_check(const struct udax_wait_ctx *w, uint64_t deadline, uint64_t *slice)
+int dx_wait_check(const struct dx_wait_ctx *w, uint64_t deadline, uint64_t *slice)
 {
 	bool poll = w && !w->uninterruptible && w->interrupted;
 	uint64_t now;
@@ -344,7 +344,7 @@ int udax_wait_check(const struct udax_wait_ctx *w, uint64_t deadline, uint64_t *
 	if (poll && w->interrupted(w->arg))
 		return -EINTR;
 	if (deadline) {
-		now = udax_now_ns();
+		now = dx_now_ns();
 		if (now >= deadline)
 			return -EBUSY;
 		*slice = deadline - now;
@@ -354,7 +354,7 @@ int udax_wait_check(const struct udax_wait_ctx *w, uint64_t deadline, uint64_t *
 	return 0;
 }
 
-void udax_bwait_link_locked(struct udax_dax *d, struct udax_bwait *bw)
+void dx_bwait_link_locked(struct dx_dax *d, struct dx_bwait *bw)
 {
 	bw->prev = NULL;
 	bw->next = d->waiters;
@@ -365,7 +365,7 @@ void udax_bwait_link_locked(struct udax_dax *d, struct udax_bwait *bw)
 	bw->linked = true;
 }
 
-void udax_bwait_unlink_locked(struct udax_dax *d, struct udax_bwait *bw)
+void dx_bwait_unlink_locked(struct dx_dax *d, struct dx_bwait *bw)
 {
 	if (!bw->linked)
 		return;
@@ -379,8 +379,8 @@ void udax_bwait_unlink_locked(struct udax_dax *d, struct udax_bwait *bw)
 	bw->linked = false;
 }
 
-int udax_page_wait_idle(struct udax_dax *d, struct udax_page *p, struct udax_bwait *bw,
-			const struct udax_wait_ctx *w, uint64_t deadline, bool keep_hold)
+int dx_page_wait_idle(struct dx_dax *d, struct dx_page *p, struct dx_bwait *bw,
+			const struct dx_wait_ctx *w, uint64_t deadline, bool keep_hold)
 {
 	uint64_t slice;
 	uint32_t v;
@@ -389,10 +389,10 @@ int udax_page_wait_idle(struct udax_dax *d, struct udax_page *p, struct udax_bwa
 	xa_lock(&d->pfns);
 	bw->page = p;
 	bw->word = &p->refcount;
-	bw->wait_pfn = udax_u64(p->pfn);
-	bw->t_begin = udax_now_ns();
+	bw->wait_pfn = dx_u64(p->pfn);
+	bw->t_begin = dx_now_ns();
 	bw->t_unpin = 0;
-	udax_bwait_link_locked(d, bw);
+	dx_bwait_link_locked(d, bw);
 	xa_unlock(&d->pfns);
 
 	for (;;) {
@@ -401,7 +401,7 @@ int udax_page_wait_idle(struct udax_dax *d, struct udax_page *p, struct udax_bwa
 			r = 0;
 			break;
 		}
-		r = udax_wait_check(w, deadline, &slice);
+		r = dx_wait_check(w, deadline, &slice);
 		if (r)
 			break;
 		if (!(v & UDAX_PG_WAITERS)) {
@@ -411,17 +411,17 @@ int udax_page_wait_idle(struct udax_dax *d, struct udax_page *p, struct udax_bwa
 				continue;
 			v |= UDAX_PG_WAITERS;
 		}
-		udax_futex_wait(&p->refcount, v, slice);
+		dx_futex_wait(&p->refcount, v, slice);
 	}
 
 	xa_lock(&d->pfns);
-	udax_bwait_unlink_locked(d, bw);
+	dx_bwait_unlink_locked(d, bw);
 	bw->page = NULL;
 	bw->word = NULL;
 	if (!keep_hold) {
 		UDAX_BUG_ON(p->holds == 0);
 		p->holds--;
-		udax_handle_maybe_free_locked(d, p);
+		dx_handle_maybe_free_locked(d, p);
 	}
 	xa_unlock(&d->pfns);
 	return r;

@@ -34,7 +34,7 @@
 
 uint32_t ufs_super_csum(const struct ufs_super *sb)
 {
-	return udax_crc32c(0, sb, offsetof(struct ufs_super, s_checksum));
+	return dx_crc32c(0, sb, offsetof(struct ufs_super, s_checksum));
 }
 
 static uint64_t div_up(uint64_t a, uint64_t b)
@@ -106,17 +106,17 @@ int ufs_super_check(const struct ufs_super *sb, uint64_t off, uint64_t dev_size,
 	return 0;
 }
 
-int ufs_super_load(struct udax_media *m, struct ufs_super *out, bool *used_backup)
+int ufs_super_load(struct dx_media *m, struct ufs_super *out, bool *used_backup)
 {
-	const char *path = udax_media_path(m);
-	uint64_t size = udax_media_size(m);
+	const char *path = dx_media_path(m);
+	uint64_t size = dx_media_size(m);
 	uint64_t boff = (size / BS - 1) * BS;
 	char why_p[200], why_b[200];
 	struct ufs_super p, b;
 	int rp, rb;
 
 	*used_backup = false;
-	memcpy(&p, udax_media_base(m), sizeof(p));
+	memcpy(&p, dx_media_base(m), sizeof(p));
 	rp = ufs_super_check(&p, 0, size, why_p, sizeof(why_p));
 	if (rp == 0) {
 		*out = p;
@@ -124,60 +124,60 @@ int ufs_super_load(struct udax_media *m, struct ufs_super *out, bool *used_backu
 	}
 	if (rp == -EPROTONOSUPPORT || rp == -EFBIG) {
 		/* a sound superblock we cannot use: the backup says the same */
-		udax_seterr("%s: superblock at offset 0: %s", path, why_p);
+		dx_seterr("%s: superblock at offset 0: %s", path, why_p);
 		return rp;
 	}
-	memcpy(&b, udax_media_ptr(m, boff), sizeof(b));
+	memcpy(&b, dx_media_ptr(m, boff), sizeof(b));
 	rb = ufs_super_check(&b, boff, size, why_b, sizeof(why_b));
 	if (rb == 0) {
 		*out = b;
 		*used_backup = true;
-		udax_seterr("%s: primary superblock at offset 0: %s; using the backup at offset %" PRIu64,
+		dx_seterr("%s: primary superblock at offset 0: %s; using the backup at offset %" PRIu64,
 			    path, why_p, boff);
 		return 0;
 	}
 	if (rp == -EINVAL && rb == -EINVAL) {
-		udax_seterr("%s: not a udaxfs file system (no superblock magic at offset 0 or %" PRIu64 ")",
+		dx_seterr("%s: not a udaxfs file system (no superblock magic at offset 0 or %" PRIu64 ")",
 			    path, boff);
 		return -EINVAL;
 	}
 	if (rb == -EPROTONOSUPPORT || rb == -EFBIG) {
-		udax_seterr("%s: primary superblock at offset 0: %s; backup at offset %" PRIu64 ": %s",
+		dx_seterr("%s: primary superblock at offset 0: %s; backup at offset %" PRIu64 ": %s",
 			    path, why_p, boff, why_b);
 		return rb;
 	}
-	udax_seterr("%s: corrupted: primary superblock at offset 0: %s; backup superblock at offset %"
+	dx_seterr("%s: corrupted: primary superblock at offset 0: %s; backup superblock at offset %"
 		    PRIu64 ": %s", path, why_p, boff, why_b);
 	return -EUCLEAN;
 }
 
-void ufs_super_write(struct udax_media *m, struct ufs_super *sb)
+void ufs_super_write(struct dx_media *m, struct ufs_super *sb)
 {
 	sb->s_checksum = ufs_super_csum(sb);
-	udax_media_memcpy_persist(m, udax_media_base(m), sb, sizeof(*sb));
-	udax_media_memcpy_persist(m, udax_media_ptr(m, (sb->s_blocks_count - 1) * BS), sb,
+	dx_media_memcpy_persist(m, dx_media_base(m), sb, sizeof(*sb));
+	dx_media_memcpy_persist(m, dx_media_ptr(m, (sb->s_blocks_count - 1) * BS), sb,
 				  sizeof(*sb));
 }
 
 /* ---- signature probe ---- */
 
-static const void *at(struct udax_media *m, uint64_t off, size_t len)
+static const void *at(struct dx_media *m, uint64_t off, size_t len)
 {
-	if (off + len > udax_media_size(m))
+	if (off + len > dx_media_size(m))
 		return NULL;
-	return udax_media_ptr(m, off);
+	return dx_media_ptr(m, off);
 }
 
-static bool match(struct udax_media *m, uint64_t off, const void *sig, size_t len)
+static bool match(struct dx_media *m, uint64_t off, const void *sig, size_t len)
 {
 	const void *p = at(m, off, len);
 
 	return p && !memcmp(p, sig, len);
 }
 
-const char *ufs_probe_signature(struct udax_media *m)
+const char *ufs_probe_signature(struct dx_media *m)
 {
-	uint64_t last = (udax_media_size(m) / BS - 1) * BS;
+	uint64_t last = (dx_media_size(m) / BS - 1) * BS;
 	const uint8_t *p;
 	uint16_t le16;
 	uint32_t le32;
@@ -200,13 +200,13 @@ const char *ufs_probe_signature(struct udax_media *m)
 	if (le16 == 0xEF53) {
 		uint32_t compat, incompat;
 
-		memcpy(&compat, (const char *)udax_media_base(m) + 0x45c, 4);
-		memcpy(&incompat, (const char *)udax_media_base(m) + 0x460, 4);
+		memcpy(&compat, (const char *)dx_media_base(m) + 0x45c, 4);
+		memcpy(&incompat, (const char *)dx_media_base(m) + 0x460, 4);
 		if (incompat & (0x40 | 0x80 | 0x200))	/* extents, 64bit, flex_bg */
 			return "ext4";
 		return (compat & 0x4) ? "ext3" : "ext2";
 	}
-	memcpy(&le32, (const char *)udax_media_base(m) + 0x400, 4);
+	memcpy(&le32, (const char *)dx_media_base(m) + 0x400, 4);
 	if (le32 == 0xF2F52010)
 		return "f2fs";
 	if (match(m, 0, "hsqs", 4))
@@ -217,10 +217,10 @@ const char *ufs_probe_signature(struct udax_media *m)
 		return "iso9660";
 	if (match(m, 0x218, "LVM2 001", 8))
 		return "LVM2 physical volume";
-	memcpy(&le32, udax_media_base(m), 4);
+	memcpy(&le32, dx_media_base(m), 4);
 	if (le32 == 0xa92b4efc)
 		return "Linux RAID member";
-	memcpy(&le32, (const char *)udax_media_base(m) + 4096, 4);
+	memcpy(&le32, (const char *)dx_media_base(m) + 4096, 4);
 	if (le32 == 0xa92b4efc)
 		return "Linux RAID member";
 	if (match(m, 0x52, "FAT32   ", 8) || match(m, 0x36, "FAT16   ", 8) ||
@@ -257,16 +257,16 @@ static int mkfs_layout(uint64_t blocks, const struct ufs_mkfs_opts *o, struct uf
 	}
 	if (!jbytes) {
 		/* 1/64 of the device, 4..64 MiB, but at most 1/8 of a small one */
-		jbytes = udax_min(udax_max(size / 64, 4 * UDAX_MIB), 64 * UDAX_MIB);
+		jbytes = dx_min(dx_max(size / 64, 4 * UDAX_MIB), 64 * UDAX_MIB);
 		if (jbytes > size / 8)
-			jbytes = udax_max(size / 8, 256 * UDAX_KIB);
+			jbytes = dx_max(size / 8, 256 * UDAX_KIB);
 	}
 	sb->s_journal_start = 1;
-	sb->s_journal_blocks = udax_max(div_up(jbytes, BS), (uint64_t)UFS_MIN_JOURNAL_BLOCKS);
+	sb->s_journal_blocks = dx_max(div_up(jbytes, BS), (uint64_t)UFS_MIN_JOURNAL_BLOCKS);
 	if (ratio < UFS_INODE_SIZE)
 		ratio = UFS_INODE_SIZE;
 	inodes = size / ratio;
-	inodes = udax_max(inodes, (uint64_t)64);
+	inodes = dx_max(inodes, (uint64_t)64);
 	inodes = UDAX_ALIGN_UP(inodes, (uint64_t)INODES_PER_BLOCK);
 	if (inodes > (1ULL << 32))
 		inodes = 1ULL << 32;
@@ -293,13 +293,13 @@ static int mkfs_layout(uint64_t blocks, const struct ufs_mkfs_opts *o, struct uf
  * file, holes already read as zero: only the data parts are written, so a
  * sparse 1 TiB file stays sparse and formats fast.
  */
-static void zero_range(struct udax_media *m, uint64_t off, uint64_t len, bool sparse_ok)
+static void zero_range(struct dx_media *m, uint64_t off, uint64_t len, bool sparse_ok)
 {
 	uint64_t end = off + len;
-	int fd = udax_media_fd(m);
+	int fd = dx_media_fd(m);
 
 	if (!sparse_ok) {
-		udax_media_memset_persist(m, udax_media_ptr(m, off), 0, len);
+		dx_media_memset_persist(m, dx_media_ptr(m, off), 0, len);
 		return;
 	}
 	while (off < end) {
@@ -311,7 +311,7 @@ static void zero_range(struct udax_media *m, uint64_t off, uint64_t len, bool sp
 		h = lseek(fd, d, SEEK_HOLE);
 		if (h < 0 || (uint64_t)h > end)
 			h = (off_t)end;
-		udax_media_memset_persist(m, udax_media_ptr(m, (uint64_t)d), 0,
+		dx_media_memset_persist(m, dx_media_ptr(m, (uint64_t)d), 0,
 					  (uint64_t)(h - d));
 		off = (uint64_t)h;
 	}
@@ -337,23 +337,23 @@ uint32_t ufs_inode_csum(const struct ufs_dinode *di)
 	struct ufs_dinode tmp = *di;
 
 	tmp.i_checksum = 0;
-	return udax_crc32c(0, &tmp, sizeof(tmp));
+	return dx_crc32c(0, &tmp, sizeof(tmp));
 }
 
 uint32_t ufs_journal_head_csum(const struct ufs_journal_head *jh)
 {
-	uint32_t crc = udax_crc32c(0, &jh->j_magic, sizeof(jh->j_magic));
+	uint32_t crc = dx_crc32c(0, &jh->j_magic, sizeof(jh->j_magic));
 
-	return udax_crc32c(crc, &jh->j_pad, sizeof(jh->j_pad));
+	return dx_crc32c(crc, &jh->j_pad, sizeof(jh->j_pad));
 }
 
-int ufs_mkfs(struct udax_media *m, const struct ufs_mkfs_opts *o, struct ufs_super *out)
+int ufs_mkfs(struct dx_media *m, const struct ufs_mkfs_opts *o, struct ufs_super *out)
 {
 	static const struct ufs_mkfs_opts defaults;
-	const char *path = udax_media_path(m);
-	uint64_t blocks = udax_media_size(m) / BS;
+	const char *path = dx_media_path(m);
+	uint64_t blocks = dx_media_size(m) / BS;
 	/* file holes read as zero, except in a crash-mode working copy */
-	bool sparse_ok = udax_media_kind(m) == UDAX_MEDIA_EMUL && !udax_media_crash_mode(m);
+	bool sparse_ok = dx_media_kind(m) == UDAX_MEDIA_EMUL && !dx_media_crash_mode(m);
 	struct ufs_journal_head jh;
 	struct ufs_dinode root;
 	struct ufs_super sb;
@@ -366,26 +366,26 @@ int ufs_mkfs(struct udax_media *m, const struct ufs_mkfs_opts *o, struct ufs_sup
 
 	if (!o)
 		o = &defaults;
-	if (udax_media_readonly(m)) {
-		udax_seterr("%s: device opened read-only", path);
+	if (dx_media_readonly(m)) {
+		dx_seterr("%s: device opened read-only", path);
 		return -EROFS;
 	}
 	if (o->label && strlen(o->label) >= sizeof(sb.s_label)) {
-		udax_seterr("label \"%s\" is longer than %zu bytes", o->label, sizeof(sb.s_label) - 1);
+		dx_seterr("label \"%s\" is longer than %zu bytes", o->label, sizeof(sb.s_label) - 1);
 		return -EINVAL;
 	}
 	memset(&sb, 0, sizeof(sb));
 	ret = mkfs_layout(blocks, o, &sb, why, sizeof(why));
 	if (ret) {
-		udax_seterr("%s: %s", path, why);
+		dx_seterr("%s: %s", path, why);
 		return ret;
 	}
 	sig = ufs_probe_signature(m);
 	if (sig && !o->force) {
-		udax_seterr("%s: contains a %s signature; use -f to overwrite it", path, sig);
+		dx_seterr("%s: contains a %s signature; use -f to overwrite it", path, sig);
 		return -EEXIST;
 	}
-	udax_now_ts(&now);
+	dx_now_ts(&now);
 	sb.s_magic = UFS_MAGIC;
 	sb.s_version = UFS_VERSION;
 	sb.s_block_size = BS;
@@ -393,7 +393,7 @@ int ufs_mkfs(struct udax_media *m, const struct ufs_mkfs_opts *o, struct ufs_sup
 	if (o->uuid) {
 		memcpy(sb.s_uuid, o->uuid, 16);
 	} else if (getrandom(sb.s_uuid, 16, 0) != 16) {
-		udax_seterr("getrandom: %s", strerror(errno));
+		dx_seterr("getrandom: %s", strerror(errno));
 		return -EIO;
 	} else {
 		sb.s_uuid[6] = (uint8_t)((sb.s_uuid[6] & 0x0f) | 0x40);	/* RFC 4122 v4 */
@@ -419,25 +419,25 @@ int ufs_mkfs(struct udax_media *m, const struct ufs_mkfs_opts *o, struct ufs_sup
 	jh.j_magic = UFS_JOURNAL_MAGIC;
 	jh.j_checksum = ufs_journal_head_csum(&jh);
 	zero_range(m, sb.s_journal_start * BS, BS, sparse_ok);
-	udax_media_memcpy_persist(m, udax_media_ptr(m, sb.s_journal_start * BS), &jh, sizeof(jh));
+	dx_media_memcpy_persist(m, dx_media_ptr(m, sb.s_journal_start * BS), &jh, sizeof(jh));
 
 	/* 3. bitmaps: zero, then the used bits */
 	zero_range(m, sb.s_ibitmap_start * BS, (sb.s_ibitmap_blocks + sb.s_bbitmap_blocks) * BS,
 		   sparse_ok);
-	bm = udax_media_ptr(m, sb.s_ibitmap_start * BS);
+	bm = dx_media_ptr(m, sb.s_ibitmap_start * BS);
 	set_bits(bm, 0, 2);				/* slot 0 unused, root */
 	set_bits(bm, sb.s_inode_count, sb.s_ibitmap_blocks * BITS_PER_BLOCK - sb.s_inode_count);
-	udax_media_persist(m, bm, 1);
+	dx_media_persist(m, bm, 1);
 	nbytes = sb.s_ibitmap_blocks * BS;
 	if (sb.s_inode_count / 8 < nbytes)
-		udax_media_persist(m, bm + sb.s_inode_count / 8, nbytes - sb.s_inode_count / 8);
-	bm = udax_media_ptr(m, sb.s_bbitmap_start * BS);
+		dx_media_persist(m, bm + sb.s_inode_count / 8, nbytes - sb.s_inode_count / 8);
+	bm = dx_media_ptr(m, sb.s_bbitmap_start * BS);
 	used = sb.s_data_start;
 	set_bits(bm, 0, used);				/* all metadata, alignment gap */
 	set_bits(bm, blocks - 1, sb.s_bbitmap_blocks * BITS_PER_BLOCK - (blocks - 1));
-	udax_media_persist(m, bm, div_up(used, 8));
+	dx_media_persist(m, bm, div_up(used, 8));
 	nbytes = sb.s_bbitmap_blocks * BS;
-	udax_media_persist(m, bm + (blocks - 1) / 8, nbytes - (blocks - 1) / 8);
+	dx_media_persist(m, bm + (blocks - 1) / 8, nbytes - (blocks - 1) / 8);
 
 	/* 4. root directory: an empty directory with no blocks (see format.h) */
 	memset(&root, 0, sizeof(root));
@@ -453,14 +453,14 @@ int ufs_mkfs(struct udax_media *m, const struct ufs_mkfs_opts *o, struct ufs_sup
 	root.i_u.tree.hdr.h_magic = UFS_EXT_MAGIC;
 	root.i_u.tree.hdr.h_max = UFS_INLINE_EXTENTS;
 	root.i_checksum = ufs_inode_csum(&root);
-	udax_media_memset_persist(m, udax_media_ptr(m, sb.s_itable_start * BS), 0, UFS_INODE_SIZE);
-	udax_media_memcpy_persist(m, udax_media_ptr(m, ufs_inode_off(&sb, UFS_ROOT_INO)), &root,
+	dx_media_memset_persist(m, dx_media_ptr(m, sb.s_itable_start * BS), 0, UFS_INODE_SIZE);
+	dx_media_memcpy_persist(m, dx_media_ptr(m, ufs_inode_off(&sb, UFS_ROOT_INO)), &root,
 				  sizeof(root));
 
 	/* 5. superblocks last: backup, then primary */
 	sb.s_checksum = ufs_super_csum(&sb);
-	udax_media_memcpy_persist(m, udax_media_ptr(m, (blocks - 1) * BS), &sb, sizeof(sb));
-	udax_media_memcpy_persist(m, udax_media_base(m), &sb, sizeof(sb));
+	dx_media_memcpy_persist(m, dx_media_ptr(m, (blocks - 1) * BS), &sb, sizeof(sb));
+	dx_media_memcpy_persist(m, dx_media_base(m), &sb, sizeof(sb));
 	if (out)
 		*out = sb;
 	return 0;

@@ -19,12 +19,12 @@
  * Return: 0; -EINVAL "not a udaxfs file system" (no magic anywhere);
  * -EPROTONOSUPPORT newer version or unknown incompat feature; -EUCLEAN
  * corrupted (both copies bad); -EFBIG the device is smaller than the file
- * system says (truncated image).  udax_errmsg() names the structure and
- * its offset.  When the backup was used, udax_errmsg() says why the
+ * system says (truncated image).  dx_errmsg() names the structure and
+ * its offset.  When the backup was used, dx_errmsg() says why the
  * primary was refused (the caller prints it).
  * Context: mount, fsck; nothing else may use @m yet.
  */
-int ufs_super_load(struct udax_media *m, struct ufs_super *out, bool *used_backup);
+int ufs_super_load(struct dx_media *m, struct ufs_super *out, bool *used_backup);
 /*
  * ufs_super_check() - validate one copy of a superblock, found at device
  * offset @off (0: the primary; else it must be the file system's last
@@ -46,7 +46,7 @@ int ufs_super_check(const struct ufs_super *sb, uint64_t off, uint64_t dev_size,
  * Context: outside a transaction (the superblock is not journaled here):
  * mkfs, mount, unmount, fsck -y.  Return: nothing.
  */
-void ufs_super_write(struct udax_media *m, struct ufs_super *sb);
+void ufs_super_write(struct dx_media *m, struct ufs_super *sb);
 /* ufs_super_csum() - crc32c of @sb up to s_checksum.  Context: any.  Return: the checksum. */
 uint32_t ufs_super_csum(const struct ufs_super *sb);
 /*
@@ -77,12 +77,12 @@ struct ufs_mkfs_opts {
  * Context: the device is not mounted.
  * Return: 0, -ENOSPC (device too small), -EEXIST, -errno.
  */
-int ufs_mkfs(struct udax_media *m, const struct ufs_mkfs_opts *o, struct ufs_super *out);
+int ufs_mkfs(struct dx_media *m, const struct ufs_mkfs_opts *o, struct ufs_super *out);
 /*
  * ufs_probe_signature() - name a recognisable signature at the start of the
  * device ("udaxfs", "ext4", "xfs", "btrfs", "swap", "PMDK pool", ...).
  * Context: any; reads only.  Return: a static string, or NULL (none found).
  */
-const char *ufs_probe_signature(struct udax_media *m);
+const char *ufs_probe_signature(struct dx_media *m);
 
 #endif /* UDAX_SUPER_H */

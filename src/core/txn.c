@@ -109,9 +109,9 @@ uint32_t ufs_node_csum(const void *blk)
 	const char *b = blk;
 	uint32_t crc;
 
-	crc = udax_crc32c(0, b, offsetof(struct ufs_extent_hdr, h_checksum));
-	crc = udax_crc32c(crc, zero, 4);
-	return udax_crc32c(crc, b + offsetof(struct ufs_extent_hdr, h_pad),
+	crc = dx_crc32c(0, b, offsetof(struct ufs_extent_hdr, h_checksum));
+	crc = dx_crc32c(crc, zero, 4);
+	return dx_crc32c(crc, b + offsetof(struct ufs_extent_hdr, h_pad),
 			   UFS_BLOCK_SIZE - offsetof(struct ufs_extent_hdr, h_pad));
 }
 
@@ -133,10 +133,10 @@ void utx_commit(struct utx *t)
 		if (h->h_magic == UFS_EXT_MAGIC)
 			h->h_checksum = ufs_node_csum(h);
 		/* fresh nodes were not logged, so the journal will not flush them */
-		udax_media_flush(t->fs->m, h, UFS_BLOCK_SIZE);
+		dx_media_flush(t->fs->m, h, UFS_BLOCK_SIZE);
 	}
 	if (t->nblks)
-		udax_media_drain(t->fs->m);
+		dx_media_drain(t->fs->m);
 	if (t->super) {
 		struct ufs_super *p = (struct ufs_super *)t->fs->base;
 

@@ -51,7 +51,7 @@ struct ufs_ctx {
 	gid_t gid;
 	pid_t pid;
 	mode_t umask;
-	struct udax_wait_ctx wait;	/* interrupt / timeout for break_layouts */
+	struct dx_wait_ctx wait;	/* interrupt / timeout for break_layouts */
 	/*
 	 * Who drops privileges on a write, a truncate (ufs_setattr size, an
 	 * O_TRUNC open) and a chown: the kernel, or the file system
@@ -75,9 +75,9 @@ struct ufs_entry {
 
 struct ufs_mount_opts {
 	bool readonly;
-	enum udax_policy policy;
+	enum dx_policy policy;
 	uint64_t recall_timeout_ns;
-	const struct udax_dax_ops *dax_ops;
+	const struct dx_dax_ops *dax_ops;
 	void *dax_ops_arg;
 	/* print "using backup superblock" etc. here (NULL: stderr) */
 	void (*log)(void *arg, const char *msg);
@@ -95,13 +95,13 @@ struct ufs_mount_opts {
 /*
  * ufs_mount() - validate the superblock (falling back to the backup, and
  * saying so), replay/roll back the journal, reclaim orphans.
- * Return: 0, or -errno with udax_errmsg() naming the structure and its
+ * Return: 0, or -errno with dx_errmsg() naming the structure and its
  * offset (not udaxfs, newer version, truncated image, corrupted ...).
  * Nothing is written to a device that fails validation.
  * Context: may sleep (orphan reclaim); @m stays the caller's and must
  * outlive the mount.
  */
-int ufs_mount(struct ufs **out, struct udax_media *m, const struct ufs_mount_opts *o);
+int ufs_mount(struct ufs **out, struct dx_media *m, const struct ufs_mount_opts *o);
 /*
  * ufs_unmount() - make everything durable, mark the file system clean.
  * Inodes still referenced by pins are left on the orphan list, never freed
@@ -120,14 +120,14 @@ int ufs_unmount(struct ufs **fsp);
 
 /* The mount's parts.  Context: any.  Return: the part (owned by the mount). */
 /* ufs_media() - Return: the device the mount is on. */
-struct udax_media *ufs_media(struct ufs *fs);
+struct dx_media *ufs_media(struct ufs *fs);
 /*
  * ufs_quarantined_blocks() - Context: takes the allocator lock.
  * Return: blocks under quarantine (ufs_mount_opts.quarantine), free or in use.
  */
 uint64_t ufs_quarantined_blocks(struct ufs *fs);
 /* ufs_dax() - Return: the mount's page lifecycle state (dax.h). */
-struct udax_dax *ufs_dax(struct ufs *fs);
+struct dx_dax *ufs_dax(struct ufs *fs);
 /* ufs_block_size() - Return: the file system block size in bytes. */
 uint32_t ufs_block_size(const struct ufs *fs);
 
@@ -192,7 +192,7 @@ int ufs_setattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
  * Context: takes the namespace lock exclusively; one transaction.
  * Return: 0, or -errno:
  * -ENOENT, -ENOTDIR, -EEXIST, -ENAMETOOLONG, -EMLINK, -ENOSPC (no block,
- * inode or log room), -EROFS, -EUCLEAN (corrupt metadata: udax_errmsg()
+ * inode or log room), -EROFS, -EUCLEAN (corrupt metadata: dx_errmsg()
  * says where), -ENOMEM.
  */
 int ufs_mknod(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
@@ -393,7 +393,7 @@ struct ufs_layout_seg {
 	uint64_t file_off;	/* byte offset in the file (aligned to 4 KiB << order) */
 	uint64_t dev_off;	/* byte offset on the device */
 	unsigned int order;	/* 0: one 4 KiB page; UDAX_HUGE_ORDER: 2 MiB */
-	struct udax_page *page;	/* its handle, with one UDAX_REF_MAP reference */
+	struct dx_page *page;	/* its handle, with one UDAX_REF_MAP reference */
 };
 /*
  * ufs_layout_grant() - allocate every block of [off, off+len) (page
@@ -407,7 +407,7 @@ struct ufs_layout_seg {
  * tracked where a 2 MiB one could go (or the reverse), the existing entry's
  * order is used, so a huge segment may cover more than [off, off+len).
  * @out must hold len / 4096 entries.  The caller drops the references with
- * udax_page_put(seg.page, UDAX_REF_MAP).
+ * dx_page_put(seg.page, UDAX_REF_MAP).
  * Context: takes the inode's i_rwsem exclusively and its layout lock
  * shared; one transaction when it allocates or grows the size.
  * Return: number of segments, or -errno (-ENOSPC, -EFBIG, -EINVAL unaligned,
@@ -435,10 +435,10 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 #define UFS_GRANT_WRITE		1u	/* a writable layout: allocate, may grow the size */
 #define UFS_GRANT_KEEP_SIZE	2u	/* never change the size: -ERANGE instead */
 /*
- * ufs_mapping() - the inode's udax_mapping (valid while the caller holds a
+ * ufs_mapping() - the inode's dx_mapping (valid while the caller holds a
  * lookup or open reference).  Context: takes the inode cache lock briefly.
  * Return: the mapping, or NULL (no such inode).
  */
-struct udax_mapping *ufs_mapping(struct ufs *fs, uint64_t ino);
+struct dx_mapping *ufs_mapping(struct ufs *fs, uint64_t ino);
 
 #endif /* UDAX_UFS_H */

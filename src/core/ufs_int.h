@@ -80,7 +80,7 @@ struct ufs_inode {
 	/* built on first use under fs->dix_lock, then changed under ns_lock
 	 * exclusive and read under ns_lock shared */
 	struct ufs_dix *dix;
-	struct udax_mapping map;	/* the page lifecycle of this file */
+	struct dx_mapping map;	/* the page lifecycle of this file */
 	/*
 	 * While a holder of rwsem (exclusive) sleeps in break_layouts waiting
 	 * for DMA to drain, getattr answers from this snapshot instead of
@@ -95,12 +95,12 @@ struct ufs_inode {
 };
 
 struct ufs {
-	struct udax_media *m;
+	struct dx_media *m;
 	char *base;			/* device offset 0 */
 	struct ufs_super sb;		/* DRAM copy; the on-media primary is at base */
 	struct ufs_journal *j;
 	struct ufs_alloc *a;
-	struct udax_dax *dax;
+	struct dx_dax *dax;
 	bool ro;
 	uint64_t unmount_timeout_ns;
 	void (*log)(void *arg, const char *msg);
@@ -178,7 +178,7 @@ int ufs_iget(struct ufs *fs, uint64_t ino, struct ufs_inode **out);
  * ns_lock, no transaction. */
 void ufs_iput(struct ufs_inode *ip);
 /* Like ufs_iput but with the caller's wait ctx for the break_layouts. */
-void ufs_iput_ctx(struct ufs_inode *ip, const struct udax_wait_ctx *w);
+void ufs_iput_ctx(struct ufs_inode *ip, const struct dx_wait_ctx *w);
 /* Allocate and initialise a new inode inside @t; returns it with one ref. */
 int ufs_inew(struct ufs *fs, struct utx *t, const struct ufs_ctx *c, struct ufs_inode *dir,
 	     mode_t mode, dev_t rdev, struct ufs_inode **out);
@@ -200,7 +200,7 @@ int ufs_icache_init(struct ufs *fs);
 struct ufs_inode *ufs_inode_alloc(struct ufs *fs, uint64_t ino);
 /* ufs_iput_ctx() that says how an eviction it started ended.  Return: 0
  * (no eviction, or the inode was freed), else the failed eviction's error. */
-int ufs_iput_rc(struct ufs_inode *ip, const struct udax_wait_ctx *w);
+int ufs_iput_rc(struct ufs_inode *ip, const struct dx_wait_ctx *w);
 /* The primary superblock in the device mapping (the orphan list's head). */
 struct ufs_super *ufs_primary(struct ufs *fs);
 int ufs_orphan_add(struct utx *t, struct ufs_inode *ip);
@@ -269,10 +269,10 @@ int64_t ufs_ext_alloc(struct utx *t, struct ufs_inode *ip, uint64_t lblk, uint64
 
 /* ---- data (inode.c) ---- */
 /* Free every block of an unlinked inode and the inode itself. */
-int ufs_evict(struct ufs_inode *ip, const struct udax_wait_ctx *w);
+int ufs_evict(struct ufs_inode *ip, const struct dx_wait_ctx *w);
 /* break_layouts for [first, last] pages: takes the layout lock exclusively,
  * which stays held on success (caller unlocks).  Context: i_rwsem held. */
-int ufs_break(struct ufs_inode *ip, uint64_t first, uint64_t last, const struct udax_wait_ctx *w);
+int ufs_break(struct ufs_inode *ip, uint64_t first, uint64_t last, const struct dx_wait_ctx *w);
 
 /* ---- directories (dir.c) ---- */
 int ufs_dir_init(struct utx *t, struct ufs_inode *dir, uint64_t parent);

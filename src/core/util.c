@@ -16,17 +16,17 @@
 
 #include "util.h"
 
-static __thread char udax_errbuf[512];
-static udax_bug_handler_t udax_bug_handler;
+static __thread char dx_errbuf[512];
+static dx_bug_handler_t dx_bug_handler;
 
-void udax_set_bug_handler(udax_bug_handler_t h)
+void dx_set_bug_handler(dx_bug_handler_t h)
 {
-	__atomic_store_n(&udax_bug_handler, h, __ATOMIC_RELEASE);
+	__atomic_store_n(&dx_bug_handler, h, __ATOMIC_RELEASE);
 }
 
-void udax_bug(const char *file, int line, const char *func, const char *cond)
+void dx_bug(const char *file, int line, const char *func, const char *cond)
 {
-	udax_bug_handler_t h = __atomic_load_n(&udax_bug_handler, __ATOMIC_ACQUIRE);
+	dx_bug_handler_t h = __atomic_load_n(&dx_bug_handler, __ATOMIC_ACQUIRE);
 
 	if (h)
 		h(file, line, cond);
@@ -36,32 +36,32 @@ void udax_bug(const char *file, int line, const char *func, const char *cond)
 }
 
 /*
- * An argument may be udax_errmsg() itself ("root inode: %s", udax_errmsg()):
+ * An argument may be dx_errmsg() itself ("root inode: %s", dx_errmsg()):
  * format into a private buffer, then copy, so the text read is never the
  * text being written.
  */
-void udax_seterr(const char *fmt, ...)
+void dx_seterr(const char *fmt, ...)
 {
-	char msg[sizeof(udax_errbuf)];
+	char msg[sizeof(dx_errbuf)];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	memcpy(udax_errbuf, msg, sizeof(msg));
+	memcpy(dx_errbuf, msg, sizeof(msg));
 }
 
-const char *udax_errmsg(void)
+const char *dx_errmsg(void)
 {
-	return udax_errbuf[0] ? udax_errbuf : "unknown error";
+	return dx_errbuf[0] ? dx_errbuf : "unknown error";
 }
 
-void udax_clearerr(void)
+void dx_clearerr(void)
 {
-	udax_errbuf[0] = '\0';
+	dx_errbuf[0] = '\0';
 }
 
-int udax_parse_size(const char *s, uint64_t *out)
+int dx_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
@@ -96,7 +96,7 @@ int udax_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-char *udax_fmt_size(uint64_t v, char *buf, size_t len)
+char *dx_fmt_size(uint64_t v, char *buf, size_t len)
 {
 	static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
 	double d = (double)v;
@@ -140,7 +140,7 @@ static void crc_tab_init(void)
 
 static pthread_once_t crc_tab_once = PTHREAD_ONCE_INIT;
 
-uint32_t udax_crc32c_sw(uint32_t crc, const void *data, size_t len)
+uint32_t dx_crc32c_sw(uint32_t crc, const void *data, size_t len)
 {
 	const unsigned char *p = data;
 
@@ -190,25 +190,25 @@ static uint32_t crc32c_sse42(uint32_t crc, const void *data, size_t len)
 	return ~(uint32_t)c;
 }
 
-bool udax_crc32c_hw_available(void)
+bool dx_crc32c_hw_available(void)
 {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("sse4.2");
 }
 
-uint32_t udax_crc32c_hw(uint32_t crc, const void *data, size_t len)
+uint32_t dx_crc32c_hw(uint32_t crc, const void *data, size_t len)
 {
 	return crc32c_sse42(crc, data, len);
 }
 #else
-bool udax_crc32c_hw_available(void)
+bool dx_crc32c_hw_available(void)
 {
 	return false;
 }
 
-uint32_t udax_crc32c_hw(uint32_t crc, const void *data, size_t len)
+uint32_t dx_crc32c_hw(uint32_t crc, const void *data, size_t len)
 {
-	return udax_crc32c_sw(crc, data, len);
+	return dx_crc32c_sw(crc, data, len);
 }
 #endif
 
@@ -218,25 +218,25 @@ static void crc_init(void)
 
 	/* UDAX_CRC32C_SW=1 keeps the table code (to compare, or to rule the
 	 * instruction out when chasing a checksum mismatch) */
-	if (udax_crc32c_hw_available() && !(force && *force && strcmp(force, "0") != 0))
-		crc_impl = udax_crc32c_hw;
+	if (dx_crc32c_hw_available() && !(force && *force && strcmp(force, "0") != 0))
+		crc_impl = dx_crc32c_hw;
 	else
-		crc_impl = udax_crc32c_sw;
+		crc_impl = dx_crc32c_sw;
 }
 
-const char *udax_crc32c_impl(void)
+const char *dx_crc32c_impl(void)
 {
 	pthread_once(&crc_once, crc_init);
-	return crc_impl == udax_crc32c_sw ? "table" : "sse4.2";
+	return crc_impl == dx_crc32c_sw ? "table" : "sse4.2";
 }
 
-uint32_t udax_crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t dx_crc32c(uint32_t crc, const void *data, size_t len)
 {
 	pthread_once(&crc_once, crc_init);
 	return crc_impl(crc, data, len);
 }
 
-uint64_t udax_now_ns(void)
+uint64_t dx_now_ns(void)
 {
 	struct timespec ts;
 
@@ -244,7 +244,7 @@ uint64_t udax_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void udax_now_ts(struct timespec *ts)
+void dx_now_ts(struct timespec *ts)
 {
 	clock_gettime(CLOCK_REALTIME, ts);
 }

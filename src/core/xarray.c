@@ -753,7 +753,7 @@ static int xa_store_check(const struct xarray *xa, unsigned long base, unsigned 
 
 	if (!node)
 		return (xa_top_shift(last, s) - s) / XA_CHUNK_SHIFT + 1;
-	top = udax_max(node->shift, xa_top_shift(last, s));
+	top = dx_max(node->shift, xa_top_shift(last, s));
 	need = (top - node->shift) / XA_CHUNK_SHIFT;
 	/* Levels that growth would add above the root: old root is in slot 0. */
 	for (l = top; l > node->shift; l -= XA_CHUNK_SHIFT) {
@@ -798,7 +798,7 @@ static int xa_store_worst(const struct xarray *xa, unsigned long base, unsigned 
 	unsigned int top = xa_top_shift(base + xa_order_mask(order), s);
 
 	if (xa->head)
-		top = udax_max(top, xa->head->shift);
+		top = dx_max(top, xa->head->shift);
 	/*
 	 * Erasing may shrink the root; the insert may then grow it back to
 	 * @top and build a new path below the level where it diverges.

@@ -60,7 +60,7 @@ static int xblock(struct ufs_inode *ip, struct ufs_xattr_hdr **out)
 	*out = h;
 	return 0;
 bad:
-	udax_seterr("inode %llu: bad xattr block %llu", (unsigned long long)ip->ino,
+	dx_seterr("inode %llu: bad xattr block %llu", (unsigned long long)ip->ino,
 		    (unsigned long long)blk);
 	return -EUCLEAN;
 }
@@ -159,7 +159,7 @@ static int xrewrite_tx(struct utx *t, struct ufs_inode *ip, struct ufs_xattr_hdr
 	nh->x_magic = UFS_XATTR_MAGIC;
 	nh->x_count = (uint16_t)count;
 	nh->x_used = used;
-	nh->x_checksum = udax_crc32c(0, buf + XHDR, used);
+	nh->x_checksum = dx_crc32c(0, buf + XHDR, used);
 
 	if (!count && blk) {
 		rc = ufs_free_blocks(fs->a, t->tx, blk, 1);
@@ -174,11 +174,11 @@ static int xrewrite_tx(struct utx *t, struct ufs_inode *ip, struct ufs_xattr_hdr
 		if (rc)
 			return rc;
 		/* fresh block: not reachable before commit, written durably here */
-		udax_media_memcpy_persist(fs->m, ufs_blk(fs, blk), buf, XHDR + used);
+		dx_media_memcpy_persist(fs->m, ufs_blk(fs, blk), buf, XHDR + used);
 		ip->di->i_xattr_block = blk;
 		ufs_iblocks(ip, 1);
 	} else if (count) {
-		uint32_t len = XHDR + udax_max(used, h->x_used);
+		uint32_t len = XHDR + dx_max(used, h->x_used);
 
 		rc = utx_add(t, ufs_blk(fs, blk), len);
 		if (rc)
@@ -412,7 +412,7 @@ int ufs_xattr_free(struct utx *t, struct ufs_inode *ip)
 	if (!ip->di->i_xattr_block)
 		return 0;
 	if (!ufs_data_range(&t->fs->sb, ip->di->i_xattr_block, 1)) {
-		udax_seterr("inode %" PRIu64 ": xattr block %" PRIu64 " outside the data area",
+		dx_seterr("inode %" PRIu64 ": xattr block %" PRIu64 " outside the data area",
 			    ip->ino, ip->di->i_xattr_block);
 		return -EUCLEAN;
 	}

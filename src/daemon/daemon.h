@@ -18,8 +18,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "dax.h"
-#include "ufs.h"
+#include "core/dax.h"
+#include "core/ufs.h"
 
 struct layout_service;
 struct udaxd_uring;
@@ -35,7 +35,7 @@ struct udaxd_opts {
 	bool readonly;			/* -o ro */
 	bool show_help, show_version;	/* -h, -V */
 	uint64_t emul_align;		/* -o emul_align=SIZE (0 = page size) */
-	enum udax_policy policy;	/* -o dax_policy= */
+	enum dx_policy policy;	/* -o dax_policy= */
 	uint64_t recall_timeout_ms;	/* -o recall_timeout=MS (0 = forever) */
 	char *dax_allow;		/* -o dax_allow=LIST (NULL: root + owner) */
 	unsigned int max_threads;	/* -o max_threads=N (0: libfuse default) */
@@ -64,7 +64,7 @@ void udaxd_usage(FILE *out, const char *prog);
 /* The per-mount state every handler reaches through fuse_req_userdata(). */
 struct udaxd {
 	struct ufs *fs;			/* set before the session starts; const after */
-	struct udax_media *media;
+	struct dx_media *media;
 	struct fuse_session *se;
 	const struct udaxd_opts *opts;
 	/*
@@ -113,7 +113,7 @@ ssize_t udaxd_uring_notify(struct udaxd *d, struct iovec *iov, int count);
 
 extern const struct fuse_lowlevel_ops udaxd_ops;
 
-/* udax_dax_ops.recall trampoline: forwards to the layout service if running. */
+/* dx_dax_ops.recall trampoline: forwards to the layout service if running. */
 void udaxd_recall(void *arg, uint64_t ino, uint64_t start, uint64_t end);
 
 #endif /* UDAXD_DAEMON_H */

@@ -69,7 +69,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "util.h"
+#include "core/util.h"
 
 /*
  * The FUSE-over-io_uring ABI (include/uapi/linux/fuse.h, protocol 7.42),
@@ -483,7 +483,7 @@ static void serve_ent(struct ufu_worker *w, struct ufu_ent *e)
 	cur_ent = e;
 	cur_q = e->q;
 	udaxd_kio_note(u->d, start, in.len);
-	__atomic_store_n(&w->busy_since, udax_now_ns(), __ATOMIC_RELEASE);
+	__atomic_store_n(&w->busy_since, dx_now_ns(), __ATOMIC_RELEASE);
 	fuse_session_process_buf(u->d->se, &fbuf);
 	__atomic_store_n(&w->busy_since, 0, __ATOMIC_RELEASE);
 	cur_ent = NULL;
@@ -648,7 +648,7 @@ static void *watchdog_main(void *arg)
 			pthread_mutex_lock(&q->lock);
 			r = q->reader;
 			since = r ? __atomic_load_n(&r->busy_since, __ATOMIC_ACQUIRE) : 0;
-			if (!q->exit && since && udax_now_ns() - since > UFU_STUCK_NS)
+			if (!q->exit && since && dx_now_ns() - since > UFU_STUCK_NS)
 				promote(q, r);
 			pthread_mutex_unlock(&q->lock);
 		}

@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "util.h"
+#include "core/util.h"
 
 /* What the request this thread is handling asked (UDAXD_REQ_*). */
 static __thread unsigned int req_flags;
@@ -74,12 +74,12 @@ static ssize_t read_polling(struct udaxd *d, int fd, void *buf, size_t len)
 			return read(fd, buf, len);
 		nonblock_fd = fd;
 	}
-	until = udax_now_ns() + d->poll_ns;
+	until = dx_now_ns() + d->poll_ns;
 	for (;;) {
 		n = read(fd, buf, len);
 		if (n >= 0 || errno != EAGAIN)
 			return n;
-		if (udax_now_ns() < until) {
+		if (dx_now_ns() < until) {
 			sched_yield();
 			continue;
 		}
@@ -88,7 +88,7 @@ static ssize_t read_polling(struct udaxd *d, int fd, void *buf, size_t len)
 		p.revents = 0;
 		if (poll(&p, 1, -1) < 0 && errno != EINTR)
 			return -1;
-		until = udax_now_ns() + d->poll_ns;
+		until = dx_now_ns() + d->poll_ns;
 	}
 }
 

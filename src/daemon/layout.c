@@ -30,7 +30,7 @@
 
 #include "layout_int.h"
 #include "pinrec.h"
-#include "util.h"
+#include "core/util.h"
 
 _Atomic(struct layout_service *) ls_current;
 
@@ -68,7 +68,7 @@ int layout_ioctl(struct layout_service *ls, uint64_t ino, int open_flags, uid_t 
 	if (hello.version != UDAX_PROTO_VERSION)
 		return -EPROTO;
 
-	uint64_t now = udax_now_ns();
+	uint64_t now = dx_now_ns();
 	struct ticket t = {
 		.ino = ino, .writable = (open_flags & O_ACCMODE) != O_RDONLY,
 		.uid = uid, .gid = gid, .pid = pid, .t_ns = now,
@@ -82,7 +82,7 @@ int layout_ioctl(struct layout_service *ls, uint64_t ino, int open_flags, uid_t 
 	 * not look expired (it was the bug that lost concurrent clients'
 	 * tickets: an unsigned now - t_ns wrapped around).
 	 */
-	now = udax_now_ns();
+	now = dx_now_ns();
 	t.t_ns = now;
 	int slot = 0;
 	for (int i = 0; i < MAX_TICKETS; i++) {
@@ -103,11 +103,11 @@ int layout_ioctl(struct layout_service *ls, uint64_t ino, int open_flags, uid_t 
 	hello.ino = ino;
 	memcpy(hello.ticket, t.key, sizeof(t.key));
 	snprintf(hello.sock, sizeof(hello.sock), "%s", ls->sock_name);
-	hello.media_kind = (uint32_t)udax_media_kind(ls->media);
-	hello.pinnable = udax_media_pinnable(ls->media) ||
-			 udax_media_kind(ls->media) == UDAX_MEDIA_DEVDAX;
-	hello.dev_size = udax_media_size(ls->media);
-	hello.dev_align = udax_media_align(ls->media);
+	hello.media_kind = (uint32_t)dx_media_kind(ls->media);
+	hello.pinnable = dx_media_pinnable(ls->media) ||
+			 dx_media_kind(ls->media) == UDAX_MEDIA_DEVDAX;
+	hello.dev_size = dx_media_size(ls->media);
+	hello.dev_align = dx_media_align(ls->media);
 	memcpy(out, &hello, sizeof(hello));
 	return (int)sizeof(hello);
 }
@@ -132,7 +132,7 @@ int layout_service_start(struct layout_service **out, struct ufs *fs, const stru
 	pthread_cond_init(&ls->inval_cond, NULL);
 	ls->breaks = calloc(UDAX_BREAKS_MAX, sizeof(*ls->breaks));	/* NULL: -ENOSYS */
 
-	ls->dev_rw = udax_media_fd(ls->media);
+	ls->dev_rw = dx_media_fd(ls->media);
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", ls->dev_rw);
 	ls->dev_ro = open(path, O_RDONLY | O_CLOEXEC);	/* -1: hand out dev_rw instead */
@@ -152,7 +152,7 @@ int layout_service_start(struct layout_service **out, struct ufs *fs, const stru
 		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + nl)) < 0 ||
 	    listen(ls->lsock, 64) < 0) {
 		err = -errno;
-		udax_seterr("layout socket %s: %s", ls->sock_name, strerror(errno));
+		dx_seterr("layout socket %s: %s", ls->sock_name, strerror(errno));
 		goto fail_fds;
 	}
 	ls->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

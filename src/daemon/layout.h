@@ -18,7 +18,7 @@
  *
  * Lock order: everything in dax.h ranks above the service lock: the recall
  * hook is called with the layout lock held and takes the service lock; the
- * service never calls into ufs/dax while holding it, except udax_page_get()
+ * service never calls into ufs/dax while holding it, except dx_page_get()
  * (atomics only) when discovery adopts a pin.  Under the service lock the
  * daemon may read /proc of a client and register on a client's ring (a
  * ring's own lock, never ours, is what such a call can wait for).
@@ -33,7 +33,7 @@
 struct udaxd;
 struct ufs;
 struct fuse_session;
-struct udax_break_stats;
+struct dx_break_stats;
 
 struct pinrec;
 
@@ -66,7 +66,7 @@ void layout_service_stop(struct layout_service **lsp);
  */
 void layout_set_session(struct layout_service *ls, struct fuse_session *se);
 /*
- * layout_recall() - udax_dax_ops.recall: queue recalls for page indexes
+ * layout_recall() - dx_dax_ops.recall: queue recalls for page indexes
  * [start, end] (end may be UDAX_END_OF_FILE) of @ino; never blocks.
  * @arg is the struct layout_service * (NULL: the one running service).
  * Context: called by break_layouts with the layout lock held.
@@ -87,7 +87,7 @@ bool layout_ino_has_writable(struct layout_service *ls, uint64_t ino);
  * Context: any thread, no lock held.
  */
 void layout_note_break(struct layout_service *ls, uint64_t ino,
-		       const struct udax_break_stats *bs, int rc, uint64_t t_freed);
+		       const struct dx_break_stats *bs, int rc, uint64_t t_freed);
 /* FUSE ioctl on an open file (cmd from include/udax/udax_proto.h).
  * Fills *out (at most out_max bytes); return bytes or -errno
  * (-ENOTTY: not ours).  Never blocks; call from a FUSE worker. */

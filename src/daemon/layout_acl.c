@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "layout_int.h"
-#include "util.h"
+#include "core/util.h"
 
 int ls_parse_allow(struct layout_service *ls, const char *list, uid_t owner)
 {
@@ -49,7 +49,7 @@ int ls_parse_allow(struct layout_service *ls, const char *list, uid_t owner)
 	return 0;
 bad:
 	free(dup);
-	udax_seterr("dax_allow=%s: expected a list of uid:N, gid:N or all", list);
+	dx_seterr("dax_allow=%s: expected a list of uid:N, gid:N or all", list);
 	return -EINVAL;
 }
 

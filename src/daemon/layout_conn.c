@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "layout_int.h"
-#include "util.h"
+#include "core/util.h"
 
 /* Queue one message on @cl.  Context: ls->lock held.  Return: 0, -ENOMEM. */
 int ls_queue_msg(struct lclient *cl, uint16_t type, uint32_t seq, int32_t status,
@@ -398,7 +398,7 @@ int ls_client_watch(struct layout_service *ls, struct lclient *cl)
 /* Log refused connections: the first at once, then a count every 10 s. */
 static void note_refused(struct layout_service *ls, uid_t uid, pid_t pid, const char *why)
 {
-	uint64_t now = udax_now_ns();
+	uint64_t now = dx_now_ns();
 
 	ls->refused++;
 	if (ls->t_refused_log && now - ls->t_refused_log < 10000000000ull)
@@ -453,7 +453,7 @@ static void client_accept(struct layout_service *ls)
 	cl->uid = cr.uid;
 	cl->gid = cr.gid;
 	cl->fd_access = -1;
-	cl->t_connect = udax_now_ns();
+	cl->t_connect = dx_now_ns();
 	sl = sizeof(cl->groups);
 	if (getsockopt(s, SOL_SOCKET, SO_PEERGROUPS, cl->groups, &sl) == 0)
 		cl->ngroups = (int)(sl / sizeof(gid_t));
@@ -537,7 +537,7 @@ static void client_reap(struct layout_service *ls, struct lclient *cl)
 /* Hang up on connections that never presented a ticket within the timeout. */
 static void sweep_ticketless(struct layout_service *ls)
 {
-	uint64_t now = udax_now_ns();
+	uint64_t now = dx_now_ns();
 
 	if (now - ls->t_sweep < 1000000000ull)
 		return;

@@ -25,15 +25,15 @@
 #include <string.h>
 
 #include "layout_int.h"
-#include "util.h"
+#include "core/util.h"
 
 /* ---- grants (own thread) ---- */
 
-void ls_put_segs(struct lmap *lm, enum udax_ref kind, unsigned int times)
+void ls_put_segs(struct lmap *lm, enum dx_ref kind, unsigned int times)
 {
 	for (unsigned int t = 0; t < times; t++)
 		for (size_t i = 0; i < lm->nseg; i++)
-			udax_page_put(lm->segs[i].page, kind);
+			dx_page_put(lm->segs[i].page, kind);
 }
 
 /*
@@ -92,7 +92,7 @@ static int build_runs(struct layout_service *ls, struct lmap *lm, struct udax_ru
 			skip = expect_file - s->file_off;
 		if (s->file_off + skip != expect_file || skip >= slen) {
 			free(r);
-			udax_seterr("layout segments are not contiguous at file offset %" PRIu64,
+			dx_seterr("layout segments are not contiguous at file offset %" PRIu64,
 				    expect_file);
 			return -EIO;
 		}
@@ -107,16 +107,16 @@ static int build_runs(struct layout_service *ls, struct lmap *lm, struct udax_ru
 	}
 	if (expect_file != lm->off + lm->len) {
 		free(r);
-		udax_seterr("layout covers %" PRIu64 " of %" PRIu64 " bytes",
+		dx_seterr("layout covers %" PRIu64 " of %" PRIu64 " bytes",
 			    expect_file - lm->off, lm->len);
 		return -EIO;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		int err = udax_media_check_map(ls->media, r[i].dev_off, r[i].len);
+		int err = dx_media_check_map(ls->media, r[i].dev_off, r[i].len);
 		if (err) {
-			udax_seterr("device run %#" PRIx64 "+%#" PRIx64 " cannot be mapped "
+			dx_seterr("device run %#" PRIx64 "+%#" PRIx64 " cannot be mapped "
 				    "(device alignment %#" PRIx64 ")", r[i].dev_off, r[i].len,
-				    udax_media_align(ls->media));
+				    dx_media_align(ls->media));
 			free(r);
 			return err;
 		}
@@ -162,14 +162,14 @@ static void *grant_main(void *arg)
 		/* -ERANGE: truncated under us after the client grew it; it retries */
 		err = n == -ERANGE ? -EBUSY : n;
 		if (n != -ERANGE)
-			udax_seterr("allocating the layout failed: %s", strerror(-n));
+			dx_seterr("allocating the layout failed: %s", strerror(-n));
 		goto fail;
 	}
 	lm->nseg = (size_t)n;
 	err = build_runs(ls, lm, &runs, &nruns);
 	if (err)
 		goto fail_put;
-	lm->t_grant = udax_now_ns();
+	lm->t_grant = dx_now_ns();
 	/*
 	 * Pages read into the cache between that invalidation and the grant
 	 * would go stale under direct stores: drop them again, on the
@@ -184,7 +184,7 @@ static void *grant_main(void *arg)
 		bool pend = lm->recall_pending;
 		pthread_mutex_unlock(&ls->lock);
 		err = pend ? -EBUSY : -ECONNRESET;
-		udax_seterr("the range was recalled while it was being granted");
+		dx_seterr("the range was recalled while it was being granted");
 		goto fail_put;
 	}
 	lm->state = LM_ACTIVE;
@@ -192,8 +192,8 @@ static void *grant_main(void *arg)
 	struct udax_map_rep rep = {
 		.id = lm->id, .ino = lm->ino, .off = lm->off, .len = lm->len,
 		.prot = UDAX_PROT_READ | (lm->writable ? UDAX_PROT_WRITE : 0),
-		.nruns = nruns, .media_kind = (uint32_t)udax_media_kind(ls->media),
-		.fd_access = 0, .dev_align = udax_media_align(ls->media),
+		.nruns = nruns, .media_kind = (uint32_t)dx_media_kind(ls->media),
+		.fd_access = 0, .dev_align = dx_media_align(ls->media),
 	};
 	int fd = -1;
 	if (lm->writable && cl->fd_access != O_RDWR) {
@@ -218,7 +218,7 @@ fail_put:
 fail:
 	free(runs);
 	pthread_mutex_lock(&ls->lock);
-	ls_queue_err(cl, UDAX_REQ_MAP, job->seq, err, "%s", udax_errmsg());
+	ls_queue_err(cl, UDAX_REQ_MAP, job->seq, err, "%s", dx_errmsg());
 	ls_lmap_unlink_free(lm);
 	cl->grants--;
 	pthread_mutex_unlock(&ls->lock);
@@ -231,7 +231,7 @@ void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax
 		const void *payload)
 {
 	struct udax_map_req rq;
-	uint64_t now = udax_now_ns();
+	uint64_t now = dx_now_ns();
 
 	if (h->len < sizeof(rq)) {
 		pthread_mutex_lock(&ls->lock);
@@ -242,7 +242,7 @@ void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax
 	memcpy(&rq, payload, sizeof(rq));
 
 	pthread_mutex_lock(&ls->lock);
-	now = udax_now_ns();
+	now = dx_now_ns();
 	struct ticket *t = NULL;
 	for (int i = 0; i < MAX_TICKETS; i++) {
 		struct ticket *c = &ls->tickets[i];
@@ -282,7 +282,7 @@ void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax
 		goto out;
 	}
 	if (rq.len == 0 || rq.off % UDAX_PAGE_SIZE || rq.len % UDAX_PAGE_SIZE ||
-	    rq.off + rq.len < rq.off || rq.len > udax_media_size(ls->media)) {
+	    rq.off + rq.len < rq.off || rq.len > dx_media_size(ls->media)) {
 		ls_queue_err(cl, UDAX_REQ_MAP, h->seq, -EINVAL,
 			     "offset and length must be page multiples within the device size");
 		goto out;
@@ -317,7 +317,7 @@ void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax
 	 * request (the core backs each aligned chunk with one aligned run),
 	 * but grow the file only to the end the client asked for.
 	 */
-	uint64_t al = udax_media_align(ls->media);
+	uint64_t al = dx_media_align(ls->media);
 	uint64_t goff = rq.off, gend = rq.off + rq.len;
 	if (al > UDAX_PAGE_SIZE) {
 		goff &= ~(al - 1);
@@ -393,8 +393,8 @@ void ls_req_inval(struct layout_service *ls, struct lclient *cl, const struct ud
 	struct lmap *lm = find_map(cl, rq.id);
 	if (lm && lm->writable && rq.off < lm->off + lm->len && rq.len &&
 	    rq.off + rq.len > lm->off) {
-		uint64_t s = udax_max(rq.off, lm->off);
-		uint64_t e = udax_min(rq.off + rq.len < rq.off ? UINT64_MAX : rq.off + rq.len,
+		uint64_t s = dx_max(rq.off, lm->off);
+		uint64_t e = dx_min(rq.off + rq.len < rq.off ? UINT64_MAX : rq.off + rq.len,
 				      lm->off + lm->len);
 		*iv = (struct inval){ .ino = lm->ino, .off = s, .len = e - s };
 	}
@@ -458,7 +458,7 @@ void ls_req_id(struct layout_service *ls, struct lclient *cl, const struct udax_
 			return;
 		}
 	}
-	memcpy(&rq, payload, udax_min(h->len, sizeof(rq)));
+	memcpy(&rq, payload, dx_min(h->len, sizeof(rq)));
 	pthread_mutex_lock(&ls->lock);
 	struct lmap *lm = find_map(cl, rq.id);
 	pthread_mutex_unlock(&ls->lock);

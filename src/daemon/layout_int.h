@@ -37,10 +37,10 @@
 
 #include <udax/udax_proto.h>
 
-#include "dax.h"
+#include "core/dax.h"
 #include "layout.h"
-#include "media.h"
-#include "ufs.h"
+#include "core/media.h"
+#include "core/ufs.h"
 
 #define MAX_TICKETS 1024
 #define MAX_ALLOW 64
@@ -184,7 +184,7 @@ struct allow {
 
 struct layout_service {
 	struct ufs *fs;
-	struct udax_media *media;
+	struct dx_media *media;
 	char mountpoint[4096];
 	bool keep_size;			/* layout_opts.keep_size; const after start */
 	struct pinrec *pinrec;		/* layout_opts.pinrec; const after start */
@@ -270,7 +270,7 @@ int ls_client_watch(struct layout_service *ls, struct lclient *cl);
 void *ls_event_main(void *arg);
 
 /* layout_grant.c */
-void ls_put_segs(struct lmap *lm, enum udax_ref kind, unsigned int times);
+void ls_put_segs(struct lmap *lm, enum dx_ref kind, unsigned int times);
 void ls_lmap_unlink_free(struct lmap *lm);
 bool ls_lmap_drop_all(struct layout_service *ls, struct lmap *lm);
 void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax_msg *h,

@@ -39,7 +39,7 @@
 #include "layout_int.h"
 #include "pinrec.h"
 #include "ringsup.h"
-#include "util.h"
+#include "core/util.h"
 
 /* ---- references ---- */
 
@@ -47,7 +47,7 @@
  * Context: event thread, no ls->lock; takes the layout lock shared. */
 static int pin_segs(struct layout_service *ls, struct lmap *lm)
 {
-	struct udax_mapping *m = ufs_mapping(ls->fs, lm->ino);
+	struct dx_mapping *m = ufs_mapping(ls->fs, lm->ino);
 	if (!m)
 		return -ESTALE;
 	/*
@@ -55,17 +55,17 @@ static int pin_segs(struct layout_service *ls, struct lmap *lm)
 	 * it held exclusively, so a pin either lands before its scan (and is
 	 * seen busy) or is refused.
 	 */
-	udax_layout_lock_shared(m);
+	dx_layout_lock_shared(m);
 	for (size_t i = 0; i < lm->nseg; i++) {
-		int err = udax_pin_get(m, lm->segs[i].page);
+		int err = dx_pin_get(m, lm->segs[i].page);
 		if (err) {
 			while (i--)
-				udax_page_put(lm->segs[i].page, UDAX_REF_PIN);
-			udax_layout_unlock_shared(m);
+				dx_page_put(lm->segs[i].page, UDAX_REF_PIN);
+			dx_layout_unlock_shared(m);
 			return err;
 		}
 	}
-	udax_layout_unlock_shared(m);
+	dx_layout_unlock_shared(m);
 	return 0;
 }
 
@@ -96,7 +96,7 @@ static int pin_record(struct layout_service *ls, struct lmap *lm, pid_t pid)
 	err = pinrec_add(ls->pinrec, pid, r, n, &lm->prec_key);
 	free(r);
 	if (err)
-		udax_seterr("cannot record the pin in %s: %s", PINREC_DIR, strerror(-err));
+		dx_seterr("cannot record the pin in %s: %s", PINREC_DIR, strerror(-err));
 	return err;
 }
 
@@ -246,7 +246,7 @@ int ls_pin_revoke_verify(struct layout_service *ls, struct lmap *lm, struct lpin
 		}
 	}
 	if (err) {
-		uint64_t now = udax_now_ns();
+		uint64_t now = dx_now_ns();
 		if (now - pin->t_fail_log > 5000000000ull) {
 			pin->t_fail_log = now;
 			fuse_log(FUSE_LOG_WARNING, "udaxfs: pin %#" PRIx64 "+%#" PRIx64 " of pid %d "
@@ -275,7 +275,7 @@ int ls_pin_revoke_verify(struct layout_service *ls, struct lmap *lm, struct lpin
 		ls_queue_msg(lm->cl, UDAX_REQ_UNPIN | UDAX_MSG_REPLY, seq, 0, -1, NULL, 0, NULL, 0);
 	pthread_mutex_unlock(&ls->lock);
 	for (size_t i = 0; i < lm->nseg; i++)
-		udax_page_put(lm->segs[i].page, UDAX_REF_PIN);
+		dx_page_put(lm->segs[i].page, UDAX_REF_PIN);
 	if (last)
 		ls_pin_unrecord(ls, lm);	/* seen released: cross the record out */
 	free(pin);
@@ -375,10 +375,10 @@ static int disc_cb(void *arg, int fd, const struct ringsup_buf *b, size_t n)
 					      .len = b[i].len, .adopted = true };
 			/* the layout holds references (mapped or pinned): get is safe */
 			for (size_t k = 0; k < lm->nseg; k++)
-				udax_page_get(lm->segs[k].page, UDAX_REF_PIN);
+				dx_page_get(lm->segs[k].page, UDAX_REF_PIN);
 			lm->pinlist = pin;
 			if (!lm->pins)
-				lm->t_pin = udax_now_ns();
+				lm->t_pin = dx_now_ns();
 			lm->pins++;
 			if (!cl->adopt_logged || !r) {
 				cl->adopt_logged = true;
@@ -496,7 +496,7 @@ void ls_req_pin(struct layout_service *ls, struct lclient *cl, struct lmap *lm,
 	*pin = (struct lpin){ .next = lm->pinlist, .ring = ring, .addr = rq->addr, .len = rq->len };
 	lm->pinlist = pin;
 	if (!lm->pins)
-		lm->t_pin = udax_now_ns();
+		lm->t_pin = dx_now_ns();
 	lm->pins++;
 	ls_queue_msg(cl, h->type | UDAX_MSG_REPLY, h->seq, 0, -1, NULL, 0, NULL, 0);
 	pthread_mutex_unlock(&ls->lock);

@@ -13,12 +13,12 @@
 #include <string.h>
 
 #include "layout_int.h"
-#include "util.h"
+#include "core/util.h"
 
 /* ---- break records (UDAX_REQ_BREAKS) ---- */
 
 void layout_note_break(struct layout_service *ls, uint64_t ino,
-		       const struct udax_break_stats *bs, int rc, uint64_t t_freed)
+		       const struct dx_break_stats *bs, int rc, uint64_t t_freed)
 {
 	if (!ls || !bs)
 		return;

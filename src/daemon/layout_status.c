@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "layout_int.h"
-#include "util.h"
+#include "core/util.h"
 
 /* ---- status (records, udax_proto.h) ---- */
 
@@ -108,9 +108,9 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Page runs, built from the page handles (udax_dax_foreach_handle). */
+/* Page runs, built from the page handles (dx_dax_foreach_handle). */
 struct run {
-	struct udax_page_info first;	/* index and pfn of its first page */
+	struct dx_page_info first;	/* index and pfn of its first page */
 	uint64_t npages;
 	uint32_t handles;
 };
@@ -121,9 +121,9 @@ struct runs {
 	uint64_t dropped;		/* runs left out (at most that many records) */
 };
 
-static bool run_extends(const struct run *r, const struct udax_page_info *pi)
+static bool run_extends(const struct run *r, const struct dx_page_info *pi)
 {
-	const struct udax_page_info *f = &r->first;
+	const struct dx_page_info *f = &r->first;
 
 	return f->ino == pi->ino && f->order == pi->order && f->refcount == pi->refcount &&
 	       f->mapcount == pi->mapcount && f->pincount == pi->pincount &&
@@ -140,7 +140,7 @@ static void run_merge(struct run *r, const struct run *next)
 }
 
 /* Context: the pfn-index lock held (no call into the dax layer). */
-static int runs_page(const struct udax_page_info *pi, void *arg)
+static int runs_page(const struct dx_page_info *pi, void *arg)
 {
 	struct runs *rs = arg;
 	struct run one = { *pi, 1ull << pi->order, 1 };
@@ -168,8 +168,8 @@ static int runs_page(const struct udax_page_info *pi, void *arg)
 
 static int cmp_run(const void *a, const void *b)
 {
-	const struct udax_page_info *x = &((const struct run *)a)->first;
-	const struct udax_page_info *y = &((const struct run *)b)->first;
+	const struct dx_page_info *x = &((const struct run *)a)->first;
+	const struct dx_page_info *y = &((const struct run *)b)->first;
 
 	if (x->ino != y->ino)
 		return x->ino < y->ino ? -1 : 1;
@@ -208,7 +208,7 @@ struct waiters_ctx {
 };
 
 /* Context: the pfn-index lock held. */
-static int status_waiter(const struct udax_waiter_info *wi, void *arg)
+static int status_waiter(const struct dx_waiter_info *wi, void *arg)
 {
 	struct waiters_ctx *wc = arg;
 	struct udax_srec_waiter rec = {
@@ -360,12 +360,12 @@ static void *status_main(void *arg)
 	struct sbuf sb = { 0 };
 	struct inoset inos = { 0 };
 	struct runs rs = { 0 };
-	uint64_t now = udax_now_ns();
+	uint64_t now = dx_now_ns();
 	bool privileged = asker->uid == 0 ||
 		ls_allowed(ls, asker->uid, asker->gid, asker->groups, asker->ngroups);
 
-	struct udax_dax_stats st;
-	udax_dax_stats(ufs_dax(ls->fs), &st);
+	struct dx_dax_stats st;
+	dx_dax_stats(ufs_dax(ls->fs), &st);
 	struct udax_srec_head head = {
 		.version = htole32(UDAX_STATUS_VERSION), .pid = (int32_t)htole32((uint32_t)getpid()),
 		.quarantined_blocks = htole64(ufs_quarantined_blocks(ls->fs)),
@@ -377,13 +377,13 @@ static void *status_main(void *arg)
 	sb_rec(&sb, UDAX_SREC_HEAD, &head, sizeof(head), ls->mountpoint);
 
 	struct udax_srec_device dev = {
-		.size = htole64(udax_media_size(ls->media)),
-		.align = htole64(udax_media_align(ls->media)),
-		.target_node = (int32_t)htole32((uint32_t)udax_media_numa_node(ls->media)),
-		.mode = htole32(udax_media_kind(ls->media) == UDAX_MEDIA_DEVDAX ?
+		.size = htole64(dx_media_size(ls->media)),
+		.align = htole64(dx_media_align(ls->media)),
+		.target_node = (int32_t)htole32((uint32_t)dx_media_numa_node(ls->media)),
+		.mode = htole32(dx_media_kind(ls->media) == UDAX_MEDIA_DEVDAX ?
 				UDAX_SDEV_DEVDAX : UDAX_SDEV_EMULATION),
 	};
-	const char *path = udax_media_path(ls->media);
+	const char *path = dx_media_path(ls->media);
 	sb_rec(&sb, UDAX_SREC_DEVICE, &dev, sizeof(dev), path ? path : "");
 
 	pthread_mutex_lock(&ls->lock);
@@ -442,11 +442,11 @@ static void *status_main(void *arg)
 	 * layouts' files only (as it gets pid and comm of its own clients only).
 	 */
 	inos.off = !privileged;
-	udax_dax_foreach_handle(ufs_dax(ls->fs), runs_page, &rs);
+	dx_dax_foreach_handle(ufs_dax(ls->fs), runs_page, &rs);
 	emit_runs(&sb, &rs, &inos);
 	free(rs.v);
 	struct waiters_ctx wc = { &sb, &inos };
-	udax_dax_foreach_waiter(ufs_dax(ls->fs), status_waiter, &wc);
+	dx_dax_foreach_waiter(ufs_dax(ls->fs), status_waiter, &wc);
 	emit_names(ls, &sb, &inos);
 	free(inos.v);
 

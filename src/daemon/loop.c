@@ -30,7 +30,7 @@
 #include <time.h>
 
 #include "daemon.h"
-#include "util.h"
+#include "core/util.h"
 
 #define UDAXD_STUCK_NS (2 * 1000 * 1000ULL)	/* 2 ms */
 
@@ -133,7 +133,7 @@ static void *worker_main(void *arg)
 			fuse_session_exit(l->se);
 			break;
 		}
-		__atomic_store_n(&w->busy_since, udax_now_ns(), __ATOMIC_RELEASE);
+		__atomic_store_n(&w->busy_since, dx_now_ns(), __ATOMIC_RELEASE);
 		fuse_session_process_buf(l->se, &fbuf);
 		__atomic_store_n(&w->busy_since, 0, __ATOMIC_RELEASE);
 	}
@@ -166,7 +166,7 @@ int udaxd_loop(struct fuse_session *se, unsigned int max_threads)
 		struct worker *r = l.reader;
 		uint64_t since = r ? __atomic_load_n(&r->busy_since, __ATOMIC_ACQUIRE) : 0;
 
-		if (since && udax_now_ns() - since > UDAXD_STUCK_NS)
+		if (since && dx_now_ns() - since > UDAXD_STUCK_NS)
 			promote(&l, r);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += (long)UDAXD_STUCK_NS;

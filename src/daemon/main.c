@@ -35,13 +35,13 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "alloc.h"
+#include "core/alloc.h"
 #include "daemon.h"
 #include "layout.h"
-#include "media.h"
+#include "core/media.h"
 #include "pinrec.h"
 #include "procscan.h"
-#include "util.h"
+#include "core/util.h"
 
 /* True once stderr is /dev/null: messages go to syslog instead. */
 static bool detached;
@@ -203,7 +203,7 @@ static int lock_device(const char *dev)
  */
 static int check_holders(const struct udaxd_opts *o, const struct procscan_id *id)
 {
-	uint64_t deadline = udax_now_ns() + (uint64_t)o->wait_clients_s * 1000000000ull;
+	uint64_t deadline = dx_now_ns() + (uint64_t)o->wait_clients_s * 1000000000ull;
 	bool said = false;
 
 	for (;;) {
@@ -218,7 +218,7 @@ static int check_holders(const struct udaxd_opts *o, const struct procscan_id *i
 		}
 		if (!n)
 			return 0;
-		if (udax_now_ns() < deadline) {
+		if (dx_now_ns() < deadline) {
 			if (!said)
 				say(LOG_WARNING, "%s: %zu process%s still hold%s the device; waiting "
 				    "up to %u s (wait_clients)", o->device, n, n == 1 ? "" : "es",
@@ -256,7 +256,7 @@ static int open_pinrec(const struct udaxd_opts *o, const struct procscan_id *id,
 	*nq = 0;
 	rc = pinrec_open(pr, NULL, id);
 	if (rc) {
-		say(LOG_ERR, "%s: %s", o->device, udax_errmsg());
+		say(LOG_ERR, "%s: %s", o->device, dx_errmsg());
 		return rc;
 	}
 	n = pinrec_quarantine(*pr, &r);
@@ -351,9 +351,9 @@ static void start_uring(struct udaxd *d, const struct udaxd_opts *o)
 static int run(struct udaxd_opts *o, int parent_fd)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct udax_media_opts mo;
+	struct dx_media_opts mo;
 	struct ufs_mount_opts uo;
-	struct udax_dax_ops dax_ops = { .recall = udaxd_recall };
+	struct dx_dax_ops dax_ops = { .recall = udaxd_recall };
 	struct layout_opts lo;
 	struct layout_service *ls = NULL;
 	struct udaxd d;
@@ -410,12 +410,12 @@ static int run(struct udaxd_opts *o, int parent_fd)
 	mo.path = o->device;
 	mo.emul_align = o->emul_align;
 	mo.readonly = o->readonly;
-	rc = udax_media_open(&d.media, &mo);
+	rc = dx_media_open(&d.media, &mo);
 	if (rc) {
-		say(LOG_ERR, "%s", udax_errmsg());
+		say(LOG_ERR, "%s", dx_errmsg());
 		goto out;
 	}
-	place_on_node(udax_media_numa_node(d.media));
+	place_on_node(dx_media_numa_node(d.media));
 
 	memset(&uo, 0, sizeof(uo));
 	uo.readonly = o->readonly;
@@ -429,7 +429,7 @@ static int run(struct udaxd_opts *o, int parent_fd)
 	uo.nquarantine = nquar;
 	rc = ufs_mount(&d.fs, d.media, &uo);
 	if (rc) {
-		say(LOG_ERR, "%s", udax_errmsg());
+		say(LOG_ERR, "%s", dx_errmsg());
 		goto out_media;
 	}
 
@@ -439,11 +439,11 @@ static int run(struct udaxd_opts *o, int parent_fd)
 	lo.dax_allow = o->dax_allow;
 	lo.keep_size = o->writeback_cache;
 	lo.pinrec = pr;
-	udax_clearerr();
+	dx_clearerr();
 	rc = layout_service_start(&ls, d.fs, &lo);
 	if (rc) {
 		say(LOG_ERR, "%s: direct access service: %s", o->device,
-		    *udax_errmsg() ? udax_errmsg() : strerror(-rc));
+		    *dx_errmsg() ? dx_errmsg() : strerror(-rc));
 		goto out_fs;
 	}
 	__atomic_store_n(&d.ls, ls, __ATOMIC_RELEASE);
@@ -498,13 +498,13 @@ out_fs:
 		if (d.fs) {
 			d.unmount_rc = ufs_unmount(&d.fs);
 			if (d.unmount_rc)
-				say(LOG_ERR, "%s: unmount: %s", o->device, udax_errmsg());
+				say(LOG_ERR, "%s: unmount: %s", o->device, dx_errmsg());
 		}
 	}
 	if (d.unmount_rc)
 		status = 1;
 out_media:
-	udax_media_close(&d.media);
+	dx_media_close(&d.media);
 out:
 	/* pins still live stay in the record for the next mount */
 	pinrec_close(&pr);

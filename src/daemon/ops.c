@@ -30,7 +30,7 @@
 #include <string.h>
 
 #include "ops.h"
-#include "util.h"
+#include "core/util.h"
 
 /* Largest WRITE / READ the kernel sends (negotiated in op_init). */
 #define UDAXD_MAX_IO (1024 * 1024)
@@ -117,7 +117,7 @@ static void op_destroy(void *userdata)
 			 "next mount\n", d->opts->device);
 	else if (rc)
 		fuse_log(FUSE_LOG_ERR, "udaxfs: %s: unmount: %s\n", d->opts->device,
-			 udax_errmsg());
+			 dx_errmsg());
 	d->fs = NULL;
 	d->unmount_rc = rc;
 }
@@ -176,7 +176,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		       struct fuse_file_info *fi)
 {
 	struct udaxd *d = udaxd_of(req);
-	struct udax_break_stats bs;
+	struct dx_break_stats bs;
 	struct ufs_setattr sa;
 	struct ufs_ctx c;
 	struct stat st;

@@ -36,9 +36,9 @@ struct ufs_ctx *ctx_init(struct ufs_ctx *c, fuse_req_t req);
 struct ufs_ctx *ctx_init_blocking(struct ufs_ctx *c, fuse_req_t req, struct udaxd *d);
 /* ctx_init_blocking() that also collects break_layouts timestamps into @bs. */
 void ctx_init_timed(struct ufs_ctx *c, fuse_req_t req, struct udaxd *d,
-		    struct udax_break_stats *bs);
+		    struct dx_break_stats *bs);
 /* Hand the timestamps of a break_layouts that really ran to the layout service. */
-void note_break(struct udaxd *d, fuse_ino_t ino, const struct udax_break_stats *bs, int rc);
+void note_break(struct udaxd *d, fuse_ino_t ino, const struct dx_break_stats *bs, int rc);
 void reply_rc(fuse_req_t req, int rc);
 void fill_entry_param(struct udaxd *d, const struct ufs_entry *ue,
 		      struct fuse_entry_param *e);

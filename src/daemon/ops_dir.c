@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "ops.h"
-#include "util.h"
+#include "core/util.h"
 
 /* ENOSYS once: the kernel then opens directories without asking (see op_init) */
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

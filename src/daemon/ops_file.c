@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "ops.h"
-#include "util.h"
+#include "core/util.h"
 
 /*
  * The open flags are kept in fi->fh: the layout service needs the access
@@ -34,7 +34,7 @@ static void set_open_info(struct udaxd *d, fuse_ino_t ino, struct fuse_file_info
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct udaxd *d = udaxd_of(req);
-	struct udax_break_stats bs;
+	struct dx_break_stats bs;
 	bool killed = false;
 	struct ufs_ctx c;
 	int rc;
@@ -215,7 +215,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
 		  struct fuse_file_info *fi)
 {
 	struct udaxd *d = udaxd_of(req);
-	struct udax_break_stats bs;
+	struct dx_break_stats bs;
 	struct ufs_ctx c;
 	int rc;
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "ops.h"
-#include "util.h"
+#include "core/util.h"
 
 /*
  * Namespaces as a kernel file system has them: user.*, trusted.* and

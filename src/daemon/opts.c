@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "daemon.h"
-#include "util.h"
+#include "core/util.h"
 
 /* Passed to libfuse as they are (mount flags and kernel options). */
 static const char *const pass_opts[] = {
@@ -144,13 +144,13 @@ static int parse_one(struct udaxd_opts *o, const char *opt, bool *have_fsname)
 	uint64_t n;
 
 	if (strncmp(opt, "emul_align=", 11) == 0) {
-		if (udax_parse_size(v + 1, &n) || !UDAX_IS_POW2(n) || n < 4096)
+		if (dx_parse_size(v + 1, &n) || !UDAX_IS_POW2(n) || n < 4096)
 			return bad("emul_align=%s: not a power of two >= 4096", v + 1);
 		o->emul_align = n;
 		return 0;
 	}
 	if (strncmp(opt, "dax_policy=", 11) == 0) {
-		if (udax_policy_parse(v + 1, &o->policy))
+		if (dx_policy_parse(v + 1, &o->policy))
 			return bad("dax_policy=%s: unknown policy (default, untrack-first or unsafe)",
 				   v + 1);
 		return 0;

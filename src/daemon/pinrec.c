@@ -22,7 +22,7 @@
 
 #include "pinrec.h"
 #include "procscan.h"
-#include "util.h"
+#include "core/util.h"
 
 #define MAGIC_LINE "udaxfs-pins 1"
 #define MAX_FILE (16u << 20)	/* a record file never grows near this */
@@ -183,7 +183,7 @@ static int parse(struct pinrec *pr, char *text, const char *boot, bool *other_bo
 		err = push(&pr->q, &pr->nq, &cap, &open_v[i].r);
 	goto out;
 bad:
-	udax_seterr("%s: line %u is not a pin record (\"%.40s\"); check that no client of an "
+	dx_seterr("%s: line %u is not a pin record (\"%.40s\"); check that no client of an "
 		    "earlier udaxfs still pins the device, then run udaxctl quarantine --release",
 		    pr->path, lineno, cur);
 	err = -EUCLEAN;
@@ -200,7 +200,7 @@ static void merge(struct pinrec *pr)
 	qsort(pr->q, pr->nq, sizeof(*pr->q), cmp_range);
 	for (size_t i = 0; i < pr->nq; i++) {
 		if (w && pr->q[i].off <= pr->q[w - 1].off + pr->q[w - 1].len) {
-			uint64_t end = udax_max(pr->q[w - 1].off + pr->q[w - 1].len,
+			uint64_t end = dx_max(pr->q[w - 1].off + pr->q[w - 1].len,
 						pr->q[i].off + pr->q[i].len);
 			pr->q[w - 1].len = end - pr->q[w - 1].off;
 			continue;
@@ -272,7 +272,7 @@ int pinrec_open(struct pinrec **out, const char *dir, const struct procscan_id *
 	pinrec_path(pr->path, sizeof(pr->path), dir, id);
 	err = read_boot_id(boot, sizeof(boot));
 	if (err) {
-		udax_seterr("/proc/sys/kernel/random/boot_id: %s", strerror(-err));
+		dx_seterr("/proc/sys/kernel/random/boot_id: %s", strerror(-err));
 		goto fail;
 	}
 	/* a system without /run (a minimal guest): make it; the boot id still
@@ -288,7 +288,7 @@ int pinrec_open(struct pinrec **out, const char *dir, const struct procscan_id *
 	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		err = -errno;
-		udax_seterr("%s: %s (the record of live pins lives there)", dir, strerror(errno));
+		dx_seterr("%s: %s (the record of live pins lives there)", dir, strerror(errno));
 		goto fail;
 	}
 	fd = open(pr->path, O_RDONLY | O_CLOEXEC);
@@ -297,7 +297,7 @@ int pinrec_open(struct pinrec **out, const char *dir, const struct procscan_id *
 		if (fstat(fd, &st) < 0 || st.st_size > MAX_FILE || !(text = malloc((size_t)st.st_size + 1))) {
 			close(fd);
 			err = -EFBIG;
-			udax_seterr("%s: cannot read it (%jd bytes)", pr->path, (intmax_t)st.st_size);
+			dx_seterr("%s: cannot read it (%jd bytes)", pr->path, (intmax_t)st.st_size);
 			goto fail;
 		}
 		size_t got = 0;
@@ -321,18 +321,18 @@ int pinrec_open(struct pinrec **out, const char *dir, const struct procscan_id *
 		merge(pr);
 	} else if (errno != ENOENT) {
 		err = -errno;
-		udax_seterr("%s: %s", pr->path, strerror(errno));
+		dx_seterr("%s: %s", pr->path, strerror(errno));
 		goto fail;
 	}
 	err = rewrite(pr, boot);
 	if (err) {
-		udax_seterr("%s: cannot write the record of live pins: %s", pr->path, strerror(-err));
+		dx_seterr("%s: cannot write the record of live pins: %s", pr->path, strerror(-err));
 		goto fail;
 	}
 	pr->fd = open(pr->path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	if (pr->fd < 0) {
 		err = -errno;
-		udax_seterr("%s: %s", pr->path, strerror(errno));
+		dx_seterr("%s: %s", pr->path, strerror(errno));
 		goto fail;
 	}
 	*out = pr;

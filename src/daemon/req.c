@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "ops.h"
-#include "util.h"
+#include "core/util.h"
 
 /* ---- per-thread scratch buffer (readdir, xattr lists, ioctl replies) ---- */
 
@@ -58,7 +58,7 @@ void *thread_buf(size_t size)
 		}
 	}
 	if (t->size < size) {
-		size_t n = udax_max(size, (size_t)64 * 1024);
+		size_t n = dx_max(size, (size_t)64 * 1024);
 		char *p = malloc(n);
 
 		if (!p)
@@ -106,7 +106,7 @@ static void on_interrupt(fuse_req_t req, void *data)
 {
 	struct udaxd *d = data;
 
-	udax_dax_kick(ufs_dax(d->fs));
+	dx_dax_kick(ufs_dax(d->fs));
 }
 
 /* ctx_init() for a request that may block in break_layouts. */
@@ -123,7 +123,7 @@ struct ufs_ctx *ctx_init_blocking(struct ufs_ctx *c, fuse_req_t req, struct udax
  * unpin, idle, done) into @bs, for note_break().
  */
 void ctx_init_timed(struct ufs_ctx *c, fuse_req_t req, struct udaxd *d,
-		    struct udax_break_stats *bs)
+		    struct dx_break_stats *bs)
 {
 	ctx_init_blocking(c, req, d);
 	memset(bs, 0, sizeof(*bs));
@@ -136,12 +136,12 @@ void ctx_init_timed(struct ufs_ctx *c, fuse_req_t req, struct udaxd *d,
  * `udaxctl bench truncate-dma` (UDAX_REQ_BREAKS).  t_freed is "the blocks
  * are back in the allocator": the core call has returned.
  */
-void note_break(struct udaxd *d, fuse_ino_t ino, const struct udax_break_stats *bs, int rc)
+void note_break(struct udaxd *d, fuse_ino_t ino, const struct dx_break_stats *bs, int rc)
 {
 	struct layout_service *ls = udaxd_ls(d);
 
 	if (ls && bs->t_start)
-		layout_note_break(ls, ino, bs, rc, udax_now_ns());
+		layout_note_break(ls, ino, bs, rc, dx_now_ns());
 }
 
 /* ---- replies ---- */

@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "bench_truncate.h"
 
 struct opts O;
@@ -110,7 +110,7 @@ int bench_wait(struct bench_shm *shm, bool (*cond)(void *arg), void *arg, uint64
 		uint64_t now = ctl_now_ns();
 		if (now >= end || interrupted)
 			return interrupted ? -EINTR : -ETIMEDOUT;
-		fx_wait(&shm->bell, b, udax_min(end - now, 100000000ull));
+		fx_wait(&shm->bell, b, dx_min(end - now, 100000000ull));
 	}
 }
 
@@ -128,7 +128,7 @@ int refill(int fd, uint64_t size)
 	if (errno != EOPNOTSUPP)
 		return -errno;
 	for (uint64_t off = 0; off < size; off += sizeof(zero)) {
-		size_t n = (size_t)udax_min(sizeof(zero), size - off);
+		size_t n = (size_t)dx_min(sizeof(zero), size - off);
 
 		if (pwrite(fd, zero, n, (off_t)off) != (ssize_t)n)
 			return -errno;
@@ -291,8 +291,8 @@ static void print_table(FILE *f)
 		}
 		struct bench_case *c = &R[a].bc;
 		fprintf(f, "\n== file %s, pinned %s, qd %llu, io %s, clients %llu ==\n",
-			udax_fmt_size(c->file_size, sz[0], 32), udax_fmt_size(c->pinned, sz[1], 32),
-			(unsigned long long)c->qd, udax_fmt_size(c->io_size, sz[2], 32),
+			dx_fmt_size(c->file_size, sz[0], 32), dx_fmt_size(c->pinned, sz[1], 32),
+			(unsigned long long)c->qd, dx_fmt_size(c->io_size, sz[2], 32),
 			(unsigned long long)c->clients);
 		fprintf(f, "  %-22s %-5s", "(microseconds)", "");
 		for (int i = 0; i < n; i++)
@@ -655,7 +655,7 @@ static void parse(int argc, char **argv)
 				die_usage("--futex-cpus: A,B expected, not '%s'", optarg);
 			break;
 		case O_DEVSZ:
-			if (udax_parse_size(optarg, &O.device_size) < 0 || O.device_size < 16 * UDAX_MIB)
+			if (dx_parse_size(optarg, &O.device_size) < 0 || O.device_size < 16 * UDAX_MIB)
 				die_usage("--device-size: bad size '%s' (at least 16M)", optarg);
 			break;
 		case O_RTMO: O.recall_timeout_ms = num_opt("recall-timeout", optarg, 1); break;
@@ -718,9 +718,9 @@ static int run_policy(const char *mnt, const char *policy, unsigned int *done, u
 		r->bc.pin_off = shrink_to(r->bc.file_size);
 		r->bc.pinned = r->bc.file_size - r->bc.pin_off;
 		if (O.npinned)
-			r->bc.pinned = udax_min(UDAX_ALIGN_UP(O.pinned[b], 4096), r->bc.pinned);
+			r->bc.pinned = dx_min(UDAX_ALIGN_UP(O.pinned[b], 4096), r->bc.pinned);
 		r->bc.qd = O.qd[q];
-		r->bc.io_size = udax_min(O.io_size[s], r->bc.pinned);
+		r->bc.io_size = dx_min(O.io_size[s], r->bc.pinned);
 		r->bc.clients = O.clients[k];
 		r->bc.dma_write = O.dma_write;
 		prog("case %u/%u: %s", ++*done, total, policy);

@@ -21,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "bench_truncate.h"
 
 struct waitarg {
@@ -163,7 +163,7 @@ struct dma_run {
 /* The DMA source: bytes that never look like the canary pattern. */
 static int make_source(const char *src, const struct bench_case *bc)
 {
-	size_t n = (size_t)udax_max(bc->io_size, 65536);
+	size_t n = (size_t)dx_max(bc->io_size, 65536);
 	int sfd = open(src, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	unsigned char *buf;
 
@@ -314,9 +314,9 @@ static void dma_record(struct dma_run *d, unsigned int it, uint64_t t0, uint64_t
 	d->t1s[it] = t1;
 	for (unsigned int i = 0; i < d->nc; i++) {
 		/* the client's last act: unpin, then give the layout back */
-		lu = udax_max(lu, udax_max(shm->c[i].t_unpinned, shm->c[i].t_returned));
-		ld = udax_max(ld, shm->c[i].t_drained);
-		ls = udax_min(ls, shm->c[i].t_recall);
+		lu = dx_max(lu, dx_max(shm->c[i].t_unpinned, shm->c[i].t_returned));
+		ld = dx_max(ld, shm->c[i].t_drained);
+		ls = dx_min(ls, shm->c[i].t_recall);
 	}
 	d->unpins[it] = lu;
 	d->drains[it] = ld;
@@ -431,7 +431,7 @@ static void dma_parts(struct dma_run *d)
 	lat_pct(&r->nodma, &nd);
 	for (size_t i = 0; i < recall_ns.n; i++) {
 		lat_add(&r->unpin_ret, recall_ns.v[i]);
-		lat_add(&r->mech, udax_max(0.0, recall_ns.v[i] - nd.p50));
+		lat_add(&r->mech, dx_max(0.0, recall_ns.v[i] - nd.p50));
 	}
 	lat_free(&recall_ns);
 }

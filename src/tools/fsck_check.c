@@ -16,11 +16,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#include "format.h"
-#include "journal.h"
-#include "media.h"
-#include "super.h"
-#include "util.h"
+#include "core/format.h"
+#include "core/journal.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/util.h"
 #include "fsck_int.h"
 
 /* ---------------------------------------------------------------- output */
@@ -146,7 +146,7 @@ int fsck_read(struct fsck *f, uint64_t off, void *dst, size_t len)
 	while (len) {
 		uint64_t b = off / BS;
 		size_t in = off % BS;
-		size_t n = udax_min(len, (size_t)(BS - in));
+		size_t n = dx_min(len, (size_t)(BS - in));
 		const uint8_t *p = fsck_blk(f, b);
 
 		if (!p)
@@ -169,7 +169,7 @@ int fsck_write(struct fsck *f, uint64_t off, const void *src, size_t len)
 	UDAX_BUG_ON(f->novl != 0);	/* never mix repairs with a rollback overlay */
 	if (off > f->dev_size || len > f->dev_size - off)
 		return -ERANGE;
-	udax_media_memcpy_persist(f->m, udax_media_ptr(f->m, off), src, len);
+	dx_media_memcpy_persist(f->m, dx_media_ptr(f->m, off), src, len);
 	return 0;
 }
 
@@ -213,7 +213,7 @@ int fsck_ovl_write(struct fsck *f, uint64_t off, const uint8_t *src, size_t len)
 	while (len) {
 		uint64_t b = off / BS;
 		size_t in = off % BS;
-		size_t n = udax_min(len, (size_t)(BS - in));
+		size_t n = dx_min(len, (size_t)(BS - in));
 		uint8_t *p = ovl_get(f, b);
 
 		if (!p)
@@ -327,7 +327,7 @@ static void fsck_free(struct fsck *f)
 	free(f->bparent);
 }
 
-int udax_fsck_media(struct udax_media *m, const struct fsck_opts *opts, struct fsck_stats *st)
+int udax_fsck_media(struct dx_media *m, const struct fsck_opts *opts, struct fsck_stats *st)
 {
 	struct fsck f;
 	int r;
@@ -336,13 +336,13 @@ int udax_fsck_media(struct udax_media *m, const struct fsck_opts *opts, struct f
 	f.m = m;
 	f.o = *opts;
 	f.out = opts->out ? opts->out : stdout;
-	f.base = udax_media_base(m);
-	f.dev_size = udax_media_size(m) & ~(uint64_t)(BS - 1);
+	f.base = dx_media_base(m);
+	f.dev_size = dx_media_size(m) & ~(uint64_t)(BS - 1);
 	f.dev_blocks = f.dev_size / BS;
-	f.can_write = opts->repair != FSCK_REPAIR_NO && !udax_media_readonly(m);
+	f.can_write = opts->repair != FSCK_REPAIR_NO && !dx_media_readonly(m);
 	if (f.dev_blocks < 2) {
 		fsck_say(&f, "udaxfs: %s: device too small (%" PRIu64 " bytes) for udaxfs",
-			 udax_media_path(m), udax_media_size(m));
+			 dx_media_path(m), dx_media_size(m));
 		r = FSCK_OPERATIONAL;
 		goto out;
 	}
@@ -359,7 +359,7 @@ int udax_fsck_media(struct udax_media *m, const struct fsck_opts *opts, struct f
 
 		fsck_read(&f, f.sb.s_journal_start * BS, &h, sizeof(h));
 		if (h.j_magic == UFS_JOURNAL_MAGIC && h.j_used == 0) {
-			fsck_say(&f, "udaxfs: %s: clean", udax_media_path(m));
+			fsck_say(&f, "udaxfs: %s: clean", dx_media_path(m));
 			f.st.skipped = true;
 			r = 0;
 			goto out;
@@ -407,9 +407,9 @@ int udax_fsck_media(struct udax_media *m, const struct fsck_opts *opts, struct f
 
 		fprintf(f.out, "udaxfs: %s: %" PRIu64 " inodes (%" PRIu64 " dirs, %" PRIu64
 			" others), %s used of %s, %" PRIu64 " errors, %" PRIu64 " fixed\n",
-			udax_media_path(m), f.st.inodes, f.st.dirs, f.st.files,
-			udax_fmt_size((f.nblocks - f.st.free_blocks) * BS, a, sizeof(a)),
-			udax_fmt_size(f.nblocks * BS, b, sizeof(b)), f.st.errors, f.st.fixed);
+			dx_media_path(m), f.st.inodes, f.st.dirs, f.st.files,
+			dx_fmt_size((f.nblocks - f.st.free_blocks) * BS, a, sizeof(a)),
+			dx_fmt_size(f.nblocks * BS, b, sizeof(b)), f.st.errors, f.st.fixed);
 	}
 out:
 	if (st)
@@ -420,31 +420,31 @@ out:
 
 int udax_fsck_path(const char *path, const struct fsck_opts *opts, struct fsck_stats *st)
 {
-	struct udax_media_opts mo;
-	struct udax_media *m = NULL;
+	struct dx_media_opts mo;
+	struct dx_media *m = NULL;
 	FILE *out = opts->out ? opts->out : stdout;
 	int r;
 
 	memset(&mo, 0, sizeof(mo));
 	mo.path = path;
 	mo.readonly = opts->repair == FSCK_REPAIR_NO;
-	r = udax_media_open(&m, &mo);
+	r = dx_media_open(&m, &mo);
 	if (r < 0) {
 		if (!opts->quiet)
-			fprintf(out, "udaxfs: cannot open %s: %s\n", path, udax_errmsg());
+			fprintf(out, "udaxfs: cannot open %s: %s\n", path, dx_errmsg());
 		return FSCK_OPERATIONAL;
 	}
 	/* refuse to repair a device a daemon holds (it takes the same lock) */
-	if (!mo.readonly && flock(udax_media_fd(m), LOCK_EX | LOCK_NB) < 0) {
+	if (!mo.readonly && flock(dx_media_fd(m), LOCK_EX | LOCK_NB) < 0) {
 		if (!opts->quiet)
 			fprintf(out, "udaxfs: %s is in use (mounted?): not repairing\n", path);
-		udax_media_close(&m);
+		dx_media_close(&m);
 		return FSCK_OPERATIONAL;
 	}
-	if (mo.readonly && flock(udax_media_fd(m), LOCK_SH | LOCK_NB) < 0 && !opts->quiet)
+	if (mo.readonly && flock(dx_media_fd(m), LOCK_SH | LOCK_NB) < 0 && !opts->quiet)
 		fprintf(out, "udaxfs: warning: %s is in use (mounted?): it may change while it is "
 			"checked\n", path);
 	r = udax_fsck_media(m, opts, st);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	return r;
 }

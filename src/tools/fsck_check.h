@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "media.h"
+#include "core/media.h"
 
 /* Exit status bits, as fsck(8). */
 #define FSCK_OK			0
@@ -64,7 +64,7 @@ struct fsck_stats {
  * checked is what mount would see).
  * Return: an fsck(8) exit status (FSCK_* bits); @st (may be NULL) is filled.
  */
-int udax_fsck_media(struct udax_media *m, const struct fsck_opts *opts, struct fsck_stats *st);
+int udax_fsck_media(struct dx_media *m, const struct fsck_opts *opts, struct fsck_stats *st);
 
 /*
  * udax_fsck_path() - open @path (read-only for FSCK_REPAIR_NO) and run

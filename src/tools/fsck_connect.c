@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "format.h"
-#include "super.h"
-#include "util.h"
+#include "core/format.h"
+#include "core/super.h"
+#include "core/util.h"
 #include "fsck_int.h"
 
 /* ---------------------------------------------------------------- connectivity, orphans */
@@ -80,7 +80,7 @@ void fsck_unmark_nodes(struct fsck *f, const struct ufs_extent_hdr *hdr, const u
 /* The name hash dir.c keeps in d_hash (format.h): crc32c of the name, never 0. */
 static uint32_t name_hash(const char *name, size_t len)
 {
-	uint32_t h = udax_crc32c(0, name, len);
+	uint32_t h = dx_crc32c(0, name, len);
 
 	return h ? h : 1;
 }
@@ -368,7 +368,7 @@ void fsck_pass3(struct fsck *f)
 	}
 	/* the orphan list: what mount's reclaim will walk */
 	head = f->sb.s_orphan_head;
-	list = calloc(udax_min(f->ninodes, (uint64_t)1 << 20), sizeof(*list));
+	list = calloc(dx_min(f->ninodes, (uint64_t)1 << 20), sizeof(*list));
 	for (cur = head, steps = 0; cur; steps++) {
 		const char *why = NULL;
 

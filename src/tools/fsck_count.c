@@ -11,8 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "format.h"
-#include "util.h"
+#include "core/format.h"
+#include "core/util.h"
 #include "fsck_int.h"
 
 /* ---------------------------------------------------------------- link counts */

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "format.h"
-#include "util.h"
+#include "core/format.h"
+#include "core/util.h"
 #include "fsck_int.h"
 
 /* ---------------------------------------------------------------- directories */
@@ -63,7 +63,7 @@ static int add_name(struct dir_walk *d, const char *name, unsigned len, uint64_t
 		d->cap = cap;
 	}
 	if (d->alen + len > d->acap) {
-		size_t cap = udax_max(d->acap * 2, d->alen + len + 4096);
+		size_t cap = dx_max(d->acap * 2, d->alen + len + 4096);
 		char *a = realloc(d->arena, cap);
 
 		if (!a)
@@ -320,7 +320,7 @@ static void check_dir(struct fsck *f, uint64_t dir)
 	if (d.bad_block0)
 		f->bparent[dir] = BPARENT_UNKNOWN;	/* not checked, never rewritten */
 	else if (d.parent != UINT64_MAX)
-		f->bparent[dir] = (uint32_t)udax_min(d.parent, (uint64_t)BPARENT_BAD);
+		f->bparent[dir] = (uint32_t)dx_min(d.parent, (uint64_t)BPARENT_BAD);
 	else if (dir == ROOT_INO)
 		f->bparent[dir] = ROOT_INO;	/* an empty root has no block 0 (format.h) */
 out:

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "format.h"
-#include "util.h"
+#include "core/format.h"
+#include "core/util.h"
 #include "fsck_int.h"
 
 /* ---------------------------------------------------------------- pass 1B: shared blocks */
@@ -202,7 +202,7 @@ static void repoint(struct fsck *f, uint64_t ino, uint64_t holder, uint32_t idx,
 		else
 			memcpy(ent + offsetof(struct ufs_extent, e_pblk), &to, sizeof(to));
 		h->h_checksum = 0;
-		h->h_checksum = udax_crc32c(0, node, BS);
+		h->h_checksum = dx_crc32c(0, node, BS);
 		fsck_write(f, holder * BS, node, BS);
 	}
 }

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "extent.h"
-#include "format.h"
-#include "super.h"
-#include "util.h"
+#include "core/extent.h"
+#include "core/format.h"
+#include "core/super.h"
+#include "core/util.h"
 #include "fsck_int.h"
 
 /* ---- extent trees ---- */
@@ -144,7 +144,7 @@ static int walk_node(struct fsck *f, struct tree_walk *w, const struct ufs_exten
 			uint32_t want = ch.h_checksum, got;
 
 			((struct ufs_extent_hdr *)node)->h_checksum = 0;
-			got = udax_crc32c(0, node, BS);
+			got = dx_crc32c(0, node, BS);
 			if (got != want) {
 				tree_bad(w, "extent node block %" PRIu64 " (offset %" PRIu64
 					 "): bad checksum", x.x_child, x.x_child * BS);
@@ -225,7 +225,7 @@ static bool check_xattr_block(struct fsck *f, uint64_t blk, char *why, size_t wl
 		}
 		pos += len;
 	}
-	if (udax_crc32c(0, b + sizeof(h), h.x_used) != h.x_checksum) {
+	if (dx_crc32c(0, b + sizeof(h), h.x_used) != h.x_checksum) {
 		snprintf(why, wl, "bad checksum");
 		if (csum_only)
 			*csum_only = true;
@@ -450,7 +450,7 @@ void fsck_check_inode(struct fsck *f, uint64_t ino)
 				struct ufs_xattr_hdr xh;
 
 				fsck_read(f, di.i_xattr_block * BS, &xh, sizeof(xh));
-				xh.x_checksum = udax_crc32c(0, fsck_blk(f, di.i_xattr_block) + sizeof(xh),
+				xh.x_checksum = dx_crc32c(0, fsck_blk(f, di.i_xattr_block) + sizeof(xh),
 							    xh.x_used);
 				fsck_write(f, di.i_xattr_block * BS, &xh, sizeof(xh));
 			}

@@ -37,8 +37,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "format.h"
-#include "media.h"
+#include "core/format.h"
+#include "core/media.h"
 #include "fsck_check.h"
 
 #define BS		UFS_BLOCK_SIZE
@@ -67,7 +67,7 @@ struct ovl_blk {
 };
 
 struct fsck {
-	struct udax_media *m;
+	struct dx_media *m;
 	const uint8_t *base;
 	uint64_t dev_size;
 	uint64_t dev_blocks;

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "format.h"
-#include "journal.h"
-#include "media.h"
-#include "super.h"
-#include "util.h"
+#include "core/format.h"
+#include "core/journal.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/util.h"
 #include "fsck_int.h"
 
 /* ---------------------------------------------------------------- superblock */
@@ -85,7 +85,7 @@ int fsck_load_super(struct fsck *f)
 	if (rp != 0 && rb != 0) {
 		if (rp == 1 && rb == 1) {
 			fsck_say(f, "udaxfs: %s: not a udaxfs file system (superblock at offset 0: %s)",
-				 udax_media_path(f->m), whyp);
+				 dx_media_path(f->m), whyp);
 			return FSCK_OPERATIONAL;
 		}
 		if (rp == 2 || rb == 2) {
@@ -243,7 +243,7 @@ int fsck_check_journal(struct fsck *f)
 		n = ufs_journal_recover(j, false);
 		if (n < 0) {
 			fsck_problem(f, false, "journal at offset %" PRIu64 ": rollback failed: %s",
-				     joff, udax_errmsg());
+				     joff, dx_errmsg());
 			ret = FSCK_UNCORRECTED;
 			goto out;
 		}
@@ -277,7 +277,7 @@ bad:
 	 * already changed in place, and the passes below repair that, as
 	 * e2fsck does with a journal it cannot replay.
 	 */
-	snprintf(why, sizeof(why), "%s", udax_errmsg());
+	snprintf(why, sizeof(why), "%s", dx_errmsg());
 	if (fsck_problem(f, true, "journal at offset %" PRIu64 ": %s (mount refuses this image); "
 			 "empty the log", joff, why)) {
 		uint64_t zero = 0;

@@ -16,9 +16,9 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "media.h"
-#include "super.h"
-#include "util.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/util.h"
 
 static const char *prog = "mkfs.udaxfs";
 
@@ -103,8 +103,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ufs_mkfs_opts mo = { 0 };
-	struct udax_media_opts o = { 0 };
-	struct udax_media *m = NULL;
+	struct dx_media_opts o = { 0 };
+	struct dx_media *m = NULL;
 	const char *dev = NULL, *label = NULL;
 	uint64_t size = 0, bs = UFS_BLOCK_SIZE;
 	bool quiet = false;
@@ -116,11 +116,11 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "s:b:L:fqVht:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's':
-			if (udax_parse_size(optarg, &size) < 0 || size == 0)
+			if (dx_parse_size(optarg, &size) < 0 || size == 0)
 				return die("-s %s: not a size", optarg);
 			break;
 		case 'b':
-			if (udax_parse_size(optarg, &bs) < 0)
+			if (dx_parse_size(optarg, &bs) < 0)
 				return die("-b %s: not a size", optarg);
 			if (bs != UFS_BLOCK_SIZE)
 				return die("-b %s: format version 1 supports only 4096-byte blocks",
@@ -169,31 +169,31 @@ int main(int argc, char **argv)
 			return ret;
 	}
 	o.path = dev;
-	ret = udax_media_open(&m, &o);
+	ret = dx_media_open(&m, &o);
 	if (ret)
-		return die("%s", udax_errmsg());
+		return die("%s", dx_errmsg());
 	mo.label = label;
 	ret = ufs_mkfs(m, &mo, &sb);
 	if (ret) {
-		udax_media_close(&m);
-		return die("%s", udax_errmsg());
+		dx_media_close(&m);
+		return die("%s", dx_errmsg());
 	}
 	if (!quiet) {
 		printf("%s: made udaxfs (format v%u) on %s (%s)\n", prog, UFS_VERSION, dev,
-		       udax_media_kind(m) == UDAX_MEDIA_DEVDAX ? "device-DAX" : "emulation file");
+		       dx_media_kind(m) == UDAX_MEDIA_DEVDAX ? "device-DAX" : "emulation file");
 		printf("  size:        %s, %" PRIu64 " blocks of %u bytes\n",
-		       udax_fmt_size(sb.s_blocks_count * UFS_BLOCK_SIZE, a, sizeof(a)),
+		       dx_fmt_size(sb.s_blocks_count * UFS_BLOCK_SIZE, a, sizeof(a)),
 		       sb.s_blocks_count, UFS_BLOCK_SIZE);
 		printf("  inodes:      %" PRIu64 " (%s inode table)\n", sb.s_inode_count - 2,
-		       udax_fmt_size(sb.s_itable_blocks * UFS_BLOCK_SIZE, a, sizeof(a)));
+		       dx_fmt_size(sb.s_itable_blocks * UFS_BLOCK_SIZE, a, sizeof(a)));
 		printf("  journal:     %s\n",
-		       udax_fmt_size(sb.s_journal_blocks * UFS_BLOCK_SIZE, a, sizeof(a)));
+		       dx_fmt_size(sb.s_journal_blocks * UFS_BLOCK_SIZE, a, sizeof(a)));
 		printf("  data start:  block %" PRIu64 " (offset %s, 2 MiB aligned); %s free\n",
-		       sb.s_data_start, udax_fmt_size(sb.s_data_start * UFS_BLOCK_SIZE, a, sizeof(a)),
-		       udax_fmt_size(sb.s_free_blocks_hint * UFS_BLOCK_SIZE, b, sizeof(b)));
+		       sb.s_data_start, dx_fmt_size(sb.s_data_start * UFS_BLOCK_SIZE, a, sizeof(a)),
+		       dx_fmt_size(sb.s_free_blocks_hint * UFS_BLOCK_SIZE, b, sizeof(b)));
 		printf("  uuid:        %s\n", fmt_uuid(sb.s_uuid, c));
 		printf("  label:       %s\n", sb.s_label[0] ? sb.s_label : "(none)");
 	}
-	udax_media_close(&m);
+	dx_media_close(&m);
 	return 0;
 }

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "util.h"
+#include "core/util.h"
 #include "udaxctl.h"
 
 uint64_t ctl_now_ns(void)
@@ -217,7 +217,7 @@ int ctl_parse_size_list(const char *s, uint64_t **out)
 		uint64_t x;
 		uint64_t *nv;
 
-		if (udax_parse_size(t, &x) < 0) {
+		if (dx_parse_size(t, &x) < 0) {
 			free(dup);
 			free(v);
 			return -EINVAL;

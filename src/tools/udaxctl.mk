@@ -5,7 +5,7 @@ udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_stat
 	src/tools/bench_mount.c src/tools/bench_stats.c src/tools/bench_futex.c \
 	src/tools/bench_dma.c src/tools/udaxctl_quarantine.c \
 	src/daemon/procscan.c src/daemon/procscan.h src/daemon/pinrec.c src/daemon/pinrec.h
-udaxctl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/lib -I$(top_srcdir)/src/daemon
+udaxctl_CPPFLAGS = $(AM_CPPFLAGS)
 udaxctl_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) $(JSONC_CFLAGS) -DUDAX_PKGLIBEXECDIR='"$(pkglibexecdir)"' \
 	-DUDAX_BINDIR='"$(bindir)"'
 udaxctl_LDADD = libudax.la libudaxwire.la libudax-core.la $(URING_LIBS) $(JSONC_LIBS) -lm -lpthread
@@ -19,7 +19,7 @@ EXTRA_DIST += src/tools/bench_dma_none.c
 # recalls arrive through libudax's own wire connection.
 lib_LTLIBRARIES += libudax-preload.la
 libudax_preload_la_SOURCES = src/lib/preload.c src/lib/preload_io.c
-libudax_preload_la_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/lib
+libudax_preload_la_CPPFLAGS = $(AM_CPPFLAGS)
 libudax_preload_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(URING_CFLAGS)
 libudax_preload_la_LIBADD = libudaxwire.la libudax.la -ldl -lpthread
 libudax_preload_la_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared -no-undefined

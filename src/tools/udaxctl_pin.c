@@ -23,7 +23,7 @@
 
 #include <udax/udax.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "udaxctl.h"
 
 static volatile sig_atomic_t stop;
@@ -76,13 +76,13 @@ int udaxctl_pin(int argc, char **argv)
 			ignore = true;
 			break;
 		case 'o':
-			if (udax_parse_size(optarg, &off) < 0) {
+			if (dx_parse_size(optarg, &off) < 0) {
 				fprintf(stderr, "udaxctl pin: --offset %s: not a size\n", optarg);
 				goto usage;
 			}
 			break;
 		case 'l':
-			if (udax_parse_size(optarg, &len) < 0) {
+			if (dx_parse_size(optarg, &len) < 0) {
 				fprintf(stderr, "udaxctl pin: --length %s: not a size\n", optarg);
 				goto usage;
 			}

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "pinrec.h"
-#include "procscan.h"
+#include "daemon/pinrec.h"
+#include "daemon/procscan.h"
 #include "udaxctl.h"
 
 static void usage(FILE *f)

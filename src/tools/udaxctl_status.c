@@ -20,9 +20,9 @@
 #include <json-c/json.h>
 #include <udax/udax_proto.h>
 
-#include "status.h"
+#include "lib/status.h"
 #include "udaxctl.h"
-#include "wire.h"
+#include "lib/wire.h"
 
 /* ---- the layout socket (through wire.h, the library's own client) ---- */
 

@@ -33,11 +33,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format.h"
-#include "media.h"
-#include "super.h"
-#include "ufs.h"
-#include "util.h"
+#include "core/format.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/ufs.h"
+#include "core/util.h"
 
 #include "../harness.h"
 #include "image_util.h"
@@ -65,7 +65,7 @@ static void make_good(void)
 {
 	struct ufs_mkfs_opts mk = { .force = true };
 	struct ufs_mount_opts o = { .log = img_quiet };
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs *fs;
 
 	img_mkfs_mount(good_path, IMG_SIZE, &mk, &o, &sb, &m, &fs);
@@ -111,9 +111,9 @@ enum what { EXTENT, NODE, XATTR };
  */
 static void one(const char *name, enum what what, uint64_t target, uint32_t len, bool legit)
 {
-	struct udax_media_opts mo = { .path = img_path };
+	struct dx_media_opts mo = { .path = img_path };
 	struct ufs_mount_opts o = { .log = img_quiet };
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs *fs;
 	struct ufs_dinode *di;
 	uint64_t ino = what == EXTENT ? ino_f : what == NODE ? ino_big : ino_x;
@@ -141,7 +141,7 @@ static void one(const char *name, enum what what, uint64_t target, uint32_t len,
 	di->i_checksum = ufs_inode_csum(di);
 	img_store(img_path, img, IMG_SIZE);
 
-	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(dx_media_open(&m, &mo));
 	REQUIRE_OK(ufs_mount(&fs, m, &o));
 	if (what == XATTR) {
 		rd = ufs_getxattr(fs, ino, "user.k", v, sizeof(v));
@@ -160,7 +160,7 @@ static void one(const char *name, enum what what, uint64_t target, uint32_t len,
 	}
 	ufs_unlink(fs, &ctx, UFS_ROOT_INO, what == EXTENT ? "f" : what == NODE ? "big" : "x");
 	ufs_unmount(&fs);	/* may report the inode it could not free */
-	udax_media_close(&m);
+	dx_media_close(&m);
 	free(img);
 	img = img_load(img_path, IMG_SIZE);
 	if (legit) {

@@ -28,11 +28,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "format.h"
-#include "media.h"
-#include "super.h"
-#include "ufs.h"
-#include "util.h"
+#include "core/format.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/ufs.h"
+#include "core/util.h"
 
 #include "../harness.h"
 #include "image_util.h"
@@ -73,7 +73,7 @@ static void make_good(void)
 {
 	struct ufs_mkfs_opts mk = { .force = true };
 	struct ufs_mount_opts o = { 0 };
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs *fs;
 	uint64_t junk;
 
@@ -183,7 +183,7 @@ static void journal_with_record(bool bad)
 	r.r_seq = h.j_seq;
 	memcpy(rec, &r, sizeof(r));
 	memcpy(rec + sizeof(r), &root, sizeof(root));
-	r.r_crc = udax_crc32c(0, rec, sizeof(rec));
+	r.r_crc = dx_crc32c(0, rec, sizeof(rec));
 	if (bad)
 		r.r_crc ^= 1;
 	memcpy(rec, &r, sizeof(r));
@@ -215,7 +215,7 @@ static void c_primary_sb_record(void)
 	/* the old bytes: the primary as c_primary_sb() left it */
 	peek(0, rec + sizeof(r), sizeof(struct ufs_super));
 	rec[sizeof(r) + offsetof(struct ufs_super, s_label) + 3] = 0x55;
-	r.r_crc = udax_crc32c(0, rec, sizeof(rec));
+	r.r_crc = dx_crc32c(0, rec, sizeof(rec));
 	memcpy(rec, &r, sizeof(r));
 	poke(joff + UFS_JOURNAL_REC_START, rec, sizeof(rec));
 	h.j_used = sizeof(rec);
@@ -454,19 +454,19 @@ static void walk_some(struct ufs *fs)
 
 static void check_mount(const struct ccase *c)
 {
-	struct udax_media_opts mo = { .path = img_path };
+	struct dx_media_opts mo = { .path = img_path };
 	struct ufs_mount_opts o = { .log = log_msg };
-	struct udax_media *m = NULL;
+	struct dx_media *m = NULL;
 	struct ufs *fs = NULL;
 	uint32_t before = image_crc();
 	int r;
 
 	mount_log[0] = '\0';
-	r = udax_media_open(&m, &mo);
+	r = dx_media_open(&m, &mo);
 	if (r == 0)
 		r = ufs_mount(&fs, m, &o);
 	if (c->mount == REFUSE) {
-		const char *msg = udax_errmsg();
+		const char *msg = dx_errmsg();
 
 		if (r == 0) {
 			t_fail("%s: mount succeeded, should refuse", c->name);
@@ -478,14 +478,14 @@ static void check_mount(const struct ccase *c)
 				t_fail("%s: message does not name '%s' and its offset: %s", c->name,
 				     c->keyword, msg);
 		}
-		udax_media_close(&m);
+		dx_media_close(&m);
 		if (image_crc() != before)
 			t_fail("%s: a refused mount changed the image", c->name);
 		return;
 	}
 	if (r) {
-		t_fail("%s: mount refused (%s), expected to mount", c->name, udax_errmsg());
-		udax_media_close(&m);
+		t_fail("%s: mount refused (%s), expected to mount", c->name, dx_errmsg());
+		dx_media_close(&m);
 		return;
 	}
 	if (mount_log[0])
@@ -499,7 +499,7 @@ static void check_mount(const struct ccase *c)
 	}
 	walk_some(fs);
 	ufs_unmount(&fs);
-	udax_media_close(&m);
+	dx_media_close(&m);
 }
 
 static void check_daemon(const struct ccase *c)

@@ -50,11 +50,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fsck_check.h"
-#include "media.h"
-#include "super.h"
-#include "ufs.h"
-#include "util.h"
+#include "tools/fsck_check.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/ufs.h"
+#include "core/util.h"
 
 #include "../harness.h"
 
@@ -582,29 +582,29 @@ static int state_of(struct ufs *fs, char **full, char **meta)
 	return 0;
 }
 
-static int open_crash(struct udax_media **m)
+static int open_crash(struct dx_media **m)
 {
-	struct udax_media_opts mo = { .path = base_path, .crash_emul = true };
-	int r = udax_media_open(m, &mo);
+	struct dx_media_opts mo = { .path = base_path, .crash_emul = true };
+	int r = dx_media_open(m, &mo);
 
 	if (r)
-		fprintf(stderr, "crash: open %s in crash mode: %s\n", base_path, udax_errmsg());
+		fprintf(stderr, "crash: open %s in crash mode: %s\n", base_path, dx_errmsg());
 	return r;
 }
 
-static int mount_fs(struct udax_media *m, struct ufs **fs)
+static int mount_fs(struct dx_media *m, struct ufs **fs)
 {
 	struct ufs_mount_opts o = { .log = quiet_log };
 	int r = ufs_mount(fs, m, &o);
 
 	if (r)
-		fprintf(stderr, "crash: ufs_mount: %s: %s\n", strerror(-r), udax_errmsg());
+		fprintf(stderr, "crash: ufs_mount: %s: %s\n", strerror(-r), dx_errmsg());
 	return r;
 }
 
 static int record_run(struct record *rec)
 {
-	struct udax_media *m = NULL;
+	struct dx_media *m = NULL;
 	struct ufs *fs = NULL;
 	size_t i;
 	int r;
@@ -613,7 +613,7 @@ static int record_run(struct record *rec)
 		return -1;
 	if (mount_fs(m, &fs))
 		goto fail;
-	rec->fences_mount = udax_media_crash_fences(m);
+	rec->fences_mount = dx_media_crash_fences(m);
 	if (state_of(fs, &rec->full[0], &rec->meta[0]))
 		goto fail;
 	for (i = 0; i < NOPS; i++) {
@@ -623,7 +623,7 @@ static int record_run(struct record *rec)
 				workload[i].a, strerror(-r));
 			goto fail;
 		}
-		rec->fences_after[i] = udax_media_crash_fences(m);
+		rec->fences_after[i] = dx_media_crash_fences(m);
 		if (state_of(fs, &rec->full[i + 1], &rec->meta[i + 1])) {
 			fprintf(stderr, "crash: walk after op %zu failed\n", i);
 			goto fail;
@@ -637,33 +637,33 @@ static int record_run(struct record *rec)
 		fprintf(stderr, "crash: unmount: %s\n", strerror(-r));
 		goto fail;
 	}
-	rec->fences_total = udax_media_crash_fences(m);
-	udax_media_close(&m);
+	rec->fences_total = dx_media_crash_fences(m);
+	dx_media_close(&m);
 	return 0;
 fail:
 	if (fs)
 		ufs_unmount(&fs);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	return -1;
 }
 
 /* Rerun the workload until fence @n has been passed; the image is in state_path. */
 static int replay_to(uint64_t n)
 {
-	struct udax_media *m = NULL;
+	struct dx_media *m = NULL;
 	struct ufs *fs = NULL;
 	size_t i;
 
 	unlink(state_path);
 	if (open_crash(&m))
 		return -1;
-	if (udax_media_crash_set_trigger(m, n, state_path)) {
-		fprintf(stderr, "crash: set trigger: %s\n", udax_errmsg());
-		udax_media_close(&m);
+	if (dx_media_crash_set_trigger(m, n, state_path)) {
+		fprintf(stderr, "crash: set trigger: %s\n", dx_errmsg());
+		dx_media_close(&m);
 		return -1;
 	}
 	if (mount_fs(m, &fs) == 0) {
-		for (i = 0; i < NOPS && udax_media_crash_fences(m) < n; i++)
+		for (i = 0; i < NOPS && dx_media_crash_fences(m) < n; i++)
 			if (run_op(fs, &workload[i]))
 				break;
 		if (held_ino) {
@@ -673,7 +673,7 @@ static int replay_to(uint64_t n)
 		}
 		ufs_unmount(&fs);
 	}
-	udax_media_close(&m);
+	dx_media_close(&m);
 	if (access(state_path, F_OK)) {
 		fprintf(stderr, "crash: the trigger at fence %" PRIu64 " did not fire\n", n);
 		return -1;
@@ -740,22 +740,22 @@ static int check_state_failed;
 static int judge(const char *path, const char *how, const struct record *rec, size_t k,
 		 uint64_t n)
 {
-	struct udax_media_opts mo = { .path = path };
-	struct udax_media *m = NULL;
+	struct dx_media_opts mo = { .path = path };
+	struct dx_media *m = NULL;
 	struct ufs *fs = NULL;
 	char *full = NULL, *meta = NULL;
 	struct statvfs sv;
 	int fail = 0;
 
 	memset(&sv, 0, sizeof(sv));
-	if (udax_media_open(&m, &mo)) {
-		fprintf(stderr, "crash: open %s: %s\n", path, udax_errmsg());
+	if (dx_media_open(&m, &mo)) {
+		fprintf(stderr, "crash: open %s: %s\n", path, dx_errmsg());
 		return 1;
 	}
 	if (mount_fs(m, &fs)) {
 		fprintf(stderr, "crash: fence %" PRIu64 " (after op %zu, %s): mount failed\n", n, k,
 			how);
-		udax_media_close(&m);
+		dx_media_close(&m);
 		return 1;
 	}
 	if (state_of(fs, &full, &meta)) {
@@ -786,7 +786,7 @@ static int judge(const char *path, const char *how, const struct record *rec, si
 		fprintf(stderr, "crash: fence %" PRIu64 " (%s): unmount failed\n", n, how);
 		fail = 1;
 	}
-	udax_media_close(&m);
+	dx_media_close(&m);
 	free(full);
 	free(meta);
 	/* what the allocator counted after recovery is what the bitmap says */
@@ -848,9 +848,9 @@ static uint64_t rnd(void)
 
 int main(int argc, char **argv)
 {
-	struct udax_media_opts mo = { 0 };
+	struct dx_media_opts mo = { 0 };
 	struct ufs_mkfs_opts mk = { .force = true, .journal_bytes = 256 * 1024 };
-	struct udax_media *m = NULL;
+	struct dx_media *m = NULL;
 	struct record rec;
 	uint64_t max_states = 300, seed = 0, n, checked = 0, failed = 0, max_fail = 50;
 	uint8_t *pick = NULL;
@@ -888,11 +888,11 @@ int main(int argc, char **argv)
 		t_skip("cannot create %s: %s", base_path, strerror(errno));
 	close(fd);
 	mo.path = base_path;
-	if (udax_media_open(&m, &mo) || ufs_mkfs(m, &mk, NULL)) {
-		fprintf(stderr, "crash: mkfs: %s\n", udax_errmsg());
+	if (dx_media_open(&m, &mo) || ufs_mkfs(m, &mk, NULL)) {
+		fprintf(stderr, "crash: mkfs: %s\n", dx_errmsg());
 		goto out;
 	}
-	udax_media_close(&m);
+	dx_media_close(&m);
 
 	if (record_run(&rec))
 		goto out;
@@ -977,7 +977,7 @@ out:
 		free(rec.meta[i]);
 	}
 	free(pick);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	unlink(base_path);
 	unlink(state_path);
 	unlink(repair_path);

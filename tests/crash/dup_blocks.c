@@ -37,12 +37,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format.h"
-#include "fsck_check.h"
-#include "media.h"
-#include "super.h"
-#include "ufs.h"
-#include "util.h"
+#include "core/format.h"
+#include "tools/fsck_check.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/ufs.h"
+#include "core/util.h"
 
 #define IMG_SIZE (8u * 1024 * 1024)
 #define BS UFS_BLOCK_SIZE
@@ -56,7 +56,7 @@ static const char *const names[NFILES] = { "c", "a", "b", "tree", "x", "d" };
 enum { C, A, B, TREE, X, D };
 
 #define DIE_IF(x) do { int r_ = (int)(x); if (r_ < 0) { \
-	fprintf(stderr, "dup_blocks: %s: %s (%s)\n", #x, strerror(-r_), udax_errmsg()); \
+	fprintf(stderr, "dup_blocks: %s: %s (%s)\n", #x, strerror(-r_), dx_errmsg()); \
 	exit(1); } } while (0)
 
 static void quiet(void *arg, const char *msg)
@@ -93,10 +93,10 @@ static void put(struct ufs *fs, uint64_t ino, uint64_t blocks, uint64_t stride, 
 /* The image every case starts from; @full: then a filler takes every free block. */
 static void make_base(const char *path, bool full)
 {
-	struct udax_media_opts mo = { .path = path };
+	struct dx_media_opts mo = { .path = path };
 	struct ufs_mkfs_opts mk = { .force = true, .inode_ratio = 16384 };
 	struct ufs_mount_opts o = { .log = quiet };
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs_super sb;
 	struct ufs *fs;
 	struct ufs_entry e;
@@ -107,7 +107,7 @@ static void make_base(const char *path, bool full)
 		exit(77);
 	}
 	close(fd);
-	DIE_IF(udax_media_open(&m, &mo));
+	DIE_IF(dx_media_open(&m, &mo));
 	DIE_IF(ufs_mkfs(m, &mk, &sb));
 	DIE_IF(ufs_mount(&fs, m, &o));
 	for (i = 0; i < NFILES; i++) {
@@ -160,7 +160,7 @@ static void make_base(const char *path, bool full)
 		ufs_forget(fs, e.ino, 1);
 	}
 	DIE_IF(ufs_unmount(&fs));
-	udax_media_close(&m);
+	dx_media_close(&m);
 }
 
 /* ---- the image, raw ---- */
@@ -278,21 +278,21 @@ static void view_free(struct view *v)
 }
 
 /* Mount @path (read-only unless @rw) and read everything.  Return: 0, -1 no mount. */
-static int view_get(const char *path, struct view *v, struct ufs **keep, struct udax_media **km)
+static int view_get(const char *path, struct view *v, struct ufs **keep, struct dx_media **km)
 {
-	struct udax_media_opts mo = { .path = path, .readonly = !keep };
+	struct dx_media_opts mo = { .path = path, .readonly = !keep };
 	struct ufs_mount_opts o = { .log = quiet, .readonly = !keep };
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs *fs;
 	struct ufs_entry e;
 	struct stat st;
 	int i;
 
 	memset(v, 0, sizeof(*v));
-	if (udax_media_open(&m, &mo))
+	if (dx_media_open(&m, &mo))
 		return -1;
 	if (ufs_mount(&fs, m, &o)) {
-		udax_media_close(&m);
+		dx_media_close(&m);
 		return -1;
 	}
 	for (i = 0; i < NFILES; i++) {
@@ -319,7 +319,7 @@ static int view_get(const char *path, struct view *v, struct ufs **keep, struct 
 		return 0;
 	}
 	ufs_unmount(&fs);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	return 0;
 }
 
@@ -378,7 +378,7 @@ static const char *write_changes_others(int w)
 {
 	struct view before, after;
 	struct ufs *fs;
-	struct udax_media *m;
+	struct dx_media *m;
 	const char *what = NULL;
 	uint8_t *buf;
 	int i;
@@ -394,7 +394,7 @@ static const char *write_changes_others(int w)
 	memset(buf, 0xee, before.len[w]);
 	DIE_IF(ufs_write(fs, &ctx, before.ino[w], buf, before.len[w], 0));
 	ufs_unmount(&fs);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	if (view_get(img_path, &after, NULL, NULL)) {
 		printf("FAIL: the image does not mount after the write\n");
 		failures++;

@@ -17,11 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fsck_check.h"
-#include "media.h"
-#include "super.h"
-#include "ufs.h"
-#include "util.h"
+#include "tools/fsck_check.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/ufs.h"
+#include "core/util.h"
 
 #include "../harness.h"
 
@@ -30,22 +30,22 @@
 static char path[256];
 static const struct ufs_ctx ctx = { .uid = 0, .gid = 0, .pid = 1, .umask = 022 };
 
-static struct udax_media *m;
+static struct dx_media *m;
 static struct ufs *fs;
 
 static void do_mount(void)
 {
-	struct udax_media_opts mo = { .path = path };
+	struct dx_media_opts mo = { .path = path };
 	struct ufs_mount_opts o = { 0 };
 
-	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(dx_media_open(&m, &mo));
 	REQUIRE_OK(ufs_mount(&fs, m, &o));
 }
 
 static void do_unmount(void)
 {
 	REQUIRE_OK(ufs_unmount(&fs));
-	udax_media_close(&m);
+	dx_media_close(&m);
 }
 
 /* fsck -n must be clean; return its count of free blocks. */
@@ -130,7 +130,7 @@ static void remove_all(const char *prefix, int nfiles)
 
 int main(void)
 {
-	struct udax_media_opts mo;
+	struct dx_media_opts mo;
 	struct ufs_mkfs_opts mk = { .force = true };
 	struct statvfs sv0, sv1, sv2;
 	uint64_t wrote1, wrote2, ffree, inodes = 0, root0, root2;
@@ -143,9 +143,9 @@ int main(void)
 	close(fd);
 	memset(&mo, 0, sizeof(mo));
 	mo.path = path;
-	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(dx_media_open(&m, &mo));
 	REQUIRE_OK(ufs_mkfs(m, &mk, NULL));
-	udax_media_close(&m);
+	dx_media_close(&m);
 
 	do_mount();
 	REQUIRE_OK(ufs_statfs(fs, &sv0));

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "super.h"
-#include "util.h"
+#include "core/super.h"
+#include "core/util.h"
 
 #include "../harness.h"
 #include "../unit/test_helpers.h"
@@ -27,24 +27,24 @@ void img_quiet(void *arg, const char *msg)
 }
 
 void img_mkfs_mount(const char *path, uint64_t size, const struct ufs_mkfs_opts *mk,
-		    const struct ufs_mount_opts *o, struct ufs_super *sb, struct udax_media **m,
+		    const struct ufs_mount_opts *o, struct ufs_super *sb, struct dx_media **m,
 		    struct ufs **fs)
 {
-	struct udax_media_opts mo = { .path = path };
+	struct dx_media_opts mo = { .path = path };
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 
 	if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
 		t_skip("cannot create %s: %s", path, strerror(errno));
 	close(fd);
-	REQUIRE_OK(udax_media_open(m, &mo));
+	REQUIRE_OK(dx_media_open(m, &mo));
 	REQUIRE_OK(ufs_mkfs(*m, mk, sb));
 	REQUIRE_OK(ufs_mount(fs, *m, o));
 }
 
-void img_unmount(struct ufs **fs, struct udax_media **m)
+void img_unmount(struct ufs **fs, struct dx_media **m)
 {
 	REQUIRE_OK(ufs_unmount(fs));
-	udax_media_close(m);
+	dx_media_close(m);
 }
 
 uint64_t img_mkfile(struct ufs *fs, uint64_t dir, const char *name, unsigned int nblocks,

@@ -15,14 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "format.h"
-#include "media.h"
-#include "ufs.h"
+#include "core/format.h"
+#include "core/media.h"
+#include "core/ufs.h"
 
 /* root, umask 022: who makes the files of the image */
 extern const struct ufs_ctx img_ctx;
 
-/* A mount log that says nothing (the tests read udax_errmsg()). */
+/* A mount log that says nothing (the tests read dx_errmsg()). */
 void img_quiet(void *arg, const char *msg);
 
 /*
@@ -30,10 +30,10 @@ void img_quiet(void *arg, const char *msg);
  * and mount it with @o.  *@sb is the superblock mkfs wrote.
  */
 void img_mkfs_mount(const char *path, uint64_t size, const struct ufs_mkfs_opts *mk,
-		    const struct ufs_mount_opts *o, struct ufs_super *sb, struct udax_media **m,
+		    const struct ufs_mount_opts *o, struct ufs_super *sb, struct dx_media **m,
 		    struct ufs **fs);
 /* Unmount and close what img_mkfs_mount() opened. */
-void img_unmount(struct ufs **fs, struct udax_media **m);
+void img_unmount(struct ufs **fs, struct dx_media **m);
 
 /*
  * img_mkfile() - a file @name in @dir of @nblocks blocks of @fill, block i

@@ -15,8 +15,8 @@
  * mount (a harmless record; the untouched image) and empty the log.
  *
  * The root inode's bad checksum is reported with the whole message
- * (udax_seterr() once formatted "root inode: %s" into the buffer that
- * udax_errmsg() returned, printing "root inode: root inode: ice offset").
+ * (dx_seterr() once formatted "root inode: %s" into the buffer that
+ * dx_errmsg() returned, printing "root inode: root inode: ice offset").
  *
  * Negative control: the same crafted record rolled back directly
  * (ufs_journal_recover) changes the image checksum, so the comparison can
@@ -35,12 +35,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format.h"
-#include "journal.h"
-#include "media.h"
-#include "super.h"
-#include "ufs.h"
-#include "util.h"
+#include "core/format.h"
+#include "core/journal.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/ufs.h"
+#include "core/util.h"
 
 #include "../harness.h"
 #include "image_util.h"
@@ -67,7 +67,7 @@ static void make_good(void)
 {
 	struct ufs_mkfs_opts mk = { .force = true };
 	struct ufs_mount_opts o = { .log = img_quiet };
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs *fs;
 	uint64_t junk;
 
@@ -124,7 +124,7 @@ static void craft_record(uint64_t off, const void *old, uint32_t len)
 	r.r_len = len;
 	r.r_crc = 0;
 	r.r_seq = h.j_seq;
-	r.r_crc = udax_crc32c(udax_crc32c(0, &r, sizeof(r)), old, len);
+	r.r_crc = dx_crc32c(dx_crc32c(0, &r, sizeof(r)), old, len);
 	memcpy(buf, &r, sizeof(r));
 	memcpy(buf + sizeof(r), old, len);
 	poke(joff + UFS_JOURNAL_REC_START, buf, UFS_JOURNAL_REC_SIZE(len));
@@ -352,18 +352,18 @@ static void nothing(void)
 
 static int try_mount(char *msg, size_t ml)
 {
-	struct udax_media_opts mo = { .path = img_path };
+	struct dx_media_opts mo = { .path = img_path };
 	struct ufs_mount_opts o = { .log = img_quiet };
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs *fs = NULL;
 	int rc;
 
-	udax_clearerr();
-	rc = udax_media_open(&m, &mo);
+	dx_clearerr();
+	rc = dx_media_open(&m, &mo);
 	if (rc)
 		return rc;
 	rc = ufs_mount(&fs, m, &o);
-	snprintf(msg, ml, "%s", rc ? udax_errmsg() : "");
+	snprintf(msg, ml, "%s", rc ? dx_errmsg() : "");
 	if (!rc) {
 		struct ufs_entry e;
 
@@ -374,7 +374,7 @@ static int try_mount(char *msg, size_t ml)
 		if (ufs_unmount(&fs))
 			rc = 1;
 	}
-	udax_media_close(&m);
+	dx_media_close(&m);
 	return rc;
 }
 
@@ -430,20 +430,20 @@ static void mounts(const char *name, void (*damage)(void))
 /* Negative control: a rollback of the crafted record does change the image. */
 static void control(void)
 {
-	struct udax_media_opts mo = { .path = img_path };
+	struct dx_media_opts mo = { .path = img_path };
 	struct ufs_journal *j;
-	struct udax_media *m;
+	struct dx_media *m;
 	uint32_t before, after;
 	int rc;
 
 	fresh_copy();
 	rec_root_zeroed();
 	before = image_crc();
-	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(dx_media_open(&m, &mo));
 	REQUIRE_OK(ufs_journal_open(&j, m, &sb));
 	rc = ufs_journal_recover(j, false);
 	ufs_journal_close(&j);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	after = image_crc();
 	if (rc != 1 || before == after) {
 		t_fail("control: a direct rollback (rc %d) left the crc at %08x: the check "

@@ -42,12 +42,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format.h"
-#include "fsck_check.h"
-#include "media.h"
-#include "super.h"
-#include "ufs.h"
-#include "util.h"
+#include "core/format.h"
+#include "tools/fsck_check.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/ufs.h"
+#include "core/util.h"
 
 #include "../harness.h"
 #include "image_util.h"
@@ -106,7 +106,7 @@ static uint64_t mkfile(struct ufs *fs, uint64_t dir, const char *name, uint64_t 
 
 	REQUIRE_OK(ufs_create(fs, &ctx, dir, name, 0644, O_RDWR | O_CREAT, &e));
 	for (off = 0; off < size; off += BS) {
-		uint64_t n = udax_min(size - off, (uint64_t)BS), i;
+		uint64_t n = dx_min(size - off, (uint64_t)BS), i;
 
 		for (i = 0; i < n; i++)
 			buf[i] = pattern(e.ino, off * stride + i);
@@ -174,7 +174,7 @@ static void make_good(void)
 {
 	struct ufs_mkfs_opts mk = { .force = true, .inode_ratio = 16384 };
 	struct ufs_mount_opts o = { .log = img_quiet };
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs *fs;
 	struct ufs_entry e;
 	uint64_t d1, d2, big, ino, i, orphan;
@@ -226,9 +226,9 @@ static void make_good(void)
 	add_meta(0, sizeof(struct ufs_super), 0, "primary superblock");
 	add_meta((sb.s_blocks_count - 1) * BS, sizeof(struct ufs_super), 0, "backup superblock");
 	add_meta(sb.s_journal_start * BS, sizeof(struct ufs_journal_head), 0, "journal header");
-	add_meta(sb.s_ibitmap_start * BS, (uint32_t)udax_min(sb.s_inode_count / 8 + 1, (uint64_t)BS),
+	add_meta(sb.s_ibitmap_start * BS, (uint32_t)dx_min(sb.s_inode_count / 8 + 1, (uint64_t)BS),
 		 0, "inode bitmap");
-	add_meta(sb.s_bbitmap_start * BS, (uint32_t)udax_min(sb.s_blocks_count / 8, (uint64_t)BS),
+	add_meta(sb.s_bbitmap_start * BS, (uint32_t)dx_min(sb.s_blocks_count / 8, (uint64_t)BS),
 		 0, "block bitmap");
 	for (ino = 1; ino < sb.s_inode_count; ino++) {
 		const struct ufs_dinode *di = (const void *)(good + ufs_inode_off(&sb, ino));
@@ -302,7 +302,7 @@ static bool content_ok(const struct file *f)
 		ssize_t n = ufs_read(cfs, f->ino, buf, BS, off);
 		uint64_t i;
 
-		if (n != (ssize_t)udax_min((uint64_t)BS, f->size - off))
+		if (n != (ssize_t)dx_min((uint64_t)BS, f->size - off))
 			return false;
 		for (i = 0; i < (uint64_t)n; i++) {
 			uint64_t o = off + i;
@@ -318,17 +318,17 @@ static bool content_ok(const struct file *f)
 /* Return: healthy files lost or changed; -1 if the image does not mount. */
 static int check_files(const char *name, bool *mounted)
 {
-	struct udax_media_opts mo = { .path = img_path };
+	struct dx_media_opts mo = { .path = img_path };
 	struct ufs_mount_opts o = { .log = img_quiet };
-	struct udax_media *m;
+	struct dx_media *m;
 	unsigned int i;
 	int lost = 0;
 
 	*mounted = false;
-	if (udax_media_open(&m, &mo))
+	if (dx_media_open(&m, &mo))
 		return -1;
 	if (ufs_mount(&cfs, m, &o)) {
-		udax_media_close(&m);
+		dx_media_close(&m);
 		return -1;
 	}
 	*mounted = true;
@@ -345,7 +345,7 @@ static int check_files(const char *name, bool *mounted)
 		}
 	}
 	ufs_unmount(&cfs);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	return lost;
 }
 
@@ -595,9 +595,9 @@ int main(void)
 
 	/* what a salvaged directory no longer names goes to /lost+found, as with e2fsck */
 	for (j = 0; j < nmeta; j++) {
-		struct udax_media_opts mo = { .path = img_path };
+		struct dx_media_opts mo = { .path = img_path };
 		struct ufs_mount_opts o = { .log = img_quiet };
-		struct udax_media *m;
+		struct dx_media *m;
 		struct ufs_entry e;
 		uint64_t v2[4097];
 
@@ -608,7 +608,7 @@ int main(void)
 		write_img();
 		fsck_run(FSCK_REPAIR_YES, false);
 		memset(v2, 0, sizeof(v2));
-		if (udax_media_open(&m, &mo) || ufs_mount(&cfs, m, &o)) {
+		if (dx_media_open(&m, &mo) || ufs_mount(&cfs, m, &o)) {
 			t_fail("lost+found: the repaired image does not mount");
 			break;
 		}
@@ -625,7 +625,7 @@ int main(void)
 			}
 		}
 		ufs_unmount(&cfs);
-		udax_media_close(&m);
+		dx_media_close(&m);
 		break;
 	}
 

@@ -15,7 +15,7 @@
  *  - a length that is not a multiple of `align` is refused (EINVAL);
  *  - an offset that is not a multiple of `align` is NOT refused: the kernel
  *    silently maps the data at the rounded-down offset.  Our code must check
- *    it (udax_media_check_map);
+ *    it (dx_media_check_map);
  *  - read(2)/write(2) fail with EINVAL: only mappings reach the media;
  *  - io_uring fixed buffers can long-term pin the mapping (kernel >= 6.5),
  *    and the pin outlives munmap(): I/O still lands in the device pages.

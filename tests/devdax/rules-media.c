@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rules-media.c - devdax-rules' check of udaxfs's own device layer: on a
- * real device-DAX, udax_media_open() must see the geometry sysfs reports and
- * udax_media_check_map() must refuse every range the kernel would map
+ * real device-DAX, dx_media_open() must see the geometry sysfs reports and
+ * dx_media_check_map() must refuse every range the kernel would map
  * wrongly or refuse; an emulation file opened with the same alignment must
  * answer exactly the same.
  */
@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "media.h"
-#include "util.h"
+#include "core/media.h"
+#include "core/util.h"
 #include "devdax-rules.h"
 
 struct map_case {
@@ -49,14 +49,14 @@ static int map_cases(struct map_case *c, uint64_t size, uint64_t align)
 	return n;
 }
 
-static int check_cases(const char *name, struct udax_media *m, uint64_t size, uint64_t align)
+static int check_cases(const char *name, struct dx_media *m, uint64_t size, uint64_t align)
 {
 	struct map_case c[16];
 	int i, n, bad = 0, ret;
 
 	n = map_cases(c, size, align);
 	for (i = 0; i < n; i++) {
-		ret = udax_media_check_map(m, c[i].off, c[i].len);
+		ret = dx_media_check_map(m, c[i].off, c[i].len);
 		if (ret != c[i].want) {
 			rules_fail(name, "check_map(%s: off %" PRIu64 " len %" PRIu64 ") = %d, want %d",
 				   c[i].what, c[i].off, c[i].len, ret, c[i].want);
@@ -70,27 +70,27 @@ static int check_cases(const char *name, struct udax_media *m, uint64_t size, ui
 
 void rules_media(const char *path, uint64_t size, uint64_t align, const char *tmpdir)
 {
-	struct udax_media_opts o = { .path = path };
-	struct udax_media *m = NULL;
+	struct dx_media_opts o = { .path = path };
+	struct dx_media *m = NULL;
 	char emul[PATH_MAX];
 	uint64_t esize;
 	int ret, fd;
 
-	ret = udax_media_open(&m, &o);
+	ret = dx_media_open(&m, &o);
 	if (ret) {
-		rules_fail("media_open", "udax_media_open(%s): %s", path, udax_errmsg());
+		rules_fail("media_open", "dx_media_open(%s): %s", path, dx_errmsg());
 		return;
 	}
-	if (udax_media_kind(m) != UDAX_MEDIA_DEVDAX || udax_media_size(m) != size ||
-	    udax_media_align(m) != align)
+	if (dx_media_kind(m) != UDAX_MEDIA_DEVDAX || dx_media_size(m) != size ||
+	    dx_media_align(m) != align)
 		rules_fail("media_open", "kind %d size %" PRIu64 " align %" PRIu64
-			   ", sysfs says devdax %" PRIu64 " %" PRIu64, udax_media_kind(m),
-			   udax_media_size(m), udax_media_align(m), size, align);
+			   ", sysfs says devdax %" PRIu64 " %" PRIu64, dx_media_kind(m),
+			   dx_media_size(m), dx_media_align(m), size, align);
 	else
 		rules_ok("media_open", "device layer sees a devdax of sysfs's size and align");
-	rules_fact("media_numa_node", "%d", udax_media_numa_node(m));
+	rules_fact("media_numa_node", "%d", dx_media_numa_node(m));
 	check_cases("media_check_map", m, size, align);
-	udax_media_close(&m);
+	dx_media_close(&m);
 
 	/* the emulation, told the same alignment, must enforce the same rules */
 	esize = 16 * align > 16 * UDAX_MIB ? 16 * align : 16 * UDAX_MIB;
@@ -103,17 +103,17 @@ void rules_media(const char *path, uint64_t size, uint64_t align, const char *tm
 	close(fd);
 	o.path = emul;
 	o.emul_align = align;
-	ret = udax_media_open(&m, &o);
+	ret = dx_media_open(&m, &o);
 	if (ret) {
-		rules_fail("emul_check_map", "udax_media_open(%s, align %" PRIu64 "): %s",
-			   emul, align, udax_errmsg());
+		rules_fail("emul_check_map", "dx_media_open(%s, align %" PRIu64 "): %s",
+			   emul, align, dx_errmsg());
 		goto out;
 	}
-	if (udax_media_align(m) != align)
+	if (dx_media_align(m) != align)
 		rules_fail("emul_check_map", "emulation align %" PRIu64 ", asked for %" PRIu64,
-			   udax_media_align(m), align);
+			   dx_media_align(m), align);
 	check_cases("emul_check_map", m, esize, align);
-	udax_media_close(&m);
+	dx_media_close(&m);
 out:
 	unlink(emul);
 }

@@ -41,7 +41,7 @@
 #include <udax/udax_proto.h>
 
 #include "harness.h"
-#include "status.h"
+#include "lib/status.h"
 
 #define NOBODY 65534
 #define PER_UID_LIMIT 128

@@ -22,7 +22,7 @@
 #include <udax/udax_proto.h>
 
 #include "harness.h"
-#include "status.h"
+#include "lib/status.h"
 
 static char g_sock[UDAX_SOCK_NAME_MAX];
 

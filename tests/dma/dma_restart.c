@@ -42,7 +42,7 @@
 #include <udax/udax_proto.h>
 
 #include "harness.h"
-#include "status.h"
+#include "lib/status.h"
 
 #define DEV_SIZE (24ull << 20)
 #define A_LEN (1u << 20)

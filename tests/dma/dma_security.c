@@ -24,7 +24,7 @@
 #include <udax/udax_proto.h>
 
 #include "harness.h"
-#include "status.h"
+#include "lib/status.h"
 
 #define NOBODY 65534
 

@@ -26,7 +26,7 @@
 #include <udax/udax_proto.h>
 
 #include "harness.h"
-#include "wire.h"
+#include "lib/wire.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
 

@@ -35,8 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "status.h"
-#include "wire.h"
+#include "lib/status.h"
+#include "lib/wire.h"
 
 #include "../harness.h"
 

@@ -36,8 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "status.h"
-#include "wire.h"
+#include "lib/status.h"
+#include "lib/wire.h"
 
 #define F_SIZE (1u << 20)		/* the truncated file */
 #define G_SIZE (768u << 10)		/* the refill: fits in F's blocks with room for metadata */

@@ -24,7 +24,7 @@ EXTRA_DIST += tests/dma/recall_scope.sh
 # The shim's protocol client (wire.h): a recall racing a mapping, fork.
 check_PROGRAMS += tests/dma/preload_race tests/dma/preload_fork
 tests_dma_preload_race_SOURCES = tests/dma/preload_race.c
-tests_dma_preload_race_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/src/lib
+tests_dma_preload_race_CFLAGS = $(AM_CFLAGS)
 tests_dma_preload_race_LDADD = libudaxwire.la -lpthread
 tests_dma_preload_fork_SOURCES = tests/dma/preload_fork.c
 TESTS += tests/dma/preload_race.sh tests/dma/preload_fork.sh
@@ -41,7 +41,7 @@ EXTRA_DIST += tests/dma/daemon_loss.sh
 # The shim declares the pins of an unmodified program (io_uring fixed buffers).
 check_PROGRAMS += tests/dma/preload_pin
 tests_dma_preload_pin_SOURCES = tests/dma/preload_pin.c
-tests_dma_preload_pin_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS) -I$(top_srcdir)/src/lib
+tests_dma_preload_pin_CFLAGS = $(AM_CFLAGS) $(URING_CFLAGS)
 tests_dma_preload_pin_LDADD = libudaxwire.la $(URING_LIBS) -lpthread
 TESTS += tests/dma/preload_pin.sh
 EXTRA_DIST += tests/dma/preload_pin.sh

@@ -21,8 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "format.h"
-#include "util.h"
+#include "core/format.h"
+#include "core/util.h"
 
 static int rw_super(int fd, off_t off, struct ufs_super *sb, bool write)
 {
@@ -33,7 +33,7 @@ static int rw_super(int fd, off_t off, struct ufs_super *sb, bool write)
 
 static void fix_csum(struct ufs_super *sb)
 {
-	sb->s_checksum = udax_crc32c(0, sb, offsetof(struct ufs_super, s_checksum));
+	sb->s_checksum = dx_crc32c(0, sb, offsetof(struct ufs_super, s_checksum));
 }
 
 int main(int argc, char **argv)

@@ -28,13 +28,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format.h"
-#include "fsck_check.h"
+#include "core/format.h"
+#include "tools/fsck_check.h"
 #include "fuzz_image.h"
-#include "media.h"
-#include "super.h"
-#include "ufs.h"
-#include "util.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/ufs.h"
+#include "core/util.h"
 
 static uint8_t *base_img, *work_img;
 static int work_fd = -1;
@@ -123,7 +123,7 @@ static void fix_records(uint64_t jo, uint64_t seq, uint64_t used)
 			return;
 		r.r_seq = seq;
 		r.r_crc = 0;
-		r.r_crc = udax_crc32c(udax_crc32c(0, &r, sizeof(r)), p + sizeof(r), r.r_len);
+		r.r_crc = dx_crc32c(dx_crc32c(0, &r, sizeof(r)), p + sizeof(r), r.r_len);
 		memcpy(p, &r, sizeof(r));
 		pos += UFS_JOURNAL_REC_SIZE(r.r_len);
 	}
@@ -137,7 +137,7 @@ static void fix_xattr(uint64_t off)
 	memcpy(&x, work_img + off, sizeof(x));
 	if (x.x_used > UFS_BLOCK_SIZE - sizeof(x))
 		return;
-	x.x_checksum = udax_crc32c(0, work_img + off + sizeof(x), x.x_used);
+	x.x_checksum = dx_crc32c(0, work_img + off + sizeof(x), x.x_used);
 	memcpy(work_img + off, &x, sizeof(x));
 }
 
@@ -186,7 +186,7 @@ static void fix_checksums(void)
 			continue;
 		h.h_checksum = 0;
 		memcpy(work_img + off, &h, sizeof(h));
-		h.h_checksum = udax_crc32c(0, work_img + off, UFS_BLOCK_SIZE);
+		h.h_checksum = dx_crc32c(0, work_img + off, UFS_BLOCK_SIZE);
 		memcpy(work_img + off, &h, sizeof(h));
 	}
 }
@@ -335,17 +335,17 @@ static void check_untouched(const char *what, int rc)
 	for (i = 0; now[i] == work_img[i]; i++)
 		;
 	fprintf(stderr, "fuzz: %s (%s: %s) changed the image at device offset %zu\n", what,
-		strerror(-rc), udax_errmsg(), i);
+		strerror(-rc), dx_errmsg(), i);
 	abort();
 }
 
 int udax_fuzz_one(const uint8_t *data, size_t size)
 {
-	struct udax_media_opts ro = { .path = work_path, .readonly = true };
-	struct udax_media_opts rw = { .path = work_path };
+	struct dx_media_opts ro = { .path = work_path, .readonly = true };
+	struct dx_media_opts rw = { .path = work_path };
 	struct fsck_opts fo = { .repair = FSCK_REPAIR_NO, .quiet = true, .force = true };
 	struct ufs_mount_opts mo = { .log = silent_log };
-	struct udax_media *m = NULL;
+	struct dx_media *m = NULL;
 	struct ufs *fs = NULL;
 	int rc;
 
@@ -353,12 +353,12 @@ int udax_fuzz_one(const uint8_t *data, size_t size)
 	if (write_image())
 		return 0;
 	/* 1. check, read-only */
-	if (udax_media_open(&m, &ro) == 0) {
+	if (dx_media_open(&m, &ro) == 0) {
 		udax_fsck_media(m, &fo, NULL);
-		udax_media_close(&m);
+		dx_media_close(&m);
 	}
 	/* 2. mount, use, unmount */
-	if (!mode_fsck_only && udax_media_open(&m, &rw) == 0) {
+	if (!mode_fsck_only && dx_media_open(&m, &rw) == 0) {
 		rc = ufs_mount(&fs, m, &mo);
 		if (rc)
 			check_untouched("a refused mount", rc);
@@ -370,14 +370,14 @@ int udax_fuzz_one(const uint8_t *data, size_t size)
 			 * -EBUSY would leak the mount */
 			if (strict_unmount && (fs || (rc && rc != -EUCLEAN))) {
 				fprintf(stderr, "fuzz: ufs_unmount: %s: %s\n", strerror(-rc),
-					udax_errmsg());
+					dx_errmsg());
 				abort();
 			}
 		}
-		udax_media_close(&m);
+		dx_media_close(&m);
 	}
 	/* 3. repair, then the repairs must converge */
-	if (udax_media_open(&m, &rw) == 0) {
+	if (dx_media_open(&m, &rw) == 0) {
 		fo.repair = FSCK_REPAIR_YES;
 		rc = udax_fsck_media(m, &fo, NULL);
 		fo.repair = FSCK_REPAIR_NO;
@@ -393,7 +393,7 @@ int udax_fuzz_one(const uint8_t *data, size_t size)
 				abort();
 			}
 		}
-		udax_media_close(&m);
+		dx_media_close(&m);
 	}
 	return 0;
 }

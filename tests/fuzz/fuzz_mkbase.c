@@ -26,12 +26,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "format.h"
+#include "core/format.h"
 #include "fuzz_image.h"
-#include "media.h"
-#include "super.h"
-#include "ufs.h"
-#include "util.h"
+#include "core/media.h"
+#include "core/super.h"
+#include "core/ufs.h"
+#include "core/util.h"
 
 #include "../crash/image_util.h"
 #include "../harness.h"
@@ -47,7 +47,7 @@ static uint64_t mkfile(struct ufs *fs, uint64_t dir, const char *name, size_t le
 	REQUIRE_OK(ufs_create(fs, &ctx, dir, name, 0644, O_RDWR | O_CREAT, &e));
 	memset(buf, name[0], sizeof(buf));
 	for (i = 0; i * 4096 < len; i++)
-		REQUIRE_OK(ufs_write(fs, &ctx, e.ino, buf, udax_min(sizeof(buf), len - i * 4096),
+		REQUIRE_OK(ufs_write(fs, &ctx, e.ino, buf, dx_min(sizeof(buf), len - i * 4096),
 				(uint64_t)i * 4096 * stride));
 	ufs_release(fs, e.ino);
 	ufs_forget(fs, e.ino, 1);
@@ -146,8 +146,8 @@ static uint8_t *load(const char *path)
 /* A short workload; returns the fences it took. */
 static uint64_t crash_workload(const char *base, uint64_t trigger, const char *out)
 {
-	struct udax_media_opts mo = { .path = base, .crash_emul = true };
-	struct udax_media *m = NULL;
+	struct dx_media_opts mo = { .path = base, .crash_emul = true };
+	struct dx_media *m = NULL;
 	struct ufs_mount_opts o = { 0 };
 	struct ufs *fs = NULL;
 	struct ufs_entry e, d;
@@ -155,9 +155,9 @@ static uint64_t crash_workload(const char *base, uint64_t trigger, const char *o
 	struct stat st;
 	uint64_t n;
 
-	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(dx_media_open(&m, &mo));
 	if (trigger)
-		REQUIRE_OK(udax_media_crash_set_trigger(m, trigger, out));
+		REQUIRE_OK(dx_media_crash_set_trigger(m, trigger, out));
 	REQUIRE_OK(ufs_mount(&fs, m, &o));
 	REQUIRE_OK(ufs_lookup(fs, UFS_ROOT_INO, "dir", &d));
 	REQUIRE_OK(ufs_rename(fs, &ctx, d.ino, "file1", UFS_ROOT_INO, "moved", 0));
@@ -170,21 +170,21 @@ static uint64_t crash_workload(const char *base, uint64_t trigger, const char *o
 	ufs_forget(fs, d.ino, 1);
 	REQUIRE_OK(ufs_mkdir(fs, &ctx, UFS_ROOT_INO, "nd", 0755, &d));
 	ufs_forget(fs, d.ino, 1);
-	n = udax_media_crash_fences(m);
+	n = dx_media_crash_fences(m);
 	ufs_release(fs, e.ino);
 	ufs_forget(fs, e.ino, 1);
 	ufs_forget(fs, d.ino, 0);
 	ufs_unmount(&fs);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	return n;
 }
 
 int main(int argc, char **argv)
 {
-	struct udax_media_opts mo = { 0 };
+	struct dx_media_opts mo = { 0 };
 	struct ufs_mkfs_opts mk = { .force = true, .label = "fuzz" };
 	struct ufs_mount_opts o = { 0 };
-	struct udax_media *m = NULL;
+	struct dx_media *m = NULL;
 	struct ufs *fs = NULL;
 	struct ufs_super sb;
 	uint8_t *base, *img, *out;
@@ -205,12 +205,12 @@ int main(int argc, char **argv)
 	close(fd);
 	mkdir(argv[2], 0755);
 	mo.path = argv[1];
-	REQUIRE_OK(udax_media_open(&m, &mo));
+	REQUIRE_OK(dx_media_open(&m, &mo));
 	REQUIRE_OK(ufs_mkfs(m, &mk, &sb));
 	REQUIRE_OK(ufs_mount(&fs, m, &o));
 	populate(fs);
 	REQUIRE_OK(ufs_unmount(&fs));
-	udax_media_close(&m);
+	dx_media_close(&m);
 
 	base = load(argv[1]);
 	out = malloc(1 << 20);

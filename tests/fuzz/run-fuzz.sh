@@ -55,8 +55,8 @@ if [ $need = 1 ]; then
 	rm -f "$out/probe.c" "$out/probe"
 	# shellcheck disable=SC2086
 	"$CLANG" -std=gnu11 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address \
-		-DUDAX_LIBFUZZER -D_GNU_SOURCE -I"$b" -I"$s/include" -I"$s/src/core" \
-		-I"$s/src/tools" -I"$s/tests/fuzz" -w $srcs -o "$bin.tmp" $libs -lpthread \
+		-DUDAX_LIBFUZZER -D_GNU_SOURCE -I"$b" -I"$s/include" -I"$s/src" \
+		-I"$s/tests/fuzz" -w $srcs -o "$bin.tmp" $libs -lpthread \
 		|| { echo "FAIL: cannot build the fuzz target"; exit 1; }
 	mv "$bin.tmp" "$bin"
 fi

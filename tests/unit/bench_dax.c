@@ -22,10 +22,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dax.h"
-#include "dax_int.h"
-#include "util.h"
-#include "xarray.h"
+#include "core/dax.h"
+#include "core/dax_int.h"
+#include "core/util.h"
+#include "core/xarray.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -53,7 +53,7 @@ enum xa_mode { XA_SEQ, XA_RANDOM, XA_RANDOM_LOCKED };
 static double xa_pass(struct xarray *xa, const unsigned long *keys, unsigned long n,
 		      enum xa_mode mode, unsigned long *sum)
 {
-	uint64_t t0 = udax_now_ns(), t1;
+	uint64_t t0 = dx_now_ns(), t1;
 
 	if (mode == XA_SEQ) {
 		for (unsigned long i = 0; i < n; i++)
@@ -67,7 +67,7 @@ static double xa_pass(struct xarray *xa, const unsigned long *keys, unsigned lon
 			*sum += (unsigned long)__xa_load(xa, keys[i]);
 		xa_unlock(xa);
 	}
-	t1 = udax_now_ns();
+	t1 = dx_now_ns();
 	return (double)n / ((double)(t1 - t0) / 1e9);
 }
 
@@ -115,35 +115,35 @@ static void bench_xa_load(unsigned long n)
 }
 
 /* ---- break_layouts over idle files ---- */
-static struct udax_dax *bench_dax(void)
+static struct dx_dax *bench_dax(void)
 {
-	struct udax_dax_opts o = { .policy = UDAX_POLICY_DEFAULT, .numa_node = -1 };
-	struct udax_dax *d;
+	struct dx_dax_opts o = { .policy = UDAX_POLICY_DEFAULT, .numa_node = -1 };
+	struct dx_dax *d;
 
-	if (udax_dax_new(&d, &o))
+	if (dx_dax_new(&d, &o))
 		abort();
 	return d;
 }
 
 /* Track @n entries of @order spread evenly over @span pages, then idle them. */
-static void track_idle(struct udax_mapping *m, uint64_t n, uint64_t span, unsigned int order)
+static void track_idle(struct dx_mapping *m, uint64_t n, uint64_t span, unsigned int order)
 {
 	uint64_t step = span / n;
-	struct udax_page *p;
+	struct dx_page *p;
 
 	step &= ~((1ULL << order) - 1);
-	udax_layout_lock_shared(m);
+	dx_layout_lock_shared(m);
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t idx = i * step;
 
-		if (udax_track(m, idx, (1ULL << 32) + idx, order, UDAX_REF_MAP, &p))
+		if (dx_track(m, idx, (1ULL << 32) + idx, order, UDAX_REF_MAP, &p))
 			abort();
-		udax_page_put(p, UDAX_REF_MAP);
+		dx_page_put(p, UDAX_REF_MAP);
 	}
-	udax_layout_unlock_shared(m);
+	dx_layout_unlock_shared(m);
 }
 
-static double time_break(struct udax_mapping *m, uint64_t n, uint64_t span, unsigned int order,
+static double time_break(struct dx_mapping *m, uint64_t n, uint64_t span, unsigned int order,
 			 unsigned int reps)
 {
 	uint64_t *v = calloc(reps, sizeof(*v)), med;
@@ -152,12 +152,12 @@ static double time_break(struct udax_mapping *m, uint64_t n, uint64_t span, unsi
 		uint64_t t0, t1;
 
 		track_idle(m, n, span, order);
-		udax_layout_lock_excl(m);
-		t0 = udax_now_ns();
-		if (udax_break_layouts(m, 0, UDAX_END_OF_FILE, NULL))
+		dx_layout_lock_excl(m);
+		t0 = dx_now_ns();
+		if (dx_break_layouts(m, 0, UDAX_END_OF_FILE, NULL))
 			abort();
-		t1 = udax_now_ns();
-		udax_layout_unlock_excl(m);
+		t1 = dx_now_ns();
+		dx_layout_unlock_excl(m);
 		v[r] = t1 - t0;
 	}
 	qsort(v, reps, sizeof(*v), cmp_u64);
@@ -168,12 +168,12 @@ static double time_break(struct udax_mapping *m, uint64_t n, uint64_t span, unsi
 
 static void bench_break(bool quick)
 {
-	struct udax_dax *d = bench_dax();
-	struct udax_mapping m;
+	struct dx_dax *d = bench_dax();
+	struct dx_mapping m;
 	const uint64_t gib = 262144;	/* 1 GiB in 4 KiB pages */
 	double t;
 
-	udax_mapping_init(&m, d, 1);
+	dx_mapping_init(&m, d, 1);
 	t = time_break(&m, 1, 1, 0, 2001);
 	row("break_layouts, 4 KiB file, 1 tracked page", t / 1e3, "us", "(median)");
 	t = time_break(&m, 4, gib, 0, 2001);
@@ -186,38 +186,38 @@ static void bench_break(bool quick)
 	    t / 1e6, "ms", "(median)");
 	printf("  %-52s %14.1f %-10s\n", "  per tracked page", t / (double)(quick ? gib / 8 : gib),
 	       "ns");
-	udax_mapping_destroy(&m);
-	udax_dax_delete(&d);
+	dx_mapping_destroy(&m);
+	dx_dax_delete(&d);
 }
 
 /* ---- DRAM ---- */
 static void bench_dram(bool quick)
 {
-	struct udax_dax *d = bench_dax();
-	struct udax_mapping m;
-	struct udax_dax_stats st;
+	struct dx_dax *d = bench_dax();
+	struct dx_mapping m;
+	struct dx_dax_stats st;
 	uint64_t n = quick ? 65536 : 1048576, nh = quick ? 4096 : 32768;
 
-	udax_mapping_init(&m, d, 2);
+	dx_mapping_init(&m, d, 2);
 	track_idle(&m, n, n, 0);
-	udax_dax_stats(d, &st);
-	row("DRAM per tracked 4 KiB page", (double)(st.handle_bytes + udax_mapping_mem_bytes(&m)) /
+	dx_dax_stats(d, &st);
+	row("DRAM per tracked 4 KiB page", (double)(st.handle_bytes + dx_mapping_mem_bytes(&m)) /
 	    (double)n, "bytes", "(handle 44 B + two tree slots)");
-	udax_layout_lock_excl(&m);
-	udax_break_layouts(&m, 0, UDAX_END_OF_FILE, NULL);
-	udax_layout_unlock_excl(&m);
+	dx_layout_lock_excl(&m);
+	dx_break_layouts(&m, 0, UDAX_END_OF_FILE, NULL);
+	dx_layout_unlock_excl(&m);
 	track_idle(&m, nh, nh << 9, 9);
-	udax_dax_stats(d, &st);
-	row("DRAM per tracked 2 MiB entry", (double)(st.handle_bytes + udax_mapping_mem_bytes(&m)) /
+	dx_dax_stats(d, &st);
+	row("DRAM per tracked 2 MiB entry", (double)(st.handle_bytes + dx_mapping_mem_bytes(&m)) /
 	    (double)nh, "bytes", NULL);
-	udax_layout_lock_excl(&m);
-	udax_break_layouts(&m, 0, UDAX_END_OF_FILE, NULL);
-	udax_layout_unlock_excl(&m);
-	udax_dax_stats(d, &st);
-	row("DRAM once untracked", (double)(st.handle_bytes + udax_mapping_mem_bytes(&m)),
+	dx_layout_lock_excl(&m);
+	dx_break_layouts(&m, 0, UDAX_END_OF_FILE, NULL);
+	dx_layout_unlock_excl(&m);
+	dx_dax_stats(d, &st);
+	row("DRAM once untracked", (double)(st.handle_bytes + dx_mapping_mem_bytes(&m)),
 	    "bytes", NULL);
-	udax_mapping_destroy(&m);
-	udax_dax_delete(&d);
+	dx_mapping_destroy(&m);
+	dx_dax_delete(&d);
 }
 
 /* ---- the wake path ---- */
@@ -231,8 +231,8 @@ static void pin_cpu(int cpu)
 }
 
 struct wake {
-	struct udax_mapping *m;
-	struct udax_page *p;
+	struct dx_mapping *m;
+	struct dx_page *p;
 	int cpu;
 	unsigned int reps;
 	uint64_t *t_unpin;		/* per rep, set by the unpinner */
@@ -249,46 +249,46 @@ static void *unpinner(void *arg)
 	for (unsigned int r = 1; r <= w->reps; r++) {
 		/* Wait until the breaker sleeps on the page. */
 		while (__atomic_load_n(&w->go, __ATOMIC_ACQUIRE) != r)
-			udax_futex_wait(&w->go, r - 1, 0);
+			dx_futex_wait(&w->go, r - 1, 0);
 		for (;;) {
-			struct udax_dax_stats st;
+			struct dx_dax_stats st;
 
-			udax_dax_stats(w->m->dax, &st);
+			dx_dax_stats(w->m->dax, &st);
 			if (st.waiters)
 				break;
 			sched_yield();
 		}
-		w->t_unpin[r - 1] = udax_now_ns();
-		udax_page_put(w->p, UDAX_REF_PIN);
+		w->t_unpin[r - 1] = dx_now_ns();
+		dx_page_put(w->p, UDAX_REF_PIN);
 	}
 	return NULL;
 }
 
 static void bench_wake_one(int cpu_a, int cpu_b, unsigned int reps)
 {
-	struct udax_dax *d = bench_dax();
-	struct udax_mapping m;
+	struct dx_dax *d = bench_dax();
+	struct dx_mapping m;
 	struct wake w = { .m = &m, .cpu = cpu_b, .reps = reps };
 	pthread_t t;
 	uint64_t *lat = calloc(reps, sizeof(*lat));
 	char what[80];
 
 	w.t_unpin = calloc(reps, sizeof(uint64_t));
-	udax_mapping_init(&m, d, 3);
+	dx_mapping_init(&m, d, 3);
 	pin_cpu(cpu_a);
 	pthread_create(&t, NULL, unpinner, &w);
 	for (unsigned int r = 1; r <= reps; r++) {
-		udax_layout_lock_shared(&m);
-		if (udax_track(&m, 0, 5, 0, UDAX_REF_PIN, &w.p))
+		dx_layout_lock_shared(&m);
+		if (dx_track(&m, 0, 5, 0, UDAX_REF_PIN, &w.p))
 			abort();
-		udax_layout_unlock_shared(&m);
+		dx_layout_unlock_shared(&m);
 		__atomic_store_n(&w.go, r, __ATOMIC_RELEASE);
-		udax_futex_wake(&w.go, 1);
-		udax_layout_lock_excl(&m);
-		if (udax_break_layouts(&m, 0, UDAX_END_OF_FILE, NULL))
+		dx_futex_wake(&w.go, 1);
+		dx_layout_lock_excl(&m);
+		if (dx_break_layouts(&m, 0, UDAX_END_OF_FILE, NULL))
 			abort();
-		lat[r - 1] = udax_now_ns() - w.t_unpin[r - 1];
-		udax_layout_unlock_excl(&m);
+		lat[r - 1] = dx_now_ns() - w.t_unpin[r - 1];
+		dx_layout_unlock_excl(&m);
 	}
 	pthread_join(t, NULL);
 	qsort(lat, reps, sizeof(*lat), cmp_u64);
@@ -297,8 +297,8 @@ static void bench_wake_one(int cpu_a, int cpu_b, unsigned int reps)
 	       (double)pct(lat, reps, 0.99) / 1e3);
 	free(lat);
 	free(w.t_unpin);
-	udax_mapping_destroy(&m);
-	udax_dax_delete(&d);
+	dx_mapping_destroy(&m);
+	dx_dax_delete(&d);
 	pin_cpu(cpu_a);
 }
 
@@ -320,9 +320,9 @@ static void *pinger(void *arg)
 		while (__atomic_load_n(&p->word, __ATOMIC_ACQUIRE) != 2 * r - 1)
 			sched_yield();
 		usleep(50);
-		p->t_wake[r - 1] = udax_now_ns();
+		p->t_wake[r - 1] = dx_now_ns();
 		__atomic_store_n(&p->word, 2 * r, __ATOMIC_RELEASE);
-		udax_futex_wake(&p->word, 1);
+		dx_futex_wake(&p->word, 1);
 	}
 	return NULL;
 }
@@ -340,8 +340,8 @@ static void bench_futex(int cpu_a, int cpu_b, unsigned int reps)
 	for (unsigned int r = 1; r <= reps; r++) {
 		__atomic_store_n(&p.word, 2 * r - 1, __ATOMIC_RELEASE);
 		while (__atomic_load_n(&p.word, __ATOMIC_ACQUIRE) != 2 * r)
-			udax_futex_wait(&p.word, 2 * r - 1, 0);
-		lat[r - 1] = udax_now_ns() - p.t_wake[r - 1];
+			dx_futex_wait(&p.word, 2 * r - 1, 0);
+		lat[r - 1] = dx_now_ns() - p.t_wake[r - 1];
 	}
 	pthread_join(t, NULL);
 	qsort(lat, reps, sizeof(*lat), cmp_u64);
@@ -359,7 +359,7 @@ int main(int argc, char **argv)
 	unsigned int reps = quick ? 200 : 2000;
 
 	printf("bench-dax: the DAX core (xarray fan-out %u, handle %zu bytes, %ld CPUs)\n",
-	       1U << xa_chunk_shift(), sizeof(struct udax_page), ncpu);
+	       1U << xa_chunk_shift(), sizeof(struct dx_page), ncpu);
 	printf("xarray\n");
 	bench_xa_load(1UL << 20);
 	printf("break_layouts over idle files (cost follows tracked entries)\n");

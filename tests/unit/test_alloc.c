@@ -15,15 +15,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "alloc.h"
-#include "media.h"
-#include "super.h"
+#include "core/alloc.h"
+#include "core/media.h"
+#include "core/super.h"
 #include "test_helpers.h"
 
 #define MIB (1024ULL * 1024)
 
 static struct ufs_super sb;
-static struct udax_media *m;
+static struct dx_media *m;
 static struct ufs_journal *j;
 static struct ufs_alloc *a;
 
@@ -215,51 +215,51 @@ static void on_bug(const char *file, int line, const char *cond)
 
 static void check_i1(void)
 {
-	struct udax_dax_opts dopts = { .numa_node = -1 };
-	struct udax_dax *dax = NULL;
+	struct dx_dax_opts dopts = { .numa_node = -1 };
+	struct dx_dax *dax = NULL;
 	struct ufs_alloc *a2 = NULL;
-	struct udax_mapping map;
-	struct udax_page *pg = NULL;
+	struct dx_mapping map;
+	struct dx_page *pg = NULL;
 	struct ufs_tx *tx;
 	uint64_t p;
 	uint32_t got;
 
-	CHECK_EQ(udax_dax_new(&dax, &dopts), 0);
+	CHECK_EQ(dx_dax_new(&dax, &dopts), 0);
 	CHECK_EQ(ufs_alloc_open(&a2, m, &sb, dax), 0);
 	if (!dax || !a2)
 		return;
 	ufs_alloc_close(&a);
 	a = a2;
 	CHECK_EQ(one(0, 1, 1, 0, &p, &got), 0);
-	CHECK_EQ(udax_mapping_init(&map, dax, 5), 0);
-	udax_layout_lock_excl(&map);
-	CHECK_EQ(udax_track(&map, 0, p, 0, UDAX_REF_MAP, &pg), 0);
-	udax_set_bug_handler(on_bug);
+	CHECK_EQ(dx_mapping_init(&map, dax, 5), 0);
+	dx_layout_lock_excl(&map);
+	CHECK_EQ(dx_track(&map, 0, p, 0, UDAX_REF_MAP, &pg), 0);
+	dx_set_bug_handler(on_bug);
 	tx = ufs_tx_begin(j);
 	if (!setjmp(bug_jmp))
 		ufs_free_blocks(a, tx, p, 1);
-	udax_set_bug_handler(NULL);
+	dx_set_bug_handler(NULL);
 	ufs_tx_abort(tx);
 	CHECK_EQ(bugs, 1);		/* I1 fired */
 	CHECK_EQ(ufs_alloc_test(a, p), 1);	/* and the block is still allocated */
 	printf("  I1 fired on freeing a tracked block: %s\n", bugs == 1 ? "yes" : "no");
 	/* the proper way: drop the reference, break layouts, then free */
 	{
-		struct udax_wait_ctx wc = { .uninterruptible = true };
+		struct dx_wait_ctx wc = { .uninterruptible = true };
 
-		udax_page_put(pg, UDAX_REF_MAP);
-		CHECK_EQ(udax_break_layouts(&map, 0, UDAX_END_OF_FILE, &wc), 0);
+		dx_page_put(pg, UDAX_REF_MAP);
+		CHECK_EQ(dx_break_layouts(&map, 0, UDAX_END_OF_FILE, &wc), 0);
 		CHECK_EQ(put(p, 1), 0);
 		CHECK_EQ(ufs_alloc_test(a, p), 0);
 	}
-	udax_layout_unlock_excl(&map);
-	udax_mapping_destroy(&map);
+	dx_layout_unlock_excl(&map);
+	dx_mapping_destroy(&map);
 	ufs_alloc_close(&a);
-	udax_dax_delete(&dax);
+	dx_dax_delete(&dax);
 }
 
 /*
- * The allocator's per-chunk table comes from udax_numa_alloc() on the
+ * The allocator's per-chunk table comes from dx_numa_alloc() on the
  * device's node: for node 0 it must be zeroed, writable, and (when the
  * kernel has NUMA: get_mempolicy works) bound to node 0; for no node, or
  * without NUMA (then only usability is checked), plain anonymous memory
@@ -269,7 +269,7 @@ static void numa_table(int node, bool numa, bool bound)
 {
 	size_t len = 3 * 4096 + 100;
 	unsigned long mask = 0;
-	unsigned char *p = udax_numa_alloc(len, node);
+	unsigned char *p = dx_numa_alloc(len, node);
 	size_t i, nonzero = 0;
 	int mode = -1;
 
@@ -288,7 +288,7 @@ static void numa_table(int node, bool numa, bool bound)
 		else
 			CHECK_EQ(mode, 0 /* MPOL_DEFAULT */);
 	}
-	udax_numa_free(p, len);
+	dx_numa_free(p, len);
 }
 
 static void check_numa_table(void)
@@ -300,22 +300,22 @@ static void check_numa_table(void)
 				  : "unavailable: anonymous memory (fallback)");
 	numa_table(0, numa, numa);
 	numa_table(-1, numa, false);
-	CHECK(udax_numa_alloc(0, 0) == NULL);
+	CHECK(dx_numa_alloc(0, 0) == NULL);
 }
 
 int main(void)
 {
-	struct udax_media_opts o = { 0 };
+	struct dx_media_opts o = { 0 };
 	char path[128];
 	bool backup;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	t_mkfile(path, sizeof(path), "alloc", 64 * MIB);
 	o.path = path;
-	if (udax_media_open(&m, &o) || ufs_mkfs(m, NULL, &sb) ||
+	if (dx_media_open(&m, &o) || ufs_mkfs(m, NULL, &sb) ||
 	    ufs_super_load(m, &sb, &backup) || ufs_journal_open(&j, m, &sb) ||
 	    ufs_alloc_open(&a, m, &sb, NULL)) {
-		fprintf(stderr, "setup: %s\n", udax_errmsg());
+		fprintf(stderr, "setup: %s\n", dx_errmsg());
 		return 99;
 	}
 	check_basic();
@@ -326,7 +326,7 @@ int main(void)
 	check_numa_table();
 	ufs_alloc_close(&a);
 	ufs_journal_close(&j);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	unlink(path);
 	return t_exit("test_alloc");
 }

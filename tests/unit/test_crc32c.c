@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "core/util.h"
 #include "test_helpers.h"
 
 typedef uint32_t (*crc_fn)(uint32_t, const void *, size_t);
@@ -55,14 +55,14 @@ static double mbps(crc_fn f, const unsigned char *buf, size_t len)
 	volatile uint32_t sink = 0;
 
 	for (int k = 0; k < 7; k++) {
-		uint64_t t0 = udax_now_ns();
+		uint64_t t0 = dx_now_ns();
 		int n = 0;
 
 		do {
 			sink ^= f(0, buf, len);
 			n++;
-		} while (udax_now_ns() - t0 < 100000000ull);
-		r[k] = (double)n * (double)len / ((double)(udax_now_ns() - t0) / 1e9) / 1e6;
+		} while (dx_now_ns() - t0 < 100000000ull);
+		r[k] = (double)n * (double)len / ((double)(dx_now_ns() - t0) / 1e9) / 1e6;
 	}
 	for (int i = 1; i < 7; i++)
 		for (int j = i; j > 0 && r[j - 1] > r[j]; j--) {
@@ -78,7 +78,7 @@ static double mbps(crc_fn f, const unsigned char *buf, size_t len)
 int main(int argc, char **argv)
 {
 	static unsigned char buf[1 << 20];
-	bool hw = udax_crc32c_hw_available();
+	bool hw = dx_crc32c_hw_available();
 
 	for (size_t i = 0; i < sizeof(buf); i++)
 		buf[i] = (unsigned char)(i * 2654435761u >> 13);
@@ -87,34 +87,34 @@ int main(int argc, char **argv)
 
 		for (int i = 0; i < 3; i++) {
 			printf("crc32c over %7zu bytes, median of 7: table %5.0f MB/s", sizes[i],
-			       mbps(udax_crc32c_sw, buf, sizes[i]));
+			       mbps(dx_crc32c_sw, buf, sizes[i]));
 			if (hw)
-				printf(", sse4.2 %5.0f MB/s", mbps(udax_crc32c_hw, buf, sizes[i]));
+				printf(", sse4.2 %5.0f MB/s", mbps(dx_crc32c_hw, buf, sizes[i]));
 			putchar('\n');
 		}
-		printf("udax_crc32c uses %s\n", udax_crc32c_impl());
+		printf("dx_crc32c uses %s\n", dx_crc32c_impl());
 		return 0;
 	}
 
-	known_answers("table", udax_crc32c_sw);
-	known_answers("udax_crc32c", udax_crc32c);
+	known_answers("table", dx_crc32c_sw);
+	known_answers("dx_crc32c", dx_crc32c);
 	if (!hw) {
 		printf("sse4.2: this CPU has no crc32 instruction, not tested\n");
 		return t_exit("test_crc32c");
 	}
-	known_answers("sse4.2", udax_crc32c_hw);
-	CHECK(strcmp(udax_crc32c_impl(), "sse4.2") == 0 || getenv("UDAX_CRC32C_SW"));
+	known_answers("sse4.2", dx_crc32c_hw);
+	CHECK(strcmp(dx_crc32c_impl(), "sse4.2") == 0 || getenv("UDAX_CRC32C_SW"));
 	for (size_t off = 0; off < 8; off++)
 		for (size_t len = 0; len <= 300; len++)
-			CHECK_EQ(udax_crc32c_hw(0x12345678u, buf + off, len),
-				 udax_crc32c_sw(0x12345678u, buf + off, len));
-	CHECK_EQ(udax_crc32c_hw(0, buf, sizeof(buf)), udax_crc32c_sw(0, buf, sizeof(buf)));
+			CHECK_EQ(dx_crc32c_hw(0x12345678u, buf + off, len),
+				 dx_crc32c_sw(0x12345678u, buf + off, len));
+	CHECK_EQ(dx_crc32c_hw(0, buf, sizeof(buf)), dx_crc32c_sw(0, buf, sizeof(buf)));
 	/* negative control: the comparison sees a one-bit difference */
 	{
-		uint32_t a = udax_crc32c_hw(0, buf, 4096);
+		uint32_t a = dx_crc32c_hw(0, buf, 4096);
 
 		buf[2048] ^= 0x10;
-		CHECK(udax_crc32c_sw(0, buf, 4096) != a);
+		CHECK(dx_crc32c_sw(0, buf, 4096) != a);
 		buf[2048] ^= 0x10;
 	}
 	return t_exit("test_crc32c");

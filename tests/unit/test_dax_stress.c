@@ -21,9 +21,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "dax.h"
+#include "core/dax.h"
 #include "dax_test.h"
-#include "util.h"
+#include "core/util.h"
 
 #define NFILES   2
 #define NPAGES   48
@@ -31,11 +31,11 @@
 #define NBREAKERS 2
 
 struct file {
-	struct udax_mapping m;
+	struct dx_mapping m;
 	uint32_t shadow[NPAGES];	/* atomic: refs workers hold */
 };
 
-static struct udax_dax *dax;
+static struct dx_dax *dax;
 static struct file files[NFILES];
 static int stop;			/* atomic */
 static uint64_t n_refs, n_busy_refusals, n_breaks, n_eintr;	/* atomic */
@@ -58,9 +58,9 @@ static unsigned long xs(unsigned long *s)
 
 static void spin_us(unsigned int us)
 {
-	uint64_t end = udax_now_ns() + us * 1000ULL;
+	uint64_t end = dx_now_ns() + us * 1000ULL;
 
-	while (udax_now_ns() < end)
+	while (dx_now_ns() < end)
 		sched_yield();
 }
 
@@ -71,23 +71,23 @@ static void *worker(void *arg)
 	while (!__atomic_load_n(&stop, __ATOMIC_RELAXED)) {
 		unsigned long r = xs(&s);
 		unsigned int f = (unsigned int)(r % NFILES), i = (unsigned int)((r >> 8) % NPAGES);
-		enum udax_ref kind = (enum udax_ref)((r >> 16) % 3);
+		enum dx_ref kind = (enum dx_ref)((r >> 16) % 3);
 		struct file *fl = &files[f];
-		struct udax_page *p;
+		struct dx_page *p;
 		bool pinned = false;
 		int ret;
 
-		udax_layout_lock_shared(&fl->m);
-		ret = udax_track(&fl->m, i, pfn_of(f, i), 0, kind, &p);
+		dx_layout_lock_shared(&fl->m);
+		ret = dx_track(&fl->m, i, pfn_of(f, i), 0, kind, &p);
 		if (ret == 0) {
 			__atomic_add_fetch(&fl->shadow[i], 1, __ATOMIC_ACQ_REL);
 			/* A mapped client sometimes pins too (refused during a recall). */
-			if (kind == UDAX_REF_MAP && (r >> 20) % 2 && udax_pin_get(&fl->m, p) == 0) {
+			if (kind == UDAX_REF_MAP && (r >> 20) % 2 && dx_pin_get(&fl->m, p) == 0) {
 				__atomic_add_fetch(&fl->shadow[i], 1, __ATOMIC_ACQ_REL);
 				pinned = true;
 			}
 		}
-		udax_layout_unlock_shared(&fl->m);
+		dx_layout_unlock_shared(&fl->m);
 		if (ret == -EBUSY) {
 			__atomic_add_fetch(&n_busy_refusals, 1, __ATOMIC_RELAXED);
 			sched_yield();
@@ -103,13 +103,13 @@ static void *worker(void *arg)
 			spin_us((unsigned int)((r >> 28) % 200));
 		if (pinned) {
 			__atomic_sub_fetch(&fl->shadow[i], 1, __ATOMIC_ACQ_REL);
-			udax_page_put(p, UDAX_REF_PIN);
+			dx_page_put(p, UDAX_REF_PIN);
 		}
 		/* Extra short references taken from one we hold. */
-		udax_page_get(p, UDAX_REF_ACCESS);
-		udax_page_put(p, UDAX_REF_ACCESS);
+		dx_page_get(p, UDAX_REF_ACCESS);
+		dx_page_put(p, UDAX_REF_ACCESS);
 		__atomic_sub_fetch(&fl->shadow[i], 1, __ATOMIC_ACQ_REL);
-		udax_page_put(p, kind);
+		dx_page_put(p, kind);
 	}
 	return NULL;
 }
@@ -126,7 +126,7 @@ static void bug_handler(const char *file, int line, const char *cond)
 static bool free_blocks(uint64_t pfn, uint64_t n)
 {
 	if (sigsetjmp(bug_jb, 1) == 0) {
-		udax_dax_assert_free(dax, pfn, n);
+		dx_dax_assert_free(dax, pfn, n);
 		return true;
 	}
 	return false;
@@ -134,7 +134,7 @@ static bool free_blocks(uint64_t pfn, uint64_t n)
 
 static int intr_now(void *arg)
 {
-	return udax_now_ns() >= *(uint64_t *)arg;
+	return dx_now_ns() >= *(uint64_t *)arg;
 }
 
 static void *breaker(void *arg)
@@ -146,40 +146,40 @@ static void *breaker(void *arg)
 		struct file *fl = &files[r % NFILES];
 		unsigned int f = (unsigned int)(fl - files);
 		uint64_t a = (r >> 8) % NPAGES, b = (r >> 16) % NPAGES, t0, dt, intr_at;
-		uint64_t start = udax_min(a, b), end = udax_max(a, b);
-		struct udax_wait_ctx w = { .timeout_ns = 10ULL * 1000 * 1000 * 1000 };
+		uint64_t start = dx_min(a, b), end = dx_max(a, b);
+		struct dx_wait_ctx w = { .timeout_ns = 10ULL * 1000 * 1000 * 1000 };
 		int ret;
 
 		if ((r >> 24) % 4 == 0)
 			end = UDAX_END_OF_FILE;
 		if ((r >> 26) % 8 == 0) {
 			/* Sometimes interrupted after 100 us. */
-			intr_at = udax_now_ns() + 100000ULL;
+			intr_at = dx_now_ns() + 100000ULL;
 			w.interrupted = intr_now;
 			w.arg = &intr_at;
 		}
-		udax_layout_lock_excl(&fl->m);
-		t0 = udax_now_ns();
-		ret = udax_break_layouts(&fl->m, start, end, &w);
-		dt = udax_now_ns() - t0;
+		dx_layout_lock_excl(&fl->m);
+		t0 = dx_now_ns();
+		ret = dx_break_layouts(&fl->m, start, end, &w);
+		dt = dx_now_ns() - t0;
 		if (ret == -EINTR) {
 			__atomic_add_fetch(&n_eintr, 1, __ATOMIC_RELAXED);
 		} else {
 			CHECK_EQ(ret, 0);	/* never -EBUSY: it always finishes */
 		}
 		if (ret == 0) {
-			uint64_t last = udax_min(end, (uint64_t)NPAGES - 1);
+			uint64_t last = dx_min(end, (uint64_t)NPAGES - 1);
 
 			for (uint64_t i = start; i <= last; i++) {
 				if (__atomic_load_n(&fl->shadow[i], __ATOMIC_ACQUIRE) ||
-				    udax_entry_peek(&fl->m, i)) {
+				    dx_entry_peek(&fl->m, i)) {
 					__atomic_add_fetch(&violations, 1, __ATOMIC_RELAXED);
 					if (!quiet && __atomic_load_n(&violations, __ATOMIC_RELAXED) < 5)
 						fprintf(stderr, "page %u/%lu referenced after "
 							"break_layouts [%lu, %lu]: shadow %u entry %#lx\n",
 							f, (unsigned long)i, (unsigned long)start,
 							(unsigned long)end, fl->shadow[i],
-							(unsigned long)udax_entry_peek(&fl->m, i));
+							(unsigned long)dx_entry_peek(&fl->m, i));
 				}
 			}
 			/* Free the blocks: I1 must hold. */
@@ -187,7 +187,7 @@ static void *breaker(void *arg)
 				__atomic_add_fetch(&violations, 1, __ATOMIC_RELAXED);
 			__atomic_add_fetch(&n_breaks, 1, __ATOMIC_RELAXED);
 		}
-		udax_layout_unlock_excl(&fl->m);
+		dx_layout_unlock_excl(&fl->m);
 		while (dt > __atomic_load_n(&max_break_ns, __ATOMIC_RELAXED))
 			__atomic_store_n(&max_break_ns, dt, __ATOMIC_RELAXED);
 		sched_yield();
@@ -195,21 +195,21 @@ static void *breaker(void *arg)
 	return NULL;
 }
 
-static void run(enum udax_policy pol, unsigned int ms, bool expect_violations)
+static void run(enum dx_policy pol, unsigned int ms, bool expect_violations)
 {
-	struct udax_dax_opts o = { .policy = pol, .numa_node = -1 };
+	struct dx_dax_opts o = { .policy = pol, .numa_node = -1 };
 	pthread_t wt[NWORKERS], bt[NBREAKERS];
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	struct udax_dax_stats st;
+	struct dx_dax_stats st;
 
-	CHECK_EQ(udax_dax_new(&dax, &o), 0);
+	CHECK_EQ(dx_dax_new(&dax, &o), 0);
 	memset(files, 0, sizeof(files));
 	for (unsigned int f = 0; f < NFILES; f++)
-		CHECK_EQ(udax_mapping_init(&files[f].m, dax, f + 1), 0);
+		CHECK_EQ(dx_mapping_init(&files[f].m, dax, f + 1), 0);
 	n_refs = n_busy_refusals = n_breaks = n_eintr = violations = max_break_ns = 0;
 	stop = 0;
 	quiet = expect_violations;
-	udax_set_bug_handler(bug_handler);
+	dx_set_bug_handler(bug_handler);
 	for (uintptr_t i = 0; i < NWORKERS; i++)
 		pthread_create(&wt[i], NULL, worker, (void *)i);
 	for (uintptr_t i = 0; i < NBREAKERS; i++)
@@ -220,9 +220,9 @@ static void run(enum udax_policy pol, unsigned int ms, bool expect_violations)
 		pthread_join(wt[i], NULL);
 	for (int i = 0; i < NBREAKERS; i++)
 		pthread_join(bt[i], NULL);
-	udax_set_bug_handler(NULL);
+	dx_set_bug_handler(NULL);
 	printf("  %-13s refs %lu, breaks %lu (EINTR %lu), refused grants %lu, "
-	       "longest break %.2f ms\n", udax_policy_name(pol), (unsigned long)n_refs,
+	       "longest break %.2f ms\n", dx_policy_name(pol), (unsigned long)n_refs,
 	       (unsigned long)n_breaks, (unsigned long)n_eintr,
 	       (unsigned long)n_busy_refusals, (double)max_break_ns / 1e6);
 	if (expect_violations)
@@ -231,19 +231,19 @@ static void run(enum udax_policy pol, unsigned int ms, bool expect_violations)
 		CHECK_EQ(violations, 0);
 	CHECK(n_breaks > 10);
 	CHECK(n_refs > 100);
-	udax_dax_stats(dax, &st);
+	dx_dax_stats(dax, &st);
 	CHECK_EQ(st.busy_handles, 0);
 	CHECK_EQ(st.waiters, 0);
 	for (unsigned int f = 0; f < NFILES; f++) {
-		udax_layout_lock_excl(&files[f].m);
-		CHECK_EQ(udax_break_layouts(&files[f].m, 0, UDAX_END_OF_FILE, NULL), 0);
-		udax_layout_unlock_excl(&files[f].m);
-		udax_mapping_destroy(&files[f].m);
+		dx_layout_lock_excl(&files[f].m);
+		CHECK_EQ(dx_break_layouts(&files[f].m, 0, UDAX_END_OF_FILE, NULL), 0);
+		dx_layout_unlock_excl(&files[f].m);
+		dx_mapping_destroy(&files[f].m);
 	}
-	udax_dax_stats(dax, &st);
+	dx_dax_stats(dax, &st);
 	CHECK_EQ(st.live_handles, 0);
 	CHECK_EQ(st.handle_bytes, 0);
-	udax_dax_delete(&dax);
+	dx_dax_delete(&dax);
 }
 
 static void check_stress_default(void)

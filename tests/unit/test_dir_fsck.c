@@ -18,7 +18,7 @@
  * directory itself is removed.  Each run must find no error.
  */
 #include "test_ufs.h"
-#include "fsck_check.h"
+#include "tools/fsck_check.h"
 
 #define MiB (1024ull * 1024)
 
@@ -33,7 +33,7 @@ static int fsck_now(const char *what)
 	int rc;
 
 	REQUIRE(ufs_unmount(&T.fs) == 0);
-	udax_media_close(&T.m);
+	dx_media_close(&T.m);
 	memset(&st, 0, sizeof(st));
 	rc = udax_fsck_path(T.path, &fo, &st);
 	if (rc != FSCK_OK) {

@@ -14,7 +14,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "util.h"
+#include "core/util.h"
 
 #include "../harness.h"
 
@@ -43,7 +43,7 @@ static inline uint32_t t_file_crc(const char *path)
 	if (fd < 0)
 		return 0;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		crc = udax_crc32c(crc, buf, (size_t)n);
+		crc = dx_crc32c(crc, buf, (size_t)n);
 	close(fd);
 	return crc;
 }

@@ -11,8 +11,8 @@
 #include <errno.h>
 #include <inttypes.h>
 
-#include "journal.h"
-#include "super.h"
+#include "core/journal.h"
+#include "core/super.h"
 #include "test_helpers.h"
 
 #define MIB (1024ULL * 1024)
@@ -22,36 +22,36 @@ static char base[128];
 static struct ufs_super sb;
 
 struct fsh {
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs_journal *j;
 };
 
 static int fs_open(struct fsh *f, const char *path, bool crash, bool ro)
 {
-	struct udax_media_opts o = { .path = path, .crash_emul = crash, .readonly = ro };
+	struct dx_media_opts o = { .path = path, .crash_emul = crash, .readonly = ro };
 	bool backup;
 	int ret;
 
 	memset(f, 0, sizeof(*f));
-	ret = udax_media_open(&f->m, &o);
+	ret = dx_media_open(&f->m, &o);
 	if (!ret)
 		ret = ufs_super_load(f->m, &sb, &backup);
 	if (!ret)
 		ret = ufs_journal_open(&f->j, f->m, &sb);
 	if (ret)
-		fprintf(stderr, "fs_open %s: %d %s\n", path, ret, udax_errmsg());
+		fprintf(stderr, "fs_open %s: %d %s\n", path, ret, dx_errmsg());
 	return ret;
 }
 
 static void fs_close(struct fsh *f)
 {
 	ufs_journal_close(&f->j);
-	udax_media_close(&f->m);
+	dx_media_close(&f->m);
 }
 
 static char *blk(struct fsh *f, uint64_t b)
 {
-	return udax_media_ptr(f->m, b * BS);
+	return dx_media_ptr(f->m, b * BS);
 }
 
 static void check_commit_abort(void)
@@ -115,20 +115,20 @@ static uint64_t run_tx(const char *img, uint64_t k)
 	if (fs_open(&f, base, true, false))
 		return 0;
 	if (k)
-		udax_media_crash_set_trigger(f.m, k, img);
+		dx_media_crash_set_trigger(f.m, k, img);
 	p = blk(&f, sb.s_data_start);
 	q = blk(&f, sb.s_data_start + 7);
 	tx = ufs_tx_begin(f.j);
 	CHECK_EQ(ufs_tx_add(tx, p, 150), 0);
 	memset(p, 'N', 150);
-	udax_media_persist(f.m, p, 150);	/* worst case: new bytes reach media early */
+	dx_media_persist(f.m, p, 150);	/* worst case: new bytes reach media early */
 	CHECK_EQ(ufs_tx_add(tx, q, 4096), 0);
 	memset(q, 'N', 4096);
 	/* a superblock field too */
-	CHECK_EQ(ufs_tx_add(tx, &((struct ufs_super *)udax_media_base(f.m))->s_mount_count, 8), 0);
-	((struct ufs_super *)udax_media_base(f.m))->s_mount_count = 77;
+	CHECK_EQ(ufs_tx_add(tx, &((struct ufs_super *)dx_media_base(f.m))->s_mount_count, 8), 0);
+	((struct ufs_super *)dx_media_base(f.m))->s_mount_count = 77;
 	ufs_tx_commit(tx);
-	fences = udax_media_crash_fences(f.m);
+	fences = dx_media_crash_fences(f.m);
 	fs_close(&f);
 	return fences;
 }
@@ -162,7 +162,7 @@ static void check_crash_every_fence(void)
 			p[i] == 'N' ? nn++ : oo++;
 		for (i = 0; i < 4096; i++)
 			q[i] == 'N' ? nn++ : oo++;
-		if (((struct ufs_super *)udax_media_base(f.m))->s_mount_count == 77)
+		if (((struct ufs_super *)dx_media_base(f.m))->s_mount_count == 77)
 			nn++;
 		else
 			oo++;
@@ -210,8 +210,8 @@ static void check_corrupt_record(void)
 	if (fs_open(&f, img, false, false))
 		return;
 	CHECK_EQ(ufs_journal_recover(f.j, false), -EUCLEAN);
-	CHECK(strstr(udax_errmsg(), "journal record at offset") != NULL);
-	printf("  corrupt record: %s\n", udax_errmsg());
+	CHECK(strstr(dx_errmsg(), "journal record at offset") != NULL);
+	printf("  corrupt record: %s\n", dx_errmsg());
 	fs_close(&f);
 	CHECK_EQ(t_file_crc(img), crc);
 	unlink(img);
@@ -237,8 +237,8 @@ static void check_huge_record_len(void)
 	if (fs_open(&f, img, false, false))
 		return;
 	CHECK_EQ(ufs_journal_recover(f.j, false), -EUCLEAN);
-	CHECK(strstr(udax_errmsg(), "length runs past the end of the log") != NULL);
-	printf("  huge record length: %s\n", udax_errmsg());
+	CHECK(strstr(dx_errmsg(), "length runs past the end of the log") != NULL);
+	printf("  huge record length: %s\n", dx_errmsg());
 	fs_close(&f);
 	CHECK_EQ(t_file_crc(img), crc);
 	unlink(img);
@@ -259,7 +259,7 @@ static void check_fuzz_log(void)
 	run_tx(img, 7);
 	if (fs_open(&f, img, false, false))
 		return;
-	jr = udax_media_ptr(f.m, sb.s_journal_start * BS);
+	jr = dx_media_ptr(f.m, sb.s_journal_start * BS);
 	used = ((struct ufs_journal_head *)jr)->j_used;
 	CHECK(used > 0);
 	ufs_journal_close(&f.j);
@@ -294,17 +294,17 @@ static void check_fuzz_log(void)
 
 int main(void)
 {
-	struct udax_media_opts o = { 0 };
-	struct udax_media *m = NULL;
+	struct dx_media_opts o = { 0 };
+	struct dx_media *m = NULL;
 
 	setvbuf(stdout, NULL, _IONBF, 0);
 	t_mkfile(base, sizeof(base), "jrnl", 16 * MIB);
 	o.path = base;
-	if (udax_media_open(&m, &o) || ufs_mkfs(m, NULL, &sb)) {
-		fprintf(stderr, "setup: %s\n", udax_errmsg());
+	if (dx_media_open(&m, &o) || ufs_mkfs(m, NULL, &sb)) {
+		fprintf(stderr, "setup: %s\n", dx_errmsg());
 		return 99;
 	}
-	udax_media_close(&m);
+	dx_media_close(&m);
 	check_commit_abort();
 	check_crash_every_fence();
 	check_corrupt_record();

@@ -12,20 +12,20 @@
 #include <errno.h>
 #include <inttypes.h>
 
-#include "super.h"
+#include "core/super.h"
 #include "test_helpers.h"
 
 #define MIB (1024ULL * 1024)
 #define BS 4096
 
-static struct udax_media *open_media(const char *path, bool ro)
+static struct dx_media *open_media(const char *path, bool ro)
 {
-	struct udax_media_opts o = { .path = path, .readonly = ro };
-	struct udax_media *m = NULL;
-	int ret = udax_media_open(&m, &o);
+	struct dx_media_opts o = { .path = path, .readonly = ro };
+	struct dx_media *m = NULL;
+	int ret = dx_media_open(&m, &o);
 
 	if (ret)
-		fprintf(stderr, "open %s: %s\n", path, udax_errmsg());
+		fprintf(stderr, "open %s: %s\n", path, dx_errmsg());
 	return m;
 }
 
@@ -42,13 +42,13 @@ static void poke(const char *path, off_t off, const void *b, size_t n)
 static int load_ro(const char *path, struct ufs_super *sb, bool *backup)
 {
 	uint32_t before = t_file_crc(path), after;
-	struct udax_media *m = open_media(path, true);
+	struct dx_media *m = open_media(path, true);
 	int ret;
 
 	if (!m)
 		return -999;
 	ret = ufs_super_load(m, sb, backup);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	after = t_file_crc(path);
 	CHECK_EQ(before, after);
 	return ret;
@@ -58,7 +58,7 @@ static void check_round_trip(void)
 {
 	struct ufs_mkfs_opts mo = { .label = "h2a-test" };
 	struct ufs_super sb, sb2;
-	struct udax_media *m;
+	struct dx_media *m;
 	char path[128];
 	bool backup;
 	uint64_t blocks = 64 * MIB / BS;
@@ -74,16 +74,16 @@ static void check_round_trip(void)
 	CHECK_EQ(sb.s_journal_blocks, 4 * MIB / BS);	/* default: 4 MiB minimum */
 	CHECK_EQ(sb.s_inode_count, 64 * MIB / 16384);
 	/* used bits: metadata and the backup block; first data block free */
-	bm = (uint8_t *)udax_media_base(m) + sb.s_bbitmap_start * BS;
+	bm = (uint8_t *)dx_media_base(m) + sb.s_bbitmap_start * BS;
 	CHECK(bm[0] & 1);
 	CHECK(bm[(sb.s_data_start - 1) / 8] & (1u << ((sb.s_data_start - 1) % 8)));
 	CHECK(!(bm[sb.s_data_start / 8] & (1u << (sb.s_data_start % 8))));
 	CHECK(bm[(blocks - 1) / 8] & (1u << ((blocks - 1) % 8)));
 	CHECK(!(bm[(blocks - 2) / 8] & (1u << ((blocks - 2) % 8))));
-	bm = (uint8_t *)udax_media_base(m) + sb.s_ibitmap_start * BS;
+	bm = (uint8_t *)dx_media_base(m) + sb.s_ibitmap_start * BS;
 	CHECK_EQ(bm[0] & 7, 3);		/* slot 0 and root used, 2 free */
 	{
-		struct ufs_dinode *root = (struct ufs_dinode *)((char *)udax_media_base(m) +
+		struct ufs_dinode *root = (struct ufs_dinode *)((char *)dx_media_base(m) +
 								ufs_inode_off(&sb, UFS_ROOT_INO));
 		CHECK_EQ(root->i_mode, 040755);
 		CHECK_EQ(root->i_nlink, 2);
@@ -91,8 +91,8 @@ static void check_round_trip(void)
 	}
 	/* a second mkfs without force sees our own signature */
 	CHECK_EQ(ufs_mkfs(m, &mo, NULL), -EEXIST);
-	CHECK(strstr(udax_errmsg(), "udaxfs") != NULL);
-	udax_media_close(&m);
+	CHECK(strstr(dx_errmsg(), "udaxfs") != NULL);
+	dx_media_close(&m);
 
 	CHECK_EQ(load_ro(path, &sb2, &backup), 0);
 	CHECK(!backup);
@@ -103,16 +103,16 @@ static void check_round_trip(void)
 	poke(path, 100, "garbage", 7);
 	CHECK_EQ(load_ro(path, &sb2, &backup), 0);
 	CHECK(backup);
-	CHECK(strstr(udax_errmsg(), "bad checksum") != NULL);
-	CHECK(strstr(udax_errmsg(), "using the backup") != NULL);
-	printf("  primary corrupt: %s\n", udax_errmsg());
+	CHECK(strstr(dx_errmsg(), "bad checksum") != NULL);
+	CHECK(strstr(dx_errmsg(), "using the backup") != NULL);
+	printf("  primary corrupt: %s\n", dx_errmsg());
 	CHECK_EQ(sb2.s_blocks_count, blocks);
 
 	/* both corrupt */
 	poke(path, (off_t)((blocks - 1) * BS + 100), "garbage", 7);
 	CHECK_EQ(load_ro(path, &sb2, &backup), -EUCLEAN);
-	CHECK(strstr(udax_errmsg(), "offset 0") != NULL);
-	printf("  both corrupt: %s\n", udax_errmsg());
+	CHECK(strstr(dx_errmsg(), "offset 0") != NULL);
+	printf("  both corrupt: %s\n", dx_errmsg());
 
 	/* rewrite a good one with a newer version (valid checksum) */
 	m = open_media(path, false);
@@ -121,16 +121,16 @@ static void check_round_trip(void)
 	sb2 = sb;
 	sb2.s_version = 2;
 	ufs_super_write(m, &sb2);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	CHECK_EQ(load_ro(path, &sb2, &backup), -EPROTONOSUPPORT);
-	CHECK(strstr(udax_errmsg(), "newer") != NULL);
-	printf("  newer: %s\n", udax_errmsg());
+	CHECK(strstr(dx_errmsg(), "newer") != NULL);
+	printf("  newer: %s\n", dx_errmsg());
 
 	m = open_media(path, false);
 	sb2 = sb;
 	sb2.s_feat_incompat = 0x80;
 	ufs_super_write(m, &sb2);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	CHECK_EQ(load_ro(path, &sb2, &backup), -EPROTONOSUPPORT);
 
 	/* a sound superblock with a bad geometry field: both copies say so */
@@ -138,24 +138,24 @@ static void check_round_trip(void)
 	sb2 = sb;
 	sb2.s_itable_blocks++;
 	ufs_super_write(m, &sb2);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	CHECK_EQ(load_ro(path, &sb2, &backup), -EUCLEAN);
-	CHECK(strstr(udax_errmsg(), "inode table") != NULL);
+	CHECK(strstr(dx_errmsg(), "inode table") != NULL);
 
 	/* truncated image */
 	m = open_media(path, false);
 	ufs_super_write(m, &sb);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	CHECK(truncate(path, 32 * MIB) == 0);
 	CHECK_EQ(load_ro(path, &sb2, &backup), -EFBIG);
-	CHECK(strstr(udax_errmsg(), "truncated") != NULL);
-	printf("  truncated: %s\n", udax_errmsg());
+	CHECK(strstr(dx_errmsg(), "truncated") != NULL);
+	printf("  truncated: %s\n", dx_errmsg());
 	unlink(path);
 
 	/* not udaxfs at all */
 	t_mkfile(path, sizeof(path), "sb", 8 * MIB);
 	CHECK_EQ(load_ro(path, &sb2, &backup), -EINVAL);
-	CHECK(strstr(udax_errmsg(), "not a udaxfs") != NULL);
+	CHECK(strstr(dx_errmsg(), "not a udaxfs") != NULL);
 	unlink(path);
 }
 
@@ -170,7 +170,7 @@ static void check_signatures(void)
 		{ 0, "LUKS\xba\xbe", 6, "LUKS" },
 	};
 	struct ufs_mkfs_opts mo = { 0 };
-	struct udax_media *m;
+	struct dx_media *m;
 	char path[128];
 	unsigned int i;
 
@@ -186,14 +186,14 @@ static void check_signatures(void)
 		CHECK(ufs_probe_signature(m) && !strcmp(ufs_probe_signature(m), sigs[i].name));
 		mo.force = false;
 		CHECK_EQ(ufs_mkfs(m, &mo, NULL), -EEXIST);
-		CHECK(strstr(udax_errmsg(), sigs[i].name) != NULL);
-		udax_media_close(&m);
+		CHECK(strstr(dx_errmsg(), sigs[i].name) != NULL);
+		dx_media_close(&m);
 		CHECK_EQ(t_file_crc(path), crc);	/* refused: nothing written */
 		m = open_media(path, false);
 		mo.force = true;
 		CHECK_EQ(ufs_mkfs(m, &mo, NULL), 0);
 		CHECK(ufs_probe_signature(m) && !strcmp(ufs_probe_signature(m), "udaxfs"));
-		udax_media_close(&m);
+		dx_media_close(&m);
 		unlink(path);
 	}
 	/* the smallest device formats; data start is still 2 MiB aligned */
@@ -207,7 +207,7 @@ static void check_signatures(void)
 		printf("  4 MiB device: journal %" PRIu64 " blocks, %" PRIu64 " inodes, data %"
 		       PRIu64 "..%" PRIu64 "\n", sb.s_journal_blocks, sb.s_inode_count,
 		       sb.s_data_start, sb.s_blocks_count - 2);
-		udax_media_close(&m);
+		dx_media_close(&m);
 	}
 	unlink(path);
 }
@@ -220,7 +220,7 @@ static void check_signatures(void)
 static void check_fuzz_fields(void)
 {
 	struct ufs_super good, bad, out;
-	struct udax_media *m;
+	struct dx_media *m;
 	char path[128];
 	unsigned int seed = 12345, i, accepted = 0;
 	uint64_t size = 16 * MIB;
@@ -243,11 +243,11 @@ static void check_fuzz_fields(void)
 		}
 		if (rand_r(&seed) % 8)
 			bad.s_checksum = ufs_super_csum(&bad);
-		memcpy(udax_media_base(m), &bad, sizeof(bad));
+		memcpy(dx_media_base(m), &bad, sizeof(bad));
 		if (rand_r(&seed) % 2)
-			memcpy((char *)udax_media_base(m) + size - BS, &bad, sizeof(bad));
+			memcpy((char *)dx_media_base(m) + size - BS, &bad, sizeof(bad));
 		else
-			memcpy((char *)udax_media_base(m) + size - BS, &good, sizeof(good));
+			memcpy((char *)dx_media_base(m) + size - BS, &good, sizeof(good));
 		ret = ufs_super_load(m, &out, &backup);
 		CHECK(ret == 0 || ret == -EINVAL || ret == -EUCLEAN || ret == -EPROTONOSUPPORT ||
 		      ret == -EFBIG);
@@ -261,16 +261,16 @@ static void check_fuzz_fields(void)
 	}
 	printf("  fuzzed superblock fields: 20000 tries, %u accepted (harmless fields or backup)\n",
 	       accepted);
-	udax_media_close(&m);
+	dx_media_close(&m);
 	unlink(path);
 }
 
 /* mkfs in crash mode: the saved durable image is a valid file system */
 static void check_mkfs_crash_mode(void)
 {
-	struct udax_media_opts o = { .crash_emul = true };
+	struct dx_media_opts o = { .crash_emul = true };
 	struct ufs_mkfs_opts mo = { .force = true, .label = "crash" };
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs_super sb, sb2;
 	char path[128], img[160];
 	bool backup;
@@ -281,14 +281,14 @@ static void check_mkfs_crash_mode(void)
 	if (!m)
 		return;
 	CHECK_EQ(ufs_mkfs(m, NULL, &sb), 0);	/* an old file system underneath */
-	udax_media_close(&m);
+	dx_media_close(&m);
 	o.path = path;
-	CHECK_EQ(udax_media_open(&m, &o), 0);
+	CHECK_EQ(dx_media_open(&m, &o), 0);
 	if (!m)
 		return;
 	CHECK_EQ(ufs_mkfs(m, &mo, &sb), 0);
-	CHECK_EQ(udax_media_crash_save(m, img), 0);
-	udax_media_close(&m);
+	CHECK_EQ(dx_media_crash_save(m, img), 0);
+	dx_media_close(&m);
 	CHECK_EQ(load_ro(img, &sb2, &backup), 0);
 	CHECK(!strcmp(sb2.s_label, "crash"));
 	CHECK(!memcmp(sb.s_uuid, sb2.s_uuid, 16));
@@ -299,22 +299,22 @@ static void check_mkfs_crash_mode(void)
 static void check_mkfs_1tib(void)
 {
 	struct ufs_super sb, sb2;
-	struct udax_media *m;
+	struct dx_media *m;
 	struct stat st;
 	char path[128];
 	uint64_t t0, t1;
 	bool backup;
 
 	t_mkfile(path, sizeof(path), "tib", 1024ULL * 1024 * MIB);
-	t0 = udax_now_ns();
+	t0 = dx_now_ns();
 	m = open_media(path, false);
 	if (!m) {
 		unlink(path);
 		return;
 	}
 	CHECK_EQ(ufs_mkfs(m, NULL, &sb), 0);
-	udax_media_close(&m);
-	t1 = udax_now_ns();
+	dx_media_close(&m);
+	t1 = dx_now_ns();
 	CHECK(stat(path, &st) == 0);
 	printf("  mkfs of a 1 TiB sparse file: %.3f s, %lld KiB allocated, journal %" PRIu64
 	       " MiB, %" PRIu64 " inodes, data start block %" PRIu64 "\n",
@@ -327,7 +327,7 @@ static void check_mkfs_1tib(void)
 	if (m) {
 		CHECK_EQ(ufs_super_load(m, &sb2, &backup), 0);
 		CHECK(!backup);
-		udax_media_close(&m);
+		dx_media_close(&m);
 	}
 	unlink(path);
 }

@@ -13,8 +13,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
-#include "fsck_check.h"
-#include "ufs_int.h"
+#include "tools/fsck_check.h"
+#include "core/ufs_int.h"
 
 #define MiB (1024ull * 1024)
 
@@ -393,8 +393,8 @@ static void make_privileged(uint64_t f, uint64_t len)
 
 	CHECK_EQ(ufs_setattr(FS, C, f, &sa, NULL), 0);
 	memset(blk, 'p', sizeof(blk));
-	CHECK_EQ(ufs_write(FS, C, f, blk, (size_t)udax_min(len, sizeof(blk)), 0),
-		 (ssize_t)udax_min(len, sizeof(blk)));
+	CHECK_EQ(ufs_write(FS, C, f, blk, (size_t)dx_min(len, sizeof(blk)), 0),
+		 (ssize_t)dx_min(len, sizeof(blk)));
 	CHECK_EQ(ufs_setxattr(FS, C, f, "security.capability", "cap", 3, 0), 0);
 	CHECK_EQ(st_of(f).st_mode, S_IFREG | 06755);
 }
@@ -523,8 +523,8 @@ static void *truncate_thread(void *arg)
 static void riov_actor(void *arg, const struct iovec *iov, int cnt, size_t len)
 {
 	struct riov *r = arg;
-	const char *dev = udax_media_base(T.m);
-	uint64_t devsz = udax_media_size(T.m);
+	const char *dev = dx_media_base(T.m);
+	uint64_t devsz = dx_media_size(T.m);
 	int i;
 
 	r->called = true;
@@ -618,7 +618,7 @@ static int pipe_with(int p[2], char c, size_t n)
 	if (pipe(p))
 		return -1;
 	while (n) {
-		size_t k = udax_min(n, sizeof(buf));
+		size_t k = dx_min(n, sizeof(buf));
 
 		if (write(p[1], buf, k) != (ssize_t)k)
 			return -1;
@@ -974,7 +974,7 @@ static void test_remount(void)
 }
 
 struct ufs *crashed_fs;		/* non-static: the store must stay */
-struct udax_media *crashed_m;
+struct dx_media *crashed_m;
 
 /* Unlinked-but-open inodes and an unfinished transaction survive a crash. */
 static void test_orphans(void)
@@ -1001,7 +1001,7 @@ static void test_orphans(void)
 	REQUIRE(utx_begin(FS, &t) == 0);
 	REQUIRE(utx_inode(&t, ip) == 0);
 	ip->di->i_size = 999999;
-	udax_media_persist(ufs_media(FS), ip->di, sizeof(*ip->di));
+	dx_media_persist(ufs_media(FS), ip->di, sizeof(*ip->di));
 	/* crash: abandon this mount (kept reachable so leak checkers stay quiet) */
 	crashed_fs = T.fs;
 	crashed_m = T.m;
@@ -1020,7 +1020,7 @@ static void test_orphans(void)
 /* ---- break_layouts ---- */
 
 struct holder {
-	struct udax_page *page;
+	struct dx_page *page;
 	unsigned int delay_ms;
 	uint64_t put_ns;
 };
@@ -1030,8 +1030,8 @@ static void *hold_then_put(void *arg)
 	struct holder *h = arg;
 
 	usleep(h->delay_ms * 1000);
-	h->put_ns = udax_now_ns();
-	udax_page_put(h->page, UDAX_REF_MAP);
+	h->put_ns = dx_now_ns();
+	dx_page_put(h->page, UDAX_REF_MAP);
 	return NULL;
 }
 
@@ -1049,11 +1049,11 @@ static void *grant_during_recall(void *arg)
 	uint64_t t0;
 
 	usleep(50 * 1000);
-	t0 = udax_now_ns();
+	t0 = dx_now_ns();
 	g->rc = ufs_layout_grant(FS, C, g->ino, 0, 4096, false, seg, 1);
-	g->took_ns = udax_now_ns() - t0;
+	g->took_ns = dx_now_ns() - t0;
 	if (g->rc > 0)
-		udax_page_put(seg[0].page, UDAX_REF_MAP);
+		dx_page_put(seg[0].page, UDAX_REF_MAP);
 	return NULL;
 }
 
@@ -1082,9 +1082,9 @@ static void test_break_layouts(void)
 		return;
 	CHECK_EQ(seg[0].order, 0);
 	CHECK_EQ(seg[1].file_off, 4096);
-	CHECK(!memcmp((char *)udax_media_base(ufs_media(FS)) + seg[1].dev_off, buf + 4096, 4096));
+	CHECK(!memcmp((char *)dx_media_base(ufs_media(FS)) + seg[1].dev_off, buf + 4096, 4096));
 	CHECK_EQ(ufs_layout_grant(FS, C, f, 100, 4096, true, seg, 2), -EINVAL);
-	udax_page_put(seg[0].page, UDAX_REF_MAP);
+	dx_page_put(seg[0].page, UDAX_REF_MAP);
 
 	/* interrupted: -EINTR, file unchanged */
 	intr.wait.interrupted = always_interrupted;
@@ -1114,10 +1114,10 @@ static void test_break_layouts(void)
 		pthread_t gt;
 
 		pthread_create(&gt, NULL, grant_during_recall, &g);
-		t0 = udax_now_ns();
+		t0 = dx_now_ns();
 		sa.size = 0;
 		CHECK_EQ(ufs_setattr(FS, C, f, &sa, NULL), 0);
-		t1 = udax_now_ns();
+		t1 = dx_now_ns();
 		pthread_join(gt, NULL);
 		CHECK_EQ(g.rc, -EBUSY);
 		CHECK(g.took_ns < 80 * 1000 * 1000);
@@ -1138,7 +1138,7 @@ static void test_break_layouts(void)
 		printf("no huge entry (%d segments)\n", n);
 	}
 	for (i = 0; i < n; i++)
-		udax_page_put(seg[i].page, UDAX_REF_MAP);
+		dx_page_put(seg[i].page, UDAX_REF_MAP);
 	CHECK_EQ(st_of(f).st_size, 2 * MiB);
 	CHECK(ufs_mapping(FS, f) != NULL);
 
@@ -1150,7 +1150,7 @@ static void test_break_layouts(void)
 		h.delay_ms = 100;
 		pthread_create(&th, NULL, hold_then_put, &h);
 		CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, "mapped"), 0);
-		t1 = udax_now_ns();
+		t1 = dx_now_ns();
 		pthread_join(th, NULL);
 		CHECK(t1 >= h.put_ns);
 		CHECK_EQ(ufs_getattr(FS, f, &(struct stat){ 0 }), -ENOENT);
@@ -1183,10 +1183,10 @@ static void test_unmount_busy(void)
 		fs->unmount_timeout_ns = 50 * 1000 * 1000;
 		CHECK_EQ(ufs_unmount(&T.fs), -EBUSY);
 		CHECK(T.fs == fs);
-		udax_page_put(seg[0].page, UDAX_REF_MAP);
+		dx_page_put(seg[0].page, UDAX_REF_MAP);
 		CHECK_EQ(ufs_unmount(&T.fs), 0);
 	}
-	udax_media_close(&T.m);
+	dx_media_close(&T.m);
 	t_open_media(&T);
 	REQUIRE(t_mount(&T) == 0);
 	CHECK_EQ(ufs_statfs(FS, &sv1), 0);
@@ -1227,7 +1227,7 @@ static void test_enospc(void)
 /* crc32c of the whole image: proves a read-only mount writes nothing */
 static uint32_t image_crc(void)
 {
-	return udax_crc32c(0, udax_media_base(T.m), udax_media_size(T.m));
+	return dx_crc32c(0, dx_media_base(T.m), dx_media_size(T.m));
 }
 
 static void test_readonly(void)
@@ -1374,7 +1374,7 @@ static void test_unmount_corrupt_orphan(void)
 	di->i_u.tree.hdr.h_magic = 0x1234;
 	di->i_checksum = 0;
 	di->i_checksum = ufs_inode_csum(di);
-	udax_media_persist(ufs_media(U.fs), di, sizeof(*di));
+	dx_media_persist(ufs_media(U.fs), di, sizeof(*di));
 
 	/* no pin, no mapping: not -EBUSY, and the mount is gone */
 	rc = ufs_unmount(&U.fs);
@@ -1389,7 +1389,7 @@ static void test_unmount_corrupt_orphan(void)
 	CHECK(ufs_super_load(U.m, &sb, &backup) == 0);
 	CHECK_EQ(sb.s_orphan_head, f);
 	CHECK(sb.s_state != UFS_STATE_CLEAN);
-	udax_media_close(&U.m);
+	dx_media_close(&U.m);
 
 	/* fsck -n still sees the damage (the inode, the orphan list, the leaked blocks) */
 	memset(&st, 0, sizeof(st));

@@ -15,15 +15,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "super.h"
-#include "ufs.h"
-#include "util.h"
+#include "core/super.h"
+#include "core/ufs.h"
+#include "core/util.h"
 
 #include "../harness.h"
 
 struct t_fs {
 	char path[256];
-	struct udax_media *m;
+	struct dx_media *m;
 	struct ufs *fs;
 	struct ufs_ctx c;
 };
@@ -36,9 +36,9 @@ static inline void t_log(void *arg, const char *msg)
 
 static inline void t_open_media(struct t_fs *t)
 {
-	struct udax_media_opts mo = { .path = t->path };
+	struct dx_media_opts mo = { .path = t->path };
 
-	REQUIRE(udax_media_open(&t->m, &mo) == 0);
+	REQUIRE(dx_media_open(&t->m, &mo) == 0);
 }
 
 static bool t_readonly;
@@ -77,7 +77,7 @@ static inline void t_setup(struct t_fs *t, const char *tag, uint64_t size)
 static inline void t_remount(struct t_fs *t)
 {
 	REQUIRE(ufs_unmount(&t->fs) == 0);
-	udax_media_close(&t->m);
+	dx_media_close(&t->m);
 	t_open_media(t);
 	REQUIRE(t_mount(t) == 0);
 }
@@ -86,7 +86,7 @@ static inline void t_teardown(struct t_fs *t)
 {
 	if (t->fs)
 		CHECK_EQ(ufs_unmount(&t->fs), 0);
-	udax_media_close(&t->m);
+	dx_media_close(&t->m);
 	if (getenv("UDAX_TEST_KEEP"))
 		fprintf(stderr, "kept %s\n", t->path);
 	else

@@ -36,14 +36,14 @@ static int count_fill(void *arg, const char *name, const struct ufs_entry *e, ui
 
 static double per_op_us(uint64_t t0, uint64_t n)
 {
-	return (double)(udax_now_ns() - t0) / 1e3 / (double)n;
+	return (double)(dx_now_ns() - t0) / 1e3 / (double)n;
 }
 
 static int lookup_all(uint64_t dir, int step, const char *what)
 {
 	struct ufs_entry e;
 	char name[64];
-	uint64_t t0 = udax_now_ns(), n = 0;
+	uint64_t t0 = dx_now_ns(), n = 0;
 	int bad = 0, i;
 
 	for (i = 0; i < N; i += step) {
@@ -74,7 +74,7 @@ int main(void)
 	REQUIRE(ufs_mkdir(T.fs, &T.c, UFS_ROOT_INO, "big", 0755, &e) == 0);
 	dir = e.ino;
 
-	t0 = udax_now_ns();
+	t0 = dx_now_ns();
 	for (i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "file-%d-with-a-longer-name", i);
 		if (ufs_mknod(T.fs, &T.c, dir, name, S_IFREG | 0644, 0, &e)) {
@@ -85,7 +85,7 @@ int main(void)
 		if (i == 999)
 			first_k = per_op_us(t0, 1000);
 		if (i == N - 1001)
-			t0 = udax_now_ns();
+			t0 = dx_now_ns();
 	}
 	last_k = per_op_us(t0, 1000);
 	CHECK_EQ(bad, 0);
@@ -95,21 +95,21 @@ int main(void)
 
 	CHECK_EQ(lookup_all(dir, 1, "lookup (warm index)"), 0);
 	t_remount(&T);
-	t0 = udax_now_ns();
+	t0 = dx_now_ns();
 	CHECK_EQ(ufs_lookup(T.fs, dir, "file-77-with-a-longer-name", &e), 0);
 	ufs_forget(T.fs, e.ino, 1);
 	printf("first lookup after remount (index rebuild of %d entries): %.1f ms\n", N,
-	       (double)(udax_now_ns() - t0) / 1e6);
+	       (double)(dx_now_ns() - t0) / 1e6);
 	CHECK_EQ(lookup_all(dir, 1, "lookup (after remount)"), 0);
 
-	t0 = udax_now_ns();
+	t0 = dx_now_ns();
 	CHECK_EQ(ufs_readdir(T.fs, dir, 0, false, count_fill, NULL), 0);
 	printf("readdir: %llu entries in %.1f ms\n", (unsigned long long)nseen,
-	       (double)(udax_now_ns() - t0) / 1e6);
+	       (double)(dx_now_ns() - t0) / 1e6);
 	CHECK_EQ(nseen, N);
 	CHECK_EQ(dups, 0);
 
-	t0 = udax_now_ns();
+	t0 = dx_now_ns();
 	for (i = 0, bad = 0; i < N; i += 2) {
 		snprintf(name, sizeof(name), "file-%d-with-a-longer-name", i);
 		bad += ufs_unlink(T.fs, &T.c, dir, name) != 0;

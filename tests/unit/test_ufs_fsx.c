@@ -13,7 +13,7 @@
 
 #include <linux/falloc.h>
 
-#include "ufs_int.h"
+#include "core/ufs_int.h"
 
 #define MiB (1024ull * 1024)
 #define MAXSZ (6 * MiB)
@@ -72,7 +72,7 @@ static int verify(uint64_t off, uint64_t len, const char *why)
 	}
 	if (off >= msize)
 		return 0;
-	len = udax_min(len, msize - off);
+	len = dx_min(len, msize - off);
 	n = ufs_read(T.fs, ino, rbuf, len, off);
 	if (n != (ssize_t)len) {
 		fprintf(stderr, "%s: read %zd of %llu at %llu\n", why, n,
@@ -147,7 +147,7 @@ static void run(uint64_t seed, bool small)
 			logop("write %llu+%llu", (unsigned long long)off, (unsigned long long)len);
 			CHECK_EQ(ufs_write(T.fs, &T.c, ino, wbuf, len, off), (ssize_t)len);
 			memcpy(model + off, wbuf, len);
-			msize = udax_max(msize, off + len);
+			msize = dx_max(msize, off + len);
 			/* fragment: a block of the other file in between */
 			CHECK_EQ(ufs_write(T.fs, &T.c, other, wbuf, 4096, (op % 512) * 4096), 4096);
 			break;
@@ -171,7 +171,7 @@ static void run(uint64_t seed, bool small)
 			CHECK_EQ(ufs_fallocate(T.fs, &T.c, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					       off, len), 0);
 			if (off < msize)
-				memset(model + off, 0, udax_min(len, msize - off));
+				memset(model + off, 0, dx_min(len, msize - off));
 			break;
 		case 5: { /* zero range */
 			bool keep = rnd_below(2);
@@ -182,9 +182,9 @@ static void run(uint64_t seed, bool small)
 					       FALLOC_FL_ZERO_RANGE | (keep ? FALLOC_FL_KEEP_SIZE : 0),
 					       off, len), 0);
 			if (off < msize)
-				memset(model + off, 0, udax_min(len, msize - off));
+				memset(model + off, 0, dx_min(len, msize - off));
 			if (!keep)
-				msize = udax_max(msize, off + len);
+				msize = dx_max(msize, off + len);
 			break;
 		}
 		case 6: /* collapse */
@@ -227,11 +227,11 @@ static void run(uint64_t seed, bool small)
 			      (unsigned long long)len);
 			CHECK_EQ(ufs_fallocate(T.fs, &T.c, ino, keep ? FALLOC_FL_KEEP_SIZE : 0, off, len), 0);
 			if (!keep)
-				msize = udax_max(msize, off + len);
+				msize = dx_max(msize, off + len);
 			break;
 		}
 		case 9: /* copy_file_range from the other file */
-			len = udax_min(len, (uint64_t)512 * 4096);
+			len = dx_min(len, (uint64_t)512 * 4096);
 			logop("copy %llu+%llu", (unsigned long long)off, (unsigned long long)len);
 			{
 				ssize_t n = ufs_read(T.fs, other, wbuf, len, 0);
@@ -241,13 +241,13 @@ static void run(uint64_t seed, bool small)
 					break;
 				CHECK_EQ(ufs_copy_file_range(T.fs, &T.c, other, 0, ino, off, (size_t)n, 0), n);
 				memcpy(model + off, wbuf, (size_t)n);
-				msize = udax_max(msize, off + (uint64_t)n);
+				msize = dx_max(msize, off + (uint64_t)n);
 			}
 			break;
 		}
 		counts[kind]++;
 		if (getenv("UDAX_FSX_CHECK") && check_tree()) {
-			fprintf(stderr, "tree broken after op %u: %s\n", op, udax_errmsg());
+			fprintf(stderr, "tree broken after op %u: %s\n", op, dx_errmsg());
 			bad = 1;
 		}
 		if (t_failures)
@@ -261,7 +261,7 @@ static void run(uint64_t seed, bool small)
 				CHECK_EQ(ufs_ext_check(ip, &n), 0);
 				ufs_iput(ip);
 			}
-			max_ext = udax_max(max_ext, n);
+			max_ext = dx_max(max_ext, n);
 		}
 		if (!bad && op % 1000 == 999) {
 			ufs_release(T.fs, ino);

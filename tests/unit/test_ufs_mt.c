@@ -67,8 +67,8 @@ static void pattern(char *b, size_t n, int id, int k, unsigned int gen)
 /* debugging aid: free inodes according to the on-media bitmap */
 static uint64_t bitmap_free_inodes(void)
 {
-	struct ufs_super *sb = udax_media_base(T.m);
-	const uint8_t *bm = (const uint8_t *)udax_media_base(T.m) + sb->s_ibitmap_start * 4096;
+	struct ufs_super *sb = dx_media_base(T.m);
+	const uint8_t *bm = (const uint8_t *)dx_media_base(T.m) + sb->s_ibitmap_start * 4096;
 	uint64_t i, n = 0;
 
 	for (i = 0; i < sb->s_inode_count; i++)
@@ -198,7 +198,7 @@ static void *work(void *arg)
 			if (n < 1)
 				w->errors++;
 			for (i = 0; i < n; i++)
-				udax_page_put(seg[i].page, UDAX_REF_MAP);
+				dx_page_put(seg[i].page, UDAX_REF_MAP);
 			if (ufs_setattr(T.fs, &c, e.ino, &sa, NULL))
 				w->errors++;
 			pattern(buf, len[k], w->id, k, gen[k]);
@@ -238,7 +238,7 @@ int main(void)
 	int i, errors = 0, nthreads = NTHREADS;
 
 	if (getenv("UDAX_MT_THREADS"))
-		nthreads = udax_min(atoi(getenv("UDAX_MT_THREADS")), NTHREADS);
+		nthreads = dx_min(atoi(getenv("UDAX_MT_THREADS")), NTHREADS);
 	t_setup(&T, "mt", 128 * MiB);
 	REQUIRE(ufs_mkdir(T.fs, &T.c, UFS_ROOT_INO, "shared", 0755, &e) == 0);
 	shared_dir = e.ino;
@@ -253,7 +253,7 @@ int main(void)
 		w[i].errors = 0;
 	}
 	CHECK_EQ(ufs_statfs(T.fs, &sv0), 0);
-	t0 = udax_now_ns();
+	t0 = dx_now_ns();
 	for (i = 0; i < nthreads; i++)
 		pthread_create(&th[i], NULL, work, &w[i]);
 	for (i = 0; i < nthreads; i++) {
@@ -261,7 +261,7 @@ int main(void)
 		errors += w[i].errors;
 	}
 	printf("%d threads x %d ops in %.2f s\n", NTHREADS, NOPS,
-	       (double)(udax_now_ns() - t0) / 1e9);
+	       (double)(dx_now_ns() - t0) / 1e9);
 	CHECK_EQ(errors, 0);
 	/* empty the shared directory: everything comes back */
 	CHECK_EQ(ufs_readdir(T.fs, shared_dir, 0, false, unlink_all, names), 0);

@@ -17,8 +17,8 @@
 #include <time.h>
 
 #include "dax_test.h"
-#include "util.h"
-#include "xarray.h"
+#include "core/util.h"
+#include "core/xarray.h"
 
 /* ---- a failable, counting allocator ---- */
 struct fail_alloc {

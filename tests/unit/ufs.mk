@@ -13,7 +13,7 @@ TESTS += tests/unit/test_ufs tests/unit/test_ufs_fsx tests/unit/test_ufs_bigdir 
 tests_unit_test_ufs_SOURCES = tests/unit/test_ufs.c tests/unit/test_ufs.h
 tests_unit_test_ufs_CFLAGS = $(UFS_TEST_CFLAGS)
 # the checker library: test_unmount_corrupt_orphan runs fsck -n/-y on its image
-tests_unit_test_ufs_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/tools
+tests_unit_test_ufs_CPPFLAGS = $(AM_CPPFLAGS)
 tests_unit_test_ufs_LDADD = libudax-fsck.la $(UFS_TEST_LDADD)
 tests_unit_test_ufs_fsx_SOURCES = tests/unit/test_ufs_fsx.c tests/unit/test_ufs.h
 tests_unit_test_ufs_fsx_CFLAGS = $(UFS_TEST_CFLAGS)
@@ -30,5 +30,5 @@ check_PROGRAMS += tests/unit/test_dir_fsck
 TESTS += tests/unit/test_dir_fsck
 tests_unit_test_dir_fsck_SOURCES = tests/unit/test_dir_fsck.c tests/unit/test_ufs.h
 tests_unit_test_dir_fsck_CFLAGS = $(UFS_TEST_CFLAGS)
-tests_unit_test_dir_fsck_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src/tools
+tests_unit_test_dir_fsck_CPPFLAGS = $(AM_CPPFLAGS)
 tests_unit_test_dir_fsck_LDADD = libudax-fsck.la $(UFS_TEST_LDADD)
