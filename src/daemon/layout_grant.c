@@ -401,12 +401,7 @@ void ls_req_inval(struct layout_service *ls, struct lclient *cl, const struct ud
 	iv->cl = cl;
 	iv->seq = h->seq;
 	cl->grants++;
-	if (ls->inval_tail)
-		ls->inval_tail->next = iv;
-	else
-		ls->inval_head = iv;
-	ls->inval_tail = iv;
-	pthread_cond_signal(&ls->inval_cond);
+	ls_inval_push(ls, iv);
 	pthread_mutex_unlock(&ls->lock);
 }
 

@@ -299,6 +299,8 @@ void ls_req_breaks(struct layout_service *ls, struct lclient *cl, const struct u
 void ls_req_status(struct layout_service *ls, struct lclient *asker, const struct udax_msg *h);
 
 /* layout_inval.c */
+/* Append @iv to the notifier's queue and wake it.  Context: ls->lock held. */
+void ls_inval_push(struct layout_service *ls, struct inval *iv);
 void ls_queue_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len);
 void ls_do_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len);
 void *ls_inval_main(void *arg);

@@ -16,6 +16,17 @@
 
 #include "layout_int.h"
 
+void ls_inval_push(struct layout_service *ls, struct inval *iv)
+{
+	iv->next = NULL;
+	if (ls->inval_tail)
+		ls->inval_tail->next = iv;
+	else
+		ls->inval_head = iv;
+	ls->inval_tail = iv;
+	pthread_cond_signal(&ls->inval_cond);
+}
+
 void ls_queue_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len)
 {
 	struct inval *iv = malloc(sizeof(*iv));
@@ -23,12 +34,7 @@ void ls_queue_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint6
 		return;
 	*iv = (struct inval){ .ino = ino, .off = off, .len = len };
 	pthread_mutex_lock(&ls->lock);
-	if (ls->inval_tail)
-		ls->inval_tail->next = iv;
-	else
-		ls->inval_head = iv;
-	ls->inval_tail = iv;
-	pthread_cond_signal(&ls->inval_cond);
+	ls_inval_push(ls, iv);
 	pthread_mutex_unlock(&ls->lock);
 }
 
