@@ -179,7 +179,8 @@ static int cmp_run(const void *a, const void *b)
 static void emit_runs(struct sbuf *sb, struct runs *rs, struct inoset *inos)
 {
 	/* handles come in device order: sort by file position and merge again */
-	qsort(rs->v, rs->n, sizeof(*rs->v), cmp_run);
+	if (rs->n)	/* no pages: the array was never allocated */
+		qsort(rs->v, rs->n, sizeof(*rs->v), cmp_run);
 	for (size_t i = 0; i < rs->n;) {
 		struct run r = rs->v[i];
 		size_t j = i + 1;
@@ -288,7 +289,8 @@ static void emit_names(struct layout_service *ls, struct sbuf *sb, struct inoset
 {
 	struct walk w = { 0 };
 
-	qsort(inos->v, inos->n, sizeof(*inos->v), cmp_u64);
+	if (inos->n)
+		qsort(inos->v, inos->n, sizeof(*inos->v), cmp_u64);
 	size_t n = 0;
 	for (size_t i = 0; i < inos->n; i++)
 		if (!n || inos->v[n - 1] != inos->v[i])
