@@ -17,8 +17,7 @@
  * looks every UDAXD_STUCK_NS; when the reader has been inside one request
  * for longer, another thread (an idle spare, or a new one, up to
  * max_threads) becomes the reader, and the stuck one becomes a spare when
- * its request ends.  Quick requests never pay a hand-off; a blocked one
- * delays the others by at most two watchdog periods.
+ * its request ends (pool.c, shared with the io_uring queues).
  */
 #include "config.h"
 
@@ -30,115 +29,51 @@
 #include <time.h>
 
 #include "daemon.h"
-#include "core/util.h"
-
-#define UDAXD_STUCK_NS (2 * 1000 * 1000ULL)	/* 2 ms */
-
-struct worker {
-	struct loop *l;
-	pthread_t thread;
-	uint64_t busy_since;		/* ns, 0 = not in a request.  Atomic. */
-	bool reader;			/* under l->lock */
-	struct worker *next;		/* all workers, under l->lock */
-};
+#include "pool.h"
 
 struct loop {
 	struct fuse_session *se;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;		/* spares wait here to become the reader */
-	struct worker *workers;		/* under lock */
-	struct worker *reader;		/* the one reading now, under lock */
-	unsigned int nworkers, max_workers;	/* under lock */
-	int error;			/* first receive error (negative), under lock */
-	bool exit;			/* under lock */
+	struct udaxd_pool pool;		/* its lock also guards error */
+	int error;			/* first receive error (negative), under pool.lock */
 };
-
-static void *worker_main(void *arg);
-
-/* Context: l->lock held.  Return: 0 or -errno. */
-static int start_worker(struct loop *l, bool reader)
-{
-	struct worker *w = calloc(1, sizeof(*w));
-	pthread_attr_t attr;
-	int rc;
-
-	if (!w)
-		return -ENOMEM;
-	w->l = l;
-	w->reader = reader;
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 1024 * 1024);
-	rc = pthread_create(&w->thread, &attr, worker_main, w);
-	pthread_attr_destroy(&attr);
-	if (rc) {
-		free(w);
-		return -rc;
-	}
-	w->next = l->workers;
-	l->workers = w;
-	l->nworkers++;
-	if (reader)
-		l->reader = w;
-	return 0;
-}
-
-/* Make some thread other than @stuck the reader.  Context: l->lock held. */
-static void promote(struct loop *l, struct worker *stuck)
-{
-	struct worker *w;
-
-	stuck->reader = false;
-	for (w = l->workers; w; w = w->next) {
-		if (w != stuck && !w->reader &&
-		    __atomic_load_n(&w->busy_since, __ATOMIC_ACQUIRE) == 0) {
-			w->reader = true;
-			l->reader = w;
-			pthread_cond_broadcast(&l->wake);
-			return;
-		}
-	}
-	if (l->nworkers < l->max_workers && start_worker(l, true) == 0)
-		return;
-	/* at the limit: the stuck one stays the reader */
-	stuck->reader = true;
-	l->reader = stuck;
-}
 
 static void *worker_main(void *arg)
 {
-	struct worker *w = arg;
-	struct loop *l = w->l;
+	struct udaxd_worker *w = arg;
+	struct loop *l = w->pool->owner;
 	struct fuse_buf fbuf;
 	int res;
 
 	memset(&fbuf, 0, sizeof(fbuf));
-	for (;;) {
-		pthread_mutex_lock(&l->lock);
-		while (!w->reader && !l->exit)
-			pthread_cond_wait(&l->wake, &l->lock);
-		pthread_mutex_unlock(&l->lock);
-		if (l->exit || fuse_session_exited(l->se))
-			break;
-
+	while (udaxd_pool_wait_turn(w) && !fuse_session_exited(l->se)) {
 		res = fuse_session_receive_buf(l->se, &fbuf);
 		if (res == -EINTR)
 			continue;
 		if (res <= 0) {
-			pthread_mutex_lock(&l->lock);
+			pthread_mutex_lock(&l->pool.lock);
 			if (res < 0 && res != -ENODEV && !l->error)
 				l->error = res;
-			l->exit = true;
-			pthread_cond_broadcast(&l->wake);
-			pthread_mutex_unlock(&l->lock);
+			l->pool.exit = true;
+			pthread_cond_broadcast(&l->pool.wake);
+			pthread_mutex_unlock(&l->pool.lock);
 			fuse_session_exit(l->se);
 			break;
 		}
-		__atomic_store_n(&w->busy_since, dx_now_ns(), __ATOMIC_RELEASE);
-		fuse_session_process_buf(l->se, &fbuf);
-		__atomic_store_n(&w->busy_since, 0, __ATOMIC_RELEASE);
+		udaxd_worker_process(w, l->se, &fbuf);
 	}
 	free(fbuf.mem);
 	return NULL;
+}
+
+/* @ts: @ns from now on CLOCK_REALTIME, for the timed waits below. */
+static void deadline(struct timespec *ts, uint64_t ns)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_nsec += (long)ns;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
 }
 
 /*
@@ -148,62 +83,46 @@ static void *worker_main(void *arg)
  */
 int udaxd_loop(struct fuse_session *se, unsigned int max_threads)
 {
+	struct udaxd_worker *w, *next;
 	struct timespec ts;
-	struct worker *w, *next;
 	struct loop l;
 	int rc;
 
 	memset(&l, 0, sizeof(l));
 	l.se = se;
-	l.max_workers = max_threads ? max_threads : 64;
-	pthread_mutex_init(&l.lock, NULL);
-	pthread_cond_init(&l.wake, NULL);
+	/* signals stay deliverable: a reader blocked in read() is kicked out with one */
+	udaxd_pool_init(&l.pool, max_threads ? max_threads : 64, worker_main, &l, false);
 
-	pthread_mutex_lock(&l.lock);
-	rc = start_worker(&l, true);
+	pthread_mutex_lock(&l.pool.lock);
+	rc = udaxd_pool_add(&l.pool, true, NULL);
 	/* the watchdog */
-	while (!rc && !l.exit) {
-		struct worker *r = l.reader;
-		uint64_t since = r ? __atomic_load_n(&r->busy_since, __ATOMIC_ACQUIRE) : 0;
-
-		if (since && dx_now_ns() - since > UDAXD_STUCK_NS)
-			promote(&l, r);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)UDAXD_STUCK_NS;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&l.wake, &l.lock, &ts);
+	while (!rc && !l.pool.exit) {
+		udaxd_pool_watch(&l.pool);
+		deadline(&ts, UDAXD_STUCK_NS);
+		pthread_cond_timedwait(&l.pool.wake, &l.pool.lock, &ts);
 		if (fuse_session_exited(se))
-			l.exit = true;
+			l.pool.exit = true;
 	}
-	l.exit = true;
-	pthread_cond_broadcast(&l.wake);
-	pthread_mutex_unlock(&l.lock);
+	l.pool.exit = true;
+	pthread_cond_broadcast(&l.pool.wake);
+	pthread_mutex_unlock(&l.pool.lock);
 
 	/*
 	 * A reader blocked in read() on /dev/fuse wakes when the kernel
 	 * connection goes (unmount) or on a signal (fuse_set_signal_handlers
 	 * interrupts only the main thread): make sure each one leaves.
 	 */
-	for (w = l.workers; w; w = next) {
+	for (w = l.pool.workers; w; w = next) {
 		next = w->next;
 		for (;;) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000 * 1000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			deadline(&ts, 50 * 1000 * 1000ULL);
 			if (pthread_timedjoin_np(w->thread, NULL, &ts) != ETIMEDOUT)
 				break;
 			pthread_kill(w->thread, SIGHUP);	/* out of read() */
 		}
 		free(w);
 	}
-	pthread_cond_destroy(&l.wake);
-	pthread_mutex_destroy(&l.lock);
+	udaxd_pool_destroy(&l.pool);
 	if (rc)
 		return rc;
 	return l.error;
