@@ -36,66 +36,78 @@ static bool req_is_root(fuse_req_t req)
 	return fuse_req_ctx(req)->uid == 0;
 }
 
-void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		 size_t size, int flags)
+/*
+ * xattr_access() - may the caller read (@write false) or change the
+ * attribute @name?  Readers other than root do not see trusted.*; only
+ * root writes outside user.*.
+ * Return: 0, or the -errno to answer.
+ */
+static int xattr_access(fuse_req_t req, const char *name, bool write)
 {
-	struct udaxd *d = udaxd_of(req);
 	enum xns ns = xattr_ns(name);
-	struct ufs_ctx c;
 
-	if (ns == XNS_OTHER) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	if (ns != XNS_USER && !req_is_root(req)) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	if (strlen(name) > UFS_XATTR_NAME_MAX) {
-		fuse_reply_err(req, ERANGE);
-		return;
-	}
-	if (size > UFS_XATTR_SIZE_MAX) {
-		fuse_reply_err(req, E2BIG);
-		return;
-	}
-	ctx_init(&c, req);
-	reply_rc(req, ufs_setxattr(d->fs, &c, ino, name, value, size, flags));
+	if (ns == XNS_OTHER)
+		return -EOPNOTSUPP;
+	if (ns == XNS_USER || req_is_root(req))
+		return 0;
+	if (write)
+		return -EPERM;
+	return ns == XNS_TRUSTED ? -ENODATA : 0;
 }
 
-void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/*
+ * The thread's scratch buffer for a reply of up to @size bytes, in *@buf
+ * (NULL for a size probe, @size 0).  Return: 0 or -ENOMEM.
+ */
+static int reply_scratch(size_t size, void **buf)
 {
-	struct udaxd *d = udaxd_of(req);
-	enum xns ns = xattr_ns(name);
-	ssize_t n;
-	void *buf = NULL;
+	*buf = size ? thread_buf(size) : NULL;
+	return size && !*buf ? -ENOMEM : 0;
+}
 
-	if (ns == XNS_OTHER) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	if (ns == XNS_TRUSTED && !req_is_root(req)) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
-	if (strlen(name) > UFS_XATTR_NAME_MAX) {
-		fuse_reply_err(req, ERANGE);
-		return;
-	}
-	if (size) {
-		buf = thread_buf(size);
-		if (!buf) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-	}
-	n = ufs_getxattr(d->fs, ino, name, buf, size);
+/*
+ * The reply of a getxattr or listxattr: for a size probe (@size 0) the
+ * length @n, else the @n bytes at @buf; or the error @n.
+ */
+static void reply_xattr(fuse_req_t req, ssize_t n, size_t size, const void *buf)
+{
 	if (n < 0)
 		reply_rc(req, (int)n);
 	else if (size == 0)
 		fuse_reply_xattr(req, (size_t)n);
 	else
 		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		 size_t size, int flags)
+{
+	struct udaxd *d = udaxd_of(req);
+	struct ufs_ctx c;
+	int rc = xattr_access(req, name, true);
+
+	if (!rc && strlen(name) > UFS_XATTR_NAME_MAX)
+		rc = -ERANGE;
+	if (!rc && size > UFS_XATTR_SIZE_MAX)
+		rc = -E2BIG;
+	if (!rc)
+		rc = ufs_setxattr(d->fs, ctx_init(&c, req), ino, name, value, size, flags);
+	reply_rc(req, rc);
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct udaxd *d = udaxd_of(req);
+	void *buf = NULL;
+	ssize_t n = xattr_access(req, name, false);
+
+	if (!n && strlen(name) > UFS_XATTR_NAME_MAX)
+		n = -ERANGE;
+	if (!n)
+		n = reply_scratch(size, &buf);
+	if (!n)
+		n = ufs_getxattr(d->fs, ino, name, buf, size);
+	reply_xattr(req, n, size, buf);
 }
 
 /* Drop trusted.* names from a NUL-separated list; return the new length. */
@@ -115,66 +127,59 @@ static size_t filter_trusted(char *list, size_t len)
 	return out;
 }
 
-void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+/*
+ * The names a caller other than root may see: the whole list, fetched
+ * into the thread's buffer (*@buf), with trusted.* taken out.
+ * Return: the length of what is left, or -errno.
+ */
+static ssize_t list_visible(struct udaxd *d, fuse_ino_t ino, void **buf)
 {
-	struct udaxd *d = udaxd_of(req);
-	bool root = req_is_root(req);
-	char *buf = NULL;
+	char *list = NULL;
 	ssize_t n;
 	int tries;
 
-	if (root) {
-		buf = size ? thread_buf(size) : NULL;
-		if (size && !buf) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		n = ufs_listxattr(d->fs, ino, buf, size);
-		if (n < 0)
-			reply_rc(req, (int)n);
-		else if (size == 0)
-			fuse_reply_xattr(req, (size_t)n);
-		else
-			fuse_reply_buf(req, buf, (size_t)n);
-		return;
-	}
-	/* not root: fetch the whole list, hide trusted.*, then answer */
 	for (tries = 0; ; tries++) {
 		n = ufs_listxattr(d->fs, ino, NULL, 0);
 		if (n <= 0)
 			break;
-		buf = thread_buf((size_t)n);
-		if (!buf) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		n = ufs_listxattr(d->fs, ino, buf, (size_t)n);
+		list = thread_buf((size_t)n);
+		if (!list)
+			return -ENOMEM;
+		n = ufs_listxattr(d->fs, ino, list, (size_t)n);
 		if (n != -ERANGE || tries == 8)
 			break;		/* -ERANGE: the list grew meanwhile */
 	}
-	if (n < 0) {
-		reply_rc(req, (int)n);
-		return;
+	*buf = list;
+	if (n <= 0)
+		return n;
+	return (ssize_t)filter_trusted(list, (size_t)n);
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct udaxd *d = udaxd_of(req);
+	void *buf = NULL;
+	ssize_t n;
+
+	if (req_is_root(req)) {
+		n = reply_scratch(size, &buf);
+		if (!n)
+			n = ufs_listxattr(d->fs, ino, buf, size);
+	} else {
+		/* the core's -ERANGE would count the hidden names: judge the filtered list */
+		n = list_visible(d, ino, &buf);
+		if (size && n > 0 && (size_t)n > size)
+			n = -ERANGE;
 	}
-	n = n ? (ssize_t)filter_trusted(buf, (size_t)n) : 0;
-	if (size == 0)
-		fuse_reply_xattr(req, (size_t)n);
-	else if ((size_t)n > size)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, n ? buf : NULL, (size_t)n);
+	reply_xattr(req, n, size, buf);
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct udaxd *d = udaxd_of(req);
-	enum xns ns = xattr_ns(name);
 	struct ufs_ctx c;
+	int rc = xattr_access(req, name, true);
 
-	if (ns == XNS_OTHER) {
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
 	/*
 	 * security.capability is the one exception: before a write by a user
 	 * the kernel drops it itself (file_remove_privs -> cap_inode_killpriv)
@@ -182,12 +187,11 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	 * user's own removexattr(2) of it never gets here: the kernel's
 	 * capability check (CAP_SETFCAP) refuses it first.
 	 */
-	if (ns != XNS_USER && !req_is_root(req) && strcmp(name, "security.capability") != 0) {
-		fuse_reply_err(req, EPERM);
-		return;
-	}
-	ctx_init(&c, req);
-	reply_rc(req, ufs_removexattr(d->fs, &c, ino, name));
+	if (rc == -EPERM && strcmp(name, "security.capability") == 0)
+		rc = 0;
+	if (!rc)
+		rc = ufs_removexattr(d->fs, ctx_init(&c, req), ino, name);
+	reply_rc(req, rc);
 }
 
 /* ---- ioctl: the layout service's channel ---- */
@@ -202,24 +206,18 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 	void *out = NULL;
 	int n;
 
-	if (flags & FUSE_IOCTL_COMPAT) {
-		fuse_reply_err(req, ENOSYS);
-		return;
+	if (flags & FUSE_IOCTL_COMPAT)
+		n = -ENOSYS;
+	else if (!ls)
+		n = -ENOTTY;
+	else
+		n = reply_scratch(out_bufsz, &out);
+	if (!n) {
+		if (out)
+			memset(out, 0, out_bufsz);
+		n = layout_ioctl(ls, ino, (int)fi->fh, fc->uid, fc->gid, fc->pid, cmd, in_buf,
+				 in_bufsz, out, out_bufsz);
 	}
-	if (!ls) {
-		fuse_reply_err(req, ENOTTY);
-		return;
-	}
-	if (out_bufsz) {
-		out = thread_buf(out_bufsz);
-		if (!out) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		memset(out, 0, out_bufsz);
-	}
-	n = layout_ioctl(ls, ino, (int)fi->fh, fc->uid, fc->gid, fc->pid, cmd, in_buf,
-			 in_bufsz, out, out_bufsz);
 	if (n < 0)
 		reply_rc(req, n);
 	else
