@@ -138,9 +138,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		memset(&e, 0, sizeof(e));
 		e.entry_timeout = d->entry_timeout;
 		fuse_reply_entry(req, &e);
-		return;
+	} else {
+		reply_entry_rc(req, d, rc, &ue);
 	}
-	reply_entry_rc(req, d, rc, &ue);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -166,10 +166,45 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	int rc;
 
 	rc = ufs_getattr(d->fs, ino, &st);
-	if (rc)
-		reply_rc(req, rc);
-	else
-		fuse_reply_attr(req, &st, d->attr_timeout);
+	reply_attr_rc(req, d, rc, &st);
+}
+
+/* What a SETATTR asks for, in the core's terms. */
+static void decode_setattr(const struct stat *attr, int to_set, struct ufs_setattr *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		sa->valid |= UFS_SET_MODE;
+		sa->mode = attr->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		sa->valid |= UFS_SET_UID;
+		sa->uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		sa->valid |= UFS_SET_GID;
+		sa->gid = attr->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		sa->valid |= UFS_SET_SIZE;
+		sa->size = (uint64_t)attr->st_size;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+		sa->valid |= UFS_SET_ATIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_ATIME) {
+		sa->valid |= UFS_SET_ATIME;
+		sa->atime = attr->st_atim;
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		sa->valid |= UFS_SET_MTIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		sa->valid |= UFS_SET_MTIME;
+		sa->mtime = attr->st_mtim;
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME) {
+		sa->valid |= UFS_SET_CTIME;
+		sa->ctime = attr->st_ctim;
+	}
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -182,39 +217,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct stat st;
 	int rc;
 
-	memset(&sa, 0, sizeof(sa));
-	if (to_set & FUSE_SET_ATTR_MODE) {
-		sa.valid |= UFS_SET_MODE;
-		sa.mode = attr->st_mode;
-	}
-	if (to_set & FUSE_SET_ATTR_UID) {
-		sa.valid |= UFS_SET_UID;
-		sa.uid = attr->st_uid;
-	}
-	if (to_set & FUSE_SET_ATTR_GID) {
-		sa.valid |= UFS_SET_GID;
-		sa.gid = attr->st_gid;
-	}
-	if (to_set & FUSE_SET_ATTR_SIZE) {
-		sa.valid |= UFS_SET_SIZE;
-		sa.size = (uint64_t)attr->st_size;
-	}
-	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
-		sa.valid |= UFS_SET_ATIME_NOW;
-	} else if (to_set & FUSE_SET_ATTR_ATIME) {
-		sa.valid |= UFS_SET_ATIME;
-		sa.atime = attr->st_atim;
-	}
-	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
-		sa.valid |= UFS_SET_MTIME_NOW;
-	} else if (to_set & FUSE_SET_ATTR_MTIME) {
-		sa.valid |= UFS_SET_MTIME;
-		sa.mtime = attr->st_mtim;
-	}
-	if (to_set & FUSE_SET_ATTR_CTIME) {
-		sa.valid |= UFS_SET_CTIME;
-		sa.ctime = attr->st_ctim;
-	}
+	decode_setattr(attr, to_set, &sa);
 	if (sa.valid & UFS_SET_SIZE)
 		ctx_init_timed(&c, req, d, &bs);	/* a shrink runs break_layouts */
 	else
@@ -223,10 +226,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	rc = ufs_setattr(d->fs, &c, ino, &sa, &st);
 	if (sa.valid & UFS_SET_SIZE)
 		note_break(d, ino, &bs, rc);
-	if (rc)
-		reply_rc(req, rc);
-	else
-		fuse_reply_attr(req, &st, d->attr_timeout);
+	reply_attr_rc(req, d, rc, &st);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -238,10 +238,10 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	n = ufs_readlink(d->fs, ino, buf, sizeof(buf) - 1);
 	if (n < 0) {
 		reply_rc(req, (int)n);
-		return;
+	} else {
+		buf[n] = '\0';
+		fuse_reply_readlink(req, buf);
 	}
-	buf[n] = '\0';
-	fuse_reply_readlink(req, buf);
 }
 
 /*

@@ -46,6 +46,8 @@ void fill_entry_param(struct udaxd *d, const struct ufs_entry *ue,
 void reply_entry(fuse_req_t req, struct udaxd *d, const struct ufs_entry *ue);
 /* Reply the entry a successful call produced, or its error. */
 void reply_entry_rc(fuse_req_t req, struct udaxd *d, int rc, const struct ufs_entry *ue);
+/* Reply the attributes a successful call produced, or its error. */
+void reply_attr_rc(fuse_req_t req, struct udaxd *d, int rc, const struct stat *st);
 /* The core dropped privileges: the kernel's cached attributes are stale. */
 void killed_notify(struct udaxd *d, fuse_ino_t ino, bool killed);
 

@@ -117,11 +117,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 	f.plus = plus;
 	f.size = size;
 	f.buf = thread_buf(size);
-	if (!f.buf || off < 0) {
-		fuse_reply_err(req, f.buf ? EINVAL : ENOMEM);
-		return;
-	}
-	rc = ufs_readdir(d->fs, ino, (uint64_t)off, plus, dir_filler, &f);
+	if (!f.buf)
+		rc = -ENOMEM;
+	else if (off < 0)
+		rc = -EINVAL;
+	else
+		rc = ufs_readdir(d->fs, ino, (uint64_t)off, plus, dir_filler, &f);
 	for (i = 0; i < f.ndots; i++)
 		ufs_forget(d->fs, f.dots[i], 1);
 	/* entries already accepted carry lookups: send them even after an error */

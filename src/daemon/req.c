@@ -181,6 +181,15 @@ void reply_entry_rc(fuse_req_t req, struct udaxd *d, int rc, const struct ufs_en
 		reply_entry(req, d, ue);
 }
 
+/* Reply the attributes a successful call produced, or its error. */
+void reply_attr_rc(fuse_req_t req, struct udaxd *d, int rc, const struct stat *st)
+{
+	if (rc)
+		reply_rc(req, rc);
+	else
+		fuse_reply_attr(req, st, d->attr_timeout);
+}
+
 /*
  * The kernel caches attributes for attr_timeout: after the core dropped
  * privilege bits behind a write or an O_TRUNC open (whose replies carry
