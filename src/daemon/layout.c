@@ -270,12 +270,7 @@ void layout_service_stop(struct layout_service **lsp)
 			close(r->fd);
 			free(r);
 		}
-		struct outbuf *ob = cl->out_head;
-		while (ob) {
-			struct outbuf *on = ob->next;
-			free(ob);
-			ob = on;
-		}
+		ls_outbufs_free(cl->out_head);
 		free(cl->in);
 		free(cl);
 		cl = next;

@@ -125,6 +125,16 @@ static void dispatch(struct layout_service *ls, struct lclient *cl, const struct
 	}
 }
 
+/* Free a chain of output buffers (unlinked from its client: no lock). */
+void ls_outbufs_free(struct outbuf *ob)
+{
+	while (ob) {
+		struct outbuf *n = ob->next;
+		free(ob);
+		ob = n;
+	}
+}
+
 static void client_eof(struct layout_service *ls, struct lclient *cl)
 {
 	if (cl->sock < 0)
@@ -140,11 +150,7 @@ static void client_eof(struct layout_service *ls, struct lclient *cl)
 	cl->out_bytes = 0;
 	pthread_mutex_unlock(&ls->lock);
 	close(sock);
-	while (ob) {
-		struct outbuf *n = ob->next;
-		free(ob);
-		ob = n;
-	}
+	ls_outbufs_free(ob);
 	free(cl->in);
 	cl->in = NULL;
 	cl->in_len = cl->in_cap = 0;
@@ -534,6 +540,20 @@ static void client_reap(struct layout_service *ls, struct lclient *cl)
 	free(cl);
 }
 
+/*
+ * The client after @cl in ls->clients (the first when @cl is NULL).  Only
+ * the event thread takes a client off the list (client_reap), so its
+ * walks drop the lock between steps and may end the client they stand on.
+ * Context: event thread.
+ */
+static struct lclient *client_next(struct layout_service *ls, struct lclient *cl)
+{
+	pthread_mutex_lock(&ls->lock);
+	struct lclient *next = cl ? cl->next : ls->clients;
+	pthread_mutex_unlock(&ls->lock);
+	return next;
+}
+
 /* Hang up on connections that never presented a ticket within the timeout. */
 static void sweep_ticketless(struct layout_service *ls)
 {
@@ -542,18 +562,14 @@ static void sweep_ticketless(struct layout_service *ls)
 	if (now - ls->t_sweep < 1000000000ull)
 		return;
 	ls->t_sweep = now;
-	pthread_mutex_lock(&ls->lock);
-	struct lclient *cl = ls->clients;
-	pthread_mutex_unlock(&ls->lock);
-	while (cl) {
+	for (struct lclient *cl = client_next(ls, NULL), *next; cl; cl = next) {
+		next = client_next(ls, cl);
 		pthread_mutex_lock(&ls->lock);
-		struct lclient *next = cl->next;
 		bool idle = !cl->maps && !cl->grants;
 		pthread_mutex_unlock(&ls->lock);
 		if (cl->sock >= 0 && !cl->ticketed && idle &&
 		    now - cl->t_connect > NOTICKET_TIMEOUT_S * 1000000000ull)
 			client_eof(ls, cl);
-		cl = next;
 	}
 }
 
@@ -638,16 +654,10 @@ void *ls_event_main(void *arg)
 		sweep_ticketless(ls);
 		/* flush everyone (recalls and grant replies are queued from other threads),
 		 * and reap the dead */
-		pthread_mutex_lock(&ls->lock);
-		struct lclient *cl = ls->clients;
-		pthread_mutex_unlock(&ls->lock);
-		while (cl) {
-			pthread_mutex_lock(&ls->lock);
-			struct lclient *next = cl->next;
-			pthread_mutex_unlock(&ls->lock);
+		for (struct lclient *cl = client_next(ls, NULL), *next; cl; cl = next) {
+			next = client_next(ls, cl);
 			client_flush(ls, cl);
-			client_reap(ls, cl);
-			cl = next;
+			client_reap(ls, cl);	/* may free cl */
 		}
 		retry_releases(ls);
 	}

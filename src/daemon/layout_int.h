@@ -266,6 +266,7 @@ void ls_reply_simple(struct layout_service *ls, struct lclient *cl, uint16_t typ
 void ls_reply_err(struct layout_service *ls, struct lclient *cl, uint16_t type, uint32_t seq,
 		  int err, const char *why);
 bool ls_client_send_now(struct lclient *cl);
+void ls_outbufs_free(struct outbuf *ob);
 int ls_client_watch(struct layout_service *ls, struct lclient *cl);
 void *ls_event_main(void *arg);
 
