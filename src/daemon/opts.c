@@ -137,12 +137,59 @@ static bool allow_item_ok(const char *s)
 	return true;
 }
 
+/* A mount option that takes a whole number, and where the number goes. */
+struct num_opt {
+	const char *name;		/* with its '=' */
+	uint64_t min, max;
+	const char *what;		/* the error's "not a number ..." */
+	uint64_t *u64;			/* one of these two */
+	unsigned int *uint;
+};
+
+/*
+ * An option NAME=N of those that take a whole number.
+ * Return: 0 (set), 1 (@opt is none of them) or -EINVAL (message printed).
+ */
+static int parse_num(struct udaxd_opts *o, const char *opt)
+{
+	const struct num_opt nums[] = {
+		{ "recall_timeout=", 0, UINT64_MAX / 1000000, "of milliseconds",
+		  &o->recall_timeout_ms, NULL },
+		{ "uring_qdepth=", 1, 256, "from 1 to 256", NULL, &o->uring_qdepth },
+		{ "poll_us=", 0, 1000000, "of microseconds up to 1000000", &o->poll_us, NULL },
+		{ "wait_clients=", 0, 86400, "of seconds from 0 to 86400", NULL, &o->wait_clients_s },
+		{ "max_threads=", 1, 1024, "from 1 to 1024", NULL, &o->max_threads },
+	};
+	size_t i;
+
+	for (i = 0; i < UDAX_ARRAY_SIZE(nums); i++) {
+		const struct num_opt *t = &nums[i];
+		size_t len = strlen(t->name);
+		uint64_t n;
+
+		if (strncmp(opt, t->name, len) != 0)
+			continue;
+		if (parse_u64(opt + len, &n) || n < t->min || n > t->max)
+			return bad("%s: not a number %s", opt, t->what);
+		if (t->u64)
+			*t->u64 = n;
+		else
+			*t->uint = (unsigned int)n;
+		return 0;
+	}
+	return 1;
+}
+
 /* One option of a -o list.  Return: 0 or -EINVAL (message printed). */
 static int parse_one(struct udaxd_opts *o, const char *opt, bool *have_fsname)
 {
 	const char *v = strchr(opt, '=');
 	uint64_t n;
+	int rc;
 
+	rc = parse_num(o, opt);
+	if (rc <= 0)
+		return rc;
 	if (strncmp(opt, "emul_align=", 11) == 0) {
 		if (dx_parse_size(v + 1, &n) || !UDAX_IS_POW2(n) || n < 4096)
 			return bad("emul_align=%s: not a power of two >= 4096", v + 1);
@@ -153,12 +200,6 @@ static int parse_one(struct udaxd_opts *o, const char *opt, bool *have_fsname)
 		if (dx_policy_parse(v + 1, &o->policy))
 			return bad("dax_policy=%s: unknown policy (default, untrack-first or unsafe)",
 				   v + 1);
-		return 0;
-	}
-	if (strncmp(opt, "recall_timeout=", 15) == 0) {
-		if (parse_u64(v + 1, &n) || n > UINT64_MAX / 1000000)
-			return bad("recall_timeout=%s: not a number of milliseconds", v + 1);
-		o->recall_timeout_ms = n;
 		return 0;
 	}
 	if (strncmp(opt, "dax_allow=", 10) == 0) {
@@ -191,26 +232,8 @@ static int parse_one(struct udaxd_opts *o, const char *opt, bool *have_fsname)
 		o->io_uring = opt[0] == 'i';
 		return 0;
 	}
-	if (strncmp(opt, "uring_qdepth=", 13) == 0) {
-		if (parse_u64(v + 1, &n) || n < 1 || n > 256)
-			return bad("uring_qdepth=%s: not a number from 1 to 256", v + 1);
-		o->uring_qdepth = (unsigned int)n;
-		return 0;
-	}
 	if (strcmp(opt, "reader_loop") == 0) {
 		o->libfuse_mt = false;
-		return 0;
-	}
-	if (strncmp(opt, "poll_us=", 8) == 0) {
-		if (parse_u64(v + 1, &n) || n > 1000000)
-			return bad("poll_us=%s: not a number of microseconds up to 1000000", v + 1);
-		o->poll_us = n;
-		return 0;
-	}
-	if (strncmp(opt, "wait_clients=", 13) == 0) {
-		if (parse_u64(v + 1, &n) || n > 86400)
-			return bad("wait_clients=%s: not a number of seconds from 0 to 86400", v + 1);
-		o->wait_clients_s = (unsigned int)n;
 		return 0;
 	}
 	if (strcmp(opt, "quarantine=ignore") == 0) {
@@ -219,12 +242,6 @@ static int parse_one(struct udaxd_opts *o, const char *opt, bool *have_fsname)
 	}
 	if (strncmp(opt, "quarantine=", 11) == 0)
 		return bad("quarantine=%s: the only value is 'ignore' (tests only: unsafe)", v + 1);
-	if (strncmp(opt, "max_threads=", 12) == 0) {
-		if (parse_u64(v + 1, &n) || n < 1 || n > 1024)
-			return bad("max_threads=%s: not a number from 1 to 1024", v + 1);
-		o->max_threads = (unsigned int)n;
-		return 0;
-	}
 	if (in_list(ignore_opts, opt) || has_prefix(ignore_prefix, opt))
 		return 0;
 	if (strcmp(opt, "ro") == 0)
