@@ -112,6 +112,23 @@ int layout_ioctl(struct layout_service *ls, uint64_t ino, int open_flags, uid_t 
 	return (int)sizeof(hello);
 }
 
+/* What start set up before the threads: descriptors, lock, break records. */
+static void service_free(struct layout_service *ls)
+{
+	if (ls->epfd >= 0)
+		close(ls->epfd);
+	if (ls->efd >= 0)
+		close(ls->efd);
+	if (ls->lsock >= 0)
+		close(ls->lsock);
+	if (ls->dev_ro >= 0)
+		close(ls->dev_ro);
+	pthread_cond_destroy(&ls->inval_cond);
+	pthread_mutex_destroy(&ls->lock);
+	free(ls->breaks);
+	free(ls);
+}
+
 int layout_service_start(struct layout_service **out, struct ufs *fs, const struct layout_opts *o)
 {
 	struct layout_service *ls = calloc(1, sizeof(*ls));
@@ -183,17 +200,8 @@ fail_inval:
 	pthread_mutex_unlock(&ls->lock);
 	pthread_join(ls->inval_thread, NULL);
 fail_fds:
-	if (ls->epfd >= 0)
-		close(ls->epfd);
-	if (ls->efd >= 0)
-		close(ls->efd);
-	if (ls->lsock >= 0)
-		close(ls->lsock);
-	if (ls->dev_ro >= 0)
-		close(ls->dev_ro);
-	pthread_cond_destroy(&ls->inval_cond);
-	pthread_mutex_destroy(&ls->lock);
-	free(ls->breaks);
+	service_free(ls);
+	return err;
 fail_free:
 	free(ls);
 	return err;
@@ -281,13 +289,5 @@ void layout_service_stop(struct layout_service **lsp)
 		free(iv);
 		iv = in;
 	}
-	close(ls->epfd);
-	close(ls->efd);
-	close(ls->lsock);
-	if (ls->dev_ro >= 0)
-		close(ls->dev_ro);
-	pthread_cond_destroy(&ls->inval_cond);
-	pthread_mutex_destroy(&ls->lock);
-	free(ls->breaks);
-	free(ls);
+	service_free(ls);
 }
