@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pool.h - the threads that serve requests, for the /dev/fuse loop
- * (loop.c) and for each queue of FUSE over io_uring (fuse_uring_queue.c):
+ * pool.h - the threads that serve requests, for the /dev/fuse loop of
+ * -o reader_loop (loop.c) and for each queue of FUSE over io_uring
+ * (fuse_uring_queue.c):
  * exactly one thread, the reader, waits for the next request and serves
  * it inline; a watchdog makes another thread the reader when the one
  * serving has been inside one request for longer than UDAXD_STUCK_NS.
