@@ -163,41 +163,6 @@ int udaxd_uring_prepare(struct udaxd *d)
 }
 
 /*
- * ufu_alloc_entries() - allocate a queue's entries, on its CPU's NUMA node
- * by first touch.  Context: the queue's first thread.  Return: 0 or -errno.
- */
-int ufu_alloc_entries(struct ufu_queue *q)
-{
-	struct udaxd_uring *u = q->u;
-	size_t per = UFU_GAP + u->payload_len + 4096;	/* gap, payload, header */
-	unsigned int i;
-
-	q->ents = calloc(u->qdepth, sizeof(*q->ents));
-	if (!q->ents)
-		return -ENOMEM;
-	q->buf_len = per * u->qdepth;
-	q->bufs = mmap(NULL, q->buf_len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (q->bufs == MAP_FAILED) {
-		q->bufs = NULL;
-		return -errno;
-	}
-	for (i = 0; i < u->qdepth; i++) {
-		struct ufu_ent *e = &q->ents[i];
-		char *base = q->bufs + per * i;
-
-		e->q = q;
-		e->payload = base + UFU_GAP;
-		e->hdr = (struct ufu_req_header *)(e->payload + u->payload_len);
-		e->iov[0].iov_base = e->hdr;
-		e->iov[0].iov_len = sizeof(*e->hdr);
-		e->iov[1].iov_base = e->payload;
-		e->iov[1].iov_len = u->payload_len;
-	}
-	return 0;
-}
-
-/*
  * udaxd_uring_init_reply() - the INIT reply is about to be written: say
  * whether to add FUSE_OVER_IO_URING.  @offered: the kernel offered it.
  * Return: true to add the flag.

@@ -4,11 +4,12 @@
  * pieces, named as the kernel's side (fs/fuse/dev_uring.c) names them:
  *
  *   fuse_uring.c        the ring: negotiation at INIT, one queue per
- *                       possible CPU, its entries and threads, start and stop
+ *                       possible CPU and its threads, start and stop
  *   fuse_uring_cmd.c    the io_uring of each queue: its set-up, the
  *                       REGISTER and COMMIT_AND_FETCH commands it submits
  *                       and the completions it reaps
- *   fuse_uring_queue.c  the request loop: register the entries, take each
+ *   fuse_uring_queue.c  the request loop: allocate and register a queue's
+ *                       entries from its first thread, take each
  *                       request an entry completes with, dispatch it; the
  *                       watchdog of the queues' threads (pool.c)
  *   fuse_uring_reply.c  the reply written into the entry and committed
@@ -141,9 +142,6 @@ extern __thread struct ufu_queue *ufu_cur_q;
 /* Through libfuse's log: stderr before the daemon detaches, syslog after. */
 #define log_msg(u, level, fmt, ...) \
 	((void)(u), fuse_log(level, "udaxfs: " fmt "\n", ##__VA_ARGS__))
-
-/* ---- fuse_uring.c ---- */
-int ufu_alloc_entries(struct ufu_queue *q);
 
 /* ---- fuse_uring_cmd.c ---- */
 int ufu_ring_setup(struct ufu_queue *q, unsigned int entries);

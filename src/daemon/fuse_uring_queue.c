@@ -16,6 +16,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "fuse_uring_int.h"
@@ -174,6 +175,42 @@ void *ufu_worker_main(void *arg)
 }
 
 /*
+ * Allocate a queue's entries, on its CPU's NUMA node by first touch
+ * (udaxd_uring_stop() frees them).  Context: the queue's first thread.
+ * Return: 0 or -errno.
+ */
+static int alloc_entries(struct ufu_queue *q)
+{
+	struct udaxd_uring *u = q->u;
+	size_t per = UFU_GAP + u->payload_len + 4096;	/* gap, payload, header */
+	unsigned int i;
+
+	q->ents = calloc(u->qdepth, sizeof(*q->ents));
+	if (!q->ents)
+		return -ENOMEM;
+	q->buf_len = per * u->qdepth;
+	q->bufs = mmap(NULL, q->buf_len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (q->bufs == MAP_FAILED) {
+		q->bufs = NULL;
+		return -errno;
+	}
+	for (i = 0; i < u->qdepth; i++) {
+		struct ufu_ent *e = &q->ents[i];
+		char *base = q->bufs + per * i;
+
+		e->q = q;
+		e->payload = base + UFU_GAP;
+		e->hdr = (struct ufu_req_header *)(e->payload + u->payload_len);
+		e->iov[0].iov_base = e->hdr;
+		e->iov[0].iov_len = sizeof(*e->hdr);
+		e->iov[1].iov_base = e->payload;
+		e->iov[1].iov_len = u->payload_len;
+	}
+	return 0;
+}
+
+/*
  * The first thread of each queue: allocate its entries and register them
  * from a thread that stays for the life of the ring, then serve.
  */
@@ -184,7 +221,7 @@ void *ufu_queue_start_main(void *arg)
 	int rc;
 
 	pin_to_cpu(q);
-	rc = ufu_alloc_entries(q);
+	rc = alloc_entries(q);
 	if (rc) {
 		int zero = 0;
 
