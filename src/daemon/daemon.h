@@ -79,8 +79,9 @@ struct udaxd {
 	int unmount_rc;			/* what ufs_unmount() said (op_destroy) */
 	bool no_opendir;		/* kernel opens dirs without OPENDIR (op_init) */
 	uint64_t poll_ns;		/* kio.c: poll /dev/fuse this long before sleeping */
-	/* kio.c: the INIT request's id while its reply is pending, and
-	 * whether the kernel offered FUSE_HANDLE_KILLPRIV_V2 (INIT only) */
+	/* the INIT request's id while its reply is pending, and whether
+	 * the kernel offered FUSE_HANDLE_KILLPRIV_V2: set by kio_note.c,
+	 * read by kio.c (INIT only) */
 	uint64_t kio_init_unique;
 	bool kio_offered;
 	/* negotiated: the daemon kills set-ID bits itself.  Atomic. */
@@ -88,14 +89,17 @@ struct udaxd {
 	/* fuse_uring.c: the io_uring transport, NULL when off.  Set before
 	 * the session is served, cleared by udaxd_uring_stop() after it. */
 	struct udaxd_uring *uring;
-	bool uring_offered;		/* kio.c: INIT offered FUSE_OVER_IO_URING */
+	bool uring_offered;		/* kio_note.c: INIT offered FUSE_OVER_IO_URING */
 };
 
-/* kio.c: what the request being handled on this thread asked for */
+/* kio_note.c: what the request being handled on this thread asked for */
 #define UDAXD_REQ_KILL_SUIDGID	(1u << 0)	/* caller lacks CAP_FSETID */
 unsigned int udaxd_req_flags(void);
-int udaxd_kio_attach(struct udaxd *d);
 void udaxd_kio_note(struct udaxd *d, const void *buf, size_t len);
+/* FUSE_OVER_IO_URING is INIT's bit 41: flags2 bit 9, read only with FUSE_INIT_EXT */
+#define UDAXD_OVER_IO_URING2	(1u << (41 - 32))
+/* kio.c: the session's /dev/fuse traffic */
+int udaxd_kio_attach(struct udaxd *d);
 /* loop.c: one hot reader, more only while one is blocked */
 int udaxd_loop(struct fuse_session *se, unsigned int max_threads);
 

@@ -13,10 +13,10 @@
  * Measured: a 4 KiB buffered write costs one request instead of two.
  *
  * How: reads pass through unchanged, but the request header is looked at
- * (INIT: does the kernel offer the flag; WRITE/SETATTR/OPEN/CREATE: does it
- * ask us to kill set-ID bits) and the answer is left in a thread-local for
- * the handler, which libfuse runs on the thread that read the request.
- * The INIT reply gets the flag added before it is written.
+ * (kio_note.c: INIT: does the kernel offer the flag; WRITE/SETATTR/OPEN/
+ * CREATE: does it ask us to kill set-ID bits) and the answer is left in a
+ * thread-local for the handler, which libfuse runs on the thread that read
+ * the request.  The INIT reply gets the flag added before it is written.
  */
 #include "config.h"
 
@@ -33,22 +33,6 @@
 #include "daemon.h"
 #include "core/util.h"
 
-/* What the request this thread is handling asked (UDAXD_REQ_*). */
-static __thread unsigned int req_flags;
-
-unsigned int udaxd_req_flags(void)
-{
-	return req_flags;
-}
-
-#define KIO_OVER_IO_URING2 (1u << (41 - 32))	/* FUSE_OVER_IO_URING, in flags2 */
-
-static const void *req_arg(const void *buf, size_t len, size_t arg_size)
-{
-	if (len < sizeof(struct fuse_in_header) + arg_size)
-		return NULL;
-	return (const char *)buf + sizeof(struct fuse_in_header);
-}
 
 /*
  * Adaptive polling: after a request, a worker keeps reading without
@@ -92,63 +76,12 @@ static ssize_t read_polling(struct udaxd *d, int fd, void *buf, size_t len)
 	}
 }
 
-/*
- * udaxd_kio_note() - look at a request before libfuse dispatches it: what
- * INIT offers, whether a WRITE/SETATTR/OPEN/CREATE asks us to kill set-ID
- * bits (left for the handler on this thread).  fuse_uring.c calls it for
- * the requests that arrive over io_uring.
- */
-void udaxd_kio_note(struct udaxd *d, const void *buf, size_t n)
-{
-	const struct fuse_in_header *h = buf;
-	const void *a;
-
-	req_flags = 0;
-	if (n < sizeof(*h))
-		return;
-	switch (h->opcode) {
-	case FUSE_INIT:
-		a = req_arg(buf, n, offsetof(struct fuse_init_in, flags2));
-		d->kio_init_unique = h->unique;
-		if (a && (((const struct fuse_init_in *)a)->flags & FUSE_HANDLE_KILLPRIV_V2))
-			d->kio_offered = true;
-		/* FUSE_OVER_IO_URING is bit 41: flags2 bit 9, read only with INIT_EXT */
-		a = req_arg(buf, n, offsetof(struct fuse_init_in, unused));
-		if (a && (((const struct fuse_init_in *)a)->flags & FUSE_INIT_EXT) &&
-		    (((const struct fuse_init_in *)a)->flags2 & KIO_OVER_IO_URING2))
-			d->uring_offered = true;
-		break;
-	case FUSE_WRITE:
-		a = req_arg(buf, n, sizeof(struct fuse_write_in));
-		if (a && (((const struct fuse_write_in *)a)->write_flags & FUSE_WRITE_KILL_SUIDGID))
-			req_flags = UDAXD_REQ_KILL_SUIDGID;
-		break;
-	case FUSE_SETATTR:
-		a = req_arg(buf, n, sizeof(struct fuse_setattr_in));
-		if (a && (((const struct fuse_setattr_in *)a)->valid & FATTR_KILL_SUIDGID))
-			req_flags = UDAXD_REQ_KILL_SUIDGID;
-		break;
-	case FUSE_OPEN:
-		a = req_arg(buf, n, sizeof(struct fuse_open_in));
-		if (a && (((const struct fuse_open_in *)a)->open_flags & FUSE_OPEN_KILL_SUIDGID))
-			req_flags = UDAXD_REQ_KILL_SUIDGID;
-		break;
-	case FUSE_CREATE:
-		a = req_arg(buf, n, sizeof(struct fuse_create_in));
-		if (a && (((const struct fuse_create_in *)a)->open_flags & FUSE_OPEN_KILL_SUIDGID))
-			req_flags = UDAXD_REQ_KILL_SUIDGID;
-		break;
-	}
-}
-
 static ssize_t kio_read(int fd, void *buf, size_t len, void *userdata)
 {
 	struct udaxd *d = userdata;
 	ssize_t n = read_polling(d, fd, buf, len);
 
-	req_flags = 0;
-	if (n > 0)
-		udaxd_kio_note(d, buf, (size_t)n);
+	udaxd_kio_note(d, buf, n > 0 ? (size_t)n : 0);
 	return n;
 }
 
@@ -173,7 +106,7 @@ static ssize_t init_reply(struct udaxd *d, int fd, struct iovec *iov, int count)
 	    iov[1].iov_len >= offsetof(struct fuse_init_out, unused) &&
 	    udaxd_uring_init_reply(d, d->uring_offered)) {
 		io->flags |= FUSE_INIT_EXT;
-		io->flags2 |= KIO_OVER_IO_URING2;
+		io->flags2 |= UDAXD_OVER_IO_URING2;
 		uring = true;
 	}
 	n = writev(fd, iov, count);
