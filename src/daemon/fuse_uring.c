@@ -42,10 +42,11 @@
  * entry from the task that submitted the entry's last command, which must
  * never sleep uninterruptibly for long (fuse_uring_notify.c).
  *
- * The pieces (fuse_uring_int.h): this file creates the queues, their
- * entries and threads, and stops them; fuse_uring_cmd.c drives each
- * queue's io_uring; fuse_uring_queue.c is the request loop,
- * fuse_uring_reply.c the reply, fuse_uring_notify.c the notifications.
+ * The pieces (fuse_uring_int.h): this file negotiates, creates the queues
+ * and their threads, and stops them; fuse_uring_cmd.c drives each queue's
+ * io_uring; fuse_uring_queue.c is the request loop (from a queue's entries
+ * to libfuse), fuse_uring_reply.c the reply, fuse_uring_notify.c the
+ * notifications.
  */
 #include "config.h"
 
@@ -60,8 +61,6 @@
 
 #include "fuse_uring_int.h"
 #include "core/util.h"
-
-/* ---- set-up and tear-down ---- */
 
 /* Number of possible CPUs: the kernel makes one queue for each. */
 static unsigned int possible_cpus(void)
