@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops.h"
+#include "req.h"
 #include "core/util.h"
 
 /* ---- per-thread scratch buffer (readdir, xattr lists, ioctl replies) ---- */
