@@ -456,7 +456,7 @@ static void print_json_full(FILE *f)
 static int write_plot(const char *out)
 {
 	char *gp = ctl_find_prog(NULL, "gnuplot", NULL);
-	char dir[] = "/tmp/udaxbench-h7-plotXXXXXX";
+	char dir[] = "/tmp/udaxbench-plotXXXXXX";
 	char script[PATH_MAX], data[PATH_MAX + 32];
 	const char *ext = strrchr(out, '.');
 	bool svg = ext && !strcasecmp(ext, ".svg");
@@ -691,7 +691,7 @@ static void parse(int argc, char **argv)
 			  "--policy (it labels the results)");
 	if (O.mountpoint && O.recall_timeout_ms)
 		die_usage("--recall-timeout is a mount option: only for the bench's own mounts");
-	snprintf(O.tag, sizeof(O.tag), "udaxbench-h7-%d", (int)getpid());
+	snprintf(O.tag, sizeof(O.tag), "udaxbench-%d", (int)getpid());
 }
 
 static void on_sigint(int sig)

@@ -38,7 +38,7 @@ struct opts {
 	bool no_passthrough;
 	uint64_t recall_timeout_ms;
 	int futex_cpu_a, futex_cpu_b;
-	char tag[64];			/* unique name part: udaxbench-h7-<pid> */
+	char tag[64];			/* unique name part: udaxbench-<pid> */
 };
 
 /* Results of one case. */

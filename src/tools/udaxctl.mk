@@ -1,4 +1,4 @@
-# udaxctl: status and the truncate-under-DMA benchmark (issues #4, #5).
+# udaxctl: status, pins, quarantine and the benchmarks.
 bin_PROGRAMS += udaxctl
 udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_status.c src/tools/udaxctl_pin.c \
 	src/tools/bench_truncate.c src/tools/bench_truncate.h src/tools/bench_truncate_dma.c \
