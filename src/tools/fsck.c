@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "fsck_check.h"
 
 static void usage(FILE *f)
@@ -72,16 +73,11 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			/* fsck -t udaxfs passes the type through on some systems */
+			if (!cli_fstype_ok("fsck.udaxfs", optarg))
+				return FSCK_USAGE;
 			break;
-		case 'V':
-			printf("fsck.udaxfs (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return FSCK_USAGE;
+			return cli_common(c, "fsck.udaxfs", usage, FSCK_USAGE);
 		}
 	}
 	if (optind != argc - 1) {

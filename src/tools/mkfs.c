@@ -19,6 +19,7 @@
 #include "core/media.h"
 #include "core/super.h"
 #include "core/util.h"
+#include "cli.h"
 
 static const char *prog = "mkfs.udaxfs";
 
@@ -138,19 +139,15 @@ int main(int argc, char **argv)
 			quiet = true;
 			break;
 		case 't':	/* `mkfs -t udaxfs` may pass it through */
-			if (strcmp(optarg, "udaxfs"))
-				return die("-t %s: this program makes udaxfs only", optarg);
+			if (!cli_fstype_ok(prog, optarg))
+				return 1;
 			break;
 		case 'V':
-			printf("%s (%s) %s\non-media format version %u\n", prog, PACKAGE_NAME,
-			       PACKAGE_VERSION, UFS_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
+			cli_version(prog);
+			printf("on-media format version %u\n", UFS_VERSION);
 			return 0;
 		default:
-			usage(stderr);
-			return 1;
+			return cli_common(opt, prog, usage, 1);
 		}
 	}
 	if (optind >= argc) {

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "core/util.h"
+#include "cli.h"
 #include "udaxctl.h"
 
 uint64_t ctl_now_ns(void)
@@ -240,8 +241,7 @@ int ctl_parse_size_list(const char *s, uint64_t **out)
 
 int ctl_version(void)
 {
-	printf("udaxctl (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
-	return 0;
+	return cli_version("udaxctl");
 }
 
 static void usage(FILE *f)
