@@ -65,7 +65,6 @@ int futex_pingpong(unsigned int rounds, int cpu_a, int cpu_b, struct lat *oneway
 void fx_wait(volatile uint32_t *w, uint32_t val, uint64_t timeout_ns);
 void fx_wake(volatile uint32_t *w);
 
-#endif /* UDAXCTL_H */
 
 /* ---- the truncate-under-DMA benchmark: shared state (bench_truncate.c, bench_dma.c) ---- */
 #define BENCH_MAX_CLIENTS 16
@@ -155,3 +154,5 @@ int bdma_checker_main(struct bench_shm *shm, const char *canary_path);
  * holding @fd, oldest first.  Return the count or -errno (-ENOSYS: the
  * daemon does not keep them). */
 int bdma_break_stats(int fd, struct bench_break *out, unsigned int max);
+
+#endif /* UDAXCTL_H */
