@@ -25,6 +25,7 @@ static void usage(FILE *f)
 		"  -f      check even when the file system is clean\n"
 		"  -v      verbose\n"
 		"  -C      show progress on standard error\n"
+		"  -t udaxfs      accepted as fsck(8) may pass it; another type is refused\n"
 		"  -h, --help     print this help and exit\n"
 		"  -V, --version  print the version and exit\n"
 		"Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"

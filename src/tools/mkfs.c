@@ -30,11 +30,13 @@ static void usage(FILE *f)
 		"Make a udaxfs file system on a device-DAX (/dev/daxX.Y) or an emulation file.\n"
 		"\n"
 		"  -s, --size SIZE             create (or extend) the emulation file to SIZE\n"
-		"                              bytes (sparse); suffixes K, M, G, T (binary)\n"
+		"                              bytes (sparse); suffixes K, M, G, T, P (binary)\n"
 		"  -b, --block-size BLOCKSIZE  block size; format version 1 supports 4096 only\n"
 		"  -L, --label LABEL           volume label (at most 63 bytes)\n"
 		"  -f, --force                 overwrite an existing file system or other signature\n"
 		"  -q, --quiet                 print nothing on success\n"
+		"  -t udaxfs                   accepted as mkfs(8) may pass it; another type\n"
+		"                              is refused\n"
 		"  -V, --version               print the version and exit\n"
 		"  -h, --help                  print this help and exit\n", prog);
 }
