@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fsck.c - fsck.udaxfs: check and repair a udaxfs file system.
- * The checking itself lives in fsck_check.c (shared with the tests).
+ * The checking itself lives in libudax-fsck (fsck_check.c runs the passes
+ * listed in fsck_int.h), shared with the tests and the fuzzer.
  */
 #include "config.h"
 

@@ -2,7 +2,7 @@
 # so the crash tests and the fuzzer run the very same code.
 noinst_LTLIBRARIES += libudax-fsck.la
 libudax_fsck_la_SOURCES = src/tools/fsck_check.h src/tools/fsck_int.h \
-	src/tools/fsck_check.c src/tools/fsck_super.c src/tools/fsck_inode.c \
+	src/tools/fsck_check.c src/tools/fsck_frame.c src/tools/fsck_super.c src/tools/fsck_inode.c \
 	src/tools/fsck_dup.c src/tools/fsck_dir.c src/tools/fsck_connect.c \
 	src/tools/fsck_count.c
 sbin_PROGRAMS += fsck.udaxfs
