@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * udaxctl.h - internal interfaces between the parts of udaxctl
- * (udaxctl.c: command line; udaxctl_status.c: status; bench_*.c: the
+ * (udaxctl.c: command line; udaxctl_util.c: shared helpers; udaxctl_status.c,
+ * udaxctl_pin.c, udaxctl_quarantine.c: those commands; bench_*.c: the
  * truncate-under-DMA benchmark).  Not installed.
  */
 #ifndef UDAXCTL_H
@@ -21,7 +22,7 @@ int udaxctl_quarantine(int argc, char **argv);
 /* --version of udaxctl and each subcommand: print "udaxctl (udaxfs) VERSION"; returns 0. */
 int ctl_version(void);
 
-/* ---- helpers (udaxctl.c) ---- */
+/* ---- helpers (udaxctl_util.c) ---- */
 uint64_t ctl_now_ns(void);
 /* Directory holding this executable (for finding sibling build products). */
 const char *ctl_self_dir(void);
