@@ -67,7 +67,7 @@ void fx_wait(volatile uint32_t *w, uint32_t val, uint64_t timeout_ns);
 void fx_wake(volatile uint32_t *w);
 
 
-/* ---- the truncate-under-DMA benchmark: shared state (bench_truncate.c, bench_dma.c) ---- */
+/* ---- the truncate-under-DMA benchmark: shared state (bench_common.c, bench_dma.c) ---- */
 #define BENCH_MAX_CLIENTS 16
 
 /* One sweep point under one policy. */
