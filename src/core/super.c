@@ -236,7 +236,7 @@ const char *ufs_probe_signature(struct dx_media *m)
 /* ---- mkfs ---- */
 
 /*
- * ufs_mkfs_layout() - compute the geometry of a fresh file system on
+ * mkfs_layout() - compute the geometry of a fresh file system on
  * @blocks blocks into @sb (regions only).  Return: 0 or -ENOSPC.
  */
 static int mkfs_layout(uint64_t blocks, const struct ufs_mkfs_opts *o, struct ufs_super *sb,

@@ -27,107 +27,114 @@ _Static_assert(sizeof(struct udax_srec_waiter) % 8 == 0, "records are 8-byte mul
 _Static_assert(sizeof(struct udax_srec_file) % 8 == 0, "records are 8-byte multiples");
 _Static_assert(sizeof(struct udax_srec_end) % 8 == 0, "records are 8-byte multiples");
 
-#define LE16(x) ((x) = le16toh(x))
-#define LE32(x) ((x) = le32toh(x))
-#define LE64(x) ((x) = le64toh(x))
+/*
+ * LE(field) - turn one little-endian field into host order, in place.  The
+ * width comes from the field's own type, so a decoder cannot swap a 64-bit
+ * field as 32 bits (or a signed one through the wrong cast).
+ */
+#define LE(x) ((x) = _Generic((x),						\
+	uint16_t: le16toh((uint16_t)(x)),					\
+	uint32_t: le32toh((uint32_t)(x)),					\
+	int32_t: (int32_t)le32toh((uint32_t)(x)),				\
+	uint64_t: le64toh((uint64_t)(x))))
 
 static void le_hdr(struct udax_srec *h)
 {
-	LE16(h->type);
-	LE16(h->reserved);
-	LE32(h->len);
+	LE(h->type);
+	LE(h->reserved);
+	LE(h->len);
 }
 
 static void le_head(struct udax_srec_head *r)
 {
-	LE32(r->version);
-	r->pid = (int32_t)le32toh((uint32_t)r->pid);
-	LE64(r->quarantined_blocks);
-	LE64(r->tracked_entries);
-	LE64(r->live_handles);
-	LE64(r->busy_handles);
-	LE64(r->waiters);
-	LE64(r->handle_bytes);
-	LE64(r->unsafe_frees);
+	LE(r->version);
+	LE(r->pid);
+	LE(r->quarantined_blocks);
+	LE(r->tracked_entries);
+	LE(r->live_handles);
+	LE(r->busy_handles);
+	LE(r->waiters);
+	LE(r->handle_bytes);
+	LE(r->unsafe_frees);
 }
 
 static void le_device(struct udax_srec_device *r)
 {
-	LE64(r->size);
-	LE64(r->align);
-	r->target_node = (int32_t)le32toh((uint32_t)r->target_node);
-	LE32(r->mode);
+	LE(r->size);
+	LE(r->align);
+	LE(r->target_node);
+	LE(r->mode);
 }
 
 static void le_client(struct udax_srec_client *r)
 {
-	LE32(r->cid);
-	r->pid = (int32_t)le32toh((uint32_t)r->pid);
-	LE32(r->uid);
-	LE32(r->flags);
-	LE64(r->age_ns);
+	LE(r->cid);
+	LE(r->pid);
+	LE(r->uid);
+	LE(r->flags);
+	LE(r->age_ns);
 }
 
 static void le_layout(struct udax_srec_layout *r)
 {
-	LE32(r->cid);
-	LE32(r->flags);
-	LE64(r->id);
-	LE64(r->ino);
-	LE64(r->off);
-	LE64(r->len);
-	LE32(r->pins);
-	LE64(r->age_ns);
-	LE64(r->pin_age_ns);
+	LE(r->cid);
+	LE(r->flags);
+	LE(r->id);
+	LE(r->ino);
+	LE(r->off);
+	LE(r->len);
+	LE(r->pins);
+	LE(r->age_ns);
+	LE(r->pin_age_ns);
 }
 
 static void le_pin(struct udax_srec_pin *r)
 {
-	LE32(r->cid);
-	LE32(r->flags);
-	LE64(r->layout_id);
-	LE64(r->addr);
-	LE64(r->len);
-	r->ring_fd = (int32_t)le32toh((uint32_t)r->ring_fd);
+	LE(r->cid);
+	LE(r->flags);
+	LE(r->layout_id);
+	LE(r->addr);
+	LE(r->len);
+	LE(r->ring_fd);
 }
 
 static void le_pages(struct udax_srec_pages *r)
 {
-	LE64(r->ino);
-	LE64(r->index);
-	LE64(r->npages);
-	LE64(r->pfn);
-	LE32(r->handles);
-	LE32(r->order);
-	LE32(r->refcount);
-	LE32(r->mapcount);
-	LE32(r->pincount);
-	LE32(r->flags);
-	LE64(r->age_ns);
+	LE(r->ino);
+	LE(r->index);
+	LE(r->npages);
+	LE(r->pfn);
+	LE(r->handles);
+	LE(r->order);
+	LE(r->refcount);
+	LE(r->mapcount);
+	LE(r->pincount);
+	LE(r->flags);
+	LE(r->age_ns);
 }
 
 static void le_waiter(struct udax_srec_waiter *r)
 {
-	LE64(r->ino);
-	LE64(r->start);
-	LE64(r->end);
-	LE64(r->wait_index);
-	LE64(r->wait_pfn);
-	LE32(r->refcount);
-	LE32(r->flags);
-	LE64(r->waiting_ns);
+	LE(r->ino);
+	LE(r->start);
+	LE(r->end);
+	LE(r->wait_index);
+	LE(r->wait_pfn);
+	LE(r->refcount);
+	LE(r->flags);
+	LE(r->waiting_ns);
 }
 
 static void le_file(struct udax_srec_file *r)
 {
-	LE64(r->ino);
-	LE32(r->flags);
+	LE(r->ino);
+	LE(r->flags);
 }
 
 static void le_end(struct udax_srec_end *r)
 {
-	LE64(r->nrecords);
-	LE64(r->dropped);
+	LE(r->nrecords);
+	LE(r->dropped);
 }
 
 static const char *type_name(uint16_t type)

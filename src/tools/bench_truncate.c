@@ -23,7 +23,8 @@
  * (bench_mount.c).
  *
  * This file: the options, the no-DMA and peer measurements, the report.
- * One case under DMA is run by bench_truncate_dma.c.
+ * One case under DMA is run by bench_truncate_dma.c; the state and the
+ * small helpers every part uses are in bench_common.c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,14 +48,11 @@
 #include "core/util.h"
 #include "bench_truncate.h"
 
-struct opts O;
 static struct result *R;
 static int nres;
 static struct lat futex_cross, futex_same, passthrough_lat;
 static char passthrough_path[PATH_MAX];	/* the peer binary that was measured */
 static char futex_cross_desc[64], futex_same_desc[64];
-volatile sig_atomic_t interrupted;
-static FILE *progress;
 
 /* ---- small helpers ---- */
 
@@ -68,77 +66,6 @@ static void die_usage(const char *fmt, ...)
 	fprintf(stderr, "\n(see udaxctl bench truncate-dma --help)\n");
 	va_end(ap);
 	exit(2);
-}
-
-void prog(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (O.quiet || !progress)
-		return;
-	va_start(ap, fmt);
-	fputc('\r', progress);
-	vfprintf(progress, fmt, ap);
-	fputs("\033[K", progress);
-	fflush(progress);
-	va_end(ap);
-}
-
-static void prog_done(void)
-{
-	if (!O.quiet && progress) {
-		fputs("\r\033[K", progress);
-		fflush(progress);
-	}
-}
-
-void bench_ring(struct bench_shm *shm)
-{
-	__atomic_add_fetch(&shm->bell, 1, __ATOMIC_SEQ_CST);
-	fx_wake(&shm->bell);
-}
-
-int bench_wait(struct bench_shm *shm, bool (*cond)(void *arg), void *arg, uint64_t timeout_ns)
-{
-	uint64_t end = ctl_now_ns() + timeout_ns;
-
-	for (;;) {
-		uint32_t b = __atomic_load_n(&shm->bell, __ATOMIC_SEQ_CST);
-
-		if (cond(arg))
-			return 0;
-		uint64_t now = ctl_now_ns();
-		if (now >= end || interrupted)
-			return interrupted ? -EINTR : -ETIMEDOUT;
-		fx_wait(&shm->bell, b, dx_min(end - now, 100000000ull));
-	}
-}
-
-/*
- * Bring back the blocks a truncate frees: fallocate (both udaxfs and
- * passthrough_ll over tmpfs allocate real blocks/pages), or write zeros
- * when a file system lacks fallocate.
- */
-int refill(int fd, uint64_t size)
-{
-	static char zero[65536];
-
-	if (fallocate(fd, 0, 0, (off_t)size) == 0)
-		return 0;
-	if (errno != EOPNOTSUPP)
-		return -errno;
-	for (uint64_t off = 0; off < size; off += sizeof(zero)) {
-		size_t n = (size_t)dx_min(sizeof(zero), size - off);
-
-		if (pwrite(fd, zero, n, (off_t)off) != (ssize_t)n)
-			return -errno;
-	}
-	return 0;
-}
-
-uint64_t shrink_to(uint64_t size)
-{
-	return O.shrink_half ? UDAX_ALIGN_DOWN(size / 2, 4096) : 0;
 }
 
 /* The no-DMA truncate: refill, then time the shrinking ftruncate. */
@@ -456,7 +383,7 @@ static void print_json_full(FILE *f)
 static int write_plot(const char *out)
 {
 	char *gp = ctl_find_prog(NULL, "gnuplot", NULL);
-	char dir[] = "/tmp/udaxbench-h7-plotXXXXXX";
+	char dir[] = "/tmp/udaxbench-plotXXXXXX";
 	char script[PATH_MAX], data[PATH_MAX + 32];
 	const char *ext = strrchr(out, '.');
 	bool svg = ext && !strcasecmp(ext, ".svg");
@@ -563,7 +490,8 @@ static void help(void)
 "  --device-size SIZE   emulated device size (default 512M)\n"
 "  --recall-timeout MS  mount option recall_timeout= (own mounts only)\n"
 "  --source-dir DIR     tmpfs directory for the DMA source file (default /dev/shm)\n"
-"  --passthrough-ll P   libfuse passthrough_ll binary; --no-passthrough skips it\n"
+"  --passthrough-ll P   libfuse passthrough_ll binary\n"
+"  --no-passthrough     do not measure the passthrough_ll peer\n"
 "  --json               print one JSON object instead of the table\n"
 "  --json-file FILE     also write the JSON object to FILE\n"
 "  --plot FILE          latency CDF, PNG or SVG by extension (needs gnuplot)\n"
@@ -691,7 +619,7 @@ static void parse(int argc, char **argv)
 			  "--policy (it labels the results)");
 	if (O.mountpoint && O.recall_timeout_ms)
 		die_usage("--recall-timeout is a mount option: only for the bench's own mounts");
-	snprintf(O.tag, sizeof(O.tag), "udaxbench-h7-%d", (int)getpid());
+	snprintf(O.tag, sizeof(O.tag), "udaxbench-%d", (int)getpid());
 }
 
 static void on_sigint(int sig)
@@ -740,8 +668,7 @@ int bench_truncate_dma(int argc, char **argv)
 	int ret = 0, rc;
 
 	parse(argc, argv);
-	/* a progress line on stderr when it is a terminal; never on stdout */
-	progress = isatty(2) || getenv("UDAX_BENCH_PROGRESS") ? stderr : NULL;
+	prog_start();
 	per = (unsigned int)(O.nfile * (O.npinned ? O.npinned : 1) * O.nqd * O.nio * O.nclients);
 	total = per * (unsigned int)O.npolicies;
 	R = calloc(total, sizeof(*R));

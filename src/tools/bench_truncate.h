@@ -2,8 +2,9 @@
 /*
  * bench_truncate.h - the pieces of udaxctl bench truncate-dma, private to
  * it: the options and results (bench_truncate.c: options, the no-DMA and
- * peer measurements, the report), the udaxfs mount it makes for itself
- * (bench_mount.c) and the truncate-under-DMA runner (bench_truncate_dma.c).
+ * peer measurements, the report; bench_common.c: the state and helpers
+ * all parts use), the udaxfs mount it makes for itself (bench_mount.c) and
+ * the truncate-under-DMA runner (bench_truncate_dma.c).
  * The clients and the checker are in bench_dma.c (udaxctl.h).
  */
 #ifndef UDAX_BENCH_TRUNCATE_H
@@ -38,7 +39,7 @@ struct opts {
 	bool no_passthrough;
 	uint64_t recall_timeout_ms;
 	int futex_cpu_a, futex_cpu_b;
-	char tag[64];			/* unique name part: udaxbench-h7-<pid> */
+	char tag[64];			/* unique name part: udaxbench-<pid> */
 };
 
 /* Results of one case. */
@@ -57,13 +58,20 @@ struct result {
 	char note[200];
 };
 
+/* ---- bench_common.c: the state and helpers every part uses ---- */
+
 /* Set once by the option parser, read-only afterwards. */
 extern struct opts O;
 /* Set by SIGINT/SIGTERM: every loop stops at its next step. */
 extern volatile sig_atomic_t interrupted;
 
-/* A progress line on stderr (a terminal, or UDAX_BENCH_PROGRESS), never on stdout. */
+/* Decide where progress goes: stderr when it is a terminal (or with
+ * UDAX_BENCH_PROGRESS set), else nowhere; never stdout. */
+void prog_start(void);
+/* A progress line, rewritten in place. */
 void prog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Clear the progress line. */
+void prog_done(void);
 /* Bring back the blocks a truncate frees (fallocate, else zeros).  Return 0 or -errno. */
 int refill(int fd, uint64_t size);
 /* The size a truncate shrinks @size to (--shrink-half or 0). */

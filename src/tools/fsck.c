@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fsck.c - fsck.udaxfs: check and repair a udaxfs file system.
- * The checking itself lives in fsck_check.c (shared with the tests).
+ * The checking itself lives in libudax-fsck (fsck_check.c runs the passes
+ * listed in fsck_int.h), shared with the tests and the fuzzer.
  */
 #include "config.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "fsck_check.h"
 
 static void usage(FILE *f)
@@ -24,6 +26,7 @@ static void usage(FILE *f)
 		"  -f      check even when the file system is clean\n"
 		"  -v      verbose\n"
 		"  -C      show progress on standard error\n"
+		"  -t udaxfs      accepted as fsck(8) may pass it; another type is refused\n"
 		"  -h, --help     print this help and exit\n"
 		"  -V, --version  print the version and exit\n"
 		"Exit status: 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
@@ -72,16 +75,11 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			/* fsck -t udaxfs passes the type through on some systems */
+			if (!cli_fstype_ok("fsck.udaxfs", optarg))
+				return FSCK_USAGE;
 			break;
-		case 'V':
-			printf("fsck.udaxfs (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return FSCK_USAGE;
+			return cli_common(c, "fsck.udaxfs", usage, FSCK_USAGE);
 		}
 	}
 	if (optind != argc - 1) {

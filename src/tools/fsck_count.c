@@ -109,11 +109,23 @@ void fsck_pass4(struct fsck *f)
 
 /* ---------------------------------------------------------------- bitmaps */
 
+/*
+ * One block bitmap error of a kind already asked about (a damaged bitmap
+ * may be wrong for thousands of blocks: one question per kind, not per
+ * block): count it, and count it repaired when the first was repaired.
+ */
+static void problem_again(struct fsck *f, bool fix)
+{
+	f->st.errors++;
+	if (fix)
+		f->st.fixed++;
+}
+
 void fsck_pass5(struct fsck *f)
 {
 	uint64_t b, ino, run_start = 0, run_len = 0;
 	uint64_t missing = 0, leaked = 0, used = 0;
-	bool fix_missing = false, fix_leaked = false, asked_m = false, asked_l = false;
+	bool fix_missing = false, fix_leaked = false;
 
 	fsck_verbose(f, "udaxfs: pass 5: bitmaps");
 	/* blocks */
@@ -126,32 +138,22 @@ void fsck_pass5(struct fsck *f)
 		if (on == want)
 			continue;
 		if (want) {
-			missing++;
-			if (!asked_m) {
-				asked_m = true;
+			if (missing++ == 0)
 				fix_missing = fsck_problem(f, true, "block bitmap: block %" PRIu64
 							   " is in use but marked free", b);
-			} else {
-				f->st.errors++;
-				if (fix_missing)
-					f->st.fixed++;
-			}
+			else
+				problem_again(f, fix_missing);
 			if (fix_missing)
 				fsck_write_bit(f, f->sb.s_bbitmap_start, b, true);
 		} else {
-			leaked++;
-			if (!asked_l) {
-				asked_l = true;
-				/* an inode left unrepaired may own it: never free data on a guess */
+			/* an inode left unrepaired may own it: never free data on a guess */
+			if (leaked++ == 0)
 				fix_leaked = fsck_problem(f, !f->owners_unknown, "block bitmap: block %" PRIu64
 							  " is marked used but nothing references it%s", b,
 							  f->owners_unknown ? " (an unrepaired inode may own "
 							  "it: not freed)" : "");
-			} else {
-				f->st.errors++;
-				if (fix_leaked)
-					f->st.fixed++;
-			}
+			else
+				problem_again(f, fix_leaked);
 			if (fix_leaked)
 				fsck_write_bit(f, f->sb.s_bbitmap_start, b, false);
 			if (run_len && run_start + run_len == b) {

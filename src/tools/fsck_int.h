@@ -3,8 +3,9 @@
  * fsck_int.h - what the files of the checker share: its state, the device
  * accessors and the passes.  The checker is split along its passes:
  *
- *   fsck_check.c    the frame: reports, device access and overlay, inode
- *                   slots, bitmaps, the driver;
+ *   fsck_check.c    the driver: device, state, the passes in order;
+ *   fsck_frame.c    what the passes stand on: reports, device access and
+ *                   overlay, inode slots, bitmaps, mode rules;
  *   fsck_super.c    pass 0: superblocks (primary and backup) and the
  *                   journal; an unfinished transaction is rolled back (for
  *                   real with -y, in a private overlay of the affected
@@ -147,7 +148,7 @@ struct tree_walk {
 	char why[160];
 };
 
-/* ---- fsck_check.c: reports, device access and overlay, inode slots, driver ---- */
+/* ---- fsck_frame.c: reports, device access and overlay, inode slots, bitmaps ---- */
 
 bool fsck_bbit(struct fsck *f, uint64_t blk);
 const uint8_t *fsck_blk(struct fsck *f, uint64_t b);

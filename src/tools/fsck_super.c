@@ -250,7 +250,7 @@ int fsck_check_journal(struct fsck *f)
 		f->status |= FSCK_CORRECTED;
 		/*
 		 * A record may have rewritten the primary superblock, which
-		 * load_super() had just repaired from the backup: the backup
+		 * fsck_load_super() had just repaired from the backup: the backup
 		 * is the copy in use, so it repairs the primary again (the
 		 * mount, too, rewrites both from it after its rollback).
 		 */

@@ -19,6 +19,7 @@
 #include "core/media.h"
 #include "core/super.h"
 #include "core/util.h"
+#include "cli.h"
 
 static const char *prog = "mkfs.udaxfs";
 
@@ -29,11 +30,13 @@ static void usage(FILE *f)
 		"Make a udaxfs file system on a device-DAX (/dev/daxX.Y) or an emulation file.\n"
 		"\n"
 		"  -s, --size SIZE             create (or extend) the emulation file to SIZE\n"
-		"                              bytes (sparse); suffixes K, M, G, T (binary)\n"
+		"                              bytes (sparse); suffixes K, M, G, T, P (binary)\n"
 		"  -b, --block-size BLOCKSIZE  block size; format version 1 supports 4096 only\n"
 		"  -L, --label LABEL           volume label (at most 63 bytes)\n"
 		"  -f, --force                 overwrite an existing file system or other signature\n"
 		"  -q, --quiet                 print nothing on success\n"
+		"  -t udaxfs                   accepted as mkfs(8) may pass it; another type\n"
+		"                              is refused\n"
 		"  -V, --version               print the version and exit\n"
 		"  -h, --help                  print this help and exit\n", prog);
 }
@@ -138,19 +141,15 @@ int main(int argc, char **argv)
 			quiet = true;
 			break;
 		case 't':	/* `mkfs -t udaxfs` may pass it through */
-			if (strcmp(optarg, "udaxfs"))
-				return die("-t %s: this program makes udaxfs only", optarg);
+			if (!cli_fstype_ok(prog, optarg))
+				return 1;
 			break;
 		case 'V':
-			printf("%s (%s) %s\non-media format version %u\n", prog, PACKAGE_NAME,
-			       PACKAGE_VERSION, UFS_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
+			cli_version(prog);
+			printf("on-media format version %u\n", UFS_VERSION);
 			return 0;
 		default:
-			usage(stderr);
-			return 1;
+			return cli_common(opt, prog, usage, 1);
 		}
 	}
 	if (optind >= argc) {

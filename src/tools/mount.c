@@ -28,6 +28,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
+
 /* mount(8)'s exit status for a wrong invocation (see mount(8) "EXIT STATUS") */
 #define EX_USAGE_MOUNT 1
 
@@ -138,25 +140,14 @@ int main(int argc, char **argv)
 			opts = optarg;
 			break;
 		case 't':
-			if (strcmp(optarg, "udaxfs") && strcmp(optarg, "fuse.udaxfs") &&
-			    strcmp(optarg, "fuseblk.udaxfs")) {
-				fprintf(stderr, "mount.udaxfs: -t %s: this helper mounts udaxfs only\n",
-					optarg);
+			if (!cli_fstype_ok("mount.udaxfs", optarg))
 				return EX_USAGE_MOUNT;
-			}
 			break;
 		case 'N':
 			ns = optarg;
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("mount.udaxfs (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
-			return 0;
 		default:
-			usage(stderr);
-			return EX_USAGE_MOUNT;
+			return cli_common(c, "mount.udaxfs", usage, EX_USAGE_MOUNT);
 		}
 	}
 	if (npos < 2) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * udaxctl.h - internal interfaces between the parts of udaxctl
- * (udaxctl.c: command line; udaxctl_status.c: status; bench_*.c: the
+ * (udaxctl.c: command line; udaxctl_util.c: shared helpers; udaxctl_status.c,
+ * udaxctl_pin.c, udaxctl_quarantine.c: those commands; bench_*.c: the
  * truncate-under-DMA benchmark).  Not installed.
  */
 #ifndef UDAXCTL_H
@@ -21,7 +22,7 @@ int udaxctl_quarantine(int argc, char **argv);
 /* --version of udaxctl and each subcommand: print "udaxctl (udaxfs) VERSION"; returns 0. */
 int ctl_version(void);
 
-/* ---- helpers (udaxctl.c) ---- */
+/* ---- helpers (udaxctl_util.c) ---- */
 uint64_t ctl_now_ns(void);
 /* Directory holding this executable (for finding sibling build products). */
 const char *ctl_self_dir(void);
@@ -65,9 +66,8 @@ int futex_pingpong(unsigned int rounds, int cpu_a, int cpu_b, struct lat *oneway
 void fx_wait(volatile uint32_t *w, uint32_t val, uint64_t timeout_ns);
 void fx_wake(volatile uint32_t *w);
 
-#endif /* UDAXCTL_H */
 
-/* ---- the truncate-under-DMA benchmark: shared state (bench_truncate.c, bench_dma.c) ---- */
+/* ---- the truncate-under-DMA benchmark: shared state (bench_common.c, bench_dma.c) ---- */
 #define BENCH_MAX_CLIENTS 16
 
 /* One sweep point under one policy. */
@@ -155,3 +155,5 @@ int bdma_checker_main(struct bench_shm *shm, const char *canary_path);
  * holding @fd, oldest first.  Return the count or -errno (-ENOSYS: the
  * daemon does not keep them). */
 int bdma_break_stats(int fd, struct bench_break *out, unsigned int max);
+
+#endif /* UDAXCTL_H */

@@ -1,7 +1,8 @@
-# udaxctl: status and the truncate-under-DMA benchmark (issues #4, #5).
+# udaxctl: status, pins, quarantine and the benchmarks.
 bin_PROGRAMS += udaxctl
-udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/udaxctl_status.c src/tools/udaxctl_pin.c \
-	src/tools/bench_truncate.c src/tools/bench_truncate.h src/tools/bench_truncate_dma.c \
+udaxctl_SOURCES = src/tools/udaxctl.c src/tools/udaxctl.h src/tools/cli.h src/tools/udaxctl_util.c src/tools/udaxctl_status.c src/tools/udaxctl_pin.c \
+	src/tools/bench_truncate.c src/tools/bench_truncate.h src/tools/bench_common.c \
+	src/tools/bench_truncate_dma.c \
 	src/tools/bench_mount.c src/tools/bench_stats.c src/tools/bench_futex.c \
 	src/tools/bench_dma.c src/tools/udaxctl_quarantine.c \
 	src/daemon/procscan.c src/daemon/procscan.h src/daemon/pinrec.c src/daemon/pinrec.h

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * devdax-rules.h - shared bits of the device-rules probe (devdax-rules.c)
- * and its optional media-layer part (rules-media.c / rules-media-none.c).
+ * and its optional media-layer part (rules-media.c).
  */
 #ifndef UDAX_DEVDAX_RULES_H
 #define UDAX_DEVDAX_RULES_H

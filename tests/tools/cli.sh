@@ -56,6 +56,23 @@ check_prog udaxctl "$B/udaxctl" quarantine
 "$B/fsck.udaxfs" --no-such-option >/dev/null 2>&1; st=$?
 [ $st = 16 ] || fail "fsck.udaxfs --no-such-option exits $st, not 16"
 
+# -t names the file system type (mkfs(8), fsck(8) and mount(8) may pass it
+# through): udaxfs and FUSE's spellings of it go on, another type is refused
+# before anything is touched, with a usage-error exit and a clear message.
+"$B/fsck.udaxfs" -t ext4 -n "$tmp/none.img" >/dev/null 2>"$tmp/err"; st=$?
+[ $st = 16 ] || fail "fsck.udaxfs -t ext4 exits $st, not 16"
+grep -q "fsck.udaxfs: -t ext4: this program handles udaxfs only" "$tmp/err" ||
+	fail "fsck.udaxfs -t ext4: no clear error: $(cat "$tmp/err")"
+"$B/mkfs.udaxfs" -t ext4 -s 64M "$tmp/none.img" >/dev/null 2>"$tmp/err"; st=$?
+[ $st = 1 ] || fail "mkfs.udaxfs -t ext4 exits $st, not 1"
+grep -q "mkfs.udaxfs: -t ext4: this program handles udaxfs only" "$tmp/err" ||
+	fail "mkfs.udaxfs -t ext4: no clear error: $(cat "$tmp/err")"
+[ -e "$tmp/none.img" ] && fail "mkfs.udaxfs -t ext4 created its device file"
+for t in udaxfs fuse.udaxfs; do
+	"$B/fsck.udaxfs" -t $t --version >/dev/null 2>&1 || fail "fsck.udaxfs -t $t refused"
+	"$B/mkfs.udaxfs" -t $t --version >/dev/null 2>&1 || fail "mkfs.udaxfs -t $t refused"
+done
+
 # udaxctl pin --help lists every option it takes
 "$B/udaxctl" pin --help > "$tmp/pin"
 for o in --offset --length --seconds --ignore-recall --help --version; do
