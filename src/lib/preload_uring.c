@@ -40,7 +40,6 @@
 #include <udax/udax_proto.h>
 
 #include "preload_int.h"
-#include "wire.h"
 
 #ifndef IORING_REGISTER_USE_REGISTERED_RING
 #define IORING_REGISTER_USE_REGISTERED_RING (1u << 31)
