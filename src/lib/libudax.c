@@ -1,22 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libudax.c - the client library for direct access to udaxfs files.
+ * libudax.c - the client library for direct access to udaxfs files: maps.
  *
  * Objects:
- *   struct udax_map one direct mapping: a contiguous range of the process
- *                   mapping the device runs of a file range, a pmem2 map
- *                   for the persist function, the pin state, and a
- *                   reference to its connection (wire.h: one per process
- *                   and daemon, with the reader thread that delivers
- *                   recalls to map_recall_cb()).
- *   the recall thread (rc_main) runs the applications' recall handlers; a
- *                   handler may call udax_unpin(), which waits for a reply
- *                   that only the reader thread can read, so handlers never
- *                   run on it.
+ *   struct udax_map one direct mapping (udax_map_int.h): a contiguous range
+ *                   of the process mapping the device runs of a file range,
+ *                   the persist function, the pin state, and a reference to
+ *                   its connection (wire.h: one per process and daemon, with
+ *                   the reader thread that delivers recalls).
  *
- * Locks: map->mu -> g_rc_lock; the connection's own locks are inside
- * wire.c.  map->mu is never held while the application's recall handler
- * runs.
+ * The library by concern:
+ *   libudax.c       opening a map (the MAP request), its accessors, persist,
+ *                   unmapping and closing it;
+ *   udax_recall.c   recalls: the recall thread that runs the applications'
+ *                   handlers, the copy gate, the SIGBUS backing;
+ *   udax_pin.c      a map as an io_uring fixed buffer (udax_pin, udax_unpin);
+ *   udax_err.c      udax_last_error() and the requests that report to it;
+ *   udax_io.c       udax_pread(), udax_pwrite() and udax_file.
+ *
+ * Locks: map->mu -> g_rc_lock (udax_recall.c); the connection's own locks
+ * are inside wire.c.  map->mu is never held while the application's recall
+ * handler runs.
  */
 #include "config.h"
 
@@ -24,21 +28,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libpmem2.h>
-#include <liburing.h>
 #include <pthread.h>
-#include <sched.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,226 +44,12 @@
 #include <udax/udax_proto.h>
 
 #include "libudax_int.h"
+#include "udax_map_int.h"
 #include "wire.h"
-
-#define UDAX_EXPORT __attribute__((visibility("default")))
-
-#ifndef MAP_SHARED_VALIDATE
-#define MAP_SHARED_VALIDATE 0x03
-#endif
-#ifndef MAP_SYNC
-#define MAP_SYNC 0x80000
-#endif
 
 #define PAGE 4096ul
 #define UDAX_IS_POW2_(x) ((x) != 0 && ((x) & ((x) - 1)) == 0)
-#define PIN_MAX (1ul << 30)		/* io_uring's largest single fixed buffer */
 #define MAP_RETRIES 50			/* a grant racing a recall is refused with EBUSY */
-#define MAX_ORPHANS 64
-
-struct udax_map {
-	struct udax_map *rc_next;	/* g_rc_head; g_rc_lock */
-	struct udax_wire *w;		/* the connection; a reference */
-	uint64_t id, ino;
-	uint64_t off, len;		/* what the caller asked for */
-	uint64_t goff, glen;		/* the granted range (aligned to the device) */
-	int prot;
-	bool devdax;
-	bool pinnable;			/* emulation on tmpfs */
-	bool registered;		/* recalls reach it (udax_wire_layout_add) */
-	char *addr;			/* off's address, inside [base, base + glen) */
-	char *base;
-	size_t va_len;			/* reserved range (>= len, aligned) */
-	char *va;
-	pmem2_persist_fn persist;
-	udax_recall_fn recall;
-	void *recall_arg;
-	unsigned int flags;
-	int efd;			/* UDAX_MAP_RECALL_FD: readable while a recall is pending */
-
-	pthread_mutex_t mu;		/* the fields below; never held across the handler */
-	bool pinned, pin_any;
-	struct io_uring *ring;
-	unsigned int buf_index;
-	bool unmapped;			/* udax_map_unmap(): VA replaced, map refs dropped */
-	bool recalled;			/* layout given back (or the daemon is gone) */
-	/* g_rc_lock: */
-	bool recall_pending;
-	bool daemon_lost;		/* the recall is the end of the connection */
-	bool rc_queued, rc_busy;
-	uint64_t recall_seq;
-	/*
-	 * udax_pread()/udax_pwrite() copies in progress (udax_io.c): a copier
-	 * raises io_active, then checks io_closed; the recall, unmap and close
-	 * paths set io_closed, then wait for io_active to drop to 0 before the
-	 * range is replaced and the layout given back.  Sequentially
-	 * consistent atomics: either the copier sees io_closed, or the drainer
-	 * sees its count.
-	 */
-	atomic_uint io_active;
-	atomic_bool io_closed;
-};
-
-static int g_sigbus_fd = -1;		/* an empty memfd: mapping it raises SIGBUS on access */
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static __thread char t_err[256];
-
-/*
- * The recall thread: runs the applications' recall handlers.  A handler may
- * call udax_unpin(), which waits for a reply that only the connection's
- * reader thread can read, so handlers never run on a reader thread.
- */
-static pthread_mutex_t g_rc_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_rc_cond = PTHREAD_COND_INITIALIZER;	/* work queued / rc_busy cleared */
-static struct udax_map *g_rc_head;	/* g_rc_lock */
-static bool g_rc_started;		/* g_rc_lock */
-
-/* ---- errors ---- */
-
-static int set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int set_err(int err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(t_err, sizeof(t_err), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
-int udax__set_err(int err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(t_err, sizeof(t_err), fmt, ap);
-	va_end(ap);
-	return err;
-}
-
-UDAX_EXPORT const char *udax_last_error(void)
-{
-	return t_err;
-}
-
-/* ---- process-wide state ---- */
-
-static void atfork_child(void)
-{
-	/*
-	 * The child has none of the parent's threads and must not use its
-	 * maps (udax.h); the connections are forgotten by wire.c.  The
-	 * child's first recall starts its own recall thread.
-	 */
-	g_rc_head = NULL;
-	g_rc_started = false;
-	pthread_mutex_init(&g_rc_lock, NULL);
-	pthread_cond_init(&g_rc_cond, NULL);
-}
-
-static void once_init(void)
-{
-	g_sigbus_fd = (int)memfd_create("udax-recalled", MFD_CLOEXEC);
-	pthread_atfork(NULL, NULL, atfork_child);
-}
-
-/*
- * Send a request and wait for its reply, with the daemon's reason in
- * udax_last_error() on failure.
- * Return: the reply's status (0 or -errno) or a transport error.
- */
-static int conn_call(struct udax_wire *w, uint16_t type, const void *p, size_t len,
-		     void **rp, uint32_t *rlen, int *rfd)
-{
-	void *rep = NULL;
-	uint32_t n = 0;
-	int err = udax_wire_call(w, type, p, (uint32_t)len, &rep, &n, rfd);
-
-	if (err == -ENOTCONN)
-		set_err(err, "the udaxfs daemon closed the connection");
-	else if (err < 0 && n && rep)
-		set_err(err, "%s", (char *)rep);
-	else if (err < 0)
-		set_err(err, "udaxfs daemon: %s", strerror(-err));
-	if (rp)
-		*rp = rep;
-	else
-		free(rep);
-	if (rlen)
-		*rlen = n;
-	return err;
-}
-
-static int do_recall(struct udax_map *m);
-
-static void *rc_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&g_rc_lock);
-	for (;;) {
-		while (!g_rc_head)
-			pthread_cond_wait(&g_rc_cond, &g_rc_lock);
-		struct udax_map *m = g_rc_head;
-		g_rc_head = m->rc_next;
-		m->rc_queued = false;
-		m->rc_busy = true;
-		pthread_mutex_unlock(&g_rc_lock);
-		do_recall(m);
-		pthread_mutex_lock(&g_rc_lock);
-		m->rc_busy = false;
-		pthread_cond_broadcast(&g_rc_cond);
-	}
-	return NULL;
-}
-
-/*
- * A recall of @arg's layout, or the end of its connection: queue it for the
- * recall thread or the map's eventfd.  Context: a wire reader thread, or
- * udax_wire_layout_add() for a recall that came before the layout was added.
- */
-static void map_recall_cb(void *arg, const struct udax_recall_msg *r, bool daemon_lost)
-{
-	struct udax_map *m = arg;
-
-	pthread_mutex_lock(&g_rc_lock);
-	m->recall_pending = true;
-	if (r)
-		m->recall_seq = r->recall_seq;
-	if (daemon_lost)
-		m->daemon_lost = true;
-	if (m->flags & UDAX_MAP_RECALL_FD) {
-		uint64_t one = 1;
-		ssize_t n = write(m->efd, &one, sizeof(one));
-		(void)n;
-	} else if (!m->rc_queued) {
-		if (!g_rc_started) {
-			/* the library's threads must not take the application's signals */
-			sigset_t all, old;
-			pthread_t t;
-			sigfillset(&all);
-			pthread_sigmask(SIG_SETMASK, &all, &old);
-			if (pthread_create(&t, NULL, rc_main, NULL) == 0) {
-				pthread_detach(t);
-				g_rc_started = true;
-			}
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-		}
-		m->rc_queued = true;
-		m->rc_next = g_rc_head;
-		g_rc_head = m;
-		pthread_cond_broadcast(&g_rc_cond);
-	}
-	pthread_mutex_unlock(&g_rc_lock);
-}
-
-/* ---- mapping ---- */
-
-/* Replace [va, va+len) by a mapping that raises SIGBUS on access. */
-static int sigbus_range(void *va, size_t len)
-{
-	void *p = mmap(va, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, g_sigbus_fd, 0);
-	if (p == MAP_FAILED)
-		p = mmap(va, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-	return p == MAP_FAILED ? -errno : 0;
-}
 
 /*
  * Reserve the address range for [goff, goff + glen) before asking for the
@@ -282,8 +66,8 @@ static int reserve_va(struct udax_map *m)
 		     -1, 0);
 	if (m->va == MAP_FAILED) {
 		m->va = NULL;
-		return set_err(-errno, "reserving %zu bytes of address space: %s", m->va_len,
-			       strerror(errno));
+		return udax__set_err(-errno, "reserving %zu bytes of address space: %s",
+				     m->va_len, strerror(errno));
 	}
 	m->base = (char *)(((uintptr_t)m->va + align - 1) & ~(uintptr_t)(align - 1));
 	m->addr = m->base + (m->off - m->goff);
@@ -292,29 +76,22 @@ static int reserve_va(struct udax_map *m)
 
 static int map_runs(struct udax_map *m, const struct udax_run *runs, uint32_t nruns, int dev_fd)
 {
-	int prot = PROT_READ | ((m->prot & PROT_WRITE) ? PROT_WRITE : 0);
-	int flags = MAP_FIXED | (m->devdax ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED);
-	size_t pos = 0;
-	for (uint32_t i = 0; i < nruns; i++) {
-		if (pos + runs[i].len > m->glen)
-			return set_err(-EPROTO, "the daemon's runs exceed the mapping");
-		void *p = mmap(m->base + pos, runs[i].len, prot, flags, dev_fd,
-			       (off_t)runs[i].dev_off);
-		if (p == MAP_FAILED)
-			return set_err(-errno, "mapping device offset %#" PRIx64 ": %s",
-				       runs[i].dev_off, strerror(errno));
-	pos += runs[i].len;
-	}
-	if (pos != m->glen)
-		return set_err(-EPROTO, "the daemon's runs cover %zu of %" PRIu64 " bytes", pos,
-			       m->glen);
+	uint64_t bad_off = 0;
+	int err = udax_wire_map_runs(mmap, m->base, m->glen, runs, nruns, m->prot & PROT_WRITE,
+				     m->devdax, dev_fd, &bad_off);
+	if (err == -EPROTO)
+		return udax__set_err(err, "the daemon's runs do not cover the %" PRIu64
+				     " bytes of the mapping exactly", m->glen);
+	if (err)
+		return udax__set_err(err, "mapping device offset %#" PRIx64 ": %s", bad_off,
+				     strerror(-err));
 	/*
 	 * A child of fork() would keep the device pages mapped after a recall
 	 * replaced them here, and could reach a block after it was freed and
 	 * reused.  Children do not inherit direct mappings.
 	 */
 	if (madvise(m->va, m->va_len, MADV_DONTFORK) < 0)
-		return set_err(-errno, "madvise(MADV_DONTFORK): %s", strerror(errno));
+		return udax__set_err(-errno, "madvise(MADV_DONTFORK): %s", strerror(errno));
 	return 0;
 }
 
@@ -369,48 +146,28 @@ static int setup_persist(struct udax_map *m, int dev_fd)
 		return 0;
 	pthread_once(&g_persist_once, persist_init);
 	if (!g_persist_cl)
-		return set_err(-ENOTSUP, "libpmem2 gave no cache-line persist function: %s",
-			       pmem2_errormsg());
+		return udax__set_err(-ENOTSUP, "libpmem2 gave no cache-line persist function: "
+				     "%s", pmem2_errormsg());
 	m->persist = g_persist_cl;
 	return 0;
 }
 
 /*
- * io_drain() - refuse new udax_pread()/udax_pwrite() copies on @m and wait
- * for those in progress; from now on no copy touches the range.
- * UDAX_TEST_RECALL_NO_DRAIN=1 (a test aid, see udax_pread(3)) skips the
- * wait so that the stale-data checker can prove it sees the failure.
- * Context: any; copies are short (bounded by their length), so a yield
- * loop is enough.
+ * Make [addr, addr + len) of writable map @m durable: the cache-line
+ * persist function (flushes + fence) where there is one, else msync of the
+ * pages.  Return: 0, -errno.
  */
-static void io_drain(struct udax_map *m)
+static int persist_range(struct udax_map *m, const void *addr, size_t len)
 {
-	static int no_drain = -1;
-
-	atomic_store(&m->io_closed, true);
-	if (no_drain < 0) {
-		const char *e = getenv("UDAX_TEST_RECALL_NO_DRAIN");
-		no_drain = e && *e == '1';
+	if (m->persist) {
+		m->persist(addr, len);
+		return 0;
 	}
-	if (no_drain)
-		return;
-	while (atomic_load(&m->io_active))
-		sched_yield();
-}
-
-int udax__map_io_get(struct udax_map *m)
-{
-	atomic_fetch_add(&m->io_active, 1);
-	if (atomic_load(&m->io_closed)) {
-		atomic_fetch_sub(&m->io_active, 1);
-		return -ESTALE;
-	}
+	uintptr_t start = (uintptr_t)addr & ~(uintptr_t)(PAGE - 1);
+	uintptr_t end = ((uintptr_t)addr + len + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+	if (end > start && msync((void *)start, end - start, MS_SYNC) < 0)
+		return udax__set_err(-errno, "msync: %s", strerror(errno));
 	return 0;
-}
-
-void udax__map_io_put(struct udax_map *m)
-{
-	atomic_fetch_sub(&m->io_active, 1);
 }
 
 void udax__map_info(const struct udax_map *m, char **addr, uint64_t *off, uint64_t *len,
@@ -431,15 +188,7 @@ int udax__map_store(struct udax_map *m, void *dst, const void *src, size_t n)
 		return 0;
 	}
 	memcpy(dst, src, n);
-	if (m->persist) {
-		m->persist(dst, n);
-		return 0;
-	}
-	uintptr_t start = (uintptr_t)dst & ~(uintptr_t)(PAGE - 1);
-	uintptr_t end = ((uintptr_t)dst + n + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
-	if (end > start && msync((void *)start, end - start, MS_SYNC) < 0)
-		return set_err(-errno, "msync: %s", strerror(errno));
-	return 0;
+	return persist_range(m, dst, n);
 }
 
 void udax__map_conn(struct udax_map *m, struct udax_wire **w, uint64_t *id)
@@ -452,7 +201,7 @@ void udax__map_conn(struct udax_map *m, struct udax_wire **w, uint64_t *id)
 int udax__inval(struct udax_wire *w, uint64_t id, uint64_t off, uint64_t len)
 {
 	struct udax_inval_req rq = { .id = id, .off = off, .len = len };
-	return conn_call(w, UDAX_REQ_INVAL, &rq, sizeof(rq), NULL, NULL, NULL);
+	return udax__conn_call(w, UDAX_REQ_INVAL, &rq, sizeof(rq), NULL, NULL, NULL);
 }
 
 static void map_free(struct udax_map *m)
@@ -463,27 +212,6 @@ static void map_free(struct udax_map *m)
 		close(m->efd);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
-}
-
-/*
- * Take @m off the recall path: no callback runs for it any more, none is
- * queued, and none of its handlers is running.
- */
-static void map_unregister(struct udax_map *m)
-{
-	if (m->registered)
-		udax_wire_layout_del(m->w, m->id);
-	m->registered = false;
-	pthread_mutex_lock(&g_rc_lock);
-	struct udax_map **rp = &g_rc_head;
-	while (*rp && *rp != m)
-		rp = &(*rp)->rc_next;
-	if (*rp)
-		*rp = m->rc_next;
-	m->rc_queued = false;
-	while (m->rc_busy)
-		pthread_cond_wait(&g_rc_cond, &g_rc_lock);
-	pthread_mutex_unlock(&g_rc_lock);
 }
 
 /*
@@ -498,12 +226,12 @@ static int grow_for_map(int fd, uint64_t off, uint64_t len)
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
-		return set_err(-errno, "fstat: %s", strerror(errno));
+		return udax__set_err(-errno, "fstat: %s", strerror(errno));
 	if ((uint64_t)st.st_size >= off + len)
 		return 0;
 	if (fallocate(fd, 0, (off_t)off, (off_t)len) < 0)
-		return set_err(-errno, "growing the file to %" PRIu64 " bytes for the mapping: %s",
-			       off + len, strerror(errno));
+		return udax__set_err(-errno, "growing the file to %" PRIu64 " bytes for the "
+				     "mapping: %s", off + len, strerror(errno));
 	return 0;
 }
 
@@ -511,12 +239,12 @@ static int ask_hello(int fd, struct udax_ioc_hello *hello)
 {
 	int e = udax_wire_hello(fd, hello);
 	if (e == -ENOTTY || e == -EINVAL || e == -ENOSYS || e == -EOPNOTSUPP)
-		return set_err(-ENOTTY, "not a file on a udaxfs mount (no layout service)");
+		return udax__set_err(-ENOTTY, "not a file on a udaxfs mount (no layout service)");
 	if (e == -EPROTO)
-		return set_err(-EPROTO, "udaxfs daemon speaks protocol %u, the library %u",
-			       hello->version, UDAX_PROTO_VERSION);
+		return udax__set_err(-EPROTO, "udaxfs daemon speaks protocol %u, the library %u",
+				     hello->version, UDAX_PROTO_VERSION);
 	if (e)
-		return set_err(e, "UDAX_IOC_HELLO: %s", strerror(-e));
+		return udax__set_err(e, "UDAX_IOC_HELLO: %s", strerror(-e));
 	return 0;
 }
 
@@ -536,28 +264,27 @@ int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int pro
 	uint32_t rlen = 0;
 	int err, fl;
 
-	t_err[0] = 0;
+	udax__clear_err();
 	if (!out)
-		return set_err(-EINVAL, "out is NULL");
+		return udax__set_err(-EINVAL, "out is NULL");
 	*out = NULL;
 	if (off < 0 || len == 0 || (uint64_t)off % PAGE || len % PAGE ||
 	    !(prot & PROT_READ) || (prot & ~(PROT_READ | PROT_WRITE)))
-		return set_err(-EINVAL, "offset and length must be page multiples, "
-			       "prot PROT_READ or PROT_READ|PROT_WRITE");
+		return udax__set_err(-EINVAL, "offset and length must be page multiples, "
+				     "prot PROT_READ or PROT_READ|PROT_WRITE");
 	if (o && (o->flags & ~(UDAX_MAP_RECALL_FD | UDAX_MAP_KEEP_SIZE)))
-		return set_err(-EINVAL, "unknown flags %#x", o->flags);
+		return udax__set_err(-EINVAL, "unknown flags %#x", o->flags);
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0)
-		return set_err(-errno, "fcntl(F_GETFL): %s", strerror(errno));
+		return udax__set_err(-errno, "fcntl(F_GETFL): %s", strerror(errno));
 	if ((prot & PROT_WRITE) && (fl & O_ACCMODE) == O_RDONLY)
-		return set_err(-EACCES, "the file is open read-only: no writable mapping");
-	pthread_once(&g_once, once_init);
-	if (g_sigbus_fd < 0)
-		return set_err(-ENOMEM, "memfd_create failed");
+		return udax__set_err(-EACCES, "the file is open read-only: no writable mapping");
+	if (udax__recall_init() < 0)
+		return udax__set_err(-ENOMEM, "memfd_create failed");
 
 	m = calloc(1, sizeof(*m));
 	if (!m)
-		return set_err(-ENOMEM, "out of memory");
+		return udax__set_err(-ENOMEM, "out of memory");
 	m->efd = -1;
 	m->prot = prot;
 	m->off = (uint64_t)off;
@@ -571,7 +298,7 @@ int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int pro
 	if (m->flags & UDAX_MAP_RECALL_FD) {
 		m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (m->efd < 0) {
-			err = set_err(-errno, "eventfd: %s", strerror(errno));
+			err = udax__set_err(-errno, "eventfd: %s", strerror(errno));
 			goto fail;
 		}
 	}
@@ -613,13 +340,13 @@ int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int pro
 		if (!w) {
 			err = udax_wire_get(&w, hello.sock);
 			if (err) {
-				set_err(err, "cannot connect to the udaxfs layout service %s: %s",
-					hello.sock, strerror(-err));
+				udax__set_err(err, "cannot connect to the udaxfs layout service "
+					      "%s: %s", hello.sock, strerror(-err));
 				goto fail;
 			}
 		}
 		memcpy(rq.ticket, hello.ticket, sizeof(rq.ticket));
-		err = conn_call(w, UDAX_REQ_MAP, &rq, sizeof(rq), &rp, &rlen, NULL);
+		err = udax__conn_call(w, UDAX_REQ_MAP, &rq, sizeof(rq), &rp, &rlen, NULL);
 		if (err != -EBUSY || attempt >= MAP_RETRIES || nowait)
 			break;
 		free(rp);
@@ -631,7 +358,7 @@ int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int pro
 		goto fail;
 	struct udax_map_rep rep;
 	if (rlen < sizeof(rep)) {
-		err = set_err(-EPROTO, "short MAP reply");
+		err = udax__set_err(-EPROTO, "short MAP reply");
 		goto fail;
 	}
 	memcpy(&rep, rp, sizeof(rep));
@@ -639,13 +366,13 @@ int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int pro
 	m->id = rep.id;
 	m->ino = rep.ino;
 	if (rlen < sizeof(rep) + (size_t)rep.nruns * sizeof(struct udax_run)) {
-		err = set_err(-EPROTO, "short MAP reply");
+		err = udax__set_err(-EPROTO, "short MAP reply");
 		goto fail_layout;
 	}
 	if (rep.off != m->goff || rep.len != m->glen) {
-		err = set_err(-EPROTO, "the daemon granted [%" PRIu64 ", +%" PRIu64 "), not the "
-			      "aligned range around the request [%" PRIu64 ", +%" PRIu64 ")",
-			      rep.off, rep.len, m->goff, m->glen);
+		err = udax__set_err(-EPROTO, "the daemon granted [%" PRIu64 ", +%" PRIu64 "), "
+				    "not the aligned range around the request [%" PRIu64 ", +%"
+				    PRIu64 ")", rep.off, rep.len, m->goff, m->glen);
 		goto fail_layout;
 	}
 	m->devdax = rep.media_kind == 1;
@@ -658,7 +385,7 @@ int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int pro
 	 */
 	int dev_fd = udax_wire_dev_fd(w);
 	if (dev_fd < 0) {
-		err = set_err(-EPROTO, "the daemon sent no device descriptor");
+		err = udax__set_err(-EPROTO, "the daemon sent no device descriptor");
 		goto fail_layout;
 	}
 	err = map_runs(m, (const struct udax_run *)((char *)rp + sizeof(rep)), rep.nruns, dev_fd);
@@ -671,9 +398,9 @@ int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int pro
 	 * overtook the MAP reply) is delivered now, and tears down the range
 	 * just mapped.
 	 */
-	err = udax_wire_layout_add(w, m->id, map_recall_cb, m);
+	err = udax_wire_layout_add(w, m->id, udax__recall_cb, m);
 	if (err) {
-		set_err(err, "registering the layout for recalls: %s", strerror(-err));
+		udax__set_err(err, "registering the layout for recalls: %s", strerror(-err));
 		goto fail_layout;
 	}
 	m->registered = true;
@@ -683,10 +410,7 @@ int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int pro
 
 fail_layout: {
 		struct udax_id_req ir = { rep.id };
-		char save[sizeof(t_err)];
-		memcpy(save, t_err, sizeof(save));
-		conn_call(w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
-		memcpy(t_err, save, sizeof(save));
+		udax__conn_undo(w, UDAX_REQ_UNMAP, &ir, sizeof(ir));
 	}
 fail:
 	free(rp);
@@ -724,221 +448,37 @@ UDAX_EXPORT int udax_map_recalled(const struct udax_map *m)
 UDAX_EXPORT int udax_persist(struct udax_map *m, const void *addr, size_t len)
 {
 	if (!m)
-		return set_err(-EINVAL, "map is NULL");
+		return udax__set_err(-EINVAL, "map is NULL");
 	const char *a = addr;
 	if (a < m->addr || len > m->len || a + len > m->addr + m->len)
-		return set_err(-EINVAL, "range is outside the mapping");
+		return udax__set_err(-EINVAL, "range is outside the mapping");
 	if (!(m->prot & PROT_WRITE))
 		return 0;		/* read-only: nothing to make durable */
-	if (m->persist) {
-		m->persist(addr, len);	/* cache-line flushes + fence */
-		return 0;
-	}
-	uintptr_t start = (uintptr_t)a & ~(uintptr_t)(PAGE - 1);
-	uintptr_t end = ((uintptr_t)a + len + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
-	if (end > start && msync((void *)start, end - start, MS_SYNC) < 0)
-		return set_err(-errno, "msync: %s", strerror(errno));
-	return 0;
-}
-
-/* Unregister the buffer from its ring.  Context: m->mu held. */
-static int unregister_buf(struct udax_map *m)
-{
-	int r;
-	if (m->pin_any) {
-		r = io_uring_unregister_buffers(m->ring);
-	} else {
-		struct iovec none = { NULL, 0 };
-		__u64 tag = 0;
-		r = io_uring_register_buffers_update_tag(m->ring, m->buf_index, &none, &tag, 1);
-		if (r > 0)
-			r = 0;
-	}
-	if (r < 0)
-		return set_err(r, "unregistering the io_uring buffer: %s", strerror(-r));
-	m->pinned = false;
-	return 0;
-}
-
-/* The PIN / UNPIN request for the whole map on @ring.  Context: m->mu held. */
-static int pin_call(struct udax_map *m, uint16_t type, struct io_uring *ring)
-{
-	struct udax_pin_req pr = {
-		.id = m->id, .ring_fd = ring ? ring->ring_fd : -1,
-		.addr = (uint64_t)(uintptr_t)m->addr, .len = m->len,
-	};
-	return conn_call(m->w, type, &pr, sizeof(pr), NULL, NULL, NULL);
-}
-
-UDAX_EXPORT int udax_pin(struct udax_map *m, struct io_uring *ring, unsigned int *buf_index)
-{
-	int err;
-	if (!m || !ring || !buf_index)
-		return set_err(-EINVAL, "NULL argument");
-	if (m->len > PIN_MAX)
-		return set_err(-EINVAL, "io_uring fixed buffers are limited to 1 GiB");
-	pthread_mutex_lock(&m->mu);
-	if (m->recalled || m->unmapped) {
-		err = set_err(-ESTALE, "the layout was recalled or unmapped");
-		goto out;
-	}
-	if (m->pinned) {
-		err = set_err(-EBUSY, "the map is already pinned");
-		goto out;
-	}
-	err = pin_call(m, UDAX_REQ_PIN, ring);
-	if (err) {
-		if (err == -EBUSY)
-			set_err(err, "a recall of this layout is under way: the pin is refused");
-		goto out;
-	}
-	struct iovec iov = { m->addr, m->len };
-	int r;
-	if (*buf_index == UDAX_PIN_ANY) {
-		r = io_uring_register_buffers(ring, &iov, 1);
-	} else {
-		__u64 tag = 0;
-		r = io_uring_register_buffers_update_tag(ring, *buf_index, &iov, &tag, 1);
-		if (r > 0)
-			r = 0;
-	}
-	if (r < 0) {
-		if (r == -EFAULT || r == -EOPNOTSUPP)
-			set_err(r, "io_uring cannot pin these pages (%s): an emulation file must "
-				"live on tmpfs (/dev/shm) for pins", strerror(-r));
-		else
-			set_err(r, "registering the io_uring buffer: %s", strerror(-r));
-		char save[sizeof(t_err)];
-		memcpy(save, t_err, sizeof(save));
-		pin_call(m, UDAX_REQ_UNPIN, ring);
-		memcpy(t_err, save, sizeof(save));
-		err = r;
-		goto out;
-	}
-	m->pinned = true;
-	m->pin_any = *buf_index == UDAX_PIN_ANY;
-	m->ring = ring;
-	m->buf_index = m->pin_any ? 0 : *buf_index;
-	*buf_index = m->buf_index;
-out:
-	pthread_mutex_unlock(&m->mu);
-	return err;
-}
-
-UDAX_EXPORT int udax_unpin(struct udax_map *m, struct io_uring *ring)
-{
-	int err = 0;
-	if (!m)
-		return set_err(-EINVAL, "map is NULL");
-	pthread_mutex_lock(&m->mu);
-	if (!m->pinned) {
-		/* a recall unpinned it already: not an error */
-		if (!m->recalled)
-			err = set_err(-EINVAL, "the map is not pinned");
-		goto out;
-	}
-	if (ring && ring != m->ring) {
-		err = set_err(-EINVAL, "the map is pinned on another ring");
-		goto out;
-	}
-	struct io_uring *r = m->ring;
-	err = unregister_buf(m);
-	if (err)
-		goto out;
-	err = pin_call(m, UDAX_REQ_UNPIN, r);
-	if (err == -ENOTCONN)
-		err = 0;	/* the daemon is gone: its pin went with it */
-out:
-	pthread_mutex_unlock(&m->mu);
-	return err;
+	return persist_range(m, addr, len);
 }
 
 UDAX_EXPORT int udax_map_unmap(struct udax_map *m)
 {
 	int err = 0;
 	if (!m)
-		return set_err(-EINVAL, "map is NULL");
+		return udax__set_err(-EINVAL, "map is NULL");
 	pthread_mutex_lock(&m->mu);
 	if (m->recalled || m->unmapped)
 		goto out;
-	io_drain(m);
-	err = sigbus_range(m->base, m->glen);
+	udax__io_drain(m);
+	err = udax__sigbus_range(m->base, m->glen);
 	if (err) {
-		set_err(err, "replacing the mapping: %s", strerror(-err));
+		udax__set_err(err, "replacing the mapping: %s", strerror(-err));
 		goto out;
 	}
 	m->unmapped = true;
 	struct udax_id_req ir = { m->id };
-	err = conn_call(m->w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+	err = udax__conn_call(m->w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
 	if (!err && !m->pinned)
 		m->recalled = true;	/* the daemon forgot the layout: nothing left to return */
 out:
 	pthread_mutex_unlock(&m->mu);
 	return err;
-}
-
-/*
- * Handle the pending recall of @m: the application's handler first (it
- * stops and reaps DMA), then unregister, make the range raise SIGBUS, and
- * give the layout back.  The end of the connection (the daemon died, the
- * file system was unmounted) is handled the same way, without the RETURN.
- * Context: no lock held; the recall thread or udax_recall_process().
- * Return: 1 handled, 0 nothing pending.
- */
-static int do_recall(struct udax_map *m)
-{
-	pthread_mutex_lock(&g_rc_lock);
-	bool pending = m->recall_pending;
-	bool lost = m->daemon_lost;
-	uint64_t seq = m->recall_seq;
-	pthread_mutex_unlock(&g_rc_lock);
-	if (!pending)
-		return 0;
-	pthread_mutex_lock(&m->mu);
-	bool done = m->recalled;
-	pthread_mutex_unlock(&m->mu);
-	if (!done && m->recall)
-		m->recall(m, m->recall_arg);
-
-	pthread_mutex_lock(&m->mu);
-	if (!m->recalled) {
-		io_drain(m);
-		if (m->pinned)
-			unregister_buf(m);	/* the handler promised: nothing in flight */
-		if (!m->unmapped)
-			sigbus_range(m->base, m->glen);
-		m->recalled = true;
-		if (!lost) {
-			struct udax_return_req rr = { m->id, seq };
-			udax_wire_send(m->w, UDAX_REQ_RETURN, &rr, sizeof(rr));
-		}
-	}
-	pthread_mutex_unlock(&m->mu);
-	pthread_mutex_lock(&g_rc_lock);
-	m->recall_pending = false;
-	pthread_mutex_unlock(&g_rc_lock);
-	return 1;
-}
-
-UDAX_EXPORT int udax_recall_fd(struct udax_map *m)
-{
-	if (!m)
-		return set_err(-EINVAL, "map is NULL");
-	if (m->efd < 0)
-		return set_err(-EINVAL, "the map was opened without UDAX_MAP_RECALL_FD");
-	return m->efd;
-}
-
-UDAX_EXPORT int udax_recall_process(struct udax_map *m)
-{
-	if (!m)
-		return set_err(-EINVAL, "map is NULL");
-	if (m->efd >= 0) {
-		uint64_t v;
-		ssize_t r = read(m->efd, &v, sizeof(v));
-		(void)r;
-	}
-	return do_recall(m);
 }
 
 UDAX_EXPORT int udax_map_close(struct udax_map **mp)
@@ -948,20 +488,21 @@ UDAX_EXPORT int udax_map_close(struct udax_map **mp)
 	if (!m)
 		return 0;
 	*mp = NULL;
-	map_unregister(m);
-	io_drain(m);
+	udax__map_unregister(m);
+	udax__io_drain(m);
 	pthread_mutex_lock(&m->mu);
 	if (!m->recalled) {
 		struct udax_id_req ir = { m->id };
 		if (m->pinned) {
 			struct io_uring *r = m->ring;
-			err = unregister_buf(m);
+			err = udax__unregister_buf(m);
 			if (!err)
-				err = pin_call(m, UDAX_REQ_UNPIN, r);
+				err = udax__pin_call(m, UDAX_REQ_UNPIN, r);
 		}
 		if (!m->unmapped) {
-			sigbus_range(m->base, m->glen);
-			int e = conn_call(m->w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL, NULL);
+			udax__sigbus_range(m->base, m->glen);
+			int e = udax__conn_call(m->w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, NULL,
+						NULL);
 			if (!err && e != -ESTALE)
 				err = e;
 		}

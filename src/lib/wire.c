@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -578,6 +579,27 @@ int udax_wire_dev_fd(struct udax_wire *w)
 	int fd = w->dev_fd;
 	pthread_mutex_unlock(&w->lock);
 	return fd;
+}
+
+int udax_wire_map_runs(udax_wire_mmap_fn map, char *at, uint64_t len,
+		       const struct udax_run *runs, uint32_t nruns, bool write, bool devdax,
+		       int dev_fd, uint64_t *bad_off)
+{
+	int prot = PROT_READ | (write ? PROT_WRITE : 0);
+	int flags = MAP_FIXED | (devdax ? MAP_SHARED_VALIDATE | MAP_SYNC : MAP_SHARED);
+	uint64_t pos = 0;
+
+	for (uint32_t i = 0; i < nruns; i++) {
+		if (pos + runs[i].len > len)
+			return -EPROTO;
+		if (map(at + pos, runs[i].len, prot, flags, dev_fd, (off_t)runs[i].dev_off) ==
+		    MAP_FAILED) {
+			*bad_off = runs[i].dev_off;
+			return -errno;
+		}
+		pos += runs[i].len;
+	}
+	return pos == len ? 0 : -EPROTO;
 }
 
 int udax_wire_send(struct udax_wire *w, uint16_t type, const void *req, uint32_t len)

@@ -30,9 +30,19 @@
 #define UDAX_WIRE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/mman.h>
+#include <sys/types.h>
 
 #include <udax/udax_proto.h>
+
+#ifndef MAP_SHARED_VALIDATE	/* C libraries older than these flags */
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
 
 struct udax_wire;
 
@@ -86,6 +96,22 @@ int udax_wire_call(struct udax_wire *w, uint16_t type, const void *req, uint32_t
 		   void **rep, uint32_t *rep_len, int *rep_fd);
 /* Send a message that has no reply (UDAX_REQ_RETURN).  Return 0 or -errno. */
 int udax_wire_send(struct udax_wire *w, uint16_t type, const void *req, uint32_t len);
+
+/*
+ * udax_wire_map_runs() - map the device runs of a MAP reply (@runs, @nruns,
+ * in file order) back to back at @at, from the device descriptor @dev_fd
+ * (udax_wire_dev_fd()), readable and, when @write, writable; MAP_SYNC when
+ * the reply's media is a device-DAX (@devdax).  The runs must cover exactly
+ * @len bytes.  @map is the mmap() to call (the preload shim passes the C
+ * library's, past its own).
+ * Return: 0; -EPROTO if the runs do not add up to @len; the -errno of a
+ * failed mmap, with its run's device offset in *@bad_off.  What was mapped
+ * before a failure stays mapped (MAP_FIXED: the caller's range).
+ */
+typedef void *(*udax_wire_mmap_fn)(void *, size_t, int, int, int, off_t);
+int udax_wire_map_runs(udax_wire_mmap_fn map, char *at, uint64_t len,
+		       const struct udax_run *runs, uint32_t nruns, bool write, bool devdax,
+		       int dev_fd, uint64_t *bad_off);
 
 /* The latest device descriptor received, or -1.  Owned by the connection. */
 int udax_wire_dev_fd(struct udax_wire *w);

@@ -19,7 +19,8 @@ EXTRA_DIST += src/tools/bench_dma_none.c
 # read()/write() serving (preload_io.c) uses libudax's udax_file, whose
 # recalls arrive through libudax's own wire connection.
 lib_LTLIBRARIES += libudax-preload.la
-libudax_preload_la_SOURCES = src/lib/preload.c src/lib/preload_io.c
+libudax_preload_la_SOURCES = src/lib/preload.c src/lib/preload_mmap.c src/lib/preload_uring.c \
+	src/lib/preload_int.h src/lib/preload_io.c
 libudax_preload_la_CPPFLAGS = $(AM_CPPFLAGS)
 libudax_preload_la_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden $(URING_CFLAGS)
 libudax_preload_la_LIBADD = libudaxwire.la libudax.la -ldl -lpthread
