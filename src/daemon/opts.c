@@ -330,6 +330,8 @@ void udaxd_usage(FILE *out, const char *prog)
 "                            to go instead of refusing the mount at once\n"
 "     quarantine=ignore      TESTS ONLY, UNSAFE: reuse blocks that pins of an\n"
 "                            earlier mount may still hold (see udaxfs(8))\n"
+"     max_read=BYTES         the largest read request the kernel sends\n"
+"     libfuse_mt             libfuse's thread pool (the default)\n"
 "     and the usual: nosuid, nodev, noexec, noatime, auto_unmount, fsname=...\n"
 "\n"
 "See udaxfs(8).\n", prog, UDAXD_URING_QDEPTH);

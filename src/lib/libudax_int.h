@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libudax_int.h - libudax internals shared by libudax.c (maps, transport)
- * and udax_io.c (read/write on maps and files).  Not installed; nothing
+ * libudax_int.h - libudax internals shared by the map side (libudax.c,
+ * udax_recall.c, udax_pin.c, udax_err.c) and udax_io.c (read/write on
+ * maps and files).  Not installed; nothing
  * here is exported from the library.
  */
 #ifndef UDAX_LIBUDAX_INT_H

@@ -126,8 +126,8 @@ static void do_mount(struct fsmount *fm)
 void t_mount(struct fsmount *fm, const char *name, uint64_t size, const char *opts)
 {
 	memset(fm, 0, sizeof(*fm));
-	snprintf(fm->img, sizeof(fm->img), "/dev/shm/udaxfs-h5-%s-%d.img", name, (int)getpid());
-	snprintf(fm->mnt, sizeof(fm->mnt), "/tmp/udaxfs-h5-%s-%d.mnt", name, (int)getpid());
+	snprintf(fm->img, sizeof(fm->img), "/dev/shm/udaxfs-test-%s-%d.img", name, (int)getpid());
+	snprintf(fm->mnt, sizeof(fm->mnt), "/tmp/udaxfs-test-%s-%d.mnt", name, (int)getpid());
 	snprintf(fm->opts, sizeof(fm->opts), "%s", opts ? opts : "");
 	/*
 	 * UDAX_TEST_EMUL_ALIGN=2M (tests/dma/align2m.sh) mounts with the
@@ -302,7 +302,7 @@ int dma_drain(struct dma *d)
 int t_pattern_file(size_t len, int byte)
 {
 	char path[128];
-	snprintf(path, sizeof(path), "/dev/shm/udaxfs-h5-src-%d-%d", (int)getpid(), byte);
+	snprintf(path, sizeof(path), "/dev/shm/udaxfs-test-src-%d-%d", (int)getpid(), byte);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
 		t_die("creating %s: %s", path, strerror(errno));

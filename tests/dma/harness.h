@@ -22,8 +22,8 @@
 #include "../harness.h"
 
 struct fsmount {
-	char img[256];		/* /dev/shm/udaxfs-h5-<test>-<pid>.img */
-	char mnt[256];		/* /tmp/udaxfs-h5-<test>-<pid>.mnt */
+	char img[256];		/* /dev/shm/udaxfs-test-<test>-<pid>.img */
+	char mnt[256];		/* /tmp/udaxfs-test-<test>-<pid>.mnt */
 	char opts[512];		/* -o list it was mounted with */
 	uint64_t size;
 	bool mounted;

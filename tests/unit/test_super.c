@@ -56,7 +56,7 @@ static int load_ro(const char *path, struct ufs_super *sb, bool *backup)
 
 static void check_round_trip(void)
 {
-	struct ufs_mkfs_opts mo = { .label = "h2a-test" };
+	struct ufs_mkfs_opts mo = { .label = "label-test" };
 	struct ufs_super sb, sb2;
 	struct dx_media *m;
 	char path[128];
@@ -97,7 +97,7 @@ static void check_round_trip(void)
 	CHECK_EQ(load_ro(path, &sb2, &backup), 0);
 	CHECK(!backup);
 	CHECK(!memcmp(&sb, &sb2, sizeof(sb)));
-	CHECK(!strcmp(sb2.s_label, "h2a-test"));
+	CHECK(!strcmp(sb2.s_label, "label-test"));
 
 	/* corrupt the primary: the backup is used and the reason reported */
 	poke(path, 100, "garbage", 7);
