@@ -52,6 +52,30 @@ static bool is_dotdot(const char *name)
 	return name[0] == '.' && name[1] == '.' && name[2] == 0;
 }
 
+/* A directory that can take new names: one not removed.  Context: ns_lock held. */
+static int get_live_dir(struct ufs *fs, uint64_t ino, struct ufs_inode **out)
+{
+	struct ufs_inode *dir;
+	int rc = ufs_dir_get(fs, ino, &dir);
+
+	if (rc)
+		return rc;
+	if (!dir->di->i_nlink) {
+		ufs_iput(dir);
+		return -ENOENT;
+	}
+	*out = dir;
+	return 0;
+}
+
+/* The position of @name, which @dir must hold.  Context: ns_lock held. */
+static int find_name(struct ufs_inode *dir, const char *name, uint64_t *pos)
+{
+	int rc = ufs_dir_find(dir, name, pos);
+
+	return !rc && !*pos ? -ENOENT : rc;
+}
+
 int ufs_lookup(struct ufs *fs, uint64_t parent, const char *name, struct ufs_entry *e)
 {
 	struct ufs_inode *dir, *ip;
@@ -69,9 +93,7 @@ int ufs_lookup(struct ufs *fs, uint64_t parent, const char *name, struct ufs_ent
 	} else if (is_dotdot(name)) {
 		ino = ufs_dir_parent(dir);
 	} else {
-		rc = ufs_dir_find(dir, name, &pos);
-		if (!rc && !pos)
-			rc = -ENOENT;
+		rc = find_name(dir, name, &pos);
 		if (rc)
 			goto out_dir;
 		ino = ufs_dir_ino(dir, pos);
@@ -138,13 +160,9 @@ static int make_node(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, c
 	if (target && (!*target || strlen(target) > UFS_SYMLINK_MAX))
 		return *target ? -ENAMETOOLONG : -ENOENT;
 	pthread_rwlock_wrlock(&fs->ns_lock);
-	rc = ufs_dir_get(fs, parent, &dir);
+	rc = get_live_dir(fs, parent, &dir);
 	if (rc)
 		goto out;
-	if (!dir->di->i_nlink) {
-		rc = -ENOENT;
-		goto out_dir;
-	}
 	rc = ufs_dir_find(dir, name, &pos);
 	if (rc)
 		goto out_dir;
@@ -346,13 +364,9 @@ int ufs_link(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		rc = -EMLINK;
 		goto out;
 	}
-	rc = ufs_dir_get(fs, newparent, &dir);
+	rc = get_live_dir(fs, newparent, &dir);
 	if (rc)
 		goto out;
-	if (!dir->di->i_nlink) {
-		rc = -ENOENT;
-		goto out;
-	}
 	rc = ufs_dir_find(dir, newname, &pos);
 	if (!rc && pos)
 		rc = -EEXIST;
@@ -417,9 +431,7 @@ static int remove_name(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
 	rc = ufs_dir_get(fs, parent, &dir);
 	if (rc)
 		goto out;
-	rc = ufs_dir_find(dir, name, &pos);
-	if (!rc && !pos)
-		rc = -ENOENT;
+	rc = find_name(dir, name, &pos);
 	if (rc)
 		goto out;
 	rc = ufs_iget(fs, ufs_dir_ino(dir, pos), &ip);
@@ -468,8 +480,12 @@ int ufs_rmdir(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const ch
 	return remove_name(fs, c, parent, name, true);
 }
 
-/* Is @dir the directory @anc or below it?  Context: ns_lock held. */
-static int is_under(struct ufs *fs, struct ufs_inode *dir, uint64_t anc)
+/*
+ * May the directory @anc move into @dir?  Not if @dir is @anc or below it.
+ * Context: ns_lock held.  Return: 0, -EINVAL, or -EUCLEAN (a cycle of
+ * parents).
+ */
+static int check_not_under(struct ufs *fs, struct ufs_inode *dir, uint64_t anc)
 {
 	uint64_t cur = dir->ino, steps = 0;
 
@@ -478,7 +494,7 @@ static int is_under(struct ufs *fs, struct ufs_inode *dir, uint64_t anc)
 		uint64_t up;
 
 		if (cur == anc)
-			return 1;
+			return -EINVAL;
 		if (cur == UFS_ROOT_INO)
 			return 0;
 		if (ufs_iget(fs, cur, &ip))
@@ -490,6 +506,15 @@ static int is_under(struct ufs *fs, struct ufs_inode *dir, uint64_t anc)
 		cur = up;
 	}
 	return -EUCLEAN;
+}
+
+/* Directory @ip moves from @from to @to: its parent and both link counts. */
+static int move_dir(struct utx *t, struct ufs_inode *ip, struct ufs_inode *from,
+		    struct ufs_inode *to)
+{
+	from->di->i_nlink--;
+	to->di->i_nlink++;
+	return ufs_dir_set_parent(t, ip, to->ino);
 }
 
 int ufs_rename(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name,
@@ -515,16 +540,9 @@ int ufs_rename(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const c
 	pthread_rwlock_wrlock(&fs->ns_lock);
 	rc = ufs_dir_get(fs, parent, &sdir);
 	if (!rc)
-		rc = ufs_dir_get(fs, newparent, &ddir);
-	if (rc)
-		goto out;
-	if (!ddir->di->i_nlink) {
-		rc = -ENOENT;
-		goto out;
-	}
-	rc = ufs_dir_find(sdir, name, &spos);
-	if (!rc && !spos)
-		rc = -ENOENT;
+		rc = get_live_dir(fs, newparent, &ddir);
+	if (!rc)
+		rc = find_name(sdir, name, &spos);
 	if (!rc)
 		rc = ufs_dir_find(ddir, newname, &dpos);
 	if (rc)
@@ -551,20 +569,12 @@ int ufs_rename(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const c
 		rc = 0;		/* two names of one file: nothing to do */
 		goto out;
 	}
-	if (sisdir && sdir != ddir) {
-		rc = is_under(fs, ddir, sip->ino);
-		if (rc) {
-			rc = rc < 0 ? rc : -EINVAL;
-			goto out;
-		}
-	}
-	if (exchange && disdir && sdir != ddir) {
-		rc = is_under(fs, sdir, dip->ino);
-		if (rc) {
-			rc = rc < 0 ? rc : -EINVAL;
-			goto out;
-		}
-	}
+	if (sisdir && sdir != ddir)
+		rc = check_not_under(fs, ddir, sip->ino);
+	if (!rc && exchange && disdir && sdir != ddir)
+		rc = check_not_under(fs, sdir, dip->ino);
+	if (rc)
+		goto out;
 	if (dip && !exchange) {
 		if (sisdir && !disdir)
 			rc = -ENOTDIR;
@@ -595,16 +605,10 @@ int ufs_rename(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const c
 		rc = ufs_dir_set_ino(&t, sdir, spos, dip->ino, mode_dt(dip->di->i_mode));
 		if (!rc)
 			rc = ufs_dir_set_ino(&t, ddir, dpos, sip->ino, mode_dt(sip->di->i_mode));
-		if (!rc && sdir != ddir && sisdir) {
-			rc = ufs_dir_set_parent(&t, sip, ddir->ino);
-			sdir->di->i_nlink--;
-			ddir->di->i_nlink++;
-		}
-		if (!rc && sdir != ddir && disdir) {
-			rc = ufs_dir_set_parent(&t, dip, sdir->ino);
-			ddir->di->i_nlink--;
-			sdir->di->i_nlink++;
-		}
+		if (!rc && sdir != ddir && sisdir)
+			rc = move_dir(&t, sip, sdir, ddir);
+		if (!rc && sdir != ddir && disdir)
+			rc = move_dir(&t, dip, ddir, sdir);
 		ufs_touch(dip, false, false, true);
 	} else {
 		if (dip) {
@@ -618,11 +622,8 @@ int ufs_rename(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const c
 		}
 		if (!rc)
 			rc = ufs_dir_remove(&t, sdir, spos);
-		if (!rc && sisdir && sdir != ddir) {
-			rc = ufs_dir_set_parent(&t, sip, ddir->ino);
-			sdir->di->i_nlink--;
-			ddir->di->i_nlink++;
-		}
+		if (!rc && sisdir && sdir != ddir)
+			rc = move_dir(&t, sip, sdir, ddir);
 	}
 	if (rc)
 		goto abort;
