@@ -148,6 +148,23 @@ static void log_empty(struct ufs_journal *j)
 	dx_media_persist(j->m, &j->head->j_used, sizeof(j->head->j_used));
 }
 
+/* Room in tx->recs for one more record position.  Return: 0 or -ENOMEM. */
+static int recs_reserve(struct ufs_tx *tx)
+{
+	size_t ncap;
+	uint64_t *n;
+
+	if (tx->nrecs < tx->rcap)
+		return 0;
+	ncap = tx->rcap ? tx->rcap * 2 : 64;
+	n = realloc(tx->recs, ncap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	tx->recs = n;
+	tx->rcap = ncap;
+	return 0;
+}
+
 /* Is [off, off + len) a range a record may name? */
 static bool range_ok(const struct ufs_journal *j, uint64_t off, uint64_t len)
 {
@@ -186,15 +203,8 @@ static int scan_records(struct ufs_journal *j, uint64_t used)
 				    dx_media_path(j->m), roff, why);
 			return -EUCLEAN;
 		}
-		if (tx->nrecs == tx->rcap) {
-			size_t ncap = tx->rcap ? tx->rcap * 2 : 64;
-			uint64_t *n = realloc(tx->recs, ncap * sizeof(*n));
-
-			if (!n)
-				return -ENOMEM;
-			tx->recs = n;
-			tx->rcap = ncap;
-		}
+		if (recs_reserve(tx))
+			return -ENOMEM;
 		tx->recs[tx->nrecs++] = pos;
 		pos += UFS_JOURNAL_REC_SIZE(r->r_len);
 	}
@@ -495,15 +505,8 @@ static int append_record(struct ufs_tx *tx, uint64_t off, uint64_t len)
 	const void *src = dx_media_ptr(j->m, off);
 	uint64_t size = UFS_JOURNAL_REC_SIZE(len);
 
-	if (tx->nrecs == tx->rcap) {
-		size_t ncap = tx->rcap ? tx->rcap * 2 : 64;
-		uint64_t *n = realloc(tx->recs, ncap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		tx->recs = n;
-		tx->rcap = ncap;
-	}
+	if (recs_reserve(tx))
+		return -ENOMEM;
 	r->r_dev_off = off;
 	r->r_len = (uint32_t)len;
 	r->r_seq = j->head->j_seq;
