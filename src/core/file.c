@@ -220,13 +220,9 @@ ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		return size ? -EFBIG : 0;
 	if (size > UFS_MAX_FILE_SIZE - off)
 		size = (size_t)(UFS_MAX_FILE_SIZE - off);
-	rc = ufs_iget(fs, ino, &ip);
+	rc = ufs_iget_reg(fs, ino, &ip);
 	if (rc)
 		return rc;
-	if (!ufs_isreg(ip)) {
-		ufs_iput(ip);
-		return ufs_isdir(ip) ? -EISDIR : -EINVAL;
-	}
 	pthread_rwlock_wrlock(&ip->rwsem);
 	while (done < size) {
 		uint64_t pos = off + done;
@@ -301,13 +297,9 @@ ssize_t ufs_write_fill(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, si
 		return 0;
 	if (off >= UFS_MAX_FILE_SIZE || size > UFS_MAX_FILE_SIZE - off)
 		return -EAGAIN;	/* ufs_write() says what is wrong */
-	rc = ufs_iget(fs, ino, &ip);
+	rc = ufs_iget_reg(fs, ino, &ip);
 	if (rc)
 		return rc;
-	if (!ufs_isreg(ip)) {
-		ufs_iput(ip);
-		return ufs_isdir(ip) ? -EISDIR : -EINVAL;
-	}
 	pthread_rwlock_wrlock(&ip->rwsem);
 	old = ip->di->i_size;
 	/* only where every block is there: a fresh block half filled would show stale bytes */
