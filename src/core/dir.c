@@ -43,43 +43,15 @@ uint32_t ufs_name_hash(const char *name, size_t len)
 
 /* ---- the DRAM index ---- */
 
-struct dix_blocks {
-	char **ptr;			/* device address of each block */
-	size_t cap;
-};
-
-struct dix_full {
-	struct ufs_dix d;
-	struct dix_blocks b;
-};
-
-static inline struct dix_full *dixf(struct ufs_dix *d)
-{
-	return dx_container_of(d, struct dix_full, d);
-}
-
 static inline char *dix_blk(struct ufs_dix *d, uint64_t lblk)
 {
-	return dixf(d)->b.ptr[lblk];
+	return d->blk[lblk];
 }
 
 static inline struct ufs_dirent *dix_rec(struct ufs_dix *d, uint64_t pos)
 {
 	return (struct ufs_dirent *)(dix_blk(d, pos >> UFS_BLOCK_SHIFT) +
 				     (pos & (UFS_BLOCK_SIZE - 1)));
-}
-
-void ufs_dix_free(struct ufs_inode *dir)
-{
-	struct ufs_dix *d = dir->dix;
-
-	if (!d)
-		return;
-	free(d->slots);
-	free(d->room);
-	free(dixf(d)->b.ptr);
-	free(dixf(d));
-	dir->dix = NULL;
 }
 
 static int dix_set_cap(struct ufs_dix *d, uint32_t cap)
@@ -177,22 +149,20 @@ static int dir_corrupt(struct ufs_inode *dir, uint64_t lblk, uint32_t off, const
 
 static int dix_add_block(struct ufs_dix *d, char *ptr)
 {
-	struct dix_blocks *b = &dixf(d)->b;
-
-	if (d->nblocks == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 8;
-		char **n = realloc(b->ptr, cap * sizeof(*n));
+	if (d->nblocks == d->blk_cap) {
+		size_t cap = d->blk_cap ? d->blk_cap * 2 : 8;
+		char **n = realloc(d->blk, cap * sizeof(*n));
 		uint16_t *r = realloc(d->room, cap * sizeof(*r));
 
 		if (n)
-			b->ptr = n;
+			d->blk = n;
 		if (r)
 			d->room = r;
 		if (!n || !r)
 			return -ENOMEM;
-		b->cap = cap;
+		d->blk_cap = cap;
 	}
-	b->ptr[d->nblocks] = ptr;
+	d->blk[d->nblocks] = ptr;
 	d->room[d->nblocks] = block_room(ptr);
 	d->nblocks++;
 	return 0;
@@ -202,14 +172,12 @@ static int dix_build(struct ufs_inode *dir, struct ufs_dix **out)
 {
 	struct ufs *fs = dir->fs;
 	uint64_t nblocks = dir->di->i_size >> UFS_BLOCK_SHIFT, lblk;
-	struct dix_full *f;
 	struct ufs_dix *d;
 	int rc;
 
-	f = calloc(1, sizeof(*f));
-	if (!f)
+	d = calloc(1, sizeof(*d));
+	if (!d)
 		return -ENOMEM;
-	d = &f->d;
 	rc = dix_set_cap(d, 64);
 	if (rc)
 		goto fail;
@@ -256,10 +224,7 @@ static int dix_build(struct ufs_inode *dir, struct ufs_dix **out)
 	*out = d;
 	return 0;
 fail:
-	free(d->slots);
-	free(d->room);
-	free(f->b.ptr);
-	free(f);
+	ufs_dix_destroy(d);
 	return rc;
 }
 

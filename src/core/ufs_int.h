@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "alloc.h"
 #include "dax.h"
@@ -60,8 +61,21 @@ struct ufs_dix {
 	uint32_t filled;		/* live + tombstones */
 	uint32_t nblocks;		/* record blocks known */
 	uint16_t *room;			/* per block: largest free run (bytes) */
+	char **blk;			/* per block: its device address */
+	size_t blk_cap;			/* room for blocks in room[] and blk[] */
 	uint32_t room_cursor;		/* where insert starts looking */
 };
+
+/* Free an index: plain memory, so eviction needs nothing of dir.c for it. */
+static inline void ufs_dix_destroy(struct ufs_dix *d)
+{
+	if (!d)
+		return;
+	free(d->slots);
+	free(d->room);
+	free(d->blk);
+	free(d);
+}
 
 struct ufs_inode {
 	/* immutable while cached */
@@ -275,9 +289,13 @@ int ufs_evict(struct ufs_inode *ip, const struct dx_wait_ctx *w);
  * which stays held on success (caller unlocks).  Context: i_rwsem held. */
 int ufs_break(struct ufs_inode *ip, uint64_t first, uint64_t last, const struct dx_wait_ctx *w);
 
-/* ---- directories (dir.c; the rest of its API is in dir_int.h) ---- */
+/* ---- directories (dir.c; its API is in dir_int.h) ---- */
 /* Drop @dir's DRAM index (eviction, or a change the abort takes back). */
-void ufs_dix_free(struct ufs_inode *dir);
+static inline void ufs_dix_free(struct ufs_inode *dir)
+{
+	ufs_dix_destroy(dir->dix);
+	dir->dix = NULL;
+}
 
 /* ---- xattrs (xattr.c) ---- */
 /* What ufs_kill_privs() drops. */
