@@ -619,13 +619,6 @@ static enum dx_scan dx_bl_scan(struct dx_mapping *m, uint64_t start, uint64_t en
 	return res;
 }
 
-/*
- * Delete every entry of [start, end] and untrack its handle.  Idle handles
- * are freed; referenced ones (only possible under the untrack-first and
- * unsafe policies) stay alive, and with @held get a hold and are returned
- * in @held (room for @nheld of them, counted by the scan just before).
- * Context: the mapping's xa lock held, nothing locked in the range.
- */
 /* Untrack the handles of a batch of deleted entries.  Context: pfn lock. */
 struct dx_untrack {
 	struct dx_page **held;
@@ -655,6 +648,13 @@ static void dx_untrack_batch(struct dx_dax *d, struct dx_untrack *u)
 	u->nv = 0;
 }
 
+/*
+ * Delete every entry of [start, end] and untrack its handle.  Idle handles
+ * are freed; referenced ones (only possible under the untrack-first and
+ * unsafe policies) stay alive, and with @held get a hold and are returned
+ * in @held (room for @nheld of them, counted by the scan just before).
+ * Context: the mapping's xa lock held, nothing locked in the range.
+ */
 static size_t dx_bl_delete(struct dx_mapping *m, uint64_t start, uint64_t end,
 			     struct dx_page **held, size_t nheld)
 {
@@ -757,118 +757,186 @@ static int dx_bl_wait_entry(struct dx_mapping *m, struct dx_ewait *ew,
 	return r;
 }
 
-int dx_break_layouts(struct dx_mapping *m, uint64_t start, uint64_t end,
-		       const struct dx_wait_ctx *w)
-{
-	struct dx_dax *d = m->dax;
-	enum dx_policy policy = d->opts.policy;
-	struct dx_break_stats st = { 0 };
-	struct dx_bwait bw = { .m = m, .start = start, .end = end };
-	struct dx_page **held = NULL;
-	size_t nheld = 0, i;
-	uint64_t timeout, deadline = 0, pos;
-	int r = 0;
+/* One dx_break_layouts() call: its range, its deadline, what it measures. */
+struct dx_break {
+	struct dx_mapping *m;
+	uint64_t start, end;
+	const struct dx_wait_ctx *w;
+	uint64_t deadline;		/* 0: none */
+	struct dx_break_stats st;
+	struct dx_bwait bw;		/* what introspection sees while it sleeps */
+};
 
-	st.t_start = dx_now_ns();
-	if (start > end)
-		goto out_nolock;
-	timeout = w && w->timeout_ns ? w->timeout_ns : d->opts.recall_timeout_ns;
-	if (timeout)
-		deadline = st.t_start + timeout;
-	__atomic_add_fetch(&m->recalling, 1, __ATOMIC_ACQ_REL);
-	/*
-	 * A pass starts with a recall at @start.  After a wait the scan goes
-	 * on from the entry it waited on (reloading that same slot) rather
-	 * than from @start, so n busy pages cost n waits, not n full scans;
-	 * but only a pass that went from @start to @end without waiting may
-	 * delete anything.
-	 */
-	pos = start;
+/* Wait for handle @p (found at @idx) to go idle.  0/-EINTR/-EBUSY. */
+static int dx_bl_wait_page(struct dx_break *b, struct dx_page *p, uint64_t idx,
+			   bool keep_hold)
+{
+	int r;
+
+	b->st.waits++;
+	b->bw.wait_index = idx;
+	r = dx_page_wait_idle(b->m->dax, p, &b->bw, b->w, b->deadline, keep_hold);
+	if (!r && b->bw.t_unpin > b->st.t_last_unpin)
+		b->st.t_last_unpin = b->bw.t_unpin;
+	return r;
+}
+
+/*
+ * The scan and wait every policy shares: recall, then pass over the range
+ * until a pass from @start to @end finds nothing to wait for: no locked
+ * entry and, with @wait_busy, no referenced handle.  Each wait drops the
+ * layout lock.  After a wait the scan goes on from the entry it waited on
+ * (reloading that same slot) rather than from @start, so n busy pages cost
+ * n waits, not n full scans; but only a pass that went from @start to
+ * @end without waiting may delete anything.
+ * Return: 0 with the mapping's xa lock held and *@nbusy the referenced
+ * handles of the clean pass (without @wait_busy), or -EINTR/-EBUSY.
+ */
+static int dx_bl_wait_clean(struct dx_break *b, bool wait_busy, size_t *nbusy)
+{
+	struct dx_mapping *m = b->m;
+	uint64_t pos = b->start;
+	int r;
+
 	for (;;) {
 		struct dx_ewait ew = { 0 };
 		struct dx_page *busy = NULL;
 		enum dx_scan res;
 		uint64_t idx = 0;
-		size_t nbusy;
 
-		if (pos == start) {
-			st.passes++;
+		if (pos == b->start) {
+			struct dx_dax *d = m->dax;
+
+			b->st.passes++;
 			if (d->opts.ops && d->opts.ops->recall)
-				d->opts.ops->recall(d->opts.ops_arg, m->ino, start, end);
-			if (!st.t_recall_sent)
-				st.t_recall_sent = dx_now_ns();
+				d->opts.ops->recall(d->opts.ops_arg, m->ino, b->start, b->end);
+			if (!b->st.t_recall_sent)
+				b->st.t_recall_sent = dx_now_ns();
 		}
 		xa_lock(&m->entries);
-		res = dx_bl_scan(m, pos, end, policy == UDAX_POLICY_DEFAULT, &busy, &ew,
-				   &idx, &nbusy);
-		if (res == UDAX_SCAN_CLEAN && pos != start) {
-			xa_unlock(&m->entries);
-			pos = start;	/* resumed pass done: now a full one */
+		res = dx_bl_scan(m, pos, b->end, wait_busy, &busy, &ew, &idx, nbusy);
+		if (res == UDAX_SCAN_CLEAN && pos == b->start)
+			return 0;
+		xa_unlock(&m->entries);
+		if (res == UDAX_SCAN_CLEAN) {
+			pos = b->start;	/* resumed pass done: now a full one */
 			continue;
 		}
-		if (res == UDAX_SCAN_CLEAN) {
-			if (policy == UDAX_POLICY_UNTRACK_FIRST && nbusy) {
-				held = calloc(nbusy, sizeof(*held));
-				if (!held) {
-					xa_unlock(&m->entries);
-					r = -ENOMEM;
-					break;
-				}
-			}
-			if (policy == UDAX_POLICY_DEFAULT)
-				st.t_idle = dx_now_ns();
-			nheld = dx_bl_delete(m, start, end, held, nbusy);
-			xa_unlock(&m->entries);
-			break;
-		}
-		xa_unlock(&m->entries);
-		st.waits++;
 		dx_layout_unlock_excl(m);
-		bw.wait_index = idx;
 		if (res == UDAX_SCAN_BUSY) {
-			r = dx_page_wait_idle(d, busy, &bw, w, deadline, false);
-			if (!r && bw.t_unpin > st.t_last_unpin)
-				st.t_last_unpin = bw.t_unpin;
+			r = dx_bl_wait_page(b, busy, idx, false);
 		} else {
-			r = dx_bl_wait_entry(m, &ew, &bw, w, deadline);
+			b->st.waits++;
+			r = dx_bl_wait_entry(m, &ew, &b->bw, b->w, b->deadline);
 		}
 		dx_layout_lock_excl(m);
 		if (r)
-			break;
+			return r;
 		/* Reload the same slot (a huge entry may start before @start). */
-		pos = dx_max(idx, start);
+		pos = dx_max(idx, b->start);
 	}
-	if (!r && nheld) {
-		/*
-		 * Untrack-first: the entries are gone, so nothing in the
-		 * mapping says these blocks are still referenced.  Wait with
-		 * the layout lock held (as the kernel waits holding its
-		 * invalidate lock), so no other break_layouts can find the
-		 * range empty and free what is still under DMA; puts take no
-		 * layout lock, so they make progress.
-		 */
-		for (i = 0; i < nheld; i++) {
-			bw.wait_index = dx_u64(held[i]->index);
-			st.waits++;
-			r = dx_page_wait_idle(d, held[i], &bw, w, deadline, true);
-			if (r)
-				break;
-			if (bw.t_unpin > st.t_last_unpin)
-				st.t_last_unpin = bw.t_unpin;
-			dx_unhold(d, held[i]);
+}
+
+/* DEFAULT: delete only after a pass found every handle idle. */
+static int dx_break_default(struct dx_break *b)
+{
+	size_t nbusy;
+	int r = dx_bl_wait_clean(b, true, &nbusy);
+
+	if (r)
+		return r;
+	b->st.t_idle = dx_now_ns();
+	dx_bl_delete(b->m, b->start, b->end, NULL, 0);
+	xa_unlock(&b->m->entries);
+	return 0;
+}
+
+/* UNSAFE: delete at once, leaving referenced handles as orphans. */
+static int dx_break_unsafe(struct dx_break *b)
+{
+	size_t nbusy;
+	int r = dx_bl_wait_clean(b, false, &nbusy);
+
+	if (r)
+		return r;
+	dx_bl_delete(b->m, b->start, b->end, NULL, 0);
+	xa_unlock(&b->m->entries);
+	b->st.t_idle = dx_now_ns();
+	return 0;
+}
+
+/* UNTRACK_FIRST: delete at once, then wait for the handles still referenced. */
+static int dx_break_untrack_first(struct dx_break *b)
+{
+	struct dx_page **held = NULL;
+	size_t nbusy, nheld, i;
+	int r = dx_bl_wait_clean(b, false, &nbusy);
+
+	if (r)
+		return r;
+	if (nbusy) {
+		held = calloc(nbusy, sizeof(*held));
+		if (!held) {
+			xa_unlock(&b->m->entries);
+			return -ENOMEM;
 		}
-		/* Interrupted: track again what is still referenced. */
-		if (r)
-			dx_bl_retrack(m, held + i, nheld - i);
 	}
-	if (!r && policy != UDAX_POLICY_DEFAULT)
-		st.t_idle = dx_now_ns();
+	nheld = dx_bl_delete(b->m, b->start, b->end, held, nbusy);
+	xa_unlock(&b->m->entries);
+	/*
+	 * The entries are gone, so nothing in the mapping says these blocks
+	 * are still referenced.  Wait with the layout lock held (as the
+	 * kernel waits holding its invalidate lock), so no other
+	 * break_layouts can find the range empty and free what is still
+	 * under DMA; puts take no layout lock, so they make progress.
+	 */
+	for (i = 0; i < nheld; i++) {
+		r = dx_bl_wait_page(b, held[i], dx_u64(held[i]->index), true);
+		if (r)
+			break;
+		dx_unhold(b->m->dax, held[i]);
+	}
+	/* Interrupted: track again what is still referenced. */
+	if (r)
+		dx_bl_retrack(b->m, held + i, nheld - i);
+	else
+		b->st.t_idle = dx_now_ns();
 	free(held);
-	__atomic_sub_fetch(&m->recalling, 1, __ATOMIC_ACQ_REL);
-out_nolock:
-	st.t_done = dx_now_ns();
+	return r;
+}
+
+int dx_break_layouts(struct dx_mapping *m, uint64_t start, uint64_t end,
+		     const struct dx_wait_ctx *w)
+{
+	struct dx_break b = {
+		.m = m, .start = start, .end = end, .w = w,
+		.bw = { .m = m, .start = start, .end = end },
+	};
+	uint64_t timeout;
+	int r = 0;
+
+	b.st.t_start = dx_now_ns();
+	if (start <= end) {
+		timeout = w && w->timeout_ns ? w->timeout_ns : m->dax->opts.recall_timeout_ns;
+		if (timeout)
+			b.deadline = b.st.t_start + timeout;
+		__atomic_add_fetch(&m->recalling, 1, __ATOMIC_ACQ_REL);
+		switch (m->dax->opts.policy) {
+		case UDAX_POLICY_DEFAULT:
+			r = dx_break_default(&b);
+			break;
+		case UDAX_POLICY_UNTRACK_FIRST:
+			r = dx_break_untrack_first(&b);
+			break;
+		case UDAX_POLICY_UNSAFE:
+			r = dx_break_unsafe(&b);
+			break;
+		}
+		__atomic_sub_fetch(&m->recalling, 1, __ATOMIC_ACQ_REL);
+	}
+	b.st.t_done = dx_now_ns();
 	if (w && w->stats)
-		*w->stats = st;
+		*w->stats = b.st;
 	return r;
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * dir.c - directories and the namespace operations: lookup, readdir,
- * mknod/mkdir/symlink/create, link, unlink, rmdir, rename.
+ * dir.c - the contents of a directory: its record blocks on media, their
+ * DRAM index, and readdir over them.  The namespace operations that
+ * change them are in namei.c.
  *
  * On media (format.h): 4 KiB record blocks, ext2-like chains of records;
  * "." and ".." are synthesized; the parent is in block 0's header.  Every
@@ -15,31 +16,20 @@
  * of every block, and the largest free run per block, so lookup, insert
  * and remove stay O(1) at 100k entries.
  *
- * Locking: fs->ns_lock shared for lookup/readdir, exclusive for every
+ * Locking: fs->ns_lock shared for readdir and lookups, exclusive for every
  * change.  The index is built under fs->dix_lock and published once.
- * Evicting a victim (unlink, rmdir, rename over) happens after ns_lock is
- * dropped, because it may wait in break_layouts.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ufs_int.h"
+#include "dir_int.h"
 
 #define DIR_HDR		sizeof(struct ufs_dirblk_hdr)
 #define DIR_SPACE	(UFS_BLOCK_SIZE - DIR_HDR)
 #define COOKIE_BASE	3
-
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
 
 static_assert(sizeof(struct ufs_dirblk_hdr) == 16, "dir block header is 16 bytes");
 static_assert(sizeof(struct ufs_dirent) == 16, "dirent header is 16 bytes");
@@ -51,73 +41,17 @@ uint32_t ufs_name_hash(const char *name, size_t len)
 	return h ? h : 1;
 }
 
-static inline uint8_t mode_dt(uint32_t mode)
-{
-	return (uint8_t)((mode >> 12) & 15);
-}
-
-static int name_check(const char *name)
-{
-	size_t len = strlen(name);
-
-	if (!len)
-		return -ENOENT;
-	if (len > UFS_NAME_MAX)
-		return -ENAMETOOLONG;
-	if (strchr(name, '/'))
-		return -EINVAL;
-	return 0;
-}
-
-static bool is_dot(const char *name)
-{
-	return name[0] == '.' && name[1] == 0;
-}
-
-static bool is_dotdot(const char *name)
-{
-	return name[0] == '.' && name[1] == '.' && name[2] == 0;
-}
-
 /* ---- the DRAM index ---- */
-
-struct dix_blocks {
-	char **ptr;			/* device address of each block */
-	size_t cap;
-};
-
-struct dix_full {
-	struct ufs_dix d;
-	struct dix_blocks b;
-};
-
-static inline struct dix_full *dixf(struct ufs_dix *d)
-{
-	return dx_container_of(d, struct dix_full, d);
-}
 
 static inline char *dix_blk(struct ufs_dix *d, uint64_t lblk)
 {
-	return dixf(d)->b.ptr[lblk];
+	return d->blk[lblk];
 }
 
 static inline struct ufs_dirent *dix_rec(struct ufs_dix *d, uint64_t pos)
 {
 	return (struct ufs_dirent *)(dix_blk(d, pos >> UFS_BLOCK_SHIFT) +
 				     (pos & (UFS_BLOCK_SIZE - 1)));
-}
-
-void ufs_dix_free(struct ufs_inode *dir)
-{
-	struct ufs_dix *d = dir->dix;
-
-	if (!d)
-		return;
-	free(d->slots);
-	free(d->room);
-	free(dixf(d)->b.ptr);
-	free(dixf(d));
-	dir->dix = NULL;
 }
 
 static int dix_set_cap(struct ufs_dix *d, uint32_t cap)
@@ -215,22 +149,20 @@ static int dir_corrupt(struct ufs_inode *dir, uint64_t lblk, uint32_t off, const
 
 static int dix_add_block(struct ufs_dix *d, char *ptr)
 {
-	struct dix_blocks *b = &dixf(d)->b;
-
-	if (d->nblocks == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 8;
-		char **n = realloc(b->ptr, cap * sizeof(*n));
+	if (d->nblocks == d->blk_cap) {
+		size_t cap = d->blk_cap ? d->blk_cap * 2 : 8;
+		char **n = realloc(d->blk, cap * sizeof(*n));
 		uint16_t *r = realloc(d->room, cap * sizeof(*r));
 
 		if (n)
-			b->ptr = n;
+			d->blk = n;
 		if (r)
 			d->room = r;
 		if (!n || !r)
 			return -ENOMEM;
-		b->cap = cap;
+		d->blk_cap = cap;
 	}
-	b->ptr[d->nblocks] = ptr;
+	d->blk[d->nblocks] = ptr;
 	d->room[d->nblocks] = block_room(ptr);
 	d->nblocks++;
 	return 0;
@@ -240,14 +172,12 @@ static int dix_build(struct ufs_inode *dir, struct ufs_dix **out)
 {
 	struct ufs *fs = dir->fs;
 	uint64_t nblocks = dir->di->i_size >> UFS_BLOCK_SHIFT, lblk;
-	struct dix_full *f;
 	struct ufs_dix *d;
 	int rc;
 
-	f = calloc(1, sizeof(*f));
-	if (!f)
+	d = calloc(1, sizeof(*d));
+	if (!d)
 		return -ENOMEM;
-	d = &f->d;
 	rc = dix_set_cap(d, 64);
 	if (rc)
 		goto fail;
@@ -294,10 +224,7 @@ static int dix_build(struct ufs_inode *dir, struct ufs_dix **out)
 	*out = d;
 	return 0;
 fail:
-	free(d->slots);
-	free(d->room);
-	free(f->b.ptr);
-	free(f);
+	ufs_dix_destroy(d);
 	return rc;
 }
 
@@ -323,7 +250,7 @@ static int dix_get(struct ufs_inode *dir, struct ufs_dix **out)
 }
 
 /* Position of @name in @dir, 0 if absent.  Context: ns_lock held. */
-static int dir_find(struct ufs_inode *dir, const char *name, uint64_t *pos)
+int ufs_dir_find(struct ufs_inode *dir, const char *name, uint64_t *pos)
 {
 	size_t len = strlen(name);
 	struct ufs_dix *d;
@@ -402,7 +329,7 @@ int ufs_dir_init(struct utx *t, struct ufs_inode *dir, uint64_t parent)
 	return dir_grow(t, dir, parent);
 }
 
-static int dir_set_parent(struct utx *t, struct ufs_inode *dir, uint64_t parent)
+int ufs_dir_set_parent(struct utx *t, struct ufs_inode *dir, uint64_t parent)
 {
 	struct ufs_dirblk_hdr *h = dir_hdr0(dir);
 	int rc;
@@ -417,8 +344,8 @@ static int dir_set_parent(struct utx *t, struct ufs_inode *dir, uint64_t parent)
 }
 
 /* Add a record.  Context: in @t, ns_lock exclusive, name absent. */
-static int dir_add(struct utx *t, struct ufs_inode *dir, const char *name, uint64_t ino,
-		   uint8_t type)
+int ufs_dir_add(struct utx *t, struct ufs_inode *dir, const char *name, uint64_t ino,
+		uint8_t type)
 {
 	size_t len = strlen(name);
 	uint32_t need = UFS_DIRENT_SIZE(len), hash = ufs_name_hash(name, len), off, i;
@@ -485,7 +412,7 @@ static int dir_add(struct utx *t, struct ufs_inode *dir, const char *name, uint6
 }
 
 /* Remove the record at @pos.  Context: in @t, ns_lock exclusive. */
-static int dir_remove(struct utx *t, struct ufs_inode *dir, uint64_t pos)
+int ufs_dir_remove(struct utx *t, struct ufs_inode *dir, uint64_t pos)
 {
 	struct ufs_dix *d = dir->dix;
 	uint64_t lblk = pos >> UFS_BLOCK_SHIFT;
@@ -515,8 +442,8 @@ static int dir_remove(struct utx *t, struct ufs_inode *dir, uint64_t pos)
 	return 0;
 }
 
-static int dir_set_ino(struct utx *t, struct ufs_inode *dir, uint64_t pos, uint64_t ino,
-		       uint8_t type)
+int ufs_dir_set_ino(struct utx *t, struct ufs_inode *dir, uint64_t pos, uint64_t ino,
+		    uint8_t type)
 {
 	struct ufs_dirent *r = dix_rec(dir->dix, pos);
 	int rc = utx_add(t, r, sizeof(*r));
@@ -528,7 +455,7 @@ static int dir_set_ino(struct utx *t, struct ufs_inode *dir, uint64_t pos, uint6
 	return 0;
 }
 
-static bool dir_empty(struct ufs_inode *dir)
+bool ufs_dir_empty(struct ufs_inode *dir)
 {
 	struct ufs_dix *d;
 
@@ -537,10 +464,13 @@ static bool dir_empty(struct ufs_inode *dir)
 	return d->used == 0;
 }
 
-/* ---- namespace operations ---- */
+uint64_t ufs_dir_ino(struct ufs_inode *dir, uint64_t pos)
+{
+	return dix_rec(dir->dix, pos)->d_ino;
+}
 
 /* Get a directory that can take new names.  Context: ns_lock held. */
-static int get_dir(struct ufs *fs, uint64_t ino, struct ufs_inode **out)
+int ufs_dir_get(struct ufs *fs, uint64_t ino, struct ufs_inode **out)
 {
 	struct ufs_inode *dir;
 	int rc = ufs_iget(fs, ino, &dir);
@@ -555,43 +485,6 @@ static int get_dir(struct ufs *fs, uint64_t ino, struct ufs_inode **out)
 	return 0;
 }
 
-int ufs_lookup(struct ufs *fs, uint64_t parent, const char *name, struct ufs_entry *e)
-{
-	struct ufs_inode *dir, *ip;
-	uint64_t ino, pos;
-	int rc;
-
-	if (strlen(name) > UFS_NAME_MAX)
-		return -ENAMETOOLONG;
-	pthread_rwlock_rdlock(&fs->ns_lock);
-	rc = get_dir(fs, parent, &dir);
-	if (rc)
-		goto out;
-	if (is_dot(name)) {
-		ino = dir->ino;
-	} else if (is_dotdot(name)) {
-		ino = ufs_dir_parent(dir);
-	} else {
-		rc = dir_find(dir, name, &pos);
-		if (!rc && !pos)
-			rc = -ENOENT;
-		if (rc)
-			goto out_dir;
-		ino = dix_rec(dir->dix, pos)->d_ino;
-	}
-	rc = ufs_iget(fs, ino, &ip);
-	if (rc)
-		goto out_dir;
-	ufs_nlookup_inc(ip);
-	ufs_fill_entry(ip, e);
-	ufs_iput(ip);
-out_dir:
-	ufs_iput(dir);
-out:
-	pthread_rwlock_unlock(&fs->ns_lock);
-	return rc;
-}
-
 int ufs_readdir(struct ufs *fs, uint64_t dino, uint64_t off, bool plus,
 		ufs_fill_t fill, void *arg)
 {
@@ -602,7 +495,7 @@ int ufs_readdir(struct ufs *fs, uint64_t dino, uint64_t off, bool plus,
 	int rc;
 
 	pthread_rwlock_rdlock(&fs->ns_lock);
-	rc = get_dir(fs, dino, &dir);
+	rc = ufs_dir_get(fs, dino, &dir);
 	if (rc)
 		goto out;
 	rc = dix_get(dir, &d);
@@ -671,560 +564,4 @@ int ufs_fsyncdir(struct ufs *fs, uint64_t dir)
 	(void)dir;
 	dx_media_drain(fs->m);
 	return 0;
-}
-
-/* Store a symlink target in a fresh inode.  Context: in @t. */
-static int symlink_store(struct utx *t, struct ufs_inode *ip, const char *target)
-{
-	size_t len = strlen(target);
-	struct ufs_extent e;
-	int64_t got;
-	int rc;
-
-	if (len < sizeof(ip->di->i_u.symlink)) {
-		memset(ip->di->i_u.symlink, 0, sizeof(ip->di->i_u.symlink));
-		memcpy(ip->di->i_u.symlink, target, len);
-		ip->di->i_flags |= UFS_INODE_FL_INLINE_SYMLINK;
-	} else {
-		got = ufs_ext_alloc(t, ip, 0, 1, 0, len);
-		if (got < 0)
-			return (int)got;
-		if (got == 0)
-			return -ENOSPC;
-		rc = ufs_ext_find(ip, 0, &e);
-		if (rc != 1)
-			return rc < 0 ? rc : -EIO;
-		dx_media_memcpy_persist(t->fs->m, ufs_blk(t->fs, e.e_pblk), target, len);
-	}
-	ip->di->i_size = len;
-	return 0;
-}
-
-/*
- * Make a new object @name in @parent.  @target: symlink target.  Returns
- * the new inode with a lookup count taken (and a call reference in *out if
- * out is non-NULL).
- */
-static int make_node(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name,
-		     mode_t mode, dev_t rdev, const char *target, struct ufs_entry *e,
-		     struct ufs_inode **out, bool *existed)
-{
-	struct ufs_inode *dir, *ip = NULL;
-	uint64_t pos;
-	struct utx t;
-	int rc;
-
-	rc = name_check(name);
-	if (rc)
-		return rc;
-	if (is_dot(name) || is_dotdot(name))
-		return -EEXIST;
-	if (target && (!*target || strlen(target) > UFS_SYMLINK_MAX))
-		return *target ? -ENAMETOOLONG : -ENOENT;
-	pthread_rwlock_wrlock(&fs->ns_lock);
-	rc = get_dir(fs, parent, &dir);
-	if (rc)
-		goto out;
-	if (!dir->di->i_nlink) {
-		rc = -ENOENT;
-		goto out_dir;
-	}
-	rc = dir_find(dir, name, &pos);
-	if (rc)
-		goto out_dir;
-	if (pos) {
-		rc = -EEXIST;
-		if (existed) {
-			*existed = true;
-			if (!ufs_iget(fs, dix_rec(dir->dix, pos)->d_ino, &ip))
-				*out = ip;
-		}
-		goto out_dir;
-	}
-	if (S_ISDIR(mode) && dir->di->i_nlink >= UFS_LINK_MAX) {
-		rc = -EMLINK;
-		goto out_dir;
-	}
-	rc = utx_begin(fs, &t);
-	if (rc)
-		goto out_dir;
-	rc = utx_inode(&t, dir);
-	if (!rc)
-		rc = ufs_inew(fs, &t, c, dir, mode, rdev, &ip);
-	if (rc)
-		goto abort;
-	if (S_ISDIR(mode)) {
-		rc = ufs_dir_init(&t, ip, dir->ino);
-		if (rc)
-			goto abort;
-		dir->di->i_nlink++;
-	}
-	if (target) {
-		rc = symlink_store(&t, ip, target);
-		if (rc)
-			goto abort;
-	}
-	rc = dir_add(&t, dir, name, ip->ino, mode_dt(mode));
-	if (rc) {
-		/* the index may hold what the abort takes back */
-		ufs_dix_free(dir);
-		goto abort;
-	}
-	ufs_touch(dir, false, true, true);
-	utx_commit(&t);
-	ufs_nlookup_inc(ip);
-	ufs_fill_entry(ip, e);
-	if (out)
-		*out = ip;
-	else
-		ufs_iput(ip);
-	goto out_dir;
-abort:
-	utx_abort(&t);
-	if (ip)
-		ufs_inew_undo(ip);
-out_dir:
-	ufs_iput(dir);
-out:
-	pthread_rwlock_unlock(&fs->ns_lock);
-	return rc;
-}
-
-static mode_t apply_umask(const struct ufs_ctx *c, mode_t mode)
-{
-	return c ? (mode & ~(c->umask & 0777)) : mode;
-}
-
-int ufs_mknod(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
-	      const char *name, mode_t mode, dev_t rdev, struct ufs_entry *e)
-{
-	switch (mode & S_IFMT) {
-	case 0:
-		mode |= S_IFREG;
-		break;
-	case S_IFREG:
-	case S_IFIFO:
-	case S_IFSOCK:
-	case S_IFCHR:
-	case S_IFBLK:
-		break;
-	case S_IFDIR:
-		return ufs_mkdir(fs, c, parent, name, mode, e);
-	default:
-		return -EINVAL;
-	}
-	if (!S_ISCHR(mode) && !S_ISBLK(mode))
-		rdev = 0;
-	return make_node(fs, c, parent, name, apply_umask(c, mode), rdev, NULL, e, NULL, NULL);
-}
-
-int ufs_mkdir(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
-	      const char *name, mode_t mode, struct ufs_entry *e)
-{
-	mode = S_IFDIR | (apply_umask(c, mode) & 07777);
-	return make_node(fs, c, parent, name, mode, 0, NULL, e, NULL, NULL);
-}
-
-int ufs_symlink(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
-		const char *name, const char *target, struct ufs_entry *e)
-{
-	return make_node(fs, c, parent, name, S_IFLNK | 0777, 0, target, e, NULL, NULL);
-}
-
-int ufs_create(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
-	       const char *name, mode_t mode, int flags, struct ufs_entry *e)
-{
-	struct ufs_inode *ip = NULL;
-	bool existed = false;
-	int rc;
-
-	if (is_dot(name) || is_dotdot(name))
-		return (flags & O_EXCL) ? -EEXIST : -EISDIR;
-	mode = S_IFREG | (apply_umask(c, mode) & 07777);
-	rc = make_node(fs, c, parent, name, mode, 0, NULL, e, &ip, (flags & O_EXCL) ? NULL : &existed);
-	if (rc == -EEXIST && existed) {
-		if (!ip)
-			return -EEXIST;
-		if (ufs_isdir(ip)) {
-			ufs_iput(ip);
-			return -EISDIR;
-		}
-		/* open the existing file (O_TRUNC waits in break_layouts: no ns_lock here) */
-		rc = ufs_open(fs, c, ip->ino, flags);
-		if (!rc) {
-			ufs_nlookup_inc(ip);
-			pthread_rwlock_rdlock(&ip->rwsem);
-			ufs_fill_entry(ip, e);
-			pthread_rwlock_unlock(&ip->rwsem);
-		}
-		ufs_iput(ip);
-		return rc;
-	}
-	if (rc)
-		return rc;
-	pthread_mutex_lock(&fs->icache_lock);
-	ip->nopen++;
-	pthread_mutex_unlock(&fs->icache_lock);
-	ufs_iput(ip);
-	return 0;
-}
-
-ssize_t ufs_readlink(struct ufs *fs, uint64_t ino, char *buf, size_t size)
-{
-	struct ufs_inode *ip;
-	struct ufs_extent e;
-	ssize_t rc;
-	size_t len;
-
-	rc = ufs_iget(fs, ino, &ip);
-	if (rc)
-		return rc;
-	if (!ufs_islnk(ip)) {
-		ufs_iput(ip);
-		return -EINVAL;
-	}
-	pthread_rwlock_rdlock(&ip->rwsem);
-	len = dx_min((size_t)ip->di->i_size, size);
-	if (ip->di->i_flags & UFS_INODE_FL_INLINE_SYMLINK) {
-		memcpy(buf, ip->di->i_u.symlink, len);
-		rc = (ssize_t)len;
-	} else {
-		rc = ufs_ext_find(ip, 0, &e);
-		if (rc == 1) {
-			memcpy(buf, ufs_blk(fs, e.e_pblk), len);
-			rc = (ssize_t)len;
-		} else if (rc == 0) {
-			rc = -EIO;
-		}
-	}
-	pthread_rwlock_unlock(&ip->rwsem);
-	ufs_iput(ip);
-	return rc;
-}
-
-int ufs_link(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
-	     uint64_t newparent, const char *newname, struct ufs_entry *e)
-{
-	struct ufs_inode *dir = NULL, *ip = NULL;
-	uint64_t pos;
-	struct utx t;
-	int rc;
-
-	(void)c;
-	rc = name_check(newname);
-	if (rc)
-		return rc;
-	pthread_rwlock_wrlock(&fs->ns_lock);
-	rc = ufs_iget(fs, ino, &ip);
-	if (rc)
-		goto out;
-	if (ufs_isdir(ip)) {
-		rc = -EPERM;
-		goto out;
-	}
-	if (!ip->di->i_nlink) {
-		rc = -ENOENT;
-		goto out;
-	}
-	if (ip->di->i_nlink >= UFS_LINK_MAX) {
-		rc = -EMLINK;
-		goto out;
-	}
-	rc = get_dir(fs, newparent, &dir);
-	if (rc)
-		goto out;
-	if (!dir->di->i_nlink) {
-		rc = -ENOENT;
-		goto out;
-	}
-	rc = dir_find(dir, newname, &pos);
-	if (!rc && pos)
-		rc = -EEXIST;
-	if (rc)
-		goto out;
-	rc = utx_begin_inode(&t, ip);
-	if (!rc)
-		rc = utx_inode(&t, dir);
-	if (!rc)
-		rc = dir_add(&t, dir, newname, ip->ino, mode_dt(ip->di->i_mode));
-	if (rc) {
-		utx_abort(&t);
-		ufs_dix_free(dir);
-		goto out;
-	}
-	ip->di->i_nlink++;
-	ufs_touch(ip, false, false, true);
-	ufs_touch(dir, false, true, true);
-	utx_commit(&t);
-	ufs_nlookup_inc(ip);
-	ufs_fill_entry(ip, e);
-out:
-	pthread_rwlock_unlock(&fs->ns_lock);
-	ufs_iput(dir);
-	ufs_iput(ip);
-	return rc;
-}
-
-/* Drop one link of @ip (all of them for a directory), orphaning it at 0. */
-static int drop_link(struct utx *t, struct ufs_inode *ip)
-{
-	int rc = utx_inode(t, ip);
-
-	if (rc)
-		return rc;
-	if (ufs_isdir(ip) || ip->di->i_nlink <= 1)
-		ip->di->i_nlink = 0;
-	else
-		ip->di->i_nlink--;
-	ufs_touch(ip, false, false, true);
-	if (!ip->di->i_nlink)
-		return ufs_orphan_add(t, ip);
-	return 0;
-}
-
-static int remove_name(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent,
-		       const char *name, bool rmdir)
-{
-	struct ufs_inode *dir = NULL, *ip = NULL;
-	uint64_t pos;
-	struct utx t;
-	int rc;
-
-	if (rmdir && is_dot(name))
-		return -EINVAL;
-	if (rmdir && is_dotdot(name))
-		return -ENOTEMPTY;
-	rc = name_check(name);
-	if (rc)
-		return rc;
-	pthread_rwlock_wrlock(&fs->ns_lock);
-	rc = get_dir(fs, parent, &dir);
-	if (rc)
-		goto out;
-	rc = dir_find(dir, name, &pos);
-	if (!rc && !pos)
-		rc = -ENOENT;
-	if (rc)
-		goto out;
-	rc = ufs_iget(fs, dix_rec(dir->dix, pos)->d_ino, &ip);
-	if (rc)
-		goto out;
-	if (rmdir && !ufs_isdir(ip))
-		rc = -ENOTDIR;
-	else if (!rmdir && ufs_isdir(ip))
-		rc = -EISDIR;
-	else if (rmdir && !dir_empty(ip))
-		rc = -ENOTEMPTY;
-	if (rc)
-		goto out;
-	rc = utx_begin(fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, dir);
-	if (!rc)
-		rc = dir_remove(&t, dir, pos);
-	if (!rc)
-		rc = drop_link(&t, ip);
-	if (rc) {
-		utx_abort(&t);
-		ufs_dix_free(dir);
-		goto out;
-	}
-	if (rmdir)
-		dir->di->i_nlink--;
-	ufs_touch(dir, false, true, true);
-	utx_commit(&t);
-out:
-	pthread_rwlock_unlock(&fs->ns_lock);
-	ufs_iput(dir);
-	/* eviction (if this was the last reference) waits with the caller's ctx */
-	if (ip)
-		ufs_iput_ctx(ip, c ? &c->wait : NULL);
-	return rc;
-}
-
-int ufs_unlink(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name)
-{
-	return remove_name(fs, c, parent, name, false);
-}
-
-int ufs_rmdir(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name)
-{
-	return remove_name(fs, c, parent, name, true);
-}
-
-/* Is @dir the directory @anc or below it?  Context: ns_lock held. */
-static int is_under(struct ufs *fs, struct ufs_inode *dir, uint64_t anc)
-{
-	uint64_t cur = dir->ino, steps = 0;
-
-	while (steps++ < fs->sb.s_inode_count) {
-		struct ufs_inode *ip;
-		uint64_t up;
-
-		if (cur == anc)
-			return 1;
-		if (cur == UFS_ROOT_INO)
-			return 0;
-		if (ufs_iget(fs, cur, &ip))
-			return 0;
-		up = ufs_dir_parent(ip);
-		ufs_iput(ip);
-		if (up == cur)
-			return 0;
-		cur = up;
-	}
-	return -EUCLEAN;
-}
-
-int ufs_rename(struct ufs *fs, const struct ufs_ctx *c, uint64_t parent, const char *name,
-	       uint64_t newparent, const char *newname, unsigned int flags)
-{
-	struct ufs_inode *sdir = NULL, *ddir = NULL, *sip = NULL, *dip = NULL;
-	bool exchange = flags & RENAME_EXCHANGE, sisdir, disdir = false;
-	uint64_t spos, dpos;
-	struct utx t;
-	int rc;
-
-	if (flags & ~(unsigned int)(RENAME_NOREPLACE | RENAME_EXCHANGE))
-		return -EINVAL;
-	if ((flags & RENAME_NOREPLACE) && exchange)
-		return -EINVAL;
-	if (is_dot(name) || is_dotdot(name) || is_dot(newname) || is_dotdot(newname))
-		return -EBUSY;
-	rc = name_check(name);
-	if (!rc)
-		rc = name_check(newname);
-	if (rc)
-		return rc;
-	pthread_rwlock_wrlock(&fs->ns_lock);
-	rc = get_dir(fs, parent, &sdir);
-	if (!rc)
-		rc = get_dir(fs, newparent, &ddir);
-	if (rc)
-		goto out;
-	if (!ddir->di->i_nlink) {
-		rc = -ENOENT;
-		goto out;
-	}
-	rc = dir_find(sdir, name, &spos);
-	if (!rc && !spos)
-		rc = -ENOENT;
-	if (!rc)
-		rc = dir_find(ddir, newname, &dpos);
-	if (rc)
-		goto out;
-	rc = ufs_iget(fs, dix_rec(sdir->dix, spos)->d_ino, &sip);
-	if (rc)
-		goto out;
-	if (dpos) {
-		rc = ufs_iget(fs, dix_rec(ddir->dix, dpos)->d_ino, &dip);
-		if (rc)
-			goto out;
-		disdir = ufs_isdir(dip);
-	}
-	sisdir = ufs_isdir(sip);
-	if (exchange && !dip) {
-		rc = -ENOENT;
-		goto out;
-	}
-	if (dip && (flags & RENAME_NOREPLACE)) {
-		rc = -EEXIST;
-		goto out;
-	}
-	if (dip == sip) {
-		rc = 0;		/* two names of one file: nothing to do */
-		goto out;
-	}
-	if (sisdir && sdir != ddir) {
-		rc = is_under(fs, ddir, sip->ino);
-		if (rc) {
-			rc = rc < 0 ? rc : -EINVAL;
-			goto out;
-		}
-	}
-	if (exchange && disdir && sdir != ddir) {
-		rc = is_under(fs, sdir, dip->ino);
-		if (rc) {
-			rc = rc < 0 ? rc : -EINVAL;
-			goto out;
-		}
-	}
-	if (dip && !exchange) {
-		if (sisdir && !disdir)
-			rc = -ENOTDIR;
-		else if (!sisdir && disdir)
-			rc = -EISDIR;
-		else if (disdir && !dir_empty(dip))
-			rc = -ENOTEMPTY;
-		if (rc)
-			goto out;
-	}
-	if (sisdir && sdir != ddir && !(dip && disdir) && ddir->di->i_nlink >= UFS_LINK_MAX) {
-		rc = -EMLINK;
-		goto out;
-	}
-
-	rc = utx_begin(fs, &t);
-	if (!rc)
-		rc = utx_inode(&t, sdir);
-	if (!rc)
-		rc = utx_inode(&t, ddir);
-	if (!rc)
-		rc = utx_inode(&t, sip);
-	if (!rc && dip)
-		rc = utx_inode(&t, dip);
-	if (rc)
-		goto abort;
-	if (exchange) {
-		rc = dir_set_ino(&t, sdir, spos, dip->ino, mode_dt(dip->di->i_mode));
-		if (!rc)
-			rc = dir_set_ino(&t, ddir, dpos, sip->ino, mode_dt(sip->di->i_mode));
-		if (!rc && sdir != ddir && sisdir) {
-			rc = dir_set_parent(&t, sip, ddir->ino);
-			sdir->di->i_nlink--;
-			ddir->di->i_nlink++;
-		}
-		if (!rc && sdir != ddir && disdir) {
-			rc = dir_set_parent(&t, dip, sdir->ino);
-			ddir->di->i_nlink--;
-			sdir->di->i_nlink++;
-		}
-		ufs_touch(dip, false, false, true);
-	} else {
-		if (dip) {
-			rc = dir_set_ino(&t, ddir, dpos, sip->ino, mode_dt(sip->di->i_mode));
-			if (!rc)
-				rc = drop_link(&t, dip);
-			if (!rc && disdir)
-				ddir->di->i_nlink--;
-		} else {
-			rc = dir_add(&t, ddir, newname, sip->ino, mode_dt(sip->di->i_mode));
-		}
-		if (!rc)
-			rc = dir_remove(&t, sdir, spos);
-		if (!rc && sisdir && sdir != ddir) {
-			rc = dir_set_parent(&t, sip, ddir->ino);
-			sdir->di->i_nlink--;
-			ddir->di->i_nlink++;
-		}
-	}
-	if (rc)
-		goto abort;
-	ufs_touch(sip, false, false, true);
-	ufs_touch(sdir, false, true, true);
-	ufs_touch(ddir, false, true, true);
-	utx_commit(&t);
-	goto out;
-abort:
-	utx_abort(&t);
-	ufs_dix_free(sdir);
-	ufs_dix_free(ddir);
-out:
-	pthread_rwlock_unlock(&fs->ns_lock);
-	ufs_iput(sdir);
-	ufs_iput(ddir);
-	ufs_iput(sip);
-	if (dip)
-		ufs_iput_ctx(dip, c ? &c->wait : NULL);
-	return rc;
 }

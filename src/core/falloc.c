@@ -61,23 +61,6 @@ int ufs_alloc_range(struct ufs_inode *ip, uint64_t b0, uint64_t b1, uint64_t new
 	return rc;
 }
 
-static int touch_tx(struct ufs_inode *ip, bool m, uint64_t newsize)
-{
-	struct utx t;
-	int rc;
-
-	rc = utx_begin_inode(&t, ip);
-	if (rc) {
-		utx_abort(&t);
-		return rc;
-	}
-	if (newsize != ip->di->i_size)
-		ufs_set_size(ip, newsize);
-	ufs_touch(ip, false, m, true);
-	utx_commit(&t);
-	return 0;
-}
-
 static int do_punch(struct ufs_inode *ip, uint64_t off, uint64_t len,
 		    const struct dx_wait_ctx *w)
 {
@@ -103,7 +86,7 @@ static int do_punch(struct ufs_inode *ip, uint64_t off, uint64_t len,
 	}
 	if (rc)
 		return rc;
-	return touch_tx(ip, true, ip->di->i_size);
+	return ufs_touch_tx(ip, true, ip->di->i_size);
 }
 
 static int do_zero(struct ufs_inode *ip, uint64_t off, uint64_t len, bool keep,
@@ -121,7 +104,7 @@ static int do_zero(struct ufs_inode *ip, uint64_t off, uint64_t len, bool keep,
 	if (!rc)
 		rc = ufs_alloc_range(ip, b0, b1, newsize);
 	if (!rc)
-		rc = touch_tx(ip, true, dx_max(newsize, ip->di->i_size));
+		rc = ufs_touch_tx(ip, true, dx_max(newsize, ip->di->i_size));
 	return rc;
 }
 

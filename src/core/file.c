@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * file.c - file data: read (also without a copy: ufs_read_iov()), write
- * (also straight from a file descriptor: ufs_write_fill()), fsync, lseek
- * and copy_file_range.
+ * file.c - file data: read (also without a copy: ufs_read_iov()), write,
+ * fsync, lseek and copy_file_range.
  *
  * Data is written in place with persisting stores before the transaction
  * that makes fresh blocks reachable commits, so a crash never exposes a
@@ -220,13 +219,9 @@ ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		return size ? -EFBIG : 0;
 	if (size > UFS_MAX_FILE_SIZE - off)
 		size = (size_t)(UFS_MAX_FILE_SIZE - off);
-	rc = ufs_iget(fs, ino, &ip);
+	rc = ufs_iget_reg(fs, ino, &ip);
 	if (rc)
 		return rc;
-	if (!ufs_isreg(ip)) {
-		ufs_iput(ip);
-		return ufs_isdir(ip) ? -EISDIR : -EINVAL;
-	}
 	pthread_rwlock_wrlock(&ip->rwsem);
 	while (done < size) {
 		uint64_t pos = off + done;
@@ -244,100 +239,6 @@ ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 	pthread_rwlock_unlock(&ip->rwsem);
 	ufs_iput(ip);
 	return done ? (ssize_t)done : (rc < 0 ? rc : 0);
-}
-
-static int piece_hole(void *arg, char *dev, uint64_t foff, uint64_t n)
-{
-	(void)arg;
-	(void)foff;
-	(void)n;
-	return dev ? 0 : -EAGAIN;
-}
-
-struct fill_arg {
-	struct ufs *fs;
-	ufs_fill_actor_t fill;
-	void *arg;
-	uint64_t done;		/* bytes stored so far */
-	bool stop;		/* the source gave fewer bytes than asked */
-};
-
-/* Store a mapped piece straight from the source, durably. */
-static int piece_fill(void *arg, char *dev, uint64_t foff, uint64_t n)
-{
-	struct fill_arg *a = arg;
-	uint64_t got = 0;
-
-	(void)foff;
-	UDAX_BUG_ON(!dev);	/* ufs_write_fill() checked: no hole */
-	while (got < n && !a->stop) {
-		ssize_t k = a->fill(a->arg, dev + got, (size_t)(n - got));
-
-		if (k <= 0) {
-			a->stop = true;
-			if (k < 0 && !a->done && !got)
-				return (int)k;
-			break;
-		}
-		dx_media_persist(a->fs->m, dev + got, (size_t)k);
-		got += (uint64_t)k;
-	}
-	a->done += got;
-	return a->stop ? 1 : 0;
-}
-
-ssize_t ufs_write_fill(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, size_t size,
-		       uint64_t off, ufs_fill_actor_t fill, void *arg)
-{
-	struct fill_arg a = { .fs = fs, .fill = fill, .arg = arg };
-	struct utx t = { .tx = NULL };
-	struct ufs_inode *ip;
-	uint64_t old;
-	int rc;
-
-	if (fs->ro)
-		return -EROFS;
-	if (!size)
-		return 0;
-	if (off >= UFS_MAX_FILE_SIZE || size > UFS_MAX_FILE_SIZE - off)
-		return -EAGAIN;	/* ufs_write() says what is wrong */
-	rc = ufs_iget(fs, ino, &ip);
-	if (rc)
-		return rc;
-	if (!ufs_isreg(ip)) {
-		ufs_iput(ip);
-		return ufs_isdir(ip) ? -EISDIR : -EINVAL;
-	}
-	pthread_rwlock_wrlock(&ip->rwsem);
-	old = ip->di->i_size;
-	/* only where every block is there: a fresh block half filled would show stale bytes */
-	rc = ufs_for_each_piece(ip, off, size, piece_hole, NULL);
-	if (!rc)
-		rc = utx_begin_inode(&t, ip);
-	if (!rc)
-		rc = ufs_zero_past_eof(ip, old, off);
-	if (!rc && c)
-		rc = ufs_kill_privs_ctx(&t, ip, c, ufs_kill_mask(c, true, false));
-	if (!rc) {
-		rc = ufs_for_each_piece(ip, off, size, piece_fill, &a);
-		if (rc > 0)
-			rc = 0;		/* a short source: a short write */
-	}
-	if (rc && !a.done) {
-		utx_abort(&t);
-		goto out;
-	}
-	/* the data is durable; the size and times follow in one transaction */
-	if (off + a.done > old)
-		ufs_set_size(ip, off + a.done);
-	if (a.done)
-		ufs_touch(ip, false, true, true);
-	utx_commit(&t);
-	rc = 0;
-out:
-	pthread_rwlock_unlock(&ip->rwsem);
-	ufs_iput(ip);
-	return rc ? rc : (ssize_t)a.done;
 }
 
 int ufs_fsync(struct ufs *fs, uint64_t ino, bool datasync)

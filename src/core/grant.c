@@ -17,6 +17,16 @@
 
 #include "inode_int.h"
 
+/* One segment: the page of @order at file block @idx, device block @pfn. */
+static void set_seg(struct ufs_layout_seg *s, unsigned int order, uint64_t idx, uint64_t pfn,
+		    struct dx_page *pg)
+{
+	s->order = order;
+	s->file_off = idx << UFS_BLOCK_SHIFT;
+	s->dev_off = pfn << UFS_BLOCK_SHIFT;
+	s->page = pg;
+}
+
 static void put_segs(struct ufs_layout_seg *out, int n)
 {
 	while (n-- > 0)
@@ -142,22 +152,6 @@ abort:
 	return rc;
 }
 
-/* mtime and ctime = now, in a transaction of their own.  Context: i_rwsem held. */
-static int touch_modified(struct ufs_inode *ip)
-{
-	struct utx t;
-	int rc;
-
-	rc = utx_begin_inode(&t, ip);
-	if (rc) {
-		utx_abort(&t);
-		return rc;
-	}
-	ufs_touch(ip, false, true, true);
-	utx_commit(&t);
-	return 0;
-}
-
 int ufs_layout_grant(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, uint64_t off,
 		     uint64_t len, bool write, struct ufs_layout_seg *out, size_t max)
 {
@@ -194,13 +188,9 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 	}
 	b0 = off >> UFS_BLOCK_SHIFT;
 	b1 = (off + len) >> UFS_BLOCK_SHIFT;
-	rc = ufs_iget(fs, ino, &ip);
+	rc = ufs_iget_reg(fs, ino, &ip);
 	if (rc)
 		return rc;
-	if (!ufs_isreg(ip)) {
-		ufs_iput(ip);
-		return ufs_isdir(ip) ? -EISDIR : -EINVAL;
-	}
 	rc = grant_lock(ip);
 	if (rc) {
 		ufs_iput(ip);
@@ -234,7 +224,7 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		 * granting write access modifies the file.
 		 */
 		if (!rc && write)
-			rc = touch_modified(ip);
+			rc = ufs_touch_tx(ip, true, ip->di->i_size);
 	} else if (write) {
 		rc = -EROFS;
 	}
@@ -258,36 +248,21 @@ int ufs_layout_grant_size(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		rc = -EEXIST;
 		if (huge_ok && idx == hidx && hidx + UFS_HUGE_BLOCKS <= b1)
 			rc = dx_track(&ip->map, hidx, hpfn, UDAX_HUGE_ORDER, UDAX_REF_MAP, &pg);
-		if (rc == 0) {
-			out[nseg].order = UDAX_HUGE_ORDER;
-			out[nseg].file_off = hidx << UFS_BLOCK_SHIFT;
-			out[nseg].dev_off = hpfn << UFS_BLOCK_SHIFT;
-			out[nseg++].page = pg;
-			idx = hidx + UFS_HUGE_BLOCKS;
-			continue;
-		}
-		if (rc != -EEXIST)
-			goto fail;
-		rc = dx_track(&ip->map, idx, pfn, 0, UDAX_REF_MAP, &pg);
-		if (rc == -EEXIST && huge_ok) {
-			/* a 2 MiB entry already covers it: hand that one out */
-			rc = dx_track(&ip->map, hidx, hpfn, UDAX_HUGE_ORDER, UDAX_REF_MAP, &pg);
+		if (rc == -EEXIST) {
+			rc = dx_track(&ip->map, idx, pfn, 0, UDAX_REF_MAP, &pg);
 			if (rc == 0) {
-				out[nseg].order = UDAX_HUGE_ORDER;
-				out[nseg].file_off = hidx << UFS_BLOCK_SHIFT;
-				out[nseg].dev_off = hpfn << UFS_BLOCK_SHIFT;
-				out[nseg++].page = pg;
-				idx = hidx + UFS_HUGE_BLOCKS;
+				set_seg(&out[nseg++], 0, idx, pfn, pg);
+				idx++;
 				continue;
 			}
+			/* a 2 MiB entry already covers it: hand that one out */
+			if (rc == -EEXIST && huge_ok)
+				rc = dx_track(&ip->map, hidx, hpfn, UDAX_HUGE_ORDER, UDAX_REF_MAP, &pg);
 		}
 		if (rc)
 			goto fail;
-		out[nseg].order = 0;
-		out[nseg].file_off = idx << UFS_BLOCK_SHIFT;
-		out[nseg].dev_off = pfn << UFS_BLOCK_SHIFT;
-		out[nseg++].page = pg;
-		idx++;
+		set_seg(&out[nseg++], UDAX_HUGE_ORDER, hidx, hpfn, pg);
+		idx = hidx + UFS_HUGE_BLOCKS;
 	}
 	rc = nseg;
 	goto out;

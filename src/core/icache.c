@@ -233,22 +233,6 @@ static void heap_trim(void)
 }
 
 /*
- * malloc_trim() gives back the free pages inside the heaps, but not the
- * free top of a worker thread's arena: the C library keeps that up to its
- * trim threshold, which it raises (up to 64 MiB) each time a large block
- * it had mapped is freed (a big directory's index, a request buffer).
- * After a mass unlink in a big directory about 10 MB stayed resident that
- * way.  Fixing the threshold at its default also stops the raising.
- * Context: at mount (process-wide, idempotent).
- */
-static void heap_policy(void)
-{
-#ifdef __GLIBC__
-	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-#endif
-}
-
-/*
  * ufs_iput_rc() - ufs_iput_ctx() that says how an eviction it started ended.
  * Context: no inode locks held.  Return: 0 (no eviction, or the inode was
  * freed), else the error of the failed eviction (the inode stays cached
@@ -570,7 +554,6 @@ struct ufs_inode **ufs_icache_snapshot(struct ufs *fs, size_t *n)
 
 int ufs_icache_init(struct ufs *fs)
 {
-	heap_policy();
 	pthread_mutex_init(&fs->icache_lock, NULL);
 	fs->ihash_size = IHASH_MIN;
 	fs->ihash = calloc(fs->ihash_size, sizeof(*fs->ihash));

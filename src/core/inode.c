@@ -37,6 +37,39 @@ const struct dx_wait_ctx *ufs_wctx(const struct ufs_ctx *c)
 	return c ? &c->wait : &wait_default;
 }
 
+int ufs_iget_reg(struct ufs *fs, uint64_t ino, struct ufs_inode **out)
+{
+	struct ufs_inode *ip;
+	int rc = ufs_iget(fs, ino, &ip);
+
+	if (rc)
+		return rc;
+	if (!ufs_isreg(ip)) {
+		rc = ufs_isdir(ip) ? -EISDIR : -EINVAL;
+		ufs_iput(ip);
+		return rc;
+	}
+	*out = ip;
+	return 0;
+}
+
+int ufs_touch_tx(struct ufs_inode *ip, bool m, uint64_t newsize)
+{
+	struct utx t;
+	int rc;
+
+	rc = utx_begin_inode(&t, ip);
+	if (rc) {
+		utx_abort(&t);
+		return rc;
+	}
+	if (newsize != ip->di->i_size)
+		ufs_set_size(ip, newsize);
+	ufs_touch(ip, false, m, true);
+	utx_commit(&t);
+	return 0;
+}
+
 /* Publish / withdraw the getattr snapshot (see struct ufs_inode). */
 static void snap_publish(struct ufs_inode *ip)
 {

@@ -21,6 +21,18 @@ static inline void ufs_set_size(struct ufs_inode *ip, uint64_t size)
 	ip->di->i_size = size;
 }
 
+/*
+ * ufs_iget_reg() - the regular file @ino, referenced (the file-data calls).
+ * Return: 0, -EISDIR or -EINVAL (another type), or what ufs_iget() returned.
+ */
+int ufs_iget_reg(struct ufs *fs, uint64_t ino, struct ufs_inode **out);
+/*
+ * ufs_touch_tx() - in a transaction of its own: the size = @newsize, the
+ * ctime and (with @m) the mtime = now.  Context: i_rwsem exclusive.
+ * Return: 0 or -errno.
+ */
+int ufs_touch_tx(struct ufs_inode *ip, bool m, uint64_t newsize);
+
 /* The wait context of @c's request (NULL: wait without interruption). */
 const struct dx_wait_ctx *ufs_wctx(const struct ufs_ctx *c);
 

@@ -148,6 +148,23 @@ static void log_empty(struct ufs_journal *j)
 	dx_media_persist(j->m, &j->head->j_used, sizeof(j->head->j_used));
 }
 
+/* Room in tx->recs for one more record position.  Return: 0 or -ENOMEM. */
+static int recs_reserve(struct ufs_tx *tx)
+{
+	size_t ncap;
+	uint64_t *n;
+
+	if (tx->nrecs < tx->rcap)
+		return 0;
+	ncap = tx->rcap ? tx->rcap * 2 : 64;
+	n = realloc(tx->recs, ncap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	tx->recs = n;
+	tx->rcap = ncap;
+	return 0;
+}
+
 /* Is [off, off + len) a range a record may name? */
 static bool range_ok(const struct ufs_journal *j, uint64_t off, uint64_t len)
 {
@@ -186,19 +203,25 @@ static int scan_records(struct ufs_journal *j, uint64_t used)
 				    dx_media_path(j->m), roff, why);
 			return -EUCLEAN;
 		}
-		if (tx->nrecs == tx->rcap) {
-			size_t ncap = tx->rcap ? tx->rcap * 2 : 64;
-			uint64_t *n = realloc(tx->recs, ncap * sizeof(*n));
-
-			if (!n)
-				return -ENOMEM;
-			tx->recs = n;
-			tx->rcap = ncap;
-		}
+		if (recs_reserve(tx))
+			return -ENOMEM;
 		tx->recs[tx->nrecs++] = pos;
 		pos += UFS_JOURNAL_REC_SIZE(r->r_len);
 	}
 	return (int)tx->nrecs;
+}
+
+/* Put back the old bytes of the collected records, newest first. */
+static void apply_records(struct ufs_journal *j)
+{
+	struct ufs_tx *tx = &j->tx;
+	size_t i;
+
+	for (i = tx->nrecs; i-- > 0;) {
+		const struct ufs_journal_rec *r = (const void *)(j->area + tx->recs[i]);
+
+		dx_media_memcpy_persist(j->m, dx_media_ptr(j->m, r->r_dev_off), r + 1, r->r_len);
+	}
 }
 
 /* Apply the collected records in reverse order; call restored() hooks. */
@@ -208,11 +231,7 @@ static void rollback(struct ufs_journal *j, bool hooks)
 	size_t i;
 	unsigned int k;
 
-	for (i = tx->nrecs; i-- > 0;) {
-		const struct ufs_journal_rec *r = (const void *)(j->area + tx->recs[i]);
-
-		dx_media_memcpy_persist(j->m, dx_media_ptr(j->m, r->r_dev_off), r + 1, r->r_len);
-	}
+	apply_records(j);
 	log_empty(j);
 	if (!hooks)
 		return;
@@ -227,27 +246,37 @@ static void rollback(struct ufs_journal *j, bool hooks)
 	pthread_mutex_unlock(&j->hook_lock);
 }
 
+/*
+ * What recovery and replay start with: collect the records of the
+ * interrupted transaction and, when they are to be applied (@apply),
+ * refuse a read-only device.  Context: j->lock held.  Return: the number
+ * of records (0: the journal is empty; the caller has nothing to do),
+ * -EUCLEAN (a bad record) or -EROFS (message set).
+ */
+static int recover_begin(struct ufs_journal *j, bool apply)
+{
+	uint64_t used = j->head->j_used;
+	int n;
+
+	if (!used)
+		return 0;
+	n = scan_records(j, used);
+	if (n >= 0 && apply && dx_media_readonly(j->m)) {
+		dx_seterr("%s: the journal needs recovery but the device is read-only",
+			    dx_media_path(j->m));
+		return -EROFS;
+	}
+	return n;
+}
+
 int ufs_journal_recover(struct ufs_journal *j, bool dry_run)
 {
-	uint64_t used;
 	int n;
 
 	pthread_mutex_lock(&j->lock);
-	used = j->head->j_used;
-	if (!used) {
-		pthread_mutex_unlock(&j->lock);
-		return 0;
-	}
-	n = scan_records(j, used);
-	if (n >= 0 && !dry_run) {
-		if (dx_media_readonly(j->m)) {
-			dx_seterr("%s: the journal needs recovery but the device is read-only",
-				    dx_media_path(j->m));
-			n = -EROFS;
-		} else {
-			rollback(j, false);
-		}
-	}
+	n = recover_begin(j, !dry_run);
+	if (n > 0 && !dry_run)
+		rollback(j, false);
 	j->tx.nrecs = 0;
 	pthread_mutex_unlock(&j->lock);
 	return n;
@@ -257,13 +286,11 @@ int ufs_journal_scan(struct ufs_journal *j,
 		     int (*fn)(void *arg, uint64_t dev_off, const void *old, uint32_t len),
 		     void *arg)
 {
-	uint64_t used;
 	size_t i;
 	int n;
 
 	pthread_mutex_lock(&j->lock);
-	used = j->head->j_used;
-	n = used ? scan_records(j, used) : 0;
+	n = recover_begin(j, false);
 	for (i = n > 0 && fn ? j->tx.nrecs : 0; i-- > 0;) {
 		const struct ufs_journal_rec *r = (const void *)(j->area + j->tx.recs[i]);
 		int rc = fn(arg, r->r_dev_off, r + 1, r->r_len);
@@ -303,25 +330,13 @@ int ufs_journal_replay(struct ufs_journal *j, struct ufs_journal_undo **out)
 	struct ufs_journal_undo *u = NULL;
 	struct ufs_tx *tx = &j->tx;
 	size_t i, total = 0;
-	uint64_t used;
 	int n;
 
 	*out = NULL;
 	pthread_mutex_lock(&j->lock);
-	used = j->head->j_used;
-	if (!used) {
-		pthread_mutex_unlock(&j->lock);
-		return 0;
-	}
-	n = scan_records(j, used);
-	if (n < 0)
+	n = recover_begin(j, true);
+	if (n <= 0)
 		goto out;
-	if (dx_media_readonly(j->m)) {
-		dx_seterr("%s: the journal needs recovery but the device is read-only",
-			    dx_media_path(j->m));
-		n = -EROFS;
-		goto out;
-	}
 	for (i = 0; i < tx->nrecs; i++)
 		total += ((const struct ufs_journal_rec *)(j->area + tx->recs[i]))->r_len;
 	u = calloc(1, sizeof(*u));
@@ -345,11 +360,7 @@ int ufs_journal_replay(struct ufs_journal *j, struct ufs_journal_undo **out)
 		total += r->r_len;
 	}
 	u->n = tx->nrecs;
-	for (i = tx->nrecs; i-- > 0;) {
-		const struct ufs_journal_rec *r = (const void *)(j->area + tx->recs[i]);
-
-		dx_media_memcpy_persist(j->m, dx_media_ptr(j->m, r->r_dev_off), r + 1, r->r_len);
-	}
+	apply_records(j);
 	*out = u;
 out:
 	j->tx.nrecs = 0;
@@ -494,15 +505,8 @@ static int append_record(struct ufs_tx *tx, uint64_t off, uint64_t len)
 	const void *src = dx_media_ptr(j->m, off);
 	uint64_t size = UFS_JOURNAL_REC_SIZE(len);
 
-	if (tx->nrecs == tx->rcap) {
-		size_t ncap = tx->rcap ? tx->rcap * 2 : 64;
-		uint64_t *n = realloc(tx->recs, ncap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		tx->recs = n;
-		tx->rcap = ncap;
-	}
+	if (recs_reserve(tx))
+		return -ENOMEM;
 	r->r_dev_off = off;
 	r->r_len = (uint32_t)len;
 	r->r_seq = j->head->j_seq;

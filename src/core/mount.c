@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #ifdef __GLIBC__
-#include <malloc.h>
 #endif
 #include <stdio.h>
 #include <stdlib.h>

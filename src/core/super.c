@@ -76,19 +76,25 @@ int ufs_super_check(const struct ufs_super *sb, uint64_t off, uint64_t dev_size,
 	    sb->s_journal_blocks > sb->s_blocks_count)
 		BAD(-EUCLEAN, "journal region %" PRIu64 "+%" PRIu64 " invalid",
 		    sb->s_journal_start, sb->s_journal_blocks);
-	if (sb->s_ibitmap_start != sb->s_journal_start + sb->s_journal_blocks ||
-	    sb->s_ibitmap_blocks != div_up(sb->s_inode_count, BITS_PER_BLOCK))
-		BAD(-EUCLEAN, "inode bitmap region %" PRIu64 "+%" PRIu64 " invalid",
-		    sb->s_ibitmap_start, sb->s_ibitmap_blocks);
-	if (sb->s_bbitmap_start != sb->s_ibitmap_start + sb->s_ibitmap_blocks ||
-	    sb->s_bbitmap_blocks != div_up(sb->s_blocks_count, BITS_PER_BLOCK))
-		BAD(-EUCLEAN, "block bitmap region %" PRIu64 "+%" PRIu64 " invalid",
-		    sb->s_bbitmap_start, sb->s_bbitmap_blocks);
-	if (sb->s_itable_start != sb->s_bbitmap_start + sb->s_bbitmap_blocks ||
-	    sb->s_itable_blocks != div_up(sb->s_inode_count, INODES_PER_BLOCK))
-		BAD(-EUCLEAN, "inode table region %" PRIu64 "+%" PRIu64 " invalid",
-		    sb->s_itable_start, sb->s_itable_blocks);
-	end = sb->s_itable_start + sb->s_itable_blocks;
+	/* the metadata regions follow the journal and each other, sized by the counts */
+	const struct {
+		const char *what;
+		uint64_t start, blocks, want;
+	} regions[] = {
+		{ "inode bitmap", sb->s_ibitmap_start, sb->s_ibitmap_blocks,
+		  div_up(sb->s_inode_count, BITS_PER_BLOCK) },
+		{ "block bitmap", sb->s_bbitmap_start, sb->s_bbitmap_blocks,
+		  div_up(sb->s_blocks_count, BITS_PER_BLOCK) },
+		{ "inode table", sb->s_itable_start, sb->s_itable_blocks,
+		  div_up(sb->s_inode_count, INODES_PER_BLOCK) },
+	};
+	end = sb->s_journal_start + sb->s_journal_blocks;
+	for (size_t i = 0; i < UDAX_ARRAY_SIZE(regions); i++) {
+		if (regions[i].start != end || regions[i].blocks != regions[i].want)
+			BAD(-EUCLEAN, "%s region %" PRIu64 "+%" PRIu64 " invalid",
+			    regions[i].what, regions[i].start, regions[i].blocks);
+		end = regions[i].start + regions[i].blocks;
+	}
 	if (sb->s_data_start < end || sb->s_data_start % UFS_HUGE_BLOCKS ||
 	    sb->s_data_start > sb->s_blocks_count - 1 - UFS_MIN_DATA_BLOCKS)
 		BAD(-EUCLEAN, "data start %" PRIu64 " invalid", sb->s_data_start);

@@ -291,21 +291,6 @@ int ufs_read_iov(struct ufs *fs, uint64_t ino, size_t size, uint64_t off,
 ssize_t ufs_write(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino,
 		  const void *buf, size_t size, uint64_t off);
 /*
- * ufs_write_fill() - ufs_write() with one copy less when the bytes come
- * from a file descriptor (a pipe): @fill stores up to @n bytes at @dst,
- * a device address in the range, and returns how many (0: the source is
- * done; -errno).  Only where every block of [off, off + size) is already
- * allocated: a hole (fresh blocks) is -EAGAIN, before @fill is called, and
- * the caller writes through a buffer instead.  Each stored piece is made
- * durable before the size grows; a source that gives fewer bytes makes a
- * short write.
- * Context: may sleep on the file's i_rwsem (held exclusively across @fill).
- * Return: bytes written, or -errno (-EAGAIN: a hole, nothing done).
- */
-typedef ssize_t (*ufs_fill_actor_t)(void *arg, void *dst, size_t n);
-ssize_t ufs_write_fill(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, size_t size,
-		       uint64_t off, ufs_fill_actor_t fill, void *arg);
-/*
  * ufs_fsync() - make @ino durable: data goes out with persisting stores and
  * metadata with committed transactions, so what is left is a final fence.
  * Context: any.  Return: 0, -ENOENT.

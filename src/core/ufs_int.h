@@ -4,11 +4,12 @@
  * DRAM inode cache, the transaction wrapper, the extent tree and the
  * directory index.  Not a contract: only txn.c, icache.c, mount.c, the
  * file-data files (through inode_int.h: inode.c, file.c, falloc.c, grant.c),
- * extent.c, dir.c and xattr.c include it (and the ufs unit tests).
+ * extent.c, the namespace (through dir_int.h: dir.c, namei.c) and xattr.c
+ * include it (and the ufs unit tests).
  *
  * The layer's pieces, lowest first: txn.c (transactions over the journal),
  * icache.c (the inode cache, the orphan list), extent.c, the file data
- * (inode.c, file.c, falloc.c, grant.c), dir.c and xattr.c (the
+ * (inode.c, file.c, falloc.c, grant.c), dir.c, namei.c and xattr.c (the
  * namespace), mount.c (mount and unmount, which call all of them).
  *
  * Lock order (journal.h / dax.h, repeated for this layer):
@@ -26,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "alloc.h"
 #include "dax.h"
@@ -59,8 +61,21 @@ struct ufs_dix {
 	uint32_t filled;		/* live + tombstones */
 	uint32_t nblocks;		/* record blocks known */
 	uint16_t *room;			/* per block: largest free run (bytes) */
+	char **blk;			/* per block: its device address */
+	size_t blk_cap;			/* room for blocks in room[] and blk[] */
 	uint32_t room_cursor;		/* where insert starts looking */
 };
+
+/* Free an index: plain memory, so eviction needs nothing of dir.c for it. */
+static inline void ufs_dix_destroy(struct ufs_dix *d)
+{
+	if (!d)
+		return;
+	free(d->slots);
+	free(d->room);
+	free(d->blk);
+	free(d);
+}
 
 struct ufs_inode {
 	/* immutable while cached */
@@ -274,11 +289,13 @@ int ufs_evict(struct ufs_inode *ip, const struct dx_wait_ctx *w);
  * which stays held on success (caller unlocks).  Context: i_rwsem held. */
 int ufs_break(struct ufs_inode *ip, uint64_t first, uint64_t last, const struct dx_wait_ctx *w);
 
-/* ---- directories (dir.c) ---- */
-int ufs_dir_init(struct utx *t, struct ufs_inode *dir, uint64_t parent);
-uint64_t ufs_dir_parent(struct ufs_inode *dir);
-void ufs_dix_free(struct ufs_inode *dir);
-uint32_t ufs_name_hash(const char *name, size_t len);
+/* ---- directories (dir.c; its API is in dir_int.h) ---- */
+/* Drop @dir's DRAM index (eviction, or a change the abort takes back). */
+static inline void ufs_dix_free(struct ufs_inode *dir)
+{
+	ufs_dix_destroy(dir->dix);
+	dir->dix = NULL;
+}
 
 /* ---- xattrs (xattr.c) ---- */
 /* What ufs_kill_privs() drops. */

@@ -270,22 +270,19 @@ int ufs_kill_privs_ctx(struct utx *t, struct ufs_inode *ip, const struct ufs_ctx
 	return rc < 0 ? rc : 0;
 }
 
-int ufs_setxattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, const char *name,
-		 const void *value, size_t size, int flags)
+/*
+ * Set @name of inode @ino to @value (or remove it, @remove), as @flags
+ * (XATTR_CREATE / XATTR_REPLACE) allow.  Context: the name and size are
+ * checked.  Return: 0 or -errno.
+ */
+static int xupdate(struct ufs *fs, uint64_t ino, const char *name, const void *value,
+		   size_t size, int flags, bool remove)
 {
 	struct ufs_xattr_hdr *h;
 	struct ufs_xattr_ent *e;
 	struct ufs_inode *ip;
 	int rc;
 
-	(void)c;
-	rc = name_check(name);
-	if (rc)
-		return rc;
-	if (size > UFS_XATTR_SIZE_MAX)
-		return -E2BIG;
-	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
-		return -EINVAL;
 	if (fs->ro)
 		return -EROFS;
 	rc = ufs_iget(fs, ino, &ip);
@@ -303,11 +300,27 @@ int ufs_setxattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, const ch
 	else if (size >= XSPACE)
 		rc = -ENOSPC;
 	else
-		rc = xrewrite(ip, h, e, name, value, size);
+		rc = xrewrite(ip, h, e, remove ? NULL : name, value, size);
 out:
 	pthread_rwlock_unlock(&ip->rwsem);
 	ufs_iput(ip);
 	return rc;
+}
+
+int ufs_setxattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, const char *name,
+		 const void *value, size_t size, int flags)
+{
+	int rc;
+
+	(void)c;
+	rc = name_check(name);
+	if (rc)
+		return rc;
+	if (size > UFS_XATTR_SIZE_MAX)
+		return -E2BIG;
+	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
+		return -EINVAL;
+	return xupdate(fs, ino, name, value, size, flags, false);
 }
 
 ssize_t ufs_getxattr(struct ufs *fs, uint64_t ino, const char *name, void *value, size_t size)
@@ -380,29 +393,13 @@ out:
 
 int ufs_removexattr(struct ufs *fs, const struct ufs_ctx *c, uint64_t ino, const char *name)
 {
-	struct ufs_xattr_hdr *h;
-	struct ufs_xattr_ent *e;
-	struct ufs_inode *ip;
 	int rc;
 
 	(void)c;
 	rc = name_check(name);
 	if (rc)
 		return rc == -EOPNOTSUPP ? -ENODATA : rc;
-	if (fs->ro)
-		return -EROFS;
-	rc = ufs_iget(fs, ino, &ip);
-	if (rc)
-		return rc;
-	pthread_rwlock_wrlock(&ip->rwsem);
-	rc = xblock(ip, &h);
-	if (!rc) {
-		e = xfind(h, name);
-		rc = e ? xrewrite(ip, h, e, NULL, NULL, 0) : -ENODATA;
-	}
-	pthread_rwlock_unlock(&ip->rwsem);
-	ufs_iput(ip);
-	return rc;
+	return xupdate(fs, ino, name, NULL, 0, XATTR_REPLACE, true);
 }
 
 int ufs_xattr_free(struct utx *t, struct ufs_inode *ip)

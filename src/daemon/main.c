@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <numa.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -516,6 +517,23 @@ out:
 	return status;
 }
 
+/*
+ * malloc_trim() (the core calls it after many frees) gives back the free
+ * pages inside the heaps, but not the free top of a worker thread's arena:
+ * the C library keeps that up to its trim threshold, which it raises (up
+ * to 64 MiB) each time a large block it had mapped is freed (a big
+ * directory's index, a request buffer).  After a mass unlink in a big
+ * directory about 10 MB stayed resident that way.  Fixing the threshold at
+ * its default also stops the raising.  A policy of the whole process, so
+ * the program sets it, not the library it links.
+ */
+static void heap_policy(void)
+{
+#ifdef __GLIBC__
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	struct udaxd_opts o;
@@ -537,6 +555,7 @@ int main(int argc, char **argv)
 		udaxd_free_opts(&o);
 		return 0;
 	}
+	heap_policy();
 	if (!o.foreground)
 		parent_fd = start_background();
 	rc = run(&o, parent_fd);

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <unistd.h>
 
 #include "ops.h"
 #include "core/util.h"
@@ -135,23 +134,11 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 	reply_write(req, n);
 }
 
-/* ufs_fill_actor_t: read the request's data from the pipe libfuse spliced it into. */
-static ssize_t pipe_fill(void *arg, void *dst, size_t n)
-{
-	const struct fuse_buf *b = arg;
-	ssize_t k;
-
-	do
-		k = read(b->fd, dst, n);
-	while (k < 0 && errno == EINTR);
-	return k < 0 ? -errno : k;
-}
-
 /*
- * op_write_buf() - the data usually arrives in the request buffer itself:
- * write it from there, without a copy.  Spliced data (a pipe) is read
- * straight into the device where the range is allocated (ufs_write_fill()),
- * else through the thread's scratch buffer (fresh blocks are filled whole).
+ * op_write_buf() - the data arrives in the request buffer itself (requests
+ * are read into memory, never spliced: see op_init): write it from there,
+ * one copy into the device.  Any other buffer (a vector, a descriptor)
+ * goes through the thread's scratch buffer.
  */
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		  off_t off, struct fuse_file_info *fi)
@@ -170,11 +157,6 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		return;
 	}
 	ctx_init(&c, req)->killed = &killed;
-	if (one && (b->flags & FUSE_BUF_IS_FD) && !(b->flags & FUSE_BUF_FD_SEEK) && !bufv->off) {
-		n = ufs_write_fill(d->fs, &c, ino, size, (uint64_t)off, pipe_fill, (void *)b);
-		if (n != -EAGAIN)
-			goto reply;
-	}
 	if (one && !(b->flags & FUSE_BUF_IS_FD)) {
 		src = (const char *)b->mem + bufv->off;
 	} else {
@@ -195,7 +177,6 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		src = dst.buf[0].mem;
 	}
 	n = ufs_write(d->fs, &c, ino, src, size, (uint64_t)off);
-reply:
 	killed_notify(d, ino, killed);
 	reply_write(req, n);
 }

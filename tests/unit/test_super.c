@@ -265,6 +265,49 @@ static void check_fuzz_fields(void)
 	unlink(path);
 }
 
+/*
+ * The metadata regions must follow the journal and each other, each as
+ * long as the counts make it: a superblock one block off in any of them is
+ * refused, and the reason names that region.  The unchanged superblock is
+ * accepted (the control: the refusals come from the change alone).
+ */
+static void check_regions(void)
+{
+	struct ufs_super good, bad;
+	struct dx_media *m;
+	char path[128], why[256];
+	uint64_t size = 16 * MIB;
+	static const char *const names[] = { "inode bitmap", "block bitmap", "inode table" };
+	unsigned int r, f;
+
+	t_mkfile(path, sizeof(path), "regions", size);
+	m = open_media(path, false);
+	if (!m)
+		return;
+	CHECK_EQ(ufs_mkfs(m, NULL, &good), 0);
+	CHECK_EQ(ufs_super_check(&good, 0, size, why, sizeof(why)), 0);
+	for (r = 0; r < 3; r++) {
+		for (f = 0; f < 2; f++) {
+			uint64_t *fields[3][2] = {
+				{ &bad.s_ibitmap_start, &bad.s_ibitmap_blocks },
+				{ &bad.s_bbitmap_start, &bad.s_bbitmap_blocks },
+				{ &bad.s_itable_start, &bad.s_itable_blocks },
+			};
+
+			bad = good;
+			(*fields[r][f])++;
+			bad.s_checksum = ufs_super_csum(&bad);
+			why[0] = 0;
+			CHECK_EQ(ufs_super_check(&bad, 0, size, why, sizeof(why)), -EUCLEAN);
+			CHECK(strstr(why, names[r]) != NULL);
+			if (!strstr(why, names[r]))
+				printf("  region %s, field %u: refused as \"%s\"\n", names[r], f, why);
+		}
+	}
+	dx_media_close(&m);
+	unlink(path);
+}
+
 /* mkfs in crash mode: the saved durable image is a valid file system */
 static void check_mkfs_crash_mode(void)
 {
@@ -339,6 +382,7 @@ int main(void)
 	check_signatures();
 	check_mkfs_crash_mode();
 	check_fuzz_fields();
+	check_regions();
 	check_mkfs_1tib();
 	return t_exit("test_super");
 }

@@ -610,106 +610,6 @@ static void test_read_iov(void)
 	CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, "riov"), 0);
 }
 
-static int pipe_with(int p[2], char c, size_t n)
-{
-	char buf[8192];
-
-	memset(buf, c, sizeof(buf));
-	if (pipe(p))
-		return -1;
-	while (n) {
-		size_t k = dx_min(n, sizeof(buf));
-
-		if (write(p[1], buf, k) != (ssize_t)k)
-			return -1;
-		n -= k;
-	}
-	return 0;
-}
-
-static ssize_t fd_fill(void *arg, void *dst, size_t n)
-{
-	ssize_t k = read(*(int *)arg, dst, n);
-
-	return k < 0 ? -errno : k;
-}
-
-static bool all_of(const char *p, char c, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (p[i] != c)
-			return false;
-	return true;
-}
-
-/*
- * ufs_write_fill() stores a pipe's bytes straight into allocated blocks,
- * durably, growing the size into preallocated blocks; a hole is -EAGAIN
- * with the pipe untouched (the caller goes through a buffer: a fresh block
- * half filled would show stale bytes); a source that runs dry makes a
- * short write and leaves the rest as it was.
- */
-static void test_write_fill(void)
-{
-	uint64_t f = mkfile(UFS_ROOT_INO, "wfill");
-	struct ufs_ctx user = T.c;
-	char buf[4 * 4096];
-	bool killed = false;
-	int p[2], avail;
-
-	memset(buf, 'x', sizeof(buf));
-	CHECK_EQ(ufs_write(FS, C, f, buf, 3 * 4096, 0), 3 * 4096);
-	REQUIRE(pipe_with(p, 'y', 8192) == 0);
-	CHECK_EQ(ufs_write_fill(FS, C, f, 8192, 100, fd_fill, &p[0]), 8192);
-	CHECK_EQ(ufs_read(FS, f, buf, sizeof(buf), 0), 3 * 4096);
-	CHECK(all_of(buf, 'x', 100));
-	CHECK(all_of(buf + 100, 'y', 8192));
-	CHECK(all_of(buf + 8292, 'x', 3 * 4096 - 8292));
-	close(p[0]);
-	close(p[1]);
-
-	/* a hole: refused before reading anything */
-	REQUIRE(pipe_with(p, 'z', 4096) == 0);
-	CHECK_EQ(ufs_write_fill(FS, C, f, 4096, 5 * 4096, fd_fill, &p[0]), -EAGAIN);
-	CHECK_EQ(ioctl(p[0], FIONREAD, &avail), 0);
-	CHECK_EQ(avail, 4096);
-	CHECK_EQ(st_of(f).st_size, 3 * 4096);
-
-	/* preallocated past EOF: the size grows */
-	CHECK_EQ(ufs_fallocate(FS, C, f, FALLOC_FL_KEEP_SIZE, 3 * 4096, 4096), 0);
-	CHECK_EQ(ufs_write_fill(FS, C, f, 4096, 3 * 4096, fd_fill, &p[0]), 4096);
-	CHECK_EQ(st_of(f).st_size, 4 * 4096);
-	CHECK_EQ(ufs_read(FS, f, buf, 4096, 3 * 4096), 4096);
-	CHECK(all_of(buf, 'z', 4096));
-	close(p[0]);
-	close(p[1]);
-
-	/* a source that runs dry: a short write, the rest unchanged */
-	REQUIRE(pipe_with(p, 's', 100) == 0);
-	close(p[1]);
-	CHECK_EQ(ufs_write_fill(FS, C, f, 4096, 0, fd_fill, &p[0]), 100);
-	CHECK_EQ(ufs_read(FS, f, buf, 4096, 0), 4096);
-	CHECK(all_of(buf, 's', 100));
-	CHECK(all_of(buf + 100, 'y', 4096 - 100));
-	close(p[0]);
-
-	/* privileges go as with any write */
-	make_privileged(f, 3 * 4096);
-	user.killpriv = true;
-	user.no_fsetid = true;
-	user.killed = &killed;
-	REQUIRE(pipe_with(p, 'k', 10) == 0);
-	CHECK_EQ(ufs_write_fill(FS, &user, f, 10, 0, fd_fill, &p[0]), 10);
-	CHECK_EQ(st_of(f).st_mode, S_IFREG | 0755);
-	CHECK(!has_caps(f));
-	CHECK(killed);
-	close(p[0]);
-	close(p[1]);
-	CHECK_EQ(ufs_unlink(FS, C, UFS_ROOT_INO, "wfill"), 0);
-}
-
 static void test_readdir(void)
 {
 	uint64_t d = mkdir_(UFS_ROOT_INO, "rd"), off = 0;
@@ -1423,7 +1323,6 @@ int main(void)
 	test_attr();
 	test_truncate_killpriv();
 	test_read_iov();
-	test_write_fill();
 	test_readdir();
 	test_data();
 	test_falloc();
