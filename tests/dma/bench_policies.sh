@@ -22,7 +22,21 @@ for p in default untrack-first; do
 		(.mechanism_us | has("p999"))' $out >/dev/null ||
 		{ echo "FAIL: policy $p: want 50 truncates, 0 corruptions and latencies"; exit 1; }
 done
-jq -e '.policies.unsafe.corruptions > 0' $out >/dev/null ||
-	{ echo "FAIL: the unsafe policy showed no corruption: the check cannot fail?"; exit 1; }
+# Whether a freed block is handed out again while the DMA still runs is a
+# race the unsafe policy loses most of the time, not always: on a busy
+# machine a run of 50 can end with every stale write landing before reuse.
+# So the unsafe policy alone gets up to three more runs of 100; the check
+# is proved able to fail when any of them sees a corruption.
+tries=0
+while ! jq -e '.policies.unsafe.corruptions > 0' $out >/dev/null; do
+	tries=$((tries + 1))
+	[ $tries -le 3 ] ||
+		{ echo "FAIL: the unsafe policy showed no corruption in 4 runs: the check cannot fail?"; exit 1; }
+	echo "unsafe policy: no corruption in this run; run $((tries + 1)) of at most 4"
+	timeout 120 "$UDAXCTL" bench truncate-dma --iterations 100 --nodma-iterations 10 \
+		--futex-rounds 100 --qd 16 --io-size 128K --file-size 4M \
+		--policy unsafe --json --quiet > $out || { echo "FAIL: the bench exited $?"; exit 1; }
+	jq -c '.policies.unsafe | {truncates, corruptions}' $out
+done
 echo PASS
 exit 0
