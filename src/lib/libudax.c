@@ -274,7 +274,9 @@ static int sigbus_range(void *va, size_t len)
  */
 static int reserve_va(struct udax_map *m)
 {
-	size_t align = m->devdax ? 2ul << 20 : PAGE;
+	/* 2 MiB also on an emulation file: on a tmpfs with huge pages the kernel
+	 * then maps a 2 MiB page per fault, as a devdax does */
+	size_t align = 2ul << 20;
 	if (m->glen < align)
 		align = PAGE;
 	m->va_len = m->glen + align;
