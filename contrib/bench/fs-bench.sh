@@ -287,6 +287,24 @@ jobs=("${rows[10]}|write|1M|psync|once" "${rows[9]}|read|1M|psync|once"
 mrows=("randread 4k mmap (IOPS)" "randwrite 4k mmap (IOPS)")
 mfss=(tmpfs)
 [ "$preload" = none ] || mfss+=(ud+shim)
+# yardstick: the raw bandwidth of the device mapping (bench_direct), run
+# between the 1 MiB rows of each round so that it sees the same load
+yardstick() {
+	if [ -n "$bench_direct" ] && [[ " ${iofss[*]} " == *" ud+shim "* ]]; then
+		echo "== round $rd/$rounds: raw memcpy bandwidth (bench_direct)" >&2
+		# "yardstick MiB/s: first-write A first-read B write C read D ntwrite E"
+		# as large as fio's file, so that both miss or hit the CPU's caches alike
+		ys=$("$bench_direct" $(( $(to_bytes "$size") >> 20 )) "$UD/bench_direct.dat" \
+			"$IMG/udax.img" 2>/dev/null |
+			sed -n 's/.*yardstick MiB\/s: //p' | head -1)
+		rm -f "$UD/bench_direct.dat"
+		set -- $ys
+		while [ $# -ge 2 ]; do
+			R[raw,$1]="${R[raw,$1]:-} $2"
+			shift 2
+		done
+	fi
+}
 for ((rd = 1; rd <= rounds; rd++)); do
 	for j in "${jobs[@]}"; do
 		IFS='|' read -r row rw bs engine once <<<"$j"
@@ -294,6 +312,7 @@ for ((rd = 1; rd <= rounds; rd++)); do
 			echo "== round $rd/$rounds: $row on $fs" >&2
 			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" "$bs" "${engine:-psync}" "$once"
 		done
+		[ "$row" != "${rows[2]}" ] || yardstick
 	done
 	# fio's mmap engine: memory speed through a mapping, the yardstick of the shim
 	for j in "${mrows[0]}|randread" "${mrows[1]}|randwrite"; do
@@ -304,19 +323,6 @@ for ((rd = 1; rd <= rounds; rd++)); do
 			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" 4k mmap
 		done
 	done
-	# the raw bandwidth of the device mapping (memcpy into the very pages)
-	if [ -n "$bench_direct" ] && [[ " ${iofss[*]} " == *" ud+shim "* ]]; then
-		echo "== round $rd/$rounds: raw memcpy bandwidth (bench_direct)" >&2
-		# "yardstick MiB/s: first-write A first-read B write C read D ntwrite E"
-		ys=$("$bench_direct" 256 "$UD/bench_direct.dat" "$IMG/udax.img" 2>/dev/null |
-			sed -n 's/.*yardstick MiB\/s: //p' | head -1)
-		rm -f "$UD/bench_direct.dat"
-		set -- $ys
-		while [ $# -ge 2 ]; do
-			R[raw,$1]="${R[raw,$1]:-} $2"
-			shift 2
-		done
-	fi
 done
 # The metadata loop runs in rounds of at most 5000 files: passthrough_ll
 # holds one descriptor per inode the kernel knows, and RLIMIT_NOFILE may be
