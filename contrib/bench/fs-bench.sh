@@ -59,7 +59,9 @@
 # work udaxfs needs on every create and unlink (a GETATTR of the directory
 # for default_permissions, a GETXATTR of security.capability on a new
 # file's first write); UDAX_BENCH_PEER_OPTS=default_permissions,xattr
-# gives the peer the same duties.
+# gives the peer the same duties.  UDAX_BENCH_PASSTHROUGH_HP: a
+# passthrough_hp binary (the column is left out without one, and why is
+# printed).
 # Needs: root, fio, a C compiler, libfuse3-dev (its examples), /dev/fuse.
 set -euo pipefail
 
@@ -76,7 +78,7 @@ while getopts "t:s:n:B:j:r:P:c:4qh" opt; do
 	4) huge=0;;
 	c) only=",$OPTARG,";;
 	q) secs=3 size=256M nfiles=5000;;
-	*) sed -n '2,58p' "$0"; exit 2;;
+	*) sed -n '2,66p' "$0"; exit 2;;
 	esac
 done
 
