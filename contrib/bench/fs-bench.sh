@@ -78,7 +78,7 @@ while getopts "t:s:n:B:j:r:P:c:4qh" opt; do
 	4) huge=0;;
 	c) only=",$OPTARG,";;
 	q) secs=3 size=256M nfiles=5000;;
-	*) sed -n '2,66p' "$0"; exit 2;;
+	*) sed -n '2,65p' "$0"; exit 2;;
 	esac
 done
 
