@@ -286,7 +286,8 @@ done
 jobs=("${rows[10]}|write|1M|psync|once" "${rows[9]}|read|1M|psync|once"
       "${rows[3]}|write|1M" "${rows[2]}|read|1M" "${rows[1]}|randwrite|4k" "${rows[0]}|randread|4k"
       "${rows[8]}|randwrite|4k|io_uring" "${rows[7]}|randread|4k|io_uring")
-mrows=("randread 4k mmap (IOPS)" "randwrite 4k mmap (IOPS)")
+mrows=("randread 4k mmap (IOPS)" "randwrite 4k mmap (IOPS)" "seqread 1M mmap (MiB/s)"
+       "seqwrite 1M mmap (MiB/s)")
 mfss=(tmpfs)
 [ "$preload" = none ] || mfss+=(ud+shim)
 # yardstick: the raw bandwidth of the device mapping (bench_direct), run
@@ -317,12 +318,14 @@ for ((rd = 1; rd <= rounds; rd++)); do
 		[ "$row" != "${rows[2]}" ] || yardstick
 	done
 	# fio's mmap engine: memory speed through a mapping, the yardstick of the shim
-	for j in "${mrows[0]}|randread" "${mrows[1]}|randwrite"; do
-		IFS='|' read -r row rw <<<"$j"
+	# (its 1 MiB rows: the same harness's ceiling, with no flush at all)
+	for j in "${mrows[0]}|randread|4k" "${mrows[1]}|randwrite|4k" "${mrows[2]}|read|1M" \
+		 "${mrows[3]}|write|1M"; do
+		IFS='|' read -r row rw bs <<<"$j"
 		for fs in "${mfss[@]}"; do
 			[[ " ${iofss[*]} " == *" $fs "* ]] || continue
 			echo "== round $rd/$rounds: $row on $fs" >&2
-			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" 4k mmap
+			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" "$bs" mmap
 		done
 	done
 done
@@ -377,8 +380,8 @@ printf 'passthrough_ll options added: %s; udaxfs: %s; udaxfs device pages: %s\n'
 printf 'passthrough_hp: %s\n' "${hp:+$hp (its defaults)}${hp_why:+not measured: $hp_why}"
 printf 'columns: uring = udaxfs -o io_uring; ud+shim = the udaxfs column'"'"'s file, fio under\n'
 printf 'libudax-preload.so (its io_uring rows are FUSE: the shim sees no call); raw = bench_direct\n'
-printf 'on the same image (1 MiB rows: memcpy into / out of the device pages; first pass: a\n'
-printf 'fresh direct mapping); u/p = udaxfs / pt_ll, r/p = uring / pt_ll, s/p = ud+shim / pt_ll\n\n'
+printf 'on the same image (1 MiB rows: 1 MiB copies from a 1 MiB buffer into / out of the device\n'
+printf 'pages; first pass: a fresh direct mapping); u/p = udaxfs / pt_ll, r/p = uring / pt_ll, s/p = ud+shim / pt_ll\n\n'
 # the columns this run has, and their short names
 declare -A SHORT=([tmpfs]=tmpfs [passthrough_ll]=pt_ll [passthrough_hp]=pt_hp [udaxfs]=udaxfs
 		  [udaxfs_uring]=uring [ud+shim]=ud+shim [passthrough_ll_wb]=pt_ll_wb
@@ -434,6 +437,8 @@ if [ "$preload" != none ]; then
 	printf '  fio mmap engine: tmpfs %s / %s IOPS, udaxfs under the shim %s / %s IOPS (randread / randwrite)\n' \
 		"${R[tmpfs,${mrows[0]}]:-0}" "${R[tmpfs,${mrows[1]}]:-0}" \
 		"${R[ud+shim,${mrows[0]}]:-0}" "${R[ud+shim,${mrows[1]}]:-0}"
+	printf '  fio mmap engine, 1 MiB, udaxfs under the shim: read %s, write %s MiB/s (no flush)\n' \
+		"${R[ud+shim,${mrows[2]}]:-0}" "${R[ud+shim,${mrows[3]}]:-0}"
 	printf '  raw device mapping (bench_direct): memcpy in %s, out %s, nt stores %s MiB/s; first pass in %s, out %s\n' \
 		"$raw" "$rawr" "$rawnt" "${R[raw,first-write]:-0}" "${R[raw,first-read]:-0}"
 	target "4k randread: shim / mmap engine under shim" "${R[ud+shim,$rr]:-0}" "${R[ud+shim,${mrows[0]}]:-0}" 0.8
@@ -445,6 +450,8 @@ if [ "$preload" != none ]; then
 	target "1M seqread: shim / raw memcpy out" "${R[ud+shim,$sr]:-0}" "$rawr" 0.8
 	target "1M seqwrite: shim / raw memcpy in" "${R[ud+shim,$sw]:-0}" "$raw" 0.8
 	target "1M seqwrite: shim / raw nt stores" "${R[ud+shim,$sw]:-0}" "$rawnt" 0.8
+	target "1M seqread: shim / fio mmap engine" "${R[ud+shim,$sr]:-0}" "${R[ud+shim,${mrows[2]}]:-0}" 0.8
+	target "1M seqwrite: shim / fio mmap engine" "${R[ud+shim,$sw]:-0}" "${R[ud+shim,${mrows[3]}]:-0}" 0.8
 	target "1M seqread first pass: shim / raw" "${R[ud+shim,$fr]:-0}" "${R[raw,first-read]:-0}" 0.8
 	target "1M seqwrite first pass: shim / raw" "${R[ud+shim,$fw]:-0}" "${R[raw,first-write]:-0}" 0.8
 fi
