@@ -19,9 +19,25 @@
 # direct layouts; a second table sets it against fio's mmap engine on the
 # same file under the shim, tmpfs (psync and mmap), passthrough_ll and the
 # raw memcpy bandwidth of the device mapping (bench_direct), with the
-# targets.  fio's io_uring engine is not measured under the shim: its reads
-# and writes are SQEs the kernel executes (io_uring_enter), no C library
-# call the shim could intercept, so it would measure FUSE.
+# targets.  fio's io_uring engine rows have a ud+shim cell too, but it
+# measures FUSE: io_uring's reads and writes are SQEs the kernel executes
+# (io_uring_enter), no C library call the shim could intercept.
+# The 1 MiB rows are run twice: time-based (mostly the steady state: every
+# page of the file mapped) and "first pass" (one pass over the file by a
+# fresh process: every page of the device mapping faulted in by this
+# process, as a program that reads a file once pays).  The yardstick is
+# bench_direct on the same image: the first pass over a fresh direct
+# mapping, and memcpy into / out of / non-temporal stores into the raw
+# device pages, all faulted in.
+# Device pages: the udaxfs images live on a tmpfs of our own mounted with
+# huge=within_size, and udaxfs runs with -o emul_align=2M, so a mapping
+# faults 2 MiB at a time as on a real device-DAX of alignment 2M (the
+# default on most); -4 puts them on /dev/shm (4 KiB faults) instead.
+# libfuse's passthrough_hp (C++) gets a column when it can be had: the
+# binary in UDAX_BENCH_PASSTHROUGH_HP, else built from passthrough_hp.cc
+# and cxxopts.hpp in the libfuse3-dev examples; Debian's libfuse3-dev ships
+# only the C examples, so without one the script says so and leaves the
+# column out.
 #
 # Usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
 #   -t  seconds per fio job (default 10)      -q  quick: -t 3 -s 256M -n 5000
@@ -33,18 +49,24 @@
 #       times, round by round, and the table shows each cell's median
 #   -P  libudax-preload.so to use (default: BUILDDIR/.libs, else the
 #       installed one); "none" drops the shim column
+#   -4  udaxfs images on /dev/shm (4 KiB pages) instead of a huge-page tmpfs
+#   -c  only these file systems (comma list of column keys: tmpfs,
+#       passthrough_ll, passthrough_hp, udaxfs, udaxfs_uring,
+#       passthrough_ll_wb, udaxfs_wb, udaxfs_wb_uring, ud+shim)
 # Environment: UDAX_BENCH_OPTS adds mount options to both udaxfs mounts,
 # UDAX_BENCH_PEER_OPTS to both passthrough_ll mounts.  passthrough_ll as
 # shipped checks no permissions and has no xattrs, so the kernel skips
 # work udaxfs needs on every create and unlink (a GETATTR of the directory
 # for default_permissions, a GETXATTR of security.capability on a new
 # file's first write); UDAX_BENCH_PEER_OPTS=default_permissions,xattr
-# gives the peer the same duties.
+# gives the peer the same duties.  UDAX_BENCH_PASSTHROUGH_HP: a
+# passthrough_hp binary (the column is left out without one, and why is
+# printed).
 # Needs: root, fio, a C compiler, libfuse3-dev (its examples), /dev/fuse.
 set -euo pipefail
 
-secs=10 size=1G nfiles=20000 build="" json="" rounds=1 preload=""
-while getopts "t:s:n:B:j:r:P:qh" opt; do
+secs=10 size=1G nfiles=20000 build="" json="" rounds=1 preload="" huge=1 only=""
+while getopts "t:s:n:B:j:r:P:c:4qh" opt; do
 	case $opt in
 	t) secs=$OPTARG;;
 	s) size=$OPTARG;;
@@ -53,8 +75,10 @@ while getopts "t:s:n:B:j:r:P:qh" opt; do
 	j) json=$OPTARG;;
 	r) rounds=$OPTARG;;
 	P) preload=$OPTARG;;
+	4) huge=0;;
+	c) only=",$OPTARG,";;
 	q) secs=3 size=256M nfiles=5000;;
-	*) sed -n '2,35p' "$0"; exit 2;;
+	*) sed -n '2,65p' "$0"; exit 2;;
 	esac
 done
 
@@ -94,15 +118,19 @@ ex=/usr/share/doc/libfuse3-dev/examples
 	die "$ex/passthrough_ll.c missing (apt-get install libfuse3-dev)"
 
 W=$(mktemp -d /dev/shm/udax-fs-bench.XXXXXX)
-PT=$W/pt UD=$W/ud PTW=$W/ptwb UDW=$W/udwb TM=$W/tmpfs UR=$W/ur URW=$W/urwb
+PT=$W/pt UD=$W/ud PTW=$W/ptwb UDW=$W/udwb TM=$W/tmpfs UR=$W/ur URW=$W/urwb HP=$W/hp
+IMG=$W		# where the udaxfs images live (a huge-page tmpfs unless -4)
 URING_PARAM=/sys/module/fuse/parameters/enable_uring URING_SAVED=""
 cleanup() {
-	for m in "$PT" "$UD" "$PTW" "$UDW" "$UR" "$URW"; do
+	for m in "$PT" "$UD" "$PTW" "$UDW" "$UR" "$URW" "$HP"; do
 		if grep -q " $m " /proc/self/mounts; then
 			fusermount3 -u "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || true
 		fi
 	done
 	sleep 0.3
+	if grep -q " $W/huge " /proc/self/mounts; then
+		umount "$W/huge" 2>/dev/null || umount -l "$W/huge" || true
+	fi
 	rm -rf "$W"
 	if [ -n "$URING_SAVED" ]; then
 		echo "$URING_SAVED" >"$URING_PARAM" && echo "fs-bench: restored $URING_PARAM=$URING_SAVED" >&2
@@ -121,16 +149,46 @@ done
 "$cc" -O2 -w -DHAVE_FALLOCATE -DHAVE_SETXATTR -DHAVE_UTIMENSAT -DHAVE_COPY_FILE_RANGE \
 	-DHAVE_POSIX_FALLOCATE -I"$W/src" -o "$W/passthrough_ll" "$W/src/passthrough_ll.c" \
 	$(pkg-config --cflags --libs fuse3) -lpthread || die "cannot build passthrough_ll"
+# passthrough_hp: C++, not in Debian's libfuse3-dev (which ships the C examples only)
+hp=${UDAX_BENCH_PASSTHROUGH_HP:-} hp_why=""
+if [ -n "$hp" ]; then
+	[ -x "$hp" ] || die "UDAX_BENCH_PASSTHROUGH_HP=$hp is not an executable"
+elif [ -e "$ex/passthrough_hp.cc" ] && [ -e "$ex/cxxopts.hpp" ]; then
+	cp "$ex/passthrough_hp.cc" "$ex/cxxopts.hpp" "$W/src/"
+	if ${CXX:-c++} -O2 -w -std=c++17 -DHAVE_SETXATTR -DHAVE_UTIMENSAT -I"$W/src" \
+		-o "$W/passthrough_hp" "$W/src/passthrough_hp.cc" \
+		$(pkg-config --cflags --libs fuse3) -lpthread 2>"$W/hp.log"; then
+		hp=$W/passthrough_hp
+	else
+		hp_why="$ex/passthrough_hp.cc does not build against libfuse3 $(pkg-config --modversion fuse3): $(head -1 "$W/hp.log")"
+	fi
+else
+	hp_why="libfuse3-dev $(dpkg-query -W -f='${Version}' libfuse3-dev 2>/dev/null || pkg-config --modversion fuse3) ships no passthrough_hp.cc/cxxopts.hpp in $ex (only the C examples); give a binary built from the same libfuse release in UDAX_BENCH_PASSTHROUGH_HP"
+fi
+[ -z "$hp_why" ] || echo "fs-bench: no passthrough_hp column: $hp_why" >&2
 "$cc" -O2 -Wall -o "$W/metaloop" "$here/metaloop.c" || die "cannot build metaloop"
 
 # ---- the three file systems ----
 to_bytes() { numfmt --from=iec "$1"; }
 img_bytes=$(( $(to_bytes "$size") * 2 + 1024 * 1024 * 1024 ))
-mkdir -p "$PT" "$UD" "$PTW" "$UDW" "$TM" "$W/ptsrc" "$W/ptwbsrc"
-"$MKFS" -s "$img_bytes" "$W/udax.img" >/dev/null
-"$MKFS" -s "$img_bytes" "$W/udaxwb.img" >/dev/null
-"$UDAXFS" "$W/udax.img" "$UD" -o allow_other${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
-"$UDAXFS" "$W/udaxwb.img" "$UDW" -o allow_other,writeback_cache${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
+img_bytes=$(( (img_bytes + (2 << 20) - 1) / (2 << 20) * (2 << 20) ))	# emul_align=2M
+pages="4 KiB pages (/dev/shm)"
+if [ $huge = 1 ]; then
+	mkdir -p "$W/huge"
+	if mount -t tmpfs -o "huge=within_size,size=$(( img_bytes * 4 / 1048576 + 64 ))m" tmpfs "$W/huge" 2>/dev/null &&
+	   grep -q " $W/huge .*huge=within_size" /proc/self/mounts; then
+		IMG=$W/huge pages="2 MiB pages (tmpfs huge=within_size, udaxfs -o emul_align=2M)"
+		UDAX_BENCH_OPTS=emul_align=2M${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
+	else
+		echo "fs-bench: cannot mount a tmpfs with huge=within_size (no THP in this kernel?): images on /dev/shm" >&2
+	fi
+fi
+echo "fs-bench: udaxfs device pages: $pages" >&2
+mkdir -p "$PT" "$UD" "$PTW" "$UDW" "$TM" "$W/ptsrc" "$W/ptwbsrc" "$HP" "$W/hpsrc"
+"$MKFS" -s "$img_bytes" "$IMG/udax.img" >/dev/null
+"$MKFS" -s "$img_bytes" "$IMG/udaxwb.img" >/dev/null
+"$UDAXFS" "$IMG/udax.img" "$UD" -o allow_other${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
+"$UDAXFS" "$IMG/udaxwb.img" "$UDW" -o allow_other,writeback_cache${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
 # udaxfs over io_uring, when this kernel has it
 uring=0
 if [ -e "$URING_PARAM" ]; then
@@ -140,10 +198,10 @@ if [ -e "$URING_PARAM" ]; then
 		echo Y >"$URING_PARAM"
 	fi
 	mkdir -p "$UR" "$URW"
-	"$MKFS" -s "$img_bytes" "$W/ur.img" >/dev/null
-	"$MKFS" -s "$img_bytes" "$W/urwb.img" >/dev/null
-	"$UDAXFS" "$W/ur.img" "$UR" -o allow_other,io_uring${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
-	"$UDAXFS" "$W/urwb.img" "$URW" \
+	"$MKFS" -s "$img_bytes" "$IMG/ur.img" >/dev/null
+	"$MKFS" -s "$img_bytes" "$IMG/urwb.img" >/dev/null
+	"$UDAXFS" "$IMG/ur.img" "$UR" -o allow_other,io_uring${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
+	"$UDAXFS" "$IMG/urwb.img" "$URW" \
 		-o allow_other,writeback_cache,io_uring${UDAX_BENCH_OPTS:+,$UDAX_BENCH_OPTS}
 	uring=1
 else
@@ -155,6 +213,12 @@ peer=${UDAX_BENCH_PEER_OPTS:+,$UDAX_BENCH_PEER_OPTS}
 for m in "$PT" "$UD" "$PTW" "$UDW"; do
 	grep -q " $m " /proc/self/mounts || die "$m did not mount"
 done
+if [ -n "$hp" ]; then
+	# its defaults (kernel cache on); it may stay in the foreground: wait for the mount
+	"$hp" -o allow_other "$W/hpsrc" "$HP" >"$W/hp.out" 2>&1 &
+	for _ in $(seq 100); do grep -q " $HP " /proc/self/mounts && break; sleep 0.1; done
+	grep -q " $HP " /proc/self/mounts || die "passthrough_hp did not mount: $(head -3 "$W/hp.out")"
+fi
 [ $uring = 0 ] || for m in "$UR" "$URW"; do
 	grep -q " $m " /proc/self/mounts || die "$m did not mount"
 done
@@ -162,15 +226,20 @@ done
 declare -A R	# R[fs,row] = number
 rows=("randread 4k psync (IOPS)" "randwrite 4k psync (IOPS)"
       "seqread 1M (MiB/s)" "seqwrite 1M (MiB/s)"
-      "create+write+close (ops/s)" "stat (ops/s)" "unlink (ops/s)")
+      "create+write+close (ops/s)" "stat (ops/s)" "unlink (ops/s)"
+      "randread 4k io_uring (IOPS)" "randwrite 4k io_uring (IOPS)"
+      "seqread 1M first pass (MiB/s)" "seqwrite 1M first pass (MiB/s)")
 
-# fio_job FS DIR NAME RW BS [ENGINE] -> value (IOPS or MiB/s); ud+shim runs under the shim
+# fio_job FS DIR NAME RW BS [ENGINE [once]] -> value (IOPS or MiB/s); ud+shim runs under
+# the shim; "once": one pass over the file, not time-based
 fio_job() {
-	local fs=$1 dir=$2 row=$3 rw=$4 bs=$5 engine=${6:-psync} out pre=""
+	local fs=$1 dir=$2 row=$3 rw=$4 bs=$5 engine=${6:-psync} out pre="" tb
 	case $fs in ud+shim*) pre=$preload;; esac
+	tb=(--time_based --runtime="$secs" --ramp_time=1)
+	[ "${7:-}" != once ] || tb=()
 	out=$(LD_PRELOAD=$pre fio --name=b --filename="$dir/bench.dat" --size="$size" --rw="$rw" \
-		--bs="$bs" --ioengine="$engine" --time_based --runtime="$secs" --ramp_time=1 \
-		--minimal 2>/dev/null) || die "fio $rw ($engine) on $fs failed"
+		--bs="$bs" --ioengine="$engine" "${tb[@]}" --minimal 2>/dev/null) ||
+		die "fio $rw ($engine) on $fs failed"
 	# terse v3: field 7/8 = read KiB/s / IOPS, 48/49 = write KiB/s / IOPS
 	local v
 	case $rw in
@@ -190,47 +259,75 @@ median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ v[NR] = $1 } END {
 # Row by row (each job on the five file systems back to back), so that
 # a change in machine load hits all columns of a row alike.
 declare -A DIR=([tmpfs]=$TM [passthrough_ll]=$PT [udaxfs]=$UD [passthrough_ll_wb]=$PTW
-		[udaxfs_wb]=$UDW [udaxfs_uring]=$UR [udaxfs_wb_uring]=$URW [ud+shim]=$UD)
-if [ $uring = 1 ]; then
-	fss=(tmpfs passthrough_ll udaxfs udaxfs_uring passthrough_ll_wb udaxfs_wb udaxfs_wb_uring)
-else
-	fss=(tmpfs passthrough_ll udaxfs passthrough_ll_wb udaxfs_wb)
-fi
+		[udaxfs_wb]=$UDW [udaxfs_uring]=$UR [udaxfs_wb_uring]=$URW [ud+shim]=$UD
+		[passthrough_hp]=$HP)
+fss=(tmpfs passthrough_ll)
+[ -z "$hp" ] || fss+=(passthrough_hp)
+fss+=(udaxfs)
+[ $uring = 0 ] || fss+=(udaxfs_uring)
+fss+=(passthrough_ll_wb udaxfs_wb)
+[ $uring = 0 ] || fss+=(udaxfs_wb_uring)
 iofss=("${fss[@]}")
 [ "$preload" = none ] || iofss+=(ud+shim)	# the same file as udaxfs, under the shim
+if [ -n "$only" ]; then
+	keep() { local out=() x; for x in "$@"; do [[ $only == *,$x,* ]] && out+=("$x"); done; echo "${out[@]}"; }
+	read -ra fss <<<"$(keep "${fss[@]}")"
+	read -ra iofss <<<"$(keep "${iofss[@]}")"
+	if [[ $only == *,ud+shim,* ]] && ! [[ $only == *,udaxfs,* ]]; then
+		fss+=(udaxfs)	# lays out the shim's file
+	fi
+	[ ${#iofss[@]} -gt 0 ] || die "-c $only: no such file system"
+fi
 for fs in "${fss[@]}"; do
 	echo "== laying out $size on $fs" >&2
 	fio --name=layout --filename="${DIR[$fs]}/bench.dat" --size="$size" --rw=write --bs=1M \
 		--ioengine=psync --minimal >/dev/null 2>&1 || die "fio layout on $fs failed"
 done
-jobs=("${rows[3]}|write|1M" "${rows[2]}|read|1M" "${rows[1]}|randwrite|4k" "${rows[0]}|randread|4k")
-mrows=("randread 4k mmap (IOPS)" "randwrite 4k mmap (IOPS)")
+jobs=("${rows[10]}|write|1M|psync|once" "${rows[9]}|read|1M|psync|once"
+      "${rows[3]}|write|1M" "${rows[2]}|read|1M" "${rows[1]}|randwrite|4k" "${rows[0]}|randread|4k"
+      "${rows[8]}|randwrite|4k|io_uring" "${rows[7]}|randread|4k|io_uring")
+mrows=("randread 4k mmap (IOPS)" "randwrite 4k mmap (IOPS)" "seqread 1M mmap (MiB/s)"
+       "seqwrite 1M mmap (MiB/s)")
 mfss=(tmpfs)
 [ "$preload" = none ] || mfss+=(ud+shim)
+# yardstick: the raw bandwidth of the device mapping (bench_direct), run
+# between the 1 MiB rows of each round so that it sees the same load
+yardstick() {
+	if [ -n "$bench_direct" ] && [[ " ${iofss[*]} " == *" ud+shim "* ]]; then
+		echo "== round $rd/$rounds: raw memcpy bandwidth (bench_direct)" >&2
+		# "yardstick MiB/s: first-write A first-read B write C read D ntwrite E"
+		# as large as fio's file, so that both miss or hit the CPU's caches alike
+		ys=$("$bench_direct" $(( $(to_bytes "$size") >> 20 )) "$UD/bench_direct.dat" \
+			"$IMG/udax.img" 2>/dev/null |
+			sed -n 's/.*yardstick MiB\/s: //p' | head -1)
+		rm -f "$UD/bench_direct.dat"
+		set -- $ys
+		while [ $# -ge 2 ]; do
+			R[raw,$1]="${R[raw,$1]:-} $2"
+			shift 2
+		done
+	fi
+}
 for ((rd = 1; rd <= rounds; rd++)); do
 	for j in "${jobs[@]}"; do
-		IFS='|' read -r row rw bs <<<"$j"
+		IFS='|' read -r row rw bs engine once <<<"$j"
 		for fs in "${iofss[@]}"; do
 			echo "== round $rd/$rounds: $row on $fs" >&2
-			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" "$bs"
+			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" "$bs" "${engine:-psync}" "$once"
 		done
+		[ "$row" != "${rows[2]}" ] || yardstick
 	done
 	# fio's mmap engine: memory speed through a mapping, the yardstick of the shim
-	for j in "${mrows[0]}|randread" "${mrows[1]}|randwrite"; do
-		IFS='|' read -r row rw <<<"$j"
+	# (its 1 MiB rows: the same harness's ceiling, with no flush at all)
+	for j in "${mrows[0]}|randread|4k" "${mrows[1]}|randwrite|4k" "${mrows[2]}|read|1M" \
+		 "${mrows[3]}|write|1M"; do
+		IFS='|' read -r row rw bs <<<"$j"
 		for fs in "${mfss[@]}"; do
+			[[ " ${iofss[*]} " == *" $fs "* ]] || continue
 			echo "== round $rd/$rounds: $row on $fs" >&2
-			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" 4k mmap
+			fio_job "$fs" "${DIR[$fs]}" "$row" "$rw" "$bs" mmap
 		done
 	done
-	# the raw bandwidth of the device mapping (memcpy into the very pages)
-	if [ -n "$bench_direct" ] && [ "$preload" != none ]; then
-		echo "== round $rd/$rounds: raw memcpy bandwidth (bench_direct)" >&2
-		bw=$("$bench_direct" 64 "$UD/bench_direct.dat" "$W/udax.img" 2>/dev/null |
-			sed -n 's/.*raw *\([0-9.]*\) GiB\/s.*/\1/p' | head -1)
-		rm -f "$UD/bench_direct.dat"
-		[ -n "$bw" ] && R[raw,memcpy]="${R[raw,memcpy]:-} $(awk -v g="$bw" 'BEGIN { printf "%.0f", g * 1024 }')"
-	fi
 done
 # The metadata loop runs in rounds of at most 5000 files: passthrough_ll
 # holds one descriptor per inode the kernel knows, and RLIMIT_NOFILE may be
@@ -271,41 +368,56 @@ for key in "${!R[@]}"; do
 	R[$key]=$(median "${R[$key]}")
 done
 
-ratio() { awk -v u="$1" -v p="$2" 'BEGIN { if (p > 0) printf "%.2f", u / p; else print "-" }'; }
+ratio() { awk -v u="$1" -v p="$2" 'BEGIN { if (p > 0 && u > 0) printf "%.2f", u / p; else print "-" }'; }
 echo
 printf 'udaxfs %s vs passthrough_ll over tmpfs, and tmpfs; fio %s s per job, %s file, %s files, median of %s round(s)\n' \
 	"$("$UDAXFS" -V | awk 'NR == 1 { print $3 }')" "$secs" "$size" "$nfiles" "$rounds"
 printf 'kernel %s, %s CPUs.  write-through: both defaults; write-back: passthrough_ll\n' \
 	"$(uname -r)" "$(nproc)"
 printf -- '-o writeback, udaxfs -o writeback_cache (the kernel caches writes)\n'
-printf 'passthrough_ll options added: %s; udaxfs: %s\n\n' "${UDAX_BENCH_PEER_OPTS:-none}" \
-	"${UDAX_BENCH_OPTS:-none}"
-if [ $uring = 1 ]; then
-	printf 'uring: udaxfs -o io_uring; ratios: udaxfs/pt_ll, uring/pt_ll, uring/udaxfs\n\n'
-	f='%-27s %9s | %9s %9s %9s %5s %5s %5s | %9s %9s %9s %5s %5s %5s\n'
-	printf "$f" "" "" "write-through" "" "" "" "" "" "write-back" "" "" "" "" ""
-	printf "$f" "row" "tmpfs" "pt_ll" "udaxfs" "uring" "u/p" "r/p" "r/u" \
-		"pt_ll" "udaxfs" "uring" "u/p" "r/p" "r/u"
-	for row in "${rows[@]}"; do
-		t=${R[tmpfs,$row]:-0} p=${R[passthrough_ll,$row]:-0} u=${R[udaxfs,$row]:-0}
-		r=${R[udaxfs_uring,$row]:-0}
-		pw=${R[passthrough_ll_wb,$row]:-0} uw=${R[udaxfs_wb,$row]:-0}
-		rw=${R[udaxfs_wb_uring,$row]:-0}
-		printf "$f" "$row" "$t" "$p" "$u" "$r" "$(ratio "$u" "$p")" "$(ratio "$r" "$p")" \
-			"$(ratio "$r" "$u")" "$pw" "$uw" "$rw" "$(ratio "$uw" "$pw")" \
-			"$(ratio "$rw" "$pw")" "$(ratio "$rw" "$uw")"
-	done
-else
-printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "" "" "write-through" "" "" "write-back" "" ""
-printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "row" "tmpfs" "pt_ll" "udaxfs" "ratio" \
-	"pt_ll" "udaxfs" "ratio"
-for row in "${rows[@]}"; do
-	t=${R[tmpfs,$row]:-0} p=${R[passthrough_ll,$row]:-0} u=${R[udaxfs,$row]:-0}
-	pw=${R[passthrough_ll_wb,$row]:-0} uw=${R[udaxfs_wb,$row]:-0}
-	printf '%-27s %9s | %9s %9s %6s | %9s %9s %6s\n' "$row" "$t" "$p" "$u" "$(ratio "$u" "$p")" \
-		"$pw" "$uw" "$(ratio "$uw" "$pw")"
+printf 'passthrough_ll options added: %s; udaxfs: %s; udaxfs device pages: %s\n' \
+	"${UDAX_BENCH_PEER_OPTS:-none}" "${UDAX_BENCH_OPTS:-none}" "$pages"
+printf 'passthrough_hp: %s\n' "${hp:+$hp (its defaults)}${hp_why:+not measured: $hp_why}"
+printf 'columns: uring = udaxfs -o io_uring; ud+shim = the udaxfs column'"'"'s file, fio under\n'
+printf 'libudax-preload.so (its io_uring rows are FUSE: the shim sees no call); raw = bench_direct\n'
+printf 'on the same image (1 MiB rows: 1 MiB copies from a 1 MiB buffer into / out of the device\n'
+printf 'pages; first pass: a fresh direct mapping); u/p = udaxfs / pt_ll, r/p = uring / pt_ll, s/p = ud+shim / pt_ll\n\n'
+# the columns this run has, and their short names
+declare -A SHORT=([tmpfs]=tmpfs [passthrough_ll]=pt_ll [passthrough_hp]=pt_hp [udaxfs]=udaxfs
+		  [udaxfs_uring]=uring [ud+shim]=ud+shim [passthrough_ll_wb]=pt_ll_wb
+		  [udaxfs_wb]=udaxfs_wb [udaxfs_wb_uring]=uring_wb [raw]=raw)
+cols=()
+for fs in tmpfs passthrough_ll passthrough_hp udaxfs udaxfs_uring ud+shim passthrough_ll_wb \
+	  udaxfs_wb udaxfs_wb_uring; do
+	[[ " ${iofss[*]} " == *" $fs "* ]] && cols+=("$fs")
 done
-fi
+[ -z "${R[raw,write]:-}" ] || cols+=(raw)
+printf '%-31s' row
+for c in "${cols[@]}"; do printf ' %9s' "${SHORT[$c]}"; done
+printf ' %5s %5s %5s\n' u/p r/p s/p
+for row in "${rows[@]}"; do
+	printf '%-31s' "$row"
+	for c in "${cols[@]}"; do
+		if [ "$c" = raw ]; then
+			case $row in
+			"seqwrite 1M (MiB/s)") v=${R[raw,write]:-};;
+			"seqread 1M (MiB/s)") v=${R[raw,read]:-};;
+			"seqwrite 1M first pass"*) v=${R[raw,first-write]:-};;
+			"seqread 1M first pass"*) v=${R[raw,first-read]:-};;
+			*) v="";;
+			esac
+		else
+			v=${R[$c,$row]:-}
+		fi
+		printf ' %9s' "${v:--}"
+	done
+	p=${R[passthrough_ll,$row]:-0}
+	printf ' %5s %5s %5s\n' "$(ratio "${R[udaxfs,$row]:-0}" "$p")" \
+		"$(ratio "${R[udaxfs_uring,$row]:-0}" "$p")" "$(ratio "${R[ud+shim,$row]:-0}" "$p")"
+done
+[ -z "${R[raw,ntwrite]:-}" ] ||
+	printf '%-31s %s MiB/s (raw non-temporal stores into the device pages + one fence)\n' \
+		"raw yardstick: nt stores" "${R[raw,ntwrite]}"
 if [ "$preload" != none ]; then
 	# target: NAME VALUE REFERENCE FACTOR -> "value/reference = x (target >= f: met)"
 	target() { awk -v n="$1" -v v="$2" -v r="$3" -v f="$4" 'BEGIN {
@@ -313,7 +425,7 @@ if [ "$preload" != none ]; then
 		x = v / r; printf "  %-44s %9s / %9s = %6.2fx (target >= %s: %s)\n", n, v, r, x, f,
 			(x >= f ? "met" : "NOT met") }'; }
 	rr=${rows[0]} rw_=${rows[1]} sr=${rows[2]} sw=${rows[3]}
-	raw=${R[raw,memcpy]:-0}
+	raw=${R[raw,write]:-0} rawr=${R[raw,read]:-0} rawnt=${R[raw,ntwrite]:-0}
 	echo
 	echo "read()/write() from direct layouts (ud+shim: fio psync under libudax-preload.so)"
 	printf '  %-27s %9s %9s %6s\n' row udaxfs ud+shim ratio
@@ -325,14 +437,23 @@ if [ "$preload" != none ]; then
 	printf '  fio mmap engine: tmpfs %s / %s IOPS, udaxfs under the shim %s / %s IOPS (randread / randwrite)\n' \
 		"${R[tmpfs,${mrows[0]}]:-0}" "${R[tmpfs,${mrows[1]}]:-0}" \
 		"${R[ud+shim,${mrows[0]}]:-0}" "${R[ud+shim,${mrows[1]}]:-0}"
-	printf '  raw memcpy bandwidth of the device mapping (bench_direct): %s MiB/s\n' "${raw}"
+	printf '  fio mmap engine, 1 MiB, udaxfs under the shim: read %s, write %s MiB/s (no flush)\n' \
+		"${R[ud+shim,${mrows[2]}]:-0}" "${R[ud+shim,${mrows[3]}]:-0}"
+	printf '  raw device mapping (bench_direct): memcpy in %s, out %s, nt stores %s MiB/s; first pass in %s, out %s\n' \
+		"$raw" "$rawr" "$rawnt" "${R[raw,first-write]:-0}" "${R[raw,first-read]:-0}"
 	target "4k randread: shim / mmap engine under shim" "${R[ud+shim,$rr]:-0}" "${R[ud+shim,${mrows[0]}]:-0}" 0.8
 	target "4k randread: shim / tmpfs psync" "${R[ud+shim,$rr]:-0}" "${R[tmpfs,$rr]:-0}" 1.5
 	target "4k randwrite: shim / tmpfs psync" "${R[ud+shim,$rw_]:-0}" "${R[tmpfs,$rw_]:-0}" 1.2
 	target "4k randread: shim / passthrough_ll" "${R[ud+shim,$rr]:-0}" "${R[passthrough_ll,$rr]:-0}" 10
 	target "4k randwrite: shim / passthrough_ll" "${R[ud+shim,$rw_]:-0}" "${R[passthrough_ll,$rw_]:-0}" 10
-	target "1M seqread: shim / raw memcpy" "${R[ud+shim,$sr]:-0}" "$raw" 0.8
-	target "1M seqwrite: shim / raw memcpy" "${R[ud+shim,$sw]:-0}" "$raw" 0.8
+	fr=${rows[9]} fw=${rows[10]}
+	target "1M seqread: shim / raw memcpy out" "${R[ud+shim,$sr]:-0}" "$rawr" 0.8
+	target "1M seqwrite: shim / raw memcpy in" "${R[ud+shim,$sw]:-0}" "$raw" 0.8
+	target "1M seqwrite: shim / raw nt stores" "${R[ud+shim,$sw]:-0}" "$rawnt" 0.8
+	target "1M seqread: shim / fio mmap engine" "${R[ud+shim,$sr]:-0}" "${R[ud+shim,${mrows[2]}]:-0}" 0.8
+	target "1M seqwrite: shim / fio mmap engine" "${R[ud+shim,$sw]:-0}" "${R[ud+shim,${mrows[3]}]:-0}" 0.8
+	target "1M seqread first pass: shim / raw" "${R[ud+shim,$fr]:-0}" "${R[raw,first-read]:-0}" 0.8
+	target "1M seqwrite first pass: shim / raw" "${R[ud+shim,$fw]:-0}" "${R[raw,first-write]:-0}" 0.8
 fi
 if [ -n "$json" ]; then
 	{
@@ -346,6 +467,7 @@ if [ -n "$json" ]; then
 			printf '"passthrough_ll_writeback": %s, "udaxfs_writeback_cache": %s, ' \
 				"${R[passthrough_ll_wb,$row]:-0}" "${R[udaxfs_wb,$row]:-0}"
 			printf '"udaxfs_writeback_cache_io_uring": %s, ' "${R[udaxfs_wb_uring,$row]:-0}"
+			printf '"passthrough_hp": %s, ' "${R[passthrough_hp,$row]:-null}"
 			printf '"udaxfs_preload": %s}' "${R[ud+shim,$row]:-null}"
 			sep=$',\n'
 		done

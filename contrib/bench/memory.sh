@@ -18,15 +18,8 @@ PID=""
 trap 'fusermount3 -u -z "$W/m" 2>/dev/null || :; [ -z "$PID" ] || kill "$PID" 2>/dev/null || :; rm -rf "$W"' EXIT
 # 16 KiB an inode: N files need N * 16 KiB of device (sparse: only metadata is touched)
 SIZE=$(( (N / 1024 + 1024) * 16 ))M
-"$MKFS" -q -s "$SIZE" "$W/img"
-mkdir "$W/m"
-"$UDAXFS" -f "$W/img" "$W/m" -o allow_other 2>"$W/log" &
-PID=$!
-i=0
-while ! awk -v m="$W/m" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts; do
-	i=$((i + 1)); [ $i -lt 200 ] || { echo "mount failed"; cat "$W/log"; exit 1; }
-	sleep 0.05
-done
+. "$HERE/mount-lib.sh"
+bench_mount "$SIZE" "$W"
 echo "udaxfs memory, $N files in one directory (RssAnon in KiB):"
 python3 "$HERE/memory.py" "$W/m" "$PID" "$N"
 fusermount3 -u "$W/m"

@@ -54,11 +54,13 @@
 /*
  * Reserve the address range for [goff, goff + glen) before asking for the
  * layout, so that the request can say where the range will live
- * (udax_map_req.addr).  Device mappings are aligned to 2 MiB on a devdax.
+ * (udax_map_req.addr).  Device mappings of 2 MiB or more are aligned to
+ * 2 MiB: a devdax needs it, and an emulation file on a tmpfs with huge
+ * pages then gets a 2 MiB page per fault, as a devdax does.
  */
 static int reserve_va(struct udax_map *m)
 {
-	size_t align = m->devdax ? 2ul << 20 : PAGE;
+	size_t align = 2ul << 20;
 	if (m->glen < align)
 		align = PAGE;
 	m->va_len = m->glen + align;

@@ -42,6 +42,10 @@
  * DRAM: struct udax_file (about 100 bytes) plus one pointer per
  * UDAX_WIN_SIZE of file size (up to WIN_SLOTS_MAX), plus per open window a
  * struct win and the library's struct udax_map (about 400 bytes together).
+ * Measured under the shim (contrib/bench/shim-memory.sh, 10,000 files of
+ * 64 KiB open at once, one window each): 584 bytes of the client's heap
+ * per file, nothing per descriptor before its first call; the daemon
+ * holds about 2.2 KiB per layout.
  *
  * Locks: f->lock protects the slot table and the windows' fields marked so;
  * it is never held across udax_map_close() of a window whose recall handler

@@ -8,8 +8,16 @@
  * the same physical pages matters: two shmem files of the same size differ
  * by 10-15% in memcpy bandwidth on this machine just from how their pages
  * were allocated.
+ *   0. the first pass: 1 MiB copies into, then (on a second, fresh mapping)
+ *      out of the direct mapping, each page touched for the first time by this
+ *      process (page faults included: 4 KiB each on a plain emulation file,
+ *      2 MiB each on a devdax or an emulation file on a tmpfs with huge
+ *      pages and -o emul_align=2M);
  *   1. memcpy bandwidth into a 64 MiB direct mapping vs the raw mapping of
- *      the same pages (target: >= 90% of raw);
+ *      the same pages (target: >= 90% of raw), all pages faulted in; and
+ *      the yardsticks of read()/write() from direct layouts: 1 MiB copies
+ *      from a 1 MiB buffer into and out of the raw pages, and non-temporal
+ *      stores into them (+ one fence);
  *   2. a 4 KiB store + persist: udax_persist() vs libpmem2's persist
  *      function on the raw mapping (target: <= 1.1x raw).
  * The process is pinned to one CPU; rounds alternate between the two sides;
@@ -65,6 +73,35 @@ static double bw_raw(const struct run *r, size_t nr, const char *src, size_t len
 	uint64_t t0 = t_now_ns();
 	for (size_t i = 0; i < nr; i++)
 		memcpy(r[i].raw, src + r[i].file_off, r[i].len);
+	return (double)len / (double)(t_now_ns() - t0) * 1e9 / (double)(1ull << 30);
+}
+
+/*
+ * The yardsticks of read()/write() of 1 MiB: copies between a 1 MiB buffer
+ * (hot in the CPU's caches, as a program's buffer is) and the device pages,
+ * 1 MiB at a time: memcpy into them, out of them, or non-temporal stores
+ * into them with one fence at the end.
+ */
+#define YCHUNK (1ul << 20)
+enum ymode { Y_WRITE, Y_READ, Y_NT };
+
+static double bw_yard(const struct run *r, size_t nr, char *buf, size_t len, enum ymode mode,
+		      pmem2_memcpy_fn cp, pmem2_drain_fn drain)
+{
+	uint64_t t0 = t_now_ns();
+	for (size_t i = 0; i < nr; i++)
+		for (size_t off = 0; off < r[i].len; off += YCHUNK) {
+			size_t k = r[i].len - off < YCHUNK ? r[i].len - off : YCHUNK;
+			char *p = r[i].raw + off;
+			if (mode == Y_WRITE)
+				memcpy(p, buf, k);
+			else if (mode == Y_READ)
+				memcpy(buf, p, k);
+			else
+				cp(p, buf, k, PMEM2_F_MEM_NONTEMPORAL | PMEM2_F_MEM_NOFLUSH);
+		}
+	if (mode == Y_NT)
+		drain();
 	return (double)len / (double)(t_now_ns() - t0) * 1e9 / (double)(1ull << 30);
 }
 
@@ -126,8 +163,26 @@ int main(int argc, char **argv)
 		image = fm.img;
 	}
 
-	/* the direct mapping */
+	struct run *runs = calloc(len / PG, sizeof(*runs));
+	char *srcbuf = malloc(len), *ybuf = malloc(YCHUNK);
+	if (!runs || !srcbuf || !ybuf)
+		t_die("out of memory");
+	for (size_t i = 0; i < len; i++)
+		srcbuf[i] = (char)(i * 131 + 7);
+	memcpy(ybuf, srcbuf, YCHUNK < len ? YCHUNK : len);
+
+	/* the direct mapping; the first pass over it, then over a fresh one */
 	int fd = open(file, O_RDWR | O_CREAT, 0644);
+	if (udax_map_open(&m, fd, 0, len, PROT_READ | PROT_WRITE, NULL))
+		t_die("udax_map_open: %s", udax_last_error());
+	struct run whole = { 0, len, udax_map_addr(m) };
+	double first_w = bw_yard(&whole, 1, ybuf, len, Y_WRITE, NULL, NULL);
+	udax_map_close(&m);
+	if (udax_map_open(&m, fd, 0, len, PROT_READ, NULL))
+		t_die("udax_map_open: %s", udax_last_error());
+	whole.raw = udax_map_addr(m);
+	double first_r = bw_yard(&whole, 1, ybuf, len, Y_READ, NULL, NULL);
+	udax_map_close(&m);
 	if (udax_map_open(&m, fd, 0, len, PROT_READ | PROT_WRITE, NULL))
 		t_die("udax_map_open: %s", udax_last_error());
 	char *ud = udax_map_addr(m);
@@ -146,19 +201,15 @@ int main(int argc, char **argv)
 	char *raw = pmem2_map_get_address(pm);
 	size_t raw_len = pmem2_map_get_size(pm);
 	pmem2_persist_fn raw_persist = pmem2_get_persist_fn(pm);
+	pmem2_memcpy_fn raw_memcpy = pmem2_get_memcpy_fn(pm);
+	pmem2_drain_fn raw_drain = pmem2_get_drain_fn(pm);
 
-	struct run *runs = calloc(len / PG, sizeof(*runs));
-	char *srcbuf = malloc(len);
-	if (!runs || !srcbuf)
-		t_die("out of memory");
 	size_t nr = find_runs(ud, len, raw, raw_len, runs);
-	for (size_t i = 0; i < len; i++)
-		srcbuf[i] = (char)(i * 131 + 7);
 	/* write-fault every page on both sides before timing */
 	bw_udax(ud, srcbuf, len);
 	bw_raw(runs, nr, srcbuf, len);
 
-	double bu[ROUNDS], br[ROUNDS], rr[ROUNDS];
+	double bu[ROUNDS], br[ROUNDS], rr[ROUNDS], bwr[ROUNDS], brd[ROUNDS], bnt[ROUNDS];
 	for (int r = 0; r < ROUNDS; r++) {
 		if (r & 1) {
 			br[r] = bw_raw(runs, nr, srcbuf, len);
@@ -168,10 +219,16 @@ int main(int argc, char **argv)
 			br[r] = bw_raw(runs, nr, srcbuf, len);
 		}
 		rr[r] = bu[r] / br[r];
+		bwr[r] = bw_yard(runs, nr, ybuf, len, Y_WRITE, NULL, NULL);
+		brd[r] = bw_yard(runs, nr, ybuf, len, Y_READ, NULL, NULL);
+		bnt[r] = bw_yard(runs, nr, ybuf, len, Y_NT, raw_memcpy, raw_drain);
 	}
 	qsort(rr, ROUNDS, sizeof(double), cmp_d);
 	qsort(bu, ROUNDS, sizeof(double), cmp_d);
 	qsort(br, ROUNDS, sizeof(double), cmp_d);
+	qsort(bwr, ROUNDS, sizeof(double), cmp_d);
+	qsort(brd, ROUNDS, sizeof(double), cmp_d);
+	qsort(bnt, ROUNDS, sizeof(double), cmp_d);
 	double bw_ratio = rr[ROUNDS / 2];
 
 	/* 4 KiB store + persist, over a 16 MiB window, alternating rounds */
@@ -202,11 +259,15 @@ int main(int argc, char **argv)
 	double lat_ratio = lu[PERSIST_ROUNDS / 2] / lr[PERSIST_ROUNDS / 2];
 
 	printf("bench_direct: %zu MiB in %zu device run(s), pinned to cpu %d, emulation on "
-	       "/dev/shm\n  (persist: udax = cache-line flush + fence; raw = libpmem2's "
-	       "function for the file, page granularity = msync)\n", len >> 20, nr, cpu);
+	       "%s\n  (persist: udax = cache-line flush + fence; raw = libpmem2's "
+	       "function for the file, page granularity = msync)\n", len >> 20, nr, cpu, image);
 	printf("  memcpy bandwidth (best) udax %6.2f GiB/s   raw %6.2f GiB/s; median per-round "
 	       "ratio %.3f  (target >= 0.90: %s)\n", bu[ROUNDS - 1], br[ROUNDS - 1], bw_ratio,
 	       bw_ratio >= 0.90 ? "met" : "MISSED");
+	/* one line for scripts (contrib/bench/fs-bench.sh), medians, MiB/s */
+	printf("  yardstick MiB/s: first-write %.0f first-read %.0f write %.0f read %.0f "
+	       "ntwrite %.0f\n", first_w * 1024, first_r * 1024, bwr[ROUNDS / 2] * 1024,
+	       brd[ROUNDS / 2] * 1024, bnt[ROUNDS / 2] * 1024);
 	printf("  4 KiB store+persist (median) udax %5.0f ns   raw %5.0f ns; ratio %.3f  "
 	       "(target <= 1.10: %s)\n", lu[PERSIST_ROUNDS / 2], lr[PERSIST_ROUNDS / 2],
 	       lat_ratio, lat_ratio <= 1.10 ? "met" : "MISSED");
@@ -249,6 +310,7 @@ int main(int argc, char **argv)
 	udax_map_close(&m);
 	close(fd);
 	free(srcbuf);
+	free(ybuf);
 	free(runs);
 	if (fm.mounted)
 		t_umount(&fm);
