@@ -130,7 +130,7 @@ static int one_round(const char *dir, int *fds, long n)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: shim-memory DIR N [DAEMON_PID|- [ROUNDS]]\n");
+		fprintf(stderr, "Usage: shim-memory DIR N [DAEMON_PID|- [ROUNDS]]\n");
 		return 2;
 	}
 	const char *dir = argv[1];
