@@ -55,6 +55,8 @@
  *   UDAX_REQ_INVAL   -> struct udax_inval_req     <- (empty) once the kernel's page cache
  *                       of the range holds nothing older than the client's direct stores
  *                       made before the request (see struct udax_inval_req)
+ *   UDAX_REQ_CACHETAB -> (empty)                  <- struct udax_cachetab_rep + a descriptor:
+ *                       the page-cache flags of writable layouts (see udax_map_rep.cache_slot)
  *   UDAX_MSG_RECALL  <- struct udax_recall_msg    (daemon push)
  */
 #ifndef UDAX_PROTO_H
@@ -97,6 +99,7 @@ enum udax_msg_type {
 	UDAX_REQ_STATUS = 6,
 	UDAX_REQ_BREAKS = 7,
 	UDAX_REQ_INVAL = 8,
+	UDAX_REQ_CACHETAB = 9,
 	UDAX_MSG_RECALL = 16,
 };
 #define UDAX_MSG_REPLY	0x8000u		/* or'ed into the request's type */
@@ -148,6 +151,29 @@ struct udax_map_rep {
 	uint32_t media_kind;		/* 1 devdax, 2 emulation */
 	uint32_t fd_access;		/* if UDAX_MSGF_FD: O_RDONLY or O_RDWR */
 	uint64_t dev_align;
+	uint32_t cache_slot;		/* writable: its flag in the page-cache table, or
+					 * UDAX_CACHE_SLOT_NONE */
+	uint32_t reserved;
+};
+#define UDAX_CACHE_SLOT_NONE	0xffffffffu
+
+/*
+ * The page-cache table (UDAX_REQ_CACHETAB): a memfd of nslots 32-bit flags
+ * that the daemon writes and clients map read-only (it is sealed against
+ * writable mappings).  The flag of a writable layout is 0 while the kernel
+ * holds no page of the layout's range that was read or written through the
+ * mount since the daemon last dropped the range; the daemon sets it to
+ * non-zero before it serves any READ (or cached WRITE) that overlaps the
+ * range, and clears it only right before it drops the range's pages again
+ * (the grant's invalidation, and every UDAX_REQ_INVAL of the layout).  So
+ * a client that made its direct stores globally visible (a full fence)
+ * and then reads 0 knows that no read through the mount can return what
+ * was there before its stores: it need not ask for an invalidation.  A
+ * non-zero flag says nothing: the client looks (cachestat(2)) or asks.
+ */
+struct udax_cachetab_rep {
+	uint32_t nslots;
+	uint32_t flags;			/* zero */
 };
 
 struct udax_id_req {
@@ -181,7 +207,8 @@ struct udax_return_req {
  * UDAX_REQ_INVAL: the client stored into [off, off + len) of a writable
  * layout @id and the kernel may cache pages of it (read through the mount
  * by a descriptor opened before the grant).  The daemon drops those pages
- * (FUSE's inval_inode: waits for pages being read in) and answers once
+ * (FUSE's inval_inode: waits for pages being read in; the daemon drops
+ * the whole layout's range and clears its page-cache flag) and answers once
  * they are gone, and once every invalidation it queued before the request
  * (a returned writable layout's) is done; so an unknown id (the layout was
  * recalled and given back meanwhile) is answered too, with 0.

@@ -126,6 +126,7 @@ static void service_free(struct layout_service *ls)
 	pthread_cond_destroy(&ls->inval_cond);
 	pthread_mutex_destroy(&ls->lock);
 	free(ls->breaks);
+	ls_ctab_fini(ls);
 	free(ls);
 }
 
@@ -148,6 +149,7 @@ int layout_service_start(struct layout_service **out, struct ufs *fs, const stru
 	pthread_mutex_init(&ls->lock, NULL);
 	pthread_cond_init(&ls->inval_cond, NULL);
 	ls->breaks = calloc(UDAX_BREAKS_MAX, sizeof(*ls->breaks));	/* NULL: -ENOSYS */
+	ls_ctab_init(ls);	/* fails: no flags, clients look after every direct write */
 
 	ls->dev_rw = dx_media_fd(ls->media);
 	char path[64];

@@ -79,6 +79,13 @@ void layout_recall(void *arg, uint64_t ino, uint64_t start, uint64_t end);
  */
 bool layout_ino_has_writable(struct layout_service *ls, uint64_t ino);
 /*
+ * layout_note_fill() - the mount is about to serve a READ, or a WRITE
+ * through a cached descriptor, of [off, off + len) of @ino: the kernel may
+ * cache those pages.  Call it before the device is touched (see
+ * layout_cache.c for why the order matters).  Context: a FUSE worker.
+ */
+void layout_note_fill(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len);
+/*
  * layout_note_break() - remember the daemon-side timestamps of one
  * break_layouts made for truncate/punch/zero/collapse/insert/unlink of @ino
  * (@rc: the operation's result, @t_freed: when it returned), for

@@ -118,6 +118,9 @@ static void dispatch(struct layout_service *ls, struct lclient *cl, const struct
 	case UDAX_REQ_INVAL:
 		ls_req_inval(ls, cl, h, payload);
 		break;
+	case UDAX_REQ_CACHETAB:
+		ls_req_cachetab(ls, cl, h);
+		break;
 	default:
 		pthread_mutex_lock(&ls->lock);
 		ls_queue_err(cl, h->type, h->seq, -EOPNOTSUPP, "unknown request type %u", h->type);
@@ -207,6 +210,7 @@ static uint32_t req_max_len(uint16_t type)
 		return 2 * sizeof(struct udax_inval_req);
 	case UDAX_REQ_STATUS:
 	case UDAX_REQ_BREAKS:
+	case UDAX_REQ_CACHETAB:
 		return 64;
 	default:
 		return 256;	/* answered "unknown request type" */

@@ -40,7 +40,7 @@ void ls_put_segs(struct lmap *lm, enum dx_ref kind, unsigned int times)
  * Unlink @lm from its client and its inode's chain, and free it.
  * Context: ls->lock held; no references left.
  */
-void ls_lmap_unlink_free(struct lmap *lm)
+void ls_lmap_unlink_free(struct layout_service *ls, struct lmap *lm)
 {
 	struct lmap **pp = &lm->cl->maps;
 	while (*pp && *pp != lm)
@@ -52,6 +52,7 @@ void ls_lmap_unlink_free(struct lmap *lm)
 		if (lm->ino_next)
 			lm->ino_next->ino_pprev = lm->ino_pprev;
 	}
+	ls_ctab_put_locked(ls, lm->cslot);
 	free(lm->segs);
 	free(lm);
 }
@@ -177,7 +178,7 @@ static void *grant_main(void *arg)
 	 * grant, for the reason above).
 	 */
 	if (lm->writable)
-		ls_queue_inval(ls, lm->ino, lm->off, lm->len);
+		ls_queue_inval(ls, lm->ino, lm->off, lm->len, lm->cslot);
 
 	pthread_mutex_lock(&ls->lock);
 	if (lm->recall_pending || cl->eof || ls->stopping) {
@@ -193,7 +194,7 @@ static void *grant_main(void *arg)
 		.id = lm->id, .ino = lm->ino, .off = lm->off, .len = lm->len,
 		.prot = UDAX_PROT_READ | (lm->writable ? UDAX_PROT_WRITE : 0),
 		.nruns = nruns, .media_kind = (uint32_t)dx_media_kind(ls->media),
-		.fd_access = 0, .dev_align = dx_media_align(ls->media),
+		.fd_access = 0, .dev_align = dx_media_align(ls->media), .cache_slot = lm->cslot,
 	};
 	int fd = -1;
 	if (lm->writable && cl->fd_access != O_RDWR) {
@@ -219,7 +220,7 @@ fail:
 	free(runs);
 	pthread_mutex_lock(&ls->lock);
 	ls_queue_err(cl, UDAX_REQ_MAP, job->seq, err, "%s", dx_errmsg());
-	ls_lmap_unlink_free(lm);
+	ls_lmap_unlink_free(ls, lm);
 	cl->grants--;
 	pthread_mutex_unlock(&ls->lock);
 	ls_wake(ls);
@@ -335,6 +336,7 @@ void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax
 		.writable = (rq.prot & UDAX_PROT_WRITE) != 0, .state = LM_GRANTING,
 		/* where the client maps file offset goff (for discovery) */
 		.va = rq.addr > rq.off - goff ? rq.addr - (rq.off - goff) : 0,
+		.cslot = (rq.prot & UDAX_PROT_WRITE) ? ls_ctab_get_locked(ls) : UDAX_CACHE_SLOT_NONE,
 	};
 	/* registered before the grant so that a recall racing it is seen */
 	lm->next = cl->maps;
@@ -355,7 +357,7 @@ void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax
 	pthread_attr_destroy(&attr);
 	if (err) {
 		cl->grants--;
-		ls_lmap_unlink_free(lm);
+		ls_lmap_unlink_free(ls, lm);
 		free(job);
 		ls_queue_err(cl, UDAX_REQ_MAP, h->seq, -err, "cannot start a grant thread");
 	}
@@ -391,12 +393,16 @@ void ls_req_inval(struct layout_service *ls, struct lclient *cl, const struct ud
 	}
 	pthread_mutex_lock(&ls->lock);
 	struct lmap *lm = find_map(cl, rq.id);
+	iv->cslot = UDAX_CACHE_SLOT_NONE;
 	if (lm && lm->writable && rq.off < lm->off + lm->len && rq.len &&
 	    rq.off + rq.len > lm->off) {
-		uint64_t s = dx_max(rq.off, lm->off);
-		uint64_t e = dx_min(rq.off + rq.len < rq.off ? UINT64_MAX : rq.off + rq.len,
-				      lm->off + lm->len);
-		*iv = (struct inval){ .ino = lm->ino, .off = s, .len = e - s };
+		/*
+		 * The whole layout, its flag cleared first: a flag is cleared
+		 * only right before a drop of everything it covers.
+		 */
+		*iv = (struct inval){ .ino = lm->ino, .off = lm->off, .len = lm->len,
+				      .cslot = lm->cslot };
+		ls_ctab_hold_locked(ls, lm->cslot);
 	}
 	iv->cl = cl;
 	iv->seq = h->seq;

@@ -12,6 +12,9 @@
  *   layout_status.c  status records (UDAX_REQ_STATUS)
  *   layout_acl.c     dax_allow: who may have direct access
  *   layout_inval.c   the notifier thread (page-cache invalidation)
+ *   layout_cache.c   the page-cache table: a flag per writable layout that
+ *                    tells its client whether a direct store may have gone
+ *                    around a page the kernel caches
  *
  * Objects:
  *
@@ -31,6 +34,7 @@
 #define UDAXD_LAYOUT_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -125,6 +129,8 @@ struct lmap {
 	bool recall_sent;		/* ls->lock */
 	bool reap_seen;			/* client_reap's round; ls->lock */
 	uint64_t recall_seq;		/* ls->lock */
+	uint32_t cslot;			/* writable: its page-cache flag (layout_cache.c),
+					 * or UDAX_CACHE_SLOT_NONE; const */
 	uint64_t t_grant, t_pin;
 	uint64_t prec_key;		/* its record in ls->pinrec while pins > 0; event thread */
 	size_t nseg;			/* set before ACTIVE, const after */
@@ -173,6 +179,8 @@ struct lclient {
 struct inval {
 	struct inval *next;
 	uint64_t ino, off, len;		/* len 0: nothing to drop (a barrier) */
+	uint32_t cslot;			/* clear this page-cache flag right before the drop
+					 * (holds a reference), or UDAX_CACHE_SLOT_NONE */
 	struct lclient *cl;		/* UDAX_REQ_INVAL: answer it (holds a cl->grants count) */
 	uint32_t seq;
 };
@@ -220,6 +228,14 @@ struct layout_service {
 	 * chained through lmap.ino_next.  ls->lock.
 	 */
 	struct lmap *ino_hash[1u << LS_INO_HASH_BITS];
+
+	/* the page-cache table (layout_cache.c) */
+	_Atomic uint32_t *ctab;		/* LS_CTAB_SLOTS flags, shared; NULL: none */
+	int ctab_fd;			/* the sealed memfd behind it, or -1 */
+	uint32_t *ctab_ref;		/* references per slot; ls->lock */
+	uint32_t *ctab_free;		/* free slots (a stack); ls->lock */
+	uint32_t ctab_nfree;		/* ls->lock */
+	atomic_uint ctab_live;		/* slots in use: READs skip the lock while 0 */
 };
 
 /*
@@ -256,6 +272,16 @@ int ls_parse_allow(struct layout_service *ls, const char *list, uid_t owner);
 bool ls_allowed(const struct layout_service *ls, uid_t uid, gid_t gid,
 		const gid_t *groups, int ngroups);
 
+/* layout_cache.c */
+#define LS_CTAB_SLOTS 16384u		/* 64 KiB of flags: writable layouts with a flag */
+int ls_ctab_init(struct layout_service *ls);
+void ls_ctab_fini(struct layout_service *ls);
+uint32_t ls_ctab_get_locked(struct layout_service *ls);
+void ls_ctab_hold_locked(struct layout_service *ls, uint32_t slot);
+void ls_ctab_put_locked(struct layout_service *ls, uint32_t slot);
+void ls_ctab_clear(struct layout_service *ls, uint32_t slot);
+void ls_req_cachetab(struct layout_service *ls, struct lclient *cl, const struct udax_msg *h);
+
 /* layout_conn.c */
 int ls_queue_msg(struct lclient *cl, uint16_t type, uint32_t seq, int32_t status,
 		 int fd, const void *p1, size_t l1, const void *p2, size_t l2);
@@ -272,7 +298,7 @@ void *ls_event_main(void *arg);
 
 /* layout_grant.c */
 void ls_put_segs(struct lmap *lm, enum dx_ref kind, unsigned int times);
-void ls_lmap_unlink_free(struct lmap *lm);
+void ls_lmap_unlink_free(struct layout_service *ls, struct lmap *lm);
 bool ls_lmap_drop_all(struct layout_service *ls, struct lmap *lm);
 void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax_msg *h,
 		const void *payload);
@@ -302,7 +328,8 @@ void ls_req_status(struct layout_service *ls, struct lclient *asker, const struc
 /* layout_inval.c */
 /* Append @iv to the notifier's queue and wake it.  Context: ls->lock held. */
 void ls_inval_push(struct layout_service *ls, struct inval *iv);
-void ls_queue_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len);
+void ls_queue_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len,
+		    uint32_t cslot);
 void ls_do_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len);
 void *ls_inval_main(void *arg);
 

@@ -27,13 +27,16 @@ void ls_inval_push(struct layout_service *ls, struct inval *iv)
 	pthread_cond_signal(&ls->inval_cond);
 }
 
-void ls_queue_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len)
+/* @cslot: a page-cache flag to clear right before the drop (a reference is taken), or NONE. */
+void ls_queue_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len,
+		    uint32_t cslot)
 {
 	struct inval *iv = malloc(sizeof(*iv));
 	if (!iv)
-		return;
-	*iv = (struct inval){ .ino = ino, .off = off, .len = len };
+		return;	/* the flag stays set: its client keeps looking */
+	*iv = (struct inval){ .ino = ino, .off = off, .len = len, .cslot = cslot };
 	pthread_mutex_lock(&ls->lock);
+	ls_ctab_hold_locked(ls, cslot);
 	ls_inval_push(ls, iv);
 	pthread_mutex_unlock(&ls->lock);
 }
@@ -62,9 +65,12 @@ void *ls_inval_main(void *arg)
 		if (!ls->inval_head)
 			ls->inval_tail = NULL;
 		pthread_mutex_unlock(&ls->lock);
-		if (iv->len)
+		if (iv->len) {
+			ls_ctab_clear(ls, iv->cslot);	/* before the drop: layout_cache.c */
 			ls_do_inval(ls, iv->ino, iv->off, iv->len);
+		}
 		pthread_mutex_lock(&ls->lock);
+		ls_ctab_put_locked(ls, iv->cslot);
 		if (iv->cl) {
 			/* the queue is in order: everything queued before it is done too */
 			ls_queue_msg(iv->cl, UDAX_REQ_INVAL | UDAX_MSG_REPLY, iv->seq, 0, -1, NULL, 0,

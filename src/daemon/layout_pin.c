@@ -322,9 +322,9 @@ bool ls_lmap_progress(struct layout_service *ls, struct lmap *lm)
 	if (!gone)
 		return false;
 	if (lm->writable)
-		ls_queue_inval(ls, lm->ino, lm->off, lm->len);
+		ls_queue_inval(ls, lm->ino, lm->off, lm->len, UDAX_CACHE_SLOT_NONE);
 	pthread_mutex_lock(&ls->lock);
-	ls_lmap_unlink_free(lm);
+	ls_lmap_unlink_free(ls, lm);
 	pthread_mutex_unlock(&ls->lock);
 	return true;
 }

@@ -14,8 +14,10 @@
 /*
  * The open flags are kept in fi->fh: the layout service needs the access
  * mode of the descriptor an ioctl arrives on, and FUSE_IOCTL does not carry
- * the flags.
+ * the flags.  FH_CACHED above them: the descriptor was opened without
+ * direct_io, so its writes leave pages in the kernel's cache.
  */
+#define FH_CACHED (1ull << 40)
 static void set_open_info(struct udaxd *d, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct layout_service *ls = udaxd_ls(d);
@@ -28,6 +30,8 @@ static void set_open_info(struct udaxd *d, fuse_ino_t ino, struct fuse_file_info
 	 * way, so no read through the mount returns a stale cached page.
 	 */
 	fi->direct_io = (fi->flags & O_DIRECT) || (ls && layout_ino_has_writable(ls, ino));
+	if (!fi->direct_io)
+		fi->fh |= FH_CACHED;
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -103,6 +107,12 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	/*
+	 * Any READ may fill the kernel's cache (a private mapping of a
+	 * direct_io descriptor reads through it too): tell the layout service
+	 * before the device is read.
+	 */
+	layout_note_fill(udaxd_ls(udaxd_of(req)), ino, (uint64_t)off, size);
 	rc = ufs_read_iov(udaxd_of(req)->fs, ino, size, (uint64_t)off, read_reply, req);
 	if (rc)
 		reply_rc(req, rc);
@@ -129,6 +139,8 @@ void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		return;
 	}
 	ctx_init(&c, req)->killed = &killed;
+	if (fi && (fi->fh & FH_CACHED))
+		layout_note_fill(udaxd_ls(d), ino, (uint64_t)off, size);
 	n = ufs_write(d->fs, &c, ino, buf, size, (uint64_t)off);
 	killed_notify(d, ino, killed);
 	reply_write(req, n);
@@ -176,6 +188,9 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *bufv,
 		size = (size_t)got;
 		src = dst.buf[0].mem;
 	}
+	/* the kernel keeps what a cached descriptor wrote: tell the layout service first */
+	if (fi && (fi->fh & FH_CACHED))
+		layout_note_fill(udaxd_ls(d), ino, (uint64_t)off, size);
 	n = ufs_write(d->fs, &c, ino, src, size, (uint64_t)off);
 	killed_notify(d, ino, killed);
 	reply_write(req, n);

@@ -193,6 +193,14 @@ int udax__map_store(struct udax_map *m, void *dst, const void *src, size_t n)
 	return persist_range(m, dst, n);
 }
 
+bool udax__map_cache_clean(struct udax_map *m)
+{
+	if (!m->cache_flag)
+		return false;
+	atomic_thread_fence(memory_order_seq_cst);	/* the stores before the load */
+	return atomic_load_explicit(m->cache_flag, memory_order_relaxed) == 0;
+}
+
 void udax__map_conn(struct udax_map *m, struct udax_wire **w, uint64_t *id)
 {
 	udax_wire_hold(m->w);
@@ -395,6 +403,12 @@ int udax__map_open(struct udax_map **out, int fd, off_t off, size_t len, int pro
 		err = setup_persist(m, dev_fd);
 	if (err)
 		goto fail_layout;
+	if ((m->prot & PROT_WRITE) && rep.cache_slot != UDAX_CACHE_SLOT_NONE) {
+		uint32_t n = 0;
+		const _Atomic uint32_t *tab = udax_wire_cachetab(w, &n);
+		if (tab && rep.cache_slot < n)
+			m->cache_flag = tab + rep.cache_slot;
+	}
 	/*
 	 * Recalls reach the map from now on; one that came before (it
 	 * overtook the MAP reply) is delivered now, and tears down the range

@@ -29,6 +29,14 @@ void udax__map_info(const struct udax_map *m, char **addr, uint64_t *off, uint64
 /* Copy into the map and make it durable.  Context: inside io_get/io_put.  Return: 0, -errno. */
 int udax__map_store(struct udax_map *m, void *dst, const void *src, size_t n);
 /*
+ * After direct stores into @m: true if the daemon's page-cache flag of the
+ * layout says the kernel caches none of its pages read through the mount
+ * (udax_proto.h, struct udax_cachetab_rep); false if it may, or if there is
+ * no flag.  Issues the full fence that orders the stores before the look.
+ * Context: inside io_get/io_put.
+ */
+bool udax__map_cache_clean(struct udax_map *m);
+/*
  * The connection (a reference: udax_wire_put() it) and layout id of @m, to
  * ask for an invalidation after the copy (udax__inval).  Context: inside
  * io_get/io_put (the map stays alive).

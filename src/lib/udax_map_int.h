@@ -55,6 +55,8 @@ struct udax_map {
 	void *recall_arg;
 	unsigned int flags;
 	int efd;			/* UDAX_MAP_RECALL_FD: readable while a recall is pending */
+	const _Atomic uint32_t *cache_flag;	/* writable: the daemon's page-cache flag of
+						 * the layout (wire.h), or NULL */
 
 	pthread_mutex_t mu;		/* the fields below; never held across the handler */
 	bool pinned, pin_any;

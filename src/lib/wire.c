@@ -86,6 +86,9 @@ struct udax_wire {
 	int fds[MAX_FDS];		/* descriptors received, oldest first */
 	unsigned int nfds;
 	int dev_fd;			/* the latest of them, or -1 */
+	const _Atomic uint32_t *ctab;	/* the daemon's page-cache table, read-only; const once set */
+	uint32_t ctab_n;		/* its slots */
+	int ctab_state;			/* 0 not asked yet, 1 mapped, -1 refused */
 	bool drop_orphans;		/* test: answer unclaimed recalls at once */
 	bool ignore_loss;		/* test: do not tell the layouts about the end */
 };
@@ -212,8 +215,9 @@ static int keep_fd(struct udax_wire *w, int fd)
 }
 
 /*
- * Read exactly @len bytes; keep passed descriptors, the first one in *fd.
- * Return 0, -EPIPE at the end, -errno.
+ * Read exactly @len bytes; the first passed descriptor in *fd (the caller
+ * keeps or hands it on), any other closed.  Return 0, -EPIPE at the end,
+ * -errno.
  */
 static int read_full(struct udax_wire *w, void *buf, size_t len, int *fd)
 {
@@ -242,9 +246,10 @@ static int read_full(struct udax_wire *w, void *buf, size_t len, int *fd)
 				int f;
 
 				memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-				f = keep_fd(w, f);
 				if (*fd < 0)
 					*fd = f;
+				else
+					close(f);	/* the daemon sends one at most */
 			}
 		}
 		if (n == 0)
@@ -328,6 +333,8 @@ static void wire_free(struct udax_wire *w)
 		close(w->sock);
 	for (unsigned int i = 0; i < w->nfds; i++)
 		close(w->fds[i]);
+	if (w->ctab)
+		munmap((void *)w->ctab, (size_t)w->ctab_n * sizeof(uint32_t));
 	pthread_mutex_destroy(&w->send);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
@@ -399,10 +406,20 @@ static void *reader_main(void *arg)
 			err = payload ? read_full(w, payload, h.len, &fd) : -ENOMEM;
 		}
 		if (err) {
+			if (fd >= 0)
+				close(fd);
 			free(payload);
 			break;
 		}
 		payload[h.len] = '\0';
+		/*
+		 * A descriptor is the device (kept for the connection's life:
+		 * mappings made through it outlive the reply), except the
+		 * page-cache table's, which goes to its caller.
+		 */
+		bool own_fd = h.type == (UDAX_REQ_CACHETAB | UDAX_MSG_REPLY);
+		if (fd >= 0 && !own_fd)
+			fd = keep_fd(w, fd);
 		pthread_mutex_lock(&w->lock);
 		if (h.type == UDAX_MSG_RECALL && h.len >= sizeof(struct udax_recall_msg)) {
 			struct udax_recall_msg rm;
@@ -432,10 +449,13 @@ static void *reader_main(void *arg)
 				p->payload = payload;
 				p->len = h.len;
 				p->fd = fd;
+				fd = -1;
 				payload = NULL;
 				pthread_cond_broadcast(&w->cond);
 			}
 		}
+		if (own_fd && fd >= 0)
+			close(fd);	/* nobody asked for it */
 		pthread_mutex_unlock(&w->lock);
 		free(payload);
 	}
@@ -579,6 +599,55 @@ int udax_wire_dev_fd(struct udax_wire *w)
 	int fd = w->dev_fd;
 	pthread_mutex_unlock(&w->lock);
 	return fd;
+}
+
+/*
+ * The daemon's page-cache table (udax_proto.h, UDAX_REQ_CACHETAB), asked
+ * for and mapped read-only once per connection.  Return: the flags and
+ * their number in *n, or NULL (a daemon without one: the caller looks at
+ * the kernel's cache itself).
+ */
+const _Atomic uint32_t *udax_wire_cachetab(struct udax_wire *w, uint32_t *n)
+{
+	*n = 0;
+	if (stale(w))
+		return NULL;
+	pthread_mutex_lock(&w->lock);
+	int st = w->ctab_state;
+	pthread_mutex_unlock(&w->lock);
+	if (st == 0) {
+		void *rp = NULL;
+		uint32_t rlen = 0;
+		int fd = -1;
+		const _Atomic uint32_t *tab = NULL;
+		struct udax_cachetab_rep rep = { 0 };
+		int err = udax_wire_call(w, UDAX_REQ_CACHETAB, NULL, 0, &rp, &rlen, &fd);
+		if (!err && rlen >= sizeof(rep) && fd >= 0) {
+			memcpy(&rep, rp, sizeof(rep));
+			void *p = rep.nslots ? mmap(NULL, (size_t)rep.nslots * sizeof(uint32_t),
+						    PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+			if (p != MAP_FAILED)
+				tab = p;
+		}
+		if (fd >= 0)
+			close(fd);
+		free(rp);
+		pthread_mutex_lock(&w->lock);
+		if (w->ctab_state == 0) {
+			w->ctab = tab;
+			w->ctab_n = tab ? rep.nslots : 0;
+			w->ctab_state = tab ? 1 : -1;
+			tab = NULL;
+		}
+		pthread_mutex_unlock(&w->lock);
+		if (tab)	/* another thread mapped it first */
+			munmap((void *)tab, (size_t)rep.nslots * sizeof(uint32_t));
+	}
+	pthread_mutex_lock(&w->lock);
+	const _Atomic uint32_t *t = w->ctab_state == 1 ? w->ctab : NULL;
+	*n = w->ctab_n;
+	pthread_mutex_unlock(&w->lock);
+	return t;
 }
 
 int udax_wire_map_runs(udax_wire_mmap_fn map, char *at, uint64_t len,

@@ -29,6 +29,7 @@
 #ifndef UDAX_WIRE_H
 #define UDAX_WIRE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -113,6 +114,12 @@ int udax_wire_map_runs(udax_wire_mmap_fn map, char *at, uint64_t len,
 		       const struct udax_run *runs, uint32_t nruns, bool write, bool devdax,
 		       int dev_fd, uint64_t *bad_off);
 
+/*
+ * The daemon's page-cache table, mapped read-only once per connection
+ * (UDAX_REQ_CACHETAB), its slot count in *n; NULL if the daemon has none.
+ * Valid while the connection is referenced.
+ */
+const _Atomic uint32_t *udax_wire_cachetab(struct udax_wire *w, uint32_t *n);
 /* The latest device descriptor received, or -1.  Owned by the connection. */
 int udax_wire_dev_fd(struct udax_wire *w);
 /* true once the connection ended (EOF, protocol error, or inherited over fork). */

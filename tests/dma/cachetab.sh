@@ -1,0 +1,32 @@
+#!/bin/sh
+# cachetab: the daemon's page-cache table from a protocol client's side
+# (tests/dma/cachetab.c), and the reason it exists: a reader through the
+# mount whose pages the flag must account for.  Negative control: a daemon
+# that does not mark READs (UDAX_TEST_NO_FILL_NOTE=1) leaves the flag clear,
+# the writer skips its look, and the coherence check sees the stale reads.
+. "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
+set -u	# an unset mount variable must stop the test, not write elsewhere
+PROG=$top_builddir/tests/dma/cachetab
+RW=$top_builddir/tests/dma/preload_rw
+[ -x "$PROG" ] && [ -x "$RW" ] || test_skip "tests/dma/cachetab is not built"
+[ -f "$PRELOAD" ] || test_skip "libudax-preload.so is not built"
+test_mount allow_other
+[ -n "$TEST_MNT" ] && mountpoint -q "$TEST_MNT" || { echo "FAIL: no mount"; exit 1; }
+export UDAX_TEST_DEV="$TEST_DEV"
+rc=0
+fail() { echo "FAIL: $*"; rc=1; }
+
+"$PROG" "$TEST_MNT" || fail "the page-cache table"
+LD_PRELOAD=$PRELOAD "$RW" coherence "$TEST_MNT/coh" 16 ||
+	fail "a reader through the mount read stale data after a direct write returned"
+
+fusermount3 -u "$TEST_MNT" || fail "unmount"
+TEST_MOUNTED=0
+rm -f "$TEST_DEV"	# a fresh image for the second mount
+UDAX_TEST_NO_FILL_NOTE=1 test_mount allow_other
+LD_PRELOAD=$PRELOAD "$RW" coherence "$TEST_MNT/coh-stale" 16 >/dev/null 2>&1
+st=$?
+[ $st = 1 ] || fail "negative control: a daemon that does not mark READs, and no stale read was seen (exit $st)"
+
+[ $rc = 0 ] && echo PASS
+exit $rc
