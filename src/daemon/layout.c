@@ -265,6 +265,7 @@ void layout_service_stop(struct layout_service **lsp)
 				free(p);
 			}
 			/* pins not seen released stay in the record: the next mount quarantines them */
+			ls_ctab_unlink(ls, lm);
 			free(lm->segs);
 			free(lm);
 			lm = ln;

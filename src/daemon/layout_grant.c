@@ -52,6 +52,7 @@ void ls_lmap_unlink_free(struct layout_service *ls, struct lmap *lm)
 		if (lm->ino_next)
 			lm->ino_next->ino_pprev = lm->ino_pprev;
 	}
+	ls_ctab_unlink(ls, lm);
 	ls_ctab_put_locked(ls, lm->cslot);
 	free(lm->segs);
 	free(lm);
@@ -347,6 +348,7 @@ void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax
 		(*chain)->ino_pprev = &lm->ino_next;
 	lm->ino_pprev = chain;
 	*chain = lm;
+	ls_ctab_link_locked(ls, lm);
 	*job = (struct grant_job){ ls, cl, lm, h->seq, t->uid, t->gid, t->pid };
 	cl->grants++;
 	pthread_t th;

@@ -131,6 +131,8 @@ struct lmap {
 	uint64_t recall_seq;		/* ls->lock */
 	uint32_t cslot;			/* writable: its page-cache flag (layout_cache.c),
 					 * or UDAX_CACHE_SLOT_NONE; const */
+	struct lmap *c_next;		/* with a flag: ls->ctab_hash chain; ls->ctab_lock */
+	struct lmap **c_pprev;		/* NULL while not on it; ls->ctab_lock */
 	uint64_t t_grant, t_pin;
 	uint64_t prec_key;		/* its record in ls->pinrec while pins > 0; event thread */
 	size_t nseg;			/* set before ACTIVE, const after */
@@ -236,6 +238,13 @@ struct layout_service {
 	uint32_t *ctab_free;		/* free slots (a stack); ls->lock */
 	uint32_t ctab_nfree;		/* ls->lock */
 	atomic_uint ctab_live;		/* slots in use: READs skip the lock while 0 */
+	/*
+	 * The layouts that have a flag, by inode, under a lock of their own:
+	 * a READ through the mount never waits for ls->lock (held across
+	 * scans of a client's descriptors).  Lock order: ls->lock, then this.
+	 */
+	pthread_mutex_t ctab_lock;
+	struct lmap *ctab_hash[1u << LS_INO_HASH_BITS];
 };
 
 /*
@@ -277,6 +286,8 @@ bool ls_allowed(const struct layout_service *ls, uid_t uid, gid_t gid,
 int ls_ctab_init(struct layout_service *ls);
 void ls_ctab_fini(struct layout_service *ls);
 uint32_t ls_ctab_get_locked(struct layout_service *ls);
+void ls_ctab_link_locked(struct layout_service *ls, struct lmap *lm);
+void ls_ctab_unlink(struct layout_service *ls, struct lmap *lm);
 void ls_ctab_hold_locked(struct layout_service *ls, uint32_t slot);
 void ls_ctab_put_locked(struct layout_service *ls, uint32_t slot);
 void ls_ctab_clear(struct layout_service *ls, uint32_t slot);
