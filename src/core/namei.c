@@ -17,12 +17,6 @@
 
 #include "dir_int.h"
 
-#ifndef RENAME_NOREPLACE
-#define RENAME_NOREPLACE (1 << 0)
-#endif
-#ifndef RENAME_EXCHANGE
-#define RENAME_EXCHANGE (1 << 1)
-#endif
 
 static inline uint8_t mode_dt(uint32_t mode)
 {
