@@ -48,5 +48,15 @@ test_mount() {
 	TEST_MOUNTED=1
 }
 
+# test_mount_shim [MOUNT OPTIONS]: test_mount for a test that runs programs
+# under libudax-preload.so: skips without the shim, fails without a mount,
+# and tells the programs which device is the mount's ($UDAX_TEST_DEV).
+test_mount_shim() {
+	[ -f "$PRELOAD" ] || test_skip "libudax-preload.so is not built"
+	test_mount "$@"
+	[ -n "$TEST_MNT" ] && mountpoint -q "$TEST_MNT" || { echo "FAIL: no mount"; exit 1; }
+	export UDAX_TEST_DEV="$TEST_DEV"
+}
+
 UDAXCTL=$(test_find udaxctl) || test_skip "udaxctl is not built"
 PRELOAD=$top_builddir/.libs/libudax-preload.so

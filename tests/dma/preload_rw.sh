@@ -10,10 +10,7 @@
 set -u	# an unset mount variable must stop the test, not write elsewhere
 PROG=$top_builddir/tests/dma/preload_rw
 [ -x "$PROG" ] || test_skip "tests/dma/preload_rw is not built"
-[ -f "$PRELOAD" ] || test_skip "libudax-preload.so is not built"
-test_mount allow_other
-[ -n "$TEST_MNT" ] && mountpoint -q "$TEST_MNT" || { echo "FAIL: no mount"; exit 1; }
-export UDAX_TEST_DEV="$TEST_DEV"
+test_mount_shim allow_other
 rc=0
 fail() { echo "FAIL: $*"; rc=1; }
 
