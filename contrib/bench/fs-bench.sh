@@ -35,9 +35,12 @@
 # default on most); -4 puts them on /dev/shm (4 KiB faults) instead.
 # libfuse's passthrough_hp (C++) gets a column when it can be had: the
 # binary in UDAX_BENCH_PASSTHROUGH_HP, else built from passthrough_hp.cc
-# and cxxopts.hpp in the libfuse3-dev examples; Debian's libfuse3-dev ships
-# only the C examples, so without one the script says so and leaves the
-# column out.
+# and cxxopts.hpp of the installed libfuse3-dev's own release.  Debian's
+# libfuse3-dev ships only the C examples, so the two files are taken from
+# Debian's source package of that exact version (apt-get source, with a
+# private source list: the system's apt configuration is not touched;
+# kept in ~/.cache/udaxfs-bench).  Without them the script says why and
+# leaves the column out.
 #
 # Usage: fs-bench.sh [-t SECONDS] [-s FILESIZE] [-n FILES] [-B BUILDDIR] [-q]
 #   -t  seconds per fio job (default 10)      -q  quick: -t 3 -s 256M -n 5000
@@ -149,21 +152,54 @@ done
 "$cc" -O2 -w -DHAVE_FALLOCATE -DHAVE_SETXATTR -DHAVE_UTIMENSAT -DHAVE_COPY_FILE_RANGE \
 	-DHAVE_POSIX_FALLOCATE -I"$W/src" -o "$W/passthrough_ll" "$W/src/passthrough_ll.c" \
 	$(pkg-config --cflags --libs fuse3) -lpthread || die "cannot build passthrough_ll"
-# passthrough_hp: C++, not in Debian's libfuse3-dev (which ships the C examples only)
-hp=${UDAX_BENCH_PASSTHROUGH_HP:-} hp_why=""
+# passthrough_hp: C++, not in Debian's libfuse3-dev (which ships the C
+# examples only): from Debian's source package of the installed version.
+# Prints the directory holding passthrough_hp.cc and cxxopts.hpp.
+fetch_hp_src() {
+	local ver cache d list
+	ver=$(dpkg-query -W -f='${Version}' libfuse3-dev 2>/dev/null) || return 1
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/udaxfs-bench/fuse3-$ver
+	d=$(ls -d "$cache"/fuse-*/example 2>/dev/null | head -1)
+	if [ -z "$d" ]; then
+		mkdir -p "$cache/lists/partial" || return 1
+		list=$cache/sources.list
+		sed -n 's/^deb \(\[[^]]*\] \)\{0,1\}\(.*\)/deb-src \1\2/p' /etc/apt/sources.list \
+			2>/dev/null >"$list" || true
+		[ -s "$list" ] || echo "deb-src http://deb.debian.org/debian $(. /etc/os-release; echo "$VERSION_CODENAME") main" >"$list"
+		local apt=(apt-get -q -o Dir::Etc::SourceList="$list" -o Dir::Etc::SourceParts=/dev/null
+			   -o Dir::State::Lists="$cache/lists")
+		echo "fs-bench: fetching Debian's source of fuse3 $ver for passthrough_hp" >&2
+		(cd "$cache" && "${apt[@]}" update && "${apt[@]}" source --download-only "fuse3=$ver") \
+			>"$W/hp-fetch.log" 2>&1 || return 1
+		local orig
+		orig=$(ls "$cache"/fuse3_*.orig.tar.* 2>/dev/null | grep -v '\.asc$' | head -1)
+		[ -n "$orig" ] || { echo "no fuse3 orig tarball downloaded" >>"$W/hp-fetch.log"; return 1; }
+		tar xf "$orig" -C "$cache" --wildcards '*/example/passthrough_hp.cc' \
+			'*/example/cxxopts.hpp' >>"$W/hp-fetch.log" 2>&1 || return 1
+		d=$(ls -d "$cache"/fuse-*/example 2>/dev/null | head -1)
+	fi
+	[ -n "$d" ] && [ -e "$d/passthrough_hp.cc" ] && [ -e "$d/cxxopts.hpp" ] && echo "$d"
+}
+hp=${UDAX_BENCH_PASSTHROUGH_HP:-} hp_why="" hp_ex=""
 if [ -n "$hp" ]; then
 	[ -x "$hp" ] || die "UDAX_BENCH_PASSTHROUGH_HP=$hp is not an executable"
-elif [ -e "$ex/passthrough_hp.cc" ] && [ -e "$ex/cxxopts.hpp" ]; then
-	cp "$ex/passthrough_hp.cc" "$ex/cxxopts.hpp" "$W/src/"
+else
+	hp_ex=$ex
+	[ -e "$hp_ex/passthrough_hp.cc" ] && [ -e "$hp_ex/cxxopts.hpp" ] || hp_ex=$(fetch_hp_src) || hp_ex=""
+fi
+if [ -n "$hp" ] || [ -n "$hp_why" ]; then
+	:
+elif [ -n "$hp_ex" ]; then
+	cp "$hp_ex/passthrough_hp.cc" "$hp_ex/cxxopts.hpp" "$W/src/"
 	if ${CXX:-c++} -O2 -w -std=c++17 -DHAVE_SETXATTR -DHAVE_UTIMENSAT -I"$W/src" \
 		-o "$W/passthrough_hp" "$W/src/passthrough_hp.cc" \
 		$(pkg-config --cflags --libs fuse3) -lpthread 2>"$W/hp.log"; then
 		hp=$W/passthrough_hp
 	else
-		hp_why="$ex/passthrough_hp.cc does not build against libfuse3 $(pkg-config --modversion fuse3): $(head -1 "$W/hp.log")"
+		hp_why="$hp_ex/passthrough_hp.cc does not build against libfuse3 $(pkg-config --modversion fuse3): $(head -1 "$W/hp.log")"
 	fi
 else
-	hp_why="libfuse3-dev $(dpkg-query -W -f='${Version}' libfuse3-dev 2>/dev/null || pkg-config --modversion fuse3) ships no passthrough_hp.cc/cxxopts.hpp in $ex (only the C examples); give a binary built from the same libfuse release in UDAX_BENCH_PASSTHROUGH_HP"
+	hp_why="libfuse3-dev $(dpkg-query -W -f='${Version}' libfuse3-dev 2>/dev/null || pkg-config --modversion fuse3) ships no passthrough_hp.cc/cxxopts.hpp in $ex (only the C examples) and Debian's source package fuse3 could not be fetched ($(tail -1 "$W/hp-fetch.log" 2>/dev/null)); give a binary built from the same libfuse release in UDAX_BENCH_PASSTHROUGH_HP"
 fi
 [ -z "$hp_why" ] || echo "fs-bench: no passthrough_hp column: $hp_why" >&2
 "$cc" -O2 -Wall -o "$W/metaloop" "$here/metaloop.c" || die "cannot build metaloop"
@@ -215,7 +251,8 @@ for m in "$PT" "$UD" "$PTW" "$UDW"; do
 done
 if [ -n "$hp" ]; then
 	# its defaults (kernel cache on); it may stay in the foreground: wait for the mount
-	"$hp" -o allow_other "$W/hpsrc" "$HP" >"$W/hp.out" 2>&1 &
+	# cxxopts options only (no -o); as root it needs no allow_other
+	"$hp" "$W/hpsrc" "$HP" >"$W/hp.out" 2>&1 &
 	for _ in $(seq 100); do grep -q " $HP " /proc/self/mounts && break; sleep 0.1; done
 	grep -q " $HP " /proc/self/mounts || die "passthrough_hp did not mount: $(head -3 "$W/hp.out")"
 fi
