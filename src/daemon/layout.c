@@ -26,6 +26,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "layout_int.h"
@@ -48,6 +49,20 @@ void layout_set_session(struct layout_service *ls, struct fuse_session *se)
 		return;
 	pthread_mutex_lock(&ls->lock);
 	ls->se = se;
+	/*
+	 * Taken away: wait for a notification being written, so that none
+	 * looks up the descriptor after unmount closed it (the number could
+	 * be another file's by then).  Bounded: one that is still running
+	 * after a second is blocked inside its write (an invalidation waiting
+	 * for write-back no worker serves any more), past the look-up, and
+	 * the unmount that follows is what ends it.
+	 */
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 1;
+	while (!se && ls->notifying &&
+	       pthread_cond_timedwait(&ls->notify_cond, &ls->lock, &dl) != ETIMEDOUT)
+		;
 	pthread_mutex_unlock(&ls->lock);
 }
 
@@ -124,6 +139,7 @@ static void service_free(struct layout_service *ls)
 	if (ls->dev_ro >= 0)
 		close(ls->dev_ro);
 	pthread_cond_destroy(&ls->inval_cond);
+	pthread_cond_destroy(&ls->notify_cond);
 	pthread_mutex_destroy(&ls->lock);
 	free(ls->breaks);
 	ls_ctab_fini(ls);
@@ -148,6 +164,7 @@ int layout_service_start(struct layout_service **out, struct ufs *fs, const stru
 		goto fail_free;
 	pthread_mutex_init(&ls->lock, NULL);
 	pthread_cond_init(&ls->inval_cond, NULL);
+	pthread_cond_init(&ls->notify_cond, NULL);
 	ls->breaks = calloc(UDAX_BREAKS_MAX, sizeof(*ls->breaks));	/* NULL: -ENOSYS */
 	ls_ctab_init(ls);	/* fails: no flags, clients look after every direct write */
 

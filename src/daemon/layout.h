@@ -61,8 +61,9 @@ void layout_service_stop(struct layout_service **lsp);
  * layout_set_session() - the FUSE session, for page-cache invalidation of a
  * range when a writable layout is granted or returned (coherence between
  * direct stores and reads through the mount).  Call after
- * fuse_session_new(), before fuse_session_mount(); NULL to stop notifying
- * (before fuse_session_destroy()).
+ * fuse_session_new(), before fuse_session_mount(); NULL to stop notifying,
+ * before fuse_session_unmount() closes the descriptor notifications are
+ * written to: it returns once no notification is being written.
  */
 void layout_set_session(struct layout_service *ls, struct fuse_session *se);
 /*

@@ -211,6 +211,8 @@ struct layout_service {
 	uint64_t recall_seq;
 	bool stopping;
 	struct fuse_session *se;	/* ls->lock */
+	unsigned int notifying;		/* notifications being written to se; ls->lock */
+	pthread_cond_t notify_cond;	/* notifying dropped to 0; ls->lock */
 
 	unsigned int refused;		/* connections refused since the last log line; event thread */
 	uint64_t t_refused_log;		/* event thread */

@@ -46,9 +46,16 @@ void ls_do_inval(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t
 {
 	pthread_mutex_lock(&ls->lock);
 	struct fuse_session *se = ls->se;
-	pthread_mutex_unlock(&ls->lock);
 	if (se)
-		fuse_lowlevel_notify_inval_inode(se, ino, (off_t)off, (off_t)len);
+		ls->notifying++;	/* layout_set_session(NULL) waits for it */
+	pthread_mutex_unlock(&ls->lock);
+	if (!se)
+		return;
+	fuse_lowlevel_notify_inval_inode(se, ino, (off_t)off, (off_t)len);
+	pthread_mutex_lock(&ls->lock);
+	if (!--ls->notifying)
+		pthread_cond_broadcast(&ls->notify_cond);
+	pthread_mutex_unlock(&ls->lock);
 }
 
 void *ls_inval_main(void *arg)

@@ -465,6 +465,8 @@ static int run(struct udaxd_opts *o, int parent_fd)
 	rc = udaxd_kio_attach(&d);
 	if (rc) {
 		say(LOG_ERR, "%s: %s", o->mountpoint, strerror(-rc));
+		if (ls)
+			layout_set_session(ls, NULL);
 		fuse_session_unmount(d.se);
 		goto out_signals;
 	}
@@ -478,6 +480,9 @@ static int run(struct udaxd_opts *o, int parent_fd)
 	}
 	rc = serve(&d, o);
 	udaxd_uring_stop(&d);
+	/* no notification may be written to /dev/fuse once unmount closes it */
+	if (ls)
+		layout_set_session(ls, NULL);
 	fuse_session_unmount(d.se);
 	status = rc < 0 ? 1 : 0;
 	if (rc < 0)
