@@ -140,6 +140,7 @@ static void service_free(struct layout_service *ls)
 		close(ls->dev_ro);
 	pthread_cond_destroy(&ls->inval_cond);
 	pthread_cond_destroy(&ls->notify_cond);
+	pthread_mutex_destroy(&ls->chain_lock);
 	pthread_mutex_destroy(&ls->lock);
 	free(ls->breaks);
 	ls_ctab_fini(ls);
@@ -165,6 +166,7 @@ int layout_service_start(struct layout_service **out, struct ufs *fs, const stru
 	pthread_mutex_init(&ls->lock, NULL);
 	pthread_cond_init(&ls->inval_cond, NULL);
 	pthread_cond_init(&ls->notify_cond, NULL);
+	pthread_mutex_init(&ls->chain_lock, NULL);
 	ls->breaks = calloc(UDAX_BREAKS_MAX, sizeof(*ls->breaks));	/* NULL: -ENOSYS */
 	ls_ctab_init(ls);	/* fails: no flags, clients look after every direct write */
 
@@ -282,7 +284,6 @@ void layout_service_stop(struct layout_service **lsp)
 				free(p);
 			}
 			/* pins not seen released stay in the record: the next mount quarantines them */
-			ls_ctab_unlink(ls, lm);
 			free(lm->segs);
 			free(lm);
 			lm = ln;

@@ -54,7 +54,6 @@
 int ls_ctab_init(struct layout_service *ls)
 {
 	ls->ctab_fd = -1;
-	pthread_mutex_init(&ls->ctab_lock, NULL);
 	ls->ctab_ref = calloc(LS_CTAB_SLOTS, sizeof(*ls->ctab_ref));
 	ls->ctab_free = calloc(LS_CTAB_SLOTS, sizeof(*ls->ctab_free));
 	if (!ls->ctab_ref || !ls->ctab_free)
@@ -98,45 +97,6 @@ void ls_ctab_fini(struct layout_service *ls)
 	free(ls->ctab_free);
 	ls->ctab = NULL;
 	ls->ctab_fd = -1;
-	pthread_mutex_destroy(&ls->ctab_lock);
-}
-
-static struct lmap **ctab_chain(struct layout_service *ls, uint64_t ino)
-{
-	return &ls->ctab_hash[(ino * 0x9e3779b97f4a7c15ull) >> (64 - LS_INO_HASH_BITS)];
-}
-
-/*
- * Put @lm (with a slot) where READs find it.  Context: ls->lock, when @lm
- * is linked on its inode's chain (before its grant's drop is queued).
- */
-void ls_ctab_link_locked(struct layout_service *ls, struct lmap *lm)
-{
-	if (lm->cslot == UDAX_CACHE_SLOT_NONE)
-		return;
-	pthread_mutex_lock(&ls->ctab_lock);
-	struct lmap **c = ctab_chain(ls, lm->ino);
-	lm->c_next = *c;
-	if (*c)
-		(*c)->c_pprev = &lm->c_next;
-	lm->c_pprev = c;
-	*c = lm;
-	pthread_mutex_unlock(&ls->ctab_lock);
-}
-
-/* Take @lm off the READs' index (if on it).  Context: before @lm is freed. */
-void ls_ctab_unlink(struct layout_service *ls, struct lmap *lm)
-{
-	if (lm->cslot == UDAX_CACHE_SLOT_NONE)
-		return;
-	pthread_mutex_lock(&ls->ctab_lock);
-	if (lm->c_pprev) {
-		*lm->c_pprev = lm->c_next;
-		if (lm->c_next)
-			lm->c_next->c_pprev = lm->c_pprev;
-		lm->c_pprev = NULL;
-	}
-	pthread_mutex_unlock(&ls->ctab_lock);
 }
 
 /*
@@ -194,7 +154,7 @@ static int no_fill_note = -1;
  * layout_note_fill() - the mount is about to serve a READ (or a cached
  * WRITE) of [off, off + len) of @ino: set the flag of every writable
  * layout of @ino it overlaps, then fence, before the device is touched.
- * Context: a FUSE worker; takes ls->ctab_lock (never ls->lock), and only
+ * Context: a FUSE worker; takes ls->chain_lock (never ls->lock), and only
  * while some layout has a flag.
  */
 void layout_note_fill(struct layout_service *ls, uint64_t ino, uint64_t off, uint64_t len)
@@ -211,11 +171,12 @@ void layout_note_fill(struct layout_service *ls, uint64_t ino, uint64_t off, uin
 	uint64_t last = (len ? off + len - 1 : off) >> UDAX_PAGE_SHIFT;
 	if (off + len < off)
 		last = UINT64_MAX >> UDAX_PAGE_SHIFT;
-	pthread_mutex_lock(&ls->ctab_lock);
-	for (struct lmap *lm = *ctab_chain(ls, ino); lm; lm = lm->c_next)
-		if (lm->ino == ino && range_overlaps(lm, first, last))
+	pthread_mutex_lock(&ls->chain_lock);
+	for (struct lmap *lm = *ls_ino_chain(ls, ino); lm; lm = lm->ino_next)
+		if (lm->ino == ino && lm->cslot != UDAX_CACHE_SLOT_NONE &&
+		    range_overlaps(lm, first, last))
 			atomic_store(&ls->ctab[lm->cslot], 1u);
-	pthread_mutex_unlock(&ls->ctab_lock);
+	pthread_mutex_unlock(&ls->chain_lock);
 	atomic_thread_fence(memory_order_seq_cst);
 }
 

@@ -47,12 +47,13 @@ void ls_lmap_unlink_free(struct layout_service *ls, struct lmap *lm)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = lm->next;
+	pthread_mutex_lock(&ls->chain_lock);	/* READs walk the chain under it */
 	if (lm->ino_pprev) {
 		*lm->ino_pprev = lm->ino_next;
 		if (lm->ino_next)
 			lm->ino_next->ino_pprev = lm->ino_pprev;
 	}
-	ls_ctab_unlink(ls, lm);
+	pthread_mutex_unlock(&ls->chain_lock);
 	ls_ctab_put_locked(ls, lm->cslot);
 	free(lm->segs);
 	free(lm);
@@ -343,12 +344,13 @@ void ls_req_map(struct layout_service *ls, struct lclient *cl, const struct udax
 	lm->next = cl->maps;
 	cl->maps = lm;
 	struct lmap **chain = ls_ino_chain(ls, lm->ino);
+	pthread_mutex_lock(&ls->chain_lock);	/* READs walk the chain under it */
 	lm->ino_next = *chain;
 	if (*chain)
 		(*chain)->ino_pprev = &lm->ino_next;
 	lm->ino_pprev = chain;
 	*chain = lm;
-	ls_ctab_link_locked(ls, lm);
+	pthread_mutex_unlock(&ls->chain_lock);
 	*job = (struct grant_job){ ls, cl, lm, h->seq, t->uid, t->gid, t->pid };
 	cl->grants++;
 	pthread_t th;

@@ -113,8 +113,8 @@ struct lpin {
 
 struct lmap {
 	struct lmap *next;		/* cl->maps; ls->lock */
-	struct lmap *ino_next;		/* its inode's chain in ls->ino_hash; ls->lock */
-	struct lmap **ino_pprev;	/* what points at it there; ls->lock */
+	struct lmap *ino_next;		/* its inode's chain in ls->ino_hash; see there */
+	struct lmap **ino_pprev;	/* what points at it there; see there */
 	struct lclient *cl;
 	uint64_t id, ino, off, len;	/* the granted range: device-aligned */
 	uint64_t size_end;		/* i_size grows to it (0: UDAX_MAP_F_KEEP_SIZE) */
@@ -131,8 +131,6 @@ struct lmap {
 	uint64_t recall_seq;		/* ls->lock */
 	uint32_t cslot;			/* writable: its page-cache flag (layout_cache.c),
 					 * or UDAX_CACHE_SLOT_NONE; const */
-	struct lmap *c_next;		/* with a flag: ls->ctab_hash chain; ls->ctab_lock */
-	struct lmap **c_pprev;		/* NULL while not on it; ls->ctab_lock */
 	uint64_t t_grant, t_pin;
 	uint64_t prec_key;		/* its record in ls->pinrec while pins > 0; event thread */
 	size_t nseg;			/* set before ACTIVE, const after */
@@ -229,9 +227,14 @@ struct layout_service {
 	/*
 	 * Every layout (granting or active) by inode, so that a recall visits
 	 * only the layouts of its file, not every client's every layout;
-	 * chained through lmap.ino_next.  ls->lock.
+	 * chained through lmap.ino_next.  Changed under ls->lock and
+	 * chain_lock both, read under either: READs through the mount walk it
+	 * under chain_lock alone (layout_note_fill()), and never wait for
+	 * ls->lock, which is held across scans of a client's descriptors.
+	 * Lock order: ls->lock, then chain_lock.
 	 */
 	struct lmap *ino_hash[1u << LS_INO_HASH_BITS];
+	pthread_mutex_t chain_lock;
 
 	/* the page-cache table (layout_cache.c) */
 	_Atomic uint32_t *ctab;		/* LS_CTAB_SLOTS flags, shared; NULL: none */
@@ -240,13 +243,6 @@ struct layout_service {
 	uint32_t *ctab_free;		/* free slots (a stack); ls->lock */
 	uint32_t ctab_nfree;		/* ls->lock */
 	atomic_uint ctab_live;		/* slots in use: READs skip the lock while 0 */
-	/*
-	 * The layouts that have a flag, by inode, under a lock of their own:
-	 * a READ through the mount never waits for ls->lock (held across
-	 * scans of a client's descriptors).  Lock order: ls->lock, then this.
-	 */
-	pthread_mutex_t ctab_lock;
-	struct lmap *ctab_hash[1u << LS_INO_HASH_BITS];
 };
 
 /*
@@ -288,8 +284,6 @@ bool ls_allowed(const struct layout_service *ls, uid_t uid, gid_t gid,
 int ls_ctab_init(struct layout_service *ls);
 void ls_ctab_fini(struct layout_service *ls);
 uint32_t ls_ctab_get_locked(struct layout_service *ls);
-void ls_ctab_link_locked(struct layout_service *ls, struct lmap *lm);
-void ls_ctab_unlink(struct layout_service *ls, struct lmap *lm);
 void ls_ctab_hold_locked(struct layout_service *ls, uint32_t slot);
 void ls_ctab_put_locked(struct layout_service *ls, uint32_t slot);
 void ls_ctab_clear(struct layout_service *ls, uint32_t slot);
