@@ -1,19 +1,18 @@
 #!/bin/sh
-# cachetab: the daemon's page-cache table from a protocol client's side
-# (tests/dma/cachetab.c), and the reason it exists: a reader through the
-# mount whose pages the flag must account for.  Negative control: a daemon
-# that does not mark READs (UDAX_TEST_NO_FILL_NOTE=1) leaves the flag clear,
-# the writer skips its look, and the coherence check sees the stale reads.
+# cachetab: the reason the daemon's page-cache table exists (its protocol
+# is tests/dma/dma_cachetab's): a reader through the mount, whose pages the
+# flag must account for, re-reads after each direct write and must see it.
+# Negative control: a daemon that does not mark READs
+# (UDAX_TEST_NO_FILL_NOTE=1) leaves the flag clear, the writer skips its
+# look, and the coherence check sees the stale reads.
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/dma/bench_common.sh"
 set -u	# an unset mount variable must stop the test, not write elsewhere
-PROG=$top_builddir/tests/dma/cachetab
 RW=$top_builddir/tests/dma/preload_rw
-[ -x "$PROG" ] && [ -x "$RW" ] || test_skip "tests/dma/cachetab is not built"
+[ -x "$RW" ] || test_skip "tests/dma/preload_rw is not built"
 test_mount_shim allow_other
 rc=0
 fail() { echo "FAIL: $*"; rc=1; }
 
-"$PROG" "$TEST_MNT" || fail "the page-cache table"
 LD_PRELOAD=$PRELOAD "$RW" coherence "$TEST_MNT/coh" 16 ||
 	fail "a reader through the mount read stale data after a direct write returned"
 

@@ -30,15 +30,6 @@ tests_dma_preload_fork_SOURCES = tests/dma/preload_fork.c
 TESTS += tests/dma/preload_race.sh tests/dma/preload_fork.sh
 EXTRA_DIST += tests/dma/preload_race.sh tests/dma/preload_fork.sh
 
-# The page-cache table: its flags, its seals against a lying client, and the
-# stale read it prevents (with a daemon that does not mark, the control).
-check_PROGRAMS += tests/dma/cachetab
-tests_dma_cachetab_SOURCES = tests/dma/cachetab.c
-tests_dma_cachetab_CFLAGS = $(AM_CFLAGS)
-tests_dma_cachetab_LDADD = libudaxwire.la -lpthread
-TESTS += tests/dma/cachetab.sh
-EXTRA_DIST += tests/dma/cachetab.sh
-
 # The daemon's loss is a recall (libudax and the shim).
 check_PROGRAMS += tests/dma/daemon_loss_client
 tests_dma_daemon_loss_client_SOURCES = tests/dma/daemon_loss_client.c
