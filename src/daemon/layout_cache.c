@@ -34,7 +34,8 @@
  *
  * UDAX_TEST_NO_FILL_NOTE=1 in the daemon's environment (a test aid) stops
  * the marking, so that the coherence test's negative control can show it
- * sees the stale read the flag exists to prevent.
+ * sees the stale read the flag exists to prevent.  UDAX_TEST_CTAB_SLOTS=N
+ * (a test aid) makes the table N slots, so that a test can fill it.
  */
 #include "config.h"
 
@@ -49,35 +50,40 @@
 #include "layout_int.h"
 #include "core/util.h"
 
-#define CTAB_BYTES ((size_t)LS_CTAB_SLOTS * sizeof(uint32_t))
+#define CTAB_BYTES(ls) ((size_t)(ls)->ctab_n * sizeof(uint32_t))
 
 int ls_ctab_init(struct layout_service *ls)
 {
 	ls->ctab_fd = -1;
-	ls->ctab_ref = calloc(LS_CTAB_SLOTS, sizeof(*ls->ctab_ref));
-	ls->ctab_free = calloc(LS_CTAB_SLOTS, sizeof(*ls->ctab_free));
+	ls->ctab_n = LS_CTAB_SLOTS;
+	/* a test aid: a small table, to fill it and see slots come back */
+	const char *e = getenv("UDAX_TEST_CTAB_SLOTS");
+	if (e && atoi(e) > 0 && (unsigned int)atoi(e) < LS_CTAB_SLOTS)
+		ls->ctab_n = (uint32_t)atoi(e);
+	ls->ctab_ref = calloc(ls->ctab_n, sizeof(*ls->ctab_ref));
+	ls->ctab_free = calloc(ls->ctab_n, sizeof(*ls->ctab_free));
 	if (!ls->ctab_ref || !ls->ctab_free)
 		goto fail;
 	int fd = memfd_create("udaxfs-cachetab", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		goto fail;
 	void *p = MAP_FAILED;
-	if (ftruncate(fd, (off_t)CTAB_BYTES) == 0)
-		p = mmap(NULL, CTAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (ftruncate(fd, (off_t)CTAB_BYTES(ls)) == 0)
+		p = mmap(NULL, CTAB_BYTES(ls), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	/* clients can map it, never writable, and never change its size */
 	if (p == MAP_FAILED ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE |
 		  F_SEAL_SEAL) < 0) {
 		if (p != MAP_FAILED)
-			munmap(p, CTAB_BYTES);
+			munmap(p, CTAB_BYTES(ls));
 		close(fd);
 		goto fail;
 	}
 	ls->ctab = p;
 	ls->ctab_fd = fd;
-	for (uint32_t i = 0; i < LS_CTAB_SLOTS; i++)
-		ls->ctab_free[i] = LS_CTAB_SLOTS - 1 - i;
-	ls->ctab_nfree = LS_CTAB_SLOTS;
+	for (uint32_t i = 0; i < ls->ctab_n; i++)
+		ls->ctab_free[i] = ls->ctab_n - 1 - i;
+	ls->ctab_nfree = ls->ctab_n;
 	return 0;
 fail:
 	/* no table: every layout goes without a flag, as before it existed */
@@ -90,7 +96,7 @@ fail:
 void ls_ctab_fini(struct layout_service *ls)
 {
 	if (ls->ctab)
-		munmap((void *)ls->ctab, CTAB_BYTES);
+		munmap((void *)ls->ctab, CTAB_BYTES(ls));
 	if (ls->ctab_fd >= 0)
 		close(ls->ctab_fd);
 	free(ls->ctab_ref);
@@ -120,7 +126,7 @@ void ls_ctab_hold_locked(struct layout_service *ls, uint32_t slot)
 {
 	if (slot == UDAX_CACHE_SLOT_NONE)
 		return;
-	UDAX_BUG_ON(slot >= LS_CTAB_SLOTS || ls->ctab_ref[slot] == 0);
+	UDAX_BUG_ON(slot >= ls->ctab_n || ls->ctab_ref[slot] == 0);
 	ls->ctab_ref[slot]++;
 }
 
@@ -128,7 +134,7 @@ void ls_ctab_put_locked(struct layout_service *ls, uint32_t slot)
 {
 	if (slot == UDAX_CACHE_SLOT_NONE)
 		return;
-	UDAX_BUG_ON(slot >= LS_CTAB_SLOTS || ls->ctab_ref[slot] == 0);
+	UDAX_BUG_ON(slot >= ls->ctab_n || ls->ctab_ref[slot] == 0);
 	if (--ls->ctab_ref[slot])
 		return;
 	atomic_store(&ls->ctab[slot], 1u);	/* a stale reader of the slot looks */
@@ -187,7 +193,7 @@ void layout_note_fill(struct layout_service *ls, uint64_t ino, uint64_t off, uin
  */
 void ls_req_cachetab(struct layout_service *ls, struct lclient *cl, const struct udax_msg *h)
 {
-	struct udax_cachetab_rep rep = { .nslots = LS_CTAB_SLOTS };
+	struct udax_cachetab_rep rep = { .nslots = ls->ctab_n };
 
 	pthread_mutex_lock(&ls->lock);
 	if (!cl->ticketed)

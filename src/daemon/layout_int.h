@@ -237,7 +237,8 @@ struct layout_service {
 	pthread_mutex_t chain_lock;
 
 	/* the page-cache table (layout_cache.c) */
-	_Atomic uint32_t *ctab;		/* LS_CTAB_SLOTS flags, shared; NULL: none */
+	_Atomic uint32_t *ctab;		/* ctab_n flags, shared; NULL: none */
+	uint32_t ctab_n;		/* LS_CTAB_SLOTS (a test may ask fewer); const */
 	int ctab_fd;			/* the sealed memfd behind it, or -1 */
 	uint32_t *ctab_ref;		/* references per slot; ls->lock */
 	uint32_t *ctab_free;		/* free slots (a stack); ls->lock */

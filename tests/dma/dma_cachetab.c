@@ -10,7 +10,11 @@
  *     range leaves it alone;
  *   - a read-only layout gets no slot;
  *   - a client that lies (maps the table writable, writes to it, resizes
- *     it, upgrades its read-only mapping) is refused each time.
+ *     it, upgrades its read-only mapping) is refused each time;
+ *   - clients that die holding a writable layout leave no slot taken:
+ *     twice as many as the table has slots (the daemon is started with a
+ *     small one), and a new layout still gets a slot.  Negative control:
+ *     layouts this process holds fill the table, and a new one gets none.
  *     Negative control: the same attempts on an unsealed memfd succeed,
  *     so the checks can see a writable table.
  * The stale read the flag prevents is tests/dma/cachetab.sh's.
@@ -21,6 +25,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -59,6 +64,44 @@ static bool flag_becomes(const _Atomic uint32_t *f, bool want)
 	return false;
 }
 
+#define SLOTS 32
+
+/* A client that takes a writable layout of the file and dies without giving it back. */
+struct child_arg { const char *mnt; };
+static int child_main(void *arg)
+{
+	const struct child_arg *ca = arg;
+	char path[600];
+	snprintf(path, sizeof(path), "%s/f", ca->mnt);
+	int fd = open(path, O_RDWR);
+	struct udax_ioc_hello h;
+	struct udax_wire *w = NULL;
+	struct udax_map_rep r;
+	if (fd < 0 || proto_hello(fd, &h) || proto_connect(h.sock, &w) ||
+	    map_req(w, fd, 0, 2 << 20, true, &r))
+		return 2;
+	_exit(0);	/* the connection, the layout and its slot: the daemon's to reap */
+}
+
+/*
+ * A writable layout for [2M, 4M) gets a slot, within 3 s (the daemon reaps
+ * a dead client when it sees its pidfd); given back at once.
+ */
+static bool probe_gets_slot(struct udax_wire *w, int fd)
+{
+	for (int i = 0; i < 300; i++) {
+		struct udax_map_rep r;
+		if (map_req(w, fd, 2 << 20, 2 << 20, true, &r))
+			return false;
+		struct udax_id_req ir = { r.id };
+		proto_call(w, UDAX_REQ_UNMAP, &ir, sizeof(ir), NULL, 0, NULL);
+		if (r.cache_slot != UDAX_CACHE_SLOT_NONE)
+			return true;
+		t_sleep_ms(10);
+	}
+	return false;
+}
+
 /* The ways a client could try to write the table through @fd; how many worked. */
 static int lies_that_work(int fd, size_t len)
 {
@@ -89,6 +132,9 @@ int main(void)
 	struct udax_wire *w = NULL;
 
 	t_require_env();
+	char slots[16];
+	snprintf(slots, sizeof(slots), "%d", SLOTS);
+	setenv("UDAX_TEST_CTAB_SLOTS", slots, 1);	/* the daemon's table: small enough to fill */
 	t_mount(&fm, "cachetab", 64u << 20, NULL);
 	int fd = open(t_path(&fm, "f"), O_RDWR | O_CREAT | O_TRUNC, 0644);
 	REQUIRE(fd >= 0 && ftruncate(fd, 8 << 20) == 0, "creating the file");
@@ -140,6 +186,39 @@ int main(void)
 	CHECK(ctl >= 0 && ftruncate(ctl, (off_t)len) == 0 && lies_that_work(ctl, len) == 4,
 	      "negative control: an unsealed memfd lets all four through");
 	CHECK(atomic_load(flag) == 0, "the flag is what the daemon wrote");
+
+	/*
+	 * Clients that die holding a writable layout: twice as many as the
+	 * table has slots (UDAX_TEST_CTAB_SLOTS), one after the other.  If
+	 * their slots were kept, none would be left for the probe.
+	 */
+	struct child_arg ca = { fm.mnt };
+	int died = 0;
+	for (uint32_t i = 0; i < 2 * n; i++) {
+		pid_t pid = t_fork(child_main, &ca);
+		died += pid > 0 && t_wait(pid, 10000) == 0;
+	}
+	CHECK(died == (int)(2 * n), "%d of %u clients took a writable layout and died", died, 2 * n);
+	CHECK(probe_gets_slot(w, fd), "after them a new writable layout still gets a slot");
+	/*
+	 * Negative control: layouts this process holds (on connections it
+	 * hung up, its mapping could still be live) fill the table, and the
+	 * probe sees that no slot is left.
+	 */
+	struct udax_wire *held[SLOTS];
+	int nheld = 0;
+	for (uint32_t i = 0; i < n && nheld < SLOTS; i++) {
+		struct udax_map_rep r;
+		if (proto_connect(h.sock, &held[nheld]) == 0 &&
+		    map_req(held[nheld], fd, 0, 2 << 20, true, &r) == 0)
+			nheld++;
+	}
+	struct udax_map_rep r;
+	CHECK(map_req(w, fd, 2 << 20, 2 << 20, true, &r) == 0 && r.cache_slot == UDAX_CACHE_SLOT_NONE,
+	      "negative control: with every slot held, a layout gets none (%d held, slot %u)",
+	      nheld, r.cache_slot);
+	while (nheld)
+		proto_close(&held[--nheld]);
 
 	proto_close(&w);
 	close(rofd);
